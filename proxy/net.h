@@ -1,0 +1,33 @@
+/* net: socket address parsing and socket options shared by the listener
+ * and the upstream client. */
+#ifndef TOKENTAP_NET_H
+#define TOKENTAP_NET_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct net_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+};
+
+/* Parses "HOST:PORT" or "[V6]:PORT" with a numeric host (or "localhost")
+ * into *ret. 0 or -EINVAL. */
+int net_parse_hostport(const char *s, struct net_addr *ret);
+
+/* Formats an address as "HOST:PORT" into buf. */
+void net_format(const struct net_addr *a, char *buf, size_t len);
+
+/* Formats only the host part ("127.0.0.1"). */
+void net_format_host(const struct net_addr *a, char *buf, size_t len);
+
+/* Port of an address, host byte order. */
+unsigned net_port(const struct net_addr *a);
+
+/* Sets TCP_NODELAY: tokens are small writes that must leave at once. */
+int net_set_nodelay(int fd);
+
+/* The local address a socket is bound to. */
+int net_sockname(int fd, struct net_addr *ret);
+
+#endif

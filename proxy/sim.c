@@ -1,0 +1,1062 @@
+#include "sim.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "jsonw.h"
+#include "log.h"
+#include "server.h"
+#include "sim_engine.h"
+#include "sim_format.h"
+#include "sim_prompt.h"
+#include "sim_text.h"
+
+#define SIM_FINGERPRINT "b10309-82bb485"
+#define SIM_KEEPALIVE_MAX 100 /* cpp-httplib's keep_alive_max_count */
+
+struct canned {
+    char *match;     /* owned: substring of the last user message */
+    char *text;      /* owned */
+    char *reasoning; /* owned, may be NULL */
+};
+
+struct exchange;
+
+struct sim {
+    struct event_base *base;   /* borrowed */
+    struct sim_options o;      /* strings borrowed from the caller */
+    struct server *server;     /* owned */
+    struct sim_engine *engine; /* owned */
+    struct canned *canned;     /* owned */
+    size_t n_canned;
+    struct exchange *exchanges; /* owned list of requests in progress */
+    unsigned in_flight;        /* generation requests queued or running */
+    uint64_t n_generations;
+    usec_t start_wall;
+};
+
+enum route {
+    ROUTE_UNKNOWN,
+    ROUTE_ROOT,
+    ROUTE_HEALTH,
+    ROUTE_MODELS,
+    ROUTE_PROPS,
+    ROUTE_SLOTS,
+    ROUTE_METRICS,
+    ROUTE_SIM_STATS,
+    ROUTE_GENERATE, /* api in exchange.api */
+    ROUTE_COUNT_TOKENS,
+    ROUTE_TOKENIZE,
+    ROUTE_APPLY_TEMPLATE,
+    ROUTE_EMBEDDINGS,
+};
+
+struct exchange {
+    struct sim *sim;           /* borrowed */
+    struct server_req *req;    /* borrowed; NULL once the connection is gone */
+    struct exchange *prev, *next;
+    enum route route;
+    enum sim_api api;
+    bool head_only;            /* HEAD: headers without the body */
+    bool close;                /* answer with Connection: close */
+    char origin[128];
+    char query[128];
+    struct evbuffer *body;     /* owned: the request body */
+    struct evbuffer *scratch;  /* owned: bytes being formatted */
+    struct sim_request rq;
+    struct sim_script script;
+    struct sim_reply reply;
+    char *model;               /* owned: model name reported */
+    struct sim_task *task;     /* engine handle while queued or running */
+    struct sim_fault fault;
+    struct event *delay;       /* owned: slow-headers timer */
+    size_t sent;               /* token events sent */
+    bool counted;              /* counts in sim->in_flight */
+};
+
+/* --- faults --- */
+
+void sim_fault_none(struct sim_fault *f)
+{
+    *f = (struct sim_fault){.disconnect_after = -1, .garbage_after = -1, .stall_after = -1};
+}
+
+static int fault_param(const char *params, const char *key, long *ret)
+{
+    size_t klen = strlen(key);
+    for (const char *p = params; p && *p; p = strchr(p, ':')) {
+        if (*p == ':')
+            p++;
+        if (strncmp(p, key, klen) == 0 && p[klen] == '=') {
+            char *end = NULL;
+            errno = 0;
+            long v = strtol(p + klen + 1, &end, 10);
+            if (errno || end == p + klen + 1 || v < 0 || (*end != '\0' && *end != ':'))
+                return -EINVAL;
+            *ret = v;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+static int fault_parse_one(const char *spec, struct sim_fault *f)
+{
+    const char *colon = strchr(spec, ':');
+    size_t kind_len = colon ? (size_t)(colon - spec) : strlen(spec);
+    const char *params = colon ? colon + 1 : "";
+    long v = 0, ms = 0;
+#define KIND(s) (kind_len == strlen(s) && strncmp(spec, s, kind_len) == 0)
+    if (KIND("status")) {
+        char *end = NULL;
+        v = strtol(params, &end, 10);
+        if (end == params || *end != '\0' || v < 100 || v > 599)
+            return -EINVAL;
+        f->status = (int)v;
+    } else if (KIND("disconnect")) {
+        if (fault_param(params, "after", &v) < 0)
+            return -EINVAL;
+        f->disconnect_after = v;
+    } else if (KIND("garbage")) {
+        if (fault_param(params, "after", &v) < 0)
+            return -EINVAL;
+        f->garbage_after = v;
+    } else if (KIND("stall")) {
+        if (fault_param(params, "ms", &ms) < 0)
+            return -EINVAL;
+        if (fault_param(params, "after", &v) == -EINVAL)
+            return -EINVAL;
+        f->stall_after = v;
+        f->stall_us = (usec_t)ms * USEC_PER_MSEC;
+    } else if (KIND("slow-headers")) {
+        if (fault_param(params, "ms", &ms) < 0)
+            return -EINVAL;
+        f->slow_headers_us = (usec_t)ms * USEC_PER_MSEC;
+    } else {
+        return -EINVAL;
+    }
+#undef KIND
+    return 0;
+}
+
+int sim_fault_parse(const char *spec, struct sim_fault *ret)
+{
+    struct sim_fault f;
+    sim_fault_none(&f);
+    char buf[256];
+    if (strlen(spec) >= sizeof(buf))
+        return -EINVAL;
+    snprintf(buf, sizeof(buf), "%s", spec);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        if (fault_parse_one(tok, &f) < 0)
+            return -EINVAL;
+    }
+    *ret = f;
+    return 0;
+}
+
+/* --- responses --- */
+
+static void add(struct evbuffer *b, const char *s)
+{
+    evbuffer_add(b, s, strlen(s));
+}
+
+/* Writes the status line and llama-server's headers. content_length < 0
+ * means a chunked event stream. */
+static void write_head(struct exchange *x, int status, const char *content_type,
+                       long long content_length, const char *extra)
+{
+    if (!x->req)
+        return;
+    bool close = x->close || status >= 400;
+    server_req_printf(x->req,
+                      "HTTP/1.1 %d %s\r\nServer: llama.cpp\r\nAccess-Control-Allow-Origin: %s\r\n%s",
+                      status, http_status_reason(status), x->origin, extra ? extra : "");
+    if (content_length < 0)
+        server_req_printf(x->req, "X-Accel-Buffering: no\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n",
+                          content_type);
+    else
+        server_req_printf(x->req, "Content-Type: %s\r\nContent-Length: %lld\r\n", content_type,
+                          content_length);
+    server_req_printf(x->req, close ? "Connection: close\r\n\r\n"
+                                    : "Keep-Alive: timeout=5, max=100\r\n\r\n");
+}
+
+static void exchange_free(struct exchange *x);
+
+/* The response is complete: hand the connection back and drop state. */
+static void finish(struct exchange *x, int status)
+{
+    if (x->req)
+        server_req_finish(x->req, x->close || status >= 400);
+    x->req = NULL;
+    exchange_free(x);
+}
+
+/* A complete response with a body (scratch holds it). */
+static void respond(struct exchange *x, int status, const char *content_type, const char *extra)
+{
+    size_t len = evbuffer_get_length(x->scratch);
+    write_head(x, status, content_type, (long long)len, extra);
+    if (x->req && !x->head_only) {
+        struct evbuffer_iovec v;
+        while (evbuffer_get_length(x->scratch) > 0 && evbuffer_peek(x->scratch, -1, NULL, &v, 1) == 1) {
+            server_req_write(x->req, v.iov_base, v.iov_len);
+            evbuffer_drain(x->scratch, v.iov_len);
+        }
+    }
+    evbuffer_drain(x->scratch, evbuffer_get_length(x->scratch));
+    finish(x, status);
+}
+
+static void respond_json(struct exchange *x, int status)
+{
+    respond(x, status, "application/json; charset=utf-8", NULL);
+}
+
+static void respond_error(struct exchange *x, int status, const char *type, const char *message)
+{
+    evbuffer_drain(x->scratch, evbuffer_get_length(x->scratch));
+    evbuffer_add_printf(x->scratch, "{\"error\":{\"code\":%d,\"message\":", status);
+    jsonw_cstr(x->scratch, message);
+    add(x->scratch, ",\"type\":");
+    jsonw_cstr(x->scratch, type);
+    add(x->scratch, "}}");
+    respond_json(x, status);
+}
+
+static void respond_not_found(struct exchange *x)
+{
+    add(x->scratch, "{\"error\":{\"message\":\"File Not Found\",\"type\":\"not_found_error\",\"code\":404}}");
+    respond_json(x, 404);
+}
+
+/* Sends scratch as one HTTP chunk: one write per token event, as
+ * llama-server flushes each result. */
+static void write_chunk(struct exchange *x)
+{
+    size_t len = evbuffer_get_length(x->scratch);
+    if (!x->req || len == 0) {
+        evbuffer_drain(x->scratch, len);
+        return;
+    }
+    server_req_printf(x->req, "%zx\r\n", len);
+    struct evbuffer_iovec v;
+    while (evbuffer_get_length(x->scratch) > 0 && evbuffer_peek(x->scratch, -1, NULL, &v, 1) == 1) {
+        server_req_write(x->req, v.iov_base, v.iov_len);
+        evbuffer_drain(x->scratch, v.iov_len);
+    }
+    server_req_write(x->req, "\r\n", 2);
+}
+
+/* --- simple routes --- */
+
+static void route_health(struct exchange *x)
+{
+    add(x->scratch, "{\"status\":\"ok\"}");
+    respond_json(x, 200);
+}
+
+static void route_root(struct exchange *x)
+{
+    add(x->scratch, "<!doctype html><html><head><meta charset=\"utf-8\"><title>llama.cpp (tokentap sim)"
+                    "</title></head><body><p>tokentap sim: a llama-server simulator.</p></body></html>\n");
+    respond(x, 200, "text/html; charset=utf-8", NULL);
+}
+
+static void route_models(struct exchange *x)
+{
+    struct evbuffer *b = x->scratch;
+    const char *m = x->sim->o.model;
+    add(b, "{\"models\":[{\"name\":");
+    jsonw_cstr(b, m);
+    add(b, ",\"model\":");
+    jsonw_cstr(b, m);
+    add(b, ",\"modified_at\":\"\",\"size\":\"\",\"digest\":\"\",\"type\":\"model\",\"description\":\"\","
+           "\"tags\":[\"\"],\"capabilities\":[\"completion\"],\"parameters\":\"\",\"details\":{"
+           "\"parent_model\":\"\",\"format\":\"gguf\",\"family\":\"\",\"families\":[\"\"],"
+           "\"parameter_size\":\"\",\"quantization_level\":\"\"}}],\"object\":\"list\",\"data\":[{\"id\":");
+    jsonw_cstr(b, m);
+    add(b, ",\"aliases\":[");
+    jsonw_cstr(b, m);
+    evbuffer_add_printf(b,
+                        "],\"tags\":[],\"object\":\"model\",\"created\":%lld,\"owned_by\":\"llamacpp\","
+                        "\"meta\":{\"vocab_type\":2,\"n_vocab\":151936,\"n_ctx\":%u,\"n_ctx_train\":%u,"
+                        "\"n_embd\":2048,\"n_params\":35000000000,\"size\":20000000000,"
+                        "\"ftype\":\"simulated\"}}]}",
+                        (long long)(x->sim->start_wall / USEC_PER_SEC), x->sim->o.n_ctx,
+                        x->sim->o.n_ctx);
+    respond_json(x, 200);
+}
+
+static const char chat_template[] =
+    "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + message.content + "
+    "'<|im_end|>\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' "
+    "}}{%- if enable_thinking is defined and enable_thinking is false %}{{- "
+    "'<think>\\n\\n</think>\\n\\n' }}{%- endif %}{%- endif %}";
+
+static void route_props(struct exchange *x)
+{
+    struct evbuffer *b = x->scratch;
+    const struct sim_options *o = &x->sim->o;
+    evbuffer_add_printf(b,
+                        "{\"default_generation_settings\":{\"params\":{\"seed\":%llu,\"temperature\":"
+                        "0.800000011920929,\"top_k\":40,\"top_p\":0.949999988079071,\"min_p\":"
+                        "0.05000000074505806,\"max_tokens\":-1,\"n_predict\":-1,\"stream\":false,"
+                        "\"reasoning_format\":\"deepseek\"},\"n_ctx\":%u},\"total_slots\":%u,"
+                        "\"model_alias\":",
+                        (unsigned long long)o->seed, o->n_ctx, o->slots);
+    jsonw_cstr(b, o->model);
+    add(b, ",\"model_ftype\":\"simulated\",\"model_path\":");
+    jsonw_cstr(b, o->model);
+    add(b, ",\"modalities\":{\"vision\":false,\"video\":false,\"audio\":false},\"endpoint_slots\":true,"
+           "\"endpoint_props\":false,\"endpoint_metrics\":true,\"ui\":false,\"ui_settings\":{},"
+           "\"chat_template\":");
+    jsonw_cstr(b, chat_template);
+    evbuffer_add_printf(b,
+                        ",\"chat_template_caps\":{\"supports_tools\":true,\"supports_system_role\":true},"
+                        "\"bos_token\":\"<s>\",\"eos_token\":\"</s>\",\"build_info\":\"%s\","
+                        "\"is_sleeping\":false,\"tokentap_sim\":{\"prefill_tps\":",
+                        SIM_FINGERPRINT);
+    jsonw_double(b, o->prefill_tps);
+    add(b, ",\"decode_tps\":");
+    jsonw_double(b, o->decode_tps);
+    add(b, ",\"batch_slowdown\":");
+    jsonw_double(b, o->batch_slowdown);
+    evbuffer_add_printf(b, ",\"thinking\":%s}}", o->thinking ? "true" : "false");
+    respond_json(x, 200);
+}
+
+static void route_slots(struct exchange *x)
+{
+    struct sim_engine *e = x->sim->engine;
+    if (strstr(x->query, "fail_on_no_slot=1") && sim_engine_free_slots(e) == 0) {
+        respond_error(x, 503, "unavailable_error", "no slot available");
+        return;
+    }
+    struct evbuffer *b = x->scratch;
+    add(b, "[");
+    for (unsigned i = 0; i < sim_engine_slots(e); i++) {
+        struct sim_slot_info s;
+        sim_engine_slot_info(e, i, &s);
+        evbuffer_add_printf(b, "%s{\"id\":%u,\"n_ctx\":%u,\"speculative\":false,\"is_processing\":%s",
+                            i ? "," : "", i, sim_engine_n_ctx(e), s.processing ? "true" : "false");
+        if (s.used)
+            evbuffer_add_printf(
+                b,
+                ",\"id_task\":%llu,\"n_prompt_tokens\":%u,\"n_prompt_tokens_processed\":%u,"
+                "\"n_prompt_tokens_cache\":%u,\"params\":{\"seed\":%lld,\"temperature\":"
+                "0.800000011920929,\"max_tokens\":%lld,\"n_predict\":%lld,\"stream\":%s},"
+                "\"next_token\":[{\"has_next_token\":%s,\"has_new_line\":false,\"n_remain\":%lld,"
+                "\"n_decoded\":%u}]",
+                (unsigned long long)s.id_task, s.n_prompt_tokens, s.n_prompt_tokens_processed,
+                s.n_prompt_tokens_cache, (long long)s.seed, (long long)s.n_predict,
+                (long long)s.n_predict, s.stream ? "true" : "false",
+                s.processing ? "true" : "false", (long long)s.n_remain, s.n_decoded);
+        add(b, "}");
+    }
+    add(b, "]");
+    respond_json(x, 200);
+}
+
+static void metric(struct evbuffer *b, const char *name, const char *help, const char *type,
+                   double value)
+{
+    char num[40];
+    /* llama-server prints whole values without a fraction here. */
+    if (value == (double)(uint64_t)value)
+        snprintf(num, sizeof(num), "%llu", (unsigned long long)value);
+    else
+        jsonw_format_double(value, num, sizeof(num));
+    evbuffer_add_printf(b, "# HELP llamacpp:%s %s\n# TYPE llamacpp:%s %s\nllamacpp:%s %s\n", name,
+                        help, name, type, name, num);
+}
+
+static void route_metrics(struct exchange *x)
+{
+    struct sim_metrics m;
+    sim_engine_metrics(x->sim->engine, &m);
+    struct evbuffer *b = x->scratch;
+    double pps = m.prompt_seconds_total > 0 ? (double)m.prompt_tokens_total / m.prompt_seconds_total : 0;
+    double gps = m.tokens_predicted_seconds_total > 0
+                     ? (double)m.tokens_predicted_total / m.tokens_predicted_seconds_total
+                     : 0;
+    double busy = m.n_decode_total ? (double)m.busy_slots_sum / (double)m.n_decode_total : 0;
+    metric(b, "prompt_tokens_total", "Number of prompt tokens processed.", "counter",
+           (double)m.prompt_tokens_total);
+    metric(b, "prompt_seconds_total", "Prompt process time", "counter", m.prompt_seconds_total);
+    metric(b, "tokens_predicted_total", "Number of generation tokens processed.", "counter",
+           (double)m.tokens_predicted_total);
+    metric(b, "tokens_predicted_seconds_total", "Predict process time", "counter",
+           m.tokens_predicted_seconds_total);
+    metric(b, "n_decode_total", "Total number of llama_decode() calls", "counter",
+           (double)m.n_decode_total);
+    metric(b, "n_tokens_max", "Largest observed n_tokens.", "counter", (double)m.n_tokens_max);
+    metric(b, "spec_decode_num_draft_tokens_total", "Total draft tokens generated", "counter", 0);
+    metric(b, "spec_decode_num_accepted_tokens_total",
+           "Total draft tokens accepted by the target model", "counter", 0);
+    metric(b, "spec_decode_num_drafts_total", "Total speculative decoding verification steps",
+           "counter", 0);
+    metric(b, "prompt_tokens_seconds", "Average prompt throughput in tokens/s.", "gauge", pps);
+    metric(b, "predicted_tokens_seconds", "Average generation throughput in tokens/s.", "gauge", gps);
+    metric(b, "requests_processing", "Number of requests processing.", "gauge",
+           m.requests_processing);
+    metric(b, "requests_deferred", "Number of requests deferred.", "gauge", m.requests_deferred);
+    metric(b, "n_busy_slots_per_decode", "Average number of busy slots per llama_decode() call",
+           "gauge", busy);
+    char extra[64];
+    snprintf(extra, sizeof(extra), "Process-Start-Time-Unix: %llu\r\n",
+             (unsigned long long)(x->sim->start_wall / USEC_PER_SEC));
+    respond(x, 200, "text/plain; version=0.0.4", extra);
+}
+
+static void route_sim_stats(struct exchange *x)
+{
+    const struct sim *sim = x->sim;
+    evbuffer_add_printf(x->scratch,
+                        "{\"connections_open\":%u,\"connections_total\":%llu,\"requests_in_flight\":%u,"
+                        "\"generations_total\":%llu}",
+                        server_connections(sim->server),
+                        (unsigned long long)server_connections_total(sim->server), sim->in_flight,
+                        (unsigned long long)sim->n_generations);
+    respond_json(x, 200);
+}
+
+/* --- bodies --- */
+
+/* Parses the body as JSON or answers llama-server's 500 parse error. */
+static cJSON *parse_body(struct exchange *x)
+{
+    size_t len = evbuffer_get_length(x->body);
+    const char *text = (const char *)evbuffer_pullup(x->body, -1);
+    if (!text)
+        text = "";
+    cJSON *json = cJSON_ParseWithLength(text, len);
+    if (json)
+        return json;
+    const char *at = cJSON_GetErrorPtr();
+    size_t col = at && at >= text && at <= text + len ? (size_t)(at - text) + 1 : len + 1;
+    char msg[200];
+    snprintf(msg, sizeof(msg),
+             "[json.exception.parse_error.101] parse error at line 1, column %zu: syntax error "
+             "while parsing value - unexpected end of input",
+             col);
+    respond_error(x, 500, "server_error", msg);
+    return NULL;
+}
+
+static void route_tokenize_cb(void *ctx, size_t off, size_t len);
+
+struct tokenize_ctx {
+    struct evbuffer *b;
+    const char *text;
+    bool pieces;
+    size_t n;
+};
+
+static void route_tokenize_cb(void *ctx, size_t off, size_t len)
+{
+    struct tokenize_ctx *t = ctx;
+    unsigned id = (unsigned)(sim_text_hash(t->text + off, len, 0) % 151936u);
+    if (t->n++)
+        add(t->b, ",");
+    if (t->pieces) {
+        evbuffer_add_printf(t->b, "{\"id\":%u,\"piece\":", id);
+        jsonw_str(t->b, t->text + off, len);
+        add(t->b, "}");
+    } else {
+        evbuffer_add_printf(t->b, "%u", id);
+    }
+}
+
+static void route_tokenize(struct exchange *x)
+{
+    cJSON *json = parse_body(x);
+    if (!json)
+        return;
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(json, "content");
+    if (!cJSON_IsString(content)) {
+        cJSON_Delete(json);
+        respond_error(x, 400, "invalid_request_error", "\"content\" must be provided");
+        return;
+    }
+    struct tokenize_ctx t = {
+        .b = x->scratch,
+        .text = content->valuestring,
+        .pieces = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "with_pieces")),
+    };
+    add(x->scratch, "{\"tokens\":[");
+    sim_text_split(t.text, strlen(t.text), route_tokenize_cb, &t);
+    add(x->scratch, "]}");
+    cJSON_Delete(json);
+    respond_json(x, 200);
+}
+
+/* /v1/messages/count_tokens and /apply-template: render only. */
+static void route_render(struct exchange *x, bool count)
+{
+    cJSON *json = parse_body(x);
+    if (!json)
+        return;
+    char *prompt = NULL;
+    size_t len = 0;
+    struct sim_request_error err;
+    int r = sim_request_render(count ? SIM_API_ANTHROPIC : SIM_API_CHAT, json, x->sim->o.thinking,
+                               &prompt, &len, &err);
+    cJSON_Delete(json);
+    if (r == -EINVAL) {
+        respond_error(x, err.status, err.type, err.message);
+        return;
+    }
+    if (r < 0) {
+        respond_error(x, 500, "server_error", "out of memory");
+        return;
+    }
+    if (count) {
+        evbuffer_add_printf(x->scratch, "{\"input_tokens\":%u}", sim_text_count_tokens(len));
+    } else {
+        add(x->scratch, "{\"prompt\":");
+        jsonw_str(x->scratch, prompt, len);
+        add(x->scratch, "}");
+    }
+    free(prompt);
+    respond_json(x, 200);
+}
+
+/* --- generation --- */
+
+static void gen_on_start(void *ctx, unsigned slot, const struct sim_timings *t)
+{
+    struct exchange *x = ctx;
+    x->reply.slot = (int)slot;
+    x->reply.prompt_tokens = t->prompt_tokens;
+    x->reply.prompt_n = t->prompt_n;
+    x->reply.cache_n = t->cache_n;
+}
+
+static void send_garbage(struct exchange *x)
+{
+    /* Bytes no SSE parser can read as an event: binary, a line without a
+     * field name, no blank line after it. */
+    static const char junk[] = "\x01\x02\xff\xfe<html>502 garbage from a confused upstream\x00\n";
+    evbuffer_add(x->scratch, junk, sizeof(junk) - 1);
+    write_chunk(x);
+}
+
+static void gen_on_token(void *ctx, size_t index)
+{
+    struct exchange *x = ctx;
+    if (!x->reply.stream) {
+        x->sent = index + 1;
+        return;
+    }
+    if (index == 0) {
+        write_head(x, 200, "text/event-stream", -1, NULL);
+        sim_format_stream_start(x->scratch, &x->reply);
+    }
+    sim_format_stream_token(x->scratch, &x->reply, &x->script, index);
+    write_chunk(x);
+    x->sent = index + 1;
+
+    if (x->fault.garbage_after >= 0 && x->sent == (size_t)x->fault.garbage_after)
+        send_garbage(x);
+    if (x->fault.disconnect_after >= 0 && x->sent == (size_t)x->fault.disconnect_after) {
+        /* Die mid-stream: no terminating chunk. */
+        sim_engine_cancel(x->sim->engine, x->task);
+        x->task = NULL;
+        if (x->req)
+            server_req_abort(x->req);
+        x->req = NULL;
+        exchange_free(x);
+    }
+}
+
+static void gen_on_done(void *ctx, const struct sim_timings *t)
+{
+    struct exchange *x = ctx;
+    x->task = NULL;
+    if (x->reply.stream) {
+        if (x->sent == 0)
+            write_head(x, 200, "text/event-stream", -1, NULL);
+        sim_format_stream_end(x->scratch, &x->reply, &x->script, x->sent, t);
+        write_chunk(x);
+        if (x->req)
+            server_req_write(x->req, "0\r\n\r\n", 5);
+        finish(x, 200);
+        return;
+    }
+    sim_format_body(x->scratch, &x->reply, &x->script, x->sent, t);
+    respond_json(x, 200);
+}
+
+static const struct sim_task_cb gen_cb = {
+    .on_start = gen_on_start,
+    .on_token = gen_on_token,
+    .on_done = gen_on_done,
+};
+
+static void submit(struct exchange *x)
+{
+    struct sim_task_params p = {
+        .prompt = x->rq.prompt,
+        .prompt_len = x->rq.prompt_len,
+        .cache_prompt = x->rq.cache_prompt,
+        .n_tokens = x->script.n_pieces,
+        .output = x->script.text,
+        .output_len = x->script.text_len,
+        .stall_after = x->fault.stall_after >= 0 ? (size_t)x->fault.stall_after : 0,
+        .stall_us = x->fault.stall_after >= 0 ? x->fault.stall_us : 0,
+        .seed = x->reply.seed,
+        .n_predict = x->rq.max_tokens,
+        .stream = x->rq.stream,
+    };
+    if (sim_engine_submit(x->sim->engine, &p, &gen_cb, x, &x->task) < 0)
+        respond_error(x, 500, "server_error", "out of memory");
+}
+
+static void delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+    submit(arg);
+}
+
+static const struct canned *find_canned(const struct sim *sim, const char *text)
+{
+    for (size_t i = 0; i < sim->n_canned; i++)
+        if (strstr(text, sim->canned[i].match))
+            return &sim->canned[i];
+    return NULL;
+}
+
+static void route_generate(struct exchange *x)
+{
+    struct sim *sim = x->sim;
+    cJSON *json = parse_body(x);
+    if (!json)
+        return;
+    struct sim_request_error err;
+    int r = sim_request_parse(x->api, json, sim->o.thinking, &x->rq, &err);
+    cJSON_Delete(json);
+    if (r == -EINVAL) {
+        respond_error(x, err.status, err.type, err.message);
+        return;
+    }
+    if (r < 0)
+        goto oom;
+    if (x->fault.status) {
+        respond_error(x, x->fault.status, x->fault.status == 503 ? "unavailable_error" : "server_error",
+                      "simulated fault (tokentap sim --fault)");
+        return;
+    }
+    uint32_t prompt_tokens = sim_text_count_tokens(x->rq.prompt_len);
+    if (prompt_tokens > sim->o.n_ctx) {
+        evbuffer_add_printf(x->scratch,
+                            "{\"error\":{\"code\":400,\"message\":\"request (%u tokens) exceeds the "
+                            "available context size (%u tokens), try increasing it\",\"type\":"
+                            "\"exceed_context_size_error\",\"n_prompt_tokens\":%u,\"n_ctx\":%u}}",
+                            prompt_tokens, sim->o.n_ctx, prompt_tokens, sim->o.n_ctx);
+        respond_json(x, 400);
+        return;
+    }
+
+    /* Same seed and request: same answer. */
+    int64_t seed = x->rq.has_seed ? x->rq.seed : (int64_t)sim->o.seed;
+    uint64_t h = sim_text_hash(x->rq.prompt, x->rq.prompt_len, (uint64_t)seed);
+    const struct canned *c = find_canned(sim, x->rq.last_user);
+    char *reasoning = NULL, *content = NULL;
+    if (x->rq.thinking)
+        reasoning = c && c->reasoning ? strdup(c->reasoning)
+                                      : sim_text_generate(h ^ 0x7417ull, 32 + h % 96, SIM_PIECE_REASONING);
+    content = c ? strdup(c->text) : sim_text_generate(h, sim_text_natural_length(h), SIM_PIECE_CONTENT);
+    size_t limit = x->rq.max_tokens > 0 ? (size_t)x->rq.max_tokens : 0;
+    size_t room = sim->o.n_ctx - prompt_tokens;
+    if (limit == 0 || limit > room)
+        limit = room ? room : 1;
+    r = (!content || (x->rq.thinking && !reasoning))
+            ? -ENOMEM
+            : sim_script_from_text(&x->script, reasoning, content, limit);
+    free(reasoning);
+    free(content);
+    if (r < 0)
+        goto oom;
+
+    struct sim_reply *rp = &x->reply;
+    rp->api = x->api;
+    rp->stream = x->rq.stream;
+    rp->include_usage = x->rq.include_usage;
+    sim_format_id(rp->id, sizeof(rp->id), x->api == SIM_API_RESPONSES ? "resp_" : "chatcmpl-",
+                  h ^ (sim->n_generations + 1) * 0x9e3779b97f4a7c15ull);
+    sim_format_id(rp->msg_id, sizeof(rp->msg_id), "msg_", h ^ 0x11);
+    sim_format_id(rp->rs_id, sizeof(rp->rs_id), "rs_", h ^ 0x22);
+    rp->model = sim->o.model;
+    rp->fingerprint = SIM_FINGERPRINT;
+    rp->created = sim->o.created ? sim->o.created : (long long)(clock_wall() / USEC_PER_SEC);
+    rp->prompt = x->rq.prompt;
+    rp->prompt_len = x->rq.prompt_len;
+    rp->slot = -1;
+    rp->seed = seed;
+    rp->n_predict = x->rq.max_tokens;
+    rp->temperature = x->rq.temperature;
+
+    sim->n_generations++;
+    sim->in_flight++;
+    x->counted = true;
+    if (x->fault.slow_headers_us) {
+        x->delay = evtimer_new(sim->base, delay_cb, x);
+        if (!x->delay)
+            goto oom;
+        struct timeval tv = {.tv_sec = (time_t)(x->fault.slow_headers_us / USEC_PER_SEC),
+                             .tv_usec = (suseconds_t)(x->fault.slow_headers_us % USEC_PER_SEC)};
+        evtimer_add(x->delay, &tv);
+        return;
+    }
+    submit(x);
+    return;
+oom:
+    respond_error(x, 500, "server_error", "out of memory");
+}
+
+static void route_embeddings(struct exchange *x)
+{
+    respond_error(x, 501, "not_supported_error",
+                  "This server does not support embeddings. Start it with `--embeddings`");
+}
+
+/* --- dispatch --- */
+
+struct route_entry {
+    const char *method; /* "GET" also serves HEAD */
+    const char *path;
+    enum route route;
+    enum sim_api api;
+};
+
+static const struct route_entry routes[] = {
+    {"GET", "/", ROUTE_ROOT, 0},
+    {"GET", "/health", ROUTE_HEALTH, 0},
+    {"GET", "/v1/health", ROUTE_HEALTH, 0},
+    {"GET", "/models", ROUTE_MODELS, 0},
+    {"GET", "/v1/models", ROUTE_MODELS, 0},
+    {"GET", "/props", ROUTE_PROPS, 0},
+    {"GET", "/slots", ROUTE_SLOTS, 0},
+    {"GET", "/metrics", ROUTE_METRICS, 0},
+    {"GET", "/sim/stats", ROUTE_SIM_STATS, 0},
+    {"POST", "/v1/chat/completions", ROUTE_GENERATE, SIM_API_CHAT},
+    {"POST", "/chat/completions", ROUTE_GENERATE, SIM_API_CHAT},
+    {"POST", "/v1/completions", ROUTE_GENERATE, SIM_API_COMPLETIONS},
+    {"POST", "/completion", ROUTE_GENERATE, SIM_API_NATIVE},
+    {"POST", "/completions", ROUTE_GENERATE, SIM_API_NATIVE},
+    {"POST", "/v1/messages", ROUTE_GENERATE, SIM_API_ANTHROPIC},
+    {"POST", "/v1/responses", ROUTE_GENERATE, SIM_API_RESPONSES},
+    {"POST", "/responses", ROUTE_GENERATE, SIM_API_RESPONSES},
+    {"POST", "/v1/messages/count_tokens", ROUTE_COUNT_TOKENS, 0},
+    {"POST", "/tokenize", ROUTE_TOKENIZE, 0},
+    {"POST", "/apply-template", ROUTE_APPLY_TEMPLATE, 0},
+    {"POST", "/v1/embeddings", ROUTE_EMBEDDINGS, 0},
+    {"POST", "/embeddings", ROUTE_EMBEDDINGS, 0},
+};
+
+static void classify(struct exchange *x, const struct http_head *h)
+{
+    const char *q = memchr(h->url.p, '?', h->url.len);
+    size_t plen = q ? (size_t)(q - h->url.p) : h->url.len;
+    if (q)
+        snprintf(x->query, sizeof(x->query), "%.*s", (int)(h->url.len - plen - 1), q + 1);
+    x->head_only = strcmp(h->method, "HEAD") == 0;
+    const char *method = x->head_only ? "GET" : h->method;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (strcmp(routes[i].method, method) == 0 && strlen(routes[i].path) == plen &&
+            memcmp(routes[i].path, h->url.p, plen) == 0) {
+            x->route = routes[i].route;
+            x->api = routes[i].api;
+            return;
+        }
+    }
+    x->route = ROUTE_UNKNOWN;
+}
+
+static void exchange_free(struct exchange *x)
+{
+    if (!x)
+        return;
+    struct sim *sim = x->sim;
+    if (x->task)
+        sim_engine_cancel(sim->engine, x->task);
+    if (x->counted)
+        sim->in_flight--;
+    if (x->req)
+        server_req_set_data(x->req, NULL);
+    if (x->prev)
+        x->prev->next = x->next;
+    else if (sim->exchanges == x)
+        sim->exchanges = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    if (x->delay)
+        event_free(x->delay);
+    if (x->body)
+        evbuffer_free(x->body);
+    if (x->scratch)
+        evbuffer_free(x->scratch);
+    sim_request_finish(&x->rq);
+    sim_script_finish(&x->script);
+    free(x);
+}
+
+/* Answers before the body was read; the connection closes after. */
+static void reject(struct exchange *x, int status, const char *type, const char *message)
+{
+    struct server_req *req = x->req;
+    exchange_free(x);
+    server_req_error(req, status, type, message);
+}
+
+static void on_head(void *ctx, struct server_req *req)
+{
+    struct sim *sim = ctx;
+    struct exchange *x = calloc(1, sizeof(*x));
+    if (!x) {
+        server_req_error(req, 500, "server_error", "out of memory");
+        return;
+    }
+    x->sim = sim;
+    x->req = req;
+    x->body = evbuffer_new();
+    x->scratch = evbuffer_new();
+    x->fault = sim->o.fault;
+    x->next = sim->exchanges;
+    if (sim->exchanges)
+        sim->exchanges->prev = x;
+    sim->exchanges = x;
+    server_req_set_data(req, x);
+    if (!x->body || !x->scratch) {
+        reject(x, 500, "server_error", "out of memory");
+        return;
+    }
+    const struct http_head *h = server_req_head(req);
+    classify(x, h);
+    const struct http_str *origin = http_head_get(h, "origin");
+    if (origin)
+        snprintf(x->origin, sizeof(x->origin), "%.*s", (int)origin->len, origin->p);
+    x->close = !h->keep_alive || server_req_seq(req) >= SIM_KEEPALIVE_MAX;
+    const struct http_str *fault = http_head_get(h, "x-sim-fault");
+    if (fault) {
+        char spec[256];
+        snprintf(spec, sizeof(spec), "%.*s", (int)fault->len, fault->p);
+        if (sim_fault_parse(spec, &x->fault) < 0)
+            reject(x, 400, "invalid_request_error", "bad X-Sim-Fault header (see tokentap sim --help)");
+    }
+}
+
+static void on_body(void *ctx, struct server_req *req, const char *data, size_t len)
+{
+    struct exchange *x = server_req_data(req);
+    if (x)
+        evbuffer_add(x->body, data, len);
+}
+
+static void on_end(void *ctx, struct server_req *req)
+{
+    struct exchange *x = server_req_data(req);
+    if (!x)
+        return;
+    switch (x->route) {
+    case ROUTE_ROOT: route_root(x); break;
+    case ROUTE_HEALTH: route_health(x); break;
+    case ROUTE_MODELS: route_models(x); break;
+    case ROUTE_PROPS: route_props(x); break;
+    case ROUTE_SLOTS: route_slots(x); break;
+    case ROUTE_METRICS: route_metrics(x); break;
+    case ROUTE_SIM_STATS: route_sim_stats(x); break;
+    case ROUTE_GENERATE: route_generate(x); break;
+    case ROUTE_COUNT_TOKENS: route_render(x, true); break;
+    case ROUTE_APPLY_TEMPLATE: route_render(x, false); break;
+    case ROUTE_TOKENIZE: route_tokenize(x); break;
+    case ROUTE_EMBEDDINGS: route_embeddings(x); break;
+    case ROUTE_UNKNOWN: respond_not_found(x); break;
+    }
+}
+
+static void on_abort(void *ctx, struct server_req *req)
+{
+    struct exchange *x = server_req_data(req);
+    if (!x)
+        return;
+    /* The client went away: free the slot at once (next queued starts). */
+    x->req = NULL;
+    exchange_free(x);
+}
+
+static const struct server_handler sim_handler = {
+    .on_head = on_head,
+    .on_body = on_body,
+    .on_end = on_end,
+    .on_abort = on_abort,
+};
+
+/* --- canned responses --- */
+
+static int load_responses(struct sim *sim, const char *path)
+{
+    struct config_doc *doc = NULL;
+    struct config_err err;
+    int r = config_load_file(path, &doc, &err);
+    if (r < 0)
+        goto fail;
+    const cJSON *root = config_root(doc);
+    const cJSON *list = root;
+    if (cJSON_IsObject(root)) {
+        list = cJSON_GetObjectItemCaseSensitive(root, "responses");
+        static const char *const top_keys[] = {"responses", NULL};
+        r = config_check_keys(doc, root, top_keys, &err);
+        if (r < 0)
+            goto fail;
+    }
+    if (!cJSON_IsArray(list)) {
+        r = config_error(doc, root, &err, "expected a list of {match, text, reasoning} entries");
+        goto fail;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(list);
+    sim->canned = calloc(n ? n : 1, sizeof(*sim->canned));
+    if (!sim->canned) {
+        r = -ENOMEM;
+        snprintf(err.msg, sizeof(err.msg), "%s: out of memory", path);
+        goto fail;
+    }
+    static const char *const keys[] = {"match", "text", "reasoning", NULL};
+    const cJSON *item;
+    cJSON_ArrayForEach(item, list)
+    {
+        const char *match = NULL, *text = NULL, *reasoning = NULL;
+        r = config_check_keys(doc, item, keys, &err);
+        if (r == 0)
+            r = config_get_string(doc, item, "match", true, &match, &err);
+        if (r == 0)
+            r = config_get_string(doc, item, "text", true, &text, &err);
+        if (r == 0)
+            r = config_get_string(doc, item, "reasoning", false, &reasoning, &err);
+        if (r < 0)
+            goto fail;
+        struct canned *c = &sim->canned[sim->n_canned++];
+        c->match = strdup(match);
+        c->text = strdup(text);
+        c->reasoning = reasoning ? strdup(reasoning) : NULL;
+        if (!c->match || !c->text || (reasoning && !c->reasoning)) {
+            r = -ENOMEM;
+            snprintf(err.msg, sizeof(err.msg), "%s: out of memory", path);
+            goto fail;
+        }
+    }
+    config_free(doc);
+    return 0;
+fail:
+    log_error("%s", err.msg);
+    config_free(doc);
+    return r;
+}
+
+/* --- lifecycle --- */
+
+void sim_options_default(struct sim_options *o)
+{
+    *o = (struct sim_options){
+        .listen = "127.0.0.1:8080",
+        .slots = 3,
+        .prefill_tps = 1500,
+        .decode_tps = 50,
+        .batch_slowdown = 0.05,
+        .n_ctx = 131072,
+        .model = "tokentap-sim",
+        .seed = 42,
+        .thinking = false,
+        .max_body = 64ull * 1024 * 1024,
+        .idle_timeout = 5 * USEC_PER_SEC,
+    };
+    sim_fault_none(&o->fault);
+}
+
+int sim_new(struct event_base *base, const struct sim_options *o, struct sim **ret)
+{
+    struct sim *sim = calloc(1, sizeof(*sim));
+    int r = -ENOMEM;
+    if (!sim)
+        return r;
+    sim->base = base;
+    sim->o = *o;
+    sim->start_wall = clock_wall();
+    if (o->responses_file) {
+        r = load_responses(sim, o->responses_file);
+        if (r < 0)
+            goto fail;
+    }
+    struct sim_engine_options eo = {
+        .slots = o->slots,
+        .prefill_tps = o->prefill_tps,
+        .decode_tps = o->decode_tps,
+        .batch_slowdown = o->batch_slowdown,
+        .n_ctx = o->n_ctx,
+    };
+    r = sim_engine_new(base, &eo, &sim->engine);
+    if (r < 0)
+        goto fail;
+    struct server_options so;
+    server_options_default(&so);
+    so.limits.max_body_bytes = o->max_body;
+    so.idle_timeout = o->idle_timeout;
+    so.server_header = "llama.cpp";
+    so.quiet = o->quiet;
+    r = server_new(base, o->listen, &so, &sim_handler, sim, &sim->server);
+    if (r < 0)
+        goto fail;
+    *ret = sim;
+    return 0;
+fail:
+    sim_free(sim);
+    return r;
+}
+
+void sim_free(struct sim *sim)
+{
+    if (!sim)
+        return;
+    /* Exchanges first: they hold engine tasks and server requests. */
+    while (sim->exchanges) {
+        struct exchange *x = sim->exchanges;
+        x->req = NULL;
+        exchange_free(x);
+    }
+    server_free(sim->server);
+    sim_engine_free(sim->engine);
+    for (size_t i = 0; i < sim->n_canned; i++) {
+        free(sim->canned[i].match);
+        free(sim->canned[i].text);
+        free(sim->canned[i].reasoning);
+    }
+    free(sim->canned);
+    free(sim);
+}
+
+const struct net_addr *sim_address(const struct sim *sim)
+{
+    return server_address(sim->server);
+}
+
+void sim_shutdown(struct sim *sim)
+{
+    server_shutdown(sim->server);
+}
+
+unsigned sim_in_flight(const struct sim *sim)
+{
+    return sim->in_flight;
+}

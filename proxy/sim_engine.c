@@ -1,0 +1,382 @@
+#include "sim_engine.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "sim_text.h"
+
+enum task_state {
+    TASK_QUEUED,
+    TASK_PREFILL,
+    TASK_DECODE,
+};
+
+struct sim_task {
+    struct sim_engine *e; /* borrowed */
+    struct sim_task *next; /* queue link */
+    struct sim_task_params p;
+    char *prompt;         /* owned copy */
+    struct sim_task_cb cb;
+    void *ctx;            /* borrowed */
+    uint64_t id;
+    enum task_state state;
+    int slot;             /* -1 while queued */
+    size_t produced;
+    usec_t start, first, due; /* start of prefill, first token, next due time */
+    struct sim_timings t;
+    bool in_callback, cancelled;
+};
+
+struct slot {
+    struct sim_task *task; /* borrowed from the engine's ownership */
+    struct event *timer;   /* owned */
+    char *cache;           /* owned: last prompt + output */
+    size_t cache_len;
+    usec_t last_used;
+    struct sim_slot_info info;
+};
+
+struct sim_engine {
+    struct event_base *base; /* borrowed */
+    struct sim_engine_options o;
+    struct slot *slots;      /* owned, o.slots entries */
+    struct sim_task *queue_head, *queue_tail; /* owned */
+    unsigned busy;
+    uint64_t next_task_id;
+    struct sim_metrics m;
+};
+
+static void slot_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+int sim_engine_new(struct event_base *base, const struct sim_engine_options *opts,
+                   struct sim_engine **ret)
+{
+    struct sim_engine *e = calloc(1, sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    e->base = base;
+    e->o = *opts;
+    e->slots = calloc(opts->slots, sizeof(*e->slots));
+    if (!e->slots)
+        goto fail;
+    for (unsigned i = 0; i < opts->slots; i++) {
+        e->slots[i].info.id = i;
+        e->slots[i].timer = evtimer_new(base, slot_timer_cb, &e->slots[i]);
+        if (!e->slots[i].timer)
+            goto fail;
+    }
+    *ret = e;
+    return 0;
+fail:
+    sim_engine_free(e);
+    return -ENOMEM;
+}
+
+static void task_free(struct sim_task *t)
+{
+    if (!t)
+        return;
+    free(t->prompt);
+    free(t);
+}
+
+void sim_engine_free(struct sim_engine *e)
+{
+    if (!e)
+        return;
+    if (e->slots) {
+        for (unsigned i = 0; i < e->o.slots; i++) {
+            if (e->slots[i].timer)
+                event_free(e->slots[i].timer);
+            free(e->slots[i].cache);
+            task_free(e->slots[i].task);
+        }
+        free(e->slots);
+    }
+    while (e->queue_head) {
+        struct sim_task *t = e->queue_head;
+        e->queue_head = t->next;
+        task_free(t);
+    }
+    free(e);
+}
+
+/* Step time multiplier with `busy` slots working together. */
+static double batch_factor(const struct sim_engine *e)
+{
+    unsigned others = e->busy > 0 ? e->busy - 1 : 0;
+    return 1.0 + e->o.batch_slowdown * (double)others;
+}
+
+static usec_t decode_step(const struct sim_engine *e)
+{
+    return (usec_t)llround(1e6 / e->o.decode_tps * batch_factor(e));
+}
+
+static void arm(struct slot *s, usec_t due)
+{
+    usec_t now = clock_now();
+    usec_t wait = due > now ? due - now : 0;
+    struct timeval tv = {.tv_sec = (time_t)(wait / USEC_PER_SEC),
+                         .tv_usec = (suseconds_t)(wait % USEC_PER_SEC)};
+    evtimer_add(s->timer, &tv);
+}
+
+static size_t common_prefix(const char *a, size_t alen, const char *b, size_t blen)
+{
+    size_t n = alen < blen ? alen : blen, i = 0;
+    while (i < n && a[i] == b[i])
+        i++;
+    return i;
+}
+
+/* llama-server picks the free slot whose cache shares the longest prefix
+ * with the prompt (if over 10% of it), else the least recently used. */
+static int pick_slot(const struct sim_engine *e, const struct sim_task *t)
+{
+    int best = -1, lru = -1;
+    size_t best_lcp = 0;
+    for (unsigned i = 0; i < e->o.slots; i++) {
+        const struct slot *s = &e->slots[i];
+        if (s->task)
+            continue;
+        if (lru < 0 || s->last_used < e->slots[lru].last_used)
+            lru = (int)i;
+        size_t lcp = common_prefix(s->cache, s->cache_len, t->prompt, t->p.prompt_len);
+        if (lcp > best_lcp) {
+            best_lcp = lcp;
+            best = (int)i;
+        }
+    }
+    if (best >= 0 && (double)best_lcp > 0.1 * (double)t->p.prompt_len)
+        return best;
+    return lru;
+}
+
+static void start_task(struct sim_engine *e, struct sim_task *t, int slot_index)
+{
+    struct slot *s = &e->slots[slot_index];
+    s->task = t;
+    t->slot = slot_index;
+    t->state = TASK_PREFILL;
+    t->start = clock_now();
+    e->busy++;
+
+    uint32_t total = sim_text_count_tokens(t->p.prompt_len);
+    uint32_t cached = 0;
+    if (t->p.cache_prompt)
+        cached = (uint32_t)(common_prefix(s->cache, s->cache_len, t->prompt, t->p.prompt_len) / 4);
+    /* At least one prompt token is always evaluated, as llama-server does. */
+    if (cached >= total)
+        cached = total - 1;
+    t->t.prompt_tokens = total;
+    t->t.cache_n = cached;
+    t->t.prompt_n = total - cached;
+
+    /* The slot's cache now starts with this prompt. */
+    free(s->cache);
+    s->cache = t->prompt;
+    s->cache_len = t->p.prompt_len;
+    t->prompt = NULL;
+
+    s->info = (struct sim_slot_info){
+        .id = (unsigned)slot_index,
+        .processing = true,
+        .used = true,
+        .id_task = t->id,
+        .n_prompt_tokens = total,
+        .n_prompt_tokens_processed = t->t.prompt_n,
+        .n_prompt_tokens_cache = cached,
+        .n_remain = (int64_t)t->p.n_tokens,
+        .seed = t->p.seed,
+        .n_predict = t->p.n_predict,
+        .stream = t->p.stream,
+    };
+    e->m.requests_processing = e->busy;
+
+    usec_t prefill = (usec_t)llround((double)t->t.prompt_n / e->o.prefill_tps * 1e6 *
+                                     batch_factor(e));
+    t->due = t->start + prefill;
+    arm(s, t->due);
+    if (t->cb.on_start)
+        t->cb.on_start(t->ctx, (unsigned)slot_index, &t->t);
+}
+
+static void dequeue(struct sim_engine *e)
+{
+    while (e->queue_head) {
+        struct sim_task *t = e->queue_head;
+        int slot = pick_slot(e, t);
+        if (slot < 0)
+            return;
+        e->queue_head = t->next;
+        if (!e->queue_head)
+            e->queue_tail = NULL;
+        t->next = NULL;
+        e->m.requests_deferred--;
+        start_task(e, t, slot);
+    }
+}
+
+/* Frees the task's slot; appends output to the cache when finished. */
+static void release_slot(struct sim_engine *e, struct sim_task *t, bool finished)
+{
+    struct slot *s = &e->slots[t->slot];
+    evtimer_del(s->timer);
+    if (finished && t->p.output_len) {
+        char *c = realloc(s->cache, s->cache_len + t->p.output_len);
+        if (c) {
+            memcpy(c + s->cache_len, t->p.output, t->p.output_len);
+            s->cache = c;
+            s->cache_len += t->p.output_len;
+        }
+    }
+    s->task = NULL;
+    s->last_used = clock_now();
+    s->info.processing = false;
+    e->busy--;
+    e->m.requests_processing = e->busy;
+}
+
+static void slot_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct slot *s = arg;
+    struct sim_task *t = s->task;
+    struct sim_engine *e = t->e;
+    usec_t now_due = t->due;
+
+    if (t->state == TASK_PREFILL) {
+        t->t.prompt_us = now_due - t->start;
+        e->m.prompt_tokens_total += t->t.prompt_n;
+        e->m.prompt_seconds_total += (double)t->t.prompt_us / 1e6;
+        if (t->t.prompt_tokens > e->m.n_tokens_max)
+            e->m.n_tokens_max = t->t.prompt_tokens;
+        t->state = TASK_DECODE;
+        t->first = now_due;
+    }
+
+    if (t->produced < t->p.n_tokens) {
+        size_t index = t->produced++;
+        s->info.n_decoded = (uint32_t)t->produced;
+        s->info.n_remain = (int64_t)(t->p.n_tokens - t->produced);
+        e->m.n_decode_total++;
+        e->m.busy_slots_sum += e->busy;
+        t->in_callback = true;
+        t->cb.on_token(t->ctx, index);
+        t->in_callback = false;
+        if (t->cancelled) {
+            task_free(t);
+            dequeue(e);
+            return;
+        }
+    }
+
+    if (t->produced >= t->p.n_tokens) {
+        t->t.predicted_n = (uint32_t)t->produced;
+        t->t.predicted_us = now_due - t->first;
+        e->m.tokens_predicted_total += t->t.predicted_n;
+        e->m.tokens_predicted_seconds_total += (double)t->t.predicted_us / 1e6;
+        release_slot(e, t, true);
+        struct sim_timings timings = t->t;
+        t->in_callback = true;
+        t->cancelled = true; /* a cancel from on_done is a no-op */
+        t->cb.on_done(t->ctx, &timings);
+        task_free(t);
+        dequeue(e);
+        return;
+    }
+
+    t->due = now_due + decode_step(e);
+    if (t->p.stall_us && t->produced == t->p.stall_after)
+        t->due += t->p.stall_us;
+    arm(s, t->due);
+}
+
+int sim_engine_submit(struct sim_engine *e, const struct sim_task_params *p,
+                      const struct sim_task_cb *cb, void *ctx, struct sim_task **ret)
+{
+    struct sim_task *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    t->prompt = malloc(p->prompt_len ? p->prompt_len : 1);
+    if (!t->prompt) {
+        free(t);
+        return -ENOMEM;
+    }
+    memcpy(t->prompt, p->prompt, p->prompt_len);
+    t->e = e;
+    t->p = *p;
+    t->p.prompt = NULL;
+    t->cb = *cb;
+    t->ctx = ctx;
+    t->id = e->next_task_id++;
+    t->slot = -1;
+    t->state = TASK_QUEUED;
+    if (e->queue_tail)
+        e->queue_tail->next = t;
+    else
+        e->queue_head = t;
+    e->queue_tail = t;
+    e->m.requests_deferred++;
+    *ret = t;
+    dequeue(e);
+    return 0;
+}
+
+void sim_engine_cancel(struct sim_engine *e, struct sim_task *t)
+{
+    if (t->state == TASK_QUEUED) {
+        struct sim_task **pp = &e->queue_head, *prev = NULL;
+        while (*pp && *pp != t) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+        if (*pp) {
+            *pp = t->next;
+            if (e->queue_tail == t)
+                e->queue_tail = prev;
+            e->m.requests_deferred--;
+        }
+        task_free(t);
+        return;
+    }
+    if (t->cancelled)
+        return;
+    release_slot(e, t, false);
+    if (t->in_callback) {
+        /* The timer callback frees it when the callback returns. */
+        t->cancelled = true;
+        return;
+    }
+    task_free(t);
+    dequeue(e);
+}
+
+unsigned sim_engine_slots(const struct sim_engine *e)
+{
+    return e->o.slots;
+}
+
+unsigned sim_engine_free_slots(const struct sim_engine *e)
+{
+    return e->o.slots - e->busy;
+}
+
+uint32_t sim_engine_n_ctx(const struct sim_engine *e)
+{
+    return e->o.n_ctx;
+}
+
+void sim_engine_slot_info(const struct sim_engine *e, unsigned i, struct sim_slot_info *ret)
+{
+    *ret = e->slots[i].info;
+}
+
+void sim_engine_metrics(const struct sim_engine *e, struct sim_metrics *ret)
+{
+    *ret = e->m;
+}

@@ -1,0 +1,184 @@
+/* Unit tests for the http module: heads, bodies, framing, limits,
+ * smuggling, pauses, split input at every byte boundary. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "http.h"
+
+struct body {
+    char data[4096];
+    size_t len;
+};
+
+static int on_body(void *ctx, const char *data, size_t len)
+{
+    struct body *b = ctx;
+    if (b->len + len > sizeof(b->data))
+        return -1;
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    return 0;
+}
+
+static const struct http_limits limits = {.max_head_bytes = 1024, .max_body_bytes = 100};
+
+/* Feeds all of text in pieces of `step` bytes; returns the last step or
+ * error and the number of bytes consumed. */
+static int feed_all(struct http_parser *p, const char *text, size_t len, size_t step,
+                    int *ret_heads, size_t *ret_used)
+{
+    size_t off = 0;
+    int last = HTTP_STEP_MORE;
+    *ret_heads = 0;
+    while (off < len) {
+        size_t n = len - off < step ? len - off : step, used = 0;
+        int r = http_parser_feed(p, text + off, n, &used);
+        if (r < 0) {
+            *ret_used = off;
+            return r;
+        }
+        off += used;
+        last = r;
+        if (r == HTTP_STEP_HEAD) {
+            (*ret_heads)++;
+            http_parser_resume(p, false);
+        } else if (r == HTTP_STEP_DONE) {
+            break;
+        }
+    }
+    *ret_used = off;
+    return last;
+}
+
+static void test_request_split(void)
+{
+    const char req[] = "POST /v1/chat/completions?beta=true HTTP/1.1\r\n"
+                       "Host: x\r\nContent-Type: application/json\r\n"
+                       "X-Multi: a\r\nConnection: keep-alive, Upgrade-Insecure\r\n"
+                       "Transfer-Encoding: chunked\r\n\r\n"
+                       "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+                       "GET /next HTTP/1.1\r\n\r\n";
+    size_t first_len = strstr(req, "GET /next") - req;
+    for (size_t step = 1; step <= sizeof(req); step++) {
+        struct body b = {0};
+        struct http_parser *p = http_parser_new(HTTP_KIND_REQUEST, &limits, on_body, &b);
+        int heads = 0;
+        size_t used = 0;
+        int r = feed_all(p, req, sizeof(req) - 1, step, &heads, &used);
+        CHECK_INT(r, HTTP_STEP_DONE);
+        CHECK_INT(heads, 1);
+        CHECK_INT(used, first_len);
+        CHECK_MEM(b.data, b.len, "hello world", 11);
+        const struct http_head *h = http_parser_head(p);
+        CHECK_STR(h->method, "POST");
+        CHECK(http_str_eq(h->url, "/v1/chat/completions?beta=true"));
+        CHECK(h->chunked);
+        CHECK_INT(h->content_length, -1);
+        CHECK_INT(h->n_headers, 5);
+        CHECK(http_head_has_token(h, "connection", "upgrade-insecure"));
+        CHECK(http_head_has_token(h, "CONNECTION", "keep-alive"));
+        CHECK(!http_head_has_token(h, "connection", "close"));
+        const struct http_str *ct = http_head_get(h, "content-type");
+        CHECK(ct && http_str_eq(*ct, "application/json"));
+
+        /* The next pipelined request parses after a reset. */
+        http_parser_reset(p);
+        r = feed_all(p, req + used, sizeof(req) - 1 - used, step, &heads, &used);
+        CHECK_INT(r, HTTP_STEP_DONE);
+        CHECK(http_str_eq(http_parser_head(p)->url, "/next"));
+        http_parser_free(p);
+    }
+}
+
+static int parse_one(const char *text, struct body *b)
+{
+    struct http_parser *p = http_parser_new(HTTP_KIND_REQUEST, &limits, on_body, b);
+    int heads;
+    size_t used;
+    int r = feed_all(p, text, strlen(text), strlen(text), &heads, &used);
+    http_parser_free(p);
+    return r;
+}
+
+static void test_errors(void)
+{
+    struct body b = {0};
+    /* Request smuggling: both framings, or two lengths. */
+    CHECK_INT(parse_one("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "0\r\n\r\n",
+                        &b),
+              HTTP_ERR_MALFORMED);
+    CHECK_INT(parse_one("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", &b),
+              HTTP_ERR_MALFORMED);
+    CHECK_INT(parse_one("GARBAGE\r\n\r\n", &b), HTTP_ERR_MALFORMED);
+    /* Limits. */
+    CHECK_INT(parse_one("POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n", &b),
+              HTTP_ERR_BODY_TOO_LARGE);
+    b.len = 0;
+    char big[2048];
+    snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nX-Big: %01100d\r\n\r\n", 0);
+    CHECK_INT(parse_one(big, &b), HTTP_ERR_HEAD_TOO_LARGE);
+    /* Chunked body over the limit is caught while streaming. */
+    b.len = 0;
+    CHECK_INT(parse_one("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n"
+                        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                        "xxxxxxxxxxxxxxxxxxxxxxx\r\n0\r\n\r\n",
+                        &b),
+              HTTP_ERR_BODY_TOO_LARGE);
+    /* Expect: 100-continue and HTTP/1.0 keep-alive defaults. */
+    struct http_parser *p = http_parser_new(HTTP_KIND_REQUEST, &limits, on_body, &b);
+    const char *e = "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+    size_t used;
+    CHECK_INT(http_parser_feed(p, e, strlen(e), &used), HTTP_STEP_HEAD);
+    CHECK(http_parser_head(p)->expect_continue);
+    CHECK(http_parser_head(p)->keep_alive);
+    http_parser_free(p);
+    p = http_parser_new(HTTP_KIND_REQUEST, &limits, on_body, &b);
+    e = "GET / HTTP/1.0\r\n\r\n";
+    CHECK_INT(http_parser_feed(p, e, strlen(e), &used), HTTP_STEP_HEAD);
+    CHECK(!http_parser_head(p)->keep_alive);
+    http_parser_free(p);
+}
+
+static void test_response(void)
+{
+    struct body b = {0};
+    struct http_parser *p = http_parser_new(HTTP_KIND_RESPONSE, &limits, on_body, &b);
+    const char *r1 = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+    size_t used;
+    /* HEAD response: Content-Length without a body. */
+    CHECK_INT(http_parser_feed(p, r1, strlen(r1), &used), HTTP_STEP_HEAD);
+    CHECK_INT(http_parser_head(p)->status, 200);
+    CHECK_INT(http_parser_head(p)->content_length, 5);
+    http_parser_resume(p, true);
+    CHECK_INT(http_parser_feed(p, r1 + used, strlen(r1) - used, &used), HTTP_STEP_DONE);
+    http_parser_reset(p);
+    /* Read-until-close body ends at finish(). */
+    const char *r2 = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nabc";
+    CHECK_INT(http_parser_feed(p, r2, strlen(r2), &used), HTTP_STEP_HEAD);
+    CHECK(!http_parser_head(p)->keep_alive);
+    http_parser_resume(p, false);
+    size_t rest = strlen(r2) - used;
+    CHECK_INT(http_parser_feed(p, r2 + used, rest, &used), HTTP_STEP_MORE);
+    CHECK_INT(http_parser_finish(p), HTTP_STEP_DONE);
+    CHECK_MEM(b.data, b.len, "abc", 3);
+    http_parser_free(p);
+    /* A chunked response cut short is an error at finish(). */
+    b.len = 0;
+    p = http_parser_new(HTTP_KIND_RESPONSE, &limits, on_body, &b);
+    const char *r3 = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n";
+    CHECK_INT(http_parser_feed(p, r3, strlen(r3), &used), HTTP_STEP_HEAD);
+    http_parser_resume(p, false);
+    CHECK_INT(http_parser_feed(p, r3 + used, strlen(r3) - used, &used), HTTP_STEP_MORE);
+    CHECK_INT(http_parser_finish(p), HTTP_ERR_MALFORMED);
+    http_parser_free(p);
+}
+
+int main(void)
+{
+    test_request_split();
+    test_errors();
+    test_response();
+    return check_done("test_http");
+}
