@@ -238,12 +238,19 @@ void http_parser_reset(struct http_parser *p)
         llhttp_resume_after_upgrade(&p->ll);
 }
 
-void http_parser_resume(struct http_parser *p, bool no_body)
+int http_parser_resume(struct http_parser *p, bool no_body)
 {
+    if (p->error)
+        return p->error;
     if (no_body)
         p->ll.flags |= F_SKIPBODY;
     if (llhttp_get_errno(&p->ll) == HPE_PAUSED)
         llhttp_resume(&p->ll);
+    /* llhttp ends a bodiless message only when it runs again: run it on no
+     * input so the caller learns now. */
+    size_t consumed;
+    int r = http_parser_feed(p, "", 0, &consumed);
+    return r == HTTP_STEP_HEAD ? HTTP_STEP_MORE : r;
 }
 
 int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t *ret_consumed)

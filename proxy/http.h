@@ -75,8 +75,10 @@ void http_parser_free(struct http_parser *p);
 int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t *ret_consumed);
 
 /* Continues after HTTP_STEP_HEAD. For a response to HEAD (or any message
- * the caller knows has no body), pass no_body = true. */
-void http_parser_resume(struct http_parser *p, bool no_body);
+ * the caller knows has no body), pass no_body = true. Returns
+ * HTTP_STEP_DONE when the message has no body and is already complete,
+ * HTTP_STEP_MORE when body bytes are to come, or a negative error. */
+int http_parser_resume(struct http_parser *p, bool no_body);
 
 /* Prepares for the next message on the same connection. */
 void http_parser_reset(struct http_parser *p);

@@ -102,9 +102,14 @@ static void conn_destroy(struct conn *c)
     }
 }
 
-/* Returns false when the connection was freed. */
+/* Leaves an entry point. At the outermost level, frees a dead connection,
+ * or parses input that waited while a response was in progress (a
+ * handler may finish from any callback). Returns false when freed. */
 static bool conn_leave(struct conn *c)
 {
+    if (c->depth == 1 && !c->dead && !c->closing && c->state == CONN_IDLE &&
+        evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        conn_process(c);
     if (--c->depth > 0 || !c->dead)
         return true;
     conn_destroy(c);
@@ -243,50 +248,47 @@ static void end_request(struct conn *c)
     bufferevent_enable(c->bev, EV_READ);
 }
 
+/* The whole request was read: hand it on, and go on with the next one if
+ * the handler already answered. */
+static void request_done(struct conn *c)
+{
+    c->req.received = clock_now();
+    c->state = CONN_WAITING;
+    if (c->req_active && c->srv->handler->on_end)
+        c->srv->handler->on_end(c->srv->ctx, &c->req);
+}
+
 static void conn_process(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    /* After a head, llhttp may finish a bodiless message without more
-     * input; it needs one more (possibly empty) feed to say so. */
-    bool after_head = false;
     while (!c->dead && !c->closing) {
         if (c->state == CONN_WAITING)
             return;
         if (c->state == CONN_BODY && c->req.body_paused)
             return;
-        struct evbuffer_iovec v = {.iov_base = (void *)"", .iov_len = 0};
-        if (evbuffer_get_length(in) > 0) {
-            if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-                return;
-        } else if (!after_head) {
+        if (evbuffer_get_length(in) == 0)
             return;
-        }
-        after_head = false;
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            return;
         size_t consumed = 0;
         int step = http_parser_feed(c->parser, v.iov_base, v.iov_len, &consumed);
         if (c->dead)
             return;
-        if (step < 0) {
-            protocol_error(c, step);
-            return;
-        }
-        evbuffer_drain(in, consumed);
+        if (step >= 0)
+            evbuffer_drain(in, consumed);
         if (step == HTTP_STEP_HEAD) {
             start_request(c);
             if (c->dead || c->closing)
                 return;
-            http_parser_resume(c->parser, false);
-            after_head = true;
-        } else if (step == HTTP_STEP_DONE) {
-            c->req.received = clock_now();
-            c->state = CONN_WAITING;
-            if (c->req_active && c->srv->handler->on_end)
-                c->srv->handler->on_end(c->srv->ctx, &c->req);
-            if (c->dead)
-                return;
-            if (c->req.finished)
-                end_request(c);
+            step = http_parser_resume(c->parser, false);
         }
+        if (step < 0) {
+            protocol_error(c, step);
+            return;
+        }
+        if (step == HTTP_STEP_DONE)
+            request_done(c);
     }
 }
 
@@ -572,8 +574,6 @@ void server_req_finish(struct server_req *req, bool close)
     if (!c->dead) {
         if (c->state == CONN_WAITING) {
             end_request(c);
-            if (!c->dead && !c->closing)
-                conn_process(c);
         } else {
             /* Answered before the body was read (e.g. an early error): the
              * rest of the body cannot be skipped safely, so close. */
@@ -588,11 +588,9 @@ void server_req_finish(struct server_req *req, bool close)
 
 void server_req_abort(struct server_req *req)
 {
-    struct conn *c = req->conn;
-    conn_enter(c);
-    req->finished = true;
-    conn_kill(c);
-    conn_leave(c);
+    /* What was queued still goes out; the stream just stops, with no
+     * terminating chunk, and the connection closes. */
+    server_req_finish(req, true);
 }
 
 void server_req_error(struct server_req *req, int status, const char *type, const char *message)

@@ -101,8 +101,9 @@ void server_req_pause_body(struct server_req *req, bool pause);
  * request on it is parsed. req must not be used afterwards. */
 void server_req_finish(struct server_req *req, bool close);
 
-/* Drops the connection at once without flushing (used to simulate a server
- * dying mid-stream). req must not be used afterwards. */
+/* Ends the response where it is (no terminating chunk): queued bytes are
+ * flushed and the connection closes, so the client sees a truncated
+ * message. req must not be used afterwards. */
 void server_req_abort(struct server_req *req);
 
 /* Writes a complete JSON error response in llama-server's shape

@@ -418,16 +418,34 @@ void sim_format_stream_end(struct evbuffer *out, struct sim_reply *r, const stru
     }
 }
 
+/* llama-server's full sampling settings, with the request's own values
+ * where the simulator uses them. */
 static void native_generation_settings(struct evbuffer *out, const struct sim_reply *r)
 {
-    add(out, "\"generation_settings\":{\"seed\":");
-    evbuffer_add_printf(out, "%lld,\"temperature\":", (long long)r->seed);
+    evbuffer_add_printf(out, "\"generation_settings\":{\"seed\":%lld,\"temperature\":",
+                        (long long)r->seed);
     jsonw_double(out, r->temperature);
+    add(out, ",\"dynatemp_range\":0.0,\"dynatemp_exponent\":1.0,\"top_k\":40,\"top_p\":"
+             "0.949999988079071,\"min_p\":0.05000000074505806,\"top_n_sigma\":-1.0,"
+             "\"xtc_probability\":0.0,\"xtc_threshold\":0.10000000149011612,\"typical_p\":1.0,"
+             "\"repeat_last_n\":64,\"repeat_penalty\":1.0,\"presence_penalty\":0.0,"
+             "\"frequency_penalty\":0.0,\"dry_multiplier\":0.0,\"dry_base\":1.75,"
+             "\"dry_allowed_length\":2,\"dry_penalty_last_n\":64,\"dry_sequence_breakers\":"
+             "[\"\\n\",\":\",\"\\\"\",\"*\"],\"mirostat\":0,\"mirostat_tau\":5.0,\"mirostat_eta\":"
+             "0.10000000149011612,\"adaptive_target\":-1.0,\"adaptive_decay\":0.8999999761581421,"
+             "\"stop\":[]");
     evbuffer_add_printf(out,
-                        ",\"top_k\":40,\"top_p\":0.949999988079071,\"min_p\":0.05000000074505806,"
-                        "\"max_tokens\":%lld,\"n_predict\":%lld,\"stream\":%s}",
+                        ",\"max_tokens\":%lld,\"n_predict\":%lld,\"n_keep\":0,\"n_discard\":0,"
+                        "\"ignore_eos\":false,\"stream\":%s",
                         (long long)r->n_predict, (long long)r->n_predict,
                         r->stream ? "true" : "false");
+    add(out, ",\"logit_bias\":[],\"n_probs\":0,\"min_keep\":0,\"grammar\":\"\",\"grammar_lazy\":false,"
+             "\"grammar_triggers\":[],\"preserved_tokens\":[],\"chat_format\":\"Content-only\","
+             "\"reasoning_format\":\"deepseek\",\"reasoning_in_content\":false,"
+             "\"generation_prompt\":\"\",\"samplers\":[\"penalties\",\"dry\",\"top_n_sigma\","
+             "\"top_k\",\"typ_p\",\"top_p\",\"min_p\",\"xtc\",\"temperature\"],"
+             "\"speculative.types\":\"none\",\"timings_per_token\":false,"
+             "\"post_sampling_probs\":false,\"backend_sampling\":false,\"lora\":[]}");
 }
 
 void sim_format_body(struct evbuffer *out, struct sim_reply *r, const struct sim_script *s,

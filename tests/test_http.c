@@ -42,10 +42,13 @@ static int feed_all(struct http_parser *p, const char *text, size_t len, size_t 
         last = r;
         if (r == HTTP_STEP_HEAD) {
             (*ret_heads)++;
-            http_parser_resume(p, false);
-        } else if (r == HTTP_STEP_DONE) {
-            break;
+            r = http_parser_resume(p, false);
+            if (r < 0)
+                return r;
+            last = r;
         }
+        if (r == HTTP_STEP_DONE)
+            break;
     }
     *ret_used = off;
     return last;
@@ -151,14 +154,13 @@ static void test_response(void)
     CHECK_INT(http_parser_feed(p, r1, strlen(r1), &used), HTTP_STEP_HEAD);
     CHECK_INT(http_parser_head(p)->status, 200);
     CHECK_INT(http_parser_head(p)->content_length, 5);
-    http_parser_resume(p, true);
-    CHECK_INT(http_parser_feed(p, r1 + used, strlen(r1) - used, &used), HTTP_STEP_DONE);
+    CHECK_INT(http_parser_resume(p, true), HTTP_STEP_DONE);
     http_parser_reset(p);
     /* Read-until-close body ends at finish(). */
     const char *r2 = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nabc";
     CHECK_INT(http_parser_feed(p, r2, strlen(r2), &used), HTTP_STEP_HEAD);
     CHECK(!http_parser_head(p)->keep_alive);
-    http_parser_resume(p, false);
+    CHECK_INT(http_parser_resume(p, false), HTTP_STEP_MORE);
     size_t rest = strlen(r2) - used;
     CHECK_INT(http_parser_feed(p, r2 + used, rest, &used), HTTP_STEP_MORE);
     CHECK_INT(http_parser_finish(p), HTTP_STEP_DONE);
@@ -169,7 +171,7 @@ static void test_response(void)
     p = http_parser_new(HTTP_KIND_RESPONSE, &limits, on_body, &b);
     const char *r3 = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n";
     CHECK_INT(http_parser_feed(p, r3, strlen(r3), &used), HTTP_STEP_HEAD);
-    http_parser_resume(p, false);
+    CHECK_INT(http_parser_resume(p, false), HTTP_STEP_MORE);
     CHECK_INT(http_parser_feed(p, r3 + used, strlen(r3) - used, &used), HTTP_STEP_MORE);
     CHECK_INT(http_parser_finish(p), HTTP_ERR_MALFORMED);
     http_parser_free(p);

@@ -1,0 +1,370 @@
+#include "itest.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http.h"
+
+static void die(const char *what)
+{
+    fprintf(stderr, "itest: %s\n", what);
+    exit(99);
+}
+
+void itest_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+void itest_spawn(struct itest_proc *p, const char *const *args)
+{
+    const char *bin = getenv("TOKENTAP");
+    if (!bin)
+        die("TOKENTAP is not set (run through meson test)");
+    int fds[2];
+    if (pipe(fds) < 0)
+        die("pipe");
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork");
+    if (pid == 0) {
+        const char *argv[64];
+        size_t n = 0;
+        argv[n++] = bin;
+        for (size_t i = 0; args[i] && n < 63; i++)
+            argv[n++] = args[i];
+        argv[n] = NULL;
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    p->pid = pid;
+    p->out_fd = fds[0];
+    p->port = 0;
+
+    char line[256];
+    size_t len = 0;
+    usec_t deadline = clock_now() + 10 * USEC_PER_SEC;
+    while (clock_now() < deadline && len < sizeof(line) - 1) {
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        ssize_t n = read(fds[0], line + len, 1);
+        if (n <= 0)
+            break;
+        if (line[len] == '\n') {
+            line[len] = '\0';
+            const char *colon = strrchr(line, ':');
+            if (strncmp(line, "listening on ", 13) == 0 && colon) {
+                p->port = atoi(colon + 1);
+                return;
+            }
+            len = 0;
+            continue;
+        }
+        len++;
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    die("the process did not print 'listening on HOST:PORT' within 10 s");
+}
+
+int itest_stop(struct itest_proc *p)
+{
+    if (p->pid <= 0)
+        return -1;
+    kill(p->pid, SIGTERM);
+    int status = 0;
+    usec_t deadline = clock_now() + 10 * USEC_PER_SEC;
+    for (;;) {
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
+        if (r == p->pid)
+            break;
+        if (clock_now() > deadline) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &status, 0);
+            break;
+        }
+        itest_sleep_ms(10);
+    }
+    close(p->out_fd);
+    p->pid = 0;
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+
+int itest_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        die("socket");
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+
+static bool write_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        data += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+struct collect {
+    struct itest_resp *r;
+    size_t cap;
+    usec_t now;
+    size_t scan;  /* where to look for the next "\n\n" */
+};
+
+static int on_body(void *ctx, const char *data, size_t len)
+{
+    struct collect *c = ctx;
+    struct itest_resp *r = c->r;
+    if (r->body_len + len + 1 > c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 65536;
+        while (cap < r->body_len + len + 1)
+            cap *= 2;
+        r->body = realloc(r->body, cap);
+        if (!r->body)
+            die("out of memory");
+        c->cap = cap;
+    }
+    memcpy(r->body + r->body_len, data, len);
+    r->body_len += len;
+    r->body[r->body_len] = '\0';
+    /* Count events completed by these bytes. */
+    while (c->scan + 1 < r->body_len) {
+        char *p = memmem(r->body + c->scan, r->body_len - c->scan, "\n\n", 2);
+        if (!p)
+            break;
+        if (r->n_events < ITEST_MAX_EVENTS)
+            r->event_time[r->n_events] = c->now;
+        r->n_events++;
+        c->scan = (size_t)(p - r->body) + 2;
+    }
+    return 0;
+}
+
+static void append_raw(struct itest_resp *r, size_t *cap, const char *data, size_t len)
+{
+    if (r->raw_len + len + 1 > *cap) {
+        size_t c = *cap ? *cap * 2 : 65536;
+        while (c < r->raw_len + len + 1)
+            c *= 2;
+        r->raw = realloc(r->raw, c);
+        if (!r->raw)
+            die("out of memory");
+        *cap = c;
+    }
+    memcpy(r->raw + r->raw_len, data, len);
+    r->raw_len += len;
+    r->raw[r->raw_len] = '\0';
+}
+
+bool itest_request_fd(int fd, const char *method, const char *path, const char *extra_headers,
+                      const char *body, size_t body_len, struct itest_resp *r)
+{
+    memset(r, 0, sizeof(*r));
+    char head[4096];
+    int n = snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s", method, path,
+                     extra_headers ? extra_headers : "");
+    if (body)
+        n += snprintf(head + n, sizeof(head) - (size_t)n,
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n", body_len);
+    n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
+    if (!write_all(fd, head, (size_t)n) || (body && !write_all(fd, body, body_len)))
+        return false;
+    r->t_sent = clock_now();
+
+    struct http_limits limits = {.max_head_bytes = 65536, .max_body_bytes = 0};
+    struct collect c = {.r = r};
+    struct http_parser *p = http_parser_new(HTTP_KIND_RESPONSE, &limits, on_body, &c);
+    bool head_done = false, is_head = strcmp(method, "HEAD") == 0;
+    size_t raw_cap = 0;
+    char buf[65536];
+    usec_t deadline = clock_now() + 30 * USEC_PER_SEC;
+    while (!r->complete && clock_now() < deadline) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int pr = poll(&pfd, 1, 200);
+        if (pr <= 0)
+            continue;
+        ssize_t got = recv(fd, buf, sizeof(buf), 0);
+        c.now = clock_now();
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            r->closed = true;
+            if (head_done && http_parser_finish(p) == HTTP_STEP_DONE)
+                r->complete = true;
+            break;
+        }
+        if (!r->t_first_byte)
+            r->t_first_byte = c.now;
+        size_t off = 0;
+        while (off < (size_t)got && !r->complete) {
+            size_t used = 0;
+            int step = http_parser_feed(p, buf + off, (size_t)got - off, &used);
+            if (step < 0) {
+                r->closed = true;
+                goto out;
+            }
+            if (!head_done) {
+                size_t h = used < sizeof(r->head) - r->head_len ? used : sizeof(r->head) - r->head_len - 1;
+                memcpy(r->head + r->head_len, buf + off, h);
+                r->head_len += h;
+            } else {
+                append_raw(r, &raw_cap, buf + off, used);
+                if (used)
+                    r->n_reads++;
+            }
+            off += used;
+            if (step == HTTP_STEP_HEAD) {
+                const struct http_head *hh = http_parser_head(p);
+                if (hh->status == 100) {
+                    /* Interim response: the real one follows. */
+                    http_parser_resume(p, true);
+                    http_parser_reset(p);
+                    r->head_len = 0;
+                    continue;
+                }
+                head_done = true;
+                r->status = hh->status;
+                step = http_parser_resume(p, is_head);
+            }
+            if (step == HTTP_STEP_DONE)
+                r->complete = true;
+        }
+    }
+out:
+    r->t_end = clock_now();
+    http_parser_free(p);
+    return true;
+}
+
+void itest_request(int port, const char *method, const char *path, const char *extra_headers,
+                   const char *body, size_t body_len, struct itest_resp *r)
+{
+    int fd = itest_connect(port);
+    if (fd < 0) {
+        memset(r, 0, sizeof(*r));
+        r->closed = true;
+        return;
+    }
+    itest_request_fd(fd, method, path, extra_headers, body, body_len, r);
+    close(fd);
+}
+
+char *itest_raw(int port, const char *data, size_t len, size_t *ret_len)
+{
+    int fd = itest_connect(port);
+    if (fd < 0)
+        die("connect");
+    write_all(fd, data, len);
+    size_t cap = 65536, got = 0;
+    char *out = malloc(cap);
+    usec_t deadline = clock_now() + 5 * USEC_PER_SEC;
+    while (clock_now() < deadline) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        if (got + 4096 > cap)
+            out = realloc(out, cap *= 2);
+        ssize_t n = recv(fd, out + got, cap - got - 1, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    out[got] = '\0';
+    *ret_len = got;
+    return out;
+}
+
+void itest_resp_free(struct itest_resp *r)
+{
+    free(r->raw);
+    free(r->body);
+    r->raw = r->body = NULL;
+}
+
+const char *itest_header(const struct itest_resp *r, const char *name, char *buf, size_t len)
+{
+    size_t nlen = strlen(name);
+    const char *p = r->head, *end = r->head + r->head_len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol)
+            break;
+        if ((size_t)(eol - p) > nlen && strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
+            const char *v = p + nlen + 1;
+            while (*v == ' ')
+                v++;
+            size_t vlen = (size_t)(eol - v);
+            if (vlen && v[vlen - 1] == '\r')
+                vlen--;
+            snprintf(buf, len, "%.*s", (int)vlen, v);
+            return buf;
+        }
+        p = eol + 1;
+    }
+    return NULL;
+}
+
+char *itest_read_file(const char *path, size_t *ret_len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "itest: cannot open %s\n", path);
+        exit(99);
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    if (!s || fread(s, 1, (size_t)n, f) != (size_t)n)
+        die("read");
+    s[n] = '\0';
+    fclose(f);
+    *ret_len = (size_t)n;
+    return s;
+}
+
+const char *itest_fixture(const char *name, char *buf, size_t len)
+{
+    const char *dir = getenv("FIXTURES");
+    snprintf(buf, len, "%s/%s", dir ? dir : "tests/fixtures", name);
+    return buf;
+}

@@ -1,0 +1,79 @@
+/* itest: helpers for integration tests that run real tokentap processes on
+ * 127.0.0.1 and talk to them over blocking sockets: spawn/stop, and a small
+ * HTTP/1.1 client that stamps every read (our own client, using the http
+ * module to parse responses). */
+#ifndef TOKENTAP_ITEST_H
+#define TOKENTAP_ITEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "clock.h"
+
+struct itest_proc {
+    pid_t pid;
+    int port;       /* from "listening on 127.0.0.1:PORT" */
+    int out_fd;     /* rest of the child's stdout */
+};
+
+/* Starts the tokentap binary ($TOKENTAP) with args (NULL-terminated, not
+ * including the program) and waits up to 10 s for its listening line.
+ * Aborts the test on failure. */
+void itest_spawn(struct itest_proc *p, const char *const *args);
+
+/* SIGTERM, then waits up to 10 s (SIGKILL after); returns the exit status
+ * (or 128+signal). */
+int itest_stop(struct itest_proc *p);
+
+#define ITEST_MAX_EVENTS 8192
+
+struct itest_resp {
+    int status;
+    char head[8192];        /* status line and headers as received */
+    size_t head_len;
+    char *raw;              /* owned: every byte after the head, as received */
+    size_t raw_len;
+    char *body;             /* owned: de-chunked body */
+    size_t body_len;
+    usec_t t_sent;          /* request fully written */
+    usec_t t_first_byte;    /* first response byte */
+    usec_t t_end;           /* response complete (or connection closed) */
+    bool complete;          /* the message ended properly */
+    bool closed;            /* the server closed the connection */
+    size_t n_events;        /* SSE events ("\n\n"-terminated) in the body */
+    usec_t event_time[ITEST_MAX_EVENTS]; /* arrival of the read completing each event */
+    size_t n_reads;         /* socket reads that carried body bytes */
+};
+
+/* One request on a new connection; extra_headers are "Name: value\r\n"
+ * lines (may be NULL). Reads until the response ends or 30 s pass. */
+void itest_request(int port, const char *method, const char *path, const char *extra_headers,
+                   const char *body, size_t body_len, struct itest_resp *r);
+
+/* The same on an open connection (fd from itest_connect); returns false if
+ * the connection failed. */
+bool itest_request_fd(int fd, const char *method, const char *path, const char *extra_headers,
+                      const char *body, size_t body_len, struct itest_resp *r);
+
+int itest_connect(int port);
+
+/* Sends raw bytes on a new connection and reads the reply until the
+ * server closes it or 5 s pass; returns malloc'd bytes. */
+char *itest_raw(int port, const char *data, size_t len, size_t *ret_len);
+
+void itest_resp_free(struct itest_resp *r);
+
+/* Value of a response header (case-insensitive) copied into buf, or NULL. */
+const char *itest_header(const struct itest_resp *r, const char *name, char *buf, size_t len);
+
+/* Reads a whole file (aborts on failure); *ret_len gets its size. */
+char *itest_read_file(const char *path, size_t *ret_len);
+
+/* Path of a file in ../shared/llama-server or tests/fixtures ($FIXTURES). */
+const char *itest_fixture(const char *name, char *buf, size_t len);
+
+/* Sleeps ms milliseconds. */
+void itest_sleep_ms(unsigned ms);
+
+#endif
