@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "serve.h"
 #include "sim.h"
 
 struct subcommand {
@@ -13,7 +14,7 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
-    {"serve", "streaming reverse proxy that measures every token", NULL},
+    {"serve", "streaming reverse proxy that measures every token", serve_main},
     {"replay", "replay a recorded or imported trace against a target", NULL},
     {"bench", "run a multi-agent scenario across concurrency levels", NULL},
     {"report", "regenerate report.md / report.html from results.json", NULL},

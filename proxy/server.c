@@ -593,6 +593,16 @@ void server_req_abort(struct server_req *req)
     server_req_finish(req, true);
 }
 
+void server_req_respond(struct server_req *req, int status, const char *content_type,
+                        const char *body, size_t len)
+{
+    server_req_printf(req, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+                      status, http_status_reason(status), content_type, len);
+    if (strcmp(server_req_head(req)->method, "HEAD") != 0)
+        server_req_write(req, body, len);
+    server_req_finish(req, false);
+}
+
 void server_req_error(struct server_req *req, int status, const char *type, const char *message)
 {
     struct conn *c = req->conn;

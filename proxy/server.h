@@ -106,6 +106,11 @@ void server_req_finish(struct server_req *req, bool close);
  * message. req must not be used afterwards. */
 void server_req_abort(struct server_req *req);
 
+/* Writes a complete response with Content-Type and Content-Length and
+ * finishes (keep-alive unless the request asked to close). */
+void server_req_respond(struct server_req *req, int status, const char *content_type,
+                        const char *body, size_t len);
+
 /* Writes a complete JSON error response in llama-server's shape
  * {"error":{"code":N,"message":...,"type":...}} and finishes with close. */
 void server_req_error(struct server_req *req, int status, const char *type, const char *message);

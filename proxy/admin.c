@@ -1,0 +1,77 @@
+#include "admin.h"
+
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "jsonw.h"
+#include "proxy.h"
+
+#define ADMIN_PREFIX "/tokentap/"
+
+bool admin_match(const struct http_head *h)
+{
+    size_t n = strlen(ADMIN_PREFIX);
+    return h->url.len >= n && memcmp(h->url.p, ADMIN_PREFIX, n) == 0;
+}
+
+static bool path_is(const struct http_head *h, const char *path)
+{
+    size_t n = strlen(path);
+    return h->url.len >= n && memcmp(h->url.p, path, n) == 0 &&
+           (h->url.len == n || h->url.p[n] == '?');
+}
+
+static void respond_buffer(struct server_req *req, int status, const char *type, struct evbuffer *b)
+{
+    size_t len = evbuffer_get_length(b);
+    const char *body = (const char *)evbuffer_pullup(b, -1);
+    server_req_respond(req, status, type, body ? body : "", len);
+}
+
+static void health(struct proxy *p, struct server_req *req)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        server_req_error(req, 500, "server_error", "out of memory");
+        return;
+    }
+    evbuffer_add_printf(b, "{\"status\":\"ok\",\"version\":\"%s\",\"in_flight\":%u,\"upstreams\":[",
+                        TOKENTAP_VERSION, proxy_in_flight(p));
+    for (size_t i = 0; i < proxy_upstream_count(p); i++) {
+        struct proxy_upstream_info u;
+        proxy_upstream_info(p, i, &u);
+        evbuffer_add_printf(b, "%s{\"name\":", i ? "," : "");
+        jsonw_cstr(b, u.name);
+        evbuffer_add_printf(b, ",\"url\":");
+        jsonw_cstr(b, u.url);
+        evbuffer_add_printf(b, ",\"default\":%s,\"models\":[", u.is_default ? "true" : "false");
+        for (size_t m = 0; m < u.n_models; m++) {
+            if (m)
+                evbuffer_add(b, ",", 1);
+            jsonw_cstr(b, u.models[m]);
+        }
+        evbuffer_add_printf(b,
+                            "],\"in_flight\":%u,\"connections_open\":%u,\"connections_idle\":%u,"
+                            "\"waiting\":%u,\"connects\":%llu,\"reuses\":%llu,\"requests\":%llu,"
+                            "\"failures\":%llu}",
+                            u.in_flight, u.pool.open, u.pool.idle, u.pool.waiting,
+                            (unsigned long long)u.pool.connects, (unsigned long long)u.pool.reuses,
+                            (unsigned long long)u.pool.requests, (unsigned long long)u.pool.failures);
+    }
+    evbuffer_add_printf(b, "]}");
+    respond_buffer(req, 200, "application/json", b);
+    evbuffer_free(b);
+}
+
+void admin_handle(struct proxy *p, struct server_req *req)
+{
+    const struct http_head *h = server_req_head(req);
+    bool get = strcmp(h->method, "GET") == 0 || strcmp(h->method, "HEAD") == 0;
+    if (get && path_is(h, "/tokentap/health")) {
+        health(p, req);
+        return;
+    }
+    server_req_error(req, 404, "not_found_error",
+                     "unknown tokentap endpoint (try GET /tokentap/health)");
+}

@@ -1,0 +1,614 @@
+#include "proxy.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+
+#include "admin.h"
+#include "jsonw.h"
+#include "log.h"
+
+struct pupstream {
+    char *name;                   /* owned */
+    char **models;                /* owned */
+    size_t n_models;
+    bool is_default;
+    struct upstream_target target;
+    struct upstream_pool *pool;   /* owned */
+    unsigned in_flight;
+    bool failing;                 /* the last exchange failed before a response head */
+};
+
+enum body_mode {
+    BODY_NONE,      /* the request has no body */
+    BODY_STREAM,    /* forwarded as it arrives */
+    BODY_BUFFER,    /* held until complete, to read "model" */
+};
+
+enum resp_mode {
+    RESP_RAW,       /* bytes as received (Content-Length or chunked) */
+    RESP_DECHUNK,   /* chunked upstream, HTTP/1.0 client: de-chunked, then close */
+    RESP_NONE,      /* HEAD, 204, 304 */
+};
+
+struct exchange {
+    struct proxy *proxy;          /* borrowed */
+    struct server_req *client;    /* borrowed until finish/abort */
+    struct upstream_req *up;      /* borrowed until on_done/cancel */
+    struct pupstream *target;     /* borrowed */
+    struct exchange *prev, *next; /* the proxy's list */
+    enum body_mode body_mode;
+    enum resp_mode resp_mode;
+    bool client_chunked;          /* the client sent a chunked body */
+    bool body_done;               /* the client's body is complete */
+    bool head_sent;               /* response head written to the client */
+    bool close_client;            /* close the client connection after */
+    bool counted;                 /* counted in target->in_flight */
+    struct evbuffer *body;        /* owned: BODY_BUFFER bytes */
+};
+
+struct proxy {
+    struct event_base *base;      /* borrowed */
+    struct proxy_config cfg;      /* pointers inside are not used after proxy_new */
+    struct pupstream *ups;        /* owned */
+    size_t n_ups;
+    struct pupstream *def;        /* borrowed: the default upstream */
+    struct exchange *exchanges;   /* owned list */
+    unsigned in_flight;
+};
+
+/* --- setup --- */
+
+int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct proxy **ret,
+              char *err, size_t errlen)
+{
+    int r = -ENOMEM;
+    struct proxy *p = calloc(1, sizeof(*p));
+    if (!p)
+        goto oom;
+    p->base = base;
+    p->cfg = *cfg;
+    p->cfg.upstreams = NULL;
+    p->ups = calloc(cfg->n_upstreams ? cfg->n_upstreams : 1, sizeof(*p->ups));
+    if (!p->ups)
+        goto oom;
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        const struct proxy_upstream_config *uc = &cfg->upstreams[i];
+        struct pupstream *u = &p->ups[p->n_ups++];
+        r = upstream_parse_url(uc->url, &u->target, err, errlen);
+        if (r < 0)
+            goto fail;
+        u->name = strdup(uc->name);
+        u->models = calloc(uc->n_models ? uc->n_models : 1, sizeof(char *));
+        if (!u->name || !u->models)
+            goto oom;
+        for (size_t m = 0; m < uc->n_models; m++) {
+            u->models[m] = strdup(uc->models[m]);
+            if (!u->models[m])
+                goto oom;
+            u->n_models++;
+        }
+        u->is_default = uc->is_default;
+        struct upstream_pool_options po = cfg->pool;
+        if (uc->max_connections)
+            po.max_connections = uc->max_connections;
+        u->pool = upstream_pool_new(base, &u->target, &po);
+        if (!u->pool)
+            goto oom;
+        if (u->is_default || !p->def)
+            p->def = u;
+    }
+    if (!p->def) {
+        snprintf(err, errlen, "no upstream configured: give --upstream URL or upstreams: in the config");
+        r = -EINVAL;
+        goto fail;
+    }
+    *ret = p;
+    return 0;
+oom:
+    r = -ENOMEM;
+    snprintf(err, errlen, "out of memory");
+fail:
+    proxy_free(p);
+    return r;
+}
+
+static void exchange_free(struct exchange *x);
+
+void proxy_free(struct proxy *p)
+{
+    if (!p)
+        return;
+    while (p->exchanges) {
+        struct exchange *x = p->exchanges;
+        x->client = NULL;
+        exchange_free(x);
+    }
+    for (size_t i = 0; i < p->n_ups; i++) {
+        struct pupstream *u = &p->ups[i];
+        upstream_pool_free(u->pool);
+        for (size_t m = 0; m < u->n_models; m++)
+            free(u->models[m]);
+        free(u->models);
+        free(u->name);
+    }
+    free(p->ups);
+    free(p);
+}
+
+unsigned proxy_in_flight(const struct proxy *p)
+{
+    return p->in_flight;
+}
+
+size_t proxy_upstream_count(const struct proxy *p)
+{
+    return p->n_ups;
+}
+
+void proxy_upstream_info(const struct proxy *p, size_t i, struct proxy_upstream_info *ret)
+{
+    const struct pupstream *u = &p->ups[i];
+    *ret = (struct proxy_upstream_info){
+        .name = u->name,
+        .url = u->target.url,
+        .is_default = u == p->def,
+        .n_models = u->n_models,
+        .models = (const char *const *)u->models,
+        .in_flight = u->in_flight,
+    };
+    upstream_pool_stats(u->pool, &ret->pool);
+}
+
+/* --- exchanges --- */
+
+static void exchange_free(struct exchange *x)
+{
+    struct proxy *p = x->proxy;
+    if (x->up)
+        upstream_req_cancel(x->up);
+    if (x->counted)
+        x->target->in_flight--;
+    if (x->client)
+        server_req_set_data(x->client, NULL);
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        p->exchanges = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    if (x->body)
+        evbuffer_free(x->body);
+    p->in_flight--;
+    free(x);
+}
+
+/* Answers the client with an error in llama-server's JSON shape (only
+ * possible before the response head went out). */
+static void fail_client(struct exchange *x, int status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void fail_client(struct exchange *x, int status, const char *type, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    struct server_req *client = x->client;
+    x->client = NULL;
+    exchange_free(x);
+    if (client)
+        server_req_error(client, status, type, msg);
+}
+
+/* RFC 9110 7.6.1: headers that describe one connection, not the message. */
+static bool hop_by_hop(const struct http_head *h, struct http_str name)
+{
+    static const char *const fixed[] = {"connection", "keep-alive", "proxy-connection",
+                                        "proxy-authenticate", "proxy-authorization", "te",
+                                        "trailer", "upgrade", "transfer-encoding"};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        if (http_str_caseeq(name, fixed[i]))
+            return true;
+    /* And every header the Connection header names. */
+    char buf[64];
+    if (name.len >= sizeof(buf))
+        return false;
+    memcpy(buf, name.p, name.len);
+    buf[name.len] = '\0';
+    return http_head_has_token(h, "connection", buf);
+}
+
+static bool is_name(struct http_str s, const char *a)
+{
+    return http_str_caseeq(s, a);
+}
+
+/* Writes the request line and headers to the upstream. body_len >= 0: a
+ * buffered body of that size; -1: the client's own framing. */
+static void write_request_head(struct exchange *x, long long body_len)
+{
+    const struct http_head *h = server_req_head(x->client);
+    struct upstream_req *up = x->up;
+    const struct upstream_target *t = &x->target->target;
+    upstream_req_printf(up, "%s %s%.*s HTTP/1.1\r\nHost: %s\r\n", h->method, t->base_path,
+                        (int)h->url.len, h->url.p, t->host_header);
+    const struct http_str *xff = NULL;
+    for (size_t i = 0; i < h->n_headers; i++) {
+        struct http_str n = h->headers[i].name, v = h->headers[i].value;
+        if (hop_by_hop(h, n) || is_name(n, "host") || is_name(n, "content-length") ||
+            is_name(n, "expect"))
+            continue;
+        if (is_name(n, "x-forwarded-for")) {
+            xff = &h->headers[i].value;
+            continue;
+        }
+        upstream_req_printf(up, "%.*s: %.*s\r\n", (int)n.len, n.p, (int)v.len, v.p);
+    }
+    const char *peer = server_req_peer(x->client);
+    if (xff)
+        upstream_req_printf(up, "X-Forwarded-For: %.*s, %s\r\n", (int)xff->len, xff->p, peer);
+    else
+        upstream_req_printf(up, "X-Forwarded-For: %s\r\n", peer);
+    if (body_len >= 0) {
+        if (body_len > 0 || h->content_length >= 0 || h->chunked)
+            upstream_req_printf(up, "Content-Length: %lld\r\n", body_len);
+    } else if (h->chunked) {
+        upstream_req_printf(up, "Transfer-Encoding: chunked\r\n");
+    } else if (h->content_length >= 0) {
+        upstream_req_printf(up, "Content-Length: %lld\r\n", (long long)h->content_length);
+    }
+    upstream_req_write(up, "\r\n", 2);
+}
+
+/* Forwards client body bytes, re-framing a chunked body chunk by chunk. */
+static void write_body(struct exchange *x, const char *data, size_t len)
+{
+    if (len == 0)
+        return;
+    if (x->client_chunked) {
+        upstream_req_printf(x->up, "%zx\r\n", len);
+        upstream_req_write(x->up, data, len);
+        upstream_req_write(x->up, "\r\n", 2);
+    } else {
+        upstream_req_write(x->up, data, len);
+    }
+    if (x->client && upstream_req_output_full(x->up))
+        server_req_pause_body(x->client, true);
+}
+
+static void end_body(struct exchange *x)
+{
+    if (x->client_chunked)
+        upstream_req_write(x->up, "0\r\n\r\n", 5);
+}
+
+static const struct upstream_cb upstream_callbacks;
+
+static int start_upstream(struct exchange *x, struct pupstream *u)
+{
+    const struct http_head *h = server_req_head(x->client);
+    struct upstream_req_options o = {
+        .head_request = strcmp(h->method, "HEAD") == 0,
+        .response_timeout = x->proxy->cfg.response_timeout,
+        .stream_timeout = x->proxy->cfg.stream_timeout,
+    };
+    x->target = u;
+    int r = upstream_request(u->pool, &o, &upstream_callbacks, x, &x->up);
+    if (r < 0) {
+        x->up = NULL;
+        fail_client(x, 503, "unavailable_error", "upstream '%s' (%s): %s", u->name, u->target.url,
+                    upstream_strerror(r));
+        return r;
+    }
+    u->in_flight++;
+    x->counted = true;
+    return 0;
+}
+
+static struct pupstream *find_model(struct proxy *p, const char *model)
+{
+    for (size_t i = 0; i < p->n_ups; i++)
+        for (size_t m = 0; m < p->ups[i].n_models; m++)
+            if (strcmp(p->ups[i].models[m], model) == 0)
+                return &p->ups[i];
+    return NULL;
+}
+
+/* The buffered body is complete (or too big to hold): pick the upstream
+ * by "model" and send everything held so far. */
+static void route_buffered(struct exchange *x, bool complete)
+{
+    struct proxy *p = x->proxy;
+    struct pupstream *u = p->def;
+    size_t len = evbuffer_get_length(x->body);
+    if (complete) {
+        const char *text = (const char *)evbuffer_pullup(x->body, -1);
+        cJSON *json = text ? cJSON_ParseWithLength(text, len) : NULL;
+        const cJSON *model = cJSON_GetObjectItemCaseSensitive(json, "model");
+        if (cJSON_IsString(model)) {
+            struct pupstream *m = find_model(p, model->valuestring);
+            if (m) {
+                u = m;
+            } else if (p->cfg.reject_unknown_models) {
+                char known[300] = "";
+                for (size_t i = 0; i < p->n_ups; i++)
+                    for (size_t k = 0; k < p->ups[i].n_models; k++)
+                        snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
+                                 known[0] ? ", " : "", p->ups[i].models[k]);
+                char name[128];
+                snprintf(name, sizeof(name), "%s", model->valuestring);
+                cJSON_Delete(json);
+                fail_client(x, 404, "not_found_error",
+                            "model '%s' is not served by this proxy (known: %s)", name, known);
+                return;
+            }
+        }
+        cJSON_Delete(json);
+    }
+    if (start_upstream(x, u) < 0)
+        return;
+    x->body_mode = BODY_STREAM;
+    if (complete) {
+        x->client_chunked = false; /* re-framed with a Content-Length */
+        write_request_head(x, (long long)len);
+    } else {
+        write_request_head(x, -1);
+    }
+    struct evbuffer_iovec v;
+    while (evbuffer_get_length(x->body) > 0 && evbuffer_peek(x->body, -1, NULL, &v, 1) == 1) {
+        write_body(x, v.iov_base, v.iov_len);
+        evbuffer_drain(x->body, v.iov_len);
+    }
+    if (complete)
+        end_body(x);
+}
+
+static void on_head(void *ctx, struct server_req *req)
+{
+    struct proxy *p = ctx;
+    const struct http_head *h = server_req_head(req);
+    if (admin_match(h)) {
+        admin_handle(p, req);
+        return;
+    }
+    struct exchange *x = calloc(1, sizeof(*x));
+    if (!x) {
+        server_req_error(req, 500, "server_error", "out of memory");
+        return;
+    }
+    x->proxy = p;
+    x->client = req;
+    x->next = p->exchanges;
+    if (p->exchanges)
+        p->exchanges->prev = x;
+    p->exchanges = x;
+    p->in_flight++;
+    server_req_set_data(req, x);
+    x->client_chunked = h->chunked;
+    x->close_client = !h->keep_alive;
+
+    bool has_body = h->chunked || h->content_length > 0;
+    if (!has_body) {
+        x->body_mode = BODY_NONE;
+        x->body_done = true;
+    } else if (p->n_ups > 1 && strcmp(h->method, "POST") == 0) {
+        x->body_mode = BODY_BUFFER;
+        x->body = evbuffer_new();
+        if (!x->body) {
+            fail_client(x, 500, "server_error", "out of memory");
+            return;
+        }
+        return; /* the upstream is chosen when the body is in */
+    } else {
+        x->body_mode = BODY_STREAM;
+    }
+    if (start_upstream(x, p->def) < 0)
+        return;
+    write_request_head(x, -1);
+}
+
+static void on_body(void *ctx, struct server_req *req, const char *data, size_t len)
+{
+    struct exchange *x = server_req_data(req);
+    if (!x)
+        return;
+    if (x->body_mode == BODY_BUFFER) {
+        evbuffer_add(x->body, data, len);
+        if (evbuffer_get_length(x->body) > x->proxy->cfg.route_body_limit)
+            route_buffered(x, false);
+        return;
+    }
+    if (x->up)
+        write_body(x, data, len);
+}
+
+static void on_end(void *ctx, struct server_req *req)
+{
+    struct exchange *x = server_req_data(req);
+    if (!x)
+        return;
+    x->body_done = true;
+    if (x->body_mode == BODY_BUFFER) {
+        route_buffered(x, true);
+        return;
+    }
+    if (x->up && x->body_mode == BODY_STREAM)
+        end_body(x);
+}
+
+static void on_drain(void *ctx, struct server_req *req)
+{
+    struct exchange *x = server_req_data(req);
+    if (x && x->up)
+        upstream_req_pause(x->up, false);
+}
+
+static void on_abort(void *ctx, struct server_req *req)
+{
+    struct exchange *x = server_req_data(req);
+    if (!x)
+        return;
+    /* The client is gone: close the upstream connection at once so
+     * llama-server frees the slot (exchange_free cancels it). */
+    x->client = NULL;
+    exchange_free(x);
+}
+
+static const struct server_handler handler = {
+    .on_head = on_head,
+    .on_body = on_body,
+    .on_end = on_end,
+    .on_drain = on_drain,
+    .on_abort = on_abort,
+};
+
+const struct server_handler *proxy_handler(void)
+{
+    return &handler;
+}
+
+/* --- upstream callbacks --- */
+
+static void up_on_head(void *ctx, const struct http_head *uh, usec_t t)
+{
+    struct exchange *x = ctx;
+    struct server_req *c = x->client;
+    if (x->target->failing) {
+        log_info("upstream '%s' (%s) answers again", x->target->name, x->target->target.url);
+        x->target->failing = false;
+    }
+    if (!c)
+        return;
+    const struct http_head *ch = server_req_head(c);
+    bool client_10 = ch->version_major == 1 && ch->version_minor == 0;
+    bool no_body = strcmp(ch->method, "HEAD") == 0 || uh->status == 204 || uh->status == 304 ||
+                   (uh->status >= 100 && uh->status < 200);
+    if (no_body)
+        x->resp_mode = RESP_NONE;
+    else if (uh->chunked && client_10)
+        x->resp_mode = RESP_DECHUNK;
+    else
+        x->resp_mode = RESP_RAW;
+    /* A body that ends when the upstream closes ends the client's
+     * connection too; so does an HTTP/1.0 client. */
+    if (!no_body && !uh->chunked && uh->content_length < 0)
+        x->close_client = true;
+    if (client_10)
+        x->close_client = true;
+
+    server_req_printf(c, "HTTP/1.1 %d %.*s\r\n", uh->status, (int)uh->reason.len, uh->reason.p);
+    bool sse = false, accel = false;
+    for (size_t i = 0; i < uh->n_headers; i++) {
+        struct http_str n = uh->headers[i].name, v = uh->headers[i].value;
+        if (is_name(n, "transfer-encoding")) {
+            /* Kept when the chunked bytes pass through as they are. */
+            if (x->resp_mode == RESP_RAW)
+                server_req_printf(c, "%.*s: %.*s\r\n", (int)n.len, n.p, (int)v.len, v.p);
+            continue;
+        }
+        if (hop_by_hop(uh, n))
+            continue;
+        if (is_name(n, "content-type") && v.len >= 17 && strncasecmp(v.p, "text/event-stream", 17) == 0)
+            sse = true;
+        if (is_name(n, "x-accel-buffering"))
+            accel = true;
+        server_req_printf(c, "%.*s: %.*s\r\n", (int)n.len, n.p, (int)v.len, v.p);
+    }
+    if (sse && !accel)
+        server_req_printf(c, "X-Accel-Buffering: no\r\n");
+    if (x->close_client)
+        server_req_printf(c, "Connection: close\r\n");
+    server_req_write(c, "\r\n", 2);
+    x->head_sent = true;
+}
+
+static void up_on_raw(void *ctx, const char *data, size_t len, usec_t t)
+{
+    struct exchange *x = ctx;
+    if (!x->client || x->resp_mode != RESP_RAW)
+        return;
+    server_req_write(x->client, data, len);
+    /* A client that reads slower than the upstream writes: stop reading
+     * the upstream until its buffer drains (bounded memory per stream). */
+    if (server_req_output_full(x->client))
+        upstream_req_pause(x->up, true);
+}
+
+static void up_on_body(void *ctx, const char *data, size_t len, usec_t t)
+{
+    struct exchange *x = ctx;
+    if (!x->client || x->resp_mode != RESP_DECHUNK)
+        return;
+    server_req_write(x->client, data, len);
+    if (server_req_output_full(x->client))
+        upstream_req_pause(x->up, true);
+}
+
+static void up_on_drain(void *ctx)
+{
+    struct exchange *x = ctx;
+    if (x->client)
+        server_req_pause_body(x->client, false);
+}
+
+static int error_status(int err)
+{
+    switch (err) {
+    case UPSTREAM_ERR_CONNECT_TIMEOUT:
+    case UPSTREAM_ERR_TIMEOUT:
+        return 504;
+    case UPSTREAM_ERR_QUEUE_FULL:
+        return 503;
+    default:
+        return 502;
+    }
+}
+
+static void up_on_done(void *ctx, int err, usec_t t)
+{
+    struct exchange *x = ctx;
+    x->up = NULL;
+    struct server_req *c = x->client;
+    if (!c) {
+        exchange_free(x);
+        return;
+    }
+    if (err == 0) {
+        bool close = x->close_client || !x->body_done;
+        x->client = NULL;
+        exchange_free(x);
+        server_req_finish(c, close);
+        return;
+    }
+    if (!x->head_sent) {
+        struct pupstream *u = x->target;
+        /* Say it once when an upstream starts failing, not per request. */
+        if (!u->failing)
+            log_warn("upstream '%s' (%s): %s", u->name, u->target.url, upstream_strerror(err));
+        u->failing = true;
+        fail_client(x, error_status(err), "upstream_error", "upstream '%s' (%s): %s", u->name,
+                    u->target.url, upstream_strerror(err));
+        return;
+    }
+    /* Mid-stream: the client must see a truncated response, never a
+     * clean end. */
+    x->client = NULL;
+    exchange_free(x);
+    server_req_abort(c);
+}
+
+static const struct upstream_cb upstream_callbacks = {
+    .on_head = up_on_head,
+    .on_raw = up_on_raw,
+    .on_body = up_on_body,
+    .on_drain = up_on_drain,
+    .on_done = up_on_done,
+};
