@@ -96,7 +96,7 @@ static void conn_destroy(struct conn *c)
     bufferevent_free(c->bev);
     http_parser_free(c->parser);
     free(c);
-    if (srv->listener_paused && !srv->shutting_down && srv->n_conns < srv->opts.max_connections) {
+    if (srv->listener_paused && srv->lev && srv->n_conns < srv->opts.max_connections) {
         evconnlistener_enable(srv->lev);
         srv->listener_paused = false;
     }
@@ -360,7 +360,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
         srv->conns->prev = c;
     srv->conns = c;
     srv->n_conns++;
-    if (srv->n_conns >= srv->opts.max_connections && !srv->listener_paused) {
+    if (srv->n_conns >= srv->opts.max_connections && !srv->listener_paused && srv->lev) {
         evconnlistener_disable(lev);
         srv->listener_paused = true;
     }
@@ -442,7 +442,12 @@ const struct net_addr *server_address(const struct server *srv)
 void server_shutdown(struct server *srv)
 {
     srv->shutting_down = true;
-    evconnlistener_disable(srv->lev);
+    /* Close the listening socket, so new connections are refused rather
+     * than left in the backlog. */
+    if (srv->lev) {
+        evconnlistener_free(srv->lev);
+        srv->lev = NULL;
+    }
     struct conn *next;
     for (struct conn *c = srv->conns; c; c = next) {
         next = c->next;

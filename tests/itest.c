@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -367,4 +368,83 @@ const char *itest_fixture(const char *name, char *buf, size_t len)
     const char *dir = getenv("FIXTURES");
     snprintf(buf, len, "%s/%s", dir ? dir : "tests/fixtures", name);
     return buf;
+}
+
+long itest_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long kb = -1;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kb = strtol(line + 6, NULL, 10);
+    fclose(f);
+    return kb;
+}
+
+static void *peer_thread(void *arg)
+{
+    struct itest_peer *p = arg;
+    while (!p->stop) {
+        struct pollfd pfd = {.fd = p->listen_fd, .events = POLLIN};
+        if (poll(&pfd, 1, 50) <= 0)
+            continue;
+        int fd = accept(p->listen_fd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        p->accepted++;
+        char buf[65536];
+        size_t have = 0;
+        while (!p->stop) {
+            struct pollfd cfd = {.fd = fd, .events = POLLIN};
+            if (poll(&cfd, 1, 50) <= 0)
+                continue;
+            ssize_t n = recv(fd, buf + have, sizeof(buf) - have - 1, 0);
+            if (n <= 0)
+                break;
+            have += (size_t)n;
+            buf[have] = '\0';
+            if (!strstr(buf, "\r\n\r\n") && have < sizeof(buf) - 1)
+                continue;
+            have = 0;
+            itest_sleep_ms(p->delay_ms);
+            bool ok = write_all(fd, p->response, p->response_len);
+            for (size_t i = 0; i < p->body_repeat && ok && !p->stop; i++)
+                ok = write_all(fd, p->body, p->body_len);
+            if (p->close_after || !ok)
+                break;
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+void itest_peer_start(struct itest_peer *p)
+{
+    p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int one = 1;
+    setsockopt(p->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(p->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(p->listen_fd, 16) < 0)
+        die("peer bind");
+    socklen_t len = sizeof(sa);
+    getsockname(p->listen_fd, (struct sockaddr *)&sa, &len);
+    p->port = ntohs(sa.sin_port);
+    p->stop = 0;
+    pthread_t *th = malloc(sizeof(*th));
+    if (!th || pthread_create(th, NULL, peer_thread, p) != 0)
+        die("peer thread");
+    p->thread = th;
+}
+
+void itest_peer_stop(struct itest_peer *p)
+{
+    p->stop = 1;
+    pthread_join(*(pthread_t *)p->thread, NULL);
+    free(p->thread);
+    close(p->listen_fd);
 }

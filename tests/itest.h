@@ -73,6 +73,29 @@ char *itest_read_file(const char *path, size_t *ret_len);
 /* Path of a file in ../shared/llama-server or tests/fixtures ($FIXTURES). */
 const char *itest_fixture(const char *name, char *buf, size_t len);
 
+/* Resident memory of a process in KiB (from /proc), or -1. */
+long itest_rss_kb(pid_t pid);
+
+/* A scripted raw TCP peer standing in for a misbehaving upstream: for
+ * each request head it reads, it waits delay_ms, writes `response`, then
+ * `body` body_repeat times (for big bodies), and closes if close_after. */
+struct itest_peer {
+    int listen_fd;
+    int port;
+    const char *response;
+    size_t response_len;
+    const char *body;
+    size_t body_len;
+    size_t body_repeat;
+    unsigned delay_ms;
+    bool close_after;
+    int accepted;            /* connections accepted so far */
+    volatile int stop;
+    void *thread;            /* owned: pthread_t */
+};
+void itest_peer_start(struct itest_peer *p);
+void itest_peer_stop(struct itest_peer *p);
+
 /* Sleeps ms milliseconds. */
 void itest_sleep_ms(unsigned ms);
 
