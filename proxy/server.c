@@ -451,7 +451,10 @@ void server_shutdown(struct server *srv)
     struct conn *next;
     for (struct conn *c = srv->conns; c; c = next) {
         next = c->next;
-        if (c->state == CONN_IDLE && !c->closing) {
+        /* Idle means no request bytes at all: a request that is arriving
+         * is in flight and gets its answer. */
+        if (c->state == CONN_IDLE && !c->closing && !http_parser_in_message(c->parser) &&
+            evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
             conn_enter(c);
             conn_kill(c);
             conn_leave(c);

@@ -96,6 +96,14 @@ struct itest_peer {
 void itest_peer_start(struct itest_peer *p);
 void itest_peer_stop(struct itest_peer *p);
 
+/* Runs a test function unless $ITEST_ONLY names another one. */
+#define ITEST_RUN(fn)                                                                              \
+    do {                                                                                           \
+        const char *itest_only_ = getenv("ITEST_ONLY");                                            \
+        if (!itest_only_ || strcmp(itest_only_, #fn) == 0)                                         \
+            fn();                                                                                  \
+    } while (0)
+
 /* Sleeps ms milliseconds. */
 void itest_sleep_ms(unsigned ms);
 

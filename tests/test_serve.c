@@ -411,8 +411,14 @@ static void test_slow_reader_bounded(void)
     itest_sleep_ms(700);
     long rss1 = itest_rss_kb(serve.pid);
     CHECK(rss0 > 0 && rss1 > 0);
-    /* 64 MiB offered; the proxy holds about its 256 KiB output limit. */
+    /* 64 MiB offered; the proxy holds about its 256 KiB output limit.
+     * AddressSanitizer's quarantine keeps freed buffers resident, so the
+     * bound there only shows the body was not held whole. */
+#ifdef __SANITIZE_ADDRESS__
+    CHECK(rss1 - rss0 < 32768);
+#else
     CHECK(rss1 - rss0 < 4096);
+#endif
     fprintf(stderr, "slow reader: proxy RSS %ld -> %ld KiB\n", rss0, rss1);
     /* Reading again drains the whole body through. */
     size_t got = first > 0 ? (size_t)first : 0, want = 1024 * sizeof(block);
@@ -536,14 +542,14 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     (void)sim_port_arg;
-    test_routes_identical();
-    test_not_batched();
-    test_keepalive_pool();
-    test_client_abort();
-    test_upstream_failures();
-    test_bad_requests();
-    test_slow_reader_bounded();
-    test_routing();
-    test_drain();
+    ITEST_RUN(test_routes_identical);
+    ITEST_RUN(test_not_batched);
+    ITEST_RUN(test_keepalive_pool);
+    ITEST_RUN(test_client_abort);
+    ITEST_RUN(test_upstream_failures);
+    ITEST_RUN(test_bad_requests);
+    ITEST_RUN(test_slow_reader_bounded);
+    ITEST_RUN(test_routing);
+    ITEST_RUN(test_drain);
     return check_done("test_serve");
 }
