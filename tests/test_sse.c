@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "capture.h"
 #include "check.h"
 #include "http.h"
 #include "sse.h"
@@ -149,28 +150,6 @@ static void check_splits(const char *name, const char *text, size_t len, size_t 
 
 /* --- captures --- */
 
-static char *read_file(const char *path, size_t *ret_len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t len = 0, cap = 0, n;
-    do {
-        if (cap - len < 4096) {
-            cap = cap ? cap * 2 : 65536;
-            buf = realloc(buf, cap);
-            if (!buf)
-                abort();
-        }
-        n = fread(buf + len, 1, cap - len, f);
-        len += n;
-    } while (n > 0);
-    fclose(f);
-    *ret_len = len;
-    return buf;
-}
-
 struct body {
     char *data;
     size_t len;
@@ -189,10 +168,10 @@ static int on_body(void *ctx, const char *data, size_t len)
 
 /* The response body of a capture: after the head, de-chunked with our http
  * parser when the file keeps the chunked framing. */
-static char *capture_body(const char *path, bool chunked, size_t *ret_len)
+static char *load_body(const char *path, bool chunked, size_t *ret_len)
 {
     size_t len = 0;
-    char *text = read_file(path, &len);
+    char *text = capture_read_file(path, &len);
     if (!text)
         return NULL;
     char *out = NULL;
@@ -288,7 +267,7 @@ static void test_capture(const char *dir, const char *file)
         return;
     bool chunked = strstr(file, "rawwire") != NULL;
     size_t len = 0;
-    char *body = capture_body(path, chunked, &len);
+    char *body = load_body(path, chunked, &len);
     CHECK(body != NULL);
     if (!body)
         return;
@@ -349,9 +328,8 @@ static void test_capture(const char *dir, const char *file)
 
 static void test_captures(void)
 {
-    const char *dir = getenv("FIXTURES");
     char path[1024];
-    snprintf(path, sizeof(path), "%s/llama-server", dir ? dir : "tests/fixtures");
+    capture_dir(path, sizeof(path));
     DIR *d = opendir(path);
     CHECK(d != NULL);
     if (!d)
