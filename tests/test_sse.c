@@ -640,6 +640,113 @@ static void test_stop(void)
     rec_free(&got);
 }
 
+/* --- differential: a plain whole-buffer reading of the spec --- */
+
+/* The WHATWG algorithm written the obvious way, on a whole stream: split
+ * into lines, then apply them. Records into r like on_event. */
+static void reference(const char *s, size_t len, struct rec *r, uint64_t *ret_comments)
+{
+    char data[512], type[512], id[512];
+    size_t dl = 0, tl = 0, il = 0;
+    bool has_data = false, has_id = false;
+    uint64_t comments = 0;
+    size_t i = 0;
+    if (len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
+        i = 3;
+    while (i < len) {
+        size_t start = i;
+        while (i < len && s[i] != '\r' && s[i] != '\n')
+            i++;
+        if (i == len) { /* no line end: never applied */
+            if (s[start] == ':')
+                comments++;
+            break;
+        }
+        size_t n = i - start;
+        i += (s[i] == '\r' && i + 1 < len && s[i + 1] == '\n') ? 2 : 1;
+        const char *l = s + start;
+        if (n == 0) {
+            if (has_data) {
+                struct sse_event ev = {.event = tl ? type : NULL, .event_len = tl,
+                                       .data = data, .data_len = dl,
+                                       .id = has_id ? id : NULL, .id_len = il};
+                on_event(r, &ev);
+            }
+            dl = tl = 0;
+            has_data = has_id = false;
+            continue;
+        }
+        if (l[0] == ':') {
+            comments++;
+            continue;
+        }
+        const char *colon = memchr(l, ':', n);
+        size_t k = colon ? (size_t)(colon - l) : n, v = colon ? k + 1 : n;
+        if (v < n && l[v] == ' ')
+            v++;
+        if (k == 4 && memcmp(l, "data", 4) == 0) {
+            if (has_data)
+                data[dl++] = '\n';
+            memcpy(data + dl, l + v, n - v);
+            dl += n - v;
+            has_data = true;
+        } else if (k == 5 && memcmp(l, "event", 5) == 0) {
+            memcpy(type, l + v, n - v);
+            tl = n - v;
+        } else if (k == 2 && memcmp(l, "id", 2) == 0 && !memchr(l + v, 0, n - v)) {
+            memcpy(id, l + v, n - v);
+            il = n - v;
+            has_id = true;
+        }
+    }
+    *ret_comments = comments;
+}
+
+static void test_differential(void)
+{
+    static const char *const atoms[] = {"data", "event", "id", "retry", ":", " ", "\r", "\n",
+                                        "\r\n", "x", "yz", "da", "ta", "\xef\xbb\xbf"};
+    static const char nul_atom[] = "\0";
+    uint64_t seed = 42;
+    size_t bad = 0;
+    for (int t = 0; t < 4000; t++) {
+        char text[400];
+        size_t len = 0;
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        int atoms_n = (int)((seed >> 33) % 80);
+        if ((seed >> 20) % 4 == 0) {
+            memcpy(text, "\xef\xbb\xbf", 3);
+            len = 3;
+        }
+        for (int a = 0; a < atoms_n; a++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            size_t which = (seed >> 33) % 15;
+            const char *at = which == 14 ? nul_atom : atoms[which];
+            size_t al = which == 14 ? 1 : strlen(at);
+            memcpy(text + len, at, al);
+            len += al;
+        }
+        struct rec want = {0};
+        uint64_t want_comments = 0;
+        reference(text, len, &want, &want_comments);
+
+        size_t cuts[400], n_cuts = 0;
+        for (size_t off = 0; off < len;) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            off += 1 + (seed >> 33) % 9;
+            if (off < len)
+                cuts[n_cuts++] = off;
+        }
+        struct rec got = {.ref = &want};
+        struct sse_parser st;
+        int rc = feed_cuts(text, len, cuts, n_cuts, 0, &got, &st);
+        if (rc || got.mismatches || got.n != want.n || st.comments != want_comments)
+            bad++;
+        rec_free(&want);
+    }
+    CHECK_INT(bad, 0);
+}
+
 int main(void)
 {
     test_fields();
@@ -651,6 +758,7 @@ int main(void)
     test_limit();
     test_spanning_views();
     test_stop();
+    test_differential();
     test_captures();
     return check_done("test_sse");
 }
