@@ -73,7 +73,7 @@ struct dialect {
     enum dialect_kind kind;
     struct dialect_facts facts;
     unsigned last_kinds; /* bit (1u << kind) per token kind in the last dialect_event() */
-    /* Anthropic reports the prompt in parts, possibly across events. */
+    /* Private: Anthropic reports the prompt in parts, possibly across events. */
     int64_t anth_input, anth_cache_read, anth_cache_create;
 };
 

@@ -82,8 +82,9 @@ void sse_parser_finish(struct sse_parser *p);
  * still delivered). */
 int sse_feed(struct sse_parser *p, const char *buf, size_t len, sse_event_cb cb, void *ctx);
 
-/* True when no event or line is pending: the stream so far ended on an
- * event boundary (a stream that ends otherwise lost its last event). */
+/* True when no event is pending (a partial comment line does not count):
+ * a stream that ends here lost nothing; one that ends otherwise lost its
+ * last event. */
 bool sse_parser_idle(const struct sse_parser *p);
 
 #endif
