@@ -565,6 +565,8 @@ static void gen_on_token(void *ctx, size_t index)
         write_head(x, 200, "text/event-stream", -1, NULL);
         sim_format_stream_start(x->scratch, &x->reply);
     }
+    if (x->sim->o.stamp)
+        evbuffer_add_printf(x->scratch, ": t=%llu\n", (unsigned long long)clock_now());
     sim_format_stream_token(x->scratch, &x->reply, &x->script, index);
     write_chunk(x);
     x->sent = index + 1;

@@ -36,6 +36,7 @@ struct sim_options {
     uint64_t max_body;
     long long created;        /* fixed "created" seconds (0 = wall clock) */
     usec_t idle_timeout;      /* keep-alive idle timeout (llama-server: 5 s) */
+    bool stamp;               /* benchmarks: an SSE comment ": t=<monotonic µs>" before each token */
     bool quiet;
 };
 

@@ -25,6 +25,7 @@ enum {
     OPT_MAX_BODY,
     OPT_CREATED,
     OPT_LOG_LEVEL,
+    OPT_STAMP,
 };
 
 static const struct cli_option sim_options[] = {
@@ -41,6 +42,7 @@ static const struct cli_option sim_options[] = {
     {"fault", 0, "SPEC", "inject a fault into every generation (see below)", OPT_FAULT},
     {"max-body", 0, "SIZE", "largest request body; larger gets 413 (default 64M)", OPT_MAX_BODY},
     {"created", 0, "SECONDS", "fixed \"created\" time stamp for reproducible bodies (default: now)", OPT_CREATED},
+    {"stamp", 0, NULL, "benchmarks: send an SSE comment ': t=<monotonic µs>' before each token event", OPT_STAMP},
     {"log-level", 0, "LEVEL", "error, warn, info or debug (default info)", OPT_LOG_LEVEL},
     {NULL, 0, NULL, NULL, 0},
 };
@@ -152,6 +154,9 @@ int sim_main(int argc, char **argv)
             if (cli_parse_u64(cmd, "--created", v, 1, 1ull << 40, &u) < 0)
                 return 2;
             o.created = (long long)u;
+            break;
+        case OPT_STAMP:
+            o.stamp = true;
             break;
         case OPT_LOG_LEVEL:
             if (log_parse_level(v, &level) < 0) {
