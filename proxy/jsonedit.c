@@ -6,12 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Merge recurses once per nesting level of the patch (never of the
- * document), so the patch gets a tighter depth limit than documents. */
-#define PATCH_MAX_DEPTH JSONEDIT_MAX_PATCH_DEPTH
+#include "jsonscan.h"
 
-/* ---- growable text with a sticky error ---- */
+/* jsonedit's limits and errors are jsonscan's. */
+_Static_assert(JSONEDIT_MAX_DEPTH <= JSONSCAN_MAX_DEPTH, "depth limit beyond the scanner's");
+_Static_assert(JSONEDIT_MAX_BYTES == JSONSCAN_MAX_BYTES, "size limits differ");
+_Static_assert(JSONEDIT_ERR_INVALID == JSONSCAN_ERR_INVALID &&
+                   JSONEDIT_ERR_TOO_DEEP == JSONSCAN_ERR_TOO_DEEP &&
+                   JSONEDIT_ERR_TOO_LARGE == JSONSCAN_ERR_TOO_LARGE,
+               "error codes differ");
 
+/* Growable text with a sticky error, checked once at the end. */
 struct buf {
     char *p; /* owned; NUL-terminated when non-NULL */
     size_t len, cap;
@@ -44,388 +49,16 @@ static void buf_add(struct buf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-/* ---- validation (iterative, depth-limited) ---- */
-
-static bool is_ws(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static size_t skip_ws(const char *d, size_t len, size_t i)
-{
-    while (i < len && is_ws(d[i]))
-        i++;
-    return i;
-}
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* *pos at the opening quote; on success, just past the closing quote. */
-static int scan_string(const char *d, size_t len, size_t *pos)
-{
-    size_t i = *pos + 1;
-    while (i < len) {
-        unsigned char c = (unsigned char)d[i];
-        if (c == '"') {
-            *pos = i + 1;
-            return 0;
-        }
-        if (c < 0x20)
-            return JSONEDIT_ERR_INVALID;
-        if (c != '\\') {
-            i++; /* bytes >= 0x80 pass unchecked: see jsonedit.h */
-            continue;
-        }
-        if (i + 1 >= len)
-            return JSONEDIT_ERR_INVALID;
-        char e = d[i + 1];
-        if (e == 'u') {
-            if (len - i < 6)
-                return JSONEDIT_ERR_INVALID;
-            for (size_t k = 2; k < 6; k++)
-                if (hex_digit(d[i + k]) < 0)
-                    return JSONEDIT_ERR_INVALID;
-            i += 6;
-        } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
-                   e == 'r' || e == 't') {
-            i += 2;
-        } else {
-            return JSONEDIT_ERR_INVALID;
-        }
-    }
-    return JSONEDIT_ERR_INVALID;
-}
-
-static size_t skip_digits(const char *d, size_t len, size_t i)
-{
-    while (i < len && is_digit(d[i]))
-        i++;
-    return i;
-}
-
-/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
-static int scan_number(const char *d, size_t len, size_t *pos)
-{
-    size_t i = *pos;
-    if (i < len && d[i] == '-')
-        i++;
-    if (i >= len || !is_digit(d[i]))
-        return JSONEDIT_ERR_INVALID;
-    i = d[i] == '0' ? i + 1 : skip_digits(d, len, i);
-    if (i < len && d[i] == '.') {
-        if (++i >= len || !is_digit(d[i]))
-            return JSONEDIT_ERR_INVALID;
-        i = skip_digits(d, len, i);
-    }
-    if (i < len && (d[i] == 'e' || d[i] == 'E')) {
-        i++;
-        if (i < len && (d[i] == '+' || d[i] == '-'))
-            i++;
-        if (i >= len || !is_digit(d[i]))
-            return JSONEDIT_ERR_INVALID;
-        i = skip_digits(d, len, i);
-    }
-    *pos = i;
-    return 0;
-}
-
-static int scan_literal(const char *d, size_t len, size_t *pos)
-{
-    static const char *const lits[] = {"true", "false", "null"};
-    for (size_t k = 0; k < 3; k++) {
-        size_t n = strlen(lits[k]);
-        if (len - *pos >= n && memcmp(d + *pos, lits[k], n) == 0) {
-            *pos += n;
-            return 0;
-        }
-    }
-    return JSONEDIT_ERR_INVALID;
-}
-
-/* *pos at a member's key; on success, at the start of its value. */
-static int scan_key(const char *d, size_t len, size_t *pos)
-{
-    if (*pos >= len || d[*pos] != '"')
-        return JSONEDIT_ERR_INVALID;
-    int r = scan_string(d, len, pos);
-    if (r < 0)
-        return r;
-    size_t i = skip_ws(d, len, *pos);
-    if (i >= len || d[i] != ':')
-        return JSONEDIT_ERR_INVALID;
-    *pos = skip_ws(d, len, i + 1);
-    return 0;
-}
-
-/* Validates d as one JSON value nested at most max_depth deep; reports
- * the value's span (without surrounding whitespace) and its depth. */
-static int validate(const char *d, size_t len, unsigned max_depth, size_t *ret_start,
-                    size_t *ret_end, unsigned *ret_depth)
-{
-    uint64_t is_obj[JSONEDIT_MAX_DEPTH / 64] = {0}; /* one bit per open container */
-    unsigned depth = 0, deepest = 0;
-    bool after = false; /* false: a value is expected at i; true: one just ended */
-    int r;
-
-    if (len > JSONEDIT_MAX_BYTES)
-        return JSONEDIT_ERR_TOO_LARGE;
-    size_t i = skip_ws(d, len, 0), start = i;
-    for (;;) {
-        if (!after) {
-            if (i >= len)
-                return JSONEDIT_ERR_INVALID;
-            char c = d[i];
-            if (c == '{' || c == '[') {
-                if (depth >= max_depth)
-                    return JSONEDIT_ERR_TOO_DEEP;
-                uint64_t bit = (uint64_t)1 << (depth % 64);
-                is_obj[depth / 64] = c == '{' ? is_obj[depth / 64] | bit : is_obj[depth / 64] & ~bit;
-                depth++;
-                deepest = depth > deepest ? depth : deepest;
-                i = skip_ws(d, len, i + 1);
-                if (i < len && d[i] == (c == '{' ? '}' : ']')) {
-                    depth--;
-                    i++;
-                    after = true;
-                } else if (c == '{' && (r = scan_key(d, len, &i)) < 0) {
-                    return r;
-                }
-                continue;
-            }
-            if (c == '"')
-                r = scan_string(d, len, &i);
-            else if (c == '-' || is_digit(c))
-                r = scan_number(d, len, &i);
-            else
-                r = scan_literal(d, len, &i);
-            if (r < 0)
-                return r;
-            after = true;
-            continue;
-        }
-        if (depth == 0)
-            break;
-        i = skip_ws(d, len, i);
-        if (i >= len)
-            return JSONEDIT_ERR_INVALID;
-        bool obj = (is_obj[(depth - 1) / 64] >> ((depth - 1) % 64)) & 1;
-        if (d[i] == ',') {
-            i = skip_ws(d, len, i + 1);
-            if (obj && (r = scan_key(d, len, &i)) < 0)
-                return r;
-            after = false;
-        } else if (d[i] == (obj ? '}' : ']')) {
-            depth--;
-            i++;
-        } else {
-            return JSONEDIT_ERR_INVALID;
-        }
-    }
-    size_t end = i;
-    if (skip_ws(d, len, i) != len)
-        return JSONEDIT_ERR_INVALID;
-    *ret_start = start;
-    *ret_end = end;
-    *ret_depth = deepest;
-    return 0;
-}
-
-int jsonedit_validate(const char *text, size_t len)
-{
-    size_t s, e;
-    unsigned depth;
-    if (!text && len)
-        return JSONEDIT_ERR_INVALID;
-    return validate(text ? text : "", len, JSONEDIT_MAX_DEPTH, &s, &e, &depth);
-}
-
-/* ---- navigation in validated text ---- */
-
-static size_t skip_string(const char *d, size_t len, size_t i)
-{
-    for (i++; i < len && d[i] != '"'; i++)
-        if (d[i] == '\\')
-            i++;
-    return i + 1;
-}
-
-/* i at the start of a value of validated text; returns its end. */
-static size_t skip_value(const char *d, size_t len, size_t i)
-{
-    if (d[i] == '"')
-        return skip_string(d, len, i);
-    if (d[i] != '{' && d[i] != '[') {
-        while (i < len && !is_ws(d[i]) && d[i] != ',' && d[i] != '}' && d[i] != ']')
-            i++;
-        return i;
-    }
-    size_t depth = 0;
-    while (i < len) {
-        char c = d[i];
-        if (c == '"') {
-            i = skip_string(d, len, i);
-            continue;
-        }
-        if (c == '{' || c == '[')
-            depth++;
-        else if ((c == '}' || c == ']') && --depth == 0)
-            return i + 1;
-        i++;
-    }
-    return i;
-}
-
-/* A member of an object (key..key_end is the quoted key) or an element of
- * an array (key == key_end == value). */
-struct member {
-    size_t key, key_end, value, value_end;
-};
-
-struct iter {
-    const char *d; /* borrowed: validated text */
-    size_t len, pos;
-    bool obj, started;
-};
-
-static void iter_init(struct iter *it, const char *d, size_t len, size_t open)
-{
-    *it = (struct iter){.d = d, .len = len, .pos = open + 1, .obj = d[open] == '{'};
-}
-
-static bool iter_next(struct iter *it, struct member *m)
-{
-    size_t i = skip_ws(it->d, it->len, it->pos);
-    if (i >= it->len || it->d[i] == '}' || it->d[i] == ']')
-        return false;
-    if (it->started) /* at the comma */
-        i = skip_ws(it->d, it->len, i + 1);
-    it->started = true;
-    m->key = m->key_end = i;
-    if (it->obj) {
-        m->key_end = skip_string(it->d, it->len, i);
-        i = skip_ws(it->d, it->len, m->key_end);
-        i = skip_ws(it->d, it->len, i + 1); /* past the colon */
-    }
-    m->value = i;
-    m->value_end = skip_value(it->d, it->len, i);
-    it->pos = m->value_end;
-    return true;
-}
-
-/* Reads the bytes a key stands for, one at a time: the contents of a JSON
- * string (escapes decoded, \u to UTF-8) or a pointer token (~0, ~1). */
-struct key {
-    const char *p, *end; /* borrowed */
-    bool pointer;
-    unsigned char pend[4];
-    unsigned npend, ipend;
-};
-
-static struct key key_json(const char *d, const struct member *m)
-{
-    return (struct key){.p = d + m->key + 1, .end = d + m->key_end - 1};
-}
-
-static unsigned hex4(const char *p)
-{
-    return (unsigned)(hex_digit(p[0]) << 12 | hex_digit(p[1]) << 8 | hex_digit(p[2]) << 4 |
-                      hex_digit(p[3]));
-}
-
-static int key_next(struct key *k)
-{
-    if (k->ipend < k->npend)
-        return k->pend[k->ipend++];
-    if (k->p >= k->end)
-        return -1;
-    unsigned char c = (unsigned char)*k->p++;
-    if (k->pointer) {
-        if (c == '~' && k->p < k->end)
-            c = *k->p++ == '0' ? '~' : '/';
-        return c;
-    }
-    if (c != '\\' || k->p >= k->end)
-        return c;
-    c = (unsigned char)*k->p++;
-    switch (c) {
-    case 'b': return '\b';
-    case 'f': return '\f';
-    case 'n': return '\n';
-    case 'r': return '\r';
-    case 't': return '\t';
-    case 'u': break;
-    default: return c;
-    }
-    unsigned cp = hex4(k->p);
-    k->p += 4;
-    if (cp >= 0xd800 && cp < 0xdc00 && k->end - k->p >= 6 && k->p[0] == '\\' && k->p[1] == 'u') {
-        unsigned lo = hex4(k->p + 2);
-        if (lo >= 0xdc00 && lo < 0xe000) {
-            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-            k->p += 6;
-        }
-    }
-    /* A lone surrogate becomes its 3-byte form, so it still compares equal to itself. */
-    if (cp < 0x80) {
-        k->pend[0] = (unsigned char)cp;
-        k->npend = 1;
-    } else if (cp < 0x800) {
-        k->pend[0] = (unsigned char)(0xc0 | cp >> 6);
-        k->pend[1] = (unsigned char)(0x80 | (cp & 0x3f));
-        k->npend = 2;
-    } else if (cp < 0x10000) {
-        k->pend[0] = (unsigned char)(0xe0 | cp >> 12);
-        k->pend[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        k->pend[2] = (unsigned char)(0x80 | (cp & 0x3f));
-        k->npend = 3;
-    } else {
-        k->pend[0] = (unsigned char)(0xf0 | cp >> 18);
-        k->pend[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-        k->pend[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        k->pend[3] = (unsigned char)(0x80 | (cp & 0x3f));
-        k->npend = 4;
-    }
-    k->ipend = 1;
-    return k->pend[0];
-}
-
-static bool key_eq(struct key a, struct key b)
-{
-    for (;;) {
-        int x = key_next(&a), y = key_next(&b);
-        if (x != y)
-            return false;
-        if (x < 0)
-            return true;
-    }
-}
-
-/* ---- the edit: splices into the document ---- */
-
 struct splice {
-    size_t start, end;      /* doc[start, end) is replaced ... */
-    size_t text, text_len;  /* ... by edit.text[text, text + text_len) */
+    size_t start, end;     /* doc[start, end) is replaced ... */
+    size_t text, text_len; /* ... by edit.text[text, text + text_len) */
 };
 
 struct edit {
-    const char *doc;          /* borrowed */
+    const char *doc; /* borrowed */
     size_t len;
-    struct buf text;          /* owned: the replacement texts */
-    struct splice *splices;   /* owned; in document order */
+    struct buf text;        /* owned: the replacement texts */
+    struct splice *splices; /* owned; in document order */
     size_t n_splices, cap_splices;
     int err;
 };
@@ -459,8 +92,9 @@ struct style {
     size_t colon_len;
 };
 
-static struct style make_style(const char *d, size_t open, size_t n, const struct member *first,
-                               const struct member *second)
+static struct style make_style(const char *d, size_t open, size_t n,
+                               const struct jsonscan_member *first,
+                               const struct jsonscan_member *second)
 {
     struct style st = {.sep = "", .sep_comma = true, .colon = ":", .colon_len = 1};
     if (n >= 2) {
@@ -493,14 +127,14 @@ static void emit_sep(struct buf *b, const struct style *st)
 
 /* Writes a key as a quoted JSON string: JSON keys keep their spelling,
  * pointer tokens are decoded and escaped. */
-static void emit_key(struct buf *b, struct key k)
+static void emit_key(struct buf *b, struct jsonscan_key k)
 {
     buf_add(b, "\"", 1);
     if (!k.pointer) {
         buf_add(b, k.p, (size_t)(k.end - k.p));
     } else {
         int c;
-        while ((c = key_next(&k)) >= 0) {
+        while ((c = jsonscan_key_next(&k)) >= 0) {
             char esc[8];
             if (c == '"' || c == '\\') {
                 esc[0] = '\\';
@@ -531,12 +165,12 @@ static void emit_stripped(struct buf *b, const char *v, size_t len)
         buf_add(b, v, len);
         return;
     }
-    struct iter it;
-    struct member m;
+    struct jsonscan_iter it;
+    struct jsonscan_member m;
     bool any = false;
-    iter_init(&it, v, len, 0);
+    jsonscan_iter_init(&it, v, len, 0);
     buf_add(b, "{", 1);
-    while (iter_next(&it, &m)) {
+    while (jsonscan_iter_next(&it, &m)) {
         if (v[m.value] == 'n')
             continue;
         if (any)
@@ -556,7 +190,7 @@ enum op_kind {
 };
 
 struct op {
-    struct key key;
+    struct jsonscan_key key;
     enum op_kind kind;
     const char *val; /* borrowed */
     size_t val_len;
@@ -571,13 +205,13 @@ static void merge_into(struct edit *e, size_t open, const char *patch, size_t pa
  * after it, or before it when it runs to the end of the object. */
 static void edit_object(struct edit *e, size_t open, struct op *ops, size_t n_ops)
 {
-    struct iter it;
-    struct member m, first = {0}, second = {0};
+    struct jsonscan_iter it;
+    struct jsonscan_member m, first = {0}, second = {0};
     size_t n = 0, last_kept_end = 0, last_end = 0, run_start = SIZE_MAX;
     bool have_kept = false;
 
-    iter_init(&it, e->doc, e->len, open);
-    while (!e->err && iter_next(&it, &m)) {
+    jsonscan_iter_init(&it, e->doc, e->len, open);
+    while (!e->err && jsonscan_iter_next(&it, &m)) {
         if (n == 0)
             first = m;
         else if (n == 1)
@@ -586,7 +220,7 @@ static void edit_object(struct edit *e, size_t open, struct op *ops, size_t n_op
         last_end = m.value_end;
         struct op *op = NULL;
         for (size_t k = 0; k < n_ops; k++) {
-            if (key_eq(key_json(e->doc, &m), ops[k].key)) {
+            if (jsonscan_key_eq(jsonscan_key_member(e->doc, &m), ops[k].key)) {
                 op = &ops[k];
                 op->found = true;
                 break;
@@ -639,13 +273,13 @@ static void edit_object(struct edit *e, size_t open, struct op *ops, size_t n_op
 /* Merges the patch object (validated text) into the object at doc[open]. */
 static void merge_into(struct edit *e, size_t open, const char *patch, size_t patch_len)
 {
-    struct iter it;
-    struct member m;
+    struct jsonscan_iter it;
+    struct jsonscan_member m;
     size_t n = 0;
     struct op *ops = NULL;
 
-    iter_init(&it, patch, patch_len, 0);
-    while (iter_next(&it, &m))
+    jsonscan_iter_init(&it, patch, patch_len, 0);
+    while (jsonscan_iter_next(&it, &m))
         n++;
     if (n == 0)
         return;
@@ -655,10 +289,10 @@ static void merge_into(struct edit *e, size_t open, const char *patch, size_t pa
         return;
     }
     n = 0;
-    iter_init(&it, patch, patch_len, 0);
-    while (iter_next(&it, &m)) {
+    jsonscan_iter_init(&it, patch, patch_len, 0);
+    while (jsonscan_iter_next(&it, &m)) {
         char c = patch[m.value];
-        ops[n].key = key_json(patch, &m);
+        ops[n].key = jsonscan_key_member(patch, &m);
         ops[n].kind = c == 'n' ? OP_DELETE : c == '{' ? OP_MERGE : OP_REPLACE;
         ops[n].val = patch + m.value;
         ops[n].val_len = m.value_end - m.value;
@@ -673,13 +307,13 @@ static void merge_into(struct edit *e, size_t open, const char *patch, size_t pa
  * win is unclear. Recursion is bounded by the patch's validated depth. */
 static int check_patch_keys(const char *patch, size_t len)
 {
-    struct iter it, it2;
-    struct member m, m2;
-    iter_init(&it, patch, len, 0);
-    while (iter_next(&it, &m)) {
+    struct jsonscan_iter it, it2;
+    struct jsonscan_member m, m2;
+    jsonscan_iter_init(&it, patch, len, 0);
+    while (jsonscan_iter_next(&it, &m)) {
         it2 = it;
-        while (iter_next(&it2, &m2))
-            if (key_eq(key_json(patch, &m), key_json(patch, &m2)))
+        while (jsonscan_iter_next(&it2, &m2))
+            if (jsonscan_key_eq(jsonscan_key_member(patch, &m), jsonscan_key_member(patch, &m2)))
                 return JSONEDIT_ERR_BAD_ARG;
         if (patch[m.value] == '{') {
             int r = check_patch_keys(patch + m.value, m.value_end - m.value);
@@ -724,18 +358,23 @@ fail:
     return r;
 }
 
+int jsonedit_validate(const char *text, size_t len)
+{
+    struct jsonscan_info info;
+    return jsonscan_validate(text, len, JSONEDIT_MAX_DEPTH, &info);
+}
+
 /* Validates the document (root must be an object) and starts an edit. */
 static int edit_begin(struct edit *e, const char *doc, size_t len, size_t *ret_root)
 {
-    size_t start, end;
-    unsigned depth;
+    struct jsonscan_info info;
     *e = (struct edit){.doc = doc, .len = len};
-    int r = validate(doc, len, JSONEDIT_MAX_DEPTH, &start, &end, &depth);
+    int r = jsonscan_validate(doc, len, JSONEDIT_MAX_DEPTH, &info);
     if (r < 0)
         return r;
-    if (doc[start] != '{')
+    if (doc[info.start] != '{')
         return JSONEDIT_ERR_NOT_OBJECT;
-    *ret_root = start;
+    *ret_root = info.start;
     return 0;
 }
 
@@ -756,17 +395,17 @@ static int check_pointer(const char *p, size_t *ret_tokens)
 }
 
 /* The token that starts after the '/' at p. */
-static struct key pointer_token(const char *p)
+static struct jsonscan_key pointer_token(const char *p)
 {
     const char *end = strchr(p + 1, '/');
-    return (struct key){.p = p + 1, .end = end ? end : p + 1 + strlen(p + 1), .pointer = true};
+    return jsonscan_key_token(p + 1, end ? end : p + 1 + strlen(p + 1));
 }
 
-#define INDEX_APPEND SIZE_MAX     /* "-" */
+#define INDEX_APPEND SIZE_MAX /* "-" */
 #define INDEX_INVALID (SIZE_MAX - 1)
 
 /* An array index token: digits without leading zeros, or "-". */
-static size_t parse_index(struct key t)
+static size_t parse_index(struct jsonscan_key t)
 {
     size_t n = (size_t)(t.end - t.p), v = 0;
     if (n == 1 && t.p[0] == '-')
@@ -774,38 +413,41 @@ static size_t parse_index(struct key t)
     if (n == 0 || n > 15 || (n > 1 && t.p[0] == '0'))
         return INDEX_INVALID;
     for (size_t i = 0; i < n; i++) {
-        if (!is_digit(t.p[i]))
+        if (t.p[i] < '0' || t.p[i] > '9')
             return INDEX_INVALID;
         v = v * 10 + (size_t)(t.p[i] - '0');
     }
     return v;
 }
 
-/* What an edit of element idx of the array at doc[open] needs to know. */
+/* What an edit of element idx of the array at doc[open] needs to know
+ * (idx may be INDEX_APPEND: then only n, first, second and last). */
 struct array_info {
     size_t n;
-    struct member el, prev, next, first, second, last;
+    struct jsonscan_member el, prev, next, first, second, last;
     bool found;
 };
 
 static void array_scan(const struct edit *e, size_t open, size_t idx, struct array_info *a)
 {
-    struct iter it;
-    struct member m;
+    struct jsonscan_iter it;
+    struct jsonscan_member m;
     *a = (struct array_info){0};
-    iter_init(&it, e->doc, e->len, open);
-    while (iter_next(&it, &m)) {
+    jsonscan_iter_init(&it, e->doc, e->len, open);
+    while (jsonscan_iter_next(&it, &m)) {
         if (a->n == 0)
             a->first = m;
         else if (a->n == 1)
             a->second = m;
-        if (a->n + 1 == idx)
-            a->prev = m;
-        else if (a->n == idx)
-            a->el = m;
-        else if (a->n == idx + 1)
-            a->next = m;
-        a->found = a->found || a->n == idx;
+        if (idx < INDEX_INVALID) {
+            if (a->n + 1 == idx)
+                a->prev = m;
+            else if (a->n == idx)
+                a->el = m;
+            else if (a->n == idx + 1)
+                a->next = m;
+            a->found = a->found || a->n == idx;
+        }
         a->last = m;
         a->n++;
     }
@@ -820,17 +462,17 @@ static int walk(const struct edit *e, size_t root, const char *pointer, size_t *
     size_t cur = root;
     const char *tok = pointer;
     for (;;) {
-        struct key t = pointer_token(tok);
+        struct jsonscan_key t = pointer_token(tok);
         bool last = *t.end == '\0';
         if (last || (e->doc[cur] != '{' && e->doc[cur] != '['))
             break;
         size_t next = SIZE_MAX;
-        struct iter it;
-        struct member m;
+        struct jsonscan_iter it;
+        struct jsonscan_member m;
         if (e->doc[cur] == '{') {
-            iter_init(&it, e->doc, e->len, cur);
-            while (iter_next(&it, &m))
-                if (key_eq(key_json(e->doc, &m), t))
+            jsonscan_iter_init(&it, e->doc, e->len, cur);
+            while (jsonscan_iter_next(&it, &m))
+                if (jsonscan_key_eq(jsonscan_key_member(e->doc, &m), t))
                     next = m.value; /* the last occurrence wins */
         } else {
             size_t idx = parse_index(t);
@@ -864,10 +506,10 @@ int jsonedit_set(const char *doc, size_t len, const char *pointer, const char *v
 {
     struct edit e;
     struct buf nested = {0};
-    size_t tokens, vstart, vend, root, open;
-    unsigned vdepth;
-    const char *tok;
-    bool missing;
+    struct jsonscan_info v;
+    size_t tokens, root, open = 0;
+    const char *tok = NULL;
+    bool missing = false;
     int r;
 
     if (!doc || !value_json || !ret_out || !ret_out_len)
@@ -875,10 +517,10 @@ int jsonedit_set(const char *doc, size_t len, const char *pointer, const char *v
     r = check_pointer(pointer, &tokens);
     if (r < 0)
         return r;
-    r = validate(value_json, value_len, JSONEDIT_MAX_DEPTH, &vstart, &vend, &vdepth);
+    r = jsonscan_validate(value_json, value_len, JSONEDIT_MAX_DEPTH, &v);
     if (r < 0)
         return r == JSONEDIT_ERR_INVALID ? JSONEDIT_ERR_BAD_ARG : r;
-    if (tokens + vdepth > JSONEDIT_MAX_DEPTH)
+    if (tokens + v.depth > JSONEDIT_MAX_DEPTH)
         return JSONEDIT_ERR_TOO_DEEP;
     r = edit_begin(&e, doc, len, &root);
     if (r < 0)
@@ -887,16 +529,17 @@ int jsonedit_set(const char *doc, size_t len, const char *pointer, const char *v
     if (r < 0)
         goto fail;
 
-    struct key t = pointer_token(tok);
+    struct jsonscan_key t = pointer_token(tok);
     if (doc[open] == '{') {
-        struct op op = {.key = t, .kind = OP_REPLACE, .val = value_json + vstart,
-                        .val_len = vend - vstart};
+        struct op op = {
+            .key = t, .kind = OP_REPLACE, .val = value_json + v.start, .val_len = v.end - v.start};
         if (missing) {
             /* Create the intermediate objects: {"b":{"c":value}} under "a". */
-            struct iter it;
-            struct member first;
-            iter_init(&it, doc, len, open);
-            struct style st = make_style(doc, open, iter_next(&it, &first) ? 1 : 0, &first, NULL);
+            struct jsonscan_iter it;
+            struct jsonscan_member first = {0};
+            jsonscan_iter_init(&it, doc, len, open);
+            struct style st =
+                make_style(doc, open, jsonscan_iter_next(&it, &first) ? 1 : 0, &first, NULL);
             size_t depth = 0;
             for (const char *p = t.end; *p; p = pointer_token(p).end, depth++) {
                 buf_add(&nested, "{", 1);
@@ -935,7 +578,7 @@ int jsonedit_set(const char *doc, size_t len, const char *pointer, const char *v
             r = JSONEDIT_ERR_NO_ELEMENT;
             goto fail;
         }
-        buf_add(&e.text, value_json + vstart, vend - vstart);
+        buf_add(&e.text, value_json + v.start, v.end - v.start);
         add_splice(&e, start, end, 0);
     }
     r = finish(&e, ret_out, ret_out_len);
@@ -950,9 +593,9 @@ int jsonedit_delete(const char *doc, size_t len, const char *pointer, char **ret
                     size_t *ret_out_len)
 {
     struct edit e;
-    size_t tokens, root, open;
-    const char *tok;
-    bool missing;
+    size_t tokens, root, open = 0;
+    const char *tok = NULL;
+    bool missing = false;
     int r;
 
     if (!doc || !ret_out || !ret_out_len)
@@ -972,14 +615,13 @@ int jsonedit_delete(const char *doc, size_t len, const char *pointer, char **ret
     if (r < 0)
         goto fail;
 
-    struct key t = pointer_token(tok);
     if (missing) {
-        /* Nothing to remove: the output is a copy. */
+        /* Nothing to remove (open and tok may be unset): the output is a copy. */
     } else if (doc[open] == '{') {
-        struct op op = {.key = t, .kind = OP_DELETE};
+        struct op op = {.key = pointer_token(tok), .kind = OP_DELETE};
         edit_object(&e, open, &op, 1);
     } else {
-        size_t idx = parse_index(t);
+        size_t idx = parse_index(pointer_token(tok));
         struct array_info a;
         r = idx == INDEX_INVALID ? JSONEDIT_ERR_NOT_CONTAINER : 0;
         if (r < 0)
@@ -1003,24 +645,24 @@ int jsonedit_merge(const char *doc, size_t len, const char *patch_json, size_t p
                    char **ret_out, size_t *ret_out_len)
 {
     struct edit e;
-    size_t pstart, pend, root;
-    unsigned pdepth;
+    struct jsonscan_info p;
+    size_t root;
     int r;
 
     if (!doc || !patch_json || !ret_out || !ret_out_len)
         return JSONEDIT_ERR_BAD_ARG;
-    r = validate(patch_json, patch_len, PATCH_MAX_DEPTH, &pstart, &pend, &pdepth);
-    if (r == JSONEDIT_ERR_INVALID || (r == 0 && patch_json[pstart] != '{'))
+    r = jsonscan_validate(patch_json, patch_len, JSONEDIT_MAX_PATCH_DEPTH, &p);
+    if (r == JSONEDIT_ERR_INVALID || (r == 0 && patch_json[p.start] != '{'))
         return JSONEDIT_ERR_BAD_ARG;
     if (r < 0)
         return r;
-    r = check_patch_keys(patch_json + pstart, pend - pstart);
+    r = check_patch_keys(patch_json + p.start, p.end - p.start);
     if (r < 0)
         return r;
     r = edit_begin(&e, doc, len, &root);
     if (r < 0)
         return r;
-    merge_into(&e, root, patch_json + pstart, pend - pstart);
+    merge_into(&e, root, patch_json + p.start, p.end - p.start);
     r = finish(&e, ret_out, ret_out_len);
     free(e.text.p);
     free(e.splices);

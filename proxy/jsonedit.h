@@ -33,14 +33,15 @@
 #define JSONEDIT_UNCHANGED 1
 
 /* Errors (negative errno values). */
-#define JSONEDIT_ERR_INVALID (-EBADMSG)     /* the document is not valid JSON */
-#define JSONEDIT_ERR_NOT_OBJECT (-EINVAL)   /* valid, but its root is not an object */
-#define JSONEDIT_ERR_TOO_DEEP (-E2BIG)      /* nesting beyond JSONEDIT_MAX_DEPTH */
-#define JSONEDIT_ERR_TOO_LARGE (-EMSGSIZE)  /* beyond JSONEDIT_MAX_BYTES */
-#define JSONEDIT_ERR_NOT_CONTAINER (-ENOTDIR) /* the pointer goes through a scalar,
-                                                 or names an array element by a non-index */
-#define JSONEDIT_ERR_NO_ELEMENT (-ENOENT)   /* set: array index out of range */
-#define JSONEDIT_ERR_BAD_ARG (-EDOM)        /* malformed pointer, value or patch */
+#define JSONEDIT_ERR_INVALID (-EBADMSG)    /* the document is not valid JSON */
+#define JSONEDIT_ERR_NOT_OBJECT (-EINVAL)  /* valid, but its root is not an object */
+#define JSONEDIT_ERR_TOO_DEEP (-E2BIG)     /* nesting beyond JSONEDIT_MAX_DEPTH */
+#define JSONEDIT_ERR_TOO_LARGE (-EMSGSIZE) /* beyond JSONEDIT_MAX_BYTES */
+#define JSONEDIT_ERR_NOT_CONTAINER                                                                 \
+    (-ENOTDIR)                            /* the pointer goes through a scalar,                    \
+                                             or names an array element by a non-index */
+#define JSONEDIT_ERR_NO_ELEMENT (-ENOENT) /* set: array index out of range */
+#define JSONEDIT_ERR_BAD_ARG (-EDOM)      /* malformed pointer, value or patch */
 
 /* Checks that text is one valid JSON value (any type): 0,
  * JSONEDIT_ERR_INVALID, JSONEDIT_ERR_TOO_DEEP or JSONEDIT_ERR_TOO_LARGE. */

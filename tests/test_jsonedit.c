@@ -75,8 +75,8 @@ static void run(int line, enum op op, const char *doc, const char *arg, const ch
     }
     if (r >= 0) {
         check_count++;
-        if (!out || out[out_len] != '\0' || (want_r == JSONEDIT_UNCHANGED && (out_len != len ||
-                                                                     memcmp(out, doc, len)))) {
+        if (!out || out[out_len] != '\0' ||
+            (want_r == JSONEDIT_UNCHANGED && (out_len != len || memcmp(out, doc, len)))) {
             check_failures++;
             fprintf(stderr, "line %d: bad output buffer\n", line);
         }
@@ -112,9 +112,25 @@ static int validate_str(const char *s)
 static void test_validate(void)
 {
     static const char *const good[] = {
-        "{}", "[]", "0", "-0", "0.1", "1e-7", "1E+2", "-12.5e10", "9007199254740993", "true",
-        "false", "null", "\"\"", " \t\r\n{ } \n", "\"\\u00e9\\/\\\"\\\\\\b\\f\\n\\r\\t\"",
-        "\"é😀\"", "{\"a\":[1,{\"b\":null}],\"c\":\"d\"}", "[[[]]]", "\"\\ud800\"",
+        "{}",
+        "[]",
+        "0",
+        "-0",
+        "0.1",
+        "1e-7",
+        "1E+2",
+        "-12.5e10",
+        "9007199254740993",
+        "true",
+        "false",
+        "null",
+        "\"\"",
+        " \t\r\n{ } \n",
+        "\"\\u00e9\\/\\\"\\\\\\b\\f\\n\\r\\t\"",
+        "\"é😀\"",
+        "{\"a\":[1,{\"b\":null}],\"c\":\"d\"}",
+        "[[[]]]",
+        "\"\\ud800\"",
         "\"\xff\xfe\"", /* bytes >= 0x80 pass through unchecked */
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -124,11 +140,49 @@ static void test_validate(void)
         CHECK_INT(r, 0);
     }
     static const char *const bad[] = {
-        "", " ", "{", "}", "{}}", "{} x", "{}{}", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{a:1}",
-        "{'a':1}", "{\"a\":1 \"b\":2}", "01", "1.", ".5", "+1", "-", "1e", "1e+", "NaN",
-        "Infinity", "tru", "nulls", "\"abc", "\"\\x\"", "\"\\u12\"", "\"\\u12g4\"", "\"a\nb\"",
-        "\"\t\"", "\xef\xbb\xbf{}", "[1 2]", "/* c */ {}", "[\"a\",]", ",",
-        "{,}", "[,1]", "{\"a\"}", "{\"a\":}", "\"\\", "-01", "1.5e", "[-]",
+        "",
+        " ",
+        "{",
+        "}",
+        "{}}",
+        "{} x",
+        "{}{}",
+        "[1,]",
+        "{\"a\":1,}",
+        "{\"a\" 1}",
+        "{a:1}",
+        "{'a':1}",
+        "{\"a\":1 \"b\":2}",
+        "01",
+        "1.",
+        ".5",
+        "+1",
+        "-",
+        "1e",
+        "1e+",
+        "NaN",
+        "Infinity",
+        "tru",
+        "nulls",
+        "\"abc",
+        "\"\\x\"",
+        "\"\\u12\"",
+        "\"\\u12g4\"",
+        "\"a\nb\"",
+        "\"\t\"",
+        "\xef\xbb\xbf{}",
+        "[1 2]",
+        "/* c */ {}",
+        "[\"a\",]",
+        ",",
+        "{,}",
+        "[,1]",
+        "{\"a\"}",
+        "{\"a\":}",
+        "\"\\",
+        "-01",
+        "1.5e",
+        "[-]",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int r = validate_str(bad[i]);
@@ -185,8 +239,9 @@ static void test_set(void)
     SET_OK("{ }", "/a", "1", "{\"a\":1 }");
     SET_OK("{\"a\": 1}", "/b", "2", "{\"a\": 1, \"b\": 2}");
     /* Missing intermediate objects are created (the headline rule). */
-    SET_OK("{\"model\":\"m\",\"messages\":[]}", "/chat_template_kwargs/enable_thinking", "false",
-           "{\"model\":\"m\",\"messages\":[],\"chat_template_kwargs\":{\"enable_thinking\":false}}");
+    SET_OK(
+        "{\"model\":\"m\",\"messages\":[]}", "/chat_template_kwargs/enable_thinking", "false",
+        "{\"model\":\"m\",\"messages\":[],\"chat_template_kwargs\":{\"enable_thinking\":false}}");
     SET_OK("{\"model\": \"m\"}", "/a/b/c", "[1, 2]",
            "{\"model\": \"m\", \"a\": {\"b\": {\"c\": [1, 2]}}}");
     /* An existing intermediate keeps its other members. */
@@ -286,7 +341,8 @@ static void test_delete(void)
     DEL_OK("{\n  \"a\": 1,\n  \"b\": 2,\n  \"c\": 3\n}", "/b", "{\n  \"a\": 1,\n  \"c\": 3\n}");
     DEL_OK("{\n  \"a\": 1,\n  \"b\": 2,\n  \"c\": 3\n}", "/c", "{\n  \"a\": 1,\n  \"b\": 2\n}");
     DEL_OK("{\n  \"a\": 1,\n  \"b\": 2\n}", "/a", "{\n  \"b\": 2\n}");
-    DEL_OK("{\"x\":{\"a\":[1,{\"b\":2}],\"c\":\"}\"},\"y\":0}", "/x/a", "{\"x\":{\"c\":\"}\"},\"y\":0}");
+    DEL_OK("{\"x\":{\"a\":[1,{\"b\":2}],\"c\":\"}\"},\"y\":0}", "/x/a",
+           "{\"x\":{\"c\":\"}\"},\"y\":0}");
     DEL_OK("{\"x\":{\"a\":1,\"b\":2}}", "/x/b", "{\"x\":{\"a\":1}}");
     /* Anthropic system blocks. */
     DEL_OK("{\"model\":\"m\",\"system\":[{\"type\":\"text\",\"text\":\"You are Claude Code.\"},"
@@ -322,7 +378,8 @@ static void test_delete(void)
     char *out;
     size_t out_len;
     CHECK_INT(jsonedit_delete(tricky, strlen(tricky), "/big", &out, &out_len), 0);
-    check_fidelity(__LINE__, tricky, strlen(tricky), out, out_len, strlen("\"big\":9007199254740993,"));
+    check_fidelity(__LINE__, tricky, strlen(tricky), out, out_len,
+                   strlen("\"big\":9007199254740993,"));
     CHECK(strstr(out, "\"eps\": 1e-7,\"negz\":-0,\"e\":1E+2") != NULL);
     free(out);
 }
@@ -518,11 +575,12 @@ static void put(char *buf, size_t *len, const char *s)
  * patches often hit them; nulls only where allow_null. */
 static void rand_value(char *buf, size_t *len, int depth, bool allow_null)
 {
-    static const char *const keys[] = {"\"a\"", "\"b\"", "\"c\"", "\"d\"", "\"\\u0061x\"",
-                                       "\"ax\"", "\"é\"", "\"e\\/\""};
-    static const char *const scalars[] = {"0.1", "1e-7", "9007199254740993", "-0", "1E+2",
-                                          "true", "false", "\"s\"", "\"\\u00e9\\n\"", "[]",
-                                          "[1, [2]]", "\"}\"", "{}", "\"x\\\"y\""};
+    static const char *const keys[] = {"\"a\"",        "\"b\"",  "\"c\"", "\"d\"",
+                                       "\"\\u0061x\"", "\"ax\"", "\"é\"", "\"e\\/\""};
+    static const char *const scalars[] = {
+        "0.1",   "1e-7",      "9007199254740993", "-0", "1E+2",     "true",
+        "false", "\"s\"",     "\"\\u00e9\\n\"",   "[]", "[1, [2]]", "\"}\"",
+        "{}",    "\"x\\\"y\""};
     unsigned kind = depth > 3 ? 1 : rnd(allow_null ? 6 : 5);
     if (kind == 0 || kind == 4) {
         bool used[8] = {0};
