@@ -341,7 +341,8 @@ static int finish(struct edit *e, char **ret_out, size_t *ret_out_len)
             goto fail;
         }
         buf_add(&out, e->doc + pos, s->start - pos);
-        buf_add(&out, e->text.p + s->text, s->text_len);
+        if (s->text_len) /* text.p is still NULL when only deletions were made */
+            buf_add(&out, e->text.p + s->text, s->text_len);
         pos = s->end;
     }
     buf_add(&out, e->doc + pos, e->len - pos);

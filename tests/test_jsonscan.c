@@ -108,7 +108,8 @@ static void test_keys(void)
     CHECK(!key_matches("\"\\u0041\"", "a"));
     CHECK(key_matches("\"\xff\"", "\xff")); /* raw bytes compare as bytes */
     /* \u0000 is a byte like any other. */
-    struct jsonscan_key a = jsonscan_key_token("x", "x" + 1);
+    static const char x[] = "x";
+    struct jsonscan_key a = jsonscan_key_token(x, x + 1);
     char doc[] = "{\"x\\u0000\":0}";
     struct jsonscan_iter it;
     struct jsonscan_member m;
