@@ -16,7 +16,8 @@
  *
  * Inserted members copy the object's own separators (the text between its
  * first two members, and around the first member's colon), so a pretty-
- * printed body stays pretty; otherwise they are compact. */
+ * printed body stays pretty; a lone member with ": " gets ", " (Python's
+ * json.dumps style); otherwise they are compact. */
 #ifndef TOKENTAP_JSONEDIT_H
 #define TOKENTAP_JSONEDIT_H
 
@@ -37,9 +38,8 @@
 #define JSONEDIT_ERR_NOT_OBJECT (-EINVAL)  /* valid, but its root is not an object */
 #define JSONEDIT_ERR_TOO_DEEP (-E2BIG)     /* nesting beyond JSONEDIT_MAX_DEPTH */
 #define JSONEDIT_ERR_TOO_LARGE (-EMSGSIZE) /* beyond JSONEDIT_MAX_BYTES */
-#define JSONEDIT_ERR_NOT_CONTAINER                                                                 \
-    (-ENOTDIR)                            /* the pointer goes through a scalar,                    \
-                                             or names an array element by a non-index */
+/* The pointer goes through a scalar, or names an array element by a non-index. */
+#define JSONEDIT_ERR_NOT_CONTAINER (-ENOTDIR)
 #define JSONEDIT_ERR_NO_ELEMENT (-ENOENT) /* set: array index out of range */
 #define JSONEDIT_ERR_BAD_ARG (-EDOM)      /* malformed pointer, value or patch */
 
