@@ -1,0 +1,80 @@
+/* jsonscan: a strict JSON scanner over text, without allocation or
+ * recursion. It validates (RFC 8259; bytes >= 0x80 inside strings pass
+ * unchecked, since they are never decoded or re-encoded), and navigates
+ * validated text as byte spans: skip a value, walk an object's members or
+ * an array's elements, compare keys by meaning (escapes decoded). Pure;
+ * results are offsets into the caller's text. */
+#ifndef TOKENTAP_JSONSCAN_H
+#define TOKENTAP_JSONSCAN_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define JSONSCAN_MAX_DEPTH 512 /* the deepest max_depth jsonscan_validate accepts */
+#define JSONSCAN_MAX_BYTES (256u * 1024 * 1024)
+
+#define JSONSCAN_ERR_INVALID (-EBADMSG)
+#define JSONSCAN_ERR_TOO_DEEP (-E2BIG)
+#define JSONSCAN_ERR_TOO_LARGE (-EMSGSIZE)
+
+/* What validation learns about the one value in the text. */
+struct jsonscan_info {
+    size_t start, end; /* the value's span, without surrounding whitespace */
+    unsigned depth;    /* nesting of arrays and objects: 0 for a scalar */
+};
+
+/* Checks that text[0, len) is exactly one JSON value (whitespace around
+ * allowed) nested at most max_depth (capped at JSONSCAN_MAX_DEPTH) deep.
+ * Returns 0 and fills *ret, or a JSONSCAN_ERR_*. */
+int jsonscan_validate(const char *text, size_t len, unsigned max_depth, struct jsonscan_info *ret);
+
+/* The first index >= i that is not JSON whitespace (or len). */
+size_t jsonscan_skip_ws(const char *d, size_t len, size_t i);
+
+/* Validated text only: i at the start of a value; returns its end. */
+size_t jsonscan_skip_value(const char *d, size_t len, size_t i);
+
+/* A member of an object (key..key_end is the quoted key) or an element of
+ * an array (key == key_end == value). Offsets into the scanned text. */
+struct jsonscan_member {
+    size_t key, key_end, value, value_end;
+};
+
+/* Walks the members of one object or array of validated text. */
+struct jsonscan_iter {
+    const char *d; /* borrowed: the validated text */
+    size_t len, pos;
+    bool obj, started;
+};
+
+/* Starts at the object or array whose opening bracket is d[open]. */
+void jsonscan_iter_init(struct jsonscan_iter *it, const char *d, size_t len, size_t open);
+
+/* Fills *m with the next member and returns true, or returns false at the
+ * closing bracket. */
+bool jsonscan_iter_next(struct jsonscan_iter *it, struct jsonscan_member *m);
+
+/* Reads the bytes a key stands for, one at a time: the contents of a JSON
+ * string (escapes decoded, \u to UTF-8; a lone surrogate to its 3-byte
+ * form) or an RFC 6901 pointer token (~0 and ~1 decoded). */
+struct jsonscan_key {
+    const char *p, *end; /* borrowed: what is left to read */
+    bool pointer;
+    unsigned char pend[4];
+    unsigned npend, ipend;
+};
+
+/* The key of object member m of validated text d. */
+struct jsonscan_key jsonscan_key_member(const char *d, const struct jsonscan_member *m);
+
+/* A pointer token: the bytes [p, end) between two '/'. */
+struct jsonscan_key jsonscan_key_token(const char *p, const char *end);
+
+/* The next byte the key stands for (0..255), or -1 at its end. */
+int jsonscan_key_next(struct jsonscan_key *k);
+
+/* True when both keys stand for the same bytes. */
+bool jsonscan_key_eq(struct jsonscan_key a, struct jsonscan_key b);
+
+#endif

@@ -1,0 +1,132 @@
+/* Unit tests for the jsonscan module: validation info, value skipping,
+ * member spans, key comparison by meaning. (Validity cases at large are
+ * in test_jsonedit.c, through jsonedit_validate.) */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "jsonscan.h"
+
+static void test_info(void)
+{
+    struct jsonscan_info info;
+    const char *t = " \n {\"a\":[[1],{}]}\t ";
+    CHECK_INT(jsonscan_validate(t, strlen(t), JSONSCAN_MAX_DEPTH, &info), 0);
+    CHECK_INT(info.start, 3);
+    CHECK_INT(info.end, strlen(t) - 2);
+    CHECK_INT(info.depth, 3);
+    CHECK_INT(jsonscan_validate("42", 2, 0, &info), 0);
+    CHECK_INT(info.depth, 0);
+    CHECK_INT(jsonscan_validate("[]", 2, 0, &info), JSONSCAN_ERR_TOO_DEEP);
+    CHECK_INT(jsonscan_validate("[[]]", 4, 2, &info), 0);
+    CHECK_INT(jsonscan_validate("[[]]", 4, 1, &info), JSONSCAN_ERR_TOO_DEEP);
+    /* A max_depth beyond the scanner's own is capped. */
+    char deep[2 * (JSONSCAN_MAX_DEPTH + 1)];
+    memset(deep, '[', JSONSCAN_MAX_DEPTH + 1);
+    memset(deep + JSONSCAN_MAX_DEPTH + 1, ']', JSONSCAN_MAX_DEPTH + 1);
+    CHECK_INT(jsonscan_validate(deep, sizeof(deep), 100000, &info), JSONSCAN_ERR_TOO_DEEP);
+    CHECK_INT(jsonscan_validate(deep + 1, sizeof(deep) - 2, 100000, &info), 0);
+    CHECK_INT(info.depth, JSONSCAN_MAX_DEPTH);
+    /* The error code of one oversized text, without reading it. */
+    CHECK_INT(jsonscan_validate("{}", (size_t)JSONSCAN_MAX_BYTES + 1, 8, &info),
+              JSONSCAN_ERR_TOO_LARGE);
+}
+
+static void test_skip(void)
+{
+    const char *t = "{\"s\":\"a]}\\\"b\",\"n\":-1.5e3 ,\"o\":{\"x\":[\"]\",{}]} }";
+    size_t len = strlen(t);
+    CHECK_INT(jsonscan_skip_value(t, len, 0), len);
+    CHECK_INT(jsonscan_skip_value(t, len, 5), 13);  /* the string with ] } and \" */
+    CHECK_INT(jsonscan_skip_value(t, len, 18), 24); /* the number stops at the space */
+    CHECK_INT(jsonscan_skip_ws(" \t\r\nx", 5, 0), 4);
+    CHECK_INT(jsonscan_skip_ws("  ", 2, 0), 2);
+}
+
+static void test_members(void)
+{
+    const char *t = "{ \"a\" : 1 , \"b\":[ 2 , \"x\" ] ,\"c\":{}}";
+    size_t len = strlen(t);
+    struct jsonscan_iter it;
+    struct jsonscan_member m;
+    jsonscan_iter_init(&it, t, len, 0);
+    CHECK(jsonscan_iter_next(&it, &m));
+    CHECK_MEM(t + m.key, m.key_end - m.key, "\"a\"", 3);
+    CHECK_MEM(t + m.value, m.value_end - m.value, "1", 1);
+    CHECK_MEM(t + m.key_end, m.value - m.key_end, " : ", 3);
+    CHECK(jsonscan_iter_next(&it, &m));
+    CHECK_MEM(t + m.value, m.value_end - m.value, "[ 2 , \"x\" ]", 11);
+    /* The array's elements. */
+    struct jsonscan_iter ai;
+    struct jsonscan_member e;
+    jsonscan_iter_init(&ai, t, len, m.value);
+    CHECK(jsonscan_iter_next(&ai, &e));
+    CHECK(e.key == e.value && e.key_end == e.value);
+    CHECK_MEM(t + e.value, e.value_end - e.value, "2", 1);
+    CHECK(jsonscan_iter_next(&ai, &e));
+    CHECK_MEM(t + e.value, e.value_end - e.value, "\"x\"", 3);
+    CHECK(!jsonscan_iter_next(&ai, &e));
+    CHECK(jsonscan_iter_next(&it, &m));
+    CHECK_MEM(t + m.value, m.value_end - m.value, "{}", 2);
+    jsonscan_iter_init(&ai, t, len, m.value);
+    CHECK(!jsonscan_iter_next(&ai, &e));
+    CHECK(!jsonscan_iter_next(&it, &m));
+    CHECK(!jsonscan_iter_next(&it, &m));
+}
+
+/* Compares the key of {<json>:0} with pointer token tok. */
+static bool key_matches(const char *json_key, const char *tok)
+{
+    char doc[128];
+    snprintf(doc, sizeof(doc), "{%s:0}", json_key);
+    struct jsonscan_iter it;
+    struct jsonscan_member m;
+    jsonscan_iter_init(&it, doc, strlen(doc), 0);
+    if (!jsonscan_iter_next(&it, &m))
+        return false;
+    return jsonscan_key_eq(jsonscan_key_member(doc, &m),
+                           jsonscan_key_token(tok, tok + strlen(tok)));
+}
+
+static void test_keys(void)
+{
+    CHECK(key_matches("\"abc\"", "abc"));
+    CHECK(!key_matches("\"abc\"", "ab"));
+    CHECK(!key_matches("\"ab\"", "abc"));
+    CHECK(key_matches("\"\"", ""));
+    CHECK(key_matches("\"caf\\u00e9\"", "café"));
+    CHECK(key_matches("\"caf\\u00E9\"", "café"));
+    CHECK(key_matches("\"\\u20ac\"", "€"));
+    CHECK(key_matches("\"\\ud83d\\ude00\"", "😀"));
+    CHECK(key_matches("\"\\ud83d\"", "\xed\xa0\xbd")); /* lone surrogate: 3-byte form */
+    CHECK(key_matches("\"\\ud83dx\"", "\xed\xa0\xbdx"));
+    CHECK(key_matches("\"a\\/b\"", "a~1b"));
+    CHECK(key_matches("\"a~b\"", "a~0b"));
+    CHECK(key_matches("\"~1\"", "~01"));
+    CHECK(key_matches("\"\\\"\\\\\\b\\f\\n\\r\\t\"", "\"\\\b\f\n\r\t"));
+    CHECK(key_matches("\"\\u0041\"", "A"));
+    CHECK(!key_matches("\"\\u0041\"", "a"));
+    CHECK(key_matches("\"\xff\"", "\xff")); /* raw bytes compare as bytes */
+    /* \u0000 is a byte like any other. */
+    static const char x[] = "x";
+    struct jsonscan_key a = jsonscan_key_token(x, x + 1);
+    char doc[] = "{\"x\\u0000\":0}";
+    struct jsonscan_iter it;
+    struct jsonscan_member m;
+    jsonscan_iter_init(&it, doc, strlen(doc), 0);
+    CHECK(jsonscan_iter_next(&it, &m));
+    struct jsonscan_key k = jsonscan_key_member(doc, &m);
+    CHECK(!jsonscan_key_eq(k, a));
+    CHECK_INT(jsonscan_key_next(&k), 'x');
+    CHECK_INT(jsonscan_key_next(&k), 0);
+    CHECK_INT(jsonscan_key_next(&k), -1);
+}
+
+int main(void)
+{
+    test_info();
+    test_skip();
+    test_members();
+    test_keys();
+    return check_done("test_jsonscan");
+}
