@@ -5,6 +5,7 @@
 #include <event2/buffer.h>
 
 #include "jsonw.h"
+#include "metrics.h"
 #include "proxy.h"
 
 #define ADMIN_PREFIX "/tokentap/"
@@ -64,6 +65,54 @@ static void health(struct proxy *p, struct server_req *req)
     evbuffer_free(b);
 }
 
+/* Value of ?name=... as an unsigned number, or dflt. */
+static unsigned long query_num(const struct http_head *h, const char *name, unsigned long dflt)
+{
+    const char *q = memchr(h->url.p, '?', h->url.len);
+    size_t nlen = strlen(name);
+    if (!q)
+        return dflt;
+    const char *end = h->url.p + h->url.len;
+    for (const char *p = q + 1; p < end;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        if ((size_t)(stop - p) > nlen && memcmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            unsigned long v = 0;
+            const char *d = p + nlen + 1;
+            if (d == stop)
+                return dflt;
+            for (; d < stop && *d >= '0' && *d <= '9' && v < 1000000; d++)
+                v = v * 10 + (unsigned long)(*d - '0');
+            return d == stop ? v : dflt;
+        }
+        p = stop + 1;
+    }
+    return dflt;
+}
+
+static void with_buffer(struct proxy *p, struct server_req *req, int kind)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        server_req_error(req, 500, "server_error", "out of memory");
+        return;
+    }
+    struct metrics *m = proxy_metrics(p);
+    const struct http_head *h = server_req_head(req);
+    if (kind == 0) {
+        metrics_prometheus(m, b, clock_now());
+        respond_buffer(req, 200, "text/plain; version=0.0.4; charset=utf-8", b);
+    } else if (kind == 1) {
+        metrics_stats_json(m, b, clock_now());
+        respond_buffer(req, 200, "application/json", b);
+    } else {
+        size_t limit = query_num(h, "limit", 20);
+        metrics_recent_json(m, b, limit, query_num(h, "gaps", 0) != 0);
+        respond_buffer(req, 200, "application/json", b);
+    }
+    evbuffer_free(b);
+}
+
 void admin_handle(struct proxy *p, struct server_req *req)
 {
     const struct http_head *h = server_req_head(req);
@@ -72,6 +121,19 @@ void admin_handle(struct proxy *p, struct server_req *req)
         health(p, req);
         return;
     }
+    if (get && path_is(h, "/tokentap/metrics")) {
+        with_buffer(p, req, 0);
+        return;
+    }
+    if (get && path_is(h, "/tokentap/stats")) {
+        with_buffer(p, req, 1);
+        return;
+    }
+    if (get && path_is(h, "/tokentap/requests")) {
+        with_buffer(p, req, 2);
+        return;
+    }
     server_req_error(req, 404, "not_found_error",
-                     "unknown tokentap endpoint (try GET /tokentap/health)");
+                     "unknown tokentap endpoint: GET /tokentap/health, /tokentap/metrics, "
+                     "/tokentap/stats, /tokentap/requests?limit=N&gaps=1");
 }

@@ -7,6 +7,9 @@
 
 struct evbuffer;
 
+/* Appends a string literal (its length is known at compile time). */
+#define EVBUFFER_ADD_LIT(out, lit) evbuffer_add((out), (lit), sizeof(lit) - 1)
+
 /* Appends s (len bytes, may hold NULs) as a quoted JSON string. Invalid
  * UTF-8 is passed through; control characters are escaped. */
 void jsonw_str(struct evbuffer *out, const char *s, size_t len);

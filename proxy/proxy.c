@@ -13,6 +13,10 @@
 #include "admin.h"
 #include "jsonw.h"
 #include "log.h"
+#include "metrics.h"
+#include "record.h"
+#include "reqlog.h"
+#include "tap.h"
 
 struct pupstream {
     char *name;                   /* owned */
@@ -50,7 +54,10 @@ struct exchange {
     bool head_sent;               /* response head written to the client */
     bool close_client;            /* close the client connection after */
     bool counted;                 /* counted in target->in_flight */
+    bool begun;                   /* counted in metrics (metrics_begin called) */
     struct evbuffer *body;        /* owned: BODY_BUFFER bytes */
+    struct record rec;            /* what this request did */
+    struct tap tap;               /* reads the response for rec */
 };
 
 struct proxy {
@@ -142,6 +149,11 @@ void proxy_free(struct proxy *p)
     free(p);
 }
 
+struct metrics *proxy_metrics(const struct proxy *p)
+{
+    return p->cfg.metrics;
+}
+
 unsigned proxy_in_flight(const struct proxy *p)
 {
     return p->in_flight;
@@ -168,9 +180,29 @@ void proxy_upstream_info(const struct proxy *p, size_t i, struct proxy_upstream_
 
 /* --- exchanges --- */
 
+/* The request is over: its record goes to metrics and the log. */
+static void finalize(struct exchange *x, enum record_outcome outcome)
+{
+    struct record *r = &x->rec;
+    usec_t now = clock_now();
+    if (r->outcome == RECORD_IN_PROGRESS)
+        r->outcome = outcome;
+    if (r->t_end == 0)
+        r->t_end = now;
+    if (!x->begun)
+        return;
+    x->begun = false;
+    metrics_end(x->proxy->cfg.metrics, r, now);
+    if (x->proxy->cfg.log)
+        reqlog_write(x->proxy->cfg.log, r);
+}
+
 static void exchange_free(struct exchange *x)
 {
     struct proxy *p = x->proxy;
+    finalize(x, x->client ? RECORD_UPSTREAM_ERROR : RECORD_CLIENT_ABORT);
+    tap_finish(&x->tap);
+    record_finish(&x->rec);
     if (x->up)
         upstream_req_cancel(x->up);
     if (x->counted)
@@ -246,12 +278,17 @@ static void write_request_head(struct exchange *x, long long body_len)
         if (hop_by_hop(h, n) || is_name(n, "host") || is_name(n, "content-length") ||
             is_name(n, "expect"))
             continue;
+        /* The tap must see plain text on the routes it measures. */
+        if (is_name(n, "accept-encoding") && x->rec.dialect != DIALECT_UNKNOWN)
+            continue;
         if (is_name(n, "x-forwarded-for")) {
             xff = &h->headers[i].value;
             continue;
         }
         upstream_req_printf(up, "%.*s: %.*s\r\n", (int)n.len, n.p, (int)v.len, v.p);
     }
+    if (x->rec.dialect != DIALECT_UNKNOWN)
+        upstream_req_printf(up, "Accept-Encoding: identity\r\n");
     const char *peer = server_req_peer(x->client);
     if (xff)
         upstream_req_printf(up, "X-Forwarded-For: %.*s, %s\r\n", (int)xff->len, xff->p, peer);
@@ -301,6 +338,7 @@ static int start_upstream(struct exchange *x, struct pupstream *u)
         .stream_timeout = x->proxy->cfg.stream_timeout,
     };
     x->target = u;
+    snprintf(x->rec.upstream, sizeof(x->rec.upstream), "%s", u->name);
     int r = upstream_request(u->pool, &o, &upstream_callbacks, x, &x->up);
     if (r < 0) {
         x->up = NULL;
@@ -324,7 +362,8 @@ static struct pupstream *find_model(struct proxy *p, const char *model)
 
 /* The buffered body is complete (or too big to hold): pick the upstream
  * by "model" and send everything held so far. */
-static void route_buffered(struct exchange *x, bool complete)
+/* Returns false when x was freed (an error answered the client). */
+static bool route_buffered(struct exchange *x, bool complete)
 {
     struct proxy *p = x->proxy;
     struct pupstream *u = p->def;
@@ -333,6 +372,8 @@ static void route_buffered(struct exchange *x, bool complete)
         const char *text = (const char *)evbuffer_pullup(x->body, -1);
         cJSON *json = text ? cJSON_ParseWithLength(text, len) : NULL;
         const cJSON *model = cJSON_GetObjectItemCaseSensitive(json, "model");
+        if (cJSON_IsString(model))
+            snprintf(x->rec.model, sizeof(x->rec.model), "%s", model->valuestring);
         if (cJSON_IsString(model)) {
             struct pupstream *m = find_model(p, model->valuestring);
             if (m) {
@@ -348,13 +389,13 @@ static void route_buffered(struct exchange *x, bool complete)
                 cJSON_Delete(json);
                 fail_client(x, 404, "not_found_error",
                             "model '%s' is not served by this proxy (known: %s)", name, known);
-                return;
+                return false;
             }
         }
         cJSON_Delete(json);
     }
     if (start_upstream(x, u) < 0)
-        return;
+        return false;
     x->body_mode = BODY_STREAM;
     if (complete) {
         x->client_chunked = false; /* re-framed with a Content-Length */
@@ -369,6 +410,43 @@ static void route_buffered(struct exchange *x, bool complete)
     }
     if (complete)
         end_body(x);
+    return true;
+}
+
+static void on_token(void *ctx, const struct record *r, usec_t t)
+{
+    struct exchange *x = ctx;
+    metrics_token(x->proxy->cfg.metrics, &x->rec, t);
+}
+
+static void copy_header(const struct http_head *h, const char *name, char *dst, size_t len)
+{
+    const struct http_str *v = http_head_get(h, name);
+    if (v && !dst[0])
+        snprintf(dst, len, "%.*s", (int)v->len, v->p);
+}
+
+/* What the request is, before anything is sent. */
+static void start_record(struct exchange *x, const struct http_head *h)
+{
+    struct record *r = &x->rec;
+    record_init(r);
+    r->id = server_req_id(x->client);
+    r->wall_start = clock_wall();
+    r->t_received = server_req_head_time(x->client);
+    snprintf(r->method, sizeof(r->method), "%s", h->method);
+    const char *q = memchr(h->url.p, '?', h->url.len);
+    size_t plen = q ? (size_t)(q - h->url.p) : h->url.len;
+    snprintf(r->route, sizeof(r->route), "%.*s", (int)plen, h->url.p);
+    r->dialect = dialect_from_path(h->url.p, h->url.len);
+    copy_header(h, "user-agent", r->client, sizeof(r->client));
+    if (x->proxy->cfg.session_header)
+        copy_header(h, x->proxy->cfg.session_header, r->session, sizeof(r->session));
+    copy_header(h, "x-claude-code-session-id", r->session, sizeof(r->session));
+    copy_header(h, "x-session-id", r->session, sizeof(r->session));
+    tap_init(&x->tap, r, r->dialect);
+    x->tap.on_token = on_token;
+    x->tap.ctx = x;
 }
 
 static void on_head(void *ctx, struct server_req *req)
@@ -394,12 +472,17 @@ static void on_head(void *ctx, struct server_req *req)
     server_req_set_data(req, x);
     x->client_chunked = h->chunked;
     x->close_client = !h->keep_alive;
+    start_record(x, h);
 
+    /* Bodies of measured routes (and of every POST when a model picks the
+     * upstream) are read whole first: the model names the upstream and the
+     * record. llama-server needs the whole body before it starts anyway. */
     bool has_body = h->chunked || h->content_length > 0;
+    bool post = strcmp(h->method, "POST") == 0;
     if (!has_body) {
         x->body_mode = BODY_NONE;
         x->body_done = true;
-    } else if (p->n_ups > 1 && strcmp(h->method, "POST") == 0) {
+    } else if (post && (p->n_ups > 1 || x->rec.dialect != DIALECT_UNKNOWN)) {
         x->body_mode = BODY_BUFFER;
         x->body = evbuffer_new();
         if (!x->body) {
@@ -423,7 +506,7 @@ static void on_body(void *ctx, struct server_req *req, const char *data, size_t 
     if (x->body_mode == BODY_BUFFER) {
         evbuffer_add(x->body, data, len);
         if (evbuffer_get_length(x->body) > x->proxy->cfg.route_body_limit)
-            route_buffered(x, false);
+            route_buffered(x, false); /* too big to hold: stream to the default */
         return;
     }
     if (x->up)
@@ -436,12 +519,17 @@ static void on_end(void *ctx, struct server_req *req)
     if (!x)
         return;
     x->body_done = true;
+    x->rec.t_start = server_req_received(req);
     if (x->body_mode == BODY_BUFFER) {
-        route_buffered(x, true);
-        return;
-    }
-    if (x->up && x->body_mode == BODY_STREAM)
+        if (!route_buffered(x, true))
+            return;
+    } else if (x->up && x->body_mode == BODY_STREAM)
         end_body(x);
+    /* t_start is the last request byte: concurrency is counted from here. */
+    if (x->up && !x->begun) {
+        metrics_begin(x->proxy->cfg.metrics, &x->rec, x->rec.t_start);
+        x->begun = true;
+    }
 }
 
 static void on_drain(void *ctx, struct server_req *req)
@@ -487,6 +575,8 @@ static void up_on_head(void *ctx, const struct http_head *uh, usec_t t)
     }
     if (!c)
         return;
+    x->rec.t_forwarded = upstream_req_ready_time(x->up);
+    tap_head(&x->tap, uh, t);
     const struct http_head *ch = server_req_head(c);
     bool client_10 = ch->version_major == 1 && ch->version_minor == 0;
     bool no_body = strcmp(ch->method, "HEAD") == 0 || uh->status == 204 || uh->status == 304 ||
@@ -545,11 +635,15 @@ static void up_on_raw(void *ctx, const char *data, size_t len, usec_t t)
 static void up_on_body(void *ctx, const char *data, size_t len, usec_t t)
 {
     struct exchange *x = ctx;
-    if (!x->client || x->resp_mode != RESP_DECHUNK)
+    if (!x->client)
         return;
-    server_req_write(x->client, data, len);
-    if (server_req_output_full(x->client))
-        upstream_req_pause(x->up, true);
+    if (x->resp_mode == RESP_DECHUNK) {
+        server_req_write(x->client, data, len);
+        if (server_req_output_full(x->client))
+            upstream_req_pause(x->up, true);
+    }
+    /* The bytes are on their way to the client; now look at them. */
+    tap_body(&x->tap, data, len, t);
 }
 
 static void up_on_drain(void *ctx)
@@ -572,10 +666,30 @@ static int error_status(int err)
     }
 }
 
+/* How the exchange ended, from the upstream's side. */
+static enum record_outcome outcome_of(struct exchange *x, int err)
+{
+    if (err == UPSTREAM_ERR_TIMEOUT || err == UPSTREAM_ERR_CONNECT_TIMEOUT)
+        return RECORD_TIMEOUT;
+    if (err)
+        return x->head_sent ? RECORD_TRUNCATED : RECORD_UPSTREAM_ERROR;
+    if (x->rec.status >= 400)
+        return RECORD_HTTP_ERROR;
+    const struct dialect_facts *f = &x->tap.dialect.facts;
+    /* An error event, or a stream that ended without its end marker. */
+    if (f->error || (x->tap.mode == TAP_SSE && x->rec.dialect != DIALECT_UNKNOWN && !f->ended))
+        return RECORD_TRUNCATED;
+    return RECORD_OK;
+}
+
 static void up_on_done(void *ctx, int err, usec_t t)
 {
     struct exchange *x = ctx;
     x->up = NULL;
+    tap_end(&x->tap, t);
+    if (err)
+        snprintf(x->rec.error, sizeof(x->rec.error), "%s", upstream_strerror(err));
+    finalize(x, outcome_of(x, err));
     struct server_req *c = x->client;
     if (!c) {
         exchange_free(x);

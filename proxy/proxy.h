@@ -15,7 +15,9 @@
 #include "upstream.h"
 
 struct event_base;
+struct metrics;
 struct proxy;
+struct reqlog;
 
 struct proxy_upstream_config {
     const char *name;          /* borrowed */
@@ -34,6 +36,9 @@ struct proxy_config {
     usec_t stream_timeout;       /* longest silence mid-response */
     size_t route_body_limit;     /* bytes buffered to read "model" */
     struct upstream_pool_options pool;
+    struct metrics *metrics;     /* borrowed: every finished request is added */
+    struct reqlog *log;          /* borrowed, may be NULL */
+    const char *session_header;  /* borrowed: extra header naming the session, may be NULL */
 };
 
 /* Upstream state for /tokentap/health. */
@@ -61,6 +66,7 @@ const struct server_handler *proxy_handler(void);
 unsigned proxy_in_flight(const struct proxy *p);
 
 size_t proxy_upstream_count(const struct proxy *p);
+struct metrics *proxy_metrics(const struct proxy *p);
 void proxy_upstream_info(const struct proxy *p, size_t i, struct proxy_upstream_info *ret);
 
 #endif

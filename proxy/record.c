@@ -171,7 +171,7 @@ static void ms(struct evbuffer *out, const char *k, usec_t us, bool defined)
     if (defined)
         jsonw_double(out, (double)us / 1000.0);
     else
-        evbuffer_add(out, "null", 4);
+        EVBUFFER_ADD_LIT(out, "null");
 }
 
 static void rel(struct evbuffer *out, const char *k, usec_t t, usec_t base)
@@ -183,7 +183,7 @@ static void i64(struct evbuffer *out, const char *k, int64_t v)
 {
     key(out, k);
     if (v < 0)
-        evbuffer_add(out, "null", 4);
+        EVBUFFER_ADD_LIT(out, "null");
     else
         evbuffer_add_printf(out, "%lld", (long long)v);
 }
@@ -192,7 +192,7 @@ static void dbl(struct evbuffer *out, const char *k, double v)
 {
     key(out, k);
     if (v < 0)
-        evbuffer_add(out, "null", 4);
+        EVBUFFER_ADD_LIT(out, "null");
     else
         jsonw_double(out, v);
 }
@@ -203,7 +203,7 @@ static void str(struct evbuffer *out, const char *k, const char *v)
     if (v[0])
         jsonw_cstr(out, v);
     else
-        evbuffer_add(out, "null", 4);
+        EVBUFFER_ADD_LIT(out, "null");
 }
 
 void record_to_json(const struct record *r, struct evbuffer *out, bool with_gaps)
@@ -266,7 +266,7 @@ void record_to_json(const struct record *r, struct evbuffer *out, bool with_gaps
 
     /* Raw timeline, ms after t_start (the sender's intended time for
      * generated load). */
-    evbuffer_add(out, ",\"t\":{", 6);
+    EVBUFFER_ADD_LIT(out, ",\"t\":{");
     evbuffer_add_printf(out, "\"start_us\":%llu", (unsigned long long)r->t_start);
     rel(out, "received", r->t_received, r->t_start);
     rel(out, "sent", r->t_sent, r->t_start);
@@ -278,12 +278,12 @@ void record_to_json(const struct record *r, struct evbuffer *out, bool with_gaps
     rel(out, "first_content", r->t_first_content, r->t_start);
     rel(out, "last_token", r->t_last_token, r->t_start);
     rel(out, "end", r->t_end, r->t_start);
-    evbuffer_add(out, "}", 1);
+    EVBUFFER_ADD_LIT(out, "}");
     if (with_gaps) {
-        evbuffer_add(out, ",\"gaps_us\":[", 12);
+        EVBUFFER_ADD_LIT(out, ",\"gaps_us\":[");
         for (size_t i = 0; i < r->n_gaps; i++)
             evbuffer_add_printf(out, i ? ",%u" : "%u", r->gaps[i]);
-        evbuffer_add(out, "]", 1);
+        EVBUFFER_ADD_LIT(out, "]");
     }
-    evbuffer_add(out, "}", 1);
+    EVBUFFER_ADD_LIT(out, "}");
 }

@@ -34,7 +34,7 @@ struct record {
     usec_t wall_start;      /* wall clock at t_received, for logs */
 
     /* What it was. */
-    char method[12];
+    char method[24];
     char route[96];         /* path without the query */
     enum dialect_kind dialect;
     char model[96];
@@ -72,7 +72,7 @@ struct record {
     uint64_t response_bytes;
 
     unsigned concurrency_start;       /* in flight to this upstream at t_start, itself included */
-    unsigned concurrency_first_token; /* ... at the first token */
+    unsigned concurrency_first_token; /* ... at the first token (0 without tokens) */
 
     enum record_outcome outcome;
     char finish_reason[32];

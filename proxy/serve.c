@@ -12,7 +12,9 @@
 #include "cli.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "proxy.h"
+#include "reqlog.h"
 #include "server.h"
 
 #define MAX_UPSTREAMS 64
@@ -30,6 +32,10 @@ struct serve_settings {
     unsigned max_connections;
     unsigned upstream_connections;
     usec_t connect_timeout, response_timeout, stream_timeout, client_idle_timeout, drain_timeout;
+    const char *log_path;
+    bool log_gaps;
+    const char *session_header;
+    unsigned concurrency_buckets;
 };
 
 enum {
@@ -47,6 +53,10 @@ enum {
     OPT_IDLE_TIMEOUT,
     OPT_DRAIN_TIMEOUT,
     OPT_LOG_LEVEL,
+    OPT_LOG,
+    OPT_LOG_GAPS,
+    OPT_SESSION_HEADER,
+    OPT_CONCURRENCY_BUCKETS,
 };
 
 static const struct cli_option serve_options[] = {
@@ -63,6 +73,10 @@ static const struct cli_option serve_options[] = {
     {"stream-timeout", 0, "DURATION", "longest silence inside a streamed response; then the stream is cut (default 5m)", OPT_STREAM_TIMEOUT},
     {"idle-timeout", 0, "DURATION", "close idle client connections after this (default 60s)", OPT_IDLE_TIMEOUT},
     {"drain-timeout", 0, "DURATION", "on SIGINT/SIGTERM, let streams finish this long (default 30s)", OPT_DRAIN_TIMEOUT},
+    {"log", 0, "FILE", "append one JSON line per finished request (reopened on SIGHUP)", OPT_LOG},
+    {"log-gaps", 0, NULL, "include every inter-token gap in --log lines", OPT_LOG_GAPS},
+    {"session-header", 0, "NAME", "header naming the session (besides X-Claude-Code-Session-Id, X-Session-ID)", OPT_SESSION_HEADER},
+    {"concurrency-buckets", 0, "N", "concurrency levels 1..N-1 kept apart, N and above together (default 16)", OPT_CONCURRENCY_BUCKETS},
     {"log-level", 0, "LEVEL", "error, warn, info or debug (default info)", OPT_LOG_LEVEL},
     {NULL, 0, NULL, NULL, 0},
 };
@@ -74,8 +88,9 @@ static const struct cli_command serve_command = {
         "Run the streaming reverse proxy in front of llama-server. Point clients at it\n"
         "(Claude Code: ANTHROPIC_BASE_URL=http://127.0.0.1:8080; OpenAI SDKs: base_url\n"
         "http://127.0.0.1:8080/v1). Every route passes through; a request's \"model\" picks\n"
-        "the upstream when several are configured. /tokentap/ is tokentap's own\n"
-        "(GET /tokentap/health). Prints 'listening on HOST:PORT' when ready.",
+        "the upstream when several are configured. Every streamed token is time-stamped:\n"
+        "GET /tokentap/stats (JSON, per concurrency level), /tokentap/metrics (Prometheus),\n"
+        "/tokentap/requests?limit=N, /tokentap/health. Prints 'listening on HOST:PORT'.",
     .options = serve_options,
     .epilog = "Flags override the config file. See docs/serve.md and config/serve.yaml.\n",
 };
@@ -92,12 +107,16 @@ static void settings_default(struct serve_settings *s)
     s->stream_timeout = 300 * USEC_PER_SEC;
     s->client_idle_timeout = 60 * USEC_PER_SEC;
     s->drain_timeout = 30 * USEC_PER_SEC;
+    s->concurrency_buckets = 16;
 }
 
 /* Reads the config file into s; strings stay owned by doc. */
 static int load_file(struct config_doc *doc, struct serve_settings *s, struct config_err *err)
 {
-    static const char *const top[] = {"listen", "upstreams", "routing", "limits", "timeouts", NULL};
+    static const char *const top[] = {"listen", "upstreams", "routing", "limits", "timeouts",
+                                      "log", "metrics", NULL};
+    static const char *const log_keys[] = {"file", "gaps", NULL};
+    static const char *const metrics_keys[] = {"session_header", "concurrency_buckets", NULL};
     static const char *const up_keys[] = {"name", "url", "models", "default", "max_connections", NULL};
     static const char *const routing_keys[] = {"unknown_model", NULL};
     static const char *const limit_keys[] = {"max_body", "max_header", "max_connections",
@@ -194,6 +213,22 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
             return r;
         s->upstream_connections = (unsigned)v;
     }
+    const cJSON *log = cJSON_GetObjectItemCaseSensitive(root, "log");
+    if (log) {
+        if ((r = config_check_keys(doc, log, log_keys, err)) < 0 ||
+            (r = config_get_string(doc, log, "file", false, &s->log_path, err)) < 0 ||
+            (r = config_get_bool(doc, log, "gaps", &s->log_gaps, err)) < 0)
+            return r;
+    }
+    const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(root, "metrics");
+    if (metrics) {
+        uint64_t v = s->concurrency_buckets;
+        if ((r = config_check_keys(doc, metrics, metrics_keys, err)) < 0 ||
+            (r = config_get_string(doc, metrics, "session_header", false, &s->session_header, err)) < 0 ||
+            (r = config_get_u64(doc, metrics, "concurrency_buckets", 2, 1024, &v, err)) < 0)
+            return r;
+        s->concurrency_buckets = (unsigned)v;
+    }
     const cJSON *timeouts = cJSON_GetObjectItemCaseSensitive(root, "timeouts");
     if (timeouts) {
         if ((r = config_check_keys(doc, timeouts, timeout_keys, err)) < 0 ||
@@ -211,6 +246,8 @@ struct serve_run {
     struct event_base *base;
     struct server *server;
     struct proxy *proxy;
+    struct metrics *metrics;
+    struct reqlog *log;
     struct event *drain_timer;
     usec_t drain_timeout;
     usec_t drain_deadline;
@@ -229,6 +266,13 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     }
     struct timeval tv = {0, 100000};
     evtimer_add(run->drain_timer, &tv);
+}
+
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    struct serve_run *run = arg;
+    if (run->log && reqlog_reopen(run->log) < 0)
+        log_error("cannot reopen the request log: %s", strerror(errno));
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -325,6 +369,14 @@ int serve_main(int argc, char **argv)
             if (cli_parse_duration(cmd, "--drain-timeout", v, &s.drain_timeout) < 0)
                 goto usage;
             break;
+        case OPT_LOG: s.log_path = v; break;
+        case OPT_LOG_GAPS: s.log_gaps = true; break;
+        case OPT_SESSION_HEADER: s.session_header = v; break;
+        case OPT_CONCURRENCY_BUCKETS:
+            if (cli_parse_u64(cmd, "--concurrency-buckets", v, 2, 1024, &u) < 0)
+                goto usage;
+            s.concurrency_buckets = (unsigned)u;
+            break;
         case OPT_LOG_LEVEL:
             if (log_parse_level(v, &level) < 0) {
                 cli_usage_error(cmd, "--log-level: expected error, warn, info or debug, got '%s'", v);
@@ -368,13 +420,31 @@ int serve_main(int argc, char **argv)
         pc.pool.max_connections = s.upstream_connections;
 
     struct serve_run run = {0};
-    struct event *sigint = NULL, *sigterm = NULL;
+    struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL;
     char err[512];
     run.base = event_base_new();
     if (!run.base) {
         log_error("cannot create the event loop");
         goto fail;
     }
+    struct metrics_options mo;
+    metrics_options_default(&mo);
+    mo.concurrency_buckets = s.concurrency_buckets;
+    if (metrics_new(&mo, clock_now(), &run.metrics) < 0) {
+        log_error("out of memory");
+        goto fail;
+    }
+    if (s.log_path) {
+        int r = reqlog_open(s.log_path, s.log_gaps, &run.log);
+        if (r < 0) {
+            fprintf(stderr, "tokentap serve: cannot open the request log %s: %s\n", s.log_path,
+                    strerror(-r));
+            goto fail;
+        }
+    }
+    pc.metrics = run.metrics;
+    pc.log = run.log;
+    pc.session_header = s.session_header;
     if (proxy_new(run.base, &pc, &run.proxy, err, sizeof(err)) < 0) {
         fprintf(stderr, "tokentap serve: %s\n", err);
         rc = 2;
@@ -391,8 +461,9 @@ int serve_main(int argc, char **argv)
     run.drain_timer = evtimer_new(run.base, drain_check, &run);
     sigint = evsignal_new(run.base, SIGINT, on_signal, &run);
     sigterm = evsignal_new(run.base, SIGTERM, on_signal, &run);
-    if (!run.drain_timer || !sigint || !sigterm || evsignal_add(sigint, NULL) < 0 ||
-        evsignal_add(sigterm, NULL) < 0) {
+    sighup = evsignal_new(run.base, SIGHUP, on_sighup, &run);
+    if (!run.drain_timer || !sigint || !sigterm || !sighup || evsignal_add(sigint, NULL) < 0 ||
+        evsignal_add(sigterm, NULL) < 0 || evsignal_add(sighup, NULL) < 0) {
         log_error("cannot set up signal handling");
         goto fail;
     }
@@ -415,10 +486,14 @@ fail:
         event_free(sigint);
     if (sigterm)
         event_free(sigterm);
+    if (sighup)
+        event_free(sighup);
     if (run.drain_timer)
         event_free(run.drain_timer);
     proxy_free(run.proxy);
     server_free(run.server);
+    reqlog_close(run.log);
+    metrics_free(run.metrics);
     if (run.base)
         event_base_free(run.base);
     config_free(doc);
