@@ -1,0 +1,333 @@
+/* Integration tests for the stream tap and metrics: sim at known speeds
+ * behind tokentap serve; the numbers must agree with the sim's own
+ * timings, land in the right concurrency levels and outcomes, and export
+ * as valid Prometheus text. */
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "itest.h"
+
+static struct itest_proc sim, serve;
+
+static void start(const char *const *sim_args, const char *const *serve_extra)
+{
+    itest_spawn(&sim, sim_args);
+    static char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", sim.port);
+    const char *args[32] = {"serve", "--listen", "127.0.0.1:0", "--upstream", url};
+    size_t n = 5;
+    for (size_t i = 0; serve_extra && serve_extra[i]; i++)
+        args[n++] = serve_extra[i];
+    args[n] = NULL;
+    itest_spawn(&serve, args);
+}
+
+static void stop(void)
+{
+    CHECK_INT(itest_stop(&serve), 0);
+    itest_stop(&sim);
+}
+
+static cJSON *get_json(const char *path)
+{
+    struct itest_resp r;
+    itest_request(serve.port, "GET", path, NULL, NULL, 0, &r);
+    cJSON *j = r.body ? cJSON_Parse(r.body) : NULL;
+    if (!j)
+        fprintf(stderr, "GET %s: not JSON: %.200s\n", path, r.body ? r.body : "(none)");
+    itest_resp_free(&r);
+    return j;
+}
+
+static double num(const cJSON *j, const char *path)
+{
+    /* "a.b.c" */
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s", path);
+    const cJSON *cur = j;
+    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k && cur; k = strtok_r(NULL, ".", &save))
+        cur = cJSON_GetObjectItemCaseSensitive(cur, k);
+    return cJSON_IsNumber(cur) ? cur->valuedouble : -1;
+}
+
+static const char *str(const cJSON *j, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+struct job {
+    const char *body;
+    const char *headers;
+    struct itest_resp r;
+};
+
+static void *run_job(void *arg)
+{
+    struct job *j = arg;
+    itest_request(serve.port, "POST", "/v1/chat/completions", j->headers, j->body, strlen(j->body), &j->r);
+    return NULL;
+}
+
+/* n requests at once; waits for all. */
+static void burst(int n, const char *body)
+{
+    struct job jobs[8];
+    pthread_t th[8];
+    for (int i = 0; i < n; i++) {
+        jobs[i] = (struct job){.body = body};
+        pthread_create(&th[i], NULL, run_job, &jobs[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_INT(jobs[i].r.status, 200);
+        itest_resp_free(&jobs[i].r);
+    }
+}
+
+/* Output tokens equal the server's predicted_n; ITL near 1/decode-tps;
+ * bursts of 1, 2, 3 land in levels 1, 2, 3; TTFT grows with queueing. */
+static void test_numbers_agree(void)
+{
+    const char *sargs[] = {"sim", "--listen", "127.0.0.1:0", "--slots", "2", "--decode-tps", "50",
+                           "--batch-slowdown", "0", "--prefill-tps", "2000", NULL};
+    start(sargs, NULL);
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"count the tokens\"}],"
+                       "\"stream\":true,\"max_tokens\":25}";
+    burst(1, body);
+    burst(2, body);
+    burst(3, body); /* 2 slots: the third queues */
+
+    cJSON *reqs = get_json("/tokentap/requests?limit=10");
+    CHECK_INT(cJSON_GetArraySize(reqs), 6);
+    const cJSON *r;
+    cJSON_ArrayForEach(r, reqs)
+    {
+        CHECK_STR(str(r, "outcome"), "ok");
+        CHECK_INT(num(r, "output_tokens"), 25);
+        CHECK_INT(num(r, "server_predicted_n"), 25);
+        CHECK_INT(num(r, "token_events"), 25);
+        CHECK(num(r, "ttft_ms") > 0);
+        /* Our TPOT against the sim's own predicted_ms / (n - 1). */
+        double server_tpot = num(r, "server_predicted_ms") / 24.0;
+        CHECK_NEAR(num(r, "tpot_ms"), server_tpot, 0.2);
+    }
+    cJSON_Delete(reqs);
+
+    cJSON *stats = get_json("/tokentap/stats");
+    double itl50 = num(stats, "overall.itl_ms.p50");
+    CHECK_NEAR(itl50, 20.0, 0.2); /* 1 / 50 tokens/s */
+    const cJSON *levels = cJSON_GetObjectItemCaseSensitive(stats, "by_concurrency");
+    CHECK_INT(cJSON_GetArraySize(levels), 3);
+    double ttft_level[4] = {0};
+    const cJSON *row;
+    cJSON_ArrayForEach(row, levels)
+    {
+        int level = (int)num(row, "concurrency");
+        CHECK(level >= 1 && level <= 3);
+        if (level >= 1 && level <= 3) {
+            CHECK_INT(num(row, "requests"), level);
+            ttft_level[level] = num(row, "ttft_ms.max");
+        }
+    }
+    /* The queued request waited for a slot (~24 tokens at 50/s). */
+    CHECK(ttft_level[3] > ttft_level[1] + 300);
+    cJSON_Delete(stats);
+    stop();
+}
+
+/* Thinking: TTFC comes after TTFT (reasoning tokens come first). */
+static void test_thinking(void)
+{
+    const char *sargs[] = {"sim", "--listen", "127.0.0.1:0", "--decode-tps", "400", NULL};
+    start(sargs, NULL);
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"think first\"}],\"stream\":true,"
+                       "\"max_tokens\":300,\"chat_template_kwargs\":{\"enable_thinking\":true}}";
+    burst(1, body);
+    const char *a = "{\"model\":\"x\",\"max_tokens\":300,\"stream\":true,\"messages\":[{\"role\":\"user\","
+                    "\"content\":\"think\"}],\"chat_template_kwargs\":{\"enable_thinking\":true}}";
+    struct itest_resp resp;
+    itest_request(serve.port, "POST", "/v1/messages", NULL, a, strlen(a), &resp);
+    itest_resp_free(&resp);
+    cJSON *reqs = get_json("/tokentap/requests?limit=2");
+    const cJSON *r;
+    cJSON_ArrayForEach(r, reqs)
+    {
+        CHECK(num(r, "ttfc_ms") > num(r, "ttft_ms"));
+        CHECK(num(r, "pieces.reasoning") > 0);
+        CHECK(num(r, "pieces.content") > 0);
+        CHECK_INT(num(r, "output_tokens"), num(r, "pieces.reasoning") + num(r, "pieces.content"));
+    }
+    cJSON_Delete(reqs);
+    stop();
+}
+
+/* Aborts, cut streams and error events get their outcome and stay out of
+ * the latency percentiles. */
+static void test_outcomes(void)
+{
+    const char *sargs[] = {"sim", "--listen", "127.0.0.1:0", "--decode-tps", "100", NULL};
+    start(sargs, NULL);
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"o\"}],\"stream\":true,\"max_tokens\":10}";
+    burst(1, body);
+    struct job cut = {.body = body, .headers = "X-Sim-Fault: disconnect:after=3\r\n"};
+    run_job(&cut);
+    itest_resp_free(&cut.r);
+    /* A client that leaves mid-stream. */
+    const char *long_body = "{\"messages\":[{\"role\":\"user\",\"content\":\"o\"}],\"stream\":true,\"max_tokens\":500}";
+    int fd = itest_connect(serve.port);
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(long_body), long_body);
+    CHECK(write(fd, req, (size_t)n) == n);
+    char buf[2048];
+    CHECK(read(fd, buf, sizeof(buf)) > 0);
+    close(fd);
+    itest_sleep_ms(200);
+    /* An upstream status error. */
+    struct job bad = {.body = "{\"messages\":[", .headers = NULL};
+    run_job(&bad);
+    itest_resp_free(&bad.r);
+
+    cJSON *stats = get_json("/tokentap/stats");
+    CHECK_INT(num(stats, "overall.outcomes.ok"), 1);
+    CHECK_INT(num(stats, "overall.outcomes.truncated"), 1);
+    CHECK_INT(num(stats, "overall.outcomes.client-abort"), 1);
+    CHECK_INT(num(stats, "overall.outcomes.http-error"), 1);
+    CHECK_INT(num(stats, "overall.ttft_ms.count"), 1);  /* only the ok one */
+    CHECK_INT(num(stats, "overall.e2e_ms.count"), 1);
+    cJSON_Delete(stats);
+    stop();
+
+    /* A mid-stream error event from a scripted upstream. */
+    static const char stream[] =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n"
+        ": ping\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"}}]}\n\n"
+        "data: {\"error\":{\"code\":500,\"message\":\"context shift failed\",\"type\":\"server_error\"}}\n\n";
+    struct itest_peer peer = {.response = stream, .response_len = sizeof(stream) - 1, .close_after = true};
+    itest_peer_start(&peer);
+    static char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", peer.port);
+    const char *args[] = {"serve", "--listen", "127.0.0.1:0", "--upstream", url, NULL};
+    itest_spawn(&serve, args);
+    struct job ev = {.body = body};
+    run_job(&ev);
+    CHECK(ev.r.body && strstr(ev.r.body, "context shift failed") != NULL);
+    itest_resp_free(&ev.r);
+    cJSON *reqs = get_json("/tokentap/requests?limit=1");
+    const cJSON *r = cJSON_GetArrayItem(reqs, 0);
+    CHECK_STR(str(r, "outcome"), "truncated");
+    CHECK_STR(str(r, "error"), "context shift failed");
+    CHECK_INT(num(r, "token_events"), 2);
+    cJSON_Delete(reqs);
+    itest_stop(&serve);
+    itest_peer_stop(&peer);
+}
+
+/* A compressed answer passes through untouched and is marked unmeasured. */
+static void test_unmeasured(void)
+{
+    static const char gz[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                             "Content-Encoding: gzip\r\nContent-Length: 4\r\n\r\n\x1f\x8b\x08\x00";
+    struct itest_peer peer = {.response = gz, .response_len = sizeof(gz) - 1};
+    itest_peer_start(&peer);
+    static char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", peer.port);
+    const char *args[] = {"serve", "--listen", "127.0.0.1:0", "--upstream", url, NULL};
+    itest_spawn(&serve, args);
+    struct job j = {.body = "{\"messages\":[],\"stream\":true}",
+                    .headers = "Accept-Encoding: gzip, deflate, br, zstd\r\n"};
+    run_job(&j);
+    CHECK_INT(j.r.status, 200);
+    CHECK_MEM(j.r.body, j.r.body_len, "\x1f\x8b\x08\x00", 4);
+    itest_resp_free(&j.r);
+    cJSON *reqs = get_json("/tokentap/requests?limit=1");
+    const cJSON *r = cJSON_GetArrayItem(reqs, 0);
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(r, "measured")));
+    cJSON_Delete(reqs);
+    itest_stop(&serve);
+    itest_peer_stop(&peer);
+}
+
+/* Prometheus text that promtool accepts; the request log, one line per
+ * request, reopened on SIGHUP. */
+static void test_exports(void)
+{
+    char logpath[] = "/tmp/tokentap-log-XXXXXX";
+    int lfd = mkstemp(logpath);
+    close(lfd);
+    const char *sargs[] = {"sim", "--listen", "127.0.0.1:0", "--decode-tps", "500", NULL};
+    const char *extra[] = {"--log", logpath, "--log-gaps", NULL};
+    start(sargs, extra);
+    const char *body = "{\"model\":\"m\\\"1\",\"messages\":[{\"role\":\"user\",\"content\":\"p\"}],\"stream\":true,\"max_tokens\":8}";
+    burst(2, body);
+
+    struct itest_resp r;
+    itest_request(serve.port, "GET", "/tokentap/metrics", NULL, NULL, 0, &r);
+    CHECK_INT(r.status, 200);
+    CHECK(r.body && strstr(r.body, "tokentap_inter_token_latency_seconds_bucket{") != NULL);
+    CHECK(r.body && strstr(r.body, "tokentap_requests_total{") != NULL);
+    CHECK(r.body && strstr(r.body, "model=\"m\\\"1\"") != NULL);
+    if (system("command -v promtool >/dev/null 2>&1") == 0) {
+        char path[] = "/tmp/tokentap-prom-XXXXXX";
+        int fd = mkstemp(path);
+        CHECK(write(fd, r.body, r.body_len) == (ssize_t)r.body_len);
+        close(fd);
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
+        CHECK_INT(system(cmd), 0);
+        unlink(path);
+    } else {
+        fprintf(stderr, "promtool not installed: Prometheus check skipped (.ci/run installs it)\n");
+    }
+    itest_resp_free(&r);
+
+    /* Two lines, each a complete JSON object with its gaps. */
+    size_t len;
+    char *log = itest_read_file(logpath, &len);
+    int lines = 0;
+    for (char *p = log, *nl; (nl = strchr(p, '\n')); p = nl + 1) {
+        *nl = '\0';
+        cJSON *j = cJSON_Parse(p);
+        CHECK(j != NULL);
+        CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "gaps_us")), 7);
+        cJSON_Delete(j);
+        lines++;
+    }
+    CHECK_INT(lines, 2);
+    free(log);
+    /* logrotate: move the file away, SIGHUP, the next line goes to a new one. */
+    char moved[64];
+    snprintf(moved, sizeof(moved), "%s.1", logpath);
+    CHECK(rename(logpath, moved) == 0);
+    kill(serve.pid, SIGHUP);
+    itest_sleep_ms(100);
+    burst(1, body);
+    log = itest_read_file(logpath, &len);
+    CHECK(len > 0 && log[len - 1] == '\n');
+    free(log);
+    stop();
+    unlink(logpath);
+    unlink(moved);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    ITEST_RUN(test_numbers_agree);
+    ITEST_RUN(test_thinking);
+    ITEST_RUN(test_outcomes);
+    ITEST_RUN(test_unmeasured);
+    ITEST_RUN(test_exports);
+    return check_done("test_metrics");
+}
