@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 int net_parse_hostport(const char *s, struct net_addr *ret)
 {
     char host[64];
@@ -98,4 +100,15 @@ int net_sockname(int fd, struct net_addr *ret)
         return -errno;
     *ret = a;
     return 0;
+}
+
+struct event_base *net_event_base_new(void)
+{
+    struct event_config *cfg = event_config_new();
+    if (!cfg)
+        return NULL;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    struct event_base *base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
 }

@@ -27,6 +27,13 @@ unsigned net_port(const struct net_addr *a);
 /* Sets TCP_NODELAY: tokens are small writes that must leave at once. */
 int net_set_nodelay(int fd);
 
+struct event_base;
+
+/* A libevent loop with precise timers: the default uses a coarse clock
+ * (jiffies) that lets timers fire up to ~4 ms early, too coarse for the
+ * simulator's token pacing. NULL on failure. */
+struct event_base *net_event_base_new(void);
+
 /* The local address a socket is bound to. */
 int net_sockname(int fd, struct net_addr *ret);
 

@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "config.h"
 #include "log.h"
+#include "net.h"
 #include "metrics.h"
 #include "proxy.h"
 #include "reqlog.h"
@@ -422,7 +423,7 @@ int serve_main(int argc, char **argv)
     struct serve_run run = {0};
     struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL;
     char err[512];
-    run.base = event_base_new();
+    run.base = net_event_base_new();
     if (!run.base) {
         log_error("cannot create the event loop");
         goto fail;

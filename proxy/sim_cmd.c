@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "net.h"
 #include "sim.h"
 
 enum {
@@ -171,7 +172,7 @@ int sim_main(int argc, char **argv)
     int rc = 1;
     struct sim *sim = NULL;
     struct event *sigint = NULL, *sigterm = NULL;
-    struct event_base *base = event_base_new();
+    struct event_base *base = net_event_base_new();
     if (!base) {
         log_error("cannot create the event loop");
         return 1;
