@@ -1,0 +1,84 @@
+/* loadgen: sends generated requests to a target through the same
+ * pipeline the proxy measures with (upstream pool, stream tap, record,
+ * metrics, request log), and hands back each finished record with the
+ * response's text. Timing and ordering belong to the caller (sched,
+ * replay, bench); loadgen only sends, measures and reports. */
+#ifndef TOKENTAP_LOADGEN_H
+#define TOKENTAP_LOADGEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "clock.h"
+#include "record.h"
+#include "upstream.h"
+
+struct event_base;
+struct loadgen;
+struct metrics;
+struct reqlog;
+
+struct loadgen_options {
+    const char *url;            /* borrowed: http://HOST:PORT[/prefix] */
+    const char *label;          /* borrowed: upstream name in records (default: the URL) */
+    struct upstream_pool_options pool;
+    usec_t response_timeout;    /* until the response head (0 = none) */
+    usec_t stream_timeout;      /* longest silence mid-response (0 = none) */
+    struct metrics *metrics;    /* borrowed, may be NULL */
+    struct reqlog *log;         /* borrowed, may be NULL */
+    size_t max_text;            /* response text kept per kind (default 4 MiB) */
+};
+
+void loadgen_options_default(struct loadgen_options *o);
+
+struct loadgen_header {
+    const char *name, *value;   /* borrowed */
+};
+
+/* One request to send. Everything is copied by loadgen_send. */
+struct loadgen_req {
+    const char *method;         /* "POST" */
+    const char *path;           /* with query */
+    const struct loadgen_header *headers; /* extra headers (not Host/Content-Length) */
+    size_t n_headers;
+    const char *body;
+    size_t body_len;
+    usec_t intended;            /* intended send time; 0 = now (closed loop) */
+    const char *session;        /* for the record, may be NULL */
+    const char *model;          /* for the record, may be NULL */
+    int thinking;               /* for the record: -1 unknown, 0 off, 1 on */
+};
+
+/* What came back. Valid during the callback only. */
+struct loadgen_result {
+    const struct record *rec;
+    const char *content, *reasoning, *tools; /* decoded output text, NUL-terminated */
+    size_t content_len, reasoning_len, tools_len;
+    const char *body;           /* a non-streamed response body (NUL-terminated), else NULL */
+    size_t body_len;
+};
+
+typedef void (*loadgen_done_cb)(void *ctx, const struct loadgen_result *res);
+
+/* Returns 0, or -EINVAL with a reason in err for a bad URL, or -ENOMEM. */
+int loadgen_new(struct event_base *base, const struct loadgen_options *o, struct loadgen **ret,
+                char *err, size_t errlen);
+
+/* Frees everything; requests in flight are cancelled without callbacks. */
+void loadgen_free(struct loadgen *lg);
+
+/* Sends rq now. done is called exactly once (from the event loop, never
+ * from inside this call) with the record, whatever the outcome. 0 or
+ * -ENOMEM. */
+int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_cb done, void *ctx);
+
+/* Aborts everything in flight: each gets its callback with outcome
+ * client-abort. */
+void loadgen_abort_all(struct loadgen *lg);
+
+unsigned loadgen_in_flight(const struct loadgen *lg);
+
+/* Connections and requests, for progress lines. */
+void loadgen_pool_stats(const struct loadgen *lg, struct upstream_pool_stats *ret);
+
+#endif
