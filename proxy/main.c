@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "replay.h"
 #include "serve.h"
 #include "sim.h"
 
@@ -15,7 +16,7 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
     {"serve", "streaming reverse proxy that measures every token", serve_main},
-    {"replay", "replay a recorded or imported trace against a target", NULL},
+    {"replay", "replay a recorded or imported trace against a target", replay_main},
     {"bench", "run a multi-agent scenario across concurrency levels", NULL},
     {"report", "regenerate report.md / report.html from results.json", NULL},
     {"compare", "put two benchmark runs side by side", NULL},

@@ -547,7 +547,7 @@ void metrics_prometheus(struct metrics *m, struct evbuffer *out, usec_t now)
 
 /* --- JSON statistics --- */
 
-static void ms_stats(struct evbuffer *out, const char *key, const struct hist *h)
+void metrics_hist_json(struct evbuffer *out, const char *key, const struct hist *h)
 {
     evbuffer_add_printf(out, "\"%s\":{\"count\":%llu", key, (unsigned long long)hist_count(h));
     if (hist_count(h)) {
@@ -593,17 +593,17 @@ static void group_json(struct evbuffer *out, const struct group *g)
         first = false;
     }
     EVBUFFER_ADD_LIT(out, "},");
-    ms_stats(out, "ttft_ms", h ? &h[H_TTFT] : &empty);
+    metrics_hist_json(out, "ttft_ms", h ? &h[H_TTFT] : &empty);
     EVBUFFER_ADD_LIT(out, ",");
-    ms_stats(out, "ttfc_ms", h ? &h[H_TTFC] : &empty);
+    metrics_hist_json(out, "ttfc_ms", h ? &h[H_TTFC] : &empty);
     EVBUFFER_ADD_LIT(out, ",");
-    ms_stats(out, "itl_ms", h ? &h[H_ITL] : &empty);
+    metrics_hist_json(out, "itl_ms", h ? &h[H_ITL] : &empty);
     EVBUFFER_ADD_LIT(out, ",");
-    ms_stats(out, "tpot_ms", h ? &h[H_TPOT] : &empty);
+    metrics_hist_json(out, "tpot_ms", h ? &h[H_TPOT] : &empty);
     EVBUFFER_ADD_LIT(out, ",");
-    ms_stats(out, "e2e_ms", h ? &h[H_E2E] : &empty);
+    metrics_hist_json(out, "e2e_ms", h ? &h[H_E2E] : &empty);
     EVBUFFER_ADD_LIT(out, ",");
-    ms_stats(out, "queue_ms", h ? &h[H_QUEUE] : &empty);
+    metrics_hist_json(out, "queue_ms", h ? &h[H_QUEUE] : &empty);
     /* Decode speed: the inverse of TPOT (a slow TPOT percentile is a slow
      * tokens/s percentile), and the mean of per-request rates. */
     const struct hist *tpot = h ? &h[H_TPOT] : &empty;
@@ -796,4 +796,25 @@ void metrics_recent_json(const struct metrics *m, struct evbuffer *out, size_t l
         record_to_json(&m->recent[idx], out, with_gaps);
     }
     EVBUFFER_ADD_LIT(out, "]");
+}
+
+void metrics_brief(struct metrics *m, usec_t now, struct metrics_brief *ret)
+{
+    struct metrics_brief b = {0};
+    struct hist *ttft = calloc(1, sizeof(*ttft));
+    for (size_t i = 0; i < m->n_groups; i++) {
+        const struct group *g = &m->groups[i];
+        b.finished += g->requests;
+        b.ok += g->outcomes[RECORD_OK];
+        b.output_tokens += g->output_tokens;
+        if (g->h && ttft)
+            hist_merge(ttft, &g->h[H_TTFT]);
+    }
+    b.errors = b.finished - b.ok;
+    if (ttft && hist_count(ttft))
+        b.ttft_p50 = hist_percentile(ttft, 50);
+    free(ttft);
+    for (size_t i = 0; i < m->n_ups; i++)
+        b.token_events_per_s += rate(&m->ups[i], now, 10);
+    *ret = b;
 }

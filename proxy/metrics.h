@@ -15,6 +15,7 @@
 #include "record.h"
 
 struct evbuffer;
+struct hist;
 struct metrics;
 
 struct metrics_options {
@@ -53,6 +54,19 @@ void metrics_stats_json(struct metrics *m, struct evbuffer *out, usec_t now);
 
 /* The last `limit` records as a JSON array, newest first. */
 void metrics_recent_json(const struct metrics *m, struct evbuffer *out, size_t limit, bool with_gaps);
+
+/* Appends "key":{"count","p50","p90","p95","p99","min","max","mean"} in
+ * milliseconds for a µs histogram (the shape every report reads). */
+void metrics_hist_json(struct evbuffer *out, const char *key, const struct hist *h);
+
+/* A few live figures for progress lines. */
+struct metrics_brief {
+    uint64_t finished, ok, errors;
+    usec_t ttft_p50;             /* ok requests; 0 when none */
+    uint64_t output_tokens;
+    double token_events_per_s;   /* all upstreams, last 10 s */
+};
+void metrics_brief(struct metrics *m, usec_t now, struct metrics_brief *ret);
 
 /* Requests in flight across upstreams. */
 unsigned metrics_in_flight(const struct metrics *m);
