@@ -23,7 +23,7 @@
 #include "metrics.h"
 #include "net.h"
 #include "reqlog.h"
-#include "sched.h"
+#include "arrival.h"
 #include "sim.h"
 #include "summary.h"
 #include "trace.h"
@@ -36,7 +36,7 @@ enum history {
 struct options {
     const char *trace;
     const char *target;          /* URL or "sim" */
-    struct sched sched;
+    struct arrival sched;
     usec_t duration;             /* rate mode: stop sending after this */
     uint64_t requests;           /* rate mode: stop after this many (0 = trace size) */
     enum history history;
@@ -262,7 +262,7 @@ static int load_trace(struct run *run)
     for (size_t k = 0; k < run->n_items; k++) {
         struct item *it = &run->items[run->order[k]];
         it->e.offset_us -= base;
-        it->due = sched_original(&run->o.sched, (usec_t)it->e.offset_us);
+        it->due = arrival_original(&run->o.sched, (usec_t)it->e.offset_us);
         if (it->e.n_events)
             it->recorded_duration = it->e.events[it->e.n_events - 1].offset_us;
         it->session = SIZE_MAX;
@@ -460,7 +460,7 @@ static usec_t session_ready(struct run *run, const struct item *it)
     if (prev->recorded_duration && it->e.offset_us > prev->e.offset_us) {
         usec_t gap = (usec_t)(it->e.offset_us - prev->e.offset_us);
         if (gap > prev->recorded_duration)
-            think = sched_original(&run->o.sched, gap - prev->recorded_duration);
+            think = arrival_original(&run->o.sched, gap - prev->recorded_duration);
     }
     return s->last_done + think;
 }
@@ -477,8 +477,8 @@ static void arm(struct run *run, usec_t at)
 static void dispatch(struct run *run)
 {
     usec_t now = clock_now();
-    struct sched *sc = &run->o.sched;
-    if (sc->mode == SCHED_CONCURRENCY) {
+    struct arrival *sc = &run->o.sched;
+    if (sc->mode == ARRIVAL_CONCURRENCY) {
         /* Closed loop: fill up to N with the first requests whose session
          * is free; intended time is now. */
         for (size_t k = run->next; k < run->n_items && loadgen_in_flight(run->lg) < sc->concurrency; k++) {
@@ -494,7 +494,7 @@ static void dispatch(struct run *run)
             run->next++;
         return;
     }
-    if (sc->mode == SCHED_RATE) {
+    if (sc->mode == ARRIVAL_RATE) {
         while (run->sent < run->total) {
             usec_t at = run->start + sc->next_us;
             if (run->o.duration && at - run->start > run->o.duration) {
@@ -505,7 +505,7 @@ static void dispatch(struct run *run)
                 arm(run, at);
                 return;
             }
-            sched_next_arrival(sc);
+            arrival_next_arrival(sc);
             size_t i = run->sent < run->n_items ? run->order[run->sent] : SIZE_MAX;
             send_item(run, i, at);
         }
@@ -551,7 +551,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     struct run *run = arg;
     if (!run->stopping)
         dispatch(run);
-    if (run->o.sched.mode == SCHED_RATE && run->sent >= run->total && run->finished >= run->total)
+    if (run->o.sched.mode == ARRIVAL_RATE && run->sent >= run->total && run->finished >= run->total)
         finish_run(run);
 }
 
@@ -613,15 +613,15 @@ static void write_summary(struct run *run, usec_t end)
     jsonw_cstr(b, run->o.trace);
     evbuffer_add_printf(b, ",\"target\":");
     jsonw_cstr(b, run->target_url);
-    const char *mode = run->o.sched.mode == SCHED_ORIGINAL  ? "original"
-                       : run->o.sched.mode == SCHED_CONCURRENCY ? "concurrency"
+    const char *mode = run->o.sched.mode == ARRIVAL_ORIGINAL  ? "original"
+                       : run->o.sched.mode == ARRIVAL_CONCURRENCY ? "concurrency"
                                                                : "rate";
     evbuffer_add_printf(b, ",\"mode\":{\"timing\":\"%s\",\"speed\":", mode);
     jsonw_double(b, run->o.sched.speed);
     evbuffer_add_printf(b, ",\"concurrency\":%u,\"rate\":", run->o.sched.concurrency);
     jsonw_double(b, run->o.sched.rate);
     evbuffer_add_printf(b, ",\"arrival\":\"%s\",\"history\":\"%s\"},\"started\":\"%s\",\"duration_s\":",
-                        run->o.sched.arrival == SCHED_POISSON ? "poisson" : "constant",
+                        run->o.sched.process == ARRIVAL_POISSON ? "poisson" : "constant",
                         run->o.history == HISTORY_LIVE ? "live" : "recorded", when);
     jsonw_double(b, secs);
     evbuffer_add_printf(b,
@@ -718,7 +718,7 @@ static int parse_options(int argc, char **argv, struct options *o)
     enum log_level level;
     bool timing_set = false;
     memset(o, 0, sizeof(*o));
-    sched_init(&o->sched, SCHED_ORIGINAL, 1);
+    arrival_init(&o->sched, ARRIVAL_ORIGINAL, 1);
     o->target = "sim";
     o->response_timeout = 600 * USEC_PER_SEC;
     o->stream_timeout = 300 * USEC_PER_SEC;
@@ -745,7 +745,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                 cli_usage_error(cmd, "--timing: only 'original' (use --concurrency or --rate for the others)");
                 return -EINVAL;
             }
-            if (timing_set && o->sched.mode != SCHED_ORIGINAL)
+            if (timing_set && o->sched.mode != ARRIVAL_ORIGINAL)
                 goto conflict;
             timing_set = true;
             break;
@@ -754,24 +754,24 @@ static int parse_options(int argc, char **argv, struct options *o)
                 return -EINVAL;
             break;
         case OPT_CONCURRENCY:
-            if (timing_set && o->sched.mode != SCHED_CONCURRENCY)
+            if (timing_set && o->sched.mode != ARRIVAL_CONCURRENCY)
                 goto conflict;
             if (cli_parse_u64(cmd, "--concurrency", v, 1, 100000, &u) < 0)
                 return -EINVAL;
-            o->sched.mode = SCHED_CONCURRENCY;
+            o->sched.mode = ARRIVAL_CONCURRENCY;
             o->sched.concurrency = (unsigned)u;
             timing_set = true;
             break;
         case OPT_RATE:
-            if (timing_set && o->sched.mode != SCHED_RATE)
+            if (timing_set && o->sched.mode != ARRIVAL_RATE)
                 goto conflict;
             if (cli_parse_double(cmd, "--rate", v, 0.001, 1e6, &o->sched.rate) < 0)
                 return -EINVAL;
-            o->sched.mode = SCHED_RATE;
+            o->sched.mode = ARRIVAL_RATE;
             timing_set = true;
             break;
         case OPT_ARRIVAL:
-            if (sched_parse_arrival(v, &o->sched.arrival) < 0) {
+            if (arrival_parse_process(v, &o->sched.process) < 0) {
                 cli_usage_error(cmd, "--arrival: expected poisson or constant, got '%s'", v);
                 return -EINVAL;
             }
@@ -847,7 +847,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         cli_usage_error(cmd, "which trace? (tokentap replay TRACE ...)");
         return -EINVAL;
     }
-    if (o->sched.mode != SCHED_RATE && (o->duration || o->requests)) {
+    if (o->sched.mode != ARRIVAL_RATE && (o->duration || o->requests)) {
         cli_usage_error(cmd, "--duration and --requests go with --rate");
         return -EINVAL;
     }
@@ -949,7 +949,7 @@ int replay_main(int argc, char **argv)
     evsignal_add(run.sigterm, NULL);
 
     run.total = run.n_items;
-    if (run.o.sched.mode == SCHED_RATE) {
+    if (run.o.sched.mode == ARRIVAL_RATE) {
         run.total = run.o.requests ? run.o.requests : run.n_items;
         if (run.o.duration && !run.o.requests)
             run.total = UINT64_MAX / 2; /* until the duration is over */

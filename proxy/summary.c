@@ -1,5 +1,6 @@
 #include "summary.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>

@@ -1,48 +1,49 @@
-/* sched: when generated requests are due. Original timing (a trace's own
+/* arrival: when generated requests are due (the scheduler; not named
+ * sched.h, which would shadow the system header). Original timing (a trace's own
  * offsets, sped up), closed-loop concurrency (a new request when one
  * finishes: no schedule), or an open-loop rate with constant or Poisson
  * arrivals. Open-loop times are the *intended* send times: latency is
  * measured from them, so a late sender cannot hide queueing
  * (coordinated omission, as wrk2 avoids it). Pure. */
-#ifndef TOKENTAP_SCHED_H
-#define TOKENTAP_SCHED_H
+#ifndef TOKENTAP_ARRIVAL_H
+#define TOKENTAP_ARRIVAL_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "clock.h"
 
-enum sched_mode {
-    SCHED_ORIGINAL,    /* recorded offsets divided by speed */
-    SCHED_CONCURRENCY, /* closed loop: N in flight */
-    SCHED_RATE,        /* open loop: rate per second */
+enum arrival_mode {
+    ARRIVAL_ORIGINAL,    /* recorded offsets divided by speed */
+    ARRIVAL_CONCURRENCY, /* closed loop: N in flight */
+    ARRIVAL_RATE,        /* open loop: rate per second */
 };
 
-enum sched_arrival {
-    SCHED_CONSTANT,
-    SCHED_POISSON,
+enum arrival_process {
+    ARRIVAL_CONSTANT,
+    ARRIVAL_POISSON,
 };
 
-struct sched {
-    enum sched_mode mode;
+struct arrival {
+    enum arrival_mode mode;
     double speed;          /* original: offsets / speed */
     unsigned concurrency;  /* closed loop */
     double rate;           /* open loop: requests per second */
-    enum sched_arrival arrival;
+    enum arrival_process process;
     uint64_t rng;          /* Poisson draws */
     double next_us;        /* open loop: the next arrival, µs after start */
 };
 
 /* Prepares a schedule; seed makes Poisson arrivals repeatable. */
-void sched_init(struct sched *s, enum sched_mode mode, uint64_t seed);
+void arrival_init(struct arrival *s, enum arrival_mode mode, uint64_t seed);
 
 /* Original timing: when a request recorded at offset_us is due (µs after start). */
-usec_t sched_original(const struct sched *s, usec_t offset_us);
+usec_t arrival_original(const struct arrival *s, usec_t offset_us);
 
 /* Open loop: the next arrival time (µs after start); each call advances. */
-usec_t sched_next_arrival(struct sched *s);
+usec_t arrival_next_arrival(struct arrival *s);
 
 /* Parses "poisson" or "constant". 0 or -EINVAL. */
-int sched_parse_arrival(const char *s, enum sched_arrival *ret);
+int arrival_parse_process(const char *s, enum arrival_process *ret);
 
 #endif
