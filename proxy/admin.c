@@ -49,7 +49,7 @@ static void health(struct proxy *p, struct server_req *req)
         evbuffer_add_printf(b, ",\"default\":%s,\"models\":[", u.is_default ? "true" : "false");
         for (size_t m = 0; m < u.n_models; m++) {
             if (m)
-                evbuffer_add(b, ",", 1);
+                EVBUFFER_ADD_LIT(b, ",");
             jsonw_cstr(b, u.models[m]);
         }
         evbuffer_add_printf(b,

@@ -10,7 +10,7 @@
 void jsonw_str(struct evbuffer *out, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    evbuffer_add(out, "\"", 1);
+    EVBUFFER_ADD_LIT(out, "\"");
     size_t run = 0; /* bytes that need no escaping, written in one go */
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -44,13 +44,13 @@ void jsonw_str(struct evbuffer *out, const char *s, size_t len)
     }
     if (run)
         evbuffer_add(out, s + len - run, run);
-    evbuffer_add(out, "\"", 1);
+    EVBUFFER_ADD_LIT(out, "\"");
 }
 
 void jsonw_cstr(struct evbuffer *out, const char *s)
 {
     if (!s)
-        evbuffer_add(out, "null", 4);
+        EVBUFFER_ADD_LIT(out, "null");
     else
         jsonw_str(out, s, strlen(s));
 }

@@ -7,6 +7,8 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
+
+#include "jsonw.h"
 #include <event2/event.h>
 
 #include "metrics.h"

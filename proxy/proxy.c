@@ -11,6 +11,7 @@
 #include <event2/buffer.h>
 
 #include "admin.h"
+#include "capture.h"
 #include "jsonw.h"
 #include "log.h"
 #include "metrics.h"
@@ -58,6 +59,7 @@ struct exchange {
     struct evbuffer *body;        /* owned: BODY_BUFFER bytes */
     struct record rec;            /* what this request did */
     struct tap tap;               /* reads the response for rec */
+    struct capture cap;           /* what the trace recorder keeps */
 };
 
 struct proxy {
@@ -195,6 +197,8 @@ static void finalize(struct exchange *x, enum record_outcome outcome)
     metrics_end(x->proxy->cfg.metrics, r, now);
     if (x->proxy->cfg.log)
         reqlog_write(x->proxy->cfg.log, r);
+    if (x->proxy->cfg.trace)
+        capture_write(&x->cap, x->proxy->cfg.trace, r);
 }
 
 static void exchange_free(struct exchange *x)
@@ -202,6 +206,7 @@ static void exchange_free(struct exchange *x)
     struct proxy *p = x->proxy;
     finalize(x, x->client ? RECORD_UPSTREAM_ERROR : RECORD_CLIENT_ABORT);
     tap_finish(&x->tap);
+    capture_finish(&x->cap);
     record_finish(&x->rec);
     if (x->up)
         upstream_req_cancel(x->up);
@@ -310,6 +315,7 @@ static void write_body(struct exchange *x, const char *data, size_t len)
 {
     if (len == 0)
         return;
+    capture_body(&x->cap, data, len);
     if (x->client_chunked) {
         upstream_req_printf(x->up, "%zx\r\n", len);
         upstream_req_write(x->up, data, len);
@@ -419,6 +425,18 @@ static void on_token(void *ctx, const struct record *r, usec_t t)
     metrics_token(x->proxy->cfg.metrics, &x->rec, t);
 }
 
+static void on_text(void *ctx, enum dialect_token_kind kind, const char *text, size_t len)
+{
+    struct exchange *x = ctx;
+    capture_text(&x->cap, kind, text, len);
+}
+
+static void on_event(void *ctx, const struct sse_event *ev, usec_t t)
+{
+    struct exchange *x = ctx;
+    capture_event(&x->cap, ev, t, x->rec.t_start);
+}
+
 static void copy_header(const struct http_head *h, const char *name, char *dst, size_t len)
 {
     const struct http_str *v = http_head_get(h, name);
@@ -447,6 +465,12 @@ static void start_record(struct exchange *x, const struct http_head *h)
     tap_init(&x->tap, r, r->dialect);
     x->tap.on_token = on_token;
     x->tap.ctx = x;
+    /* Recording: keep the head now, the body as it goes out, the answer
+     * as the tap reads it. Out of memory just means no trace line. */
+    if (x->proxy->cfg.trace && capture_init(&x->cap, h, x->proxy->cfg.trace_events) == 0) {
+        x->tap.on_text = on_text;
+        x->tap.on_event = on_event;
+    }
 }
 
 static void on_head(void *ctx, struct server_req *req)

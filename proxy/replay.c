@@ -632,15 +632,15 @@ static void write_summary(struct run *run, usec_t end)
                         (unsigned long long)run->sent, (unsigned long long)run->finished,
                         run->skipped_lines);
     jsonw_double(b, secs > 0 ? (double)run->finished / secs : 0);
-    evbuffer_add(b, ",\"output_tokens_per_s\":", 23);
+    EVBUFFER_ADD_LIT(b, ",\"output_tokens_per_s\":");
     jsonw_double(b, secs > 0 ? (double)brief.output_tokens / secs : 0);
-    evbuffer_add(b, "},", 2);
+    EVBUFFER_ADD_LIT(b, "},");
     metrics_hist_json(b, "send_lag_ms", &run->send_lag);
-    evbuffer_add(b, ",", 1);
+    EVBUFFER_ADD_LIT(b, ",");
     metrics_hist_json(b, "ttft_uncorrected_ms", &run->ttft_uncorrected);
-    evbuffer_add(b, ",\"stats\":", 9);
+    EVBUFFER_ADD_LIT(b, ",\"stats\":");
     metrics_stats_json(run->metrics, b, end);
-    evbuffer_add(b, "}\n", 2);
+    EVBUFFER_ADD_LIT(b, "}\n");
 
     size_t len = evbuffer_get_length(b);
     char *text = (char *)evbuffer_pullup(b, -1);

@@ -8,6 +8,8 @@
 
 #include <event2/buffer.h>
 
+#include "jsonw.h"
+
 struct reqlog {
     char *path;            /* owned */
     int fd;
@@ -53,7 +55,7 @@ int reqlog_write(struct reqlog *l, const struct record *r)
 {
     evbuffer_drain(l->line, evbuffer_get_length(l->line));
     record_to_json(r, l->line, l->with_gaps);
-    evbuffer_add(l->line, "\n", 1);
+    EVBUFFER_ADD_LIT(l->line, "\n");
     size_t len = evbuffer_get_length(l->line);
     const char *p = (const char *)evbuffer_pullup(l->line, -1);
     /* One write per line: O_APPEND makes it land whole at the end. A short

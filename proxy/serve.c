@@ -17,6 +17,7 @@
 #include "proxy.h"
 #include "reqlog.h"
 #include "server.h"
+#include "trace.h"
 
 #define MAX_UPSTREAMS 64
 #define MAX_MODELS 64
@@ -37,6 +38,11 @@ struct serve_settings {
     bool log_gaps;
     const char *session_header;
     unsigned concurrency_buckets;
+    const char *record_dir;
+    bool record_events;
+    uint64_t record_max_file;
+    const char *redact[32];
+    size_t n_redact;
 };
 
 enum {
@@ -58,6 +64,10 @@ enum {
     OPT_LOG_GAPS,
     OPT_SESSION_HEADER,
     OPT_CONCURRENCY_BUCKETS,
+    OPT_RECORD,
+    OPT_RECORD_EVENTS,
+    OPT_RECORD_MAX_FILE,
+    OPT_REDACT,
 };
 
 static const struct cli_option serve_options[] = {
@@ -78,6 +88,10 @@ static const struct cli_option serve_options[] = {
     {"log-gaps", 0, NULL, "include every inter-token gap in --log lines", OPT_LOG_GAPS},
     {"session-header", 0, "NAME", "header naming the session (besides X-Claude-Code-Session-Id, X-Session-ID)", OPT_SESSION_HEADER},
     {"concurrency-buckets", 0, "N", "concurrency levels 1..N-1 kept apart, N and above together (default 16)", OPT_CONCURRENCY_BUCKETS},
+    {"record", 0, "DIR", "record every exchange as a replayable trace (JSONL files in DIR)", OPT_RECORD},
+    {"record-events", 0, NULL, "also record every response event with its arrival time", OPT_RECORD_EVENTS},
+    {"record-max-file", 0, "SIZE", "start a new trace file beyond this size (default 256M)", OPT_RECORD_MAX_FILE},
+    {"redact", 0, "HEADER", "also redact this header in traces (repeatable; authorization, x-api-key, cookie... always)", OPT_REDACT},
     {"log-level", 0, "LEVEL", "error, warn, info or debug (default info)", OPT_LOG_LEVEL},
     {NULL, 0, NULL, NULL, 0},
 };
@@ -115,7 +129,8 @@ static void settings_default(struct serve_settings *s)
 static int load_file(struct config_doc *doc, struct serve_settings *s, struct config_err *err)
 {
     static const char *const top[] = {"listen", "upstreams", "routing", "limits", "timeouts",
-                                      "log", "metrics", NULL};
+                                      "log", "metrics", "record", NULL};
+    static const char *const record_keys[] = {"dir", "events", "max_file", "redact", NULL};
     static const char *const log_keys[] = {"file", "gaps", NULL};
     static const char *const metrics_keys[] = {"session_header", "concurrency_buckets", NULL};
     static const char *const up_keys[] = {"name", "url", "models", "default", "max_connections", NULL};
@@ -230,6 +245,24 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
             return r;
         s->concurrency_buckets = (unsigned)v;
     }
+    const cJSON *record = cJSON_GetObjectItemCaseSensitive(root, "record");
+    if (record) {
+        if ((r = config_check_keys(doc, record, record_keys, err)) < 0 ||
+            (r = config_get_string(doc, record, "dir", true, &s->record_dir, err)) < 0 ||
+            (r = config_get_bool(doc, record, "events", &s->record_events, err)) < 0 ||
+            (r = config_get_size(doc, record, "max_file", &s->record_max_file, err)) < 0)
+            return r;
+        const cJSON *redact = cJSON_GetObjectItemCaseSensitive(record, "redact");
+        if (redact && !cJSON_IsArray(redact))
+            return config_error(doc, redact, err, "'redact' must be a list of header names");
+        const cJSON *h;
+        cJSON_ArrayForEach(h, redact)
+        {
+            if (!cJSON_IsString(h) || s->n_redact == 32)
+                return config_error(doc, h, err, "'redact' takes up to 32 header names");
+            s->redact[s->n_redact++] = h->valuestring;
+        }
+    }
     const cJSON *timeouts = cJSON_GetObjectItemCaseSensitive(root, "timeouts");
     if (timeouts) {
         if ((r = config_check_keys(doc, timeouts, timeout_keys, err)) < 0 ||
@@ -249,6 +282,7 @@ struct serve_run {
     struct proxy *proxy;
     struct metrics *metrics;
     struct reqlog *log;
+    struct trace_writer *trace;
     struct event *drain_timer;
     usec_t drain_timeout;
     usec_t drain_deadline;
@@ -371,6 +405,19 @@ int serve_main(int argc, char **argv)
                 goto usage;
             break;
         case OPT_LOG: s.log_path = v; break;
+        case OPT_RECORD: s.record_dir = v; break;
+        case OPT_RECORD_EVENTS: s.record_events = true; break;
+        case OPT_RECORD_MAX_FILE:
+            if (cli_parse_size(cmd, "--record-max-file", v, &s.record_max_file) < 0)
+                goto usage;
+            break;
+        case OPT_REDACT:
+            if (s.n_redact == 32) {
+                cli_usage_error(cmd, "--redact: at most 32 headers");
+                goto usage;
+            }
+            s.redact[s.n_redact++] = v;
+            break;
         case OPT_LOG_GAPS: s.log_gaps = true; break;
         case OPT_SESSION_HEADER: s.session_header = v; break;
         case OPT_CONCURRENCY_BUCKETS:
@@ -443,6 +490,25 @@ int serve_main(int argc, char **argv)
             goto fail;
         }
     }
+    if (s.record_dir) {
+        struct trace_writer_options to = {
+            .dir = s.record_dir,
+            .max_file_bytes = s.record_max_file,
+            .redact_headers = s.redact,
+            .n_redact_headers = s.n_redact,
+            .events = s.record_events,
+        };
+        int r = trace_writer_open(&to, &run.trace);
+        if (r < 0) {
+            fprintf(stderr, "tokentap serve: cannot record into %s: %s\n", s.record_dir, strerror(-r));
+            goto fail;
+        }
+        char file[512];
+        trace_writer_current_file(run.trace, file, sizeof(file));
+        log_info("recording every exchange to %s", file);
+    }
+    pc.trace = run.trace;
+    pc.trace_events = s.record_events;
     pc.metrics = run.metrics;
     pc.log = run.log;
     pc.session_header = s.session_header;
@@ -493,6 +559,13 @@ fail:
         event_free(run.drain_timer);
     proxy_free(run.proxy);
     server_free(run.server);
+    if (run.trace) {
+        struct trace_writer_stats ts;
+        trace_writer_close(run.trace, &ts);
+        log_info("trace: %llu requests recorded, %llu dropped, %llu write errors",
+                 (unsigned long long)ts.lines_written, (unsigned long long)ts.lines_dropped,
+                 (unsigned long long)ts.write_errors);
+    }
     reqlog_close(run.log);
     metrics_free(run.metrics);
     if (run.base)

@@ -54,6 +54,8 @@ static int on_event(void *ctx, const struct sse_event *ev)
 {
     struct tap *t = ctx;
     struct dialect_facts *f = &t->dialect.facts;
+    if (t->on_event)
+        t->on_event(t->ctx, ev, t->now);
     uint64_t before[DIALECT_TOKEN_KINDS];
     memcpy(before, f->token_events, sizeof(before));
     int n = dialect_event(&t->dialect, ev, t->on_text, t->ctx);

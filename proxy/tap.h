@@ -23,6 +23,9 @@
  * with each piece of generated text if text_cb is set. */
 typedef void (*tap_token_cb)(void *ctx, const struct record *r, usec_t t);
 
+/* Called for every SSE event (token or not) with its arrival time. */
+typedef void (*tap_event_cb)(void *ctx, const struct sse_event *ev, usec_t t);
+
 struct tap {
     struct record *rec;        /* borrowed */
     struct sse_parser sse;
@@ -34,6 +37,7 @@ struct tap {
     usec_t now;                /* time of the bytes being fed */
     tap_token_cb on_token;     /* may be NULL */
     dialect_token_cb on_text;  /* may be NULL: receives generated text */
+    tap_event_cb on_event;     /* may be NULL */
     void *ctx;                 /* borrowed */
 };
 

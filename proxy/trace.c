@@ -1325,7 +1325,7 @@ static void synth_text(struct evbuffer *b, size_t n, uint64_t line, usec_t t)
         evbuffer_add(b, w, wl);
         n -= wl;
         if (n > 0) {
-            evbuffer_add(b, " ", 1);
+            EVBUFFER_ADD_LIT(b, " ");
             n--;
         }
     }
