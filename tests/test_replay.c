@@ -1,0 +1,394 @@
+/* Integration tests for recording and replay: serve --record in front of
+ * the sim, then tokentap replay against the sim, with every timing mode. */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "itest.h"
+
+static char tmpdir[64];
+
+static void path_in(char *buf, size_t len, const char *name)
+{
+    snprintf(buf, len, "%s/%s", tmpdir, name);
+}
+
+/* The one .jsonl file written into dir. */
+static void trace_file(const char *dir, char *buf, size_t len)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    buf[0] = '\0';
+    while (d && (e = readdir(d)))
+        if (strstr(e->d_name, ".jsonl"))
+            snprintf(buf, len, "%.120s/%.120s", dir, e->d_name);
+    if (d)
+        closedir(d);
+}
+
+/* Runs tokentap with args; returns the exit status and stdout+stderr. */
+static int run(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int run(char *out, size_t outlen, const char *fmt, ...)
+{
+    char args[2048], cmd[2300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof(cmd), "%s %s 2>&1", getenv("TOKENTAP"), args);
+    FILE *f = popen(cmd, "r");
+    size_t got = f ? fread(out, 1, outlen - 1, f) : 0;
+    out[got] = '\0';
+    int st = f ? pclose(f) : -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Parses a JSONL file into an array. */
+static cJSON *read_jsonl(const char *path)
+{
+    size_t len;
+    char *text = itest_read_file(path, &len);
+    cJSON *arr = cJSON_CreateArray();
+    for (char *p = text, *nl; (nl = strchr(p, '\n')); p = nl + 1) {
+        *nl = '\0';
+        cJSON *j = cJSON_Parse(p);
+        if (j)
+            cJSON_AddItemToArray(arr, j);
+    }
+    free(text);
+    return arr;
+}
+
+static double num(const cJSON *j, const char *path)
+{
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s", path);
+    const cJSON *cur = j;
+    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k && cur; k = strtok_r(NULL, ".", &save))
+        cur = cJSON_GetObjectItemCaseSensitive(cur, k);
+    return cJSON_IsNumber(cur) ? cur->valuedouble : -1;
+}
+
+static const char *str(const cJSON *j, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* Record a small workload through serve: two sessions of two turns and
+ * two single requests, spaced out in time. */
+static void record_workload(int sim_port, const char *dir)
+{
+    struct itest_proc serve;
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", sim_port);
+    const char *args[] = {"serve", "--listen", "127.0.0.1:0", "--upstream", url, "--record", dir, NULL};
+    itest_spawn(&serve, args);
+    static const struct {
+        const char *session, *body;
+        unsigned sleep_ms;
+    } reqs[] = {
+        {"alpha", "{\"messages\":[{\"role\":\"user\",\"content\":\"alpha one\"}],\"stream\":true,\"max_tokens\":8}", 0},
+        {"beta", "{\"messages\":[{\"role\":\"user\",\"content\":\"beta one\"}],\"stream\":true,\"max_tokens\":8}", 300},
+        {NULL, "{\"messages\":[{\"role\":\"user\",\"content\":\"solo\"}],\"stream\":true,\"max_tokens\":8}", 300},
+        {"alpha", "{\"messages\":[{\"role\":\"user\",\"content\":\"alpha one\"},{\"role\":\"assistant\","
+                  "\"content\":\"RECORDED ANSWER\"},{\"role\":\"user\",\"content\":\"alpha two\"}],"
+                  "\"stream\":true,\"max_tokens\":8}", 300},
+        {"beta", "{\"messages\":[{\"role\":\"user\",\"content\":\"beta two\"}],\"stream\":true,\"max_tokens\":8}", 300},
+    };
+    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+        itest_sleep_ms(reqs[i].sleep_ms);
+        char hdr[256];
+        snprintf(hdr, sizeof(hdr), "Authorization: Bearer sk-TOPSECRET\r\n%s%s%s",
+                 reqs[i].session ? "X-Session-ID: " : "", reqs[i].session ? reqs[i].session : "",
+                 reqs[i].session ? "\r\n" : "");
+        struct itest_resp r;
+        itest_request(serve.port, "POST", "/v1/chat/completions", hdr, reqs[i].body,
+                      strlen(reqs[i].body), &r);
+        CHECK_INT(r.status, 200);
+        itest_resp_free(&r);
+    }
+    CHECK_INT(itest_stop(&serve), 0);
+}
+
+static void test_record_and_replay(void)
+{
+    struct itest_proc sim;
+    const char *sargs[] = {"sim", "--listen", "127.0.0.1:0", "--decode-tps", "200", NULL};
+    itest_spawn(&sim, sargs);
+    char dir[128], trace[256], log1[128], out1[128], log10[128], out[65536];
+    path_in(dir, sizeof(dir), "rec");
+    record_workload(sim.port, dir);
+    trace_file(dir, trace, sizeof(trace));
+    CHECK(trace[0] != '\0');
+
+    /* Secrets never reach disk. */
+    size_t len;
+    char *text = itest_read_file(trace, &len);
+    CHECK(strstr(text, "TOPSECRET") == NULL);
+    CHECK(strstr(text, "<redacted>") != NULL);
+    free(text);
+    cJSON *recorded = read_jsonl(trace);
+    CHECK_INT(cJSON_GetArraySize(recorded), 5);
+
+    /* Replay at speed 1 and 10 against the sim. */
+    path_in(log1, sizeof(log1), "replay1.jsonl");
+    path_in(out1, sizeof(out1), "replay1.json");
+    CHECK_INT(run(out, sizeof(out), "replay %s --target http://127.0.0.1:%d --log %s --out %s -q",
+                  trace, sim.port, log1, out1),
+              0);
+    CHECK(strstr(out, "5 requests") != NULL);
+    path_in(log10, sizeof(log10), "replay10.jsonl");
+    CHECK_INT(run(out, sizeof(out), "replay %s --target http://127.0.0.1:%d --speed 10 --log %s -q",
+                  trace, sim.port, log10),
+              0);
+
+    cJSON *r1 = read_jsonl(log1), *r10 = read_jsonl(log10);
+    CHECK_INT(cJSON_GetArraySize(r1), 5);
+    CHECK_INT(cJSON_GetArraySize(r10), 5);
+    /* Offsets: recorded starts vs replayed intended starts. */
+    double rec_first = 1e30, rep_first = 1e30, rep10_first = 1e30;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, recorded) if (num(e, "t_mono_us") < rec_first) rec_first = num(e, "t_mono_us");
+    cJSON_ArrayForEach(e, r1) if (num(e, "t.start_us") < rep_first) rep_first = num(e, "t.start_us");
+    cJSON_ArrayForEach(e, r10) if (num(e, "t.start_us") < rep10_first) rep10_first = num(e, "t.start_us");
+    double rec_span = 0, rep_span = 0, rep10_span = 0;
+    cJSON_ArrayForEach(e, recorded) if (num(e, "t_mono_us") - rec_first > rec_span) rec_span = num(e, "t_mono_us") - rec_first;
+    cJSON_ArrayForEach(e, r1) if (num(e, "t.start_us") - rep_first > rep_span) rep_span = num(e, "t.start_us") - rep_first;
+    cJSON_ArrayForEach(e, r10) if (num(e, "t.start_us") - rep10_first > rep10_span) rep10_span = num(e, "t.start_us") - rep10_first;
+    CHECK(rec_span > 1000000); /* the four 300 ms pauses and the requests */
+    CHECK_NEAR(rep_span, rec_span, 0.15);
+    CHECK(rep10_span < rec_span / 5);
+    /* Every replayed request was ok and sessions kept their order: a
+     * session's second turn started after its first ended. */
+    cJSON_ArrayForEach(e, r1)
+    {
+        CHECK_STR(str(e, "outcome"), "ok");
+        if (strcmp(str(e, "session"), "alpha") != 0)
+            continue;
+    }
+    double alpha_end[2] = {0}, alpha_start[2] = {0};
+    int k = 0;
+    cJSON_ArrayForEach(e, r10)
+    {
+        if (strcmp(str(e, "session"), "alpha") == 0 && k < 2) {
+            alpha_start[k] = num(e, "t.start_us") + num(e, "t.sent") * 1000;
+            alpha_end[k] = num(e, "t.start_us") + num(e, "t.end") * 1000;
+            k++;
+        }
+    }
+    CHECK_INT(k, 2);
+    /* Log lines come in finishing order: the first alpha line is turn 1. */
+    CHECK(alpha_start[1] >= alpha_end[0]);
+    cJSON *summary = NULL;
+    text = itest_read_file(out1, &len);
+    summary = cJSON_Parse(text);
+    free(text);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(summary, "complete")));
+    CHECK_INT(num(summary, "requests_finished"), 5);
+    CHECK(num(summary, "stats.overall.ttft_ms.count") == 5);
+    CHECK(num(summary, "send_lag_ms.count") == 5);
+    cJSON_Delete(summary);
+    cJSON_Delete(r1);
+    cJSON_Delete(r10);
+
+    /* --history live: the second alpha turn carries this run's answer,
+     * seen by a recording proxy in front of the sim. */
+    char dir2[128], trace2[256];
+    path_in(dir2, sizeof(dir2), "rec2");
+    struct itest_proc serve;
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", sim.port);
+    const char *args[] = {"serve", "--listen", "127.0.0.1:0", "--upstream", url, "--record", dir2, NULL};
+    itest_spawn(&serve, args);
+    CHECK_INT(run(out, sizeof(out), "replay %s --target http://127.0.0.1:%d --speed 20 --history live -q",
+                  trace, serve.port),
+              0);
+    CHECK_INT(itest_stop(&serve), 0);
+    trace_file(dir2, trace2, sizeof(trace2));
+    cJSON *live = read_jsonl(trace2);
+    /* 5 requests, and replay's GET /health probe before the run. */
+    CHECK_INT(cJSON_GetArraySize(live), 6);
+    int found = 0;
+    cJSON_ArrayForEach(e, live)
+    {
+        const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(e, "body"), "messages");
+        if (cJSON_GetArraySize(msgs) != 3)
+            continue;
+        const char *answer = str(cJSON_GetArrayItem(msgs, 1), "content");
+        CHECK(strcmp(answer, "RECORDED ANSWER") != 0);
+        CHECK(strlen(answer) > 0);
+        found++;
+    }
+    CHECK_INT(found, 1);
+    cJSON_Delete(live);
+    cJSON_Delete(recorded);
+    itest_stop(&sim);
+}
+
+/* Closed loop: never more than N in flight, and N is reached. Open loop:
+ * Poisson arrivals at the asked mean rate. Length-only traces: prompts of
+ * the stated size. */
+static void test_modes(void)
+{
+    char trace[128], log[128], out[65536];
+    path_in(trace, sizeof(trace), "lengths.jsonl");
+    FILE *f = fopen(trace, "w");
+    for (int i = 0; i < 30; i++)
+        fprintf(f, "{\"timestamp\":%d,\"input_length\":%d,\"output_length\":%d}\n", i * 10, 100 + i * 20, 20);
+    fclose(f);
+
+    path_in(log, sizeof(log), "conc.jsonl");
+    CHECK_INT(run(out, sizeof(out), "replay %s --concurrency 4 --sim-slots 8 --sim-decode-tps 400 --log %s -q",
+                  trace, log),
+              0);
+    cJSON *recs = read_jsonl(log);
+    CHECK_INT(cJSON_GetArraySize(recs), 30);
+    int max_c = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, recs)
+    {
+        int c = (int)num(e, "concurrency");
+        if (c > max_c)
+            max_c = c;
+        CHECK_INT(num(e, "output_tokens"), 20);
+        /* The sim charged exactly the stated input length. */
+        CHECK_INT(num(e, "prompt_tokens") - 100 >= 0 && ((int)num(e, "prompt_tokens") - 100) % 20 == 0, 1);
+    }
+    CHECK_INT(max_c, 4);
+    cJSON_Delete(recs);
+
+    path_in(log, sizeof(log), "rate.jsonl");
+    CHECK_INT(run(out, sizeof(out), "replay %s --rate 40 --requests 120 --seed 3 --sim-slots 64 --sim-decode-tps 2000 --log %s -q",
+                  trace, log),
+              0);
+    recs = read_jsonl(log);
+    CHECK_INT(cJSON_GetArraySize(recs), 120);
+    double first = 1e30, last = 0;
+    cJSON_ArrayForEach(e, recs)
+    {
+        double t = num(e, "t.start_us");
+        if (t < first)
+            first = t;
+        if (t > last)
+            last = t;
+    }
+    /* 119 gaps at a mean of 25 ms: about 3 s (a Poisson sum; wide margin). */
+    double mean_gap_ms = (last - first) / 119 / 1000;
+    CHECK(mean_gap_ms > 18 && mean_gap_ms < 33);
+    cJSON_Delete(recs);
+}
+
+/* A proxy killed mid-record leaves a trace that replays up to its last
+ * whole line; bad lines are reported with file:line. */
+static void test_bad_traces(void)
+{
+    struct itest_proc sim;
+    const char *sargs[] = {"sim", "--listen", "127.0.0.1:0", "--decode-tps", "100", NULL};
+    itest_spawn(&sim, sargs);
+    char dir[128], trace[256], out[65536];
+    path_in(dir, sizeof(dir), "killed");
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", sim.port);
+    struct itest_proc serve;
+    const char *args[] = {"serve", "--listen", "127.0.0.1:0", "--upstream", url, "--record", dir, NULL};
+    itest_spawn(&serve, args);
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"k\"}],\"stream\":true,\"max_tokens\":5}";
+    for (int i = 0; i < 3; i++) {
+        struct itest_resp r;
+        itest_request(serve.port, "POST", "/v1/chat/completions", NULL, body, strlen(body), &r);
+        itest_resp_free(&r);
+    }
+    itest_sleep_ms(200); /* the writer thread's turn */
+    kill(serve.pid, SIGKILL);
+    itest_stop(&serve);
+    trace_file(dir, trace, sizeof(trace));
+    CHECK_INT(run(out, sizeof(out), "replay %s --target %s --speed 100 -q", trace, url), 0);
+    CHECK(strstr(out, "3 requests") != NULL);
+
+    /* A torn last line and garbage: skipped with file:line, or stop. */
+    FILE *f = fopen(trace, "a");
+    fprintf(f, "not json at all\n{\"v\":1,\"method\":\"POST\",\"pa");
+    fclose(f);
+    CHECK_INT(run(out, sizeof(out), "replay %s --target %s --speed 100 -q", trace, url), 0);
+    char want[300];
+    snprintf(want, sizeof(want), "%s:4:", trace);
+    CHECK(strstr(out, want) != NULL);
+    snprintf(want, sizeof(want), "%s:5:", trace);
+    CHECK(strstr(out, want) != NULL);
+    CHECK_INT(run(out, sizeof(out), "replay %s --target %s --on-error stop -q", trace, url), 2);
+
+    char v9[128];
+    path_in(v9, sizeof(v9), "v9.jsonl");
+    f = fopen(v9, "w");
+    fprintf(f, "{\"v\":9,\"method\":\"POST\",\"path\":\"/v1/chat/completions\"}\n");
+    fclose(f);
+    run(out, sizeof(out), "replay %s --target %s -q", v9, url);
+    CHECK(strstr(out, "newer than this tokentap understands") != NULL);
+
+    /* An unreachable target fails before the run. */
+    itest_stop(&sim);
+    CHECK_INT(run(out, sizeof(out), "replay %s --target %s -q", trace, url), 1);
+    CHECK(strstr(out, "does not answer") != NULL);
+}
+
+/* SIGINT: in-flight requests are aborted, partial results written and
+ * marked incomplete. */
+static void test_interrupt(void)
+{
+    char trace[128], outfile[128];
+    path_in(trace, sizeof(trace), "slow.jsonl");
+    path_in(outfile, sizeof(outfile), "partial.json");
+    FILE *f = fopen(trace, "w");
+    for (int i = 0; i < 20; i++)
+        fprintf(f, "{\"messages\":[{\"role\":\"user\",\"content\":\"slow %d\"}],\"max_tokens\":400}\n", i);
+    fclose(f);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        execl(getenv("TOKENTAP"), "tokentap", "replay", trace, "--concurrency", "2", "--sim-decode-tps", "50",
+              "--out", outfile, "-q", (char *)NULL);
+        _exit(127);
+    }
+    itest_sleep_ms(1500);
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 130);
+    size_t len;
+    char *text = itest_read_file(outfile, &len);
+    cJSON *s = cJSON_Parse(text);
+    free(text);
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(s, "complete")));
+    CHECK(num(s, "requests_finished") >= 2);
+    CHECK(num(s, "requests_finished") < 20);
+    CHECK(num(s, "stats.overall.outcomes.client-abort") >= 1);
+    cJSON_Delete(s);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tokentap-replay-XXXXXX");
+    if (!mkdtemp(tmpdir))
+        return 99;
+    ITEST_RUN(test_record_and_replay);
+    ITEST_RUN(test_modes);
+    ITEST_RUN(test_bad_traces);
+    ITEST_RUN(test_interrupt);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmpdir);
+    return check_done("test_replay");
+}
