@@ -814,7 +814,9 @@ void metrics_brief(struct metrics *m, usec_t now, struct metrics_brief *ret)
     if (ttft && hist_count(ttft))
         b.ttft_p50 = hist_percentile(ttft, 50);
     free(ttft);
-    for (size_t i = 0; i < m->n_ups; i++)
+    for (size_t i = 0; i < m->n_ups; i++) {
         b.token_events_per_s += rate(&m->ups[i], now, 10);
+        b.token_events += m->ups[i].tokens;
+    }
     *ret = b;
 }

@@ -64,6 +64,7 @@ struct metrics_brief {
     uint64_t finished, ok, errors;
     usec_t ttft_p50;             /* ok requests; 0 when none */
     uint64_t output_tokens;
+    uint64_t token_events;       /* delivered so far, finished or not */
     double token_events_per_s;   /* all upstreams, last 10 s */
 };
 void metrics_brief(struct metrics *m, usec_t now, struct metrics_brief *ret);

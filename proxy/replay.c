@@ -570,7 +570,8 @@ static void progress_cb(evutil_socket_t fd, short what, void *arg)
              "[%llu/%llu] in flight %u  errors %llu  TTFT p50 %.0f ms  %.1f tok/s  %.1fs, ETA %.0fs",
              (unsigned long long)run->finished, (unsigned long long)run->total,
              loadgen_in_flight(run->lg), (unsigned long long)b.errors, (double)b.ttft_p50 / 1000.0,
-             b.token_events_per_s, elapsed, eta);
+             elapsed >= 10 ? b.token_events_per_s : elapsed > 0 ? (double)b.token_events / elapsed : 0,
+             elapsed, eta);
     if (run->tty)
         fprintf(stderr, "\r\033[K%s", line);
     else
