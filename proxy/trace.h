@@ -167,8 +167,8 @@ void trace_reader_set_max_line(struct trace_reader *r, size_t max);
 /* Reads the next entry into *ret (overwritten whole: finish the previous
  * one first). Returns 1 with an entry, 0 at the end, or a negative errno
  * with err = "path:line: message" for a line that cannot be used
- * (-EBADMSG bad or torn line, -EMSGSIZE too long, -ENOMEM, -EIO read
- * failure); after a bad line the next call goes on with the next line.
+ * (-EBADMSG bad or torn line, -EMSGSIZE too long, -ENOMEM, or read(2)'s
+ * errno); after a bad line the next call goes on with the next line.
  * Blank lines are skipped.
  *
  * Simple request lines become POST /v1/chat/completions ("messages") or
