@@ -422,7 +422,7 @@ static int open_next_file(struct trace_writer *w, int *ret_fd, char **ret_path)
     return r;
 }
 
-/* Switches to a new file; on failure the old one stays in use. */
+/* Switches to a new file; on failure the old one stays open. */
 static int rotate(struct trace_writer *w)
 {
     int fd;
@@ -446,10 +446,12 @@ static int rotate(struct trace_writer *w)
  * that, cut back so the next line starts on a line boundary. */
 static int write_line(struct trace_writer *w, const struct trace_item *it)
 {
-    if (w->file_bytes > 0 && w->file_bytes + it->len > w->max_file_bytes) {
-        int r = rotate(w);
-        if (r < 0)
-            return r;
+    /* A file that cannot be opened does not cost the line: it goes to the
+     * old file, and the next line tries again. */
+    if (w->file_bytes > 0 && w->file_bytes + it->len > w->max_file_bytes && rotate(w) < 0) {
+        pthread_mutex_lock(&w->mu);
+        w->st.rotate_errors++;
+        pthread_mutex_unlock(&w->mu);
     }
     const char *p = (const char *)evbuffer_pullup(it->line, -1);
     if (!p)

@@ -120,7 +120,8 @@ struct trace_writer_stats {
     uint64_t dropped_queue_full; /* ...of which the queue was full */
     uint64_t bytes_written;
     uint64_t files;          /* files opened */
-    uint64_t write_errors;   /* queued lines lost to a failed write (or open) */
+    uint64_t write_errors;   /* queued lines lost to a failed write */
+    uint64_t rotate_errors;  /* new files that could not be opened (the old one went on) */
     uint64_t queued_lines, queued_bytes; /* waiting now */
 };
 /* After close: lines_added == lines_written + lines_dropped + write_errors. */

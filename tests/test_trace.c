@@ -502,6 +502,41 @@ static void test_rotation(void)
     free(dir);
 }
 
+/* When a new file cannot be created (here: the directory is gone), lines
+ * go on into the current file and the failure is counted. */
+static void test_rotate_error(void)
+{
+    char *dir = make_tmpdir();
+    struct trace_writer *w = open_writer(dir, "gone", 1024, 0, false);
+    if (!w)
+        return;
+    static char body[800];
+    memset(body, 'x', sizeof(body));
+    body[0] = '"';
+    body[sizeof(body) - 1] = '"';
+    struct trace_entry e = simple_entry(0, body, sizeof(body));
+    CHECK_INT(trace_writer_add(w, &e), 0);
+    struct trace_writer_stats st;
+    do {
+        usleep(1000);
+        trace_writer_stats(w, &st);
+    } while (st.lines_written == 0);
+    char path[1024];
+    trace_writer_current_file(w, path, sizeof(path));
+    CHECK_INT(unlink(path), 0);
+    CHECK_INT(rmdir(dir), 0);
+    for (uint64_t i = 1; i < 4; i++) {
+        e.id = i;
+        CHECK_INT(trace_writer_add(w, &e), 0);
+    }
+    trace_writer_close(w, &st);
+    CHECK_INT(st.lines_written, 4);
+    CHECK_INT(st.write_errors, 0);
+    CHECK_INT(st.rotate_errors, 3);
+    CHECK_INT(st.files, 1);
+    free(dir);
+}
+
 static void test_overflow(void)
 {
     char *dir = make_tmpdir();
@@ -956,6 +991,7 @@ int main(void)
     test_roundtrip();
     test_no_events();
     test_rotation();
+    test_rotate_error();
     test_overflow();
     test_write_errors();
     test_torn();
