@@ -101,11 +101,14 @@ static bool utf8_valid(const unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
-        uint64_t word;
         /* Bodies are mostly ASCII: eight bytes per step while they are. */
-        if (n - i >= 8 && (memcpy(&word, s + i, 8), (word & 0x8080808080808080ull) == 0)) {
-            i += 8;
-            continue;
+        if (n - i >= 8) {
+            uint64_t word;
+            memcpy(&word, s + i, 8);
+            if ((word & 0x8080808080808080ull) == 0) {
+                i += 8;
+                continue;
+            }
         }
         unsigned char c = s[i];
         if (c < 0x80) {
