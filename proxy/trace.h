@@ -120,7 +120,8 @@ struct trace_writer_stats {
     uint64_t dropped_queue_full; /* ...of which the queue was full */
     uint64_t bytes_written;
     uint64_t files;          /* files opened */
-    uint64_t write_errors;   /* queued lines lost to a failed write (or open) */
+    uint64_t write_errors;   /* queued lines lost to a failed write */
+    uint64_t rotate_errors;  /* new files that could not be opened (the old one went on) */
     uint64_t queued_lines, queued_bytes; /* waiting now */
 };
 /* After close: lines_added == lines_written + lines_dropped + write_errors. */
@@ -167,8 +168,8 @@ void trace_reader_set_max_line(struct trace_reader *r, size_t max);
 /* Reads the next entry into *ret (overwritten whole: finish the previous
  * one first). Returns 1 with an entry, 0 at the end, or a negative errno
  * with err = "path:line: message" for a line that cannot be used
- * (-EBADMSG bad or torn line, -EMSGSIZE too long, -ENOMEM, -EIO read
- * failure); after a bad line the next call goes on with the next line.
+ * (-EBADMSG bad or torn line, -EMSGSIZE too long, -ENOMEM, or read(2)'s
+ * errno); after a bad line the next call goes on with the next line.
  * Blank lines are skipped.
  *
  * Simple request lines become POST /v1/chat/completions ("messages") or

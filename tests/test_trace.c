@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -500,14 +502,49 @@ static void test_rotation(void)
     free(dir);
 }
 
+/* When a new file cannot be created (here: the directory is gone), lines
+ * go on into the current file and the failure is counted. */
+static void test_rotate_error(void)
+{
+    char *dir = make_tmpdir();
+    struct trace_writer *w = open_writer(dir, "gone", 1024, 0, false);
+    if (!w)
+        return;
+    static char body[800];
+    memset(body, 'x', sizeof(body));
+    body[0] = '"';
+    body[sizeof(body) - 1] = '"';
+    struct trace_entry e = simple_entry(0, body, sizeof(body));
+    CHECK_INT(trace_writer_add(w, &e), 0);
+    struct trace_writer_stats st;
+    do {
+        usleep(1000);
+        trace_writer_stats(w, &st);
+    } while (st.lines_written == 0);
+    char path[1024];
+    trace_writer_current_file(w, path, sizeof(path));
+    CHECK_INT(unlink(path), 0);
+    CHECK_INT(rmdir(dir), 0);
+    for (uint64_t i = 1; i < 4; i++) {
+        e.id = i;
+        CHECK_INT(trace_writer_add(w, &e), 0);
+    }
+    trace_writer_close(w, &st);
+    CHECK_INT(st.lines_written, 4);
+    CHECK_INT(st.write_errors, 0);
+    CHECK_INT(st.rotate_errors, 3);
+    CHECK_INT(st.files, 1);
+    free(dir);
+}
+
 static void test_overflow(void)
 {
     char *dir = make_tmpdir();
     /* A line bigger than the whole queue never fits: dropped, counted. */
-    struct trace_writer *w = open_writer(dir, "ovf", 0, 1024, false);
+    struct trace_writer *w = open_writer(dir, "ovf", 0, 512, false);
     if (!w)
         return;
-    static char body[4096];
+    static char body[1024];
     memset(body, 'x', sizeof(body));
     body[0] = '"';
     body[sizeof(body) - 1] = '"';
@@ -575,6 +612,58 @@ static void test_overflow(void)
     }
     CHECK_INT(lines, st.lines_written);
     free_list(files, nf);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A file size limit makes write() fail part-way (EFBIG, like a full
+ * disk): the partial line is cut off again, the failure counted, and the
+ * file keeps only whole lines. */
+static void test_write_errors(void)
+{
+    char *dir = make_tmpdir();
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_IGN);
+    struct trace_writer *w = open_writer(dir, "full", 0, 0, false);
+    if (!w)
+        return;
+    static char body[2000];
+    memset(body, 'x', sizeof(body));
+    body[0] = '"';
+    body[sizeof(body) - 1] = '"';
+    struct trace_entry e = simple_entry(0, body, sizeof(body));
+    CHECK_INT(trace_writer_add(w, &e), 0);
+    struct trace_writer_stats st;
+    do { /* the first line is on disk before the limit goes on */
+        usleep(1000);
+        trace_writer_stats(w, &st);
+    } while (st.lines_written == 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)(st.bytes_written * 3 + st.bytes_written / 2);
+    CHECK_INT(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    for (uint64_t i = 1; i < 6; i++) {
+        e.id = i;
+        CHECK_INT(trace_writer_add(w, &e), 0);
+    }
+    char path[1024];
+    trace_writer_current_file(w, path, sizeof(path));
+    trace_writer_close(w, &st);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_DFL);
+    CHECK_INT(st.lines_written, 3);
+    CHECK_INT(st.write_errors, 3);
+    size_t len;
+    char *s = slurp(path, &len);
+    CHECK_INT(len, st.bytes_written);
+    CHECK(len > 0 && s[len - 1] == '\n');
+    struct trace_entry got[8];
+    CHECK_INT(read_all(path, got, 8), 3);
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(got[i].id, i);
+        trace_entry_finish(&got[i]);
+    }
+    free(s);
     rm_rf(dir);
     free(dir);
 }
@@ -902,7 +991,9 @@ int main(void)
     test_roundtrip();
     test_no_events();
     test_rotation();
+    test_rotate_error();
     test_overflow();
+    test_write_errors();
     test_torn();
     test_errors();
     test_simple_requests();
