@@ -272,6 +272,11 @@ bool itest_request_fd(int fd, const char *method, const char *path, const char *
 out:
     r->t_end = clock_now();
     http_parser_free(p);
+    /* Never NULL, so a failed request fails checks instead of crashing them. */
+    if (!r->body)
+        r->body = calloc(1, 1);
+    if (!r->raw)
+        r->raw = calloc(1, 1);
     return true;
 }
 
@@ -282,6 +287,8 @@ void itest_request(int port, const char *method, const char *path, const char *e
     if (fd < 0) {
         memset(r, 0, sizeof(*r));
         r->closed = true;
+        r->body = calloc(1, 1);
+        r->raw = calloc(1, 1);
         return;
     }
     itest_request_fd(fd, method, path, extra_headers, body, body_len, r);
