@@ -27,6 +27,9 @@ struct sim_task {
     int slot;             /* -1 while queued */
     size_t produced;
     usec_t start, first, due; /* start of prefill, first token, next due time */
+    double remaining;     /* prefill: prompt tokens still to process */
+    double rate;          /* prefill: tokens/s since last_update */
+    usec_t last_update;
     struct sim_timings t;
     bool in_callback, cancelled;
 };
@@ -46,6 +49,7 @@ struct sim_engine {
     struct slot *slots;      /* owned, o.slots entries */
     struct sim_task *queue_head, *queue_tail; /* owned */
     unsigned busy;
+    unsigned prefilling;      /* slots in prefill, sharing prefill_tps */
     uint64_t next_task_id;
     struct sim_metrics m;
 };
@@ -126,6 +130,28 @@ static void arm(struct slot *s, usec_t due)
     evtimer_add(s->timer, &tv);
 }
 
+/* Prompt processing is one shared resource, as in llama.cpp's batches:
+ * slots in prefill split prefill_tps between them (each also slowed by
+ * the batch factor). Whenever the set of busy or prefilling slots
+ * changes, every prefill's progress is brought up to date and its end
+ * rescheduled at the new rate. */
+static void reschedule_prefills(struct sim_engine *e, usec_t now)
+{
+    double rate = e->prefilling ? e->o.prefill_tps / e->prefilling / batch_factor(e) : 0;
+    for (unsigned i = 0; i < e->o.slots; i++) {
+        struct sim_task *t = e->slots[i].task;
+        if (!t || t->state != TASK_PREFILL)
+            continue;
+        t->remaining -= t->rate * (double)clock_diff(now, t->last_update) / 1e6;
+        if (t->remaining < 0)
+            t->remaining = 0;
+        t->last_update = now;
+        t->rate = rate;
+        t->due = now + (usec_t)llround(t->remaining / rate * 1e6);
+        arm(&e->slots[i], t->due);
+    }
+}
+
 static size_t common_prefix(const char *a, size_t alen, const char *b, size_t blen)
 {
     size_t n = alen < blen ? alen : blen, i = 0;
@@ -198,10 +224,11 @@ static void start_task(struct sim_engine *e, struct sim_task *t, int slot_index)
     };
     e->m.requests_processing = e->busy;
 
-    usec_t prefill = (usec_t)llround((double)t->t.prompt_n / e->o.prefill_tps * 1e6 *
-                                     batch_factor(e));
-    t->due = t->start + prefill;
-    arm(s, t->due);
+    t->remaining = t->t.prompt_n;
+    t->rate = 0;
+    t->last_update = t->start;
+    e->prefilling++;
+    reschedule_prefills(e, t->start);
     if (t->cb.on_start)
         t->cb.on_start(t->ctx, (unsigned)slot_index, &t->t);
 }
@@ -235,11 +262,14 @@ static void release_slot(struct sim_engine *e, struct sim_task *t, bool finished
             s->cache_len += t->p.output_len;
         }
     }
+    if (t->state == TASK_PREFILL)
+        e->prefilling--;
     s->task = NULL;
     s->last_used = clock_now();
     s->info.processing = false;
     e->busy--;
     e->m.requests_processing = e->busy;
+    reschedule_prefills(e, clock_now());
 }
 
 static void slot_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -251,12 +281,14 @@ static void slot_timer_cb(evutil_socket_t fd, short what, void *arg)
 
     if (t->state == TASK_PREFILL) {
         t->t.prompt_us = now_due - t->start;
+        e->prefilling--;
         e->m.prompt_tokens_total += t->t.prompt_n;
         e->m.prompt_seconds_total += (double)t->t.prompt_us / 1e6;
         if (t->t.prompt_tokens > e->m.n_tokens_max)
             e->m.n_tokens_max = t->t.prompt_tokens;
         t->state = TASK_DECODE;
         t->first = now_due;
+        reschedule_prefills(e, now_due);
     }
 
     if (t->produced < t->p.n_tokens) {

@@ -247,7 +247,7 @@ static void test_modes(void)
     fclose(f);
 
     path_in(log, sizeof(log), "conc.jsonl");
-    CHECK_INT(run(out, sizeof(out), "replay %s --concurrency 4 --sim-slots 8 --sim-decode-tps 400 --log %s -q",
+    CHECK_INT(run(out, sizeof(out), "replay %s --concurrency 4 --sim-slots 8 --sim-decode-tps 400 --sim-prefill-tps 20000 --log %s -q",
                   trace, log),
               0);
     cJSON *recs = read_jsonl(log);
@@ -267,7 +267,7 @@ static void test_modes(void)
     cJSON_Delete(recs);
 
     path_in(log, sizeof(log), "rate.jsonl");
-    CHECK_INT(run(out, sizeof(out), "replay %s --rate 40 --requests 120 --seed 3 --sim-slots 64 --sim-decode-tps 2000 --log %s -q",
+    CHECK_INT(run(out, sizeof(out), "replay %s --rate 40 --requests 120 --seed 3 --sim-slots 64 --sim-decode-tps 2000 --sim-prefill-tps 200000 --log %s -q",
                   trace, log),
               0);
     recs = read_jsonl(log);
