@@ -12,76 +12,9 @@
 #include "config.h"
 #include "jsonw.h"
 #include "log.h"
-#include "server.h"
-#include "sim_engine.h"
-#include "sim_format.h"
-#include "sim_prompt.h"
-#include "sim_text.h"
+#include "sim_internal.h"
 
-#define SIM_FINGERPRINT "b10309-82bb485"
 #define SIM_KEEPALIVE_MAX 100 /* cpp-httplib's keep_alive_max_count */
-
-struct canned {
-    char *match;     /* owned: substring of the last user message */
-    char *text;      /* owned */
-    char *reasoning; /* owned, may be NULL */
-};
-
-struct exchange;
-
-struct sim {
-    struct event_base *base;   /* borrowed */
-    struct sim_options o;      /* strings borrowed from the caller */
-    struct server *server;     /* owned */
-    struct sim_engine *engine; /* owned */
-    struct canned *canned;     /* owned */
-    size_t n_canned;
-    struct exchange *exchanges; /* owned list of requests in progress */
-    unsigned in_flight;        /* generation requests queued or running */
-    uint64_t n_generations;
-    usec_t start_wall;
-};
-
-enum route {
-    ROUTE_UNKNOWN,
-    ROUTE_ROOT,
-    ROUTE_HEALTH,
-    ROUTE_MODELS,
-    ROUTE_PROPS,
-    ROUTE_SLOTS,
-    ROUTE_METRICS,
-    ROUTE_SIM_STATS,
-    ROUTE_GENERATE, /* api in exchange.api */
-    ROUTE_COUNT_TOKENS,
-    ROUTE_TOKENIZE,
-    ROUTE_APPLY_TEMPLATE,
-    ROUTE_EMBEDDINGS,
-};
-
-struct exchange {
-    struct sim *sim;           /* borrowed */
-    struct server_req *req;    /* borrowed; NULL once the connection is gone */
-    struct exchange *prev, *next;
-    enum route route;
-    enum sim_api api;
-    bool head_only;            /* HEAD: headers without the body */
-    bool close;                /* answer with Connection: close */
-    char origin[128];
-    char query[128];
-    struct evbuffer *body;     /* owned: the request body */
-    struct evbuffer *scratch;  /* owned: bytes being formatted */
-    struct sim_request rq;
-    struct sim_script script;
-    struct sim_reply reply;
-    char *model;               /* owned: model name reported */
-    struct sim_task *task;     /* engine handle while queued or running */
-    struct sim_fault fault;
-    struct event *delay;       /* owned: slow-headers timer */
-    size_t sent;               /* token events sent */
-    bool counted;              /* counts in sim->in_flight */
-};
-
-/* --- faults --- */
 
 void sim_fault_none(struct sim_fault *f)
 {
@@ -167,7 +100,7 @@ int sim_fault_parse(const char *spec, struct sim_fault *ret)
 
 /* --- responses --- */
 
-static void add(struct evbuffer *b, const char *s)
+void sim_add(struct evbuffer *b, const char *s)
 {
     evbuffer_add(b, s, strlen(s));
 }
@@ -205,7 +138,7 @@ static void finish(struct exchange *x, int status)
 }
 
 /* A complete response with a body (scratch holds it). */
-static void respond(struct exchange *x, int status, const char *content_type, const char *extra)
+void sim_respond(struct exchange *x, int status, const char *content_type, const char *extra)
 {
     size_t len = evbuffer_get_length(x->scratch);
     write_head(x, status, content_type, (long long)len, extra);
@@ -220,26 +153,26 @@ static void respond(struct exchange *x, int status, const char *content_type, co
     finish(x, status);
 }
 
-static void respond_json(struct exchange *x, int status)
+void sim_respond_json(struct exchange *x, int status)
 {
-    respond(x, status, "application/json; charset=utf-8", NULL);
+    sim_respond(x, status, "application/json; charset=utf-8", NULL);
 }
 
-static void respond_error(struct exchange *x, int status, const char *type, const char *message)
+void sim_respond_error(struct exchange *x, int status, const char *type, const char *message)
 {
     evbuffer_drain(x->scratch, evbuffer_get_length(x->scratch));
     evbuffer_add_printf(x->scratch, "{\"error\":{\"code\":%d,\"message\":", status);
     jsonw_cstr(x->scratch, message);
-    add(x->scratch, ",\"type\":");
+    sim_add(x->scratch, ",\"type\":");
     jsonw_cstr(x->scratch, type);
-    add(x->scratch, "}}");
-    respond_json(x, status);
+    sim_add(x->scratch, "}}");
+    sim_respond_json(x, status);
 }
 
 static void respond_not_found(struct exchange *x)
 {
-    add(x->scratch, "{\"error\":{\"message\":\"File Not Found\",\"type\":\"not_found_error\",\"code\":404}}");
-    respond_json(x, 404);
+    sim_add(x->scratch, "{\"error\":{\"message\":\"File Not Found\",\"type\":\"not_found_error\",\"code\":404}}");
+    sim_respond_json(x, 404);
 }
 
 /* Sends scratch as one HTTP chunk: one write per token event, as
@@ -262,181 +195,8 @@ static void write_chunk(struct exchange *x)
 
 /* --- simple routes --- */
 
-static void route_health(struct exchange *x)
-{
-    add(x->scratch, "{\"status\":\"ok\"}");
-    respond_json(x, 200);
-}
-
-static void route_root(struct exchange *x)
-{
-    add(x->scratch, "<!doctype html><html><head><meta charset=\"utf-8\"><title>llama.cpp (tokentap sim)"
-                    "</title></head><body><p>tokentap sim: a llama-server simulator.</p></body></html>\n");
-    respond(x, 200, "text/html; charset=utf-8", NULL);
-}
-
-static void route_models(struct exchange *x)
-{
-    struct evbuffer *b = x->scratch;
-    const char *m = x->sim->o.model;
-    add(b, "{\"models\":[{\"name\":");
-    jsonw_cstr(b, m);
-    add(b, ",\"model\":");
-    jsonw_cstr(b, m);
-    add(b, ",\"modified_at\":\"\",\"size\":\"\",\"digest\":\"\",\"type\":\"model\",\"description\":\"\","
-           "\"tags\":[\"\"],\"capabilities\":[\"completion\"],\"parameters\":\"\",\"details\":{"
-           "\"parent_model\":\"\",\"format\":\"gguf\",\"family\":\"\",\"families\":[\"\"],"
-           "\"parameter_size\":\"\",\"quantization_level\":\"\"}}],\"object\":\"list\",\"data\":[{\"id\":");
-    jsonw_cstr(b, m);
-    add(b, ",\"aliases\":[");
-    jsonw_cstr(b, m);
-    evbuffer_add_printf(b,
-                        "],\"tags\":[],\"object\":\"model\",\"created\":%lld,\"owned_by\":\"llamacpp\","
-                        "\"meta\":{\"vocab_type\":2,\"n_vocab\":151936,\"n_ctx\":%u,\"n_ctx_train\":%u,"
-                        "\"n_embd\":2048,\"n_params\":35000000000,\"size\":20000000000,"
-                        "\"ftype\":\"simulated\"}}]}",
-                        (long long)(x->sim->start_wall / USEC_PER_SEC), x->sim->o.n_ctx,
-                        x->sim->o.n_ctx);
-    respond_json(x, 200);
-}
-
-static const char chat_template[] =
-    "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + message.content + "
-    "'<|im_end|>\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' "
-    "}}{%- if enable_thinking is defined and enable_thinking is false %}{{- "
-    "'<think>\\n\\n</think>\\n\\n' }}{%- endif %}{%- endif %}";
-
-static void route_props(struct exchange *x)
-{
-    struct evbuffer *b = x->scratch;
-    const struct sim_options *o = &x->sim->o;
-    evbuffer_add_printf(b,
-                        "{\"default_generation_settings\":{\"params\":{\"seed\":%llu,\"temperature\":"
-                        "0.800000011920929,\"top_k\":40,\"top_p\":0.949999988079071,\"min_p\":"
-                        "0.05000000074505806,\"max_tokens\":-1,\"n_predict\":-1,\"stream\":false,"
-                        "\"reasoning_format\":\"deepseek\"},\"n_ctx\":%u},\"total_slots\":%u,"
-                        "\"model_alias\":",
-                        (unsigned long long)o->seed, o->n_ctx, o->slots);
-    jsonw_cstr(b, o->model);
-    add(b, ",\"model_ftype\":\"simulated\",\"model_path\":");
-    jsonw_cstr(b, o->model);
-    add(b, ",\"modalities\":{\"vision\":false,\"video\":false,\"audio\":false},\"endpoint_slots\":true,"
-           "\"endpoint_props\":false,\"endpoint_metrics\":true,\"ui\":false,\"ui_settings\":{},"
-           "\"chat_template\":");
-    jsonw_cstr(b, chat_template);
-    evbuffer_add_printf(b,
-                        ",\"chat_template_caps\":{\"supports_tools\":true,\"supports_system_role\":true},"
-                        "\"bos_token\":\"<s>\",\"eos_token\":\"</s>\",\"build_info\":\"%s\","
-                        "\"is_sleeping\":false,\"tokentap_sim\":{\"prefill_tps\":",
-                        SIM_FINGERPRINT);
-    jsonw_double(b, o->prefill_tps);
-    add(b, ",\"decode_tps\":");
-    jsonw_double(b, o->decode_tps);
-    add(b, ",\"batch_slowdown\":");
-    jsonw_double(b, o->batch_slowdown);
-    evbuffer_add_printf(b, ",\"thinking\":%s}}", o->thinking ? "true" : "false");
-    respond_json(x, 200);
-}
-
-static void route_slots(struct exchange *x)
-{
-    struct sim_engine *e = x->sim->engine;
-    if (strstr(x->query, "fail_on_no_slot=1") && sim_engine_free_slots(e) == 0) {
-        respond_error(x, 503, "unavailable_error", "no slot available");
-        return;
-    }
-    struct evbuffer *b = x->scratch;
-    add(b, "[");
-    for (unsigned i = 0; i < sim_engine_slots(e); i++) {
-        struct sim_slot_info s;
-        sim_engine_slot_info(e, i, &s);
-        evbuffer_add_printf(b, "%s{\"id\":%u,\"n_ctx\":%u,\"speculative\":false,\"is_processing\":%s",
-                            i ? "," : "", i, sim_engine_n_ctx(e), s.processing ? "true" : "false");
-        if (s.used)
-            evbuffer_add_printf(
-                b,
-                ",\"id_task\":%llu,\"n_prompt_tokens\":%u,\"n_prompt_tokens_processed\":%u,"
-                "\"n_prompt_tokens_cache\":%u,\"params\":{\"seed\":%lld,\"temperature\":"
-                "0.800000011920929,\"max_tokens\":%lld,\"n_predict\":%lld,\"stream\":%s},"
-                "\"next_token\":[{\"has_next_token\":%s,\"has_new_line\":false,\"n_remain\":%lld,"
-                "\"n_decoded\":%u}]",
-                (unsigned long long)s.id_task, s.n_prompt_tokens, s.n_prompt_tokens_processed,
-                s.n_prompt_tokens_cache, (long long)s.seed, (long long)s.n_predict,
-                (long long)s.n_predict, s.stream ? "true" : "false",
-                s.processing ? "true" : "false", (long long)s.n_remain, s.n_decoded);
-        add(b, "}");
-    }
-    add(b, "]");
-    respond_json(x, 200);
-}
-
-static void metric(struct evbuffer *b, const char *name, const char *help, const char *type,
-                   double value)
-{
-    char num[40];
-    /* llama-server prints whole values without a fraction here. */
-    if (value == (double)(uint64_t)value)
-        snprintf(num, sizeof(num), "%llu", (unsigned long long)value);
-    else
-        jsonw_format_double(value, num, sizeof(num));
-    evbuffer_add_printf(b, "# HELP llamacpp:%s %s\n# TYPE llamacpp:%s %s\nllamacpp:%s %s\n", name,
-                        help, name, type, name, num);
-}
-
-static void route_metrics(struct exchange *x)
-{
-    struct sim_metrics m;
-    sim_engine_metrics(x->sim->engine, &m);
-    struct evbuffer *b = x->scratch;
-    double pps = m.prompt_seconds_total > 0 ? (double)m.prompt_tokens_total / m.prompt_seconds_total : 0;
-    double gps = m.tokens_predicted_seconds_total > 0
-                     ? (double)m.tokens_predicted_total / m.tokens_predicted_seconds_total
-                     : 0;
-    double busy = m.n_decode_total ? (double)m.busy_slots_sum / (double)m.n_decode_total : 0;
-    metric(b, "prompt_tokens_total", "Number of prompt tokens processed.", "counter",
-           (double)m.prompt_tokens_total);
-    metric(b, "prompt_seconds_total", "Prompt process time", "counter", m.prompt_seconds_total);
-    metric(b, "tokens_predicted_total", "Number of generation tokens processed.", "counter",
-           (double)m.tokens_predicted_total);
-    metric(b, "tokens_predicted_seconds_total", "Predict process time", "counter",
-           m.tokens_predicted_seconds_total);
-    metric(b, "n_decode_total", "Total number of llama_decode() calls", "counter",
-           (double)m.n_decode_total);
-    metric(b, "n_tokens_max", "Largest observed n_tokens.", "counter", (double)m.n_tokens_max);
-    metric(b, "spec_decode_num_draft_tokens_total", "Total draft tokens generated", "counter", 0);
-    metric(b, "spec_decode_num_accepted_tokens_total",
-           "Total draft tokens accepted by the target model", "counter", 0);
-    metric(b, "spec_decode_num_drafts_total", "Total speculative decoding verification steps",
-           "counter", 0);
-    metric(b, "prompt_tokens_seconds", "Average prompt throughput in tokens/s.", "gauge", pps);
-    metric(b, "predicted_tokens_seconds", "Average generation throughput in tokens/s.", "gauge", gps);
-    metric(b, "requests_processing", "Number of requests processing.", "gauge",
-           m.requests_processing);
-    metric(b, "requests_deferred", "Number of requests deferred.", "gauge", m.requests_deferred);
-    metric(b, "n_busy_slots_per_decode", "Average number of busy slots per llama_decode() call",
-           "gauge", busy);
-    char extra[64];
-    snprintf(extra, sizeof(extra), "Process-Start-Time-Unix: %llu\r\n",
-             (unsigned long long)(x->sim->start_wall / USEC_PER_SEC));
-    respond(x, 200, "text/plain; version=0.0.4", extra);
-}
-
-static void route_sim_stats(struct exchange *x)
-{
-    const struct sim *sim = x->sim;
-    evbuffer_add_printf(x->scratch,
-                        "{\"connections_open\":%u,\"connections_total\":%llu,\"requests_in_flight\":%u,"
-                        "\"generations_total\":%llu}",
-                        server_connections(sim->server),
-                        (unsigned long long)server_connections_total(sim->server), sim->in_flight,
-                        (unsigned long long)sim->n_generations);
-    respond_json(x, 200);
-}
-
-/* --- bodies --- */
-
 /* Parses the body as JSON or answers llama-server's 500 parse error. */
-static cJSON *parse_body(struct exchange *x)
+cJSON *sim_parse_body(struct exchange *x)
 {
     size_t len = evbuffer_get_length(x->body);
     const char *text = (const char *)evbuffer_pullup(x->body, -1);
@@ -452,86 +212,8 @@ static cJSON *parse_body(struct exchange *x)
              "[json.exception.parse_error.101] parse error at line 1, column %zu: syntax error "
              "while parsing value - unexpected end of input",
              col);
-    respond_error(x, 500, "server_error", msg);
+    sim_respond_error(x, 500, "server_error", msg);
     return NULL;
-}
-
-static void route_tokenize_cb(void *ctx, size_t off, size_t len);
-
-struct tokenize_ctx {
-    struct evbuffer *b;
-    const char *text;
-    bool pieces;
-    size_t n;
-};
-
-static void route_tokenize_cb(void *ctx, size_t off, size_t len)
-{
-    struct tokenize_ctx *t = ctx;
-    unsigned id = (unsigned)(sim_text_hash(t->text + off, len, 0) % 151936u);
-    if (t->n++)
-        add(t->b, ",");
-    if (t->pieces) {
-        evbuffer_add_printf(t->b, "{\"id\":%u,\"piece\":", id);
-        jsonw_str(t->b, t->text + off, len);
-        add(t->b, "}");
-    } else {
-        evbuffer_add_printf(t->b, "%u", id);
-    }
-}
-
-static void route_tokenize(struct exchange *x)
-{
-    cJSON *json = parse_body(x);
-    if (!json)
-        return;
-    const cJSON *content = cJSON_GetObjectItemCaseSensitive(json, "content");
-    if (!cJSON_IsString(content)) {
-        cJSON_Delete(json);
-        respond_error(x, 400, "invalid_request_error", "\"content\" must be provided");
-        return;
-    }
-    struct tokenize_ctx t = {
-        .b = x->scratch,
-        .text = content->valuestring,
-        .pieces = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "with_pieces")),
-    };
-    add(x->scratch, "{\"tokens\":[");
-    sim_text_split(t.text, strlen(t.text), route_tokenize_cb, &t);
-    add(x->scratch, "]}");
-    cJSON_Delete(json);
-    respond_json(x, 200);
-}
-
-/* /v1/messages/count_tokens and /apply-template: render only. */
-static void route_render(struct exchange *x, bool count)
-{
-    cJSON *json = parse_body(x);
-    if (!json)
-        return;
-    char *prompt = NULL;
-    size_t len = 0;
-    struct sim_request_error err;
-    int r = sim_request_render(count ? SIM_API_ANTHROPIC : SIM_API_CHAT, json, x->sim->o.thinking,
-                               &prompt, &len, &err);
-    cJSON_Delete(json);
-    if (r == -EINVAL) {
-        respond_error(x, err.status, err.type, err.message);
-        return;
-    }
-    if (r < 0) {
-        respond_error(x, 500, "server_error", "out of memory");
-        return;
-    }
-    if (count) {
-        evbuffer_add_printf(x->scratch, "{\"input_tokens\":%u}", sim_text_count_tokens(len));
-    } else {
-        add(x->scratch, "{\"prompt\":");
-        jsonw_str(x->scratch, prompt, len);
-        add(x->scratch, "}");
-    }
-    free(prompt);
-    respond_json(x, 200);
 }
 
 /* --- generation --- */
@@ -599,7 +281,7 @@ static void gen_on_done(void *ctx, const struct sim_timings *t)
         return;
     }
     sim_format_body(x->scratch, &x->reply, &x->script, x->sent, t);
-    respond_json(x, 200);
+    sim_respond_json(x, 200);
 }
 
 static const struct sim_task_cb gen_cb = {
@@ -624,7 +306,7 @@ static void submit(struct exchange *x)
         .stream = x->rq.stream,
     };
     if (sim_engine_submit(x->sim->engine, &p, &gen_cb, x, &x->task) < 0)
-        respond_error(x, 500, "server_error", "out of memory");
+        sim_respond_error(x, 500, "server_error", "out of memory");
 }
 
 static void delay_cb(evutil_socket_t fd, short what, void *arg)
@@ -643,20 +325,20 @@ static const struct canned *find_canned(const struct sim *sim, const char *text)
 static void route_generate(struct exchange *x)
 {
     struct sim *sim = x->sim;
-    cJSON *json = parse_body(x);
+    cJSON *json = sim_parse_body(x);
     if (!json)
         return;
     struct sim_request_error err;
     int r = sim_request_parse(x->api, json, sim->o.thinking, &x->rq, &err);
     cJSON_Delete(json);
     if (r == -EINVAL) {
-        respond_error(x, err.status, err.type, err.message);
+        sim_respond_error(x, err.status, err.type, err.message);
         return;
     }
     if (r < 0)
         goto oom;
     if (x->fault.status) {
-        respond_error(x, x->fault.status, x->fault.status == 503 ? "unavailable_error" : "server_error",
+        sim_respond_error(x, x->fault.status, x->fault.status == 503 ? "unavailable_error" : "server_error",
                       "simulated fault (tokentap sim --fault)");
         return;
     }
@@ -667,7 +349,7 @@ static void route_generate(struct exchange *x)
                             "available context size (%u tokens), try increasing it\",\"type\":"
                             "\"exceed_context_size_error\",\"n_prompt_tokens\":%u,\"n_ctx\":%u}}",
                             prompt_tokens, sim->o.n_ctx, prompt_tokens, sim->o.n_ctx);
-        respond_json(x, 400);
+        sim_respond_json(x, 400);
         return;
     }
 
@@ -725,13 +407,7 @@ static void route_generate(struct exchange *x)
     submit(x);
     return;
 oom:
-    respond_error(x, 500, "server_error", "out of memory");
-}
-
-static void route_embeddings(struct exchange *x)
-{
-    respond_error(x, 501, "not_supported_error",
-                  "This server does not support embeddings. Start it with `--embeddings`");
+    sim_respond_error(x, 500, "server_error", "out of memory");
 }
 
 /* --- dispatch --- */
@@ -873,18 +549,18 @@ static void on_end(void *ctx, struct server_req *req)
     if (!x)
         return;
     switch (x->route) {
-    case ROUTE_ROOT: route_root(x); break;
-    case ROUTE_HEALTH: route_health(x); break;
-    case ROUTE_MODELS: route_models(x); break;
-    case ROUTE_PROPS: route_props(x); break;
-    case ROUTE_SLOTS: route_slots(x); break;
-    case ROUTE_METRICS: route_metrics(x); break;
-    case ROUTE_SIM_STATS: route_sim_stats(x); break;
+    case ROUTE_ROOT: sim_route_root(x); break;
+    case ROUTE_HEALTH: sim_route_health(x); break;
+    case ROUTE_MODELS: sim_route_models(x); break;
+    case ROUTE_PROPS: sim_route_props(x); break;
+    case ROUTE_SLOTS: sim_route_slots(x); break;
+    case ROUTE_METRICS: sim_route_metrics(x); break;
+    case ROUTE_SIM_STATS: sim_route_sim_stats(x); break;
     case ROUTE_GENERATE: route_generate(x); break;
-    case ROUTE_COUNT_TOKENS: route_render(x, true); break;
-    case ROUTE_APPLY_TEMPLATE: route_render(x, false); break;
-    case ROUTE_TOKENIZE: route_tokenize(x); break;
-    case ROUTE_EMBEDDINGS: route_embeddings(x); break;
+    case ROUTE_COUNT_TOKENS: sim_route_render(x, true); break;
+    case ROUTE_APPLY_TEMPLATE: sim_route_render(x, false); break;
+    case ROUTE_TOKENIZE: sim_route_tokenize(x); break;
+    case ROUTE_EMBEDDINGS: sim_route_embeddings(x); break;
     case ROUTE_UNKNOWN: respond_not_found(x); break;
     }
 }
