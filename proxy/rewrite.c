@@ -1073,8 +1073,8 @@ static int apply_thinking(const struct rewrite_rules *rr, enum dialect_kind dk, 
  * another negative error for an action that could not apply (the caller
  * undoes the rule). */
 static int apply_rule(const struct rewrite_rules *rr, const struct rule *ru,
-                      const struct rewrite_request *q, struct work *w, const char *keep,
-                      bool *unsupported)
+                      const struct rewrite_request *q, bool thinking_frozen, struct work *w,
+                      const char *keep, bool *unsupported)
 {
     char *out;
     size_t n;
@@ -1104,8 +1104,9 @@ static int apply_rule(const struct rewrite_rules *rr, const struct rule *ru,
         if ((r = step(w, r, out, n, keep)) < 0)
             return r;
     }
-    /* The override decides thinking instead of the rules. */
-    if (q->override == REWRITE_THINKING_UNSET &&
+    /* The override decides thinking instead of the rules; after a rule
+     * said pass, later rules leave it too. */
+    if (q->override == REWRITE_THINKING_UNSET && !thinking_frozen &&
         (r = apply_thinking(rr, q->dialect, w, ru->thinking, keep, unsupported)) < 0)
         return r;
     if (ru->model_name) {
@@ -1249,7 +1250,7 @@ int rewrite_apply(const struct rewrite_rules *rr, const struct rewrite_request *
     struct work w = {.doc = body, .len = len};
     char model[REWRITE_MAX_MODEL];
     unsigned model_gen = 0;
-    bool have_model = false, model_read = false, truncated = false;
+    bool have_model = false, model_read = false, truncated = false, thinking_frozen = false;
     int r = 0;
 
     if (!rr || !q || !ret || (!body && len <= rr->max_body && len))
@@ -1282,7 +1283,7 @@ int rewrite_apply(const struct rewrite_rules *rr, const struct rewrite_request *
         }
         struct work saved = w;
         bool unsupported = false;
-        r = apply_rule(rr, ru, q, &w, saved.owned, &unsupported);
+        r = apply_rule(rr, ru, q, thinking_frozen, &w, saved.owned, &unsupported);
         work_end(&w, &saved, r == 0);
         if (r == -ENOMEM)
             goto fail;
@@ -1293,6 +1294,7 @@ int rewrite_apply(const struct rewrite_rules *rr, const struct rewrite_request *
             continue;
         }
         res.thinking_unsupported = res.thinking_unsupported || unsupported;
+        thinking_frozen = thinking_frozen || ru->thinking == REWRITE_THINKING_PASS;
         add_applied(&res, ru, &truncated);
     }
     if (q->override != REWRITE_THINKING_UNSET) {

@@ -48,7 +48,10 @@ enum rewrite_thinking {
     REWRITE_THINKING_UNSET = -1, /* no thinking action / no override header */
     REWRITE_THINKING_OFF = 0,
     REWRITE_THINKING_ON = 1,
-    REWRITE_THINKING_PASS = 2, /* leave the body's thinking as the client sent it */
+    /* Leave the body's thinking as the client sent it: as a rule's action,
+     * later rules' thinking actions are skipped for the request; as the
+     * override, every rule's are. */
+    REWRITE_THINKING_PASS = 2,
 };
 
 /* Why a body was left alone although a rule or the override wanted to

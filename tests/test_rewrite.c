@@ -691,6 +691,39 @@ static void test_override(void)
     rewrite_rules_free(none);
     rewrite_rules_free(merge);
     rewrite_rules_free(rr);
+
+    /* A rule's pass: later rules' thinking actions are skipped, earlier
+     * ones stay; their other actions apply. */
+    rr = LOAD("rewrite:\n  rules:\n"
+              "    - {name: mine, match: {headers: {user-agent: \"my-agent/*\"}}, thinking: pass}\n"
+              "    - {name: off, thinking: off, set: {/n: 1}}\n"
+              "    - {name: on-later, match: {headers: {user-agent: \"other/*\"}}, thinking: on}\n");
+    const char *const mine_h[] = {"Content-Type: application/json", "User-Agent: my-agent/1", NULL};
+    const char *const other_h[] = {"Content-Type: application/json", "User-Agent: other/1", NULL};
+    make_head(&h, mine_h);
+    q = request("/v1/chat/completions", &h);
+    res = apply_q(__LINE__, rr, &q, in);
+    CHECK_STR(res.rules, "mine,off");
+    CHECK_INT(res.thinking, -1);
+    CHECK_OUT(res, in, "{\"model\":\"m\",\"n\":1}");
+    make_head(&h, other_h);
+    q = request("/v1/chat/completions", &h);
+    res = apply_q(__LINE__, rr, &q, in);
+    CHECK_STR(res.rules, "off,on-later");
+    CHECK_INT(res.thinking, 1); /* the later rule's on wins */
+    CHECK_OUT(res, in, "{\"model\":\"m\",\"n\":1,\"chat_template_kwargs\":{\"enable_thinking\":true}}");
+    rewrite_rules_free(rr);
+    rr = LOAD("rewrite:\n  rules:\n"
+              "    - {name: off, thinking: off}\n"
+              "    - {name: pass, thinking: pass}\n"
+              "    - {name: on, thinking: on}\n");
+    make_head(&h, json_headers);
+    q = request("/v1/chat/completions", &h);
+    res = apply_q(__LINE__, rr, &q, in);
+    CHECK_STR(res.rules, "off,pass,on");
+    CHECK_INT(res.thinking, 0);
+    CHECK_OUT(res, in, "{\"model\":\"m\",\"chat_template_kwargs\":{\"enable_thinking\":false}}");
+    rewrite_rules_free(rr);
 }
 
 /* --- Actions and order --- */
@@ -1296,6 +1329,93 @@ done:
     free(cfg);
 }
 
+/* The examples of docs/rewrite.md load and do what the text says. */
+static void test_doc_examples(void)
+{
+    const char *const side_h[] = {"Content-Type: application/json",
+                                  "User-Agent: claude-cli/2.0.14 (external, cli)", NULL};
+    struct http_head h;
+    make_head(&h, side_h);
+    struct rewrite_request q = request("/v1/messages", &h);
+    struct rewrite_result res;
+    const char *in;
+
+    struct rewrite_rules *rr = LOAD("rewrite:\n"
+                                    "  rules:\n"
+                                    "    - name: cc-side-no-thinking\n"
+                                    "      match:\n"
+                                    "        headers: {user-agent: \"claude-cli/*\"}\n"
+                                    "        model: \"claude-*haiku*\"\n"
+                                    "      thinking: off\n"
+                                    "    - name: cc-main-thinking\n"
+                                    "      match:\n"
+                                    "        headers: {user-agent: \"claude-cli/*\"}\n"
+                                    "        model: [\"claude-sonnet-*\", \"claude-opus-*\"]\n"
+                                    "      thinking: on\n");
+    in = "{\"model\":\"claude-haiku-4-5-20251001\",\"messages\":[]}";
+    res = apply_q(__LINE__, rr, &q, in);
+    CHECK_STR(res.rules, "cc-side-no-thinking");
+    CHECK_INT(res.thinking, 0);
+    rewrite_result_finish(&res);
+    in = "{\"model\":\"claude-opus-4-1-20250805\",\"messages\":[]}";
+    res = apply_q(__LINE__, rr, &q, in);
+    CHECK_STR(res.rules, "cc-main-thinking");
+    CHECK_INT(res.thinking, 1);
+    rewrite_result_finish(&res);
+    rewrite_rules_free(rr);
+
+    rr = LOAD("rewrite:\n"
+              "  rules:\n"
+              "    - name: my-agent-decides\n"
+              "      match: {headers: {user-agent: \"my-agent/*\"}}\n"
+              "      thinking: pass\n"
+              "    - name: qwen3-sampling\n"
+              "      match: {model: \"qwen3-*\"}\n"
+              "      merge: {temperature: 0.6, top_p: 0.95, top_k: 20, min_p: 0}\n"
+              "    - name: qwen3-no-thinking\n"
+              "      match: {model: \"qwen3-*\"}\n"
+              "      thinking: off\n");
+    const char *const mine_h[] = {"Content-Type: application/json", "User-Agent: my-agent/0.1", NULL};
+    make_head(&h, mine_h);
+    q = request("/v1/chat/completions", &h);
+    in = "{\"model\":\"qwen3-8b\",\"chat_template_kwargs\":{\"enable_thinking\":true}}";
+    res = apply_q(__LINE__, rr, &q, in);
+    CHECK_STR(res.rules, "my-agent-decides,qwen3-sampling,qwen3-no-thinking");
+    CHECK_INT(res.thinking, 1);
+    CHECK_OUT(res, in,
+              "{\"model\":\"qwen3-8b\",\"chat_template_kwargs\":{\"enable_thinking\":true},"
+              "\"temperature\":0.6,\"top_p\":0.95,\"top_k\":20,\"min_p\":0}");
+    res = CHAT(rr, in);
+    CHECK_INT(res.thinking, 0);
+    rewrite_result_finish(&res);
+    rewrite_rules_free(rr);
+
+    rr = LOAD("rewrite:\n"
+              "  rules:\n"
+              "    - name: h\n"
+              "      headers:\n"
+              "        set: {Authorization: \"Bearer sk-local\"}\n"
+              "        remove: [anthropic-beta]\n"
+              "    - name: s\n"
+              "      set:\n"
+              "        /temperature: 0.6\n"
+              "        /chat_template_kwargs/enable_thinking: false\n"
+              "        /stop/-: \"</answer>\"\n"
+              "      delete: [/logit_bias, /messages/0]\n"
+              "      merge:\n"
+              "        chat_template_kwargs: {reasoning_effort: low}\n"
+              "        top_k: 20\n"
+              "        logit_bias: ~\n");
+    in = "{\"messages\":[1,2],\"stop\":[\"x\"],\"logit_bias\":{}}";
+    res = CHAT(rr, in);
+    CHECK_INT(res.n_headers, 2);
+    CHECK_OUT(res, in,
+              "{\"messages\":[2],\"stop\":[\"x\",\"</answer>\"],\"temperature\":0.6,"
+              "\"chat_template_kwargs\":{\"enable_thinking\":false,\"reasoning_effort\":\"low\"},"
+              "\"top_k\":20}");
+    rewrite_rules_free(rr);
+}
+
 int main(void)
 {
     test_load_errors();
@@ -1315,5 +1435,6 @@ int main(void)
     test_body_model_and_thinking();
     test_rules_list();
     test_claude_code();
+    test_doc_examples();
     return check_done("test_rewrite");
 }
