@@ -206,7 +206,8 @@ struct loader {
 
 static int oom(struct loader *ld)
 {
-    snprintf(ld->err->msg, sizeof(ld->err->msg), "%s: out of memory", config_name(ld->doc));
+    snprintf(ld->err->msg, sizeof(ld->err->msg), "%s: out of memory",
+             ld->doc ? config_name(ld->doc) : "rewrite");
     return -ENOMEM;
 }
 

@@ -105,7 +105,8 @@ struct rewrite_result {
     size_t n_headers;
 };
 
-/* Loads the `rewrite:` mapping (node; NULL gives an empty rule set) of doc.
+/* Loads the `rewrite:` mapping (node; NULL gives an empty rule set, and
+ * then doc may be NULL too) of doc.
  * Everything is checked here; errors read "file:line: message" in err.
  * Returns 0 and a new rule set in *ret (caller frees; it copies what it
  * needs, so doc may be freed first), -EINVAL, or -ENOMEM. */

@@ -264,6 +264,10 @@ static void test_load_errors(void)
     CHECK_INT(rewrite_max_body(rr), 65536);
     rewrite_rules_free(rr);
     rewrite_rules_free(NULL);
+    /* Without a config file at all. */
+    CHECK_INT(rewrite_rules_load(NULL, NULL, &rr, &err), 0);
+    CHECK_INT(rewrite_rules_count(rr), 0);
+    rewrite_rules_free(rr);
 
     LOAD_ERR("rewrite:\n  maxbody: 1\n",
              "test.yaml:2: unknown key 'maxbody' (expected one of: max_body, "
