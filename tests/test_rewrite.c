@@ -825,11 +825,13 @@ static void test_rule_failed(void)
                                     "    - {name: first, set: {/a: 1}}\n"
                                     "    - name: broken\n"
                                     "      set: {/b: 2, /model/x: 1}\n"
+                                    "      headers: {set: {X-Broken: \"1\"}}\n"
                                     "    - {name: last, thinking: off}\n");
     const char *in = "{\"model\":\"m\"}";
     struct rewrite_result res = CHAT(rr, in);
     CHECK_STR(res.rules, "first,last");
     CHECK_STR(res.failed_rule, "broken");
+    CHECK_INT(res.n_headers, 0); /* a failed rule gives no header edits either */
     /* The failed rule left nothing behind (no /b). */
     check_out(__LINE__, &res, in,
               "{\"model\":\"m\",\"a\":1,\"chat_template_kwargs\":{\"enable_thinking\":false}}",
