@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "record.h"
 #include "reqlog.h"
+#include "rewrite.h"
 #include "tap.h"
 
 struct pupstream {
@@ -60,10 +61,15 @@ struct exchange {
     struct record rec;            /* what this request did */
     struct tap tap;               /* reads the response for rec */
     struct capture cap;           /* what the trace recorder keeps */
+    enum rewrite_thinking override; /* X-Tokentap-Thinking */
+    bool rewrite_wanted;          /* some rule (or the override) may edit this request */
+    struct rewrite_result rw;     /* owned: what the rules did (header edits, new body) */
+    bool rw_done;                 /* rw is filled */
 };
 
 struct proxy {
     struct event_base *base;      /* borrowed */
+    bool skip_logged[8];          /* a rewrite skip reason was logged once */
     struct proxy_config cfg;      /* pointers inside are not used after proxy_new */
     struct pupstream *ups;        /* owned */
     size_t n_ups;
@@ -207,6 +213,8 @@ static void exchange_free(struct exchange *x)
     finalize(x, x->client ? RECORD_UPSTREAM_ERROR : RECORD_CLIENT_ABORT);
     tap_finish(&x->tap);
     capture_finish(&x->cap);
+    if (x->rw_done)
+        rewrite_result_finish(&x->rw);
     record_finish(&x->rec);
     if (x->up)
         upstream_req_cancel(x->up);
@@ -268,6 +276,15 @@ static bool is_name(struct http_str s, const char *a)
     return http_str_caseeq(s, a);
 }
 
+/* True when a rewrite rule sets or removes header n. */
+static bool edited(const struct exchange *x, struct http_str n)
+{
+    for (size_t i = 0; x->rw_done && i < x->rw.n_headers; i++)
+        if (http_str_caseeq(n, x->rw.headers[i].name))
+            return true;
+    return false;
+}
+
 /* Writes the request line and headers to the upstream. body_len >= 0: a
  * buffered body of that size; -1: the client's own framing. */
 static void write_request_head(struct exchange *x, long long body_len)
@@ -281,7 +298,7 @@ static void write_request_head(struct exchange *x, long long body_len)
     for (size_t i = 0; i < h->n_headers; i++) {
         struct http_str n = h->headers[i].name, v = h->headers[i].value;
         if (hop_by_hop(h, n) || is_name(n, "host") || is_name(n, "content-length") ||
-            is_name(n, "expect"))
+            is_name(n, "expect") || is_name(n, REWRITE_THINKING_HEADER) || edited(x, n))
             continue;
         /* The tap must see plain text on the routes it measures. */
         if (is_name(n, "accept-encoding") && x->rec.dialect != DIALECT_UNKNOWN)
@@ -294,6 +311,15 @@ static void write_request_head(struct exchange *x, long long body_len)
     }
     if (x->rec.dialect != DIALECT_UNKNOWN)
         upstream_req_printf(up, "Accept-Encoding: identity\r\n");
+    /* Rule header edits: the last edit of a name wins. */
+    for (size_t i = 0; x->rw_done && i < x->rw.n_headers; i++) {
+        const struct rewrite_header_edit *e = &x->rw.headers[i];
+        bool later = false;
+        for (size_t k = i + 1; k < x->rw.n_headers; k++)
+            later = later || strcasecmp(x->rw.headers[k].name, e->name) == 0;
+        if (e->value && !later)
+            upstream_req_printf(up, "%s: %s\r\n", e->name, e->value);
+    }
     const char *peer = server_req_peer(x->client);
     if (xff)
         upstream_req_printf(up, "X-Forwarded-For: %.*s, %s\r\n", (int)xff->len, xff->p, peer);
@@ -369,43 +395,120 @@ static struct pupstream *find_model(struct proxy *p, const char *model)
 /* The buffered body is complete (or too big to hold): pick the upstream
  * by "model" and send everything held so far. */
 /* Returns false when x was freed (an error answered the client). */
+static struct rewrite_request rewrite_query(const struct exchange *x, const char *upstream)
+{
+    const struct http_head *h = server_req_head(x->client);
+    return (struct rewrite_request){
+        .method = h->method,
+        .path = h->url.p,
+        .path_len = h->url.len,
+        .dialect = x->rec.dialect,
+        .head = h,
+        .upstream = upstream,
+        .override = x->override,
+    };
+}
+
+/* Counts a body the rules had to leave alone; says so once per reason. */
+static void note_skip(struct exchange *x)
+{
+    struct proxy *p = x->proxy;
+    if (x->rw.skip == REWRITE_SKIP_NONE)
+        return;
+    const char *reason = rewrite_skip_name(x->rw.skip);
+    metrics_rewrite_skipped(p->cfg.metrics, reason);
+    if ((unsigned)x->rw.skip < sizeof(p->skip_logged) && !p->skip_logged[x->rw.skip]) {
+        p->skip_logged[x->rw.skip] = true;
+        if (x->rw.skip == REWRITE_SKIP_RULE_FAILED)
+            log_warn("rewrite: rule '%s' could not apply to a %s %.*s body; it was skipped "
+                     "(counted in tokentap_rewrite_skipped_total)",
+                     x->rw.failed_rule ? x->rw.failed_rule : "?", x->rec.method,
+                     (int)strlen(x->rec.route), x->rec.route);
+        else
+            log_warn("rewrite: a request body was forwarded unchanged: %s (a JSON object with "
+                     "Content-Type: application/json is needed; counted in "
+                     "tokentap_rewrite_skipped_total)",
+                     reason);
+    }
+}
+
+/* The upstream for a model name, or NULL after answering 404 (reject). */
+static struct pupstream *route_model(struct exchange *x, const char *model, bool *ret_failed)
+{
+    struct proxy *p = x->proxy;
+    *ret_failed = false;
+    if (!model || !model[0])
+        return p->def;
+    struct pupstream *m = find_model(p, model);
+    if (m || !p->cfg.reject_unknown_models)
+        return m ? m : p->def;
+    char known[300] = "";
+    for (size_t i = 0; i < p->n_ups; i++)
+        for (size_t k = 0; k < p->ups[i].n_models; k++)
+            snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
+                     known[0] ? ", " : "", p->ups[i].models[k]);
+    *ret_failed = true;
+    fail_client(x, 404, "not_found_error", "model '%s' is not served by this proxy (known: %s)",
+                model, known);
+    return NULL;
+}
+
+/* The buffered body is complete (or too big to hold): read its model,
+ * apply the rewrite rules, pick the upstream by the final model and send
+ * everything held so far. Returns false when x was freed (answered). */
 static bool route_buffered(struct exchange *x, bool complete)
 {
     struct proxy *p = x->proxy;
     struct pupstream *u = p->def;
     size_t len = evbuffer_get_length(x->body);
-    if (complete) {
-        const char *text = (const char *)evbuffer_pullup(x->body, -1);
-        cJSON *json = text ? cJSON_ParseWithLength(text, len) : NULL;
-        const cJSON *model = cJSON_GetObjectItemCaseSensitive(json, "model");
-        if (cJSON_IsString(model))
-            snprintf(x->rec.model, sizeof(x->rec.model), "%s", model->valuestring);
-        if (cJSON_IsString(model)) {
-            struct pupstream *m = find_model(p, model->valuestring);
-            if (m) {
-                u = m;
-            } else if (p->cfg.reject_unknown_models) {
-                char known[300] = "";
-                for (size_t i = 0; i < p->n_ups; i++)
-                    for (size_t k = 0; k < p->ups[i].n_models; k++)
-                        snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
-                                 known[0] ? ", " : "", p->ups[i].models[k]);
-                char name[128];
-                snprintf(name, sizeof(name), "%s", model->valuestring);
-                cJSON_Delete(json);
-                fail_client(x, 404, "not_found_error",
-                            "model '%s' is not served by this proxy (known: %s)", name, known);
-                return false;
+    const char *text = complete ? (const char *)evbuffer_pullup(x->body, -1) : NULL;
+    if (complete && !text && len)
+        complete = false;
+    char model[sizeof(x->rec.model)] = "";
+    bool failed = false;
+    if (complete && rewrite_body_model(text, len, model, sizeof(model)) < 0)
+        model[0] = '\0';
+    if (complete && !x->rewrite_wanted) {
+        u = route_model(x, model, &failed);
+        if (failed)
+            return false;
+        x->rec.thinking = rewrite_body_thinking(x->rec.dialect, text, len);
+    }
+    if (x->rewrite_wanted) {
+        /* Rules may match the upstream the original model picks. */
+        struct pupstream *first = p->def;
+        if (complete && model[0] && find_model(p, model))
+            first = find_model(p, model);
+        struct rewrite_request q = rewrite_query(x, first->name);
+        if (rewrite_apply(p->cfg.rules, &q, text, complete ? len : len + 1, &x->rw) == 0) {
+            x->rw_done = true;
+            note_skip(x);
+            snprintf(x->rec.rules, sizeof(x->rec.rules), "%s", x->rw.rules);
+            x->rec.thinking = x->rw.thinking;
+            if (x->rw.changed) {
+                text = x->rw.body;
+                len = x->rw.body_len;
+                if (rewrite_body_model(text, len, model, sizeof(model)) < 0)
+                    model[0] = '\0';
             }
         }
-        cJSON_Delete(json);
+        if (complete) {
+            u = route_model(x, model, &failed);
+            if (failed)
+                return false;
+        }
     }
+    snprintf(x->rec.model, sizeof(x->rec.model), "%s", model);
     if (start_upstream(x, u) < 0)
         return false;
     x->body_mode = BODY_STREAM;
     if (complete) {
         x->client_chunked = false; /* re-framed with a Content-Length */
         write_request_head(x, (long long)len);
+        if (x->rw_done && x->rw.changed) {
+            write_body(x, text, len);
+            evbuffer_drain(x->body, evbuffer_get_length(x->body));
+        }
     } else {
         write_request_head(x, -1);
     }
@@ -498,15 +601,34 @@ static void on_head(void *ctx, struct server_req *req)
     x->close_client = !h->keep_alive;
     start_record(x, h);
 
+    if (rewrite_thinking_override(h, &x->override) < 0) {
+        fail_client(x, 400, "invalid_request_error",
+                    "X-Tokentap-Thinking: expected on, off or pass");
+        return;
+    }
+    struct rewrite_request q = rewrite_query(x, p->n_ups == 1 ? p->def->name : NULL);
+    x->rewrite_wanted = rewrite_wants_body(p->cfg.rules, &q);
+
     /* Bodies of measured routes (and of every POST when a model picks the
-     * upstream) are read whole first: the model names the upstream and the
-     * record. llama-server needs the whole body before it starts anyway. */
+     * upstream, or a rule may edit it) are read whole first: the model
+     * names the upstream and the record, the rules edit it. llama-server
+     * needs the whole body before it starts anyway. */
     bool has_body = h->chunked || h->content_length > 0;
     bool post = strcmp(h->method, "POST") == 0;
+    bool too_big = h->content_length > 0 && (uint64_t)h->content_length > p->cfg.route_body_limit;
+    if (x->rewrite_wanted && (!has_body || too_big)) {
+        /* Header edits still apply; a body too big to hold is counted. */
+        if (rewrite_apply(p->cfg.rules, &q, NULL, has_body ? (size_t)h->content_length : 0,
+                          &x->rw) == 0) {
+            x->rw_done = true;
+            note_skip(x);
+            snprintf(x->rec.rules, sizeof(x->rec.rules), "%s", x->rw.rules);
+        }
+    }
     if (!has_body) {
         x->body_mode = BODY_NONE;
         x->body_done = true;
-    } else if (post && (p->n_ups > 1 || x->rec.dialect != DIALECT_UNKNOWN)) {
+    } else if (!too_big && (x->rewrite_wanted || (post && (p->n_ups > 1 || x->rec.dialect != DIALECT_UNKNOWN)))) {
         x->body_mode = BODY_BUFFER;
         x->body = evbuffer_new();
         if (!x->body) {

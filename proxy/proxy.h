@@ -18,6 +18,7 @@ struct event_base;
 struct metrics;
 struct proxy;
 struct reqlog;
+struct rewrite_rules;
 struct trace_writer;
 
 struct proxy_upstream_config {
@@ -40,6 +41,7 @@ struct proxy_config {
     struct metrics *metrics;     /* borrowed: every finished request is added */
     struct reqlog *log;          /* borrowed, may be NULL */
     const char *session_header;  /* borrowed: extra header naming the session, may be NULL */
+    const struct rewrite_rules *rules; /* borrowed: request rewrite rules (may be empty, not NULL) */
     struct trace_writer *trace;  /* borrowed, may be NULL: record every exchange */
     bool trace_events;           /* ...with every response event */
 };

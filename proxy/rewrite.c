@@ -773,7 +773,13 @@ static bool is_json_body(const struct http_head *head, const char *body, size_t 
         trim(&v, &n);
         if (caseeq(v, n, "application/json"))
             return true;
-        return n > 5 && memchr(v, '/', n) && caseeq(v + n - 5, 5, "+json");
+        if (n > 5 && memchr(v, '/', n) && caseeq(v + n - 5, 5, "+json"))
+            return true;
+        /* curl -d sends this type; llama-server reads the body as JSON
+         * anyway, so a body that is a JSON object counts as one. */
+        if (!caseeq(v, n, "application/x-www-form-urlencoded"))
+            return false;
+        break;
     }
     size_t i = jsonscan_skip_ws(body, len, 0);
     return i < len && body[i] == '{';

@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "proxy.h"
 #include "reqlog.h"
+#include "rewrite.h"
 #include "server.h"
 #include "trace.h"
 
@@ -129,7 +130,7 @@ static void settings_default(struct serve_settings *s)
 static int load_file(struct config_doc *doc, struct serve_settings *s, struct config_err *err)
 {
     static const char *const top[] = {"listen", "upstreams", "routing", "limits", "timeouts",
-                                      "log", "metrics", "record", NULL};
+                                      "log", "metrics", "record", "rewrite", NULL};
     static const char *const record_keys[] = {"dir", "events", "max_file", "redact", NULL};
     static const char *const log_keys[] = {"file", "gaps", NULL};
     static const char *const metrics_keys[] = {"session_header", "concurrency_buckets", NULL};
@@ -337,6 +338,7 @@ int serve_main(int argc, char **argv)
     uint64_t u;
     enum log_level level;
     struct config_doc *doc = NULL;
+    struct rewrite_rules *rules = NULL;
 
     /* Two passes: the file first, then flags over it. */
     cli_init(&p, cmd, argc, argv);
@@ -354,10 +356,19 @@ int serve_main(int argc, char **argv)
     }
     if (config_path) {
         struct config_err err;
-        if (config_load_file(config_path, &doc, &err) < 0 || load_file(doc, &s, &err) < 0) {
+        if (config_load_file(config_path, &doc, &err) < 0 || load_file(doc, &s, &err) < 0 ||
+            rewrite_rules_load(doc, cJSON_GetObjectItemCaseSensitive(config_root(doc), "rewrite"),
+                               &rules, &err) < 0) {
             fprintf(stderr, "tokentap serve: %s\n", err.msg);
             config_free(doc);
             return 2;
+        }
+    } else {
+        /* No rules, but the X-Tokentap-Thinking header still works. */
+        struct config_err err;
+        if (rewrite_rules_load(NULL, NULL, &rules, &err) < 0) {
+            fprintf(stderr, "tokentap serve: %s\n", err.msg);
+            return 1;
         }
     }
     cli_init(&p, cmd, argc, argv);
@@ -461,7 +472,10 @@ int serve_main(int argc, char **argv)
         .response_timeout = s.response_timeout,
         .stream_timeout = s.stream_timeout,
         .route_body_limit = 8 * 1024 * 1024,
+        .rules = rules,
     };
+    if (rewrite_max_body(rules) > pc.route_body_limit)
+        pc.route_body_limit = rewrite_max_body(rules);
     upstream_pool_options_default(&pc.pool);
     pc.pool.connect_timeout = s.connect_timeout;
     if (s.upstream_connections)
@@ -538,6 +552,8 @@ int serve_main(int argc, char **argv)
 
     char addr[80];
     net_format(server_address(run.server), addr, sizeof(addr));
+    if (rewrite_rules_count(rules))
+        log_info("%zu rewrite rules", rewrite_rules_count(rules));
     for (size_t i = 0; i < proxy_upstream_count(run.proxy); i++) {
         struct proxy_upstream_info info;
         proxy_upstream_info(run.proxy, i, &info);
@@ -568,11 +584,13 @@ fail:
     }
     reqlog_close(run.log);
     metrics_free(run.metrics);
+    rewrite_rules_free(rules);
     if (run.base)
         event_base_free(run.base);
     config_free(doc);
     return rc;
 usage:
     config_free(doc);
+    rewrite_rules_free(rules);
     return 2;
 }
