@@ -1,0 +1,455 @@
+/* scenario: what the bench driver uses during a run — the reference
+ * syntax and prompt expansion, answer checks, lookups — and the
+ * command-line overrides applied before it. */
+#include "scenario.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "scenario_ref.h"
+#include "upstream.h"
+
+/* ---- references ---- */
+
+bool scenario_ref_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '-';
+}
+
+/* Reads a name at p (up to end); 0 or -EINVAL. */
+static int read_name(const char **p, const char *end, char *name)
+{
+    size_t n = 0;
+    while (*p < end && scenario_ref_name_char(**p)) {
+        if (n == SCENARIO_MAX_NAME)
+            return -EINVAL;
+        name[n++] = *(*p)++;
+    }
+    name[n] = '\0';
+    return n ? 0 : -EINVAL;
+}
+
+static bool word(const char **p, const char *end, const char *w)
+{
+    size_t n = strlen(w);
+    if ((size_t)(end - *p) < n || memcmp(*p, w, n) != 0)
+        return false;
+    *p += n;
+    return true;
+}
+
+int scenario_ref_next(const char *text, size_t *pos, struct scenario_ref *ret, char *why,
+                      size_t whylen)
+{
+    const char *open = strstr(text + *pos, "{{");
+    if (!open)
+        return 0;
+    /* Every "{{" is a reference, so a typo cannot pass as literal text; a
+     * literal "{{" can live in a var ({{vars.NAME}} is not re-expanded). */
+    const char *close = strstr(open + 2, "}}");
+    if (!close) {
+        snprintf(why, whylen, "unclosed '{{' in '%.40s'", open);
+        return -EINVAL;
+    }
+    struct scenario_ref r = {.start = open, .len = (size_t)(close + 2 - open)};
+    const char *p = open + 2, *end = close;
+    while (p < end && *p == ' ')
+        p++;
+    while (end > p && end[-1] == ' ')
+        end--;
+    bool ok = false;
+    if (word(&p, end, "vars.")) {
+        r.kind = SCENARIO_REF_VAR;
+        ok = read_name(&p, end, r.name) == 0 && p == end;
+    } else if (word(&p, end, "agents.")) {
+        r.kind = SCENARIO_REF_AGENT;
+        ok = read_name(&p, end, r.name) == 0 && word(&p, end, ".");
+        if (ok && word(&p, end, "last")) {
+            snprintf(r.which, sizeof(r.which), "last");
+        } else if (ok && word(&p, end, "all")) {
+            snprintf(r.which, sizeof(r.which), "all");
+        } else if (ok && word(&p, end, "turn") && p < end && *p >= '1' && *p <= '9' &&
+                   end - p <= 3) {
+            while (p < end && *p >= '0' && *p <= '9')
+                r.turn = r.turn * 10 + (unsigned)(*p++ - '0');
+            snprintf(r.which, sizeof(r.which), "turn%u", r.turn);
+        } else {
+            ok = false;
+        }
+        ok = ok && p == end;
+    }
+    if (!ok) {
+        snprintf(why, whylen,
+                 "bad reference '%.*s' (expected {{vars.NAME}} or "
+                 "{{agents.NAME.last}}, .all or .turnN)",
+                 r.len > 80 ? 80 : (int)r.len, open);
+        return -EINVAL;
+    }
+    *pos = (size_t)(close + 2 - text);
+    *ret = r;
+    return 1;
+}
+
+/* ---- expansion ---- */
+
+struct buf {
+    char *data; /* owned */
+    size_t len, cap;
+};
+
+static int buf_add(struct buf *b, const char *s, size_t n)
+{
+    if (n > SCENARIO_MAX_EXPANDED - b->len)
+        return -E2BIG;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d)
+            return -ENOMEM;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int scenario_expand(const char *text, const struct scenario *s, scenario_lookup_cb lookup,
+                    void *ctx, char **ret)
+{
+    struct buf b = {0};
+    struct scenario_ref ref;
+    size_t pos = 0, done = 0;
+    char why[160];
+    int r = buf_add(&b, "", 0); /* an empty template still gives a string */
+    while (r == 0 && (r = scenario_ref_next(text, &pos, &ref, why, sizeof(why))) > 0) {
+        r = buf_add(&b, text + done, (size_t)(ref.start - (text + done)));
+        done = pos;
+        if (r < 0)
+            break;
+        const char *value = NULL;
+        if (ref.kind == SCENARIO_REF_VAR) {
+            const struct scenario_var *v = scenario_find_var(s, ref.name);
+            if (!v) {
+                r = -EINVAL;
+                break;
+            }
+            value = v->value;
+        } else if (!scenario_find_agent(s, ref.name)) {
+            r = -EINVAL;
+            break;
+        } else if (lookup) {
+            value = lookup(ctx, ref.name, ref.which);
+        }
+        if (value)
+            r = buf_add(&b, value, strlen(value));
+    }
+    if (r == 0)
+        r = buf_add(&b, text + done, strlen(text + done));
+    if (r < 0)
+        goto fail;
+    *ret = b.data;
+    return 0;
+fail:
+    free(b.data);
+    return r;
+}
+
+/* ---- checks ---- */
+
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xc0) != 0x80)
+            n++;
+    return n;
+}
+
+static void add_reason(struct scenario_check_result *res, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void add_reason(struct scenario_check_result *res, const char *fmt, ...)
+{
+    size_t used = strlen(res->reason);
+    if (used && used + 2 < sizeof(res->reason)) {
+        memcpy(res->reason + used, "; ", 3);
+        used += 2;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(res->reason + used, sizeof(res->reason) - used, fmt, ap);
+    va_end(ap);
+}
+
+struct texts {
+    const char *content;
+    const char *reasoning; /* NULL unless read: all */
+};
+
+/* strcasestr (glibc, two-way: linear in the answer's length) folds ASCII
+ * case; other bytes compare as they are. */
+static bool contains(const struct texts *t, const char *kw)
+{
+    return strcasestr(t->content, kw) || (t->reasoning && strcasestr(t->reasoning, kw));
+}
+
+void scenario_check(const struct scenario_check *c, const char *content, const char *reasoning,
+                    struct scenario_check_result *ret)
+{
+    struct scenario_check_result *res = ret;
+    memset(res, 0, sizeof(*res));
+    res->pass = true;
+    struct texts t = {content ? content : "",
+                      c->read == SCENARIO_READ_ALL ? reasoning : NULL};
+
+    for (size_t i = 0; i < c->n_all; i++) {
+        if (contains(&t, c->all[i])) {
+            res->found[res->n_found++] = c->all[i];
+        } else {
+            res->missing[res->n_missing++] = c->all[i];
+            res->pass = false;
+        }
+    }
+    size_t any_found = 0;
+    for (size_t i = 0; i < c->n_any; i++) {
+        if (contains(&t, c->any[i])) {
+            res->found[res->n_found++] = c->any[i];
+            any_found++;
+        }
+    }
+    if (c->n_any && !any_found) {
+        for (size_t i = 0; i < c->n_any; i++)
+            res->missing[res->n_missing++] = c->any[i];
+        res->pass = false;
+    }
+    for (size_t i = 0; i < c->n_none; i++) {
+        if (contains(&t, c->none[i])) {
+            add_reason(res, "unwanted keyword '%s' found", c->none[i]);
+            res->pass = false;
+        }
+    }
+    if (c->re && regexec(c->re, t.content, 0, NULL, 0) != 0 &&
+        !(t.reasoning && regexec(c->re, t.reasoning, 0, NULL, 0) == 0)) {
+        add_reason(res, "no match for regex '%s'", c->regex);
+        res->pass = false;
+    }
+    if (c->min_length || c->max_length) {
+        size_t n = utf8_chars(t.content) + (t.reasoning ? utf8_chars(t.reasoning) : 0);
+        if (n < c->min_length) {
+            add_reason(res, "%zu characters, fewer than min_length %zu", n, c->min_length);
+            res->pass = false;
+        }
+        if (c->max_length && n > c->max_length) {
+            add_reason(res, "%zu characters, more than max_length %zu", n, c->max_length);
+            res->pass = false;
+        }
+    }
+}
+
+/* ---- lookups and names ---- */
+
+const struct scenario_target *scenario_find_target(const struct scenario *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_targets; i++)
+        if (strcmp(s->targets[i].name, name) == 0)
+            return &s->targets[i];
+    return NULL;
+}
+
+const struct scenario_agent *scenario_find_agent(const struct scenario *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_agents; i++)
+        if (strcmp(s->agents[i].name, name) == 0)
+            return &s->agents[i];
+    return NULL;
+}
+
+const struct scenario_level *scenario_find_level(const struct scenario *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_levels; i++)
+        if (strcmp(s->levels[i].name, name) == 0)
+            return &s->levels[i];
+    return NULL;
+}
+
+const struct scenario_var *scenario_find_var(const struct scenario *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_vars; i++)
+        if (strcmp(s->vars[i].name, name) == 0)
+            return &s->vars[i];
+    return NULL;
+}
+
+int scenario_thinking(const struct scenario_turn *t, const struct scenario_target *target)
+{
+    return t->thinking != SCENARIO_THINKING_UNSET ? t->thinking : target->thinking;
+}
+
+const char *scenario_api_name(enum scenario_api api)
+{
+    return api == SCENARIO_API_ANTHROPIC ? "anthropic" : "openai-chat";
+}
+
+const char *scenario_role_name(enum scenario_role role)
+{
+    return role == SCENARIO_ROLE_PRIMARY ? "primary" : "side";
+}
+
+const char *scenario_phase_kind_name(enum scenario_phase_kind kind)
+{
+    return kind == SCENARIO_PHASE_SEQUENTIAL ? "sequential" : "parallel";
+}
+
+/* ---- overrides ---- */
+
+static int fail_msg(struct config_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int fail_msg(struct config_err *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+/* "a, b, c", bounded. */
+static void known_names(char *buf, size_t len, const struct scenario *s, bool levels)
+{
+    size_t n = levels ? s->n_levels : s->n_targets, used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        const char *name = levels ? s->levels[i].name : s->targets[i].name;
+        int w = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", name);
+        if (w < 0 || (size_t)w >= len - used)
+            return;
+        used += (size_t)w;
+    }
+}
+
+/* Marks the levels named in the comma-separated list. */
+static int pick_levels(const struct scenario *s, const char *list, bool *keep,
+                       struct config_err *err)
+{
+    char known[300];
+    size_t picked = 0;
+    const char *p = list;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        const char *q = p, *e = p + n;
+        while (q < e && *q == ' ')
+            q++;
+        while (e > q && e[-1] == ' ')
+            e--;
+        if (e > q) {
+            size_t i;
+            for (i = 0; i < s->n_levels; i++)
+                if (strlen(s->levels[i].name) == (size_t)(e - q) &&
+                    memcmp(s->levels[i].name, q, (size_t)(e - q)) == 0)
+                    break;
+            if (i == s->n_levels) {
+                known_names(known, sizeof(known), s, true);
+                return fail_msg(err, "unknown level '%.*s' (levels: %s)",
+                                (int)(e - q > 80 ? 80 : e - q), q, known);
+            }
+            if (!keep[i])
+                picked++;
+            keep[i] = true;
+        }
+        p += comma ? n + 1 : n;
+    }
+    if (!picked)
+        return fail_msg(err, "no level named in '%.80s'", list);
+    return 0;
+}
+
+int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides *o,
+                             struct config_err *err)
+{
+    bool keep[SCENARIO_MAX_LEVELS] = {0};
+    char *urls[SCENARIO_MAX_TARGETS] = {0}; /* owned until committed */
+    char known[300];
+    int r = 0;
+
+    /* Check everything first, so a bad override leaves s as it was. */
+    if (o->repetitions > 10000) {
+        r = fail_msg(err, "repetitions must be from 1 to 10000");
+        goto fail;
+    }
+    if (o->levels) {
+        r = pick_levels(s, o->levels, keep, err);
+        if (r < 0)
+            goto fail;
+    }
+    for (size_t i = 0; i < o->n_targets; i++) {
+        const char *spec = o->targets[i];
+        const char *eq = strchr(spec, '=');
+        if (!eq || eq == spec) {
+            r = fail_msg(err, "--target expects NAME=URL, got '%.200s'", spec);
+            goto fail;
+        }
+        size_t t;
+        for (t = 0; t < s->n_targets; t++)
+            if (strlen(s->targets[t].name) == (size_t)(eq - spec) &&
+                memcmp(s->targets[t].name, spec, (size_t)(eq - spec)) == 0)
+                break;
+        if (t == s->n_targets) {
+            known_names(known, sizeof(known), s, false);
+            r = fail_msg(err, "unknown target '%.*s' (targets: %s)",
+                         (int)(eq - spec > 80 ? 80 : eq - spec), spec, known);
+            goto fail;
+        }
+        struct upstream_target ut;
+        char why[300];
+        if (upstream_parse_url(eq + 1, &ut, why, sizeof(why)) < 0) {
+            r = fail_msg(err, "target '%s': bad url %s", s->targets[t].name, why);
+            goto fail;
+        }
+        char *u = strdup(ut.url);
+        if (!u) {
+            r = fail_msg(err, "out of memory");
+            r = -ENOMEM;
+            goto fail;
+        }
+        free(urls[t]); /* the last NAME=URL for a target wins */
+        urls[t] = u;
+    }
+
+    if (o->repetitions)
+        s->repetitions = o->repetitions;
+    for (size_t t = 0; t < s->n_targets; t++) {
+        if (!urls[t])
+            continue;
+        free(s->targets[t].url);
+        s->targets[t].url = urls[t];
+        urls[t] = NULL;
+    }
+    if (o->levels) {
+        size_t n = 0;
+        for (size_t i = 0; i < s->n_levels; i++) {
+            if (keep[i]) {
+                s->levels[n++] = s->levels[i];
+                continue;
+            }
+            free(s->levels[i].name);
+            for (size_t p = 0; p < s->levels[i].n_phases; p++)
+                free(s->levels[i].phases[p].agents);
+            free(s->levels[i].phases);
+        }
+        s->n_levels = n;
+    }
+    return 0;
+fail:
+    for (size_t t = 0; t < SCENARIO_MAX_TARGETS; t++)
+        free(urls[t]);
+    return r;
+}
