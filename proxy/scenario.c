@@ -96,7 +96,7 @@ static int get_nonempty(struct loader *L, const cJSON *obj, const char *key, boo
     const char *v = NULL;
     int r = config_get_string(L->doc, obj, key, required, &v, L->err);
     if (r < 0)
-        return r;
+        return -EINVAL; /* a missing key is bad content, like any other (not ENOENT) */
     if (v && !v[0])
         return config_error(L->doc, member(obj, key), L->err, "'%s' must not be empty", key);
     if (v)
