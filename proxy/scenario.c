@@ -1,6 +1,7 @@
-/* scenario: loading and validation (scenario_eval.c holds the checks,
- * lookups and overrides). Everything a run could trip over is rejected
- * here with the line of the offending node. */
+/* scenario: loading and validation. Everything a run could trip over is
+ * rejected here, with the line of the offending node. scenario_check.c
+ * parses and judges answer checks; scenario_eval.c expands prompts and
+ * applies command-line overrides. */
 #include "scenario.h"
 
 #include <errno.h>
@@ -15,7 +16,7 @@
 #include "sim.h"
 #include "upstream.h"
 
-#include "scenario_ref.h"
+#include "scenario_int.h"
 
 struct loader {
     struct config_doc *doc; /* owned */
@@ -27,7 +28,7 @@ struct loader {
     bool has_temperature;
     double temperature;
     int thinking;
-    const char *primary;    /* borrowed: the primary agent's name, NULL = none yet */
+    const char *primary; /* borrowed: the primary agent's name, NULL = none yet */
     int primary_line;
 };
 
@@ -185,162 +186,6 @@ static int parse_settings(struct loader *L, const cJSON *obj, struct request_set
     return parse_thinking(L, obj, &rs->thinking);
 }
 
-/* ---- checks ---- */
-
-static int get_keywords(struct loader *L, const cJSON *obj, const char *key, char ***ret,
-                        size_t *ret_n)
-{
-    const cJSON *v = member(obj, key);
-    if (!v)
-        return 0;
-    /* A single keyword may be written without brackets. */
-    size_t n = cJSON_IsString(v) ? 1 : cJSON_IsArray(v) ? (size_t)cJSON_GetArraySize(v) : 0;
-    if (!cJSON_IsString(v) && !cJSON_IsArray(v))
-        return config_error(L->doc, v, L->err, "'%s' must be a list of keywords", key);
-    if (n > SCENARIO_MAX_KEYWORDS)
-        return config_error(L->doc, v, L->err, "'%s' has more than %d keywords", key,
-                            SCENARIO_MAX_KEYWORDS);
-    char **list = calloc(n ? n : 1, sizeof(*list));
-    if (!list)
-        return oom(L);
-    size_t got = 0;
-    int r = 0;
-    const cJSON *item = cJSON_IsString(v) ? v : v->child;
-    for (; item && got < n; item = item->next) {
-        if (!cJSON_IsString(item)) {
-            r = config_error(L->doc, item, L->err,
-                             "keywords must be strings (quote numbers: \"404\")");
-            goto fail;
-        }
-        size_t len = strlen(item->valuestring);
-        if (len == 0 || len > SCENARIO_MAX_KEYWORD) {
-            r = config_error(L->doc, item, L->err, "a keyword must be 1 to %d bytes",
-                             SCENARIO_MAX_KEYWORD);
-            goto fail;
-        }
-        list[got] = strdup(item->valuestring);
-        if (!list[got]) {
-            r = oom(L);
-            goto fail;
-        }
-        got++;
-    }
-    *ret = list;
-    *ret_n = got;
-    return 0;
-fail:
-    for (size_t i = 0; i < got; i++)
-        free(list[i]);
-    free(list);
-    return r;
-}
-
-static void check_free(struct scenario_check *c)
-{
-    if (!c)
-        return;
-    for (size_t i = 0; i < c->n_all; i++)
-        free(c->all[i]);
-    for (size_t i = 0; i < c->n_any; i++)
-        free(c->any[i]);
-    for (size_t i = 0; i < c->n_none; i++)
-        free(c->none[i]);
-    free(c->all);
-    free(c->any);
-    free(c->none);
-    free(c->regex);
-    if (c->re)
-        regfree(c->re);
-    free(c->re);
-    free(c);
-}
-
-/* An empty mapping means "no checks": nothing would be verified. */
-static int parse_check(struct loader *L, const cJSON *obj, struct scenario_check **ret)
-{
-    static const char *const keys[] = {"all", "any", "none", "regex", "min_length",
-                                       "max_length", "read", NULL};
-    int r = config_check_keys(L->doc, obj, keys, L->err);
-    if (r < 0)
-        return r;
-    if (!obj->child)
-        return 0;
-    struct scenario_check *c = calloc(1, sizeof(*c));
-    if (!c)
-        return oom(L);
-    r = get_keywords(L, obj, "all", &c->all, &c->n_all);
-    if (r == 0)
-        r = get_keywords(L, obj, "any", &c->any, &c->n_any);
-    if (r == 0)
-        r = get_keywords(L, obj, "none", &c->none, &c->n_none);
-    if (r < 0)
-        goto fail;
-    if (c->n_all + c->n_any > SCENARIO_MAX_KEYWORDS) {
-        r = config_error(L->doc, obj, L->err, "'all' and 'any' have more than %d keywords together",
-                         SCENARIO_MAX_KEYWORDS);
-        goto fail;
-    }
-    const char *regex = NULL;
-    r = config_get_string(L->doc, obj, "regex", false, &regex, L->err);
-    if (r < 0)
-        goto fail;
-    if (regex) {
-        const cJSON *node = member(obj, "regex");
-        if (!regex[0] || strlen(regex) > SCENARIO_MAX_REGEX) {
-            r = config_error(L->doc, node, L->err, "'regex' must be 1 to %d bytes",
-                             SCENARIO_MAX_REGEX);
-            goto fail;
-        }
-        c->regex = strdup(regex);
-        c->re = calloc(1, sizeof(*c->re));
-        if (!c->regex || !c->re) {
-            r = oom(L);
-            goto fail;
-        }
-        int rc = regcomp(c->re, regex, REG_EXTENDED | REG_ICASE | REG_NOSUB);
-        if (rc != 0) {
-            char why[160];
-            regerror(rc, c->re, why, sizeof(why));
-            free(c->re); /* regcomp failed: nothing to regfree */
-            c->re = NULL;
-            r = config_error(L->doc, node, L->err, "bad regex '%.80s': %s", regex, why);
-            goto fail;
-        }
-    }
-    uint64_t min = 0, max = 0;
-    r = config_get_u64(L->doc, obj, "min_length", 0, 1000000000, &min, L->err);
-    if (r == 0)
-        r = config_get_u64(L->doc, obj, "max_length", 1, 1000000000, &max, L->err);
-    if (r < 0)
-        goto fail;
-    if (max && min > max) {
-        r = config_error(L->doc, member(obj, "max_length"), L->err,
-                         "'max_length' (%llu) is below 'min_length' (%llu)",
-                         (unsigned long long)max, (unsigned long long)min);
-        goto fail;
-    }
-    c->min_length = (size_t)min;
-    c->max_length = (size_t)max;
-    const char *read = NULL;
-    r = config_get_string(L->doc, obj, "read", false, &read, L->err);
-    if (r < 0)
-        goto fail;
-    if (read && strcmp(read, "content") == 0) {
-        c->read = SCENARIO_READ_CONTENT;
-    } else if (read && strcmp(read, "all") == 0) {
-        c->read = SCENARIO_READ_ALL;
-    } else if (read) {
-        r = config_error(L->doc, member(obj, "read"), L->err,
-                         "'read' must be content or all, not '%.80s'", read);
-        goto fail;
-    }
-    *ret = c;
-    return 0;
-fail:
-    check_free(c);
-    return r;
-}
-
 /* ---- top level, vars, defaults ---- */
 
 static int parse_top(struct loader *L, const cJSON *root)
@@ -463,7 +308,7 @@ static int parse_defaults(struct loader *L, const cJSON *d)
 static int parse_sim(struct loader *L, const cJSON *obj, struct scenario_sim *sim)
 {
     static const char *const keys[] = {"slots", "prefill_tps", "decode_tps", "batch_slowdown",
-                                       "seed", "ctx_size", NULL};
+                                       "seed",  "ctx_size",    NULL};
     /* The same ranges as `tokentap sim`'s options. */
     uint64_t slots = sim->slots, ctx = sim->ctx_size;
     int r = config_check_keys(L->doc, obj, keys, L->err);
@@ -474,8 +319,7 @@ static int parse_sim(struct loader *L, const cJSON *obj, struct scenario_sim *si
     if (r == 0)
         r = config_get_double(L->doc, obj, "decode_tps", 0.001, 1e7, &sim->decode_tps, L->err);
     if (r == 0)
-        r = config_get_double(L->doc, obj, "batch_slowdown", 0, 100, &sim->batch_slowdown,
-                              L->err);
+        r = config_get_double(L->doc, obj, "batch_slowdown", 0, 100, &sim->batch_slowdown, L->err);
     if (r == 0)
         r = config_get_u64(L->doc, obj, "seed", 0, UINT32_MAX, &sim->seed, L->err);
     if (r == 0)
@@ -489,8 +333,8 @@ static int parse_sim(struct loader *L, const cJSON *obj, struct scenario_sim *si
 
 static int parse_target(struct loader *L, const cJSON *obj, struct scenario_target *t)
 {
-    static const char *const keys[] = {"label", "url", "sim", "model", "thinking",
-                                       "vram_gb", "context", NULL};
+    static const char *const keys[] = {"label",    "url",     "sim",     "model",
+                                       "thinking", "vram_gb", "context", NULL};
     const char *label = obj->string, *url = NULL, *model = NULL;
     int r = check_name(L, obj, "target", obj->string);
     if (r == 0)
@@ -512,15 +356,16 @@ static int parse_target(struct loader *L, const cJSON *obj, struct scenario_targ
 
     struct sim_options so;
     sim_options_default(&so);
-    t->sim = (struct scenario_sim){so.slots, so.prefill_tps, so.decode_tps, so.batch_slowdown,
-                                   so.n_ctx, so.seed};
+    t->sim = (struct scenario_sim){so.slots,          so.prefill_tps, so.decode_tps,
+                                   so.batch_slowdown, so.n_ctx,       so.seed};
     const cJSON *sim = member(obj, "sim");
     if (url && sim)
         /* One meaning per target: a real server or a simulated one. To try
          * a real server, keep the sim profile and pass --target NAME=URL. */
         return config_error(L->doc, sim, L->err,
                             "target '%s' has both 'url' and 'sim': a target is a real server "
-                            "(url) or the simulator (sim)", t->name);
+                            "(url) or the simulator (sim)",
+                            t->name);
     if (sim) {
         r = parse_sim(L, sim, &t->sim);
         if (r < 0)
@@ -553,8 +398,7 @@ static int parse_targets(struct loader *L, const cJSON *targets)
     if (n == 0)
         return config_error(L->doc, targets, L->err, "'targets' needs at least one target");
     if (n > SCENARIO_MAX_TARGETS)
-        return config_error(L->doc, targets, L->err, "more than %d targets",
-                            SCENARIO_MAX_TARGETS);
+        return config_error(L->doc, targets, L->err, "more than %d targets", SCENARIO_MAX_TARGETS);
     s->targets = calloc(n, sizeof(*s->targets));
     if (!s->targets)
         return oom(L);
@@ -579,15 +423,15 @@ static int parse_turn(struct loader *L, const cJSON *obj, const struct request_s
         user = obj->valuestring;
         t->line = config_line(L->doc, obj);
     } else {
-        static const char *const keys[] = {"user", "max_tokens", "temperature", "thinking",
-                                           "checks", NULL};
+        static const char *const keys[] = {"user",     "max_tokens", "temperature",
+                                           "thinking", "checks",     NULL};
         r = config_check_keys(L->doc, obj, keys, L->err);
         if (r == 0)
             r = get_nonempty(L, obj, "user", true, &user);
         if (r == 0)
             r = parse_settings(L, obj, &rs);
         if (r == 0 && member(obj, "checks"))
-            r = parse_check(L, member(obj, "checks"), &t->check);
+            r = scenario_check_parse(L->doc, member(obj, "checks"), &t->check, L->err);
         if (r < 0)
             return r;
         t->line = config_line(L->doc, member(obj, "user"));
@@ -603,8 +447,9 @@ static int parse_turn(struct loader *L, const cJSON *obj, const struct request_s
 
 static int parse_agent(struct loader *L, const cJSON *obj, struct scenario_agent *a)
 {
-    static const char *const keys[] = {"label", "role", "api", "system", "turns", "user",
-                                       "checks", "max_tokens", "temperature", "thinking", NULL};
+    static const char *const keys[] = {"label",       "role",     "api",    "system",
+                                       "turns",       "user",     "checks", "max_tokens",
+                                       "temperature", "thinking", NULL};
     const char *label = obj->string, *role = NULL, *system = NULL;
     int r = check_name(L, obj, "agent", obj->string);
     if (r == 0)
@@ -654,7 +499,8 @@ static int parse_agent(struct loader *L, const cJSON *obj, struct scenario_agent
     if (turns && user)
         return config_error(L->doc, user, L->err,
                             "agent '%s' has both 'turns' and 'user': 'user' is the shorthand "
-                            "for a single turn", a->name);
+                            "for a single turn",
+                            a->name);
     if (!turns && !user)
         return config_error(L->doc, obj, L->err, "agent '%s' needs 'turns' or 'user'", a->name);
     if (turns) {
@@ -685,7 +531,7 @@ static int parse_agent(struct loader *L, const cJSON *obj, struct scenario_agent
     struct scenario_turn *t = &a->turns[a->n_turns++];
     r = parse_turn(L, user, &rs, t);
     if (r == 0 && checks)
-        r = parse_check(L, checks, &t->check);
+        r = scenario_check_parse(L->doc, checks, &t->check, L->err);
     return r;
 }
 
@@ -726,8 +572,12 @@ static int check_template(struct loader *L, const struct scenario_agent *self, c
     struct scenario_ref ref;
     size_t pos = 0;
     char why[200], list[200];
-    int r;
-    while ((r = scenario_ref_next(text, &pos, &ref, why, sizeof(why))) > 0) {
+    for (;;) {
+        int r = scenario_ref_next(text, &pos, &ref, why, sizeof(why));
+        if (r < 0)
+            return err_line(L, line, "%s", why);
+        if (r == 0)
+            return 0;
         int rl = (int)ref.len;
         if (ref.kind == SCENARIO_REF_VAR) {
             if (scenario_find_var(L->s, ref.name))
@@ -746,14 +596,12 @@ static int check_template(struct loader *L, const struct scenario_agent *self, c
             /* Its earlier turns are already in its own conversation. */
             return err_line(L, line,
                             "agent '%s' cannot reference its own answers (%.*s): earlier turns "
-                            "are already part of its conversation", self->name, rl, ref.start);
+                            "are already part of its conversation",
+                            self->name, rl, ref.start);
         if (ref.turn > L->s->agents[i].n_turns)
             return err_line(L, line, "%.*s: agent '%s' has %zu turn%s", rl, ref.start, ref.name,
                             L->s->agents[i].n_turns, L->s->agents[i].n_turns == 1 ? "" : "s");
     }
-    if (r < 0)
-        return err_line(L, line, "%s", why);
-    return 0;
 }
 
 static int check_templates(struct loader *L)
@@ -800,7 +648,8 @@ static int check_order(struct loader *L, const struct scenario_level *lv,
                      (it->phase == me->phase && it->index > me->index &&
                       lv->phases[me->phase].kind == SCENARIO_PHASE_SEQUENTIAL))
                 problem = "runs after it";
-            else if (it->phase == me->phase && lv->phases[me->phase].kind == SCENARIO_PHASE_PARALLEL)
+            else if (it->phase == me->phase &&
+                     lv->phases[me->phase].kind == SCENARIO_PHASE_PARALLEL)
                 problem = "runs in parallel with it (same phase)";
             if (problem)
                 return config_error(L->doc, node, L->err,
@@ -813,8 +662,7 @@ static int check_order(struct loader *L, const struct scenario_level *lv,
 
 /* A list of agent names, or one name. */
 static int parse_phase(struct loader *L, const cJSON *list, enum scenario_phase_kind kind,
-                       struct scenario_level *lv, struct slot_pos *pos,
-                       const cJSON **nodes)
+                       struct scenario_level *lv, struct slot_pos *pos, const cJSON **nodes)
 {
     int pi = (int)lv->n_phases;
     struct scenario_phase *ph = &lv->phases[lv->n_phases++];
@@ -875,8 +723,7 @@ static int parse_level(struct loader *L, const cJSON *obj, struct scenario_level
             return config_error(L->doc, phases, L->err, "'phases' must be a non-empty list");
         size_t n = (size_t)cJSON_GetArraySize(phases);
         if (n > SCENARIO_MAX_PHASES)
-            return config_error(L->doc, phases, L->err, "more than %d phases",
-                                SCENARIO_MAX_PHASES);
+            return config_error(L->doc, phases, L->err, "more than %d phases", SCENARIO_MAX_PHASES);
         lv->phases = calloc(n, sizeof(*lv->phases));
         if (!lv->phases)
             return oom(L);
@@ -927,8 +774,7 @@ static int parse_level(struct loader *L, const cJSON *obj, struct scenario_level
     }
     for (const struct scenario_level *o = L->s->levels; o < lv; o++)
         if (strcmp(o->name, name) == 0)
-            return config_error(L->doc, nm ? nm : obj, L->err,
-                                "two levels are named '%s'%s", name,
+            return config_error(L->doc, nm ? nm : obj, L->err, "two levels are named '%s'%s", name,
                                 nm ? "" : " (set 'name' to tell them apart)");
     r = dup_into(L, name, &lv->name);
     if (r < 0)
@@ -976,9 +822,9 @@ static int require(struct loader *L, const cJSON *root, const char *key, const c
 
 int scenario_load(const char *path, struct scenario **ret, struct config_err *err)
 {
-    static const char *const keys[] = {"name", "description", "repetitions", "warmup", "pause",
-                                       "timeout", "seed", "responses", "vars", "defaults",
-                                       "targets", "agents", "levels", NULL};
+    static const char *const keys[] = {
+        "name",      "description", "repetitions", "warmup",  "pause",  "timeout", "seed",
+        "responses", "vars",        "defaults",    "targets", "agents", "levels",  NULL};
     struct loader L = {
         .err = err,
         .api = SCENARIO_API_OPENAI_CHAT,
@@ -1054,7 +900,7 @@ void scenario_free(struct scenario *s)
         free(a->system);
         for (size_t t = 0; t < a->n_turns; t++) {
             free(a->turns[t].user);
-            check_free(a->turns[t].check);
+            scenario_check_free(a->turns[t].check);
         }
         free(a->turns);
     }

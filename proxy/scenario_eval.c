@@ -1,6 +1,6 @@
-/* scenario: what the bench driver uses during a run — the reference
- * syntax and prompt expansion, answer checks, lookups — and the
- * command-line overrides applied before it. */
+/* scenario: what the bench driver uses around a run: the reference
+ * syntax and prompt expansion, lookups, and the command-line overrides
+ * applied before it. */
 #include "scenario.h"
 
 #include <errno.h>
@@ -10,15 +10,15 @@
 #include <string.h>
 
 #include "config.h"
-#include "scenario_ref.h"
+#include "scenario_int.h"
 #include "upstream.h"
 
 /* ---- references ---- */
 
 bool scenario_ref_name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 /* Reads a name at p (up to end); 0 or -EINVAL. */
@@ -130,7 +130,10 @@ int scenario_expand(const char *text, const struct scenario *s, scenario_lookup_
     size_t pos = 0, done = 0;
     char why[160];
     int r = buf_add(&b, "", 0); /* an empty template still gives a string */
-    while (r == 0 && (r = scenario_ref_next(text, &pos, &ref, why, sizeof(why))) > 0) {
+    while (r == 0) {
+        r = scenario_ref_next(text, &pos, &ref, why, sizeof(why));
+        if (r <= 0)
+            break;
         r = buf_add(&b, text + done, (size_t)(ref.start - (text + done)));
         done = pos;
         if (r < 0)
@@ -161,97 +164,6 @@ int scenario_expand(const char *text, const struct scenario *s, scenario_lookup_
 fail:
     free(b.data);
     return r;
-}
-
-/* ---- checks ---- */
-
-static size_t utf8_chars(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xc0) != 0x80)
-            n++;
-    return n;
-}
-
-static void add_reason(struct scenario_check_result *res, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void add_reason(struct scenario_check_result *res, const char *fmt, ...)
-{
-    size_t used = strlen(res->reason);
-    if (used && used + 2 < sizeof(res->reason)) {
-        memcpy(res->reason + used, "; ", 3);
-        used += 2;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(res->reason + used, sizeof(res->reason) - used, fmt, ap);
-    va_end(ap);
-}
-
-struct texts {
-    const char *content;
-    const char *reasoning; /* NULL unless read: all */
-};
-
-/* strcasestr (glibc, two-way: linear in the answer's length) folds ASCII
- * case; other bytes compare as they are. */
-static bool contains(const struct texts *t, const char *kw)
-{
-    return strcasestr(t->content, kw) || (t->reasoning && strcasestr(t->reasoning, kw));
-}
-
-void scenario_check(const struct scenario_check *c, const char *content, const char *reasoning,
-                    struct scenario_check_result *ret)
-{
-    struct scenario_check_result *res = ret;
-    memset(res, 0, sizeof(*res));
-    res->pass = true;
-    struct texts t = {content ? content : "",
-                      c->read == SCENARIO_READ_ALL ? reasoning : NULL};
-
-    for (size_t i = 0; i < c->n_all; i++) {
-        if (contains(&t, c->all[i])) {
-            res->found[res->n_found++] = c->all[i];
-        } else {
-            res->missing[res->n_missing++] = c->all[i];
-            res->pass = false;
-        }
-    }
-    size_t any_found = 0;
-    for (size_t i = 0; i < c->n_any; i++) {
-        if (contains(&t, c->any[i])) {
-            res->found[res->n_found++] = c->any[i];
-            any_found++;
-        }
-    }
-    if (c->n_any && !any_found) {
-        for (size_t i = 0; i < c->n_any; i++)
-            res->missing[res->n_missing++] = c->any[i];
-        res->pass = false;
-    }
-    for (size_t i = 0; i < c->n_none; i++) {
-        if (contains(&t, c->none[i])) {
-            add_reason(res, "unwanted keyword '%s' found", c->none[i]);
-            res->pass = false;
-        }
-    }
-    if (c->re && regexec(c->re, t.content, 0, NULL, 0) != 0 &&
-        !(t.reasoning && regexec(c->re, t.reasoning, 0, NULL, 0) == 0)) {
-        add_reason(res, "no match for regex '%s'", c->regex);
-        res->pass = false;
-    }
-    if (c->min_length || c->max_length) {
-        size_t n = utf8_chars(t.content) + (t.reasoning ? utf8_chars(t.reasoning) : 0);
-        if (n < c->min_length) {
-            add_reason(res, "%zu characters, fewer than min_length %zu", n, c->min_length);
-            res->pass = false;
-        }
-        if (c->max_length && n > c->max_length) {
-            add_reason(res, "%zu characters, more than max_length %zu", n, c->max_length);
-            res->pass = false;
-        }
-    }
 }
 
 /* ---- lookups and names ---- */

@@ -60,11 +60,11 @@ static void expect_error(int at, const char *text, int line, const char *want)
     char prefix[1100];
     snprintf(prefix, sizeof(prefix), "%s:%d: ", path, line);
     check_count++;
-    if (r != -EINVAL || s != (struct scenario *)1 || strncmp(err.msg, prefix, strlen(prefix)) != 0 ||
-        !strstr(err.msg, want)) {
+    if (r != -EINVAL || s != (struct scenario *)1 ||
+        strncmp(err.msg, prefix, strlen(prefix)) != 0 || !strstr(err.msg, want)) {
         check_failures++;
-        fprintf(stderr, "test_scenario.c:%d: expected r=-EINVAL and '%s...%s', got r=%d '%s'\n",
-                at, prefix, want, r, err.msg);
+        fprintf(stderr, "test_scenario.c:%d: expected r=-EINVAL and '%s...%s', got r=%d '%s'\n", at,
+                prefix, want, r, err.msg);
     }
 }
 
@@ -192,8 +192,7 @@ static int run_canned(const char *file)
                     }
                     if (idx >= 0 && idx < 64)
                         used[idx] = true;
-                    const char *text =
-                        cJSON_GetObjectItemCaseSensitive(e, "text")->valuestring;
+                    const char *text = cJSON_GetObjectItemCaseSensitive(e, "text")->valuestring;
                     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(e, "reasoning");
                     ans->text[ai][t] = text;
                     if (a->turns[t].check) {
@@ -203,8 +202,9 @@ static int run_canned(const char *file)
                         check_count++;
                         if (!res.pass) {
                             check_failures++;
-                            fprintf(stderr, "%s: level %s, %s turn %zu fails: missing %zu (%s) %s\n",
-                                    file, lv->name, a->name, t + 1, res.n_missing,
+                            fprintf(stderr,
+                                    "%s: level %s, %s turn %zu fails: missing %zu (%s) %s\n", file,
+                                    lv->name, a->name, t + 1, res.n_missing,
                                     res.n_missing ? res.missing[0] : "", res.reason);
                         }
                         checked++;
@@ -320,15 +320,16 @@ static void test_errors(void)
     EXPECT_ERROR("name: t\ntargets:\n  a:\n    sim: {slots: 2, decode: 5}\n"
                  "agents: {x: {user: hi}}\nlevels: [{agents: [x]}]\n",
                  4, "unknown key 'decode'");
-    EXPECT_ERROR(HEAD "defaults:\n  max_token: 5\nagents: {x: {user: hi}}\nlevels: [{agents: [x]}]\n",
+    EXPECT_ERROR(HEAD
+                 "defaults:\n  max_token: 5\nagents: {x: {user: hi}}\nlevels: [{agents: [x]}]\n",
                  5, "unknown key 'max_token'");
     EXPECT_ERROR(HEAD "agents:\n  x:\n    user: hi\n    sytem: be brief\nlevels: [{agents: [x]}]\n",
                  7, "unknown key 'sytem'");
     EXPECT_ERROR(HEAD "agents:\n  x:\n    turns:\n      - user: hi\n        check: {all: [a]}\n"
-                 "levels: [{agents: [x]}]\n",
+                      "levels: [{agents: [x]}]\n",
                  8, "unknown key 'check'");
     EXPECT_ERROR(HEAD "agents:\n  x:\n    user: hi\n    checks:\n      al: [a]\n"
-                 "levels: [{agents: [x]}]\n",
+                      "levels: [{agents: [x]}]\n",
                  8, "unknown key 'al'");
     EXPECT_ERROR(HEAD "agents: {x: {user: hi}}\nlevels:\n  - agents: [x]\n    concurency: 2\n", 7,
                  "unknown key 'concurency'");
@@ -364,13 +365,14 @@ static void test_errors(void)
                  "'api' must be openai-chat or anthropic");
     EXPECT_ERROR(HEAD "agents:\n  x:\n    user: hi\n    role: boss\nlevels: [{agents: [x]}]\n", 7,
                  "'role' must be primary or side");
-    EXPECT_ERROR(HEAD "agents:\n  x:\n    user: hi\n    checks: {read: both}\nlevels: [{agents: [x]}]\n",
+    EXPECT_ERROR(HEAD
+                 "agents:\n  x:\n    user: hi\n    checks: {read: both}\nlevels: [{agents: [x]}]\n",
                  7, "'read' must be content or all");
     EXPECT_ERROR(HEAD "agents:\n  x:\n    user: hi\n    checks:\n      min_length: 10\n"
-                 "      max_length: 5\nlevels: [{agents: [x]}]\n",
+                      "      max_length: 5\nlevels: [{agents: [x]}]\n",
                  9, "'max_length' (5) is below 'min_length' (10)");
     EXPECT_ERROR(HEAD "agents:\n  x:\n    user: hi\n    checks:\n      all: [ok, 404]\n"
-                 "levels: [{agents: [x]}]\n",
+                      "levels: [{agents: [x]}]\n",
                  8, "keywords must be strings");
     EXPECT_ERROR("name: t\ntargets:\n  a:\n    sim: {slots: 0}\n"
                  "agents: {x: {user: hi}}\nlevels: [{agents: [x]}]\n",
@@ -394,76 +396,87 @@ static void test_errors(void)
     EXPECT_ERROR(HEAD "agents:\n  x:\n    turns: [hi]\n    user: hello\nlevels: [{agents: [x]}]\n",
                  7, "has both 'turns' and 'user'");
     EXPECT_ERROR(HEAD "agents:\n  x:\n    turns: [hi]\n    checks: {all: [a]}\n"
-                 "levels: [{agents: [x]}]\n",
+                      "levels: [{agents: [x]}]\n",
                  7, "put 'checks' in each turn");
-    EXPECT_ERROR(HEAD "agents:\n  x: {user: hi, role: primary}\n  y:\n    user: hi\n    role: primary\n"
+    EXPECT_ERROR(HEAD
+                 "agents:\n  x: {user: hi, role: primary}\n  y:\n    user: hi\n    role: primary\n"
                  "levels: [{agents: [x]}]\n",
                  8, "only one agent can be primary; 'x' (line 5) already is");
 
     /* Bad regex (POSIX ERE). */
     EXPECT_ERROR(HEAD "agents:\n  x:\n    user: hi\n    checks:\n      regex: \"def (\"\n"
-                 "levels: [{agents: [x]}]\n",
+                      "levels: [{agents: [x]}]\n",
                  8, "bad regex 'def ('");
 
     /* Levels: defined agents, none twice, agents or phases. */
     EXPECT_ERROR(HEAD "agents: {x: {user: hi}}\nlevels:\n  - agents: [x, y]\n", 6,
                  "unknown agent 'y' (agents: x)");
     EXPECT_ERROR(HEAD "agents: {x: {user: hi}}\nlevels:\n  - phases:\n      - parallel: [x]\n"
-                 "      - sequential: [x]\n",
+                      "      - sequential: [x]\n",
                  8, "agent 'x' appears twice in this level");
-    EXPECT_ERROR(HEAD "agents: {x: {user: hi}}\nlevels:\n  - agents: [x]\n    phases: [{parallel: [x]}]\n",
-                 7, "'agents' or 'phases', not both");
-    EXPECT_ERROR(HEAD "agents: {x: {user: hi}}\nlevels:\n  - phases:\n      - {parallel: [x], sequential: [x]}\n",
-                 7, "either 'parallel: [...]' or 'sequential: [...]'");
+    EXPECT_ERROR(
+        HEAD "agents: {x: {user: hi}}\nlevels:\n  - agents: [x]\n    phases: [{parallel: [x]}]\n",
+        7, "'agents' or 'phases', not both");
+    EXPECT_ERROR(
+        HEAD
+        "agents: {x: {user: hi}}\nlevels:\n  - phases:\n      - {parallel: [x], sequential: [x]}\n",
+        7, "either 'parallel: [...]' or 'sequential: [...]'");
     EXPECT_ERROR(HEAD "agents: {x: {user: hi}, y: {user: yo}}\nlevels:\n  - agents: [x]\n"
-                 "  - agents: [y]\n",
+                      "  - agents: [y]\n",
                  7, "two levels are named '1'");
 
     /* References: unknown var, unknown agent, syntax, self, turn range. */
     EXPECT_ERROR(HEAD "vars: {a: A}\nagents:\n  x:\n    user: \"see {{vars.b}}\"\n"
-                 "levels: [{agents: [x]}]\n",
+                      "levels: [{agents: [x]}]\n",
                  7, "unknown var 'b' in {{vars.b}} (vars: a)");
-    EXPECT_ERROR(HEAD "agents:\n  x:\n    user: hi\n  y:\n    system: \"{{agents.z.last}}\"\n    user: hi\n"
-                 "levels: [{agents: [x]}]\n",
-                 8, "unknown agent 'z' in {{agents.z.last}} (agents: x, y)");
+    EXPECT_ERROR(
+        HEAD "agents:\n  x:\n    user: hi\n  y:\n    system: \"{{agents.z.last}}\"\n    user: hi\n"
+             "levels: [{agents: [x]}]\n",
+        8, "unknown agent 'z' in {{agents.z.last}} (agents: x, y)");
     EXPECT_ERROR(HEAD "agents:\n  x:\n    user: hi\n  y:\n    user: \"{{agents.x.first}}\"\n"
-                 "levels: [{agents: [x]}]\n",
+                      "levels: [{agents: [x]}]\n",
                  8, "bad reference '{{agents.x.first}}'");
     EXPECT_ERROR(HEAD "agents:\n  x:\n    user: \"a {{vars.b\"\nlevels: [{agents: [x]}]\n", 6,
                  "unclosed '{{'");
     EXPECT_ERROR(HEAD "agents:\n  x:\n    turns:\n      - hi\n      - \"{{agents.x.turn1}}\"\n"
-                 "levels: [{agents: [x]}]\n",
+                      "levels: [{agents: [x]}]\n",
                  8, "agent 'x' cannot reference its own answers");
     EXPECT_ERROR(HEAD "agents:\n  x:\n    user: hi\n  y:\n    user: \"{{agents.x.turn2}}\"\n"
-                 "levels: [{agents: [x]}]\n",
+                      "levels: [{agents: [x]}]\n",
                  8, "{{agents.x.turn2}}: agent 'x' has 1 turn");
 
     /* References must point at agents that run earlier in the same level. */
-    const char *agents_xy = HEAD "agents:\n  x:\n    user: hi\n  y:\n    user: \"after {{agents.x.last}}\"\n";
+    const char *agents_xy =
+        HEAD "agents:\n  x:\n    user: hi\n  y:\n    user: \"after {{agents.x.last}}\"\n";
     char buf[2048];
     snprintf(buf, sizeof(buf), "%slevels:\n  - agents: [x, y]\n", agents_xy);
-    EXPECT_ERROR(buf, 10, "level '2': agent 'y' uses {{agents.x.last}}, but 'x' runs in parallel "
-                          "with it (same phase)");
-    snprintf(buf, sizeof(buf), "%slevels:\n  - phases:\n      - parallel: [y]\n      - parallel: [x]\n",
-             agents_xy);
+    EXPECT_ERROR(buf, 10,
+                 "level '2': agent 'y' uses {{agents.x.last}}, but 'x' runs in parallel "
+                 "with it (same phase)");
+    snprintf(buf, sizeof(buf),
+             "%slevels:\n  - phases:\n      - parallel: [y]\n      - parallel: [x]\n", agents_xy);
     EXPECT_ERROR(buf, 11, "level '1': agent 'y' uses {{agents.x.last}}, but 'x' runs after it");
     snprintf(buf, sizeof(buf), "%slevels:\n  - phases:\n      - sequential: [y, x]\n", agents_xy);
     EXPECT_ERROR(buf, 11, "but 'x' runs after it");
     snprintf(buf, sizeof(buf), "%slevels:\n  - agents: [x]\n  - name: solo\n    agents: [y]\n",
              agents_xy);
-    EXPECT_ERROR(buf, 12, "level 'solo': agent 'y' uses {{agents.x.last}}, but 'x' does not run in "
-                          "this level");
+    EXPECT_ERROR(buf, 12,
+                 "level 'solo': agent 'y' uses {{agents.x.last}}, but 'x' does not run in "
+                 "this level");
     /* ... and these orders are fine. */
-    snprintf(buf, sizeof(buf), "%slevels:\n  - phases:\n      - sequential: [x, y]\n"
-             "  - name: two\n    phases:\n      - parallel: [x]\n      - parallel: [y]\n", agents_xy);
+    snprintf(buf, sizeof(buf),
+             "%slevels:\n  - phases:\n      - sequential: [x, y]\n"
+             "  - name: two\n    phases:\n      - parallel: [x]\n      - parallel: [y]\n",
+             agents_xy);
     scenario_free(load_text(buf));
 
     /* The responses file must exist and parse. */
     EXPECT_ERROR(HEAD "responses: nowhere.yaml\nagents: {x: {user: hi}}\nlevels: [{agents: [x]}]\n",
                  4, "responses: ");
     write_file("bad-responses.yaml", "responses:\n  - match: x\n    text: [unclosed\n");
-    EXPECT_ERROR(HEAD "responses: bad-responses.yaml\nagents: {x: {user: hi}}\nlevels: [{agents: [x]}]\n",
-                 4, "bad-responses.yaml:");
+    EXPECT_ERROR(
+        HEAD "responses: bad-responses.yaml\nagents: {x: {user: hi}}\nlevels: [{agents: [x]}]\n", 4,
+        "bad-responses.yaml:");
 
     /* A file that is not there. */
     struct scenario *s = NULL;
@@ -476,24 +489,24 @@ static void test_errors(void)
 
 static void test_settings(void)
 {
-    struct scenario *s = load_text(
-        "name: t\n"
-        "defaults: {max_tokens: 100, temperature: 0.5, thinking: on, api: anthropic}\n"
-        "targets:\n"
-        "  real: {url: \"http://127.0.0.1:9/\", thinking: off}\n"
-        "  simmed: {sim: {decode_tps: 20}}\n"
-        "agents:\n"
-        "  x:\n"
-        "    max_tokens: 50\n"
-        "    turns:\n"
-        "      - plain string turn\n"
-        "      - {user: hi, max_tokens: 7, thinking: off}\n"
-        "  y: {user: yo, api: openai-chat}\n"
-        "levels:\n"
-        "  - agents: [x, y]\n"
-        "  - name: 7\n"
-        "    concurrency: 4\n"
-        "    phases: [{sequential: [y]}, {parallel: x}]\n");
+    struct scenario *s =
+        load_text("name: t\n"
+                  "defaults: {max_tokens: 100, temperature: 0.5, thinking: on, api: anthropic}\n"
+                  "targets:\n"
+                  "  real: {url: \"http://127.0.0.1:9/\", thinking: off}\n"
+                  "  simmed: {sim: {decode_tps: 20}}\n"
+                  "agents:\n"
+                  "  x:\n"
+                  "    max_tokens: 50\n"
+                  "    turns:\n"
+                  "      - plain string turn\n"
+                  "      - {user: hi, max_tokens: 7, thinking: off}\n"
+                  "  y: {user: yo, api: openai-chat}\n"
+                  "levels:\n"
+                  "  - agents: [x, y]\n"
+                  "  - name: 7\n"
+                  "    concurrency: 4\n"
+                  "    phases: [{sequential: [y]}, {parallel: x}]\n");
     if (!s)
         return;
     CHECK_INT(s->repetitions, SCENARIO_DEFAULT_REPETITIONS);
@@ -511,7 +524,7 @@ static void test_settings(void)
     CHECK_STR(real->url, "http://127.0.0.1:9");
     CHECK_STR(real->label, "real");
     CHECK(simmed->url == NULL);
-    CHECK_INT(simmed->sim.slots, 3);          /* the simulator's defaults */
+    CHECK_INT(simmed->sim.slots, 3); /* the simulator's defaults */
     CHECK_NEAR(simmed->sim.prefill_tps, 1500, 1e-9);
     CHECK_NEAR(simmed->sim.decode_tps, 20, 1e-9);
     CHECK_INT(simmed->sim.ctx_size, 131072);
@@ -532,14 +545,14 @@ static void test_settings(void)
     CHECK_NEAR(x->turns[0].temperature, 0.5, 1e-12);
     CHECK_INT(x->turns[0].thinking, 1);
     CHECK_INT(x->turns[1].thinking, 0);
-    CHECK_INT(scenario_thinking(&x->turns[0], real), 1);  /* the turn's setting wins */
+    CHECK_INT(scenario_thinking(&x->turns[0], real), 1); /* the turn's setting wins */
     CHECK_INT(x->turns[0].check == NULL, 1);
-    CHECK_STR(s->levels[0].name, "2");                    /* widest parallel phase */
+    CHECK_STR(s->levels[0].name, "2"); /* widest parallel phase */
     CHECK_INT(s->levels[0].concurrency, 2);
-    CHECK_STR(s->levels[1].name, "7");                    /* a number as a name */
+    CHECK_STR(s->levels[1].name, "7"); /* a number as a name */
     CHECK_INT(s->levels[1].concurrency, 4);
     CHECK_INT(s->levels[1].phases[0].kind, SCENARIO_PHASE_SEQUENTIAL);
-    CHECK_INT(s->levels[1].phases[1].agents[0], 0);       /* a single name for a list */
+    CHECK_INT(s->levels[1].phases[1].agents[0], 0); /* a single name for a list */
     CHECK(scenario_find_level(s, "7") == &s->levels[1]);
     CHECK_STR(scenario_phase_kind_name(SCENARIO_PHASE_SEQUENTIAL), "sequential");
     CHECK_STR(scenario_role_name(y->role), "side");
@@ -558,8 +571,9 @@ out:
     scenario_free(s);
 
     /* JSON is YAML too. */
-    s = load_text("{\"name\": \"j\", \"targets\": {\"a\": {}}, \"agents\": {\"x\": {\"user\": \"hi\"}},"
-                  " \"levels\": [{\"agents\": [\"x\"]}]}");
+    s = load_text(
+        "{\"name\": \"j\", \"targets\": {\"a\": {}}, \"agents\": {\"x\": {\"user\": \"hi\"}},"
+        " \"levels\": [{\"agents\": [\"x\"]}]}");
     if (s)
         CHECK_STR(s->name, "j");
     scenario_free(s);
@@ -595,12 +609,15 @@ static void test_expand(void)
     CHECK_INT(scenario_expand("", s, fixed_lookup, NULL, &out), 0);
     CHECK_STR(out, "");
     free(out);
-    CHECK_INT(scenario_expand("[{{vars.v}}|{{ vars.v }}|{{vars.braces}}]", s, fixed_lookup, NULL,
-                              &out), 0);
+    CHECK_INT(
+        scenario_expand("[{{vars.v}}|{{ vars.v }}|{{vars.braces}}]", s, fixed_lookup, NULL, &out),
+        0);
     CHECK_STR(out, "[value|value|{{literal}}]");
     free(out);
     CHECK_INT(scenario_expand("{{agents.x.last}} {{agents.x.all}} {{agents.x.turn2}} "
-                              "({{agents.y.last}})", s, fixed_lookup, NULL, &out), 0);
+                              "({{agents.y.last}})",
+                              s, fixed_lookup, NULL, &out),
+              0);
     CHECK_STR(out, "<x.last> <x.all> <x.turn2> ()");
     free(out);
     /* Without a callback, answers expand to nothing. */
@@ -634,18 +651,22 @@ static void test_expand(void)
 static struct scenario *load_check(const char *checks)
 {
     char buf[2048];
-    snprintf(buf, sizeof(buf), HEAD "agents:\n  x:\n    user: hi\n    checks: %s\n"
-             "levels: [{agents: [x]}]\n", checks);
+    snprintf(buf, sizeof(buf),
+             HEAD "agents:\n  x:\n    user: hi\n    checks: %s\n"
+                  "levels: [{agents: [x]}]\n",
+             checks);
     return load_text(buf);
 }
 
 static void test_checks(void)
 {
     struct scenario_check_result res;
-    struct scenario *s = load_check("{all: [FastAPI, \"@app.post\", pydantic], any: [pytest, unittest]}");
+    struct scenario *s =
+        load_check("{all: [FastAPI, \"@app.post\", pydantic], any: [pytest, unittest]}");
     if (s) {
         const struct scenario_check *c = s->agents[0].turns[0].check;
-        scenario_check(c, "from fastapi import FastAPI\n@APP.POST('/x')\nimport unittest", NULL, &res);
+        scenario_check(c, "from fastapi import FastAPI\n@APP.POST('/x')\nimport unittest", NULL,
+                       &res);
         CHECK(!res.pass);
         CHECK_INT(res.n_found, 3);
         CHECK_STR(res.found[0], "FastAPI");
@@ -682,7 +703,8 @@ static void test_checks(void)
         CHECK_STR(res.reason, "unwanted keyword 'flask' found");
         scenario_check(c, "Django: class View: ...", NULL, &res);
         CHECK(!res.pass);
-        CHECK_STR(res.reason, "unwanted keyword 'django' found; no match for regex 'def [a-z_]+\\('");
+        CHECK_STR(res.reason,
+                  "unwanted keyword 'django' found; no match for regex 'def [a-z_]+\\('");
         CHECK_INT(res.n_found + res.n_missing, 0);
         scenario_free(s);
     }
@@ -754,8 +776,8 @@ static void test_overrides(void)
 
     /* Errors leave s unchanged. */
     const char *bad_target[] = {"q3=http://127.0.0.1:7081", "q5=http://127.0.0.1:1"};
-    o = (struct scenario_overrides){.repetitions = 2, .levels = "3,1", .targets = bad_target,
-                                    .n_targets = 2};
+    o = (struct scenario_overrides){
+        .repetitions = 2, .levels = "3,1", .targets = bad_target, .n_targets = 2};
     CHECK_INT(scenario_apply_overrides(s, &o, &err), -EINVAL);
     CHECK_STR(err.msg, "unknown target 'q5' (targets: q4, q3)");
     CHECK_INT(s->repetitions, 5);
@@ -782,8 +804,8 @@ static void test_overrides(void)
      * NAME=URL for a target wins). */
     const char *targets[] = {"q3=http://127.0.0.1:7081/", "q4=http://127.0.0.1:1",
                              "q4=http://127.0.0.1:7080"};
-    o = (struct scenario_overrides){.repetitions = 2, .levels = "3,1", .targets = targets,
-                                    .n_targets = 3};
+    o = (struct scenario_overrides){
+        .repetitions = 2, .levels = "3,1", .targets = targets, .n_targets = 3};
     CHECK_INT(scenario_apply_overrides(s, &o, &err), 0);
     CHECK_INT(s->repetitions, 2);
     CHECK_INT(s->n_levels, 2);
@@ -807,7 +829,8 @@ static void remove_tmpdir(void)
 int main(void)
 {
     const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof(tmpdir), "%s/tokentap-scenario-XXXXXX", base && base[0] ? base : "/tmp");
+    snprintf(tmpdir, sizeof(tmpdir), "%s/tokentap-scenario-XXXXXX",
+             base && base[0] ? base : "/tmp");
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;
