@@ -879,6 +879,22 @@ fail:
     return r;
 }
 
+void scenario_target_finish(struct scenario_target *t)
+{
+    free(t->name);
+    free(t->label);
+    free(t->url);
+    free(t->model);
+}
+
+void scenario_level_finish(struct scenario_level *lv)
+{
+    free(lv->name);
+    for (size_t p = 0; p < lv->n_phases; p++)
+        free(lv->phases[p].agents);
+    free(lv->phases);
+}
+
 void scenario_free(struct scenario *s)
 {
     if (!s)
@@ -887,12 +903,8 @@ void scenario_free(struct scenario *s)
         free(s->vars[i].name);
         free(s->vars[i].value);
     }
-    for (size_t i = 0; i < s->n_targets; i++) {
-        free(s->targets[i].name);
-        free(s->targets[i].label);
-        free(s->targets[i].url);
-        free(s->targets[i].model);
-    }
+    for (size_t i = 0; i < s->n_targets; i++)
+        scenario_target_finish(&s->targets[i]);
     for (size_t i = 0; i < s->n_agents; i++) {
         struct scenario_agent *a = &s->agents[i];
         free(a->name);
@@ -904,13 +916,8 @@ void scenario_free(struct scenario *s)
         }
         free(a->turns);
     }
-    for (size_t i = 0; i < s->n_levels; i++) {
-        struct scenario_level *lv = &s->levels[i];
-        free(lv->name);
-        for (size_t p = 0; p < lv->n_phases; p++)
-            free(lv->phases[p].agents);
-        free(lv->phases);
-    }
+    for (size_t i = 0; i < s->n_levels; i++)
+        scenario_level_finish(&s->levels[i]);
     free(s->vars);
     free(s->targets);
     free(s->agents);

@@ -230,11 +230,16 @@ struct scenario_overrides {
     const char *const *targets;    /* borrowed: n_targets "NAME=URL" strings: that target
                                     * becomes a real server (its sim profile is dropped) */
     size_t n_targets;
+    /* borrowed: "q4" keeps only these targets (by name, in the file's
+     * order); NULL = all. One 24 GB GPU holds one quant at a time, so
+     * comparing real servers takes one run per target (then compare). */
+    const char *only_targets;
 };
 
 /* Applies o to s: all or nothing. 0, or -EINVAL with a message in err
  * (an unknown level or target name lists the known ones; a bad URL says
- * why), or -ENOMEM; on error s is unchanged. */
+ * why), or -ENOMEM; on error s is unchanged. NAME=URL applies before
+ * only_targets, so both may name the same target. */
 int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides *o,
                              struct config_err *err);
 

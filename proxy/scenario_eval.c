@@ -233,25 +233,51 @@ static int fail_msg(struct config_err *err, const char *fmt, ...)
     return -EINVAL;
 }
 
-/* "a, b, c", bounded. */
-static void known_names(char *buf, size_t len, const struct scenario *s, bool levels)
+/* Overrides pick levels and targets by name; the two lists differ only
+ * in where the names are. */
+static size_t n_named(const struct scenario *s, bool levels)
 {
-    size_t n = levels ? s->n_levels : s->n_targets, used = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        const char *name = levels ? s->levels[i].name : s->targets[i].name;
-        int w = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", name);
-        if (w < 0 || (size_t)w >= len - used)
-            return;
-        used += (size_t)w;
-    }
+    return levels ? s->n_levels : s->n_targets;
 }
 
-/* Marks the levels named in the comma-separated list. */
-static int pick_levels(const struct scenario *s, const char *list, bool *keep,
-                       struct config_err *err)
+static const char *name_at(const struct scenario *s, bool levels, size_t i)
+{
+    return levels ? s->levels[i].name : s->targets[i].name;
+}
+
+/* The index of the level or target called name[0..len), or n_named. */
+static size_t find_named(const struct scenario *s, bool levels, const char *name, size_t len)
+{
+    size_t i;
+    for (i = 0; i < n_named(s, levels); i++)
+        if (strlen(name_at(s, levels, i)) == len && memcmp(name_at(s, levels, i), name, len) == 0)
+            break;
+    return i;
+}
+
+/* "unknown level 'x' (levels: 1, 2, 3)", the list bounded. */
+static int unknown_name(const struct scenario *s, bool levels, const char *name, size_t len,
+                        struct config_err *err)
 {
     char known[300];
+    size_t used = 0;
+    known[0] = '\0';
+    for (size_t i = 0; i < n_named(s, levels); i++) {
+        int w = snprintf(known + used, sizeof(known) - used, "%s%s", i ? ", " : "",
+                         name_at(s, levels, i));
+        if (w < 0 || (size_t)w >= sizeof(known) - used)
+            break;
+        used += (size_t)w;
+    }
+    const char *what = levels ? "level" : "target";
+    return fail_msg(err, "unknown %s '%.*s' (%ss: %s)", what, (int)(len > 80 ? 80 : len), name,
+                    what, known);
+}
+
+/* Marks the levels (or targets) named in a comma-separated list. */
+static int pick(const struct scenario *s, bool levels, const char *list, bool *keep,
+                struct config_err *err)
+{
     size_t picked = 0;
     const char *p = list;
     while (*p) {
@@ -263,16 +289,9 @@ static int pick_levels(const struct scenario *s, const char *list, bool *keep,
         while (e > q && e[-1] == ' ')
             e--;
         if (e > q) {
-            size_t i;
-            for (i = 0; i < s->n_levels; i++)
-                if (strlen(s->levels[i].name) == (size_t)(e - q) &&
-                    memcmp(s->levels[i].name, q, (size_t)(e - q)) == 0)
-                    break;
-            if (i == s->n_levels) {
-                known_names(known, sizeof(known), s, true);
-                return fail_msg(err, "unknown level '%.*s' (levels: %s)",
-                                (int)(e - q > 80 ? 80 : e - q), q, known);
-            }
+            size_t i = find_named(s, levels, q, (size_t)(e - q));
+            if (i == n_named(s, levels))
+                return unknown_name(s, levels, q, (size_t)(e - q), err);
             if (!keep[i])
                 picked++;
             keep[i] = true;
@@ -280,16 +299,15 @@ static int pick_levels(const struct scenario *s, const char *list, bool *keep,
         p += comma ? n + 1 : n;
     }
     if (!picked)
-        return fail_msg(err, "no level named in '%.80s'", list);
+        return fail_msg(err, "no %s named in '%.80s'", levels ? "level" : "target", list);
     return 0;
 }
 
 int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides *o,
                              struct config_err *err)
 {
-    bool keep[SCENARIO_MAX_LEVELS] = {0};
+    bool keep_level[SCENARIO_MAX_LEVELS] = {0}, keep_target[SCENARIO_MAX_TARGETS] = {0};
     char *urls[SCENARIO_MAX_TARGETS] = {0}; /* owned until committed */
-    char known[300];
     int r = 0;
 
     /* Check everything first, so a bad override leaves s as it was. */
@@ -298,7 +316,12 @@ int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides
         goto fail;
     }
     if (o->levels) {
-        r = pick_levels(s, o->levels, keep, err);
+        r = pick(s, true, o->levels, keep_level, err);
+        if (r < 0)
+            goto fail;
+    }
+    if (o->only_targets) {
+        r = pick(s, false, o->only_targets, keep_target, err);
         if (r < 0)
             goto fail;
     }
@@ -309,15 +332,9 @@ int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides
             r = fail_msg(err, "--target expects NAME=URL, got '%.200s'", spec);
             goto fail;
         }
-        size_t t;
-        for (t = 0; t < s->n_targets; t++)
-            if (strlen(s->targets[t].name) == (size_t)(eq - spec) &&
-                memcmp(s->targets[t].name, spec, (size_t)(eq - spec)) == 0)
-                break;
+        size_t t = find_named(s, false, spec, (size_t)(eq - spec));
         if (t == s->n_targets) {
-            known_names(known, sizeof(known), s, false);
-            r = fail_msg(err, "unknown target '%.*s' (targets: %s)",
-                         (int)(eq - spec > 80 ? 80 : eq - spec), spec, known);
+            r = unknown_name(s, false, spec, (size_t)(eq - spec), err);
             goto fail;
         }
         struct upstream_target ut;
@@ -328,7 +345,7 @@ int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides
         }
         char *u = strdup(ut.url);
         if (!u) {
-            r = fail_msg(err, "out of memory");
+            fail_msg(err, "out of memory");
             r = -ENOMEM;
             goto fail;
         }
@@ -348,16 +365,22 @@ int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides
     if (o->levels) {
         size_t n = 0;
         for (size_t i = 0; i < s->n_levels; i++) {
-            if (keep[i]) {
+            if (keep_level[i])
                 s->levels[n++] = s->levels[i];
-                continue;
-            }
-            free(s->levels[i].name);
-            for (size_t p = 0; p < s->levels[i].n_phases; p++)
-                free(s->levels[i].phases[p].agents);
-            free(s->levels[i].phases);
+            else
+                scenario_level_finish(&s->levels[i]);
         }
         s->n_levels = n;
+    }
+    if (o->only_targets) {
+        size_t n = 0;
+        for (size_t i = 0; i < s->n_targets; i++) {
+            if (keep_target[i])
+                s->targets[n++] = s->targets[i];
+            else
+                scenario_target_finish(&s->targets[i]);
+        }
+        s->n_targets = n;
     }
     return 0;
 fail:

@@ -815,6 +815,19 @@ static void test_overrides(void)
     CHECK(scenario_find_level(s, "2") == NULL);
     CHECK_STR(s->targets[0].url, "http://127.0.0.1:7080");
     CHECK_STR(s->targets[1].url, "http://127.0.0.1:7081");
+
+    /* Keeping one target (a real server per run); NAME=URL applies first. */
+    o = (struct scenario_overrides){.only_targets = "q9"};
+    CHECK_INT(scenario_apply_overrides(s, &o, &err), -EINVAL);
+    CHECK_STR(err.msg, "unknown target 'q9' (targets: q4, q3)");
+    CHECK_INT(s->n_targets, 2);
+    const char *q3url[] = {"q3=http://127.0.0.1:7090"};
+    o = (struct scenario_overrides){.only_targets = "q3", .targets = q3url, .n_targets = 1};
+    CHECK_INT(scenario_apply_overrides(s, &o, &err), 0);
+    CHECK_INT(s->n_targets, 1);
+    CHECK_STR(s->targets[0].name, "q3");
+    CHECK_STR(s->targets[0].url, "http://127.0.0.1:7090");
+    CHECK(scenario_find_target(s, "q4") == NULL);
     scenario_free(s);
 }
 
