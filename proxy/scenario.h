@@ -217,8 +217,9 @@ typedef const char *(*scenario_lookup_cb)(void *ctx, const char *agent, const ch
 int scenario_expand(const char *text, const struct scenario *s, scenario_lookup_cb lookup,
                     void *ctx, char **ret);
 
-/* Judges one answer: content (NULL = "") and reasoning (NULL = none; read
- * only with read: all). Always fills *ret. */
+/* Judges one answer against c (a turn's non-NULL check): content (NULL =
+ * "") and reasoning (NULL = none; read only with read: all). Always fills
+ * *ret; its keyword pointers borrow from c. */
 void scenario_check(const struct scenario_check *c, const char *content, const char *reasoning,
                     struct scenario_check_result *ret);
 
