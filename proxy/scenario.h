@@ -229,7 +229,7 @@ struct scenario_overrides {
     const char *levels;            /* borrowed: "1,3" keeps these levels (by name, in the
                                     * file's order); NULL = all */
     const char *const *targets;    /* borrowed: n_targets "NAME=URL" strings: that target
-                                    * becomes a real server (its sim profile is dropped) */
+                                    * becomes a real server (its sim profile goes unused) */
     size_t n_targets;
     /* borrowed: "q4" keeps only these targets (by name, in the file's
      * order); NULL = all. One 24 GB GPU holds one quant at a time, so
