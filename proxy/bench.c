@@ -290,6 +290,22 @@ static void turn_done(void *ctx, const struct loadgen_result *res)
     agent_next(ar);
 }
 
+/* Prefixes the conversation's first message with "[run L<level>.<rep>] ". */
+static bool tag_first_message(struct level_run *lr, struct agent_run *ar)
+{
+    char **first = ar->system ? &ar->system : &ar->users[0];
+    if (!*first)
+        return false;
+    size_t n = strlen(*first) + 64;
+    char *tagged = malloc(n);
+    if (!tagged)
+        return false;
+    snprintf(tagged, n, "[run L%s.%u] %s", lr->b->s->levels[lr->level].name, lr->rep, *first);
+    free(*first);
+    *first = tagged;
+    return true;
+}
+
 /* Sends the agent's next turn, or marks it done. */
 static void agent_next(struct agent_run *ar)
 {
@@ -311,6 +327,11 @@ static void agent_next(struct agent_run *ar)
     ar->users = u;
     if (scenario_expand(turn->user, b->s, lookup, lr, &ar->users[ar->turn]) < 0)
         ar->users[ar->turn] = strdup(turn->user);
+    /* Each level repetition starts with its own tag, so it cannot reuse
+     * an earlier repetition's prompt cache (turns of one conversation
+     * still do, as in real use). */
+    if (ar->turn == 0 && !tag_first_message(lr, ar))
+        goto fail;
     char *body = build_body(lr, ar, turn);
     if (!body)
         goto fail;
@@ -710,6 +731,7 @@ enum {
     OPT_REPETITIONS,
     OPT_LEVELS,
     OPT_THINKING,
+    OPT_ONLY,
     OPT_QUIET,
     OPT_LOG_LEVEL,
 };
@@ -720,6 +742,7 @@ static const struct cli_option bench_options[] = {
     {"repetitions", 'n', "N", "repetitions per level (default: the scenario's, else 5)", OPT_REPETITIONS},
     {"levels", 'l', "L1,L2", "run only these levels (by name, e.g. 1,3)", OPT_LEVELS},
     {"thinking", 0, "on|off", "set enable_thinking on every request, whatever the scenario says", OPT_THINKING},
+    {"only", 0, "T1,T2", "run only these targets (one GPU holds one quant: run each, then compare)", OPT_ONLY},
     {"quiet", 'q', NULL, "no progress line", OPT_QUIET},
     {"log-level", 0, "LEVEL", "error, warn, info or debug (default info)", OPT_LOG_LEVEL},
     {NULL, 0, NULL, NULL, 0},
@@ -780,7 +803,7 @@ int bench_main(int argc, char **argv)
     b.argv = argv;
     const struct cli_command *cmd = &bench_command;
     struct cli_parser p;
-    const char *v, *path = NULL, *out = NULL, *levels = NULL;
+    const char *v, *path = NULL, *out = NULL, *levels = NULL, *only = NULL;
     const char *targets[SCENARIO_MAX_TARGETS];
     size_t n_targets = 0;
     uint64_t reps = 0;
@@ -815,6 +838,7 @@ int bench_main(int argc, char **argv)
                 return 2;
             break;
         case OPT_LEVELS: levels = v; break;
+        case OPT_ONLY: only = v; break;
         case OPT_THINKING: {
             bool on;
             if (cli_parse_onoff(cmd, "--thinking", v, &on) < 0)
@@ -842,7 +866,8 @@ int bench_main(int argc, char **argv)
         return 2;
     }
     struct scenario_overrides ov = {.repetitions = (unsigned)reps, .levels = levels,
-                                    .targets = targets, .n_targets = n_targets};
+                                    .targets = targets, .n_targets = n_targets,
+                                    .only_targets = only};
     if (scenario_apply_overrides(b.s, &ov, &err) < 0) {
         fprintf(stderr, "tokentap bench: %s\n", err.msg);
         scenario_free(b.s);
@@ -897,9 +922,21 @@ int bench_main(int argc, char **argv)
     results = build_results(&b, end);
     if (!results || write_results(&b, results) < 0)
         goto fail;
-    char err2[256];
-    if (report_write_all(results, b.out_dir, stdout, err2, sizeof(err2)) < 0)
-        fprintf(stderr, "tokentap bench: report: %s\n", err2);
+    r = report_write_all(results, b.out_dir);
+    if (r < 0) {
+        fprintf(stderr, "tokentap bench: cannot write the report: %s\n", strerror(-r));
+    } else {
+        /* The seed-style tables, as report.md has them. */
+        char md[600];
+        snprintf(md, sizeof(md), "%s/report.md", b.out_dir);
+        FILE *f = fopen(md, "r");
+        char buf[8192];
+        size_t got;
+        while (f && (got = fread(buf, 1, sizeof(buf), f)) > 0)
+            fwrite(buf, 1, got, stdout);
+        if (f)
+            fclose(f);
+    }
     fprintf(stderr, "tokentap bench: wrote %s/results.json, report.md, report.html\n", b.out_dir);
     rc = b.interrupted ? 130 : b.failed ? 1 : 0;
 fail:
