@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "replay.h"
+#include "report.h"
 #include "serve.h"
 #include "sim.h"
 
@@ -18,8 +19,8 @@ static const struct subcommand subcommands[] = {
     {"serve", "streaming reverse proxy that measures every token", serve_main},
     {"replay", "replay a recorded or imported trace against a target", replay_main},
     {"bench", "run a multi-agent scenario across concurrency levels", NULL},
-    {"report", "regenerate report.md / report.html from results.json", NULL},
-    {"compare", "put two benchmark runs side by side", NULL},
+    {"report", "regenerate report.md / report.html from results.json", report_main},
+    {"compare", "put two benchmark runs side by side", report_compare_main},
     {"sim", "llama-server simulator (slots, queueing, prefill/decode speeds)", sim_main},
 };
 

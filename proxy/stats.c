@@ -45,6 +45,18 @@ double stats_max(const double *v, size_t n)
     return m;
 }
 
+double stats_stddev(const double *v, size_t n)
+{
+    size_t k = stats_count(v, n);
+    if (k < 2)
+        return NAN;
+    double mean = stats_mean(v, n), ss = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isnan(v[i]))
+            ss += (v[i] - mean) * (v[i] - mean);
+    return sqrt(ss / (double)(k - 1));
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;

@@ -43,6 +43,10 @@ double stats_mean(const double *v, size_t n);
 double stats_min(const double *v, size_t n);
 double stats_max(const double *v, size_t n);
 
+/* Sample standard deviation (n - 1 in the denominator) of the non-NaN
+ * values; NaN with fewer than 2. */
+double stats_stddev(const double *v, size_t n);
+
 /* Percentile p (0..100) of the non-NaN values with linear interpolation
  * between closest ranks (NumPy's default, Excel's PERCENTILE.INC).
  * 0, -EINVAL (p out of range, n too large), -ENODATA (no values) or
