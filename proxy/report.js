@@ -148,7 +148,8 @@
       },
       options: {
         scales: {
-          x: { title: axisTitle(data.level_axis) },
+          /* offset: the outer points and their error bars off the frame */
+          x: { offset: true, title: axisTitle(data.level_axis) },
           y: { beginAtZero: true, title: axisTitle(title) }
         },
         plugins: { tooltip: { callbacks: { label: ciTooltip(unit, digits) } } }
@@ -174,7 +175,11 @@
         scales: {
           r: {
             min: 0, max: 100,
-            ticks: { stepSize: 20, backdropColor: 'rgba(0,0,0,0)' },
+            /* 100 would sit on the top axis's name. */
+            ticks: {
+              stepSize: 20, backdropColor: 'rgba(0,0,0,0)',
+              callback: function (v) { return v === 100 ? '' : v; }
+            },
             pointLabels: { font: { size: 13 } }
           }
         }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -472,14 +473,22 @@ static void lane(struct page *pg, cJSON *lanes, size_t side, const struct report
     add(pg, lanes, NULL, o);
 }
 
-static int cmp_request_start(const void *a, const void *b)
+/* Lanes by start time; requests sent together in the scenario's agent
+ * order (the primary first, as the scenario lists it). */
+struct lane_ref {
+    const struct results_request *q; /* borrowed */
+    double start_us;
+    size_t agent; /* index in the run's agents */
+};
+
+static int cmp_lane(const void *a, const void *b)
 {
-    const struct results_request *x = *(const struct results_request *const *)a;
-    const struct results_request *y = *(const struct results_request *const *)b;
-    double sx = jnum(get(x->record, "t"), "start_us"), sy = jnum(get(y->record, "t"), "start_us");
-    if (sx != sy)
-        return (sx > sy) - (sx < sy);
-    return strcmp(x->agent, y->agent) != 0 ? strcmp(x->agent, y->agent) : x->turn - y->turn;
+    const struct lane_ref *x = a, *y = b;
+    if (x->start_us != y->start_us)
+        return (x->start_us > y->start_us) - (x->start_us < y->start_us);
+    if (x->agent != y->agent)
+        return (x->agent > y->agent) - (x->agent < y->agent);
+    return x->q->turn - y->q->turn;
 }
 
 static void timeline(struct page *pg)
@@ -495,7 +504,7 @@ static void timeline(struct page *pg)
         long rep = high ? pick_repetition(pg, s, high->name) : -1;
         if (rep < 0)
             continue;
-        const struct results_request **qs = malloc(run->n_requests * sizeof(*qs));
+        struct lane_ref *qs = malloc(run->n_requests * sizeof(*qs));
         size_t n = 0;
         if (!qs) {
             oom(pg);
@@ -503,16 +512,19 @@ static void timeline(struct page *pg)
         }
         for (size_t i = 0; i < run->n_requests; i++) {
             const struct results_request *q = &run->requests[i];
-            if (q->repetition == rep && q->record && strcmp(q->target, s->target->name) == 0 &&
-                strcmp(q->level, high->name) == 0 &&
-                !isnan(jnum(get(q->record, "t"), "start_us")))
-                qs[n++] = q;
+            double start = q->record ? jnum(get(q->record, "t"), "start_us") : NAN;
+            if (q->repetition != rep || isnan(start) || strcmp(q->target, s->target->name) != 0 ||
+                strcmp(q->level, high->name) != 0)
+                continue;
+            const struct results_agent *a = results_agent(run, q->agent);
+            qs[n++] = (struct lane_ref){
+                .q = q, .start_us = start, .agent = a ? (size_t)(a - run->agents) : SIZE_MAX};
         }
-        qsort(qs, n, sizeof(*qs), cmp_request_start);
-        double t0 = n ? jnum(get(qs[0]->record, "t"), "start_us") : 0;
+        qsort(qs, n, sizeof(*qs), cmp_lane);
+        double t0 = n ? qs[0].start_us : 0;
         for (size_t i = 0; i < n && n_lanes < REPORT_HTML_MAX_LANES; i++, n_lanes++) {
-            lane(pg, lanes, k, s, qs[i], t0);
-            gaps = gaps || cJSON_GetArraySize(get(qs[i]->record, "gaps_us")) > 0;
+            lane(pg, lanes, k, s, qs[i].q, t0);
+            gaps = gaps || cJSON_GetArraySize(get(qs[i].q->record, "gaps_us")) > 0;
         }
         if (n) {
             cJSON *p = cJSON_CreateObject();

@@ -26,8 +26,8 @@ static void descriptive(void)
     CHECK_NEAR(p, 102.8, 1e-12);
     CHECK_INT(stats_percentile(v, n, 25, &p), 0);
     CHECK_NEAR(p, 96, 0);
-    /* deviations -5.6 2.4 -3.6 0.4 5.4: squares sum to 81.2, / 4 = 20.3 */
-    CHECK_NEAR(stats_stddev(v, n), sqrt(20.3), 1e-12);
+    /* deviations -2.6 2.4 -5.6 0.4 5.4: squares sum to 73.2, / (5 - 1) = 18.3 */
+    CHECK_NEAR(stats_stddev(v, n), sqrt(18.3), 1e-12);
     CHECK(isnan(stats_stddev(v, 1)));
     CHECK_INT(stats_percentile(v, n, 0, &p), 0);
     CHECK_NEAR(p, 93, 0);
