@@ -81,4 +81,16 @@ int report_side_task(const struct report_side *s, const char *level,
 /* Levels of the plan's first run, in order (the charts' x axis). */
 const struct results *report_plan_axis(const struct report_plan *plan);
 
+/* The row label of a level: its name, with the concurrency in brackets
+ * when the name does not say it. Returns buf. */
+const char *report_level_label(char *buf, size_t len, const struct results_level *l);
+/* The first column's title: "Concurrency", or "Level (concurrency)" when
+ * some level's name is not its concurrency. */
+const char *report_level_head(const struct results *run);
+
+/* report_header.c: the header (run facts, targets, scenario) and the
+ * closing "How to read this" section. */
+void report_build_header(struct report_doc *doc, const struct report_plan *plan);
+void report_build_how_to_read(struct report_doc *doc, const struct report_plan *plan);
+
 #endif

@@ -16,16 +16,33 @@ static void fail(struct report_doc *doc, int err)
         doc->error = err;
 }
 
+void report_doc_utf8_trim(char *s)
+{
+    size_t n = strlen(s), i = n;
+    /* Back over continuation bytes to the lead byte of the last sequence. */
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+        i--;
+    if (i == 0)
+        return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (n - (i - 1) < want)
+        s[i - 1] = '\0';
+}
+
 /* A malloc'ed formatted string, NULL (and the doc's error set) on failure. */
 static char *vformat(struct report_doc *doc, const char *fmt, va_list ap)
 {
     char buf[REPORT_DOC_MAX_TEXT];
     int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    if (n < 0 || (size_t)n >= sizeof(buf)) {
-        /* Texts are labels and numbers; a longer one is a bug or hostile input. */
-        fail(doc, -E2BIG);
+    if (n < 0) {
+        fail(doc, -EINVAL);
         return NULL;
     }
+    /* Texts are labels and numbers; a longer one (a runaway label in the
+     * results) is cut rather than failing the whole report. */
+    if ((size_t)n >= sizeof(buf))
+        report_doc_utf8_trim(buf);
     char *s = strdup(buf);
     if (!s)
         fail(doc, -ENOMEM);

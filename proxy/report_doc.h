@@ -17,7 +17,7 @@ struct evbuffer;
 #define REPORT_DOC_MAX_BLOCKS 10000
 #define REPORT_DOC_MAX_COLS 64
 #define REPORT_DOC_MAX_ROWS 100000
-#define REPORT_DOC_MAX_TEXT 4096 /* bytes of one formatted text */
+#define REPORT_DOC_MAX_TEXT 4096 /* bytes of one formatted text; longer ones are cut */
 
 enum report_block_kind {
     REPORT_BLOCK_HEADING,
@@ -109,6 +109,9 @@ typedef int report_doc_charts_cb(void *arg, struct evbuffer *out);
  * (charts may be NULL). 0 or the doc's (or charts') error. */
 int report_doc_html(const struct report_doc *doc, struct evbuffer *out,
                     report_doc_charts_cb *charts, void *arg);
+
+/* Cuts a UTF-8 sequence that a truncation left incomplete at the end of s. */
+void report_doc_utf8_trim(char *s);
 
 /* Appends s HTML-escaped (& < > " '). */
 void report_doc_html_escape(struct evbuffer *out, const char *s);

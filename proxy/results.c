@@ -121,11 +121,36 @@ static int read_values(const cJSON *m, struct results_values *out)
     return 0;
 }
 
+/* Mutable lookups for building; the public ones below hand out const. */
+static struct results_level *find_level(struct results *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_levels; i++)
+        if (strcmp(r->levels[i].name, name) == 0)
+            return &r->levels[i];
+    return NULL;
+}
+
+static struct results_agent *find_agent(struct results *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_agents; i++)
+        if (strcmp(r->agents[i].name, name) == 0)
+            return &r->agents[i];
+    return NULL;
+}
+
+static struct results_target *find_target(struct results *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_targets; i++)
+        if (strcmp(r->targets[i].name, name) == 0)
+            return &r->targets[i];
+    return NULL;
+}
+
 /* Appends `name` to the levels (or agents, targets) when it is not there
  * yet: a file whose scenario omits a level still shows it. */
 static int add_level(struct results *r, const char *name, double concurrency)
 {
-    if (results_level(r, name))
+    if (find_level(r, name))
         return 0;
     struct results_level *l = realloc(r->levels, (r->n_levels + 1) * sizeof(*l));
     if (!l)
@@ -137,7 +162,7 @@ static int add_level(struct results *r, const char *name, double concurrency)
 
 static int add_agent(struct results *r, const char *name, int turn)
 {
-    struct results_agent *a = (struct results_agent *)results_agent(r, name);
+    struct results_agent *a = find_agent(r, name);
     if (a) {
         if (turn > a->turns)
             a->turns = turn;
@@ -154,7 +179,7 @@ static int add_agent(struct results *r, const char *name, int turn)
 
 static int add_target(struct results *r, const char *name)
 {
-    if (results_target(r, name))
+    if (find_target(r, name))
         return 0;
     struct results_target *t = realloc(r->targets, (r->n_targets + 1) * sizeof(*t));
     if (!t)
@@ -187,7 +212,7 @@ static int read_scenario(struct results *r, char *err, size_t errlen)
         int rc = add_agent(r, name, count(e, "turns", 1));
         if (rc < 0)
             return rc;
-        struct results_agent *a = (struct results_agent *)results_agent(r, name);
+        struct results_agent *a = find_agent(r, name);
         if (str(e, "label"))
             a->label = str(e, "label");
         const char *role = str(e, "role");
@@ -205,7 +230,7 @@ static int read_scenario(struct results *r, char *err, size_t errlen)
         int rc = add_level(r, name, num(e, "concurrency"));
         if (rc < 0)
             return rc;
-        ((struct results_level *)results_level(r, name))->phases = get(e, "phases");
+        find_level(r, name)->phases = get(e, "phases");
         i++;
     }
     return 0;
@@ -228,7 +253,7 @@ static int read_targets(struct results *r, char *err, size_t errlen)
         rc = add_target(r, name);
         if (rc < 0)
             return rc;
-        struct results_target *t = (struct results_target *)results_target(r, name);
+        struct results_target *t = find_target(r, name);
         if (str(e, "label"))
             t->label = str(e, "label");
         t->url = str(e, "url");
@@ -332,7 +357,7 @@ static int read_level_cells(struct results *r, char *err, size_t errlen)
         if ((rc = add_target(r, c->target)) < 0 || (rc = add_level(r, c->level, c->concurrency)) < 0)
             return rc;
         /* The scenario may omit a level's concurrency; the cell knows it. */
-        struct results_level *l = (struct results_level *)results_level(r, c->level);
+        struct results_level *l = find_level(r, c->level);
         if (isnan(l->concurrency))
             l->concurrency = c->concurrency;
         i++;
@@ -472,26 +497,17 @@ void results_free(struct results *r)
 
 const struct results_target *results_target(const struct results *r, const char *name)
 {
-    for (size_t i = 0; i < r->n_targets; i++)
-        if (strcmp(r->targets[i].name, name) == 0)
-            return &r->targets[i];
-    return NULL;
+    return find_target((struct results *)r, name);
 }
 
 const struct results_level *results_level(const struct results *r, const char *name)
 {
-    for (size_t i = 0; i < r->n_levels; i++)
-        if (strcmp(r->levels[i].name, name) == 0)
-            return &r->levels[i];
-    return NULL;
+    return find_level((struct results *)r, name);
 }
 
 const struct results_agent *results_agent(const struct results *r, const char *name)
 {
-    for (size_t i = 0; i < r->n_agents; i++)
-        if (strcmp(r->agents[i].name, name) == 0)
-            return &r->agents[i];
-    return NULL;
+    return find_agent((struct results *)r, name);
 }
 
 const struct results_cell *results_cell(const struct results *r, const char *target,

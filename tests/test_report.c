@@ -3,6 +3,7 @@
  * rendered to Markdown and HTML in memory and checked for structure, known
  * values and significance marks; compare of two runs; bad inputs. */
 #include <errno.h>
+#include <stdbool.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -485,6 +486,54 @@ static void bad_input(void)
     }
 }
 
+/* Whether s is well-formed UTF-8 (enough for cut-off sequences). */
+static bool utf8_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 0 : *p >= 0xF0 ? 3 : *p >= 0xE0 ? 2 : *p >= 0xC0 ? 1 : -1;
+        if (n < 0)
+            return false;
+        p++;
+        for (int i = 0; i < n; i++, p++)
+            if ((*p & 0xC0) != 0x80)
+                return false;
+    }
+    return true;
+}
+
+/* A runaway label is cut at a character boundary, not fatal. */
+static void long_label(void)
+{
+    size_t n = 3000;
+    char *label = malloc(2 * n + 1);
+    for (size_t i = 0; i < n; i++)
+        memcpy(label + 2 * i, "é", 2);
+    label[2 * n] = '\0';
+    cJSON *root = cJSON_Parse("{\"format\": \"tokentap-bench\", \"version\": 1, \"complete\": "
+                              "true, \"scenario\": {}, \"targets\": [], \"cells\": [], "
+                              "\"level_cells\": []}");
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "name", "x");
+    cJSON_AddStringToObject(t, "label", label);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(root, "targets"), t);
+    struct results *r = NULL;
+    char err[256];
+    CHECK_INT(results_from_json(root, &r, err, sizeof(err)), 0);
+    if (r) {
+        char *md = render(r, REPORT_FORMAT_MD);
+        CHECK(utf8_ok(md));
+        CHECK(strstr(md, "ééé"));
+        free(md);
+        char *page = render(r, REPORT_FORMAT_HTML);
+        CHECK(utf8_ok(page));
+        free(page);
+        results_free(r);
+    }
+    cJSON_Delete(root);
+    free(label);
+}
+
 int main(void)
 {
     struct results *r = load("results-quant.json");
@@ -506,5 +555,6 @@ int main(void)
     html_missing_metadata();
     compare();
     bad_input();
+    long_label();
     return check_done("test_report");
 }
