@@ -85,28 +85,31 @@
     }
   };
 
-  /* Token arrivals as tick marks across each timeline lane. */
-  var tokenTicks = {
-    id: 'tokenTicks',
-    afterDatasetsDraw: function (chart) {
-      var lanes = chart.options.plugins.tokenTicks.lanes;
-      var ctx = chart.ctx, x = chart.scales.x, y = chart.scales.y;
-      var h = Math.max(6, Math.min(16, (y.height / Math.max(1, lanes.length)) * 0.6));
-      ctx.save();
-      ctx.strokeStyle = 'rgba(0,0,0,0.55)';
-      ctx.lineWidth = 1;
-      lanes.forEach(function (lane, i) {
-        var cy = y.getPixelForValue(i);
-        ctx.beginPath();
-        lane.ticks.forEach(function (t) {
-          var px = x.getPixelForValue(t);
-          ctx.moveTo(px, cy - h / 2); ctx.lineTo(px, cy + h / 2);
+  /* Token arrivals as tick marks across each timeline lane. The lanes come
+   * through a closure, not the chart's options, which Chart.js would wrap
+   * in resolver proxies tick by tick. */
+  function tokenTicks(lanes) {
+    return {
+      id: 'tokenTicks',
+      afterDatasetsDraw: function (chart) {
+        var ctx = chart.ctx, x = chart.scales.x, y = chart.scales.y;
+        var h = Math.max(6, Math.min(16, (y.height / Math.max(1, lanes.length)) * 0.6));
+        ctx.save();
+        ctx.strokeStyle = 'rgba(0,0,0,0.55)';
+        ctx.lineWidth = 1;
+        lanes.forEach(function (lane, i) {
+          var cy = y.getPixelForValue(i);
+          ctx.beginPath();
+          lane.ticks.forEach(function (t) {
+            var px = x.getPixelForValue(t);
+            ctx.moveTo(px, cy - h / 2); ctx.lineTo(px, cy + h / 2);
+          });
+          ctx.stroke();
         });
-        ctx.stroke();
-      });
-      ctx.restore();
-    }
-  };
+        ctx.restore();
+      }
+    };
+  }
 
   function make(id, config) {
     var el = document.getElementById(id);
@@ -279,7 +282,6 @@
           y: { ticks: { autoSkip: false } }
         },
         plugins: {
-          tokenTicks: { lanes: lanes },
           tooltip: {
             callbacks: {
               label: function (ctx) {
@@ -291,7 +293,7 @@
           }
         }
       },
-      plugins: [tokenTicks]
+      plugins: [tokenTicks(lanes)]
     });
   }
 

@@ -106,7 +106,8 @@ const struct results_level *report_level_low(const struct results *run)
     const struct results_level *best = NULL;
     for (size_t i = 0; i < run->n_levels; i++) {
         const struct results_level *l = &run->levels[i];
-        if (!best || (!isnan(l->concurrency) && l->concurrency < best->concurrency))
+        if (!best || (!isnan(l->concurrency) && l->concurrency < best->concurrency) ||
+            (isnan(best->concurrency) && !isnan(l->concurrency)))
             best = l;
     }
     return best;
@@ -639,6 +640,12 @@ static void pass_rate_row(struct report_doc *doc, const struct report_side *a,
         return;
     if (report_side_task(b, l->name, agent_b, &tb) < 0) {
         free(ta.time.v);
+        return;
+    }
+    /* A task without checks on either side has no pass rate to compare. */
+    if (ta.of == 0 && tb.of == 0) {
+        free(ta.time.v);
+        free(tb.time.v);
         return;
     }
     struct results_values pa = {0}, pb = {0};
