@@ -936,6 +936,7 @@ int bench_main(int argc, char **argv)
             fwrite(buf, 1, got, stdout);
         if (f)
             fclose(f);
+        fflush(stdout);
     }
     fprintf(stderr, "tokentap bench: wrote %s/results.json, report.md, report.html\n", b.out_dir);
     rc = b.interrupted ? 130 : b.failed ? 1 : 0;

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench.h"
 #include "replay.h"
+#include "report.h"
 #include "serve.h"
 #include "sim.h"
 
@@ -17,9 +19,9 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
     {"serve", "streaming reverse proxy that measures every token", serve_main},
     {"replay", "replay a recorded or imported trace against a target", replay_main},
-    {"bench", "run a multi-agent scenario across concurrency levels", NULL},
-    {"report", "regenerate report.md / report.html from results.json", NULL},
-    {"compare", "put two benchmark runs side by side", NULL},
+    {"bench", "run a multi-agent scenario across concurrency levels", bench_main},
+    {"report", "regenerate report.md / report.html from results.json", report_main},
+    {"compare", "put two benchmark runs side by side", report_compare_main},
     {"sim", "llama-server simulator (slots, queueing, prefill/decode speeds)", sim_main},
 };
 

@@ -1,0 +1,51 @@
+/* report: `tokentap report` and `tokentap compare` (report.md and
+ * report.html from bench's results.json, docs/results-format.md), and the
+ * entry point bench calls after a run. Edge module: it reads and writes
+ * files and logs. The work is done by pure modules: results (parsing),
+ * report_build (the tables), report_doc (Markdown/HTML), report_html (the
+ * page and its charts), stats (means, CIs, significance). */
+#ifndef TOKENTAP_REPORT_H
+#define TOKENTAP_REPORT_H
+
+#include <stddef.h>
+
+struct cJSON;
+struct evbuffer;
+struct results;
+
+enum report_format {
+    REPORT_FORMAT_MD = 1 << 0,
+    REPORT_FORMAT_HTML = 1 << 1,
+};
+
+#define REPORT_MD_NAME "report.md"
+#define REPORT_HTML_NAME "report.html"
+
+/* Writes DIR/report.md and DIR/report.html from a results tree (what bench
+ * writes to DIR/results.json). Each file goes to a temporary name first
+ * and is renamed, so nobody sees half a report. Logs the reason of a
+ * failure; 0 or -errno (-EINVAL: the tree is not valid results). The tree
+ * is only read. */
+int report_write_all(const struct cJSON *results, const char *dir);
+
+/* Like report_write_all for the REPORT_FORMAT_* bits in formats. */
+int report_write(const struct cJSON *results, const char *dir, unsigned formats);
+
+/* Renders one run's report in one format into out. source (the results
+ * file's name for the header) may be NULL. 0 or -errno with the reason in
+ * err (may be NULL). */
+int report_render(const struct results *run, const char *source, enum report_format format,
+                  struct evbuffer *out, char *err, size_t errlen);
+
+/* Renders the comparison of run b against run a (targets matched by name,
+ * or the only target of each). -ENOENT when nothing pairs up. */
+int report_render_compare(const struct results *a, const char *a_source,
+                          const struct results *b, const char *b_source,
+                          enum report_format format, struct evbuffer *out, char *err,
+                          size_t errlen);
+
+/* The subcommands; exit status 0, 1 (runtime error) or 2 (usage error). */
+int report_main(int argc, char **argv);
+int report_compare_main(int argc, char **argv);
+
+#endif
