@@ -663,6 +663,7 @@ static int setup_target(struct bench *b, struct target_run *tr, const struct sce
         so.prefill_tps = t->sim.prefill_tps;
         so.decode_tps = t->sim.decode_tps;
         so.batch_slowdown = t->sim.batch_slowdown;
+        so.jitter = t->sim.jitter;
         if (t->sim.ctx_size)
             so.n_ctx = t->sim.ctx_size;
         so.seed = t->sim.seed;

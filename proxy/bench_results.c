@@ -265,6 +265,7 @@ static cJSON *targets_json(const struct bench_results_in *b)
             cJSON_AddNumberToObject(sim, "prefill_tps", t->sim.prefill_tps);
             cJSON_AddNumberToObject(sim, "decode_tps", t->sim.decode_tps);
             cJSON_AddNumberToObject(sim, "batch_slowdown", t->sim.batch_slowdown);
+            cJSON_AddNumberToObject(sim, "jitter", t->sim.jitter);
         }
         if (t->model)
             cJSON_AddStringToObject(o, "model", t->model);

@@ -308,7 +308,7 @@ static int parse_defaults(struct loader *L, const cJSON *d)
 static int parse_sim(struct loader *L, const cJSON *obj, struct scenario_sim *sim)
 {
     static const char *const keys[] = {"slots", "prefill_tps", "decode_tps", "batch_slowdown",
-                                       "seed",  "ctx_size",    NULL};
+                                       "jitter", "seed", "ctx_size", NULL};
     /* The same ranges as `tokentap sim`'s options. */
     uint64_t slots = sim->slots, ctx = sim->ctx_size;
     int r = config_check_keys(L->doc, obj, keys, L->err);
@@ -320,6 +320,8 @@ static int parse_sim(struct loader *L, const cJSON *obj, struct scenario_sim *si
         r = config_get_double(L->doc, obj, "decode_tps", 0.001, 1e7, &sim->decode_tps, L->err);
     if (r == 0)
         r = config_get_double(L->doc, obj, "batch_slowdown", 0, 100, &sim->batch_slowdown, L->err);
+    if (r == 0)
+        r = config_get_double(L->doc, obj, "jitter", 0, 1, &sim->jitter, L->err);
     if (r == 0)
         r = config_get_u64(L->doc, obj, "seed", 0, UINT32_MAX, &sim->seed, L->err);
     if (r == 0)
@@ -356,8 +358,13 @@ static int parse_target(struct loader *L, const cJSON *obj, struct scenario_targ
 
     struct sim_options so;
     sim_options_default(&so);
-    t->sim = (struct scenario_sim){so.slots,          so.prefill_tps, so.decode_tps,
-                                   so.batch_slowdown, so.n_ctx,       so.seed};
+    t->sim = (struct scenario_sim){.slots = so.slots,
+                                   .prefill_tps = so.prefill_tps,
+                                   .decode_tps = so.decode_tps,
+                                   .batch_slowdown = so.batch_slowdown,
+                                   .jitter = so.jitter,
+                                   .ctx_size = so.n_ctx,
+                                   .seed = so.seed};
     const cJSON *sim = member(obj, "sim");
     if (url && sim)
         /* One meaning per target: a real server or a simulated one. To try

@@ -137,6 +137,7 @@ struct scenario_level {
 struct scenario_sim {
     unsigned slots;
     double prefill_tps, decode_tps, batch_slowdown;
+    double jitter;
     uint32_t ctx_size;
     uint64_t seed;
 };

@@ -682,6 +682,8 @@ int sim_new(struct event_base *base, const struct sim_options *o, struct sim **r
         .prefill_tps = o->prefill_tps,
         .decode_tps = o->decode_tps,
         .batch_slowdown = o->batch_slowdown,
+        .jitter = o->jitter,
+        .seed = o->seed,
         .n_ctx = o->n_ctx,
     };
     r = sim_engine_new(base, &eo, &sim->engine);

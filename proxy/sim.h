@@ -27,6 +27,7 @@ struct sim_options {
     const char *listen;       /* borrowed, "127.0.0.1:8080" */
     unsigned slots;
     double prefill_tps, decode_tps, batch_slowdown;
+    double jitter;            /* relative SD of noise on step and prefill times */
     uint32_t n_ctx;           /* per slot */
     const char *model;        /* borrowed: model name reported */
     uint64_t seed;

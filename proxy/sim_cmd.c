@@ -17,6 +17,7 @@ enum {
     OPT_PREFILL,
     OPT_DECODE,
     OPT_SLOWDOWN,
+    OPT_JITTER,
     OPT_CTX,
     OPT_MODEL,
     OPT_SEED,
@@ -35,6 +36,7 @@ static const struct cli_option sim_options[] = {
     {"prefill-tps", 0, "N", "prompt tokens per second per slot (default 1500)", OPT_PREFILL},
     {"decode-tps", 0, "N", "generated tokens per second per slot, alone (default 50)", OPT_DECODE},
     {"batch-slowdown", 0, "F", "extra step time per other busy slot, 0.05 = +5% (default 0.05)", OPT_SLOWDOWN},
+    {"jitter", 0, "F", "random noise on step and prefill times, relative SD, 0.05 = 5% (default 0)", OPT_JITTER},
     {"ctx-size", 'c', "N", "context size per slot in tokens (default 131072)", OPT_CTX},
     {"model", 'm', "NAME", "model name to report (default tokentap-sim)", OPT_MODEL},
     {"seed", 0, "N", "seed for made-up answers when a request has none (default 42)", OPT_SEED},
@@ -119,6 +121,10 @@ int sim_main(int argc, char **argv)
             break;
         case OPT_SLOWDOWN:
             if (cli_parse_double(cmd, "--batch-slowdown", v, 0, 100, &o.batch_slowdown) < 0)
+                return 2;
+            break;
+        case OPT_JITTER:
+            if (cli_parse_double(cmd, "--jitter", v, 0, 1, &o.jitter) < 0)
                 return 2;
             break;
         case OPT_CTX:

@@ -50,6 +50,7 @@ struct sim_engine {
     struct sim_task *queue_head, *queue_tail; /* owned */
     unsigned busy;
     unsigned prefilling;      /* slots in prefill, sharing prefill_tps */
+    uint64_t rng;             /* jitter draws */
     uint64_t next_task_id;
     struct sim_metrics m;
 };
@@ -64,6 +65,7 @@ int sim_engine_new(struct event_base *base, const struct sim_engine_options *opt
         return -ENOMEM;
     e->base = base;
     e->o = *opts;
+    e->rng = opts->seed * 0x9e3779b97f4a7c15ull + 1;
     e->slots = calloc(opts->slots, sizeof(*e->slots));
     if (!e->slots)
         goto fail;
@@ -116,9 +118,32 @@ static double batch_factor(const struct sim_engine *e)
     return 1.0 + e->o.batch_slowdown * (double)others;
 }
 
-static usec_t decode_step(const struct sim_engine *e)
+/* A noise factor around 1 with relative SD jitter (a normal draw by
+ * Box-Muller, clipped to 3 SD and to at least 0.1): real servers' steps
+ * vary, and a benchmark's confidence intervals should see it. */
+static double noise(struct sim_engine *e)
 {
-    return (usec_t)llround(1e6 / e->o.decode_tps * batch_factor(e));
+    if (e->o.jitter <= 0)
+        return 1.0;
+    double u[2];
+    for (int i = 0; i < 2; i++) {
+        e->rng ^= e->rng >> 12;
+        e->rng ^= e->rng << 25;
+        e->rng ^= e->rng >> 27;
+        u[i] = ((double)((e->rng * 0x2545f4914f6cdd1dull) >> 11) + 1.0) / 9007199254740993.0;
+    }
+    double z = sqrt(-2.0 * log(u[0])) * cos(6.283185307179586 * u[1]);
+    if (z > 3)
+        z = 3;
+    if (z < -3)
+        z = -3;
+    double f = 1.0 + e->o.jitter * z;
+    return f < 0.1 ? 0.1 : f;
+}
+
+static usec_t decode_step(struct sim_engine *e)
+{
+    return (usec_t)llround(1e6 / e->o.decode_tps * batch_factor(e) * noise(e));
 }
 
 static void arm(struct slot *s, usec_t due)
@@ -224,7 +249,8 @@ static void start_task(struct sim_engine *e, struct sim_task *t, int slot_index)
     };
     e->m.requests_processing = e->busy;
 
-    t->remaining = t->t.prompt_n;
+    /* The noise of a prefill: how fast this prompt goes. */
+    t->remaining = t->t.prompt_n * noise(e);
     t->rate = 0;
     t->last_update = t->start;
     e->prefilling++;

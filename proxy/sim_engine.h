@@ -22,6 +22,8 @@ struct sim_engine_options {
     double prefill_tps;    /* prompt tokens per second per slot */
     double decode_tps;     /* generated tokens per second per slot, alone */
     double batch_slowdown; /* each other busy slot adds this fraction to step times */
+    double jitter;         /* relative SD of random noise on step and prefill times (0 = none) */
+    uint64_t seed;         /* for the noise */
     uint32_t n_ctx;        /* context per slot, in tokens */
 };
 
