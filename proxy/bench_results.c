@@ -310,7 +310,9 @@ static cJSON *environment_json(const struct bench_results_in *b)
     cJSON_AddStringToObject(o, "finished", when);
     cJSON_AddNumberToObject(o, "duration_s", (double)b->duration / 1e6);
     cJSON_AddStringToObject(o, "command", b->command);
-    cJSON_AddBoolToObject(o, "interleaved", b->interleaved);
+    /* How targets shared the time: simulated ones ran side by side; real
+     * servers one at a time, the order rotating each repetition. */
+    cJSON_AddStringToObject(o, "schedule", b->interleaved ? "interleaved" : "side-by-side");
     return o;
 }
 

@@ -171,15 +171,15 @@ static void run_items(struct report_doc *doc, const struct results *run, const c
     if (env) {
         const char *host = jstr(env, "host"), *os = jstr(env, "os");
         double cpus = jnum(env, "cpus");
-        const cJSON *il = cJSON_GetObjectItemCaseSensitive(env, "interleaved");
+        const char *sched = jstr(env, "schedule");
         char c[32] = "";
         if (!isnan(cpus))
             snprintf(c, sizeof(c), ", %g CPUs", cpus);
         report_doc_item(doc, "Environment: %s, %s%s%s", host ? host : "unknown host",
                         os ? os : "unknown OS", c,
-                        cJSON_IsTrue(il)    ? "; targets interleaved within each repetition"
-                        : cJSON_IsFalse(il) ? "; targets run one after the other"
-                                            : "");
+                        !sched                              ? ""
+                        : strcmp(sched, "side-by-side") == 0 ? "; simulated targets ran side by side"
+                                                             : "; targets ran one at a time, the order rotating each repetition");
         const char *cmd = jstr(env, "command");
         if (cmd)
             report_doc_item(doc, "Command: `%s`", cmd);
