@@ -64,6 +64,11 @@ mkdir "$tmp/run"
 check report "$tmp/run/report.html" 6
 check compare "$tmp/compare.html" 6
 
+# And a report that tokentap bench wrote itself, on the simulator.
+(cd "$FIXTURES/.." && "$TOKENTAP" bench fixtures/scenario-tiny.yaml --out "$tmp/bench" -q >/dev/null) ||
+    fail "tokentap bench failed"
+check bench "$tmp/bench/report.html" 6
+
 # A page whose chart code throws must be caught: the check itself works.
 sed 's/Chart.defaults.animation = false;/Chart.defaults.animation = false; null.boom;/' \
     "$tmp/compare.html" >"$tmp/broken.html"
@@ -72,5 +77,5 @@ grep -q '<body data-charts="error">' "$tmp/broken.out" || fail "a throwing page 
 grep -q 'charts: TypeError: Cannot read properties of null' "$tmp/broken.out" ||
     fail "the exception did not reach <pre id=errors>"
 
-echo "test_report_browser: screenshots in $shotdir/report-screenshot.png, $shotdir/compare-screenshot.png" >&2
+echo "test_report_browser: screenshots in $shotdir/report-screenshot.png, $shotdir/compare-screenshot.png, $shotdir/bench-screenshot.png" >&2
 [ "$failures" -eq 0 ]

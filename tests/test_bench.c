@@ -1,0 +1,194 @@
+/* Integration tests for tokentap bench on simulated targets: the results
+ * structure, level membership and repetitions, live answers in later
+ * prompts, checks passing and failing on purpose, report files, compare,
+ * and bad scenarios failing before any request. */
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "itest.h"
+
+static char tmp[64];
+
+static int run(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int run(char *out, size_t outlen, const char *fmt, ...)
+{
+    char args[2048], cmd[2300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof(cmd), "cd %s/.. && %s %s 2>&1", getenv("FIXTURES"), getenv("TOKENTAP"), args);
+    FILE *f = popen(cmd, "r");
+    size_t got = f ? fread(out, 1, outlen - 1, f) : 0;
+    out[got] = '\0';
+    int st = f ? pclose(f) : -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static cJSON *load(const char *path)
+{
+    size_t len;
+    char *text = itest_read_file(path, &len);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    return j;
+}
+
+static const char *str(const cJSON *j, const char *k)
+{
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, k));
+    return s ? s : "";
+}
+
+static double num(const cJSON *j, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+static void test_tiny(void)
+{
+    static char out[1 << 20];
+    char dir[128], path[160];
+    snprintf(dir, sizeof(dir), "%s/tiny", tmp);
+    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --out %s -q", dir), 0);
+    /* The seed-style tables on stdout. */
+    CHECK(strstr(out, "Primary task performance") != NULL);
+    CHECK(strstr(out, "Side task results") != NULL);
+    CHECK(strstr(out, "TTFT degradation") != NULL);
+
+    snprintf(path, sizeof(path), "%s/results.json", dir);
+    cJSON *r = load(path);
+    CHECK(r != NULL);
+    CHECK_STR(str(r, "format"), "tokentap-bench");
+    CHECK_INT(num(r, "version"), 1);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "complete")));
+    const cJSON *reqs = cJSON_GetObjectItemCaseSensitive(r, "requests");
+    /* Per target and repetition: level 1 = primary's 2 turns; level 2 =
+     * primary 2 + side 1 + reviewer 1. 2 targets x 2 repetitions x 6. */
+    CHECK_INT(cJSON_GetArraySize(reqs), 24);
+    int per[2][3][3] = {{{0}}}; /* [level-1][rep][agent] */
+    int reviewer_pass = 0, side_fail = 0, primary_pass = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, reqs)
+    {
+        int level = atoi(str(e, "level")), rep = (int)num(e, "repetition");
+        const char *agent = str(e, "agent");
+        int a = strcmp(agent, "primary") == 0 ? 0 : strcmp(agent, "side") == 0 ? 1 : 2;
+        CHECK(level >= 1 && level <= 2 && rep >= 1 && rep <= 2);
+        if (level >= 1 && level <= 2 && rep >= 1 && rep <= 2)
+            per[level - 1][rep][a]++;
+        const cJSON *check = cJSON_GetObjectItemCaseSensitive(e, "check");
+        bool pass = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(check, "pass"));
+        if (a == 2 && pass)
+            reviewer_pass++;
+        if (a == 1 && !pass) {
+            side_fail++;
+            const cJSON *missing = cJSON_GetObjectItemCaseSensitive(check, "missing");
+            CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(missing, 0)), "WORD-NOT-IN-THE-ANSWER");
+        }
+        if (a == 0 && pass)
+            primary_pass++;
+        const cJSON *rec = cJSON_GetObjectItemCaseSensitive(e, "record");
+        CHECK_STR(str(rec, "outcome"), "ok");
+        /* Seed-compatible fields. */
+        CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "ttft_ms")));
+        CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "tokens_generated")));
+        CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "content_preview")));
+        /* The second primary turn carries the first answer: its prompt is
+         * longer than the first prompt plus that answer. */
+        if (a == 0 && num(e, "turn") == 2)
+            CHECK(num(rec, "prompt_tokens") > 46 + 20);
+    }
+    for (int rep = 1; rep <= 2; rep++) {
+        CHECK_INT(per[0][rep][0], 4); /* 2 targets x 2 turns */
+        CHECK_INT(per[0][rep][1], 0);
+        CHECK_INT(per[0][rep][2], 0);
+        CHECK_INT(per[1][rep][0], 4);
+        CHECK_INT(per[1][rep][1], 2);
+        CHECK_INT(per[1][rep][2], 2);
+    }
+    /* The reviewer's prompt quoted the primary's live answer (its canned
+     * answer only matches when it does). */
+    CHECK_INT(reviewer_pass, 4);
+    CHECK_INT(side_fail, 4);
+    CHECK_INT(primary_pass, 16);
+    const cJSON *cells = cJSON_GetObjectItemCaseSensitive(r, "cells");
+    CHECK_INT(cJSON_GetArraySize(cells), 2 * (2 + 4)); /* per target: L1 primary x2; L2 primary x2, side, reviewer */
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cells)
+    {
+        CHECK_INT(num(c, "n"), 2);
+        const cJSON *ttft = cJSON_GetObjectItemCaseSensitive(c, "ttft_ms");
+        CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ttft, "values")), 2);
+        CHECK(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(ttft, "ci95")));
+    }
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "level_cells")), 4);
+    cJSON_Delete(r);
+
+    snprintf(path, sizeof(path), "%s/report.html", dir);
+    size_t len;
+    char *html = itest_read_file(path, &len);
+    CHECK(strstr(html, "<canvas") != NULL);
+    CHECK(strstr(html, "src=\"http") == NULL);
+    free(html);
+    snprintf(path, sizeof(path), "%s/report.md", dir);
+    char *md = itest_read_file(path, &len);
+    CHECK(strstr(md, "| 2 | FAIL 0/2") != NULL);
+    free(md);
+}
+
+/* One run per target, then compare them (what a user does with one GPU). */
+static void test_compare(void)
+{
+    static char out[1 << 20];
+    char a[128], b[128];
+    snprintf(a, sizeof(a), "%s/a", tmp);
+    snprintf(b, sizeof(b), "%s/b", tmp);
+    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --only fast --out %s -q --levels 1", a), 0);
+    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --only slow --out %s -q --levels 1", b), 0);
+    CHECK_INT(run(out, sizeof(out), "compare %s/results.json %s/results.json --md", a, b), 0);
+    CHECK(strstr(out, "TTFT degradation") != NULL || strstr(out, "Total time") != NULL);
+    /* The slow target really is slower: turn time differs significantly. */
+    CHECK(strstr(out, "*") != NULL);
+}
+
+static void test_bad_scenarios(void)
+{
+    static char out[65536];
+    char path[160];
+    snprintf(path, sizeof(path), "%s/bad.yaml", tmp);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "name: bad\ntargets:\n  t: {sim: {slots: 1}}\nagents:\n  a: {user: hi}\n"
+               "levels:\n  - agents: [a, nobody]\n");
+    fclose(f);
+    CHECK_INT(run(out, sizeof(out), "bench %s -q", path), 2);
+    char want[200];
+    snprintf(want, sizeof(want), "%s:7:", path);
+    CHECK(strstr(out, want) != NULL);
+    CHECK(strstr(out, "nobody") != NULL);
+    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --target fast=http://127.0.0.1:1 -q --out %s/x", tmp), 1);
+    CHECK(strstr(out, "does not answer") != NULL);
+    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --levels 9 -q"), 2);
+}
+
+int main(void)
+{
+    snprintf(tmp, sizeof(tmp), "/tmp/tokentap-bench-XXXXXX");
+    if (!mkdtemp(tmp))
+        return 99;
+    ITEST_RUN(test_tiny);
+    ITEST_RUN(test_compare);
+    ITEST_RUN(test_bad_scenarios);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
+    if (system(cmd) != 0)
+        return 99;
+    return check_done("test_bench");
+}
