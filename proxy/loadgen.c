@@ -259,6 +259,8 @@ int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_
     if (rq->model)
         snprintf(r->model, sizeof(r->model), "%s", rq->model);
     r->thinking = rq->thinking;
+    if (rq->rules)
+        snprintf(r->rules, sizeof(r->rules), "%s", rq->rules);
     tap_init(&q->tap, r, r->dialect);
     q->tap.on_token = on_token;
     q->tap.on_text = on_text;

@@ -47,6 +47,7 @@ struct loadgen_req {
     const char *session;        /* for the record, may be NULL */
     const char *model;          /* for the record, may be NULL */
     int thinking;               /* for the record: -1 unknown, 0 off, 1 on */
+    const char *rules;          /* for the record: rewrite rules applied, may be NULL */
 };
 
 /* What came back. Valid during the callback only. */

@@ -14,6 +14,8 @@
 #include <event2/event.h>
 
 #include "cli.h"
+#include "config.h"
+#include "dialect.h"
 #include "hist.h"
 #include "jsonedit.h"
 #include "jsonscan.h"
@@ -23,6 +25,7 @@
 #include "metrics.h"
 #include "net.h"
 #include "reqlog.h"
+#include "rewrite.h"
 #include "arrival.h"
 #include "sim.h"
 #include "summary.h"
@@ -47,6 +50,8 @@ struct options {
     bool stop_on_error;
     usec_t response_timeout, stream_timeout;
     struct sim_options sim;
+    const char *config;          /* its rewrite: rules apply to every request */
+    enum rewrite_thinking thinking; /* --thinking: the X-Tokentap-Thinking override */
 };
 
 enum item_state {
@@ -87,6 +92,7 @@ struct run {
     struct loadgen *lg;          /* owned */
     struct metrics *metrics;     /* owned */
     struct reqlog *log;          /* owned */
+    struct rewrite_rules *rules; /* owned, NULL: requests go as recorded */
     struct item *items;          /* owned */
     size_t n_items;
     size_t *order;               /* owned: items by due time */
@@ -129,6 +135,8 @@ enum {
     OPT_SIM_DECODE,
     OPT_SIM_PREFILL,
     OPT_LOG_LEVEL,
+    OPT_THINKING,
+    OPT_CONFIG,
 };
 
 static const struct cli_option replay_options[] = {
@@ -141,6 +149,8 @@ static const struct cli_option replay_options[] = {
     {"duration", 'd', "DURATION", "open loop: stop sending after this long", OPT_DURATION},
     {"requests", 'n', "K", "open loop: send K requests (default: the trace's size)", OPT_REQUESTS},
     {"history", 0, "recorded|live", "later turns as recorded, or rebuilt from this run's answers (default recorded)", OPT_HISTORY},
+    {"thinking", 0, "on|off|pass", "turn thinking on or off in every request, as serve's X-Tokentap-Thinking header does", OPT_THINKING},
+    {"config", 0, "FILE", "apply the rewrite: rules of this serve config to every request", OPT_CONFIG},
     {"log", 0, "FILE", "one JSON line per request (the proxy's record schema)", OPT_LOG},
     {"log-gaps", 0, NULL, "include every inter-token gap in --log lines", OPT_LOG_GAPS},
     {"out", 'o', "FILE", "summary JSON: counts, outcomes, throughput, percentiles, send lag", OPT_OUT},
@@ -393,6 +403,42 @@ static void on_done(void *ctx, const struct loadgen_result *res)
         finish_run(run);
 }
 
+/* Runs the rewrite rules (and --thinking) on a request as serve would on
+ * its way to an upstream: hdrs and *body are updated in place; res keeps
+ * the new body and the header edits' strings alive until the send. */
+static int apply_rules(struct run *run, const struct trace_entry *e, struct loadgen_header *hdrs,
+                       size_t *nh, size_t cap, const char *body, size_t body_len,
+                       struct rewrite_result *res)
+{
+    struct http_head head = {.kind = HTTP_KIND_REQUEST, .content_length = -1};
+    for (size_t i = 0; i < *nh && i < HTTP_MAX_HEADERS; i++)
+        head.headers[head.n_headers++] = (struct http_header){
+            {hdrs[i].name, strlen(hdrs[i].name)}, {hdrs[i].value, strlen(hdrs[i].value)}};
+    const char *qm = strchr(e->path, '?');
+    struct rewrite_request q = {
+        .method = e->method,
+        .path = e->path,
+        .path_len = qm ? (size_t)(qm - e->path) : strlen(e->path),
+        .dialect = dialect_from_path(e->path, strlen(e->path)),
+        .head = &head,
+        .override = run->o.thinking,
+    };
+    int r = rewrite_apply(run->rules, &q, body, body_len, res);
+    if (r < 0)
+        return r;
+    for (size_t k = 0; k < res->n_headers; k++) {
+        const struct rewrite_header_edit *ed = &res->headers[k];
+        size_t j = 0;
+        for (size_t i = 0; i < *nh; i++)
+            if (strcasecmp(hdrs[i].name, ed->name) != 0)
+                hdrs[j++] = hdrs[i];
+        *nh = j;
+        if (ed->value && *nh < cap)
+            hdrs[(*nh)++] = (struct loadgen_header){ed->name, ed->value};
+    }
+    return 0;
+}
+
 static int send_item(struct run *run, size_t index, usec_t intended)
 {
     struct item *it = index != SIZE_MAX ? &run->items[index] : NULL;
@@ -431,7 +477,30 @@ static int send_item(struct run *run, size_t index, usec_t intended)
     };
     if (!e->body_len && !body)
         rq.body = NULL;
+    struct rewrite_result rw = {0};
+    char model[96];
+    if (run->rules) {
+        int r = apply_rules(run, e, hdrs, &nh, 64, rq.body, rq.body ? rq.body_len : 0, &rw);
+        if (r < 0) {
+            free(body);
+            free(sc);
+            return r;
+        }
+        rq.n_headers = nh;
+        rq.thinking = rw.thinking;
+        rq.rules = rw.rules;
+        if (rw.body) {
+            rq.body = rw.body;
+            rq.body_len = rw.body_len;
+        }
+    }
+    /* What the record says, as the proxy would have read it. */
+    if (!run->rules && rq.body)
+        rq.thinking = rewrite_body_thinking(dialect_from_path(e->path, strlen(e->path)), rq.body, rq.body_len);
+    if (rq.body && rewrite_body_model(rq.body, rq.body_len, model, sizeof(model)) == 0)
+        rq.model = model;
     int r = loadgen_send(run->lg, &rq, on_done, sc);
+    rewrite_result_finish(&rw);
     free(body);
     if (r < 0) {
         free(sc);
@@ -719,6 +788,7 @@ static int parse_options(int argc, char **argv, struct options *o)
     enum log_level level;
     bool timing_set = false;
     memset(o, 0, sizeof(*o));
+    o->thinking = REWRITE_THINKING_UNSET;
     arrival_init(&o->sched, ARRIVAL_ORIGINAL, 1);
     o->target = "sim";
     o->response_timeout = 600 * USEC_PER_SEC;
@@ -795,6 +865,19 @@ static int parse_options(int argc, char **argv, struct options *o)
                 return -EINVAL;
             }
             break;
+        case OPT_THINKING:
+            if (strcasecmp(v, "on") == 0)
+                o->thinking = REWRITE_THINKING_ON;
+            else if (strcasecmp(v, "off") == 0)
+                o->thinking = REWRITE_THINKING_OFF;
+            else if (strcasecmp(v, "pass") == 0)
+                o->thinking = REWRITE_THINKING_PASS;
+            else {
+                cli_usage_error(cmd, "--thinking: expected on, off or pass, got '%s'", v);
+                return -EINVAL;
+            }
+            break;
+        case OPT_CONFIG: o->config = v; break;
         case OPT_LOG: o->log_path = v; break;
         case OPT_LOG_GAPS: o->log_gaps = true; break;
         case OPT_OUT: o->out_path = v; break;
@@ -858,6 +941,22 @@ conflict:
     return -EINVAL;
 }
 
+static int load_rules(struct run *run)
+{
+    struct config_doc *doc = NULL;
+    struct config_err err;
+    int r = 0;
+    if (run->o.config)
+        r = config_load_file(run->o.config, &doc, &err);
+    if (r == 0)
+        r = rewrite_rules_load(doc, doc ? cJSON_GetObjectItemCaseSensitive(config_root(doc), "rewrite") : NULL,
+                               &run->rules, &err);
+    if (r < 0)
+        fprintf(stderr, "tokentap replay: %s\n", err.msg);
+    config_free(doc);
+    return r;
+}
+
 static void run_free(struct run *run)
 {
     loadgen_free(run->lg);
@@ -885,6 +984,7 @@ static void run_free(struct run *run)
         event_free(run->sigterm);
     metrics_free(run->metrics);
     reqlog_close(run->log);
+    rewrite_rules_free(run->rules);
     if (run->base)
         event_base_free(run->base);
 }
@@ -901,6 +1001,10 @@ int replay_main(int argc, char **argv)
     run.base = net_event_base_new();
     if (!run.base)
         goto fail;
+    if ((run.o.config || run.o.thinking != REWRITE_THINKING_UNSET) && load_rules(&run) < 0) {
+        rc = 2;
+        goto fail;
+    }
     r = load_trace(&run);
     if (r < 0) {
         rc = r == -EINVAL || r == -EBADMSG ? 2 : 1;

@@ -287,6 +287,66 @@ static void test_modes(void)
     cJSON_Delete(recs);
 }
 
+/* The rewrite rules of a serve config and --thinking apply to replayed
+ * requests: the sim then answers with or without reasoning. */
+static void test_rewrite(void)
+{
+    char trace[128], conf[128], log[128], out[65536];
+    path_in(trace, sizeof(trace), "think.jsonl");
+    FILE *f = fopen(trace, "w");
+    for (int i = 0; i < 3; i++)
+        fprintf(f, "{\"messages\":[{\"role\":\"user\",\"content\":\"q %d\"}],\"stream\":true,\"max_tokens\":30,"
+                   "\"chat_template_kwargs\":{\"enable_thinking\":true,\"keep\":1}}\n", i);
+    fclose(f);
+    path_in(conf, sizeof(conf), "think.yaml");
+    f = fopen(conf, "w");
+    fprintf(f, "rewrite:\n  rules:\n    - name: quiet\n      match: {route: \"/v1/chat/*\"}\n      thinking: off\n");
+    fclose(f);
+
+    static const struct {
+        bool config;
+        const char *thinking_arg;
+        const char *rules;
+        int thinking;
+    } cases[] = {
+        {false, "", "", 1},                  /* as recorded */
+        {true, "", "quiet", 0},              /* the rule */
+        {true, "--thinking on", "quiet", 1}, /* the override wins, as in serve */
+        {false, "--thinking off", "", 0},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        char extra[256];
+        snprintf(extra, sizeof(extra), "%s%s %s", cases[c].config ? "--config " : "", cases[c].config ? conf : "",
+                 cases[c].thinking_arg);
+        path_in(log, sizeof(log), "think-log.jsonl");
+        unlink(log);
+        CHECK_INT(run(out, sizeof(out), "replay %s %s --concurrency 3 --sim-decode-tps 1000 --log %s -q", trace,
+                      extra, log),
+                  0);
+        cJSON *recs = read_jsonl(log);
+        CHECK_INT(cJSON_GetArraySize(recs), 3);
+        const cJSON *e;
+        cJSON_ArrayForEach(e, recs)
+        {
+            const cJSON *th = cJSON_GetObjectItemCaseSensitive(e, "thinking");
+            CHECK_INT(cJSON_IsTrue(th), cases[c].thinking);
+            CHECK_INT(num(e, "pieces.reasoning") > 0, cases[c].thinking);
+            CHECK_STR(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "rules")) ? str(e, "rules") : "",
+                      cases[c].rules);
+        }
+        cJSON_Delete(recs);
+    }
+    CHECK_INT(run(out, sizeof(out), "replay %s --thinking maybe -q", trace), 2);
+    CHECK(strstr(out, "expected on, off or pass") != NULL);
+    f = fopen(conf, "w");
+    fprintf(f, "rewrite:\n  rules:\n    - name: bad\n      thinkin: off\n");
+    fclose(f);
+    CHECK_INT(run(out, sizeof(out), "replay %s --config %s -q", trace, conf), 2);
+    char want[200];
+    snprintf(want, sizeof(want), "%s:4: unknown key 'thinkin'", conf);
+    CHECK(strstr(out, want) != NULL);
+}
+
 /* A proxy killed mid-record leaves a trace that replays up to its last
  * whole line; bad lines are reported with file:line. */
 static void test_bad_traces(void)
@@ -384,6 +444,7 @@ int main(void)
         return 99;
     ITEST_RUN(test_record_and_replay);
     ITEST_RUN(test_modes);
+    ITEST_RUN(test_rewrite);
     ITEST_RUN(test_bad_traces);
     ITEST_RUN(test_interrupt);
     char cmd[128];
