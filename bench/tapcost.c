@@ -1,0 +1,136 @@
+/* tapcost: the CPU cost of measuring one token event.
+ *
+ * Feeds the bodies of real llama-server streams (tests/fixtures/llama-server)
+ * through the stream tap (sse + dialect + record, the code serve and replay
+ * run on every response byte) and prints the CPU time per token event. Two
+ * ways of arriving: one event per read (a live stream: the server flushes
+ * every token) and the whole body in one read (a burst). No I/O and no
+ * clock reads in the measured loop besides the tap's own.
+ *
+ * Usage: tapcost [FIXTURES_DIR] [EVENTS]   (defaults: tests/fixtures/llama-server, 2000000) */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tap.h"
+
+struct capture {
+    const char *file;
+    const char *what;
+    enum dialect_kind dialect;
+};
+
+static const struct capture captures[] = {
+    {"10_chat_stream.txt", "OpenAI chat", DIALECT_OPENAI_CHAT},
+    {"13_chat_stream_thinking_true.txt", "OpenAI chat, thinking", DIALECT_OPENAI_CHAT},
+    {"20_messages_stream.txt", "Anthropic messages", DIALECT_ANTHROPIC},
+    {"31_v1_completions_stream.txt", "OpenAI completions", DIALECT_OPENAI_COMPLETIONS},
+    {"35_v1_responses_stream.txt", "OpenAI Responses", DIALECT_RESPONSES},
+};
+
+/* The body of a captured response: everything after the blank line. */
+static char *read_body(const char *path, size_t *ret_len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *body = strstr(buf, "\r\n\r\n");
+    size_t skip = 4;
+    if (!body) {
+        body = strstr(buf, "\n\n");
+        skip = 2;
+    }
+    if (!body)
+        return NULL;
+    body += skip;
+    *ret_len = n - (size_t)(body - buf);
+    return strndup(body, *ret_len);
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Runs the tap over body until at least want token events were seen;
+ * per_event: one tap_body() call per SSE event, else one per body.
+ * Returns the token events, and the CPU seconds in *ret_cpu. */
+static uint64_t run(const struct capture *c, const char *body, size_t len, bool per_event, uint64_t want,
+                    double *ret_cpu)
+{
+    static struct http_head head = {.kind = HTTP_KIND_RESPONSE, .status = 200, .content_length = -1};
+    static const char ctype[] = "Content-Type", sse[] = "text/event-stream";
+    head.n_headers = 1;
+    head.headers[0] = (struct http_header){{ctype, sizeof(ctype) - 1}, {sse, sizeof(sse) - 1}};
+    uint64_t events = 0;
+    usec_t now = 1;
+    double t0 = cpu_seconds();
+    while (events < want) {
+        struct record rec;
+        record_init(&rec);
+        struct tap t;
+        tap_init(&t, &rec, c->dialect);
+        tap_head(&t, &head, now);
+        if (per_event) {
+            for (const char *p = body, *end = body + len; p < end;) {
+                const char *sep = strstr(p, "\n\n");
+                size_t n = sep ? (size_t)(sep + 2 - p) : (size_t)(end - p);
+                tap_body(&t, p, n, ++now);
+                p += n;
+            }
+        } else {
+            tap_body(&t, body, len, ++now);
+        }
+        tap_end(&t, ++now);
+        tap_finish(&t);
+        uint64_t n = rec.token_events;
+        record_finish(&rec);
+        if (n == 0) {
+            fprintf(stderr, "tapcost: %s: no token events: is it a stream capture?\n", c->file);
+            exit(1);
+        }
+        events += n;
+    }
+    *ret_cpu = cpu_seconds() - t0;
+    return events;
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = argc > 1 ? argv[1] : "tests/fixtures/llama-server";
+    uint64_t want = argc > 2 ? strtoull(argv[2], NULL, 10) : 2000000;
+    if (argc > 3 || !want || strcmp(dir, "--help") == 0 || strcmp(dir, "-h") == 0) {
+        fprintf(stderr, "usage: tapcost [FIXTURES_DIR] [EVENTS]\n");
+        return 2;
+    }
+    printf("| stream (real llama-server capture) | bytes/event | ns/event, one event per read | ns/event, whole body in one read |\n");
+    printf("|---|---:|---:|---:|\n");
+    for (size_t i = 0; i < sizeof(captures) / sizeof(captures[0]); i++) {
+        const struct capture *c = &captures[i];
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", dir, c->file);
+        size_t len;
+        char *body = read_body(path, &len);
+        if (!body) {
+            fprintf(stderr, "tapcost: cannot read %s: %s\n", path, errno ? strerror(errno) : "no body");
+            return 1;
+        }
+        double cpu_read, cpu_burst;
+        uint64_t n_read = run(c, body, len, true, want, &cpu_read);
+        uint64_t n_burst = run(c, body, len, false, want, &cpu_burst);
+        double cpu;
+        double bytes_per_event = (double)len / (double)run(c, body, len, false, 1, &cpu);
+        printf("| %s | %.0f | %.0f | %.0f |\n", c->what, bytes_per_event, cpu_read / (double)n_read * 1e9,
+               cpu_burst / (double)n_burst * 1e9);
+        free(body);
+    }
+    return 0;
+}
