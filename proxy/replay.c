@@ -1,193 +1,44 @@
+/* replay: the engine of `tokentap replay`. Sends a trace's requests in
+ * one of three timing modes, keeps each session's turns in order (and
+ * rebuilds their history from live answers when asked), applies rewrite
+ * rules, and hands every request to the load generator, whose records
+ * feed the metrics. replay_cmd.c is the command around it. */
 #include "replay.h"
+#include "replay_int.h"
 
 #include <errno.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
+#include <strings.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "cli.h"
-#include "config.h"
 #include "dialect.h"
-#include "hist.h"
 #include "jsonedit.h"
 #include "jsonscan.h"
 #include "jsonw.h"
 #include "loadgen.h"
-#include "log.h"
 #include "metrics.h"
-#include "net.h"
 #include "reqlog.h"
-#include "rewrite.h"
-#include "arrival.h"
-#include "sim.h"
-#include "summary.h"
-#include "trace.h"
 
-enum history {
-    HISTORY_RECORDED,
-    HISTORY_LIVE,
-};
-
-struct options {
-    const char *trace;
-    const char *target;          /* URL or "sim" */
-    struct arrival sched;
-    usec_t duration;             /* rate mode: stop sending after this */
-    uint64_t requests;           /* rate mode: stop after this many (0 = trace size) */
-    enum history history;
-    const char *log_path;
-    bool log_gaps;
-    const char *out_path;
-    bool quiet;
-    bool stop_on_error;
-    usec_t response_timeout, stream_timeout;
-    struct sim_options sim;
-    const char *config;          /* its rewrite: rules apply to every request */
-    enum rewrite_thinking thinking; /* --thinking: the X-Tokentap-Thinking override */
-};
-
-enum item_state {
-    ITEM_PENDING,
-    ITEM_WAITING,   /* due, but its session's previous turn is still running */
-    ITEM_IN_FLIGHT,
-    ITEM_DONE,
-};
-
-struct item {
-    struct trace_entry e;        /* owned */
-    size_t session;              /* index into sessions, SIZE_MAX for none */
-    size_t turn;                 /* its place in the session */
-    usec_t due;                  /* µs after start */
-    usec_t recorded_duration;    /* from the recorded events, 0 unknown */
-    enum item_state state;
-};
-
-struct session {
-    char *id;                    /* owned */
-    size_t *items;               /* owned: item indexes in turn order */
-    size_t n, cap;
-    bool busy;
-    usec_t last_done;            /* when its last turn finished (monotonic) */
-    char **answers;              /* owned: live answers, one per finished turn */
-    size_t n_answers;
-};
-
+/* One request in flight: what on_done needs to know. */
 struct sendctx {
-    struct run *run;             /* borrowed */
+    struct replay_run *run;      /* borrowed */
     size_t item;                 /* SIZE_MAX: a rate-mode repeat with no state */
-};
-
-struct run {
-    struct options o;
-    struct event_base *base;     /* owned */
-    struct sim *sim;             /* owned: the embedded simulator, if any */
-    struct loadgen *lg;          /* owned */
-    struct metrics *metrics;     /* owned */
-    struct reqlog *log;          /* owned */
-    struct rewrite_rules *rules; /* owned, NULL: requests go as recorded */
-    struct item *items;          /* owned */
-    size_t n_items;
-    size_t *order;               /* owned: items by due time */
-    size_t next;                 /* next in order to dispatch */
-    struct session *sessions;    /* owned */
-    size_t n_sessions;
-    char target_url[300];
-    usec_t start;
-    uint64_t total;              /* requests this run will send */
-    uint64_t sent, finished;
-    struct hist send_lag;        /* t_sent - intended */
-    struct hist ttft_uncorrected;/* first token - actual send */
-    struct event *timer, *progress, *sigint, *sigterm;
-    bool interrupted, stopping;
-    bool tty;
-    unsigned skipped_lines;
-};
-
-/* --- options --- */
-
-enum {
-    OPT_TARGET = 1,
-    OPT_TIMING,
-    OPT_SPEED,
-    OPT_CONCURRENCY,
-    OPT_RATE,
-    OPT_ARRIVAL,
-    OPT_DURATION,
-    OPT_REQUESTS,
-    OPT_HISTORY,
-    OPT_LOG,
-    OPT_LOG_GAPS,
-    OPT_OUT,
-    OPT_QUIET,
-    OPT_ON_ERROR,
-    OPT_SEED,
-    OPT_RESPONSE_TIMEOUT,
-    OPT_STREAM_TIMEOUT,
-    OPT_SIM_SLOTS,
-    OPT_SIM_DECODE,
-    OPT_SIM_PREFILL,
-    OPT_LOG_LEVEL,
-    OPT_THINKING,
-    OPT_CONFIG,
-};
-
-static const struct cli_option replay_options[] = {
-    {"target", 't', "URL|sim", "where to send: http://HOST:PORT, or 'sim' for the built-in simulator (default sim)", OPT_TARGET},
-    {"timing", 0, "original", "send each request at its recorded offset (default unless --concurrency or --rate)", OPT_TIMING},
-    {"speed", 0, "X", "original timing: offsets divided by X (default 1)", OPT_SPEED},
-    {"concurrency", 'c', "N", "closed loop: keep N requests in flight", OPT_CONCURRENCY},
-    {"rate", 'r', "R", "open loop: R requests per second", OPT_RATE},
-    {"arrival", 0, "poisson|constant", "open loop arrivals (default poisson)", OPT_ARRIVAL},
-    {"duration", 'd', "DURATION", "open loop: stop sending after this long", OPT_DURATION},
-    {"requests", 'n', "K", "open loop: send K requests (default: the trace's size)", OPT_REQUESTS},
-    {"history", 0, "recorded|live", "later turns as recorded, or rebuilt from this run's answers (default recorded)", OPT_HISTORY},
-    {"thinking", 0, "on|off|pass", "turn thinking on or off in every request, as serve's X-Tokentap-Thinking header does", OPT_THINKING},
-    {"config", 0, "FILE", "apply the rewrite: rules of this serve config to every request", OPT_CONFIG},
-    {"log", 0, "FILE", "one JSON line per request (the proxy's record schema)", OPT_LOG},
-    {"log-gaps", 0, NULL, "include every inter-token gap in --log lines", OPT_LOG_GAPS},
-    {"out", 'o', "FILE", "summary JSON: counts, outcomes, throughput, percentiles, send lag", OPT_OUT},
-    {"quiet", 'q', NULL, "no progress lines", OPT_QUIET},
-    {"on-error", 0, "skip|stop", "a malformed trace line: skip it (default) or stop", OPT_ON_ERROR},
-    {"seed", 0, "N", "seed for Poisson arrivals (default 1)", OPT_SEED},
-    {"response-timeout", 0, "DURATION", "wait for a response head (default 10m)", OPT_RESPONSE_TIMEOUT},
-    {"stream-timeout", 0, "DURATION", "longest silence mid-response (default 5m)", OPT_STREAM_TIMEOUT},
-    {"sim-slots", 0, "N", "with --target sim: slots (default 3)", OPT_SIM_SLOTS},
-    {"sim-decode-tps", 0, "N", "with --target sim: tokens/s per slot (default 50)", OPT_SIM_DECODE},
-    {"sim-prefill-tps", 0, "N", "with --target sim: prompt tokens/s per slot (default 1500)", OPT_SIM_PREFILL},
-    {"log-level", 0, "LEVEL", "error, warn, info or debug (default info)", OPT_LOG_LEVEL},
-    {NULL, 0, NULL, NULL, 0},
-};
-
-static const struct cli_command replay_command = {
-    .name = "replay",
-    .usage = "tokentap replay TRACE [--target URL|sim] [--timing original [--speed X] | "
-             "--concurrency N | --rate R [--duration D | --requests K]] [OPTIONS]",
-    .summary =
-        "Send a trace to a target and measure every streamed token. TRACE is a file written\n"
-        "by 'tokentap serve --record', a JSONL of {\"messages\":[...]} or {\"prompt\":...}\n"
-        "requests, or a length-only trace ({\"timestamp\",\"input_length\",\"output_length\"}).\n"
-        "Requests of one session are sent in order, each after the previous one finished.\n"
-        "Open-loop latency counts from the intended send time (no coordinated omission).",
-    .options = replay_options,
-    .epilog = "See docs/replay.md for the trace format and the timing modes.\n",
 };
 
 /* --- trace loading --- */
 
-static size_t session_index(struct run *run, const char *id)
+static size_t session_index(struct replay_run *run, const char *id)
 {
     for (size_t i = 0; i < run->n_sessions; i++)
         if (strcmp(run->sessions[i].id, id) == 0)
             return i;
-    struct session *s = realloc(run->sessions, (run->n_sessions + 1) * sizeof(*s));
+    struct replay_session *s = realloc(run->sessions, (run->n_sessions + 1) * sizeof(*s));
     if (!s)
         return SIZE_MAX;
     run->sessions = s;
@@ -196,7 +47,7 @@ static size_t session_index(struct run *run, const char *id)
     return run->n_sessions++;
 }
 
-static int add_turn(struct session *s, size_t item)
+static int add_turn(struct replay_session *s, size_t item)
 {
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 8;
@@ -212,14 +63,14 @@ static int add_turn(struct session *s, size_t item)
 
 static int cmp_due(const void *a, const void *b, void *arg)
 {
-    const struct item *items = arg;
-    const struct item *x = &items[*(const size_t *)a], *y = &items[*(const size_t *)b];
+    const struct replay_item *items = arg;
+    const struct replay_item *x = &items[*(const size_t *)a], *y = &items[*(const size_t *)b];
     if (x->e.offset_us != y->e.offset_us)
         return x->e.offset_us < y->e.offset_us ? -1 : 1;
     return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
 }
 
-static int load_trace(struct run *run)
+int replay_load_trace(struct replay_run *run)
 {
     struct trace_reader *r = NULL;
     struct trace_error err;
@@ -232,14 +83,14 @@ static int load_trace(struct run *run)
     for (;;) {
         if (run->n_items == cap) {
             cap = cap ? cap * 2 : 256;
-            struct item *p = realloc(run->items, cap * sizeof(*p));
+            struct replay_item *p = realloc(run->items, cap * sizeof(*p));
             if (!p) {
                 rc = -ENOMEM;
                 goto fail;
             }
             run->items = p;
         }
-        struct item *it = &run->items[run->n_items];
+        struct replay_item *it = &run->items[run->n_items];
         memset(it, 0, sizeof(*it));
         trace_entry_init(&it->e);
         rc = trace_reader_next(r, &it->e, &err);
@@ -270,7 +121,7 @@ static int load_trace(struct run *run)
     qsort_r(run->order, run->n_items, sizeof(*run->order), cmp_due, run->items);
     int64_t base = run->items[run->order[0]].e.offset_us;
     for (size_t k = 0; k < run->n_items; k++) {
-        struct item *it = &run->items[run->order[k]];
+        struct replay_item *it = &run->items[run->order[k]];
         it->e.offset_us -= base;
         it->due = arrival_original(&run->o.sched, (usec_t)it->e.offset_us);
         if (it->e.n_events)
@@ -280,7 +131,7 @@ static int load_trace(struct run *run)
             it->session = session_index(run, it->e.session);
             if (it->session == SIZE_MAX)
                 return -ENOMEM;
-            struct session *s = &run->sessions[it->session];
+            struct replay_session *s = &run->sessions[it->session];
             it->turn = s->n;
             if (add_turn(s, run->order[k]) < 0)
                 return -ENOMEM;
@@ -296,9 +147,9 @@ fail:
 
 /* Replaces the content of the j-th assistant message in the body with the
  * j-th live answer (keeps every other byte). */
-static int apply_history(struct run *run, struct item *it, char **ret_body, size_t *ret_len)
+static int apply_history(struct replay_run *run, struct replay_item *it, char **ret_body, size_t *ret_len)
 {
-    struct session *s = &run->sessions[it->session];
+    struct replay_session *s = &run->sessions[it->session];
     const char *body = it->e.body;
     size_t len = it->e.body_len;
     char *cur = NULL;
@@ -367,13 +218,13 @@ static int apply_history(struct run *run, struct item *it, char **ret_body, size
 
 /* --- sending --- */
 
-static void dispatch(struct run *run);
-static void finish_run(struct run *run);
+static void dispatch(struct replay_run *run);
+static void finish_run(struct replay_run *run);
 
 static void on_done(void *ctx, const struct loadgen_result *res)
 {
     struct sendctx *sc = ctx;
-    struct run *run = sc->run;
+    struct replay_run *run = sc->run;
     const struct record *r = res->rec;
     run->finished++;
     if (r->t_sent >= r->t_start)
@@ -381,10 +232,10 @@ static void on_done(void *ctx, const struct loadgen_result *res)
     if (r->outcome == RECORD_OK && r->t_first_token && r->t_sent)
         hist_record(&run->ttft_uncorrected, clock_diff(r->t_first_token, r->t_sent));
     if (sc->item != SIZE_MAX) {
-        struct item *it = &run->items[sc->item];
-        it->state = ITEM_DONE;
+        struct replay_item *it = &run->items[sc->item];
+        it->state = REPLAY_ITEM_DONE;
         if (it->session != SIZE_MAX) {
-            struct session *s = &run->sessions[it->session];
+            struct replay_session *s = &run->sessions[it->session];
             s->busy = false;
             s->last_done = clock_now();
             char **a = realloc(s->answers, (s->n_answers + 1) * sizeof(*a));
@@ -406,7 +257,7 @@ static void on_done(void *ctx, const struct loadgen_result *res)
 /* Runs the rewrite rules (and --thinking) on a request as serve would on
  * its way to an upstream: hdrs and *body are updated in place; res keeps
  * the new body and the header edits' strings alive until the send. */
-static int apply_rules(struct run *run, const struct trace_entry *e, struct loadgen_header *hdrs,
+static int apply_rules(struct replay_run *run, const struct trace_entry *e, struct loadgen_header *hdrs,
                        size_t *nh, size_t cap, const char *body, size_t body_len,
                        struct rewrite_result *res)
 {
@@ -439,9 +290,9 @@ static int apply_rules(struct run *run, const struct trace_entry *e, struct load
     return 0;
 }
 
-static int send_item(struct run *run, size_t index, usec_t intended)
+static int send_item(struct replay_run *run, size_t index, usec_t intended)
 {
-    struct item *it = index != SIZE_MAX ? &run->items[index] : NULL;
+    struct replay_item *it = index != SIZE_MAX ? &run->items[index] : NULL;
     struct sendctx *sc = calloc(1, sizeof(*sc));
     if (!sc)
         return -ENOMEM;
@@ -450,7 +301,7 @@ static int send_item(struct run *run, size_t index, usec_t intended)
     struct trace_entry *e = it ? &it->e : &run->items[run->sent % run->n_items].e;
     char *body = NULL;
     size_t body_len = e->body_len;
-    if (it && run->o.history == HISTORY_LIVE && it->session != SIZE_MAX)
+    if (it && run->o.history == REPLAY_HISTORY_LIVE && it->session != SIZE_MAX)
         apply_history(run, it, &body, &body_len);
     struct loadgen_header hdrs[64];
     size_t nh = 0;
@@ -507,7 +358,7 @@ static int send_item(struct run *run, size_t index, usec_t intended)
         return r;
     }
     if (it) {
-        it->state = ITEM_IN_FLIGHT;
+        it->state = REPLAY_ITEM_IN_FLIGHT;
         if (it->session != SIZE_MAX)
             run->sessions[it->session].busy = true;
     }
@@ -517,13 +368,13 @@ static int send_item(struct run *run, size_t index, usec_t intended)
 
 /* The earliest time session s's turn `it` may go: after the previous turn
  * ended, plus the think time the recording shows. */
-static usec_t session_ready(struct run *run, const struct item *it)
+static usec_t session_ready(struct replay_run *run, const struct replay_item *it)
 {
     if (it->session == SIZE_MAX || it->turn == 0)
         return 0;
-    const struct session *s = &run->sessions[it->session];
-    const struct item *prev = &run->items[s->items[it->turn - 1]];
-    if (prev->state != ITEM_DONE)
+    const struct replay_session *s = &run->sessions[it->session];
+    const struct replay_item *prev = &run->items[s->items[it->turn - 1]];
+    if (prev->state != REPLAY_ITEM_DONE)
         return USEC_INFINITY;
     usec_t think = 0;
     if (prev->recorded_duration && it->e.offset_us > prev->e.offset_us) {
@@ -534,7 +385,7 @@ static usec_t session_ready(struct run *run, const struct item *it)
     return s->last_done + think;
 }
 
-static void arm(struct run *run, usec_t at)
+static void arm(struct replay_run *run, usec_t at)
 {
     usec_t now = clock_now();
     usec_t wait = at > now ? at - now : 0;
@@ -543,7 +394,7 @@ static void arm(struct run *run, usec_t at)
     evtimer_add(run->timer, &tv);
 }
 
-static void dispatch(struct run *run)
+static void dispatch(struct replay_run *run)
 {
     usec_t now = clock_now();
     struct arrival *sc = &run->o.sched;
@@ -552,14 +403,14 @@ static void dispatch(struct run *run)
          * is free; intended time is now. */
         for (size_t k = run->next; k < run->n_items && loadgen_in_flight(run->lg) < sc->concurrency; k++) {
             size_t i = run->order[k];
-            struct item *it = &run->items[i];
-            if (it->state != ITEM_PENDING)
+            struct replay_item *it = &run->items[i];
+            if (it->state != REPLAY_ITEM_PENDING)
                 continue;
             if (session_ready(run, it) == USEC_INFINITY)
                 continue;
             send_item(run, i, 0);
         }
-        while (run->next < run->n_items && run->items[run->order[run->next]].state != ITEM_PENDING)
+        while (run->next < run->n_items && run->items[run->order[run->next]].state != REPLAY_ITEM_PENDING)
             run->next++;
         return;
     }
@@ -585,8 +436,8 @@ static void dispatch(struct run *run)
     usec_t next_wake = USEC_INFINITY;
     for (size_t k = run->next; k < run->n_items; k++) {
         size_t i = run->order[k];
-        struct item *it = &run->items[i];
-        if (it->state == ITEM_IN_FLIGHT || it->state == ITEM_DONE)
+        struct replay_item *it = &run->items[i];
+        if (it->state == REPLAY_ITEM_IN_FLIGHT || it->state == REPLAY_ITEM_DONE)
             continue;
         usec_t due = run->start + it->due;
         if (due > now) {
@@ -596,20 +447,20 @@ static void dispatch(struct run *run)
         }
         usec_t ready = session_ready(run, it);
         if (ready == USEC_INFINITY) {
-            it->state = ITEM_WAITING;
+            it->state = REPLAY_ITEM_WAITING;
             continue;
         }
         if (ready > now) {
             if (ready < next_wake)
                 next_wake = ready;
-            it->state = ITEM_WAITING;
+            it->state = REPLAY_ITEM_WAITING;
             continue;
         }
         send_item(run, i, due > ready ? due : ready);
     }
     while (run->next < run->n_items &&
-           (run->items[run->order[run->next]].state == ITEM_IN_FLIGHT ||
-            run->items[run->order[run->next]].state == ITEM_DONE))
+           (run->items[run->order[run->next]].state == REPLAY_ITEM_IN_FLIGHT ||
+            run->items[run->order[run->next]].state == REPLAY_ITEM_DONE))
         run->next++;
     if (next_wake != USEC_INFINITY)
         arm(run, next_wake);
@@ -617,7 +468,7 @@ static void dispatch(struct run *run)
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct run *run = arg;
+    struct replay_run *run = arg;
     if (!run->stopping)
         dispatch(run);
     if (run->o.sched.mode == ARRIVAL_RATE && run->sent >= run->total && run->finished >= run->total)
@@ -628,7 +479,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static void progress_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct run *run = arg;
+    struct replay_run *run = arg;
     usec_t now = clock_now();
     struct metrics_brief b;
     metrics_brief(run->metrics, now, &b);
@@ -649,14 +500,14 @@ static void progress_cb(evutil_socket_t fd, short what, void *arg)
     evtimer_add(run->progress, &tv);
 }
 
-static void finish_run(struct run *run)
+static void finish_run(struct replay_run *run)
 {
     event_base_loopexit(run->base, NULL);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
-    struct run *run = arg;
+    struct replay_run *run = arg;
     if (run->interrupted) {
         event_base_loopexit(run->base, NULL);
         return;
@@ -669,295 +520,38 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(run->base, NULL);
 }
 
-static void write_summary(struct run *run, usec_t end)
+int replay_run_loop(struct replay_run *run)
 {
-    struct evbuffer *b = evbuffer_new();
-    if (!b)
-        return;
-    char when[40];
-    double secs = (double)(end - run->start) / 1e6;
-    struct metrics_brief brief;
-    metrics_brief(run->metrics, end, &brief);
-    clock_format_wall(clock_wall() - (end - run->start), when, sizeof(when));
-    evbuffer_add_printf(b, "{\"tokentap_version\":\"%s\",\"command\":\"replay\",\"trace\":", TOKENTAP_VERSION);
-    jsonw_cstr(b, run->o.trace);
-    evbuffer_add_printf(b, ",\"target\":");
-    jsonw_cstr(b, run->target_url);
-    const char *mode = run->o.sched.mode == ARRIVAL_ORIGINAL  ? "original"
-                       : run->o.sched.mode == ARRIVAL_CONCURRENCY ? "concurrency"
-                                                               : "rate";
-    evbuffer_add_printf(b, ",\"mode\":{\"timing\":\"%s\",\"speed\":", mode);
-    jsonw_double(b, run->o.sched.speed);
-    evbuffer_add_printf(b, ",\"concurrency\":%u,\"rate\":", run->o.sched.concurrency);
-    jsonw_double(b, run->o.sched.rate);
-    evbuffer_add_printf(b, ",\"arrival\":\"%s\",\"history\":\"%s\"},\"started\":\"%s\",\"duration_s\":",
-                        run->o.sched.process == ARRIVAL_POISSON ? "poisson" : "constant",
-                        run->o.history == HISTORY_LIVE ? "live" : "recorded", when);
-    jsonw_double(b, secs);
-    evbuffer_add_printf(b,
-                        ",\"complete\":%s,\"requests_planned\":%llu,\"requests_sent\":%llu,"
-                        "\"requests_finished\":%llu,\"trace_lines_skipped\":%u,\"throughput\":{"
-                        "\"requests_per_s\":",
-                        run->interrupted ? "false" : "true", (unsigned long long)run->total,
-                        (unsigned long long)run->sent, (unsigned long long)run->finished,
-                        run->skipped_lines);
-    jsonw_double(b, secs > 0 ? (double)run->finished / secs : 0);
-    EVBUFFER_ADD_LIT(b, ",\"output_tokens_per_s\":");
-    jsonw_double(b, secs > 0 ? (double)brief.output_tokens / secs : 0);
-    EVBUFFER_ADD_LIT(b, "},");
-    metrics_hist_json(b, "send_lag_ms", &run->send_lag);
-    EVBUFFER_ADD_LIT(b, ",");
-    metrics_hist_json(b, "ttft_uncorrected_ms", &run->ttft_uncorrected);
-    EVBUFFER_ADD_LIT(b, ",\"stats\":");
-    metrics_stats_json(run->metrics, b, end);
-    EVBUFFER_ADD_LIT(b, "}\n");
+    run->timer = evtimer_new(run->base, timer_cb, run);
+    run->progress = evtimer_new(run->base, progress_cb, run);
+    run->sigint = evsignal_new(run->base, SIGINT, on_signal, run);
+    run->sigterm = evsignal_new(run->base, SIGTERM, on_signal, run);
+    if (!run->timer || !run->progress || !run->sigint || !run->sigterm)
+        return -ENOMEM;
+    evsignal_add(run->sigint, NULL);
+    evsignal_add(run->sigterm, NULL);
 
-    size_t len = evbuffer_get_length(b);
-    char *text = (char *)evbuffer_pullup(b, -1);
-    if (run->o.out_path) {
-        FILE *f = fopen(run->o.out_path, "w");
-        if (!f || fwrite(text, 1, len, f) != len)
-            log_error("cannot write %s: %s", run->o.out_path, strerror(errno));
-        if (f)
-            fclose(f);
+    run->total = run->n_items;
+    if (run->o.sched.mode == ARRIVAL_RATE) {
+        run->total = run->o.requests ? run->o.requests : run->n_items;
+        if (run->o.duration && !run->o.requests)
+            run->total = UINT64_MAX / 2; /* until the duration is over */
     }
-    cJSON *json = cJSON_ParseWithLength(text, len);
-    if (json)
-        summary_print(stdout, json);
-    cJSON_Delete(json);
-    evbuffer_free(b);
-}
-
-/* Many streams need many descriptors. */
-static void raise_fd_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
+    run->tty = isatty(STDERR_FILENO);
+    if (!run->o.quiet) {
+        fprintf(stderr, "tokentap replay: %zu requests from %s to %s%s\n", run->n_items, run->o.trace,
+                run->target_url, run->skipped_lines ? " (bad lines skipped)" : "");
+        struct timeval tv = {0, 250000};
+        evtimer_add(run->progress, &tv);
     }
-}
-
-/* Fails fast when the target does not answer at all. */
-struct probe {
-    struct event_base *base;
-    int outcome;
-    char error[160];
-};
-
-static void probe_done(void *ctx, const struct loadgen_result *res)
-{
-    struct probe *p = ctx;
-    p->outcome = res->rec->outcome;
-    snprintf(p->error, sizeof(p->error), "%s", res->rec->error);
-    event_base_loopexit(p->base, NULL);
-}
-
-static int probe_target(struct run *run)
-{
-    struct loadgen_options o;
-    loadgen_options_default(&o);
-    o.url = run->target_url;
-    o.response_timeout = 10 * USEC_PER_SEC;
-    struct loadgen *lg = NULL;
-    char err[256];
-    if (loadgen_new(run->base, &o, &lg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "tokentap replay: --target %s\n", err);
-        return -EINVAL;
-    }
-    struct probe p = {.base = run->base, .outcome = -1};
-    struct loadgen_req rq = {.method = "GET", .path = "/health", .thinking = -1};
-    loadgen_send(lg, &rq, probe_done, &p);
+    run->start = clock_now();
+    run->o.sched.next_us = 0;
+    dispatch(run);
     event_base_dispatch(run->base);
-    loadgen_free(lg);
-    if (p.outcome == RECORD_UPSTREAM_ERROR || p.outcome == RECORD_TIMEOUT || p.outcome < 0) {
-        fprintf(stderr, "tokentap replay: target %s does not answer: %s\n", run->target_url,
-                p.error[0] ? p.error : "no response");
-        return -ECONNREFUSED;
-    }
     return 0;
 }
 
-static int parse_options(int argc, char **argv, struct options *o)
-{
-    const struct cli_command *cmd = &replay_command;
-    struct cli_parser p;
-    const char *v;
-    int id;
-    uint64_t u;
-    enum log_level level;
-    bool timing_set = false;
-    memset(o, 0, sizeof(*o));
-    o->thinking = REWRITE_THINKING_UNSET;
-    arrival_init(&o->sched, ARRIVAL_ORIGINAL, 1);
-    o->target = "sim";
-    o->response_timeout = 600 * USEC_PER_SEC;
-    o->stream_timeout = 300 * USEC_PER_SEC;
-    sim_options_default(&o->sim);
-    o->sim.listen = "127.0.0.1:0";
-    o->sim.quiet = true;
-    cli_init(&p, cmd, argc, argv);
-    while ((id = cli_next(&p, &v)) != CLI_END) {
-        switch (id) {
-        case CLI_HELP:
-            return 1;
-        case CLI_ERROR:
-            return -EINVAL;
-        case CLI_POSITIONAL:
-            if (o->trace) {
-                cli_usage_error(cmd, "one trace only (got '%s' and '%s')", o->trace, v);
-                return -EINVAL;
-            }
-            o->trace = v;
-            break;
-        case OPT_TARGET: o->target = v; break;
-        case OPT_TIMING:
-            if (strcmp(v, "original") != 0) {
-                cli_usage_error(cmd, "--timing: only 'original' (use --concurrency or --rate for the others)");
-                return -EINVAL;
-            }
-            if (timing_set && o->sched.mode != ARRIVAL_ORIGINAL)
-                goto conflict;
-            timing_set = true;
-            break;
-        case OPT_SPEED:
-            if (cli_parse_double(cmd, "--speed", v, 0.001, 1e6, &o->sched.speed) < 0)
-                return -EINVAL;
-            break;
-        case OPT_CONCURRENCY:
-            if (timing_set && o->sched.mode != ARRIVAL_CONCURRENCY)
-                goto conflict;
-            if (cli_parse_u64(cmd, "--concurrency", v, 1, 100000, &u) < 0)
-                return -EINVAL;
-            o->sched.mode = ARRIVAL_CONCURRENCY;
-            o->sched.concurrency = (unsigned)u;
-            timing_set = true;
-            break;
-        case OPT_RATE:
-            if (timing_set && o->sched.mode != ARRIVAL_RATE)
-                goto conflict;
-            if (cli_parse_double(cmd, "--rate", v, 0.001, 1e6, &o->sched.rate) < 0)
-                return -EINVAL;
-            o->sched.mode = ARRIVAL_RATE;
-            timing_set = true;
-            break;
-        case OPT_ARRIVAL:
-            if (arrival_parse_process(v, &o->sched.process) < 0) {
-                cli_usage_error(cmd, "--arrival: expected poisson or constant, got '%s'", v);
-                return -EINVAL;
-            }
-            break;
-        case OPT_DURATION:
-            if (cli_parse_duration(cmd, "--duration", v, &o->duration) < 0)
-                return -EINVAL;
-            break;
-        case OPT_REQUESTS:
-            if (cli_parse_u64(cmd, "--requests", v, 1, 100000000, &o->requests) < 0)
-                return -EINVAL;
-            break;
-        case OPT_HISTORY:
-            if (strcmp(v, "live") == 0)
-                o->history = HISTORY_LIVE;
-            else if (strcmp(v, "recorded") == 0)
-                o->history = HISTORY_RECORDED;
-            else {
-                cli_usage_error(cmd, "--history: expected recorded or live, got '%s'", v);
-                return -EINVAL;
-            }
-            break;
-        case OPT_THINKING:
-            if (strcasecmp(v, "on") == 0)
-                o->thinking = REWRITE_THINKING_ON;
-            else if (strcasecmp(v, "off") == 0)
-                o->thinking = REWRITE_THINKING_OFF;
-            else if (strcasecmp(v, "pass") == 0)
-                o->thinking = REWRITE_THINKING_PASS;
-            else {
-                cli_usage_error(cmd, "--thinking: expected on, off or pass, got '%s'", v);
-                return -EINVAL;
-            }
-            break;
-        case OPT_CONFIG: o->config = v; break;
-        case OPT_LOG: o->log_path = v; break;
-        case OPT_LOG_GAPS: o->log_gaps = true; break;
-        case OPT_OUT: o->out_path = v; break;
-        case OPT_QUIET: o->quiet = true; break;
-        case OPT_ON_ERROR:
-            if (strcmp(v, "skip") == 0)
-                o->stop_on_error = false;
-            else if (strcmp(v, "stop") == 0)
-                o->stop_on_error = true;
-            else {
-                cli_usage_error(cmd, "--on-error: expected skip or stop, got '%s'", v);
-                return -EINVAL;
-            }
-            break;
-        case OPT_SEED:
-            if (cli_parse_u64(cmd, "--seed", v, 0, UINT64_MAX, &u) < 0)
-                return -EINVAL;
-            o->sched.rng = u ? u : 1;
-            break;
-        case OPT_RESPONSE_TIMEOUT:
-            if (cli_parse_duration(cmd, "--response-timeout", v, &o->response_timeout) < 0)
-                return -EINVAL;
-            break;
-        case OPT_STREAM_TIMEOUT:
-            if (cli_parse_duration(cmd, "--stream-timeout", v, &o->stream_timeout) < 0)
-                return -EINVAL;
-            break;
-        case OPT_SIM_SLOTS:
-            if (cli_parse_u64(cmd, "--sim-slots", v, 1, 100000, &u) < 0)
-                return -EINVAL;
-            o->sim.slots = (unsigned)u;
-            break;
-        case OPT_SIM_DECODE:
-            if (cli_parse_double(cmd, "--sim-decode-tps", v, 0.001, 1e7, &o->sim.decode_tps) < 0)
-                return -EINVAL;
-            break;
-        case OPT_SIM_PREFILL:
-            if (cli_parse_double(cmd, "--sim-prefill-tps", v, 0.001, 1e9, &o->sim.prefill_tps) < 0)
-                return -EINVAL;
-            break;
-        case OPT_LOG_LEVEL:
-            if (log_parse_level(v, &level) < 0) {
-                cli_usage_error(cmd, "--log-level: expected error, warn, info or debug, got '%s'", v);
-                return -EINVAL;
-            }
-            log_set_level(level);
-            break;
-        }
-    }
-    if (!o->trace) {
-        cli_usage_error(cmd, "which trace? (tokentap replay TRACE ...)");
-        return -EINVAL;
-    }
-    if (o->sched.mode != ARRIVAL_RATE && (o->duration || o->requests)) {
-        cli_usage_error(cmd, "--duration and --requests go with --rate");
-        return -EINVAL;
-    }
-    return 0;
-conflict:
-    cli_usage_error(cmd, "choose one of --timing original, --concurrency N, --rate R");
-    return -EINVAL;
-}
-
-static int load_rules(struct run *run)
-{
-    struct config_doc *doc = NULL;
-    struct config_err err;
-    int r = 0;
-    if (run->o.config)
-        r = config_load_file(run->o.config, &doc, &err);
-    if (r == 0)
-        r = rewrite_rules_load(doc, doc ? cJSON_GetObjectItemCaseSensitive(config_root(doc), "rewrite") : NULL,
-                               &run->rules, &err);
-    if (r < 0)
-        fprintf(stderr, "tokentap replay: %s\n", err.msg);
-    config_free(doc);
-    return r;
-}
-
-static void run_free(struct run *run)
+void replay_run_free(struct replay_run *run)
 {
     loadgen_free(run->lg);
     sim_free(run->sim);
@@ -966,7 +560,7 @@ static void run_free(struct run *run)
     free(run->items);
     free(run->order);
     for (size_t i = 0; i < run->n_sessions; i++) {
-        struct session *s = &run->sessions[i];
+        struct replay_session *s = &run->sessions[i];
         for (size_t j = 0; j < s->n_answers; j++)
             free(s->answers[j]);
         free(s->answers);
@@ -987,97 +581,4 @@ static void run_free(struct run *run)
     rewrite_rules_free(run->rules);
     if (run->base)
         event_base_free(run->base);
-}
-
-int replay_main(int argc, char **argv)
-{
-    struct run run;
-    memset(&run, 0, sizeof(run));
-    int r = parse_options(argc, argv, &run.o);
-    if (r != 0)
-        return r > 0 ? 0 : 2;
-    int rc = 1;
-    raise_fd_limit();
-    run.base = net_event_base_new();
-    if (!run.base)
-        goto fail;
-    if ((run.o.config || run.o.thinking != REWRITE_THINKING_UNSET) && load_rules(&run) < 0) {
-        rc = 2;
-        goto fail;
-    }
-    r = load_trace(&run);
-    if (r < 0) {
-        rc = r == -EINVAL || r == -EBADMSG ? 2 : 1;
-        goto fail;
-    }
-    if (strcmp(run.o.target, "sim") == 0) {
-        if (sim_new(run.base, &run.o.sim, &run.sim) < 0)
-            goto fail;
-        char addr[80];
-        net_format(sim_address(run.sim), addr, sizeof(addr));
-        snprintf(run.target_url, sizeof(run.target_url), "http://%s", addr);
-    } else {
-        snprintf(run.target_url, sizeof(run.target_url), "%s", run.o.target);
-    }
-    if (probe_target(&run) < 0)
-        goto fail;
-
-    struct metrics_options mo;
-    metrics_options_default(&mo);
-    mo.recent = 0;
-    if (metrics_new(&mo, clock_now(), &run.metrics) < 0)
-        goto fail;
-    if (run.o.log_path && (r = reqlog_open(run.o.log_path, run.o.log_gaps, &run.log)) < 0) {
-        fprintf(stderr, "tokentap replay: cannot open %s: %s\n", run.o.log_path, strerror(-r));
-        goto fail;
-    }
-    struct loadgen_options lo;
-    loadgen_options_default(&lo);
-    lo.url = run.target_url;
-    lo.label = strcmp(run.o.target, "sim") == 0 ? "sim" : run.target_url;
-    lo.response_timeout = run.o.response_timeout;
-    lo.stream_timeout = run.o.stream_timeout;
-    lo.metrics = run.metrics;
-    lo.log = run.log;
-    char err[256];
-    if (loadgen_new(run.base, &lo, &run.lg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "tokentap replay: %s\n", err);
-        goto fail;
-    }
-    run.timer = evtimer_new(run.base, timer_cb, &run);
-    run.progress = evtimer_new(run.base, progress_cb, &run);
-    run.sigint = evsignal_new(run.base, SIGINT, on_signal, &run);
-    run.sigterm = evsignal_new(run.base, SIGTERM, on_signal, &run);
-    if (!run.timer || !run.progress || !run.sigint || !run.sigterm)
-        goto fail;
-    evsignal_add(run.sigint, NULL);
-    evsignal_add(run.sigterm, NULL);
-
-    run.total = run.n_items;
-    if (run.o.sched.mode == ARRIVAL_RATE) {
-        run.total = run.o.requests ? run.o.requests : run.n_items;
-        if (run.o.duration && !run.o.requests)
-            run.total = UINT64_MAX / 2; /* until the duration is over */
-    }
-    run.tty = isatty(STDERR_FILENO);
-    if (!run.o.quiet) {
-        fprintf(stderr, "tokentap replay: %zu requests from %s to %s%s\n", run.n_items, run.o.trace,
-                run.target_url, run.skipped_lines ? " (bad lines skipped)" : "");
-        struct timeval tv = {0, 250000};
-        evtimer_add(run.progress, &tv);
-    }
-    run.start = clock_now();
-    run.o.sched.next_us = 0;
-    dispatch(&run);
-    event_base_dispatch(run.base);
-    usec_t end = clock_now();
-    if (!run.o.quiet && run.tty)
-        fprintf(stderr, "\n");
-    if (run.interrupted)
-        fprintf(stderr, "tokentap replay: interrupted: results are partial (marked incomplete)\n");
-    write_summary(&run, end);
-    rc = run.interrupted ? 130 : 0;
-fail:
-    run_free(&run);
-    return rc;
 }
