@@ -84,12 +84,16 @@ static struct {
     struct watch watch[MAX_WATCH];
     unsigned n_watch;
     bool quiet;
+    const char *dump;          /* --dump FILE: one line per event */
 } opt = {.n = 1, .max_tokens = 100, .timeout_us = 120000000, .path = "/v1/chat/completions",
          .prompt = "bench: stream tokens"};
 
+static struct conn *conns_base;
 static uint32_t *hist_exact;   /* [EXACT_US] */
 static uint32_t *hist_coarse;  /* [COARSE_MS] */
 static uint64_t n_lat, sum_lat, min_lat = UINT64_MAX, max_lat, n_negative;
+static FILE *dump_f;
+static uint64_t dump_t0;
 static unsigned errors_logged;
 static long page_kib;
 
@@ -100,8 +104,11 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void record(uint64_t arrival, uint64_t stamp)
+static void record(uint64_t arrival, uint64_t stamp, unsigned idx)
 {
+    if (dump_f)
+        fprintf(dump_f, "%llu %lld %u\n", (unsigned long long)(stamp - dump_t0),
+                (long long)arrival - (long long)stamp, idx);
     uint64_t d;
     if (arrival < stamp) {
         n_negative++;
@@ -179,7 +186,7 @@ static void line_end(struct conn *c, uint64_t now)
         if (n >= 12 && memcmp(c->prefix, "data: [DONE]", 12) == 0) {
             c->got_done = true;
         } else if (c->has_stamp) {
-            record(now, c->stamp);
+            record(now, c->stamp, (unsigned)(c - conns_base));
             c->events++;
             c->has_stamp = false;
         } else {
@@ -448,6 +455,21 @@ static uint64_t pid_rss_kib(int pid)
     return res * (uint64_t)page_kib;
 }
 
+/* All CPUs' busy time (everything but idle and iowait), µs. */
+static uint64_t system_busy_us(void)
+{
+    char buf[512];
+    if (!read_file("/proc/stat", buf, sizeof(buf)))
+        return 0;
+    unsigned long long v[10] = {0};
+    if (sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+               &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) < 8)
+        return 0;
+    /* user nice system idle iowait irq softirq steal (guest time is in user) */
+    uint64_t busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    return busy * 1000000ull / (uint64_t)sysconf(_SC_CLK_TCK);
+}
+
 static void watch_sample(struct watch *w, uint64_t *cpu, uint64_t *sched, uint64_t *rss)
 {
     uint64_t c = 0, s = 0, r = 0;
@@ -602,6 +624,8 @@ static void usage(FILE *f)
             "  -w, --watch NAME=PID[,PID...]  sample CPU (utime+stime) of these processes\n"
             "                           before and after the run, and RSS at rest and while all\n"
             "                           streams are open (up to %d groups)\n"
+            "      --dump FILE          write one line per token event: stamp (µs after start),\n"
+            "                           latency (µs), stream index\n"
             "  -q, --quiet              no progress on stderr\n",
             MAX_WATCH);
 }
@@ -650,6 +674,7 @@ int main(int argc, char **argv)
         {"path", required_argument, NULL, 'P'},
         {"watch", required_argument, NULL, 'w'},
         {"quiet", no_argument, NULL, 'q'},
+        {"dump", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -696,6 +721,9 @@ int main(int argc, char **argv)
             break;
         case 'q':
             opt.quiet = true;
+            break;
+        case 'D':
+            opt.dump = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -751,6 +779,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "streamclient: out of memory\n");
         return 1;
     }
+    conns_base = conns;
+    if (opt.dump) {
+        dump_f = fopen(opt.dump, "w");
+        if (!dump_f) {
+            fprintf(stderr, "streamclient: --dump %s: %s\n", opt.dump, strerror(errno));
+            return 1;
+        }
+    }
     for (unsigned i = 0; i < opt.n; i++) {
         conns[i].fd = -1;
         conns[i].state = C_WAIT;
@@ -761,9 +797,11 @@ int main(int argc, char **argv)
         watch_sample(w, &w->cpu0, &w->sched0, &w->rss0);
     }
     struct rusage ru0, ru1;
+    uint64_t busy0 = system_busy_us();
     getrusage(RUSAGE_SELF, &ru0);
 
     uint64_t t0 = now_us();
+    dump_t0 = t0;
     uint64_t deadline = t0 + opt.timeout_us;
     unsigned started = 0, finished = 0, with_first = 0;
     uint64_t next_sample = 0;
@@ -846,6 +884,7 @@ int main(int argc, char **argv)
     }
     uint64_t t1 = now_us();
     getrusage(RUSAGE_SELF, &ru1);
+    uint64_t busy1 = system_busy_us();
     for (unsigned i = 0; i < opt.n_watch; i++) {
         struct watch *w = &opt.watch[i];
         watch_sample(w, &w->cpu1, &w->sched1, &w->rss1);
@@ -879,7 +918,7 @@ int main(int argc, char **argv)
     printf("streams=%u max_tokens=%u ok=%u failed=%u short=%u no_done=%u timed_out=%d "
            "events=%llu expected=%llu unstamped=%llu negative=%llu wall_us=%llu "
            "min=%llu p50=%llu p90=%llu p99=%llu p999=%llu max=%llu mean=%.1f client_cpu_us=%.0f "
-           "all_open_after_us=%llu",
+           "all_open_after_us=%llu system_busy_us=%llu ncpu=%ld",
            opt.n, opt.max_tokens, ok, failed, short_streams, no_done, timed_out ? 1 : 0,
            (unsigned long long)events, (unsigned long long)opt.n * opt.max_tokens,
            (unsigned long long)unstamped, (unsigned long long)n_negative,
@@ -887,7 +926,8 @@ int main(int argc, char **argv)
            (unsigned long long)quantile(0.50), (unsigned long long)quantile(0.90),
            (unsigned long long)quantile(0.99), (unsigned long long)quantile(0.999),
            (unsigned long long)max_lat, n_lat ? (double)sum_lat / (double)n_lat : 0.0, cpu_us,
-           (unsigned long long)(all_open_at ? all_open_at - t0 : 0));
+           (unsigned long long)(all_open_at ? all_open_at - t0 : 0),
+           (unsigned long long)(busy1 - busy0), sysconf(_SC_NPROCESSORS_ONLN));
     for (unsigned i = 0; i < opt.n_watch; i++) {
         struct watch *w = &opt.watch[i];
         printf(" %s_cpu_us=%llu %s_sched_us=%llu %s_rss_rest_kib=%llu %s_rss_open_kib=%llu "
@@ -903,6 +943,8 @@ int main(int argc, char **argv)
         fprintf(stderr,
                 "streamclient: %u of %u streams ok (%u failed, %u short, %u without [DONE]%s)\n",
                 ok, opt.n, failed, short_streams, no_done, timed_out ? ", timed out" : "");
+    if (dump_f)
+        fclose(dump_f);
     free(conns);
     free(evs);
     free(hist_exact);
