@@ -85,6 +85,7 @@ static struct {
     unsigned n_watch;
     bool quiet;
     const char *dump;          /* --dump FILE: one line per event */
+    const char *hist;          /* --hist FILE: the latency histogram */
 } opt = {.n = 1, .max_tokens = 100, .timeout_us = 120000000, .path = "/v1/chat/completions",
          .prompt = "bench: stream tokens"};
 
@@ -626,6 +627,8 @@ static void usage(FILE *f)
             "                           streams are open (up to %d groups)\n"
             "      --dump FILE          write one line per token event: stamp (µs after start),\n"
             "                           latency (µs), stream index\n"
+            "      --hist FILE          write the latency histogram: lines 'µs count' (1 µs\n"
+            "                           buckets below 100 ms, then 1 ms buckets at their middle)\n"
             "  -q, --quiet              no progress on stderr\n",
             MAX_WATCH);
 }
@@ -675,6 +678,7 @@ int main(int argc, char **argv)
         {"watch", required_argument, NULL, 'w'},
         {"quiet", no_argument, NULL, 'q'},
         {"dump", required_argument, NULL, 'D'},
+        {"hist", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -724,6 +728,9 @@ int main(int argc, char **argv)
             break;
         case 'D':
             opt.dump = optarg;
+            break;
+        case 'H':
+            opt.hist = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -945,6 +952,20 @@ int main(int argc, char **argv)
                 ok, opt.n, failed, short_streams, no_done, timed_out ? ", timed out" : "");
     if (dump_f)
         fclose(dump_f);
+    if (opt.hist) {
+        FILE *h = fopen(opt.hist, "w");
+        if (!h) {
+            fprintf(stderr, "streamclient: --hist %s: %s\n", opt.hist, strerror(errno));
+            return 1;
+        }
+        for (uint64_t i = 0; i < EXACT_US; i++)
+            if (hist_exact[i])
+                fprintf(h, "%llu %u\n", (unsigned long long)i, hist_exact[i]);
+        for (uint64_t i = EXACT_US / 1000; i < COARSE_MS; i++)
+            if (hist_coarse[i])
+                fprintf(h, "%llu %u\n", (unsigned long long)(i * 1000 + 500), hist_coarse[i]);
+        fclose(h);
+    }
     free(conns);
     free(evs);
     free(hist_exact);
