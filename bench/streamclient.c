@@ -30,16 +30,25 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PREFIX_MAX 40     /* bytes of each SSE line we keep: enough for ": t=<20 digits>" */
-#define HEAD_MAX 8192     /* response head limit */
-#define EXACT_US 100000   /* 1 µs buckets below 100 ms ... */
-#define COARSE_MS 600000  /* ... then 1 ms buckets up to 10 min */
+#define PREFIX_MAX 40    /* bytes of each SSE line we keep: enough for ": t=<20 digits>" */
+#define HEAD_MAX 8192    /* response head limit */
+#define EXACT_US 100000  /* 1 µs buckets below 100 ms ... */
+#define COARSE_MS 600000 /* ... then 1 ms buckets up to 10 min */
 #define MAX_WATCH 4
 #define MAX_PIDS 8
-#define SAMPLE_US 100000  /* RSS sampling period while all streams are open */
+#define SAMPLE_US 100000 /* RSS sampling period while all streams are open */
 
 enum conn_state { C_WAIT, C_CONNECTING, C_SENDING, C_HEAD, C_BODY, C_DONE, C_FAILED };
-enum chunk_state { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER, CH_END };
+enum chunk_state {
+    CH_SIZE,
+    CH_EXT,
+    CH_SIZE_LF,
+    CH_DATA,
+    CH_DATA_CR,
+    CH_DATA_LF,
+    CH_TRAILER,
+    CH_END
+};
 
 struct conn {
     int fd;
@@ -48,24 +57,24 @@ struct conn {
     uint64_t chunk_left;
     unsigned size_digits;
     bool trailer_line_empty;
-    size_t sent;               /* request bytes written */
-    char *head;                /* owned while C_HEAD */
+    size_t sent; /* request bytes written */
+    char *head;  /* owned while C_HEAD */
     size_t head_len;
-    char prefix[PREFIX_MAX];   /* start of the current SSE line */
+    char prefix[PREFIX_MAX]; /* start of the current SSE line */
     size_t plen;
     uint64_t stamp;
     bool has_stamp;
     bool got_done;
-    uint32_t events;           /* stamped token events */
-    uint32_t unstamped;        /* data lines without a stamp (role line, final chunk) */
+    uint32_t events;    /* stamped token events */
+    uint32_t unstamped; /* data lines without a stamp (role line, final chunk) */
 };
 
 struct watch {
     char name[24];
     int pids[MAX_PIDS];
     int npids;
-    uint64_t cpu0, cpu1;       /* utime+stime, clock ticks */
-    uint64_t sched0, sched1;   /* /proc/PID/schedstat run time, ns */
+    uint64_t cpu0, cpu1;                             /* utime+stime, clock ticks */
+    uint64_t sched0, sched1;                         /* /proc/PID/schedstat run time, ns */
     uint64_t rss0, rss1, rss_open_max, rss_open_sum; /* KiB */
     unsigned rss_open_n;
 };
@@ -84,14 +93,17 @@ static struct {
     struct watch watch[MAX_WATCH];
     unsigned n_watch;
     bool quiet;
-    const char *dump;          /* --dump FILE: one line per event */
-    const char *hist;          /* --hist FILE: the latency histogram */
-} opt = {.n = 1, .max_tokens = 100, .timeout_us = 120000000, .path = "/v1/chat/completions",
+    const char *dump; /* --dump FILE: one line per event */
+    const char *hist; /* --hist FILE: the latency histogram */
+} opt = {.n = 1,
+         .max_tokens = 100,
+         .timeout_us = 120000000,
+         .path = "/v1/chat/completions",
          .prompt = "bench: stream tokens"};
 
 static struct conn *conns_base;
-static uint32_t *hist_exact;   /* [EXACT_US] */
-static uint32_t *hist_coarse;  /* [COARSE_MS] */
+static uint32_t *hist_exact;  /* [EXACT_US] */
+static uint32_t *hist_coarse; /* [COARSE_MS] */
 static uint64_t n_lat, sum_lat, min_lat = UINT64_MAX, max_lat, n_negative;
 static FILE *dump_f;
 static uint64_t dump_t0;
@@ -377,8 +389,8 @@ static int head_feed(struct conn *c, const char *p, size_t n, uint64_t now, cons
         return 0;
     }
     int status = 0;
-    if (c->head_len < 12 || strncmp(h, "HTTP/1.", 7) != 0 ||
-        sscanf(h + 9, "%3d", &status) != 1 || status != 200) {
+    if (c->head_len < 12 || strncmp(h, "HTTP/1.", 7) != 0 || sscanf(h + 9, "%3d", &status) != 1 ||
+        status != 200) {
         *err = "response is not HTTP 200";
         if (errors_logged < 3)
             fprintf(stderr, "streamclient: head: %.*s\n", (int)(end > 200 ? 200 : end), h);
@@ -582,8 +594,9 @@ static bool conn_read(struct conn *c, unsigned idx)
             return true;
         }
         if (r == 0) {
-            conn_error(c, idx, c->state == C_HEAD ? "closed before the response head"
-                                                  : "closed before the response ended");
+            conn_error(c, idx,
+                       c->state == C_HEAD ? "closed before the response head"
+                                          : "closed before the response ended");
             return true;
         }
         const char *err = NULL;
@@ -689,7 +702,8 @@ int main(int argc, char **argv)
         switch (o) {
         case 'c':
             if (parse_target(optarg) < 0) {
-                fprintf(stderr, "streamclient: --connect: expected 127.x.x.x:PORT, got '%s'\n", optarg);
+                fprintf(stderr, "streamclient: --connect: expected 127.x.x.x:PORT, got '%s'\n",
+                        optarg);
                 return 2;
             }
             have_target = true;
@@ -719,7 +733,8 @@ int main(int argc, char **argv)
             break;
         case 'w':
             if (parse_watch(optarg) < 0) {
-                fprintf(stderr, "streamclient: --watch: expected NAME=PID[,PID...], got '%s'\n", optarg);
+                fprintf(stderr, "streamclient: --watch: expected NAME=PID[,PID...], got '%s'\n",
+                        optarg);
                 return 2;
             }
             break;
@@ -749,21 +764,23 @@ int main(int argc, char **argv)
     /* Enough descriptors for every stream. */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < opt.n + 64) {
-        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > opt.n + 64 ? opt.n + 64
-                                                                             : rl.rlim_max;
+        rl.rlim_cur =
+            rl.rlim_max == RLIM_INFINITY || rl.rlim_max > opt.n + 64 ? opt.n + 64 : rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
         if (rl.rlim_cur < opt.n + 64) {
-            fprintf(stderr, "streamclient: RLIMIT_NOFILE hard limit %llu is too low for %u streams\n",
+            fprintf(stderr,
+                    "streamclient: RLIMIT_NOFILE hard limit %llu is too low for %u streams\n",
                     (unsigned long long)rl.rlim_max, opt.n);
             return 1;
         }
     }
 
     char body[512];
-    int bl = snprintf(body, sizeof(body),
-                      "{\"model\":\"tokentap-sim\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}],"
-                      "\"stream\":true,\"max_tokens\":%u}",
-                      opt.prompt, opt.max_tokens);
+    int bl = snprintf(
+        body, sizeof(body),
+        "{\"model\":\"tokentap-sim\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}],"
+        "\"stream\":true,\"max_tokens\":%u}",
+        opt.prompt, opt.max_tokens);
     char req[1024];
     int rlen = snprintf(req, sizeof(req),
                         "POST %s HTTP/1.1\r\nHost: %s:%u\r\nUser-Agent: tokentap-streamclient\r\n"
@@ -822,8 +839,7 @@ int main(int argc, char **argv)
             break;
         }
         /* Start the streams whose time has come. */
-        while (started < opt.n &&
-               (opt.ramp_us == 0 || now >= t0 + opt.ramp_us * started / opt.n)) {
+        while (started < opt.n && (opt.ramp_us == 0 || now >= t0 + opt.ramp_us * started / opt.n)) {
             if (conn_start(&conns[started], ep, started) < 0)
                 finished++;
             started++;
