@@ -529,7 +529,19 @@ int server_req_write(struct server_req *req, const void *data, size_t len)
     struct conn *c = req->conn;
     if (c->dead)
         return -EPIPE;
-    if (evbuffer_add(bufferevent_get_output(c->bev), data, len) < 0)
+    /* Nothing queued: write now. Queuing would cost a loop pass (every
+     * stream of a burst would wait for all the upstream reads) and two
+     * epoll_ctl calls to switch write interest on and off per token.
+     * What the socket does not take is queued; errors surface there. */
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) == 0 && len) {
+        ssize_t n = send(bufferevent_getfd(c->bev), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            data = (const char *)data + n;
+            len -= (size_t)n;
+        }
+    }
+    if (len && evbuffer_add(out, data, len) < 0)
         return -ENOMEM;
     return 0;
 }
