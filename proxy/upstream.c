@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -14,15 +15,26 @@
  * sent again once, if this much or less was written. */
 #define REPLAY_LIMIT (1024 * 1024)
 #define MAX_VIEWS 64
+/* One recv() per readiness takes up to this much; a full read is followed
+ * by up to READ_ROUNDS - 1 more before going back to the loop. */
+#define READ_BUF (16 * 1024)
+#define READ_ROUNDS 4
 
 struct body_view {
     const char *p;
     size_t len;
 };
 
+/* Connections connect and write through a bufferevent, but read with
+ * their own event and recv() into a stack buffer that is parsed in place:
+ * a bufferevent read costs an ioctl(FIONREAD), a copy and an allocation
+ * per token, which at thousands of streams is most of the proxy's work. */
 struct conn {
     struct upstream_pool *pool;   /* borrowed */
-    struct bufferevent *bev;      /* owned */
+    struct bufferevent *bev;      /* owned: connect and write side */
+    struct event *rev;            /* owned: read readiness, once connected */
+    struct evbuffer *in;          /* owned: bytes read but not consumed yet (paused) */
+    usec_t read_timeout;          /* longest wait for the next bytes, 0 none */
     struct http_parser *parser;   /* owned */
     struct conn *prev, *next;     /* the pool's list */
     struct upstream_req *req;     /* borrowed: the request in progress, NULL when idle */
@@ -155,10 +167,22 @@ static struct timeval tv_of(usec_t us)
                             .tv_usec = (suseconds_t)(us % USEC_PER_SEC)};
 }
 
+/* Reads when connected, alive and not paused; (re)starts the timeout. */
+static void arm_read(struct conn *c)
+{
+    if (!c->rev || c->dead || (c->req && c->req->paused)) {
+        if (c->rev)
+            event_del(c->rev);
+        return;
+    }
+    struct timeval tv = tv_of(c->read_timeout);
+    event_add(c->rev, c->read_timeout ? &tv : NULL);
+}
+
 static void set_read_timeout(struct conn *c, usec_t us)
 {
-    struct timeval tv = tv_of(us);
-    bufferevent_set_timeouts(c->bev, us ? &tv : NULL, NULL);
+    c->read_timeout = us;
+    arm_read(c);
 }
 
 static void req_free(struct upstream_req *r)
@@ -219,6 +243,10 @@ static void conn_destroy(struct conn *c)
     if (c->idle)
         p->n_idle--;
     bufferevent_free(c->bev);
+    if (c->rev)
+        event_free(c->rev);
+    if (c->in)
+        evbuffer_free(c->in);
     http_parser_free(c->parser);
     free(c);
 }
@@ -241,6 +269,8 @@ static void conn_kill(struct conn *c)
         return;
     c->dead = true;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    if (c->rev)
+        event_del(c->rev);
     if (c->depth == 0)
         conn_destroy(c);
 }
@@ -271,7 +301,6 @@ static void req_complete(struct conn *c, int err, usec_t t)
         c->idle = true;
         p->n_idle++;
         set_read_timeout(c, p->o.idle_timeout);
-        bufferevent_enable(c->bev, EV_READ);
     } else {
         conn_kill(c);
     }
@@ -324,38 +353,37 @@ static void flush_views(struct conn *c, usec_t t)
     c->n_views = 0;
 }
 
-static void conn_read(struct conn *c)
+/* Parses data[0, len) read at now and hands it on. Returns how much was
+ * consumed: less than len when the request paused (the caller keeps the
+ * rest), all of it when the connection ended. */
+static size_t conn_process(struct conn *c, const char *data, size_t len, usec_t now)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    usec_t now = clock_now();
-    while (!c->dead && evbuffer_get_length(in) > 0) {
+    size_t off = 0;
+    while (!c->dead && off < len) {
         struct upstream_req *r = c->req;
         if (!r) {
             /* Bytes nobody asked for: the connection is not usable. */
             conn_kill(c);
-            return;
+            return len;
         }
         if (r->paused)
-            return;
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-            return;
+            return off;
         r->any_response_byte = true;
+        const char *at = data + off;
         size_t used = 0;
         c->n_views = 0;
-        int step = http_parser_feed(c->parser, v.iov_base, v.iov_len, &used);
+        int step = http_parser_feed(c->parser, at, len - off, &used);
         if (step == -ENOBUFS) {
             /* Too many chunks in one read: deliver what we have, go on. */
             step = HTTP_STEP_MORE;
-            used = (size_t)(c->views[c->n_views - 1].p + c->views[c->n_views - 1].len -
-                            (const char *)v.iov_base);
+            used = (size_t)(c->views[c->n_views - 1].p + c->views[c->n_views - 1].len - at);
         }
         if (step < 0) {
             conn_fail(c, UPSTREAM_ERR_MALFORMED);
-            return;
+            return len;
         }
+        off += used;
         if (step == HTTP_STEP_HEAD) {
-            evbuffer_drain(in, used);
             r->head_seen = true;
             set_read_timeout(c, r->o.stream_timeout);
             r->in_callback = true;
@@ -363,12 +391,12 @@ static void conn_read(struct conn *c)
             r->in_callback = false;
             if (r->cancelled) {
                 req_free(r);
-                return;
+                return len;
             }
             step = http_parser_resume(c->parser, r->o.head_request);
             if (step < 0) {
                 conn_fail(c, UPSTREAM_ERR_MALFORMED);
-                return;
+                return len;
             }
             if (step == HTTP_STEP_DONE)
                 req_complete(c, 0, now);
@@ -378,24 +406,90 @@ static void conn_read(struct conn *c)
          * of ours), then the de-chunked views for the tap. */
         r->in_callback = true;
         if (used > 0)
-            r->cb.on_raw(r->ctx, v.iov_base, used, now);
+            r->cb.on_raw(r->ctx, at, used, now);
         flush_views(c, now);
         r->in_callback = false;
-        evbuffer_drain(in, used);
         if (r->cancelled) {
             req_free(r);
-            return;
+            return len;
         }
         if (step == HTTP_STEP_DONE)
             req_complete(c, 0, now);
     }
+    return c->dead ? len : off;
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
+/* Goes on with bytes kept while paused. */
+static void conn_read(struct conn *c)
+{
+    while (!c->dead && c->in && evbuffer_get_length(c->in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(c->in, -1, NULL, &v, 1) < 1)
+            return;
+        size_t used = conn_process(c, v.iov_base, v.iov_len, clock_now());
+        if (c->dead)
+            return;
+        evbuffer_drain(c->in, used);
+        if (used < v.iov_len)
+            return;
+    }
+}
+
+/* Keeps what the request did not take (it paused). */
+static void conn_keep(struct conn *c, const char *data, size_t len)
+{
+    if (!c->in && !(c->in = evbuffer_new())) {
+        conn_fail(c, UPSTREAM_ERR_CLOSED);
+        return;
+    }
+    if (evbuffer_add(c->in, data, len) < 0)
+        conn_fail(c, UPSTREAM_ERR_CLOSED);
+}
+
+/* The server closed its side. */
+static void conn_eof(struct conn *c)
+{
+    if (c->req && c->req->head_seen) {
+        /* A body delimited by the connection closing ends here. */
+        if (!c->dead && c->req)
+            conn_fail(c, http_parser_finish(c->parser) == HTTP_STEP_DONE ? 0 : UPSTREAM_ERR_CLOSED);
+        else
+            conn_kill(c);
+    } else {
+        conn_fail(c, UPSTREAM_ERR_CLOSED);
+    }
+}
+
+static void rev_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
     conn_enter(c);
+    if (what & EV_TIMEOUT) {
+        conn_fail(c, UPSTREAM_ERR_TIMEOUT);
+        goto out;
+    }
     conn_read(c);
+    for (int round = 0; round < READ_ROUNDS; round++) {
+        if (c->dead || (c->in && evbuffer_get_length(c->in)) || (c->req && c->req->paused))
+            break;
+        char buf[READ_BUF];
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n > 0) {
+            size_t used = conn_process(c, buf, (size_t)n, clock_now());
+            if (!c->dead && used < (size_t)n)
+                conn_keep(c, buf + used, (size_t)n - used);
+            if ((size_t)n < sizeof(buf))
+                break;
+        } else if (n == 0) {
+            conn_eof(c);
+            break;
+        } else {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                conn_fail(c, UPSTREAM_ERR_CLOSED);
+            break;
+        }
+    }
+out:
     conn_leave(c);
 }
 
@@ -425,28 +519,17 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         c->connected = true;
         net_set_nodelay(bufferevent_getfd(bev));
         bufferevent_set_timeouts(bev, NULL, NULL);
-        if (c->req) {
+        c->rev = event_new(c->pool->base, bufferevent_getfd(bev), EV_READ | EV_PERSIST, rev_cb, c);
+        if (!c->rev) {
+            conn_fail(c, UPSTREAM_ERR_REFUSED);
+        } else if (c->req) {
             c->req->ready_time = clock_now();
             set_read_timeout(c, c->req->o.response_timeout);
         }
     } else if (what & BEV_EVENT_TIMEOUT) {
-        if (!c->connected)
-            conn_fail(c, UPSTREAM_ERR_CONNECT_TIMEOUT);
-        else
-            conn_fail(c, UPSTREAM_ERR_TIMEOUT);
+        conn_fail(c, UPSTREAM_ERR_CONNECT_TIMEOUT);
     } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        if (!c->connected) {
-            conn_fail(c, UPSTREAM_ERR_REFUSED);
-        } else if (c->req && c->req->head_seen && (what & BEV_EVENT_EOF)) {
-            /* A body delimited by the connection closing ends here. */
-            conn_read(c);
-            if (c->req && !c->dead)
-                conn_fail(c, http_parser_finish(c->parser) == HTTP_STEP_DONE ? 0 : UPSTREAM_ERR_CLOSED);
-            else
-                conn_kill(c);
-        } else {
-            conn_fail(c, UPSTREAM_ERR_CLOSED);
-        }
+        conn_fail(c, c->connected ? UPSTREAM_ERR_CLOSED : UPSTREAM_ERR_REFUSED);
     }
     conn_leave(c);
 }
@@ -462,11 +545,12 @@ static struct conn *conn_open(struct upstream_pool *p)
     c->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!c->parser || !c->bev)
         goto fail;
-    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    bufferevent_setcb(c->bev, NULL, write_cb, event_cb, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, p->o.output_limit / 2, 0);
+    /* Connecting is writing: its timeout is the write timeout. */
     struct timeval ct = tv_of(p->o.connect_timeout);
-    bufferevent_set_timeouts(c->bev, &ct, &ct);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_set_timeouts(c->bev, NULL, &ct);
+    bufferevent_enable(c->bev, EV_WRITE);
     c->next = p->conns;
     if (p->conns)
         p->conns->prev = c;
@@ -494,7 +578,7 @@ static void attach(struct conn *c, struct upstream_req *r)
         r->ready_time = clock_now();
         set_read_timeout(c, r->o.response_timeout);
     }
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(c->bev, EV_WRITE);
     evbuffer_add_buffer(bufferevent_get_output(c->bev), r->pending);
 }
 
@@ -667,11 +751,9 @@ void upstream_req_pause(struct upstream_req *r, bool pause)
     struct conn *c = r->conn;
     if (!c || c->dead)
         return;
-    if (pause) {
-        bufferevent_disable(c->bev, EV_READ);
+    arm_read(c);
+    if (pause)
         return;
-    }
-    bufferevent_enable(c->bev, EV_READ);
     if (!r->in_callback) {
         conn_enter(c);
         conn_read(c);
