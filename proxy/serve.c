@@ -79,7 +79,7 @@ static const struct cli_option serve_options[] = {
     {"max-body", 0, "SIZE", "largest request body; larger gets 413 (default 64M)", OPT_MAX_BODY},
     {"max-header", 0, "SIZE", "largest request header block; larger gets 431 (default 64K)", OPT_MAX_HEADER},
     {"max-connections", 0, "N", "client connections open at once (default 4096)", OPT_MAX_CONNECTIONS},
-    {"upstream-connections", 0, "N", "connections per upstream; more requests wait (default 256)", OPT_UPSTREAM_CONNECTIONS},
+    {"upstream-connections", 0, "N", "connections per upstream; more requests wait (default: --max-connections)", OPT_UPSTREAM_CONNECTIONS},
     {"connect-timeout", 0, "DURATION", "upstream connect timeout; then 504 (default 5s)", OPT_CONNECT_TIMEOUT},
     {"response-timeout", 0, "DURATION", "wait for the upstream's response head, queueing and prefill included; then 504 (default 10m)", OPT_RESPONSE_TIMEOUT},
     {"stream-timeout", 0, "DURATION", "longest silence inside a streamed response; then the stream is cut (default 5m)", OPT_STREAM_TIMEOUT},
@@ -478,8 +478,9 @@ int serve_main(int argc, char **argv)
         pc.route_body_limit = rewrite_max_body(rules);
     upstream_pool_options_default(&pc.pool);
     pc.pool.connect_timeout = s.connect_timeout;
-    if (s.upstream_connections)
-        pc.pool.max_connections = s.upstream_connections;
+    /* As many as clients by default: a request waiting in our queue for a
+     * connection is a surprise; one waiting in llama-server's is expected. */
+    pc.pool.max_connections = s.upstream_connections ? s.upstream_connections : s.max_connections;
 
     struct serve_run run = {0};
     struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL;
