@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -659,16 +658,6 @@ static void write_summary(struct run *run, usec_t end)
     evbuffer_free(b);
 }
 
-/* Many streams need many descriptors. */
-static void raise_fd_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
 /* Fails fast when the target does not answer at all. */
 struct probe {
     struct event_base *base;
@@ -897,7 +886,7 @@ int replay_main(int argc, char **argv)
     if (r != 0)
         return r > 0 ? 0 : 2;
     int rc = 1;
-    raise_fd_limit();
+    net_raise_fd_limit();
     run.base = net_event_base_new();
     if (!run.base)
         goto fail;

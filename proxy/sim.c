@@ -694,6 +694,9 @@ int sim_new(struct event_base *base, const struct sim_options *o, struct sim **r
     so.limits.max_body_bytes = o->max_body;
     so.idle_timeout = o->idle_timeout;
     so.server_header = "llama.cpp";
+    /* Every busy slot holds a connection: room for all of them on top of
+     * the usual limit, for idle and queued clients. */
+    so.max_connections += o->slots;
     so.quiet = o->quiet;
     r = server_new(base, o->listen, &so, &sim_handler, sim, &sim->server);
     if (r < 0)

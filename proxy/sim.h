@@ -23,6 +23,10 @@ struct sim_fault {
     usec_t slow_headers_us;  /* wait this long before taking the request */
 };
 
+/* Slots are cheap (a timer and a prompt cache each): load-generator
+ * benchmarks run thousands of streams at once. */
+#define SIM_MAX_SLOTS 65536
+
 struct sim_options {
     const char *listen;       /* borrowed, "127.0.0.1:8080" */
     unsigned slots;

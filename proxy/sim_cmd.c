@@ -32,7 +32,7 @@ enum {
 
 static const struct cli_option sim_options[] = {
     {"listen", 'l', "HOST:PORT", "address to listen on; port 0 picks a free one (default 127.0.0.1:8080)", OPT_LISTEN},
-    {"slots", 0, "N", "parallel slots, like llama-server --parallel (default 3)", OPT_SLOTS},
+    {"slots", 0, "N", "parallel slots, like llama-server --parallel, up to 65536 (default 3)", OPT_SLOTS},
     {"prefill-tps", 0, "N", "prompt tokens per second per slot (default 1500)", OPT_PREFILL},
     {"decode-tps", 0, "N", "generated tokens per second per slot, alone (default 50)", OPT_DECODE},
     {"batch-slowdown", 0, "F", "extra step time per other busy slot, 0.05 = +5% (default 0.05)", OPT_SLOWDOWN},
@@ -107,7 +107,7 @@ int sim_main(int argc, char **argv)
             o.listen = v;
             break;
         case OPT_SLOTS:
-            if (cli_parse_u64(cmd, "--slots", v, 1, 1024, &u) < 0)
+            if (cli_parse_u64(cmd, "--slots", v, 1, SIM_MAX_SLOTS, &u) < 0)
                 return 2;
             o.slots = (unsigned)u;
             break;
@@ -175,6 +175,7 @@ int sim_main(int argc, char **argv)
         }
     }
 
+    net_raise_fd_limit(); /* one connection per slot, and queued requests hold theirs */
     int rc = 1;
     struct sim *sim = NULL;
     struct event *sigint = NULL, *sigterm = NULL;

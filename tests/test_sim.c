@@ -550,6 +550,22 @@ static void test_cli_errors(int port)
     CHECK_INT(WEXITSTATUS(system(cmd)), 1);
     snprintf(cmd, sizeof(cmd), "%s sim --help >/dev/null", bin);
     CHECK_INT(WEXITSTATUS(system(cmd)), 0);
+    snprintf(cmd, sizeof(cmd), "%s sim --slots 65537 2>/dev/null", bin);
+    CHECK_INT(WEXITSTATUS(system(cmd)), 2);
+}
+
+/* Thousands of slots, for load-generator benchmarks. */
+static void test_many_slots(void)
+{
+    const char *args[] = {"sim", "--listen", "127.0.0.1:0", "--slots", "5000", NULL};
+    struct itest_proc sim;
+    itest_spawn(&sim, args);
+    struct itest_resp r;
+    itest_request(sim.port, "GET", "/props", NULL, NULL, 0, &r);
+    CHECK_INT(r.status, 200);
+    CHECK(r.body && strstr(r.body, "\"total_slots\":5000") != NULL);
+    itest_resp_free(&r);
+    CHECK_INT(itest_stop(&sim), 0);
 }
 
 int main(void)
@@ -570,5 +586,6 @@ int main(void)
     test_queueing();
     test_timings();
     test_disconnect_frees_slot();
+    test_many_slots();
     return check_done("test_sim");
 }
