@@ -42,6 +42,8 @@ struct sim_options {
     long long created;        /* fixed "created" seconds (0 = wall clock) */
     usec_t idle_timeout;      /* keep-alive idle timeout (llama-server: 5 s) */
     bool stamp;               /* benchmarks: an SSE comment ": t=<monotonic µs>" before each token */
+    const char *stamp_log;    /* borrowed: benchmarks: each streamed request's token send
+                                 times to this JSONL file (docs/sim.md), NULL = none */
     bool quiet;
 };
 

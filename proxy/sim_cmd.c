@@ -28,6 +28,7 @@ enum {
     OPT_CREATED,
     OPT_LOG_LEVEL,
     OPT_STAMP,
+    OPT_STAMP_LOG,
 };
 
 static const struct cli_option sim_options[] = {
@@ -46,6 +47,7 @@ static const struct cli_option sim_options[] = {
     {"max-body", 0, "SIZE", "largest request body; larger gets 413 (default 64M)", OPT_MAX_BODY},
     {"created", 0, "SECONDS", "fixed \"created\" time stamp for reproducible bodies (default: now)", OPT_CREATED},
     {"stamp", 0, NULL, "benchmarks: send an SSE comment ': t=<monotonic µs>' before each token event", OPT_STAMP},
+    {"stamp-log", 0, "FILE", "benchmarks: each streamed request's token send times to FILE (JSONL, keyed by X-Request-Id)", OPT_STAMP_LOG},
     {"log-level", 0, "LEVEL", "error, warn, info or debug (default info)", OPT_LOG_LEVEL},
     {NULL, 0, NULL, NULL, 0},
 };
@@ -164,6 +166,9 @@ int sim_main(int argc, char **argv)
             break;
         case OPT_STAMP:
             o.stamp = true;
+            break;
+        case OPT_STAMP_LOG:
+            o.stamp_log = v;
             break;
         case OPT_LOG_LEVEL:
             if (log_parse_level(v, &level) < 0) {
