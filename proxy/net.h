@@ -34,6 +34,10 @@ struct event_base;
  * simulator's token pacing. NULL on failure. */
 struct event_base *net_event_base_new(void);
 
+/* Raises the soft open-file limit to the hard one: many streams need many
+ * descriptors. Best effort (the limit stays as it was on failure). */
+void net_raise_fd_limit(void);
+
 /* The local address a socket is bound to. */
 int net_sockname(int fd, struct net_addr *ret);
 

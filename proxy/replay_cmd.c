@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -152,16 +151,6 @@ static void write_summary(struct replay_run *run, usec_t end)
         summary_print(stdout, json);
     cJSON_Delete(json);
     evbuffer_free(b);
-}
-
-/* Many streams need many descriptors. */
-static void raise_fd_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
 }
 
 /* Fails fast when the target does not answer at all. */
@@ -391,7 +380,7 @@ int replay_main(int argc, char **argv)
     if (r != 0)
         return r > 0 ? 0 : 2;
     int rc = 1;
-    raise_fd_limit();
+    net_raise_fd_limit();
     run.base = net_event_base_new();
     if (!run.base)
         goto fail;

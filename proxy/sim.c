@@ -1,9 +1,11 @@
 #include "sim.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
@@ -236,6 +238,43 @@ static void send_garbage(struct exchange *x)
     write_chunk(x);
 }
 
+/* --stamp-log: a line per streamed request, begun at its first token:
+ * {"request_id":"<X-Request-Id>"|null,"id":"<response id>","stamps_us":[...]}
+ * The stamps are the --stamp values: CLOCK_MONOTONIC µs when each token
+ * was due, before it was formatted and written. */
+static void stamp_log_add(struct exchange *x, usec_t now)
+{
+    if (!x->stamps) {
+        x->stamps = evbuffer_new();
+        if (!x->stamps)
+            return;
+        sim_add(x->stamps, "{\"request_id\":");
+        if (x->request_id[0])
+            jsonw_cstr(x->stamps, x->request_id);
+        else
+            sim_add(x->stamps, "null");
+        sim_add(x->stamps, ",\"id\":");
+        jsonw_cstr(x->stamps, x->reply.id);
+        evbuffer_add_printf(x->stamps, ",\"stamps_us\":[%llu", (unsigned long long)now);
+        return;
+    }
+    evbuffer_add_printf(x->stamps, ",%llu", (unsigned long long)now);
+}
+
+/* Ends the line and appends it with one write (O_APPEND: lines stay whole). */
+static void stamp_log_write(struct exchange *x)
+{
+    struct sim *sim = x->sim;
+    sim_add(x->stamps, "]}\n");
+    size_t len = evbuffer_get_length(x->stamps);
+    const char *p = (const char *)evbuffer_pullup(x->stamps, -1);
+    ssize_t n = p ? write(sim->stamp_fd, p, len) : -1;
+    if ((n < 0 || (size_t)n != len) && !sim->stamp_log_failed) {
+        sim->stamp_log_failed = true;
+        log_warn("--stamp-log %s: %s", sim->o.stamp_log, n < 0 ? strerror(errno) : "short write");
+    }
+}
+
 static void gen_on_token(void *ctx, size_t index)
 {
     struct exchange *x = ctx;
@@ -247,8 +286,13 @@ static void gen_on_token(void *ctx, size_t index)
         write_head(x, 200, "text/event-stream", -1, NULL);
         sim_format_stream_start(x->scratch, &x->reply);
     }
-    if (x->sim->o.stamp)
-        evbuffer_add_printf(x->scratch, ": t=%llu\n", (unsigned long long)clock_now());
+    if (x->sim->o.stamp || x->sim->stamp_fd >= 0) {
+        usec_t now = clock_now();
+        if (x->sim->o.stamp)
+            evbuffer_add_printf(x->scratch, ": t=%llu\n", (unsigned long long)now);
+        if (x->sim->stamp_fd >= 0)
+            stamp_log_add(x, now);
+    }
     sim_format_stream_token(x->scratch, &x->reply, &x->script, index);
     write_chunk(x);
     x->sent = index + 1;
@@ -486,6 +530,11 @@ static void exchange_free(struct exchange *x)
         evbuffer_free(x->body);
     if (x->scratch)
         evbuffer_free(x->scratch);
+    if (x->stamps) {
+        /* Written however the stream ended (done, client gone, fault). */
+        stamp_log_write(x);
+        evbuffer_free(x->stamps);
+    }
     sim_request_finish(&x->rq);
     sim_script_finish(&x->script);
     free(x);
@@ -527,6 +576,9 @@ static void on_head(void *ctx, struct server_req *req)
     if (origin)
         snprintf(x->origin, sizeof(x->origin), "%.*s", (int)origin->len, origin->p);
     x->close = !h->keep_alive || server_req_seq(req) >= SIM_KEEPALIVE_MAX;
+    const struct http_str *rid = http_head_get(h, "x-request-id");
+    if (rid && sim->stamp_fd >= 0)
+        snprintf(x->request_id, sizeof(x->request_id), "%.*s", (int)rid->len, rid->p);
     const struct http_str *fault = http_head_get(h, "x-sim-fault");
     if (fault) {
         char spec[256];
@@ -672,6 +724,15 @@ int sim_new(struct event_base *base, const struct sim_options *o, struct sim **r
     sim->base = base;
     sim->o = *o;
     sim->start_wall = clock_wall();
+    sim->stamp_fd = -1;
+    if (o->stamp_log) {
+        sim->stamp_fd = open(o->stamp_log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+        if (sim->stamp_fd < 0) {
+            r = -errno;
+            log_error("--stamp-log %s: %s", o->stamp_log, strerror(errno));
+            goto fail;
+        }
+    }
     if (o->responses_file) {
         r = load_responses(sim, o->responses_file);
         if (r < 0)
@@ -694,6 +755,9 @@ int sim_new(struct event_base *base, const struct sim_options *o, struct sim **r
     so.limits.max_body_bytes = o->max_body;
     so.idle_timeout = o->idle_timeout;
     so.server_header = "llama.cpp";
+    /* Every busy slot holds a connection: room for all of them on top of
+     * the usual limit, for idle and queued clients. */
+    so.max_connections += o->slots;
     so.quiet = o->quiet;
     r = server_new(base, o->listen, &so, &sim_handler, sim, &sim->server);
     if (r < 0)
@@ -723,6 +787,8 @@ void sim_free(struct sim *sim)
         free(sim->canned[i].reasoning);
     }
     free(sim->canned);
+    if (sim->stamp_fd >= 0)
+        close(sim->stamp_fd);
     free(sim);
 }
 

@@ -23,6 +23,10 @@ struct sim_fault {
     usec_t slow_headers_us;  /* wait this long before taking the request */
 };
 
+/* Slots are cheap (a timer and a prompt cache each): load-generator
+ * benchmarks run thousands of streams at once. */
+#define SIM_MAX_SLOTS 65536
+
 struct sim_options {
     const char *listen;       /* borrowed, "127.0.0.1:8080" */
     unsigned slots;
@@ -38,6 +42,8 @@ struct sim_options {
     long long created;        /* fixed "created" seconds (0 = wall clock) */
     usec_t idle_timeout;      /* keep-alive idle timeout (llama-server: 5 s) */
     bool stamp;               /* benchmarks: an SSE comment ": t=<monotonic µs>" before each token */
+    const char *stamp_log;    /* borrowed: benchmarks: each streamed request's token send
+                                 times to this JSONL file (docs/sim.md), NULL = none */
     bool quiet;
 };
 

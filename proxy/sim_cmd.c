@@ -28,11 +28,12 @@ enum {
     OPT_CREATED,
     OPT_LOG_LEVEL,
     OPT_STAMP,
+    OPT_STAMP_LOG,
 };
 
 static const struct cli_option sim_options[] = {
     {"listen", 'l', "HOST:PORT", "address to listen on; port 0 picks a free one (default 127.0.0.1:8080)", OPT_LISTEN},
-    {"slots", 0, "N", "parallel slots, like llama-server --parallel (default 3)", OPT_SLOTS},
+    {"slots", 0, "N", "parallel slots, like llama-server --parallel, up to 65536 (default 3)", OPT_SLOTS},
     {"prefill-tps", 0, "N", "prompt tokens per second per slot (default 1500)", OPT_PREFILL},
     {"decode-tps", 0, "N", "generated tokens per second per slot, alone (default 50)", OPT_DECODE},
     {"batch-slowdown", 0, "F", "extra step time per other busy slot, 0.05 = +5% (default 0.05)", OPT_SLOWDOWN},
@@ -46,6 +47,7 @@ static const struct cli_option sim_options[] = {
     {"max-body", 0, "SIZE", "largest request body; larger gets 413 (default 64M)", OPT_MAX_BODY},
     {"created", 0, "SECONDS", "fixed \"created\" time stamp for reproducible bodies (default: now)", OPT_CREATED},
     {"stamp", 0, NULL, "benchmarks: send an SSE comment ': t=<monotonic µs>' before each token event", OPT_STAMP},
+    {"stamp-log", 0, "FILE", "benchmarks: each streamed request's token send times to FILE (JSONL, keyed by X-Request-Id)", OPT_STAMP_LOG},
     {"log-level", 0, "LEVEL", "error, warn, info or debug (default info)", OPT_LOG_LEVEL},
     {NULL, 0, NULL, NULL, 0},
 };
@@ -107,7 +109,7 @@ int sim_main(int argc, char **argv)
             o.listen = v;
             break;
         case OPT_SLOTS:
-            if (cli_parse_u64(cmd, "--slots", v, 1, 1024, &u) < 0)
+            if (cli_parse_u64(cmd, "--slots", v, 1, SIM_MAX_SLOTS, &u) < 0)
                 return 2;
             o.slots = (unsigned)u;
             break;
@@ -165,6 +167,9 @@ int sim_main(int argc, char **argv)
         case OPT_STAMP:
             o.stamp = true;
             break;
+        case OPT_STAMP_LOG:
+            o.stamp_log = v;
+            break;
         case OPT_LOG_LEVEL:
             if (log_parse_level(v, &level) < 0) {
                 cli_usage_error(cmd, "--log-level: expected error, warn, info or debug, got '%s'", v);
@@ -175,6 +180,7 @@ int sim_main(int argc, char **argv)
         }
     }
 
+    net_raise_fd_limit(); /* one connection per slot, and queued requests hold theirs */
     int rc = 1;
     struct sim *sim = NULL;
     struct event *sigint = NULL, *sigterm = NULL;

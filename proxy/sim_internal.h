@@ -42,6 +42,8 @@ struct sim {
     unsigned in_flight;        /* generation requests queued or running */
     uint64_t n_generations;
     usec_t start_wall;
+    int stamp_fd;              /* owned: --stamp-log file, -1 = none */
+    bool stamp_log_failed;     /* a write failed (logged once) */
 };
 
 enum route {
@@ -81,6 +83,8 @@ struct exchange {
     struct event *delay;       /* owned: slow-headers timer */
     size_t sent;               /* token events sent */
     bool counted;              /* counts in sim->in_flight */
+    char request_id[128];      /* X-Request-Id, for the stamp log ("" = none) */
+    struct evbuffer *stamps;   /* owned: the stamp-log line being built, NULL until a token */
 };
 
 /* --- faults --- */

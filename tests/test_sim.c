@@ -550,6 +550,86 @@ static void test_cli_errors(int port)
     CHECK_INT(WEXITSTATUS(system(cmd)), 1);
     snprintf(cmd, sizeof(cmd), "%s sim --help >/dev/null", bin);
     CHECK_INT(WEXITSTATUS(system(cmd)), 0);
+    snprintf(cmd, sizeof(cmd), "%s sim --slots 65537 2>/dev/null", bin);
+    CHECK_INT(WEXITSTATUS(system(cmd)), 2);
+}
+
+/* --stamp and --stamp-log: the comments and the log carry the same send
+ * times, one log line per streamed request, keyed by X-Request-Id. */
+static void test_stamp_log(void)
+{
+    char dir[] = "/tmp/tokentap-sim-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/stamps.jsonl", dir);
+    const char *args[] = {"sim", "--listen", "127.0.0.1:0", "--decode-tps", "1000", "--stamp",
+                          "--stamp-log", path, NULL};
+    struct itest_proc sim;
+    itest_spawn(&sim, args);
+    const char *stream = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true,"
+                         "\"max_tokens\":5}";
+    const char *plain = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":5}";
+    struct itest_resp r1, r2, r3;
+    itest_request(sim.port, "POST", "/v1/chat/completions", "X-Request-Id: bench-7\r\n", stream,
+                  strlen(stream), &r1);
+    itest_request(sim.port, "POST", "/v1/chat/completions", "X-Request-Id: plain\r\n", plain,
+                  strlen(plain), &r2);
+    itest_request(sim.port, "POST", "/v1/chat/completions", NULL, stream, strlen(stream), &r3);
+    CHECK_INT(r1.status, 200);
+    CHECK_INT(r2.status, 200);
+    CHECK_INT(r3.status, 200);
+    CHECK_INT(itest_stop(&sim), 0);
+
+    /* The comments of the first stream, in order. */
+    unsigned long long want[16];
+    size_t n_want = 0;
+    for (const char *p = strstr(r1.body, ": t="); p && n_want < 16; p = strstr(p + 1, ": t="))
+        want[n_want++] = strtoull(p + 4, NULL, 10);
+    CHECK_INT(n_want, 5);
+
+    size_t len = 0;
+    char *log = itest_read_file(path, &len);
+    char *nl = strchr(log, '\n');
+    CHECK(nl != NULL);
+    *nl = '\0';
+    cJSON *a = cJSON_Parse(log);
+    cJSON *b = nl ? cJSON_Parse(nl + 1) : NULL;
+    CHECK(a && b);
+    CHECK(strchr(nl + 1, '\n') && strchr(nl + 1, '\n')[1] == '\0'); /* two lines: not the plain one */
+    if (a && b) {
+        const cJSON *id = cJSON_GetObjectItem(a, "request_id");
+        CHECK(cJSON_IsString(id) && strcmp(id->valuestring, "bench-7") == 0);
+        CHECK(cJSON_IsString(cJSON_GetObjectItem(a, "id")) &&
+              strstr(r1.body, cJSON_GetObjectItem(a, "id")->valuestring) != NULL);
+        const cJSON *st = cJSON_GetObjectItem(a, "stamps_us");
+        CHECK_INT(cJSON_GetArraySize(st), 5);
+        for (size_t i = 0; i < n_want && i < (size_t)cJSON_GetArraySize(st); i++)
+            CHECK_INT((unsigned long long)cJSON_GetArrayItem(st, (int)i)->valuedouble, want[i]);
+        CHECK(cJSON_IsNull(cJSON_GetObjectItem(b, "request_id")));
+        CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(b, "stamps_us")), 5);
+    }
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    free(log);
+    itest_resp_free(&r1);
+    itest_resp_free(&r2);
+    itest_resp_free(&r3);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* Thousands of slots, for load-generator benchmarks. */
+static void test_many_slots(void)
+{
+    const char *args[] = {"sim", "--listen", "127.0.0.1:0", "--slots", "5000", NULL};
+    struct itest_proc sim;
+    itest_spawn(&sim, args);
+    struct itest_resp r;
+    itest_request(sim.port, "GET", "/props", NULL, NULL, 0, &r);
+    CHECK_INT(r.status, 200);
+    CHECK(r.body && strstr(r.body, "\"total_slots\":5000") != NULL);
+    itest_resp_free(&r);
+    CHECK_INT(itest_stop(&sim), 0);
 }
 
 int main(void)
@@ -570,5 +650,7 @@ int main(void)
     test_queueing();
     test_timings();
     test_disconnect_frees_slot();
+    test_many_slots();
+    test_stamp_log();
     return check_done("test_sim");
 }
