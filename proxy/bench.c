@@ -22,6 +22,7 @@
 #include "bench_results.h"
 #include "record.h"
 #include "report.h"
+#include "report_doc.h"
 #include "scenario.h"
 #include "sim.h"
 #include "stats.h"
@@ -244,17 +245,18 @@ static void keep_request(struct agent_run *ar, const struct loadgen_result *res,
         cJSON_AddItemToObject(e, "keywords_found", cJSON_CreateArray());
         cJSON_AddItemToObject(e, "keywords_missing", cJSON_CreateArray());
     }
+    /* The first PREVIEW_CHARS characters, and at most the bytes they take
+     * as UTF-8 (the answer need not be valid UTF-8); never half a sequence. */
     char preview[PREVIEW_CHARS * 4 + 1];
     size_t n = 0, chars = 0;
-    /* The first PREVIEW_CHARS characters, whole UTF-8 sequences. */
-    for (const unsigned char *p = (const unsigned char *)res->content; *p && chars < PREVIEW_CHARS; p++) {
-        if ((*p & 0xc0) != 0x80)
-            chars++;
+    const char *content = res->content ? res->content : "";
+    for (const unsigned char *p = (const unsigned char *)content; *p && n < sizeof(preview) - 1; p++) {
+        if ((*p & 0xc0) != 0x80 && chars++ == PREVIEW_CHARS)
+            break;
         preview[n++] = (char)*p;
     }
-    while (n && (unsigned char)res->content[n] >= 0x80 && ((unsigned char)res->content[n] & 0xc0) == 0x80)
-        n--; /* never cut a sequence in half */
     preview[n] = '\0';
+    report_doc_utf8_trim(preview);
     cJSON_AddStringToObject(e, "content_preview", preview);
     cJSON_AddItemToArray(b->requests, e);
 }

@@ -178,6 +178,42 @@ static void test_bad_scenarios(void)
     CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --levels 9 -q"), 2);
 }
 
+/* A real target whose answer is 5000 bytes that are not UTF-8: the
+ * preview in results.json stays within its bound. */
+static void test_invalid_utf8_answer(void)
+{
+    static char out[1 << 16];
+    static char content[5000];
+    memset(content, 0x80, sizeof(content));
+    char events[6000], response[6200];
+    int n = snprintf(events, sizeof(events),
+                     "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"%.*s\"}}]}\n\n"
+                     "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],"
+                     "\"usage\":{\"completion_tokens\":1,\"prompt_tokens\":1}}\n\ndata: [DONE]\n\n",
+                     (int)sizeof(content), content);
+    int m = snprintf(response, sizeof(response),
+                     "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: %d\r\n\r\n%s",
+                     n, events);
+    struct itest_peer peer = {.response = response, .response_len = (size_t)m};
+    itest_peer_start(&peer);
+    char path[256], dir[128];
+    snprintf(path, sizeof(path), "%s/utf8.yaml", tmp);
+    snprintf(dir, sizeof(dir), "%s/utf8", tmp);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "name: utf8\nrepetitions: 1\nwarmup: 0\ntargets:\n  real: {url: \"http://127.0.0.1:%d\"}\n"
+               "agents:\n  a: {user: hi}\nlevels:\n  - agents: [a]\n", peer.port);
+    fclose(f);
+    CHECK_INT(run(out, sizeof(out), "bench %s --out %s -q", path, dir), 0);
+    itest_peer_stop(&peer);
+    snprintf(path, sizeof(path), "%s/results.json", dir);
+    cJSON *r = load(path);
+    CHECK(r != NULL);
+    const cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "requests"), 0);
+    const char *preview = str(e, "content_preview");
+    CHECK(strlen(preview) > 0 && strlen(preview) <= 800);
+    cJSON_Delete(r);
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof(tmp), "/tmp/tokentap-bench-XXXXXX");
@@ -186,6 +222,7 @@ int main(void)
     ITEST_RUN(test_tiny);
     ITEST_RUN(test_compare);
     ITEST_RUN(test_bad_scenarios);
+    ITEST_RUN(test_invalid_utf8_answer);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
     if (system(cmd) != 0)
