@@ -492,7 +492,7 @@ static void level_summary(struct report_doc *doc, const struct report_side *s)
                      "ITL p50", "Decode tok/s (mean)", "Output tok/s", "Wall time", NULL);
     for (size_t i = 0; i < run->n_levels; i++) {
         const struct results_level *l = &run->levels[i];
-        int requests = 0, errors = 0;
+        long long requests = 0, errors = 0; /* over any number of cells */
         for (size_t k = 0; k < run->n_cells; k++) {
             const struct results_cell *c = &run->cells[k];
             if (strcmp(c->target, s->target->name) == 0 && strcmp(c->level, l->name) == 0) {
@@ -508,8 +508,8 @@ static void level_summary(struct report_doc *doc, const struct report_side *s)
         char lab[96];
         report_doc_row(doc);
         report_doc_cell(doc, REPORT_MARK_LABEL, "%s", report_level_label(lab, sizeof(lab), l));
-        report_doc_cell(doc, REPORT_MARK_NONE, "%d", requests);
-        report_doc_cell(doc, errors ? REPORT_MARK_FAIL : REPORT_MARK_NONE, "%d", errors);
+        report_doc_cell(doc, REPORT_MARK_NONE, "%lld", requests);
+        report_doc_cell(doc, errors ? REPORT_MARK_FAIL : REPORT_MARK_NONE, "%lld", errors);
         pooled_cell(doc, s, l->name, RESULTS_TTFT, UNIT_MS, true);
         pooled_cell(doc, s, l->name, RESULTS_ITL_P50, UNIT_MS, true);
         pooled_cell(doc, s, l->name, RESULTS_DECODE_TPS, UNIT_TPS, false);
@@ -613,6 +613,8 @@ static void compare_table(struct report_doc *doc, const struct report_side *a,
 static int pass_values(const struct report_side_task *t, struct results_values *ret)
 {
     ret->n = (size_t)t->of;
+    if (ret->n > STATS_MAX_VALUES)
+        return -E2BIG;
     ret->v = ret->n ? malloc(ret->n * sizeof(*ret->v)) : NULL;
     if (ret->n && !ret->v)
         return -ENOMEM;
@@ -655,9 +657,12 @@ static void pass_rate_row(struct report_doc *doc, const struct report_side *a,
     report_doc_cell(doc, REPORT_MARK_NONE, "%s", agent->label);
     pass_rate_cell(doc, &ta);
     pass_rate_cell(doc, &tb);
-    if (pass_values(&ta, &pa) < 0 || pass_values(&tb, &pb) < 0) {
+    int rc = pass_values(&ta, &pa);
+    if (rc == 0)
+        rc = pass_values(&tb, &pb);
+    if (rc < 0) {
         if (!doc->error)
-            doc->error = -ENOMEM;
+            doc->error = rc;
         goto done;
     }
     struct stats_diff d;

@@ -9,6 +9,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "scenario.h"
+
 static const char *const cell_metric_keys[RESULTS_CELL_METRICS] = {
     [RESULTS_TTFT] = "ttft_ms",
     [RESULTS_TTFC] = "ttfc_ms",
@@ -54,12 +56,33 @@ static double num(const cJSON *j, const char *k)
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-/* A count field: non-negative and small enough for an int, else dflt. */
-static int count(const cJSON *j, const char *k, int dflt)
+/* Reads count field k of j into *ret: dflt when it is absent or not a
+ * number, else it must lie in [lo, hi] (a crafted file must not make the
+ * report loop or allocate without bound). sec[i] (sec alone when i < 0)
+ * names the object in the error. 0 or -EINVAL. */
+static int count(const cJSON *j, const char *k, int lo, int hi, int dflt, int *ret,
+                 const char *sec, int i, char *err, size_t errlen)
 {
-    double d = num(j, k);
-    return d >= 0 && d <= 1e9 ? (int)d : dflt;
+    const cJSON *v = get(j, k);
+    if (!cJSON_IsNumber(v)) {
+        *ret = dflt;
+        return 0;
+    }
+    double d = v->valuedouble;
+    if (!(d >= lo && d <= hi)) {
+        if (i >= 0)
+            set_err(err, errlen, "%s[%d].%s is %g: expected %d to %d", sec, i, k, d, lo, hi);
+        else
+            set_err(err, errlen, "%s.%s is %g: expected %d to %d", sec, k, d, lo, hi);
+        return -EINVAL;
+    }
+    *ret = (int)d;
+    return 0;
 }
+
+/* The bounds of counts: turns as a scenario allows them; repetitions,
+ * requests, errors and checks per cell as results_values holds them. */
+#define MAX_COUNT RESULTS_MAX_REPETITIONS
 
 /* A section's array of objects; NULL (and a message) when the key holds
  * something else. A missing optional section is an empty array. */
@@ -199,7 +222,9 @@ static int read_scenario(struct results *r, char *err, size_t errlen)
     }
     r->scenario = sc;
     r->scenario_name = str(sc, "name") ? str(sc, "name") : "";
-    r->repetitions = count(sc, "repetitions", 0);
+    int rc = count(sc, "repetitions", 0, MAX_COUNT, 0, &r->repetitions, "scenario", -1, err, errlen);
+    if (rc < 0)
+        return rc;
     const cJSON *e;
     int i = 0;
     cJSON_ArrayForEach(e, get(sc, "agents"))
@@ -209,7 +234,10 @@ static int read_scenario(struct results *r, char *err, size_t errlen)
             set_err(err, errlen, "scenario.agents[%d] has no \"name\"", i);
             return -EINVAL;
         }
-        int rc = add_agent(r, name, count(e, "turns", 1));
+        int turns;
+        rc = count(e, "turns", 1, SCENARIO_MAX_TURNS, 1, &turns, "scenario.agents", i, err, errlen);
+        if (rc == 0)
+            rc = add_agent(r, name, turns);
         if (rc < 0)
             return rc;
         struct results_agent *a = find_agent(r, name);
@@ -227,7 +255,7 @@ static int read_scenario(struct results *r, char *err, size_t errlen)
             set_err(err, errlen, "scenario.levels[%d] has no \"name\"", i);
             return -EINVAL;
         }
-        int rc = add_level(r, name, num(e, "concurrency"));
+        rc = add_level(r, name, num(e, "concurrency"));
         if (rc < 0)
             return rc;
         find_level(r, name)->phases = get(e, "phases");
@@ -301,11 +329,12 @@ static int read_cells(struct results *r, char *err, size_t errlen)
         c->target = str(e, "target");
         c->level = str(e, "level");
         c->agent = str(e, "agent");
-        c->turn = count(e, "turn", 1);
-        c->n = count(e, "n", 0);
-        c->errors = count(e, "errors", 0);
-        c->pass = count(e, "pass", 0);
-        c->checked = count(e, "checked", 0);
+        if ((rc = count(e, "turn", 1, SCENARIO_MAX_TURNS, 1, &c->turn, "cells", i, err, errlen)) < 0 ||
+            (rc = count(e, "n", 0, MAX_COUNT, 0, &c->n, "cells", i, err, errlen)) < 0 ||
+            (rc = count(e, "errors", 0, MAX_COUNT, 0, &c->errors, "cells", i, err, errlen)) < 0 ||
+            (rc = count(e, "pass", 0, MAX_COUNT, 0, &c->pass, "cells", i, err, errlen)) < 0 ||
+            (rc = count(e, "checked", 0, MAX_COUNT, 0, &c->checked, "cells", i, err, errlen)) < 0)
+            return rc;
         for (int m = 0; m < RESULTS_CELL_METRICS; m++) {
             rc = read_values(get(e, cell_metric_keys[m]), &c->m[m]);
             if (rc < 0) {
@@ -343,8 +372,9 @@ static int read_level_cells(struct results *r, char *err, size_t errlen)
         c->target = str(e, "target");
         c->level = str(e, "level");
         c->concurrency = num(e, "concurrency");
-        c->n = count(e, "n", 0);
-        c->errors = count(e, "errors", 0);
+        if ((rc = count(e, "n", 0, MAX_COUNT, 0, &c->n, "level_cells", i, err, errlen)) < 0 ||
+            (rc = count(e, "errors", 0, MAX_COUNT, 0, &c->errors, "level_cells", i, err, errlen)) < 0)
+            return rc;
         for (int m = 0; m < RESULTS_LEVEL_METRICS; m++) {
             rc = read_values(get(e, level_metric_keys[m]), &c->m[m]);
             if (rc < 0) {
@@ -387,7 +417,9 @@ static int read_requests(struct results *r, char *err, size_t errlen)
         q->agent = str(e, "agent");
         double rep = num(e, "repetition");
         q->repetition = rep >= 0 && rep <= 1e9 ? (long)rep : 0;
-        q->turn = count(e, "turn", 1);
+        rc = count(e, "turn", 1, SCENARIO_MAX_TURNS, 1, &q->turn, "requests", i, err, errlen);
+        if (rc < 0)
+            return rc;
         const cJSON *check = get(e, "check");
         const cJSON *pass = get(check, "pass");
         q->check = cJSON_IsBool(pass) ? cJSON_IsTrue(pass) : -1;
