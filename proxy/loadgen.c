@@ -25,6 +25,9 @@ struct lgreq {
     struct tap tap;
     struct evbuffer *text[DIALECT_TOKEN_KINDS]; /* owned: output text per kind */
     struct evbuffer *body;        /* owned: a non-streamed body, for the caller */
+    /* A piece did not fit: the buffer stops there (no holes from later,
+     * smaller pieces). */
+    bool text_full[DIALECT_TOKEN_KINDS], body_full;
     bool head_seen;
     bool json_body;
     struct event *later;          /* owned: reports a failure to send from the loop */
@@ -155,8 +158,10 @@ static void on_text(void *ctx, enum dialect_token_kind kind, const char *text, s
 {
     struct lgreq *q = ctx;
     struct evbuffer *b = q->text[kind];
-    if (evbuffer_get_length(b) + len <= q->lg->o.max_text)
-        evbuffer_add(b, text, len);
+    if (q->text_full[kind])
+        return;
+    if (evbuffer_get_length(b) + len > q->lg->o.max_text || evbuffer_add(b, text, len) < 0)
+        q->text_full[kind] = true;
 }
 
 static void on_token(void *ctx, const struct record *r, usec_t t)
@@ -184,8 +189,10 @@ static void up_body(void *ctx, const char *data, size_t len, usec_t t)
 {
     struct lgreq *q = ctx;
     tap_body(&q->tap, data, len, t);
-    if (q->json_body && evbuffer_get_length(q->body) + len <= TAP_MAX_JSON_BODY)
-        evbuffer_add(q->body, data, len);
+    if (!q->json_body || q->body_full)
+        return;
+    if (evbuffer_get_length(q->body) + len > TAP_MAX_JSON_BODY || evbuffer_add(q->body, data, len) < 0)
+        q->body_full = true;
 }
 
 static void up_done(void *ctx, int err, usec_t t)
