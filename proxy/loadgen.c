@@ -233,6 +233,28 @@ static void report_later(evutil_socket_t fd, short what, void *arg)
     complete(q, RECORD_UPSTREAM_ERROR);
 }
 
+/* The request head and body, queued on q->up. 0 or -ENOMEM. */
+static int write_request(struct loadgen *lg, struct lgreq *q, const struct loadgen_req *rq)
+{
+    const struct upstream_target *t = upstream_pool_target(lg->pool);
+    int w = upstream_req_printf(q->up, "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n", rq->method,
+                                t->base_path, rq->path, t->host_header, q->rec.client);
+    bool has_ct = false;
+    for (size_t i = 0; i < rq->n_headers && w == 0; i++) {
+        w = upstream_req_printf(q->up, "%s: %s\r\n", rq->headers[i].name, rq->headers[i].value);
+        has_ct = has_ct || strcasecmp(rq->headers[i].name, "content-type") == 0;
+    }
+    if (w == 0 && q->rec.dialect != DIALECT_UNKNOWN)
+        w = upstream_req_printf(q->up, "Accept-Encoding: identity\r\n");
+    if (w == 0 && rq->body && !has_ct)
+        w = upstream_req_printf(q->up, "Content-Type: application/json\r\n");
+    if (w == 0 && rq->body)
+        w = upstream_req_printf(q->up, "Content-Length: %zu\r\n\r\n", rq->body_len);
+    if (w == 0)
+        w = rq->body ? upstream_req_write(q->up, rq->body, rq->body_len) : upstream_req_write(q->up, "\r\n", 2);
+    return w < 0 ? -ENOMEM : 0;
+}
+
 int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_cb done, void *ctx)
 {
     struct lgreq *q = calloc(1, sizeof(*q));
@@ -274,11 +296,9 @@ int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_
     q->tap.ctx = q;
     for (int k = 0; k < DIALECT_TOKEN_KINDS; k++)
         if (!(q->text[k] = evbuffer_new()))
-            goto oom;
+            goto fail;
     if (!(q->body = evbuffer_new()))
-        goto oom;
-    if (lg->o.metrics)
-        metrics_begin(lg->o.metrics, r, r->t_start);
+        goto fail;
 
     struct upstream_req_options uo = {
         .head_request = strcmp(rq->method, "HEAD") == 0,
@@ -292,33 +312,17 @@ int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_
         q->early_err = err;
         q->later = evtimer_new(lg->base, report_later, q);
         if (!q->later)
-            goto oom;
+            goto fail;
         struct timeval zero = {0, 0};
         evtimer_add(q->later, &zero);
-        return 0;
+    } else if (write_request(lg, q, rq) < 0) {
+        goto fail; /* req_free cancels the half-written request */
     }
-    const struct upstream_target *t = upstream_pool_target(lg->pool);
-    upstream_req_printf(q->up, "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n", rq->method,
-                        t->base_path, rq->path, t->host_header, r->client);
-    bool has_ct = false;
-    for (size_t i = 0; i < rq->n_headers; i++) {
-        upstream_req_printf(q->up, "%s: %s\r\n", rq->headers[i].name, rq->headers[i].value);
-        has_ct = has_ct || strcasecmp(rq->headers[i].name, "content-type") == 0;
-    }
-    if (r->dialect != DIALECT_UNKNOWN)
-        upstream_req_printf(q->up, "Accept-Encoding: identity\r\n");
-    if (rq->body) {
-        if (!has_ct)
-            upstream_req_printf(q->up, "Content-Type: application/json\r\n");
-        upstream_req_printf(q->up, "Content-Length: %zu\r\n\r\n", rq->body_len);
-        upstream_req_write(q->up, rq->body, rq->body_len);
-    } else {
-        upstream_req_write(q->up, "\r\n", 2);
-    }
-    return 0;
-oom:
+    /* Counted in flight only once nothing can fail: complete() ends it. */
     if (lg->o.metrics)
-        metrics_end(lg->o.metrics, r, clock_now());
+        metrics_begin(lg->o.metrics, r, r->t_start);
+    return 0;
+fail:
     req_free(q);
     return -ENOMEM;
 }
