@@ -66,6 +66,7 @@ struct level_run {
     struct agent_run *agents;        /* owned: one per scenario agent */
     usec_t start, end;
     bool done;
+    bool lookup_failed;              /* lookup() ran out of memory in this expansion */
 };
 
 struct bench {
@@ -96,6 +97,13 @@ struct bench {
 static void step(struct bench *b);
 static void level_agent_done(struct level_run *lr);
 
+/* Ends the run early: the results so far are written, marked incomplete. */
+static void stop_failed(struct bench *b)
+{
+    b->failed = true;
+    event_base_loopexit(b->base, NULL);
+}
+
 /* --- requests --- */
 
 static const char *lookup(void *ctx, const char *agent, const char *which)
@@ -118,8 +126,10 @@ static const char *lookup(void *ctx, const char *agent, const char *which)
     for (size_t i = 0; i < ar->n_answers; i++)
         len += strlen(ar->answers[i]) + 2;
     char *all = malloc(len + 1);
-    if (!all)
+    if (!all) {
+        lr->lookup_failed = true;
         return NULL;
+    }
     size_t off = 0;
     for (size_t i = 0; i < ar->n_answers; i++)
         off += (size_t)snprintf(all + off, len + 1 - off, "%s%s", i ? "\n\n" : "", ar->answers[i]);
@@ -142,6 +152,8 @@ static char *build_body(struct level_run *lr, struct agent_run *ar, const struct
 {
     const struct scenario_agent *a = &lr->b->s->agents[ar->agent];
     const struct scenario_target *t = lr->tr->t;
+    if (ar->n_answers < ar->turn)
+        return NULL; /* an earlier answer was not kept */
     cJSON *root = cJSON_CreateObject();
     if (t->model)
         cJSON_AddStringToObject(root, "model", t->model);
@@ -186,28 +198,42 @@ static cJSON *string_list(const char *const *v, size_t n)
     return a;
 }
 
-/* A finished turn becomes a results.json request entry. */
-static void keep_request(struct agent_run *ar, const struct loadgen_result *res,
-                         const struct scenario_check_result *cr, bool checked)
+/* The record as JSON, or NULL for want of memory. */
+static cJSON *record_json(const struct record *r)
+{
+    struct evbuffer *eb = evbuffer_new();
+    if (!eb)
+        return NULL;
+    record_to_json(r, eb, true);
+    size_t len = evbuffer_get_length(eb);
+    const char *text = (const char *)evbuffer_pullup(eb, -1);
+    cJSON *rec = text ? cJSON_ParseWithLength(text, len) : NULL;
+    evbuffer_free(eb);
+    return rec;
+}
+
+/* A finished turn becomes a results.json request entry. 0 or -ENOMEM
+ * (the fields results are built from must all be there). */
+static int keep_request(struct agent_run *ar, const struct loadgen_result *res,
+                        const struct scenario_check_result *cr, bool checked)
 {
     struct level_run *lr = ar->lr;
     struct bench *b = lr->b;
     const struct record *r = res->rec;
     cJSON *e = cJSON_CreateObject();
-    cJSON_AddStringToObject(e, "target", lr->tr->t->name);
-    cJSON_AddStringToObject(e, "level", b->s->levels[lr->level].name);
-    cJSON_AddNumberToObject(e, "repetition", lr->rep);
-    cJSON_AddStringToObject(e, "agent", b->s->agents[ar->agent].name);
-    cJSON_AddNumberToObject(e, "turn", (double)ar->turn + 1);
-    cJSON_AddNumberToObject(e, "phase", (double)ar->phase);
-    struct evbuffer *eb = evbuffer_new();
-    if (eb) {
-        record_to_json(r, eb, true);
-        size_t len = evbuffer_get_length(eb);
-        cJSON *rec = cJSON_ParseWithLength((const char *)evbuffer_pullup(eb, -1), len);
-        cJSON_AddItemToObject(e, "record", rec ? rec : cJSON_CreateNull());
-        evbuffer_free(eb);
+    cJSON *rec = record_json(r);
+    if (!e || !rec || !cJSON_AddItemToObject(e, "record", rec)) {
+        cJSON_Delete(e);
+        cJSON_Delete(rec);
+        return -ENOMEM;
     }
+    if (!cJSON_AddStringToObject(e, "target", lr->tr->t->name) ||
+        !cJSON_AddStringToObject(e, "level", b->s->levels[lr->level].name) ||
+        !cJSON_AddNumberToObject(e, "repetition", lr->rep) ||
+        !cJSON_AddStringToObject(e, "agent", b->s->agents[ar->agent].name) ||
+        !cJSON_AddNumberToObject(e, "turn", (double)ar->turn + 1) ||
+        !cJSON_AddNumberToObject(e, "phase", (double)ar->phase))
+        goto fail;
     if (checked) {
         cJSON *c = cJSON_AddObjectToObject(e, "check");
         cJSON_AddBoolToObject(c, "pass", cr->pass);
@@ -257,8 +283,12 @@ static void keep_request(struct agent_run *ar, const struct loadgen_result *res,
     }
     preview[n] = '\0';
     report_doc_utf8_trim(preview);
-    cJSON_AddStringToObject(e, "content_preview", preview);
-    cJSON_AddItemToArray(b->requests, e);
+    if (!cJSON_AddStringToObject(e, "content_preview", preview) || !cJSON_AddItemToArray(b->requests, e))
+        goto fail;
+    return 0;
+fail:
+    cJSON_Delete(e);
+    return -ENOMEM;
 }
 
 static void turn_done(void *ctx, const struct loadgen_result *res)
@@ -274,19 +304,24 @@ static void turn_done(void *ctx, const struct loadgen_result *res)
     memset(&cr, 0, sizeof(cr));
     if (turn->check)
         scenario_check(turn->check, res->content, res->reasoning, &cr);
-    if (!b->interrupted)
-        keep_request(ar, res, &cr, turn->check != NULL);
-    char *answer = strdup(res->content ? res->content : "");
-    char **a = realloc(ar->answers, (ar->n_answers + 1) * sizeof(*a));
-    if (a && answer) {
+    int r = b->interrupted ? 0 : keep_request(ar, res, &cr, turn->check != NULL);
+    /* Later turns carry every earlier answer: without it the agent cannot
+     * go on (build_body refuses). */
+    char *answer = r == 0 ? strdup(res->content ? res->content : "") : NULL;
+    char **a = answer ? realloc(ar->answers, (ar->n_answers + 1) * sizeof(*a)) : NULL;
+    if (a) {
         ar->answers = a;
         ar->answers[ar->n_answers++] = answer;
-    } else {
-        free(answer);
     }
     lr->end = clock_now();
     ar->turn++;
     ar->running = false;
+    if (!a) {
+        free(answer);
+        log_error("out of memory");
+        stop_failed(b);
+        return;
+    }
     if (b->interrupted)
         return;
     agent_next(ar);
@@ -308,33 +343,64 @@ static bool tag_first_message(struct level_run *lr, struct agent_run *ar)
     return true;
 }
 
-/* Sends the agent's next turn, or marks it done. */
+/* Expands template text for ar's turn: 0 with a malloc'd *ret, -E2BIG
+ * past SCENARIO_MAX_EXPANDED, -ENOMEM (a lookup's too). */
+static int expand(struct agent_run *ar, const char *text, char **ret)
+{
+    struct level_run *lr = ar->lr;
+    char *out = NULL;
+    lr->lookup_failed = false;
+    int r = scenario_expand(text, lr->b->s, lookup, lr, &out);
+    if (r == 0 && lr->lookup_failed) {
+        free(out);
+        r = -ENOMEM;
+    }
+    if (r == 0)
+        *ret = out;
+    return r;
+}
+
+/* Sends the agent's next turn, or marks it done. A turn that cannot be
+ * sent (its prompt does not expand, no memory) stops the run: the
+ * conversation cannot go on without it. */
 static void agent_next(struct agent_run *ar)
 {
     struct level_run *lr = ar->lr;
     struct bench *b = lr->b;
     const struct scenario_agent *a = &b->s->agents[ar->agent];
+    if (b->failed)
+        return; /* the loop is ending */
     if (ar->turn == a->n_turns) {
         ar->done = true;
         level_agent_done(lr);
         return;
     }
     const struct scenario_turn *turn = &a->turns[ar->turn];
-    if (ar->turn == 0 && a->system && !ar->system &&
-        scenario_expand(a->system, b->s, lookup, lr, &ar->system) < 0)
-        ar->system = strdup(a->system);
-    char **u = realloc(ar->users, (ar->turn + 1) * sizeof(*u));
-    if (!u)
+    const char *what = "system";
+    char *body = NULL;
+    int r = 0;
+    if (ar->turn == 0 && a->system && !ar->system)
+        r = expand(ar, a->system, &ar->system);
+    if (r < 0)
         goto fail;
+    what = "user";
+    char **u = realloc(ar->users, (ar->turn + 1) * sizeof(*u));
+    if (!u) {
+        r = -ENOMEM;
+        goto fail;
+    }
     ar->users = u;
-    if (scenario_expand(turn->user, b->s, lookup, lr, &ar->users[ar->turn]) < 0)
-        ar->users[ar->turn] = strdup(turn->user);
+    r = expand(ar, turn->user, &ar->users[ar->turn]);
+    if (r < 0)
+        goto fail;
+    ar->running = true; /* users[turn] is set (level_run_free frees it) */
     /* Each level repetition starts with its own tag, so it cannot reuse
      * an earlier repetition's prompt cache (turns of one conversation
      * still do, as in real use). */
+    r = -ENOMEM;
     if (ar->turn == 0 && !tag_first_message(lr, ar))
         goto fail;
-    char *body = build_body(lr, ar, turn);
+    body = build_body(lr, ar, turn);
     if (!body)
         goto fail;
     int thinking = b->thinking_override >= 0 ? b->thinking_override : scenario_thinking(turn, lr->tr->t);
@@ -347,19 +413,24 @@ static void agent_next(struct agent_run *ar)
         .model = lr->tr->t->model,
         .thinking = thinking == SCENARIO_THINKING_UNSET ? -1 : thinking,
     };
-    ar->running = true;
-    int r = loadgen_send(lr->tr->lg, &rq, turn_done, ar);
-    free(body);
+    r = loadgen_send(lr->tr->lg, &rq, turn_done, ar);
     if (r < 0)
         goto fail;
+    free(body);
     b->sent++;
     snprintf(b->last_step, sizeof(b->last_step), "%s level %s rep %u/%u: %s turn %zu", lr->tr->t->name,
              b->s->levels[lr->level].name, lr->rep, b->s->repetitions, a->name, ar->turn + 1);
     return;
 fail:
-    log_error("out of memory");
-    b->failed = true;
-    event_base_loopexit(b->base, NULL);
+    free(body);
+    if (r == -E2BIG)
+        log_error("target %s, level %s, repetition %u: agent %s, turn %zu: the %s prompt expands to more "
+                  "than %u MiB; stopping (the results so far are written, marked incomplete)",
+                  lr->tr->t->name, b->s->levels[lr->level].name, lr->rep, a->name, ar->turn + 1, what,
+                  SCENARIO_MAX_EXPANDED >> 20);
+    else
+        log_error("out of memory");
+    stop_failed(b);
 }
 
 /* --- levels and phases --- */
@@ -485,8 +556,8 @@ static void start_group(struct bench *b)
         struct target_run *tr = &b->targets[(first + k) % b->n_targets];
         struct level_run *lr = level_run_new(b, tr);
         if (!lr) {
-            b->failed = true;
-            event_base_loopexit(b->base, NULL);
+            log_error("out of memory");
+            stop_failed(b);
             return;
         }
         b->running[b->n_running++] = lr;

@@ -214,6 +214,32 @@ static void test_invalid_utf8_answer(void)
     cJSON_Delete(r);
 }
 
+/* A prompt that expands past the limit stops the run with a clear error
+ * (it used to be sent unexpanded, silently). */
+static void test_prompt_too_big(void)
+{
+    static char out[1 << 16];
+    char path[256], dir[128];
+    snprintf(path, sizeof(path), "%s/big.yaml", tmp);
+    snprintf(dir, sizeof(dir), "%s/big", tmp);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "name: big\nrepetitions: 1\nwarmup: 0\ntargets:\n  t: {sim: {decode_tps: 5000}}\nvars:\n  big: \"");
+    for (int i = 0; i < 200000; i++)
+        fputc('x', f);
+    fprintf(f, "\"\nagents:\n  a:\n    turns:\n      - {user: hi, max_tokens: 4}\n      - user: \"");
+    for (int i = 0; i < 50; i++)
+        fprintf(f, "{{vars.big}}");
+    fprintf(f, "\"\nlevels:\n  - agents: [a]\n");
+    fclose(f);
+    CHECK_INT(run(out, sizeof(out), "bench %s --out %s -q", path, dir), 1);
+    CHECK(strstr(out, "agent a, turn 2: the user prompt expands to more than 8 MiB; stopping") != NULL);
+    snprintf(path, sizeof(path), "%s/results.json", dir);
+    cJSON *r = load(path);
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(r, "complete")));
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "requests")), 1);
+    cJSON_Delete(r);
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof(tmp), "/tmp/tokentap-bench-XXXXXX");
@@ -223,6 +249,7 @@ int main(void)
     ITEST_RUN(test_compare);
     ITEST_RUN(test_bad_scenarios);
     ITEST_RUN(test_invalid_utf8_answer);
+    ITEST_RUN(test_prompt_too_big);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
     if (system(cmd) != 0)
