@@ -138,16 +138,22 @@ static const char *lookup(void *ctx, const char *agent, const char *which)
     return all;
 }
 
-static cJSON *message(const char *role, const char *content)
+/* Appends {"role": role, "content": content} to msgs; false for want of
+ * memory. */
+static bool add_message(cJSON *msgs, const char *role, const char *content)
 {
     cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "role", role);
-    cJSON_AddStringToObject(m, "content", content);
-    return m;
+    if (!cJSON_AddStringToObject(m, "role", role) || !cJSON_AddStringToObject(m, "content", content) ||
+        !cJSON_AddItemToArray(msgs, m)) {
+        cJSON_Delete(m);
+        return false;
+    }
+    return true;
 }
 
 /* The request body for the agent's current turn: system, then every
- * earlier turn with this run's own answers, then the new user text. */
+ * earlier turn with this run's own answers, then the new user text. NULL
+ * for want of memory. */
 static char *build_body(struct level_run *lr, struct agent_run *ar, const struct scenario_turn *turn)
 {
     const struct scenario_agent *a = &lr->b->s->agents[ar->agent];
@@ -155,35 +161,36 @@ static char *build_body(struct level_run *lr, struct agent_run *ar, const struct
     if (ar->n_answers < ar->turn)
         return NULL; /* an earlier answer was not kept */
     cJSON *root = cJSON_CreateObject();
-    if (t->model)
-        cJSON_AddStringToObject(root, "model", t->model);
-    cJSON *msgs = cJSON_CreateArray();
-    if (a->api == SCENARIO_API_ANTHROPIC && ar->system)
-        cJSON_AddStringToObject(root, "system", ar->system);
-    else if (ar->system)
-        cJSON_AddItemToArray(msgs, message("system", ar->system));
-    for (size_t i = 0; i <= ar->turn; i++) {
-        cJSON_AddItemToArray(msgs, message("user", ar->users[i]));
-        if (i < ar->turn)
-            cJSON_AddItemToArray(msgs, message("assistant", ar->answers[i]));
+    bool ok = root != NULL;
+    if (ok && t->model)
+        ok = cJSON_AddStringToObject(root, "model", t->model) != NULL;
+    if (ok && a->api == SCENARIO_API_ANTHROPIC && ar->system)
+        ok = cJSON_AddStringToObject(root, "system", ar->system) != NULL;
+    cJSON *msgs = ok ? cJSON_AddArrayToObject(root, "messages") : NULL;
+    ok = msgs != NULL;
+    if (ok && a->api != SCENARIO_API_ANTHROPIC && ar->system)
+        ok = add_message(msgs, "system", ar->system);
+    for (size_t i = 0; ok && i <= ar->turn; i++) {
+        ok = add_message(msgs, "user", ar->users[i]);
+        if (ok && i < ar->turn)
+            ok = add_message(msgs, "assistant", ar->answers[i]);
     }
-    cJSON_AddItemToObject(root, "messages", msgs);
-    cJSON_AddNumberToObject(root, "max_tokens", turn->max_tokens);
-    if (turn->has_temperature)
-        cJSON_AddNumberToObject(root, "temperature", turn->temperature);
-    if (lr->b->s->has_seed)
-        cJSON_AddNumberToObject(root, "seed", (double)lr->b->s->seed);
-    cJSON_AddBoolToObject(root, "stream", true);
-    if (a->api == SCENARIO_API_OPENAI_CHAT) {
+    ok = ok && cJSON_AddNumberToObject(root, "max_tokens", turn->max_tokens) != NULL;
+    if (ok && turn->has_temperature)
+        ok = cJSON_AddNumberToObject(root, "temperature", turn->temperature) != NULL;
+    if (ok && lr->b->s->has_seed)
+        ok = cJSON_AddNumberToObject(root, "seed", (double)lr->b->s->seed) != NULL;
+    ok = ok && cJSON_AddBoolToObject(root, "stream", true) != NULL;
+    if (ok && a->api == SCENARIO_API_OPENAI_CHAT) {
         cJSON *so = cJSON_AddObjectToObject(root, "stream_options");
-        cJSON_AddBoolToObject(so, "include_usage", true);
+        ok = cJSON_AddBoolToObject(so, "include_usage", true) != NULL;
     }
     int thinking = lr->b->thinking_override >= 0 ? lr->b->thinking_override : scenario_thinking(turn, t);
-    if (thinking != SCENARIO_THINKING_UNSET) {
+    if (ok && thinking != SCENARIO_THINKING_UNSET) {
         cJSON *kw = cJSON_AddObjectToObject(root, "chat_template_kwargs");
-        cJSON_AddBoolToObject(kw, "enable_thinking", thinking == 1);
+        ok = cJSON_AddBoolToObject(kw, "enable_thinking", thinking == 1) != NULL;
     }
-    char *text = cJSON_PrintUnformatted(root);
+    char *text = ok ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
     return text;
 }
@@ -610,6 +617,26 @@ static void warmup_done(void *ctx, const struct loadgen_result *res)
     }
 }
 
+/* A short request that loads the model and warms its caches (built as
+ * build_body builds, so any model name is escaped). NULL for want of
+ * memory. */
+static char *warmup_body(const struct scenario_target *t, unsigned w)
+{
+    char text[64];
+    snprintf(text, sizeof(text), "warm up %u: reply OK", w);
+    cJSON *root = cJSON_CreateObject();
+    bool ok = root != NULL;
+    if (ok && t->model)
+        ok = cJSON_AddStringToObject(root, "model", t->model) != NULL;
+    cJSON *msgs = ok ? cJSON_AddArrayToObject(root, "messages") : NULL;
+    ok = msgs && add_message(msgs, "user", text) &&
+         cJSON_AddNumberToObject(root, "max_tokens", 4) != NULL &&
+         cJSON_AddBoolToObject(root, "stream", true) != NULL;
+    char *body = ok ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    return body;
+}
+
 static void start(struct bench *b)
 {
     b->warmups_left = b->s->warmup * b->n_targets;
@@ -620,15 +647,17 @@ static void start(struct bench *b)
     }
     for (size_t i = 0; i < b->n_targets; i++) {
         for (unsigned w = 0; w < b->s->warmup; w++) {
-            char body[256];
-            const struct scenario_target *t = b->targets[i].t;
-            snprintf(body, sizeof(body),
-                     "{%s%s%s\"messages\":[{\"role\":\"user\",\"content\":\"warm up %u: reply OK\"}],"
-                     "\"max_tokens\":4,\"stream\":true}",
-                     t->model ? "\"model\":\"" : "", t->model ? t->model : "", t->model ? "\"," : "", w);
+            char *body = warmup_body(b->targets[i].t, w);
             struct loadgen_req rq = {.method = "POST", .path = "/v1/chat/completions", .body = body,
-                                     .body_len = strlen(body), .thinking = -1};
-            loadgen_send(b->targets[i].lg, &rq, warmup_done, b);
+                                     .body_len = body ? strlen(body) : 0, .thinking = -1};
+            int r = body ? loadgen_send(b->targets[i].lg, &rq, warmup_done, b) : -ENOMEM;
+            free(body);
+            if (r < 0) {
+                /* warmups_left would never reach 0: the run could not start. */
+                log_error("out of memory");
+                stop_failed(b);
+                return;
+            }
         }
     }
 }

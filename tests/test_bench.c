@@ -240,6 +240,50 @@ static void test_prompt_too_big(void)
     cJSON_Delete(r);
 }
 
+/* The warmup request is JSON whatever the model is called (it was built
+ * with snprintf and an unescaped name): a recording proxy in front of the
+ * sim sees it. */
+static void test_warmup_model_name(void)
+{
+    static char out[1 << 16];
+    struct itest_proc sim, serve;
+    const char *sargs[] = {"sim", "--listen", "127.0.0.1:0", "--decode-tps", "5000", NULL};
+    itest_spawn(&sim, sargs);
+    char url[64], rec[128], path[256], dir[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", sim.port);
+    snprintf(rec, sizeof(rec), "%s/warm-rec", tmp);
+    const char *args[] = {"serve", "--listen", "127.0.0.1:0", "--upstream", url, "--record", rec, NULL};
+    itest_spawn(&serve, args);
+    snprintf(path, sizeof(path), "%s/warm.yaml", tmp);
+    snprintf(dir, sizeof(dir), "%s/warm", tmp);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "name: warm\nrepetitions: 1\nwarmup: 1\ntargets:\n  t: {url: \"http://127.0.0.1:%d\", "
+               "model: 'a \"quoted\" model'}\nagents:\n  a: {user: hi, max_tokens: 4}\nlevels:\n  - agents: [a]\n",
+            serve.port);
+    fclose(f);
+    CHECK_INT(run(out, sizeof(out), "bench %s --out %s -q", path, dir), 0);
+    CHECK_INT(itest_stop(&serve), 0);
+    itest_stop(&sim);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "cat %s/*.jsonl", rec);
+    FILE *p = popen(cmd, "r");
+    static char line[1 << 16];
+    int warmups = 0;
+    while (p && fgets(line, sizeof(line), p)) {
+        cJSON *e = cJSON_Parse(line);
+        const cJSON *body = cJSON_GetObjectItemCaseSensitive(e, "body");
+        const cJSON *msg = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(body, "messages"), 0);
+        if (strncmp(str(msg, "content"), "warm up 0", 9) == 0) {
+            CHECK_STR(str(body, "model"), "a \"quoted\" model");
+            warmups++;
+        }
+        cJSON_Delete(e);
+    }
+    if (p)
+        pclose(p);
+    CHECK_INT(warmups, 1);
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof(tmp), "/tmp/tokentap-bench-XXXXXX");
@@ -250,6 +294,7 @@ int main(void)
     ITEST_RUN(test_bad_scenarios);
     ITEST_RUN(test_invalid_utf8_answer);
     ITEST_RUN(test_prompt_too_big);
+    ITEST_RUN(test_warmup_model_name);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
     if (system(cmd) != 0)
