@@ -44,6 +44,8 @@ static size_t session_index(struct replay_run *run, const char *id)
     run->sessions = s;
     memset(&s[run->n_sessions], 0, sizeof(*s));
     s[run->n_sessions].id = strdup(id);
+    if (!s[run->n_sessions].id)
+        return SIZE_MAX;
     return run->n_sessions++;
 }
 
@@ -250,6 +252,20 @@ static int apply_history(struct replay_run *run, struct replay_item *it, char **
 static void dispatch(struct replay_run *run);
 static void finish_run(struct replay_run *run);
 
+/* Ends the run early (a request could not be sent or its answer kept:
+ * only -ENOMEM): nothing more is sent and the loop ends after this pass;
+ * replay_run_loop then aborts what is in flight. It frees nothing, so it
+ * is safe inside a loadgen callback. */
+static void fail_run(struct replay_run *run, int err)
+{
+    if (!run->failed)
+        fprintf(stderr, "tokentap replay: %s: stopping\n", strerror(-err));
+    run->failed = true;
+    run->stopping = true;
+    evtimer_del(run->timer);
+    event_base_loopexit(run->base, NULL);
+}
+
 static void on_done(void *ctx, const struct loadgen_result *res)
 {
     struct sendctx *sc = ctx;
@@ -267,12 +283,16 @@ static void on_done(void *ctx, const struct loadgen_result *res)
             struct replay_session *s = &run->sessions[it->session];
             s->busy = false;
             s->last_done = clock_now();
-            char **a = realloc(s->answers, (s->n_answers + 1) * sizeof(*a));
+            /* Live history pairs answers with turns: a missing one would
+             * put the others in the wrong places. */
+            char *answer = strdup(res->content ? res->content : "");
+            char **a = answer ? realloc(s->answers, (s->n_answers + 1) * sizeof(*a)) : NULL;
             if (a) {
                 s->answers = a;
-                s->answers[s->n_answers] = strdup(res->content ? res->content : "");
-                if (s->answers[s->n_answers])
-                    s->n_answers++;
+                s->answers[s->n_answers++] = answer;
+            } else {
+                free(answer);
+                fail_run(run, -ENOMEM);
             }
         }
     }
@@ -442,7 +462,11 @@ static void dispatch(struct replay_run *run)
                 continue;
             if (session_ready(run, it) == USEC_INFINITY)
                 continue;
-            send_item(run, i, 0);
+            int r = send_item(run, i, 0);
+            if (r < 0) {
+                fail_run(run, r);
+                return;
+            }
         }
         while (run->next < run->n_items && run->items[run->order[run->next]].state != REPLAY_ITEM_PENDING)
             run->next++;
@@ -461,7 +485,11 @@ static void dispatch(struct replay_run *run)
             }
             arrival_next_arrival(sc);
             size_t i = run->sent < run->n_items ? run->order[run->sent] : SIZE_MAX;
-            send_item(run, i, at);
+            int r = send_item(run, i, at);
+            if (r < 0) {
+                fail_run(run, r);
+                return;
+            }
         }
         return;
     }
@@ -490,7 +518,11 @@ static void dispatch(struct replay_run *run)
             it->state = REPLAY_ITEM_WAITING;
             continue;
         }
-        send_item(run, i, due > ready ? due : ready);
+        int r = send_item(run, i, due > ready ? due : ready);
+        if (r < 0) {
+            fail_run(run, r);
+            return;
+        }
     }
     while (run->next < run->n_items &&
            (run->items[run->order[run->next]].state == REPLAY_ITEM_IN_FLIGHT ||
@@ -582,6 +614,10 @@ int replay_run_loop(struct replay_run *run)
     run->o.sched.next_us = 0;
     dispatch(run);
     event_base_dispatch(run->base);
+    /* After a failure, what is still in flight ends as aborted (their
+     * callbacks free their contexts). */
+    if (run->failed)
+        loadgen_abort_all(run->lg);
     return 0;
 }
 

@@ -124,7 +124,7 @@ static void write_summary(struct replay_run *run, usec_t end)
                         ",\"complete\":%s,\"requests_planned\":%llu,\"requests_sent\":%llu,"
                         "\"requests_finished\":%llu,\"trace_lines_skipped\":%u,\"throughput\":{"
                         "\"requests_per_s\":",
-                        run->interrupted ? "false" : "true", (unsigned long long)run->total,
+                        run->interrupted || run->failed ? "false" : "true", (unsigned long long)run->total,
                         (unsigned long long)run->sent, (unsigned long long)run->finished,
                         run->skipped_lines);
     jsonw_double(b, secs > 0 ? (double)run->finished / secs : 0);
@@ -193,7 +193,12 @@ static int probe_target(struct replay_run *run)
     }
     struct probe p = {.base = run->base, .outcome = -1};
     struct loadgen_req rq = {.method = "GET", .path = "/health", .thinking = -1};
-    loadgen_send(lg, &rq, probe_done, &p);
+    int r = loadgen_send(lg, &rq, probe_done, &p);
+    if (r < 0) {
+        fprintf(stderr, "tokentap replay: %s\n", strerror(-r));
+        loadgen_free(lg);
+        return r;
+    }
     event_base_dispatch(run->base);
     loadgen_free(lg);
     if (p.outcome == RECORD_UPSTREAM_ERROR || p.outcome == RECORD_TIMEOUT || p.outcome < 0) {
@@ -443,10 +448,11 @@ int replay_main(int argc, char **argv)
     usec_t end = clock_now();
     if (!run.o.quiet && run.tty)
         fprintf(stderr, "\n");
-    if (run.interrupted)
-        fprintf(stderr, "tokentap replay: interrupted: results are partial (marked incomplete)\n");
+    if (run.interrupted || run.failed)
+        fprintf(stderr, "tokentap replay: %s: results are partial (marked incomplete)\n",
+                run.interrupted ? "interrupted" : "stopped");
     write_summary(&run, end);
-    rc = run.interrupted ? 130 : 0;
+    rc = run.interrupted ? 130 : run.failed ? 1 : 0;
 fail:
     replay_run_free(&run);
     return rc;

@@ -93,6 +93,7 @@ struct replay_run {
     struct hist ttft_uncorrected;/* first token - actual send */
     struct event *timer, *progress, *sigint, *sigterm;
     bool interrupted, stopping;
+    bool failed;                 /* stopped early: a request could not be sent (no memory) */
     bool tty;
     unsigned skipped_lines;
 };
