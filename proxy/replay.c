@@ -347,7 +347,9 @@ static int send_item(struct replay_run *run, size_t index, usec_t intended)
         return -ENOMEM;
     sc->run = run;
     sc->item = index;
-    struct trace_entry *e = it ? &it->e : &run->items[run->sent % run->n_items].e;
+    /* A rate-mode repeat goes through the trace again in start order, as
+     * the first pass did. */
+    struct trace_entry *e = it ? &it->e : &run->items[run->order[run->sent % run->n_items]].e;
     char *body = NULL;
     size_t body_len = e->body_len;
     if (it && run->o.history == REPLAY_HISTORY_LIVE && it->session != SIZE_MAX) {
@@ -421,7 +423,9 @@ static int send_item(struct replay_run *run, size_t index, usec_t intended)
 }
 
 /* The earliest time session s's turn `it` may go: after the previous turn
- * ended, plus the think time the recording shows. */
+ * ended, plus the think time the recording shows. USEC_INFINITY while the
+ * previous turn runs. (The closed loop uses only that: its turns go as
+ * soon as the previous one finished, without think time.) */
 static usec_t session_ready(struct replay_run *run, const struct replay_item *it)
 {
     if (it->session == SIZE_MAX || it->turn == 0)

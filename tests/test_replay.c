@@ -342,6 +342,37 @@ static void test_modes(void)
     double mean_gap_ms = (last - first) / 119 / 1000;
     CHECK(mean_gap_ms > 18 && mean_gap_ms < 33);
     cJSON_Delete(recs);
+
+    /* The open loop repeats the trace in start order, not file order. */
+    path_in(trace, sizeof(trace), "unordered.jsonl");
+    f = fopen(trace, "w");
+    static const int stamps[] = {20, 0, 10};
+    for (int i = 0; i < 3; i++)
+        fprintf(f, "{\"timestamp\":%d,\"session\":\"s%d\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                   "\"max_tokens\":2,\"stream\":true}\n", stamps[i], stamps[i] / 10);
+    fclose(f);
+    path_in(log, sizeof(log), "repeat.jsonl");
+    CHECK_INT(run(out, sizeof(out), "replay %s --rate 20 --arrival constant --requests 6 --sim-decode-tps 5000 --log %s -q",
+                  trace, log),
+              0);
+    recs = read_jsonl(log);
+    CHECK_INT(cJSON_GetArraySize(recs), 6);
+    char order[8] = "";
+    for (int k = 0; k < 6; k++) {
+        /* The k-th request sent: the k-th smallest start time. */
+        const cJSON *best = NULL;
+        cJSON_ArrayForEach(e, recs)
+        {
+            int rank = 0;
+            const cJSON *o;
+            cJSON_ArrayForEach(o, recs) if (num(o, "t.start_us") < num(e, "t.start_us")) rank++;
+            if (rank == k)
+                best = e;
+        }
+        order[k] = best ? str(best, "session")[1] : '?';
+    }
+    CHECK_STR(order, "012012");
+    cJSON_Delete(recs);
 }
 
 /* The rewrite rules of a serve config and --thinking apply to replayed
