@@ -88,9 +88,9 @@ struct bench {
     cJSON *level_runs;               /* owned: each level repetition's wall time */
     uint64_t sent, done, errors;
     usec_t start_mono, start_wall;
-    struct event *pause, *tick, *sigint;
+    struct event *pause, *tick, *sigint; /* owned */
     char last_step[160];
-    char **argv;
+    char **argv;                     /* borrowed from main */
     int argc;
 };
 
@@ -714,7 +714,7 @@ static int write_results(struct bench *b, const cJSON *results)
 /* --- targets --- */
 
 struct fetch {
-    struct event_base *base;
+    struct event_base *base; /* borrowed */
     int status;
     enum record_outcome outcome;
     char error[160];

@@ -166,7 +166,7 @@ static void raise_fd_limit(void)
 
 /* Fails fast when the target does not answer at all. */
 struct probe {
-    struct event_base *base;
+    struct event_base *base; /* borrowed */
     int outcome;
     char error[160];
 };

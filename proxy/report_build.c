@@ -530,7 +530,7 @@ static void side_section(struct report_doc *doc, const struct report_side *s)
 
 /* --- comparisons --- */
 
-typedef const struct results_values *pair_metric_fn(const struct report_side *s,
+typedef const struct results_values *pair_metric_cb(const struct report_side *s,
                                                     const char *level);
 
 static const struct results_values *m_ttft(const struct report_side *s, const char *level)
@@ -557,7 +557,7 @@ static const struct results_values *m_out_tps(const struct report_side *s, const
 /* A side's value at a level, with its change from the side's first level
  * that has one ("265 ms (+176%)") when `degradation`. */
 static void side_value(struct report_doc *doc, const struct report_side *s, const char *level,
-                       pair_metric_fn *metric, enum unit u, bool degradation)
+                       pair_metric_cb *metric, enum unit u, bool degradation)
 {
     char buf[96], pct[32];
     const struct results_values *v = metric(s, level);
@@ -584,7 +584,7 @@ static void side_value(struct report_doc *doc, const struct report_side *s, cons
 
 static void compare_table(struct report_doc *doc, const struct report_side *a,
                           const struct report_side *b, const char *title, const char *note,
-                          pair_metric_fn *metric, enum unit u, bool degradation)
+                          pair_metric_cb *metric, enum unit u, bool degradation)
 {
     size_t mark = doc->n_blocks;
     report_doc_heading(doc, 3, NULL, "%s", title);
