@@ -88,7 +88,7 @@ struct bench {
     cJSON *level_runs;               /* owned: each level repetition's wall time */
     uint64_t sent, done, errors;
     usec_t start_mono, start_wall;
-    struct event *pause, *tick, *sigint; /* owned */
+    struct event *pause, *tick, *sigint, *sigterm; /* owned */
     char last_step[160];
     char **argv;                     /* borrowed from main */
     int argc;
@@ -1000,7 +1000,9 @@ int bench_main(int argc, char **argv)
     b.pause = evtimer_new(b.base, pause_cb, &b);
     b.tick = evtimer_new(b.base, tick_cb, &b);
     b.sigint = evsignal_new(b.base, SIGINT, on_signal, &b);
-    if (!b.pause || !b.tick || !b.sigint || evsignal_add(b.sigint, NULL) < 0)
+    b.sigterm = evsignal_new(b.base, SIGTERM, on_signal, &b);
+    if (!b.pause || !b.tick || !b.sigint || !b.sigterm || evsignal_add(b.sigint, NULL) < 0 ||
+        evsignal_add(b.sigterm, NULL) < 0)
         goto fail;
     b.tty = isatty(STDERR_FILENO);
     if (!b.quiet) {
@@ -1058,6 +1060,8 @@ fail:
         event_free(b.tick);
     if (b.sigint)
         event_free(b.sigint);
+    if (b.sigterm)
+        event_free(b.sigterm);
     if (b.base)
         event_base_free(b.base);
     scenario_free(b.s);

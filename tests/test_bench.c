@@ -3,6 +3,8 @@
  * prompts, checks passing and failing on purpose, report files, compare,
  * and bad scenarios failing before any request. */
 #include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -284,6 +286,37 @@ static void test_warmup_model_name(void)
     CHECK_INT(warmups, 1);
 }
 
+/* SIGTERM stops a run as Ctrl-C does: partial results, exit 130. */
+static void test_sigterm(void)
+{
+    char path[256], dir[128];
+    snprintf(path, sizeof(path), "%s/slow.yaml", tmp);
+    snprintf(dir, sizeof(dir), "%s/slow", tmp);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "name: slow\nrepetitions: 100\nwarmup: 0\npause: 0s\ntargets:\n  t: {sim: {decode_tps: 50}}\n"
+               "agents:\n  a: {user: hi, max_tokens: 20}\nlevels:\n  - agents: [a]\n");
+    fclose(f);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        execl(getenv("TOKENTAP"), "tokentap", "bench", path, "--out", dir, "-q", (char *)NULL);
+        _exit(127);
+    }
+    itest_sleep_ms(1500);
+    kill(pid, SIGTERM);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 130);
+    snprintf(path, sizeof(path), "%s/results.json", dir);
+    cJSON *r = load(path);
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(r, "complete")));
+    int n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "requests"));
+    CHECK(n >= 1 && n < 100);
+    cJSON_Delete(r);
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof(tmp), "/tmp/tokentap-bench-XXXXXX");
@@ -295,6 +328,7 @@ int main(void)
     ITEST_RUN(test_invalid_utf8_answer);
     ITEST_RUN(test_prompt_too_big);
     ITEST_RUN(test_warmup_model_name);
+    ITEST_RUN(test_sigterm);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
     if (system(cmd) != 0)
