@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,6 +15,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "files.h"
 #include "loadgen.h"
 #include "log.h"
 #include "net.h"
@@ -694,17 +694,10 @@ static cJSON *build_results(struct bench *b, usec_t end)
 
 static int write_results(struct bench *b, const cJSON *results)
 {
-    char *text = cJSON_Print(results);
     char path[600];
     snprintf(path, sizeof(path), "%s/results.json", b->out_dir);
-    FILE *f = text ? fopen(path, "w") : NULL;
-    int r = 0;
-    if (!text)
-        r = -ENOMEM;
-    else if (!f || fwrite(text, 1, strlen(text), f) != strlen(text))
-        r = -errno ? -errno : -EIO;
-    if (f && fclose(f) != 0 && r == 0)
-        r = -errno;
+    char *text = cJSON_Print(results);
+    int r = text ? files_write_atomic(path, text, strlen(text)) : -ENOMEM;
     free(text);
     if (r < 0)
         log_error("cannot write %s: %s", path, strerror(-r));
@@ -865,36 +858,22 @@ static const struct cli_command bench_command = {
     .epilog = "Scenarios: config/scenarios/*.yaml; the language is in docs/bench.md.\n",
 };
 
-static void make_out_dir(struct bench *b, const char *given)
+/* The output directory: --out, else results/<scenario>-<time>.
+ * -ENAMETOOLONG when it does not fit out_dir. */
+static int make_out_dir(struct bench *b, const char *given)
 {
+    int n;
     if (given) {
-        snprintf(b->out_dir, sizeof(b->out_dir), "%s", given);
+        n = snprintf(b->out_dir, sizeof(b->out_dir), "%s", given);
     } else {
         char stamp[32];
         time_t now = time(NULL);
         struct tm tm;
         localtime_r(&now, &tm);
         strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-        snprintf(b->out_dir, sizeof(b->out_dir), "results/%s-%s", b->s->name, stamp);
+        n = snprintf(b->out_dir, sizeof(b->out_dir), "results/%s-%s", b->s->name, stamp);
     }
-}
-
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    char buf[512];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
+    return n < 0 || (size_t)n >= sizeof(b->out_dir) ? -ENAMETOOLONG : 0;
 }
 
 int bench_main(int argc, char **argv)
@@ -976,8 +955,15 @@ int bench_main(int argc, char **argv)
         scenario_free(b.s);
         return 2;
     }
-    make_out_dir(&b, out);
-    int r = make_dirs(b.out_dir);
+    int r = make_out_dir(&b, out);
+    if (r < 0) {
+        cli_usage_error(cmd, "--out: at most %zu bytes", sizeof(b.out_dir) - 1);
+        rc = 2;
+        goto fail;
+    }
+    /* 0755: results are for sharing (the files are 0644); traces, which
+     * are not, go in 0700 directories. */
+    r = files_make_dirs(b.out_dir, 0755);
     if (r < 0) {
         fprintf(stderr, "tokentap bench: cannot create %s: %s\n", b.out_dir, strerror(-r));
         goto fail;

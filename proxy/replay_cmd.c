@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "files.h"
 #include "jsonw.h"
 #include "loadgen.h"
 #include "log.h"
@@ -95,11 +96,13 @@ static const struct cli_command replay_command = {
     .epilog = "See docs/replay.md for the trace format and the timing modes.\n",
 };
 
-static void write_summary(struct replay_run *run, usec_t end)
+/* Writes --out (if asked) and prints the summary. 0, or -errno when --out
+ * cannot be written. */
+static int write_summary(struct replay_run *run, usec_t end)
 {
     struct evbuffer *b = evbuffer_new();
     if (!b)
-        return;
+        return -ENOMEM;
     char when[40];
     double secs = (double)(end - run->start) / 1e6;
     struct metrics_brief brief;
@@ -140,18 +143,18 @@ static void write_summary(struct replay_run *run, usec_t end)
 
     size_t len = evbuffer_get_length(b);
     char *text = (char *)evbuffer_pullup(b, -1);
-    if (run->o.out_path) {
-        FILE *f = fopen(run->o.out_path, "w");
-        if (!f || fwrite(text, 1, len, f) != len)
-            log_error("cannot write %s: %s", run->o.out_path, strerror(errno));
-        if (f)
-            fclose(f);
+    int r = text ? 0 : -ENOMEM;
+    if (text && run->o.out_path) {
+        r = files_write_atomic(run->o.out_path, text, len);
+        if (r < 0)
+            log_error("cannot write %s: %s", run->o.out_path, strerror(-r));
     }
-    cJSON *json = cJSON_ParseWithLength(text, len);
+    cJSON *json = text ? cJSON_ParseWithLength(text, len) : NULL;
     if (json)
         summary_print(stdout, json);
     cJSON_Delete(json);
     evbuffer_free(b);
+    return r;
 }
 
 /* Many streams need many descriptors. */
@@ -451,8 +454,8 @@ int replay_main(int argc, char **argv)
     if (run.interrupted || run.failed)
         fprintf(stderr, "tokentap replay: %s: results are partial (marked incomplete)\n",
                 run.interrupted ? "interrupted" : "stopped");
-    write_summary(&run, end);
-    rc = run.interrupted ? 130 : run.failed ? 1 : 0;
+    r = write_summary(&run, end);
+    rc = run.interrupted ? 130 : run.failed || r < 0 ? 1 : 0;
 fail:
     replay_run_free(&run);
     return rc;

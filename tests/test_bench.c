@@ -178,6 +178,12 @@ static void test_bad_scenarios(void)
     CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --target fast=http://127.0.0.1:1 -q --out %s/x", tmp), 1);
     CHECK(strstr(out, "does not answer") != NULL);
     CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --levels 9 -q"), 2);
+    /* An --out that does not fit is an error, not a shorter directory. */
+    char longdir[700];
+    memset(longdir, 'd', sizeof(longdir) - 1);
+    longdir[sizeof(longdir) - 1] = '\0';
+    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml -q --out %s/%s", tmp, longdir), 2);
+    CHECK(strstr(out, "--out: at most 511 bytes") != NULL);
 }
 
 /* A real target whose answer is 5000 bytes that are not UTF-8: the
