@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,25 +10,12 @@
 
 /* --- plans --- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 int report_plan_run(struct report_plan *plan, const struct results *run, const char *source,
                     char *err, size_t errlen)
 {
     if (run->n_targets > REPORT_MAX_SIDES) {
-        set_err(err, errlen, "%zu targets; a report shows at most %d", run->n_targets,
-                REPORT_MAX_SIDES);
+        results_set_err(err, errlen, "%zu targets; a report shows at most %d", run->n_targets,
+                        REPORT_MAX_SIDES);
         return -E2BIG;
     }
     memset(plan, 0, sizeof(*plan));
@@ -81,9 +67,9 @@ int report_plan_compare(struct report_plan *plan, const struct results *a, const
     if (plan->n_pairs == 0 && a->n_targets == 1 && b->n_targets == 1)
         add_pair(plan, a, &a->targets[0], b, &b->targets[0]);
     if (plan->n_pairs == 0) {
-        set_err(err, errlen,
-                "no target of the first run has a namesake in the second (and they do not "
-                "have one target each)");
+        results_set_err(err, errlen,
+                        "no target of the first run has a namesake in the second (and they do not "
+                        "have one target each)");
         return -ENOENT;
     }
     return 0;
@@ -530,8 +516,7 @@ static void side_section(struct report_doc *doc, const struct report_side *s)
 
 /* --- comparisons --- */
 
-typedef const struct results_values *pair_metric_cb(const struct report_side *s,
-                                                    const char *level);
+typedef const struct results_values *pair_metric_cb(const struct report_side *s, const char *level);
 
 static const struct results_values *m_ttft(const struct report_side *s, const char *level)
 {

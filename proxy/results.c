@@ -26,10 +26,7 @@ static const char *const level_metric_keys[RESULTS_LEVEL_METRICS] = {
     [RESULTS_OUTPUT_TPS] = "output_tokens_per_s",
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void results_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || errlen == 0)
         return;
@@ -60,8 +57,8 @@ static double num(const cJSON *j, const char *k)
  * number, else it must lie in [lo, hi] (a crafted file must not make the
  * report loop or allocate without bound). sec[i] (sec alone when i < 0)
  * names the object in the error. 0 or -EINVAL. */
-static int count(const cJSON *j, const char *k, int lo, int hi, int dflt, int *ret,
-                 const char *sec, int i, char *err, size_t errlen)
+static int count(const cJSON *j, const char *k, int lo, int hi, int dflt, int *ret, const char *sec,
+                 int i, char *err, size_t errlen)
 {
     const cJSON *v = get(j, k);
     if (!cJSON_IsNumber(v)) {
@@ -71,9 +68,10 @@ static int count(const cJSON *j, const char *k, int lo, int hi, int dflt, int *r
     double d = v->valuedouble;
     if (!(d >= lo && d <= hi)) {
         if (i >= 0)
-            set_err(err, errlen, "%s[%d].%s is %g: expected %d to %d", sec, i, k, d, lo, hi);
+            results_set_err(err, errlen, "%s[%d].%s is %g: expected %d to %d", sec, i, k, d, lo,
+                            hi);
         else
-            set_err(err, errlen, "%s.%s is %g: expected %d to %d", sec, k, d, lo, hi);
+            results_set_err(err, errlen, "%s.%s is %g: expected %d to %d", sec, k, d, lo, hi);
         return -EINVAL;
     }
     *ret = (int)d;
@@ -95,7 +93,8 @@ static int section(const cJSON *root, const char *k, bool required, const cJSON 
         return 0;
     }
     if (!cJSON_IsArray(a)) {
-        set_err(err, errlen, "\"%s\" is %s, not an array", k, a ? "something else" : "missing");
+        results_set_err(err, errlen, "\"%s\" is %s, not an array", k,
+                        a ? "something else" : "missing");
         return -EINVAL;
     }
     const cJSON *e;
@@ -103,7 +102,7 @@ static int section(const cJSON *root, const char *k, bool required, const cJSON 
     cJSON_ArrayForEach(e, a)
     {
         if (!cJSON_IsObject(e)) {
-            set_err(err, errlen, "%s[%d] is not an object", k, i);
+            results_set_err(err, errlen, "%s[%d] is not an object", k, i);
             return -EINVAL;
         }
         i++;
@@ -217,12 +216,13 @@ static int read_scenario(struct results *r, char *err, size_t errlen)
 {
     const cJSON *sc = get(r->root, "scenario");
     if (!cJSON_IsObject(sc)) {
-        set_err(err, errlen, "no \"scenario\" object");
+        results_set_err(err, errlen, "no \"scenario\" object");
         return -EINVAL;
     }
     r->scenario = sc;
     r->scenario_name = str(sc, "name") ? str(sc, "name") : "";
-    int rc = count(sc, "repetitions", 0, MAX_COUNT, 0, &r->repetitions, "scenario", -1, err, errlen);
+    int rc =
+        count(sc, "repetitions", 0, MAX_COUNT, 0, &r->repetitions, "scenario", -1, err, errlen);
     if (rc < 0)
         return rc;
     const cJSON *e;
@@ -231,7 +231,7 @@ static int read_scenario(struct results *r, char *err, size_t errlen)
     {
         const char *name = str(e, "name");
         if (!name) {
-            set_err(err, errlen, "scenario.agents[%d] has no \"name\"", i);
+            results_set_err(err, errlen, "scenario.agents[%d] has no \"name\"", i);
             return -EINVAL;
         }
         int turns;
@@ -252,7 +252,7 @@ static int read_scenario(struct results *r, char *err, size_t errlen)
     {
         const char *name = str(e, "name");
         if (!name) {
-            set_err(err, errlen, "scenario.levels[%d] has no \"name\"", i);
+            results_set_err(err, errlen, "scenario.levels[%d] has no \"name\"", i);
             return -EINVAL;
         }
         rc = add_level(r, name, num(e, "concurrency"));
@@ -275,7 +275,7 @@ static int read_targets(struct results *r, char *err, size_t errlen)
     {
         const char *name = str(e, "name");
         if (!name) {
-            set_err(err, errlen, "targets[%d] has no \"name\"", i);
+            results_set_err(err, errlen, "targets[%d] has no \"name\"", i);
             return -EINVAL;
         }
         rc = add_target(r, name);
@@ -302,7 +302,7 @@ static int where(const cJSON *e, const char *sec, int i, bool agent, char *err, 
     static const char *const keys[] = {"target", "level", "agent"};
     for (size_t k = 0; k < (agent ? 3u : 2u); k++) {
         if (!str(e, keys[k])) {
-            set_err(err, errlen, "%s[%d] has no \"%s\" string", sec, i, keys[k]);
+            results_set_err(err, errlen, "%s[%d] has no \"%s\" string", sec, i, keys[k]);
             return -EINVAL;
         }
     }
@@ -329,18 +329,23 @@ static int read_cells(struct results *r, char *err, size_t errlen)
         c->target = str(e, "target");
         c->level = str(e, "level");
         c->agent = str(e, "agent");
-        if ((rc = count(e, "turn", 1, SCENARIO_MAX_TURNS, 1, &c->turn, "cells", i, err, errlen)) < 0 ||
-            (rc = count(e, "n", 0, MAX_COUNT, 0, &c->n, "cells", i, err, errlen)) < 0 ||
-            (rc = count(e, "errors", 0, MAX_COUNT, 0, &c->errors, "cells", i, err, errlen)) < 0 ||
-            (rc = count(e, "pass", 0, MAX_COUNT, 0, &c->pass, "cells", i, err, errlen)) < 0 ||
-            (rc = count(e, "checked", 0, MAX_COUNT, 0, &c->checked, "cells", i, err, errlen)) < 0)
+        rc = count(e, "turn", 1, SCENARIO_MAX_TURNS, 1, &c->turn, "cells", i, err, errlen);
+        if (rc == 0)
+            rc = count(e, "n", 0, MAX_COUNT, 0, &c->n, "cells", i, err, errlen);
+        if (rc == 0)
+            rc = count(e, "errors", 0, MAX_COUNT, 0, &c->errors, "cells", i, err, errlen);
+        if (rc == 0)
+            rc = count(e, "pass", 0, MAX_COUNT, 0, &c->pass, "cells", i, err, errlen);
+        if (rc == 0)
+            rc = count(e, "checked", 0, MAX_COUNT, 0, &c->checked, "cells", i, err, errlen);
+        if (rc < 0)
             return rc;
         for (int m = 0; m < RESULTS_CELL_METRICS; m++) {
             rc = read_values(get(e, cell_metric_keys[m]), &c->m[m]);
             if (rc < 0) {
                 if (rc == -EFBIG)
-                    set_err(err, errlen, "cells[%d] has more than %d values per metric", i,
-                            RESULTS_MAX_REPETITIONS);
+                    results_set_err(err, errlen, "cells[%d] has more than %d values per metric", i,
+                                    RESULTS_MAX_REPETITIONS);
                 return rc;
             }
         }
@@ -372,15 +377,18 @@ static int read_level_cells(struct results *r, char *err, size_t errlen)
         c->target = str(e, "target");
         c->level = str(e, "level");
         c->concurrency = num(e, "concurrency");
-        if ((rc = count(e, "n", 0, MAX_COUNT, 0, &c->n, "level_cells", i, err, errlen)) < 0 ||
-            (rc = count(e, "errors", 0, MAX_COUNT, 0, &c->errors, "level_cells", i, err, errlen)) < 0)
+        rc = count(e, "n", 0, MAX_COUNT, 0, &c->n, "level_cells", i, err, errlen);
+        if (rc == 0)
+            rc = count(e, "errors", 0, MAX_COUNT, 0, &c->errors, "level_cells", i, err, errlen);
+        if (rc < 0)
             return rc;
         for (int m = 0; m < RESULTS_LEVEL_METRICS; m++) {
             rc = read_values(get(e, level_metric_keys[m]), &c->m[m]);
             if (rc < 0) {
                 if (rc == -EFBIG)
-                    set_err(err, errlen, "level_cells[%d] has more than %d values per metric",
-                            i, RESULTS_MAX_REPETITIONS);
+                    results_set_err(err, errlen,
+                                    "level_cells[%d] has more than %d values per metric", i,
+                                    RESULTS_MAX_REPETITIONS);
                 return rc;
             }
         }
@@ -435,25 +443,28 @@ int results_from_json(const cJSON *root, struct results **ret, char *err, size_t
     int rc = -EINVAL;
     const char *format = str(root, "format");
     if (!cJSON_IsObject(root) || !format) {
-        set_err(err, errlen, "not a tokentap results file (no \"format\": \"%s\")",
-                RESULTS_FORMAT);
+        results_set_err(err, errlen, "not a tokentap results file (no \"format\": \"%s\")",
+                        RESULTS_FORMAT);
         goto fail;
     }
     if (strcmp(format, RESULTS_FORMAT) != 0) {
-        set_err(err, errlen, "not a tokentap bench results file (format \"%.60s\", expected \"%s\")",
-                format, RESULTS_FORMAT);
+        results_set_err(err, errlen,
+                        "not a tokentap bench results file (format \"%.60s\", expected \"%s\")",
+                        format, RESULTS_FORMAT);
         goto fail;
     }
     const cJSON *version = get(root, "version");
     if (!cJSON_IsNumber(version)) {
-        set_err(err, errlen, "results file without a format version (this tokentap reads version %d)",
-                RESULTS_VERSION);
+        results_set_err(err, errlen,
+                        "results file without a format version (this tokentap reads version %d)",
+                        RESULTS_VERSION);
         goto fail;
     }
     if (version->valuedouble != RESULTS_VERSION) {
-        set_err(err, errlen,
-                "results format version %g is not supported (this tokentap reads version %d)",
-                version->valuedouble, RESULTS_VERSION);
+        results_set_err(
+            err, errlen,
+            "results format version %g is not supported (this tokentap reads version %d)",
+            version->valuedouble, RESULTS_VERSION);
         goto fail;
     }
     r = calloc(1, sizeof(*r));
@@ -473,7 +484,7 @@ int results_from_json(const cJSON *root, struct results **ret, char *err, size_t
     return 0;
 fail:
     if (rc == -ENOMEM)
-        set_err(err, errlen, "out of memory");
+        results_set_err(err, errlen, "out of memory");
     results_free(r);
     return rc;
 }
@@ -484,7 +495,7 @@ int results_parse(const char *text, size_t len, struct results **ret, char *err,
     struct results *r = NULL;
     int rc;
     if (len > RESULTS_MAX_BYTES) {
-        set_err(err, errlen, "larger than %zu MiB", RESULTS_MAX_BYTES >> 20);
+        results_set_err(err, errlen, "larger than %zu MiB", RESULTS_MAX_BYTES >> 20);
         rc = -EFBIG;
         goto fail;
     }
@@ -492,7 +503,7 @@ int results_parse(const char *text, size_t len, struct results **ret, char *err,
     root = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (!root) {
         size_t at = end && end >= text ? (size_t)(end - text) : 0;
-        set_err(err, errlen, "not valid JSON (error near byte %zu)", at);
+        results_set_err(err, errlen, "not valid JSON (error near byte %zu)", at);
         rc = -EINVAL;
         goto fail;
     }
