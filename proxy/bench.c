@@ -143,8 +143,8 @@ static const char *lookup(void *ctx, const char *agent, const char *which)
 static bool add_message(cJSON *msgs, const char *role, const char *content)
 {
     cJSON *m = cJSON_CreateObject();
-    if (!cJSON_AddStringToObject(m, "role", role) || !cJSON_AddStringToObject(m, "content", content) ||
-        !cJSON_AddItemToArray(msgs, m)) {
+    if (!cJSON_AddStringToObject(m, "role", role) ||
+        !cJSON_AddStringToObject(m, "content", content) || !cJSON_AddItemToArray(msgs, m)) {
         cJSON_Delete(m);
         return false;
     }
@@ -283,14 +283,16 @@ static int keep_request(struct agent_run *ar, const struct loadgen_result *res,
     char preview[PREVIEW_CHARS * 4 + 1];
     size_t n = 0, chars = 0;
     const char *content = res->content ? res->content : "";
-    for (const unsigned char *p = (const unsigned char *)content; *p && n < sizeof(preview) - 1; p++) {
+    for (const unsigned char *p = (const unsigned char *)content; *p && n < sizeof(preview) - 1;
+         p++) {
         if ((*p & 0xc0) != 0x80 && chars++ == PREVIEW_CHARS)
             break;
         preview[n++] = (char)*p;
     }
     preview[n] = '\0';
     report_doc_utf8_trim(preview);
-    if (!cJSON_AddStringToObject(e, "content_preview", preview) || !cJSON_AddItemToArray(b->requests, e))
+    if (!cJSON_AddStringToObject(e, "content_preview", preview) ||
+        !cJSON_AddItemToArray(b->requests, e))
         goto fail;
     return 0;
 fail:
@@ -431,10 +433,11 @@ static void agent_next(struct agent_run *ar)
 fail:
     free(body);
     if (r == -E2BIG)
-        log_error("target %s, level %s, repetition %u: agent %s, turn %zu: the %s prompt expands to more "
-                  "than %u MiB; stopping (the results so far are written, marked incomplete)",
-                  lr->tr->t->name, b->s->levels[lr->level].name, lr->rep, a->name, ar->turn + 1, what,
-                  SCENARIO_MAX_EXPANDED >> 20);
+        log_error(
+            "target %s, level %s, repetition %u: agent %s, turn %zu: the %s prompt expands to more "
+            "than %u MiB; stopping (the results so far are written, marked incomplete)",
+            lr->tr->t->name, b->s->levels[lr->level].name, lr->rep, a->name, ar->turn + 1, what,
+            SCENARIO_MAX_EXPANDED >> 20);
     else
         log_error("out of memory");
     stop_failed(b);
@@ -648,8 +651,11 @@ static void start(struct bench *b)
     for (size_t i = 0; i < b->n_targets; i++) {
         for (unsigned w = 0; w < b->s->warmup; w++) {
             char *body = warmup_body(b->targets[i].t, w);
-            struct loadgen_req rq = {.method = "POST", .path = "/v1/chat/completions", .body = body,
-                                     .body_len = body ? strlen(body) : 0, .thinking = -1};
+            struct loadgen_req rq = {.method = "POST",
+                                     .path = "/v1/chat/completions",
+                                     .body = body,
+                                     .body_len = body ? strlen(body) : 0,
+                                     .thinking = -1};
             int r = body ? loadgen_send(b->targets[i].lg, &rq, warmup_done, b) : -ENOMEM;
             free(body);
             if (r < 0) {

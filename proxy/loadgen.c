@@ -191,7 +191,8 @@ static void up_body(void *ctx, const char *data, size_t len, usec_t t)
     tap_body(&q->tap, data, len, t);
     if (!q->json_body || q->body_full)
         return;
-    if (evbuffer_get_length(q->body) + len > TAP_MAX_JSON_BODY || evbuffer_add(q->body, data, len) < 0)
+    if (evbuffer_get_length(q->body) + len > TAP_MAX_JSON_BODY ||
+        evbuffer_add(q->body, data, len) < 0)
         q->body_full = true;
 }
 
@@ -237,8 +238,8 @@ static void report_later(evutil_socket_t fd, short what, void *arg)
 static int write_request(struct loadgen *lg, struct lgreq *q, const struct loadgen_req *rq)
 {
     const struct upstream_target *t = upstream_pool_target(lg->pool);
-    int w = upstream_req_printf(q->up, "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n", rq->method,
-                                t->base_path, rq->path, t->host_header, q->rec.client);
+    int w = upstream_req_printf(q->up, "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n",
+                                rq->method, t->base_path, rq->path, t->host_header, q->rec.client);
     bool has_ct = false;
     for (size_t i = 0; i < rq->n_headers && w == 0; i++) {
         w = upstream_req_printf(q->up, "%s: %s\r\n", rq->headers[i].name, rq->headers[i].value);
@@ -251,7 +252,8 @@ static int write_request(struct loadgen *lg, struct lgreq *q, const struct loadg
     if (w == 0 && rq->body)
         w = upstream_req_printf(q->up, "Content-Length: %zu\r\n\r\n", rq->body_len);
     if (w == 0)
-        w = rq->body ? upstream_req_write(q->up, rq->body, rq->body_len) : upstream_req_write(q->up, "\r\n", 2);
+        w = rq->body ? upstream_req_write(q->up, rq->body, rq->body_len)
+                     : upstream_req_write(q->up, "\r\n", 2);
     return w < 0 ? -ENOMEM : 0;
 }
 

@@ -26,7 +26,7 @@ struct loadgen_options {
     usec_t stream_timeout;      /* longest silence mid-response (0 = none) */
     struct metrics *metrics;    /* borrowed, may be NULL */
     struct reqlog *log;         /* borrowed, may be NULL */
-    size_t max_text;            /* response text kept per kind (default 4 MiB); the rest is dropped */
+    size_t max_text;            /* text kept per kind (default 4 MiB); the rest is dropped */
 };
 
 void loadgen_options_default(struct loadgen_options *o);

@@ -127,9 +127,9 @@ static int write_summary(struct replay_run *run, usec_t end)
                         ",\"complete\":%s,\"requests_planned\":%llu,\"requests_sent\":%llu,"
                         "\"requests_finished\":%llu,\"trace_lines_skipped\":%u,\"throughput\":{"
                         "\"requests_per_s\":",
-                        run->interrupted || run->failed ? "false" : "true", (unsigned long long)run->total,
-                        (unsigned long long)run->sent, (unsigned long long)run->finished,
-                        run->skipped_lines);
+                        run->interrupted || run->failed ? "false" : "true",
+                        (unsigned long long)run->total, (unsigned long long)run->sent,
+                        (unsigned long long)run->finished, run->skipped_lines);
     jsonw_double(b, secs > 0 ? (double)run->finished / secs : 0);
     EVBUFFER_ADD_LIT(b, ",\"output_tokens_per_s\":");
     jsonw_double(b, secs > 0 ? (double)brief.output_tokens / secs : 0);

@@ -182,7 +182,8 @@ static void test_bad_scenarios(void)
     char longdir[700];
     memset(longdir, 'd', sizeof(longdir) - 1);
     longdir[sizeof(longdir) - 1] = '\0';
-    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml -q --out %s/%s", tmp, longdir), 2);
+    CHECK_INT(
+        run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml -q --out %s/%s", tmp, longdir), 2);
     CHECK(strstr(out, "--out: at most 511 bytes") != NULL);
 }
 
@@ -199,17 +200,21 @@ static void test_invalid_utf8_answer(void)
                      "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],"
                      "\"usage\":{\"completion_tokens\":1,\"prompt_tokens\":1}}\n\ndata: [DONE]\n\n",
                      (int)sizeof(content), content);
-    int m = snprintf(response, sizeof(response),
-                     "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: %d\r\n\r\n%s",
-                     n, events);
+    int m = snprintf(
+        response, sizeof(response),
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: %d\r\n\r\n%s", n,
+        events);
     struct itest_peer peer = {.response = response, .response_len = (size_t)m};
     itest_peer_start(&peer);
     char path[256], dir[128];
     snprintf(path, sizeof(path), "%s/utf8.yaml", tmp);
     snprintf(dir, sizeof(dir), "%s/utf8", tmp);
     FILE *f = fopen(path, "w");
-    fprintf(f, "name: utf8\nrepetitions: 1\nwarmup: 0\ntargets:\n  real: {url: \"http://127.0.0.1:%d\"}\n"
-               "agents:\n  a: {user: hi}\nlevels:\n  - agents: [a]\n", peer.port);
+    fprintf(
+        f,
+        "name: utf8\nrepetitions: 1\nwarmup: 0\ntargets:\n  real: {url: \"http://127.0.0.1:%d\"}\n"
+        "agents:\n  a: {user: hi}\nlevels:\n  - agents: [a]\n",
+        peer.port);
     fclose(f);
     CHECK_INT(run(out, sizeof(out), "bench %s --out %s -q", path, dir), 0);
     itest_peer_stop(&peer);
@@ -231,16 +236,19 @@ static void test_prompt_too_big(void)
     snprintf(path, sizeof(path), "%s/big.yaml", tmp);
     snprintf(dir, sizeof(dir), "%s/big", tmp);
     FILE *f = fopen(path, "w");
-    fprintf(f, "name: big\nrepetitions: 1\nwarmup: 0\ntargets:\n  t: {sim: {decode_tps: 5000}}\nvars:\n  big: \"");
+    fprintf(f, "name: big\nrepetitions: 1\nwarmup: 0\ntargets:\n  t: {sim: {decode_tps: "
+               "5000}}\nvars:\n  big: \"");
     for (int i = 0; i < 200000; i++)
         fputc('x', f);
-    fprintf(f, "\"\nagents:\n  a:\n    turns:\n      - {user: hi, max_tokens: 4}\n      - user: \"");
+    fprintf(f,
+            "\"\nagents:\n  a:\n    turns:\n      - {user: hi, max_tokens: 4}\n      - user: \"");
     for (int i = 0; i < 50; i++)
         fprintf(f, "{{vars.big}}");
     fprintf(f, "\"\nlevels:\n  - agents: [a]\n");
     fclose(f);
     CHECK_INT(run(out, sizeof(out), "bench %s --out %s -q", path, dir), 1);
-    CHECK(strstr(out, "agent a, turn 2: the user prompt expands to more than 8 MiB; stopping") != NULL);
+    CHECK(strstr(out, "agent a, turn 2: the user prompt expands to more than 8 MiB; stopping") !=
+          NULL);
     snprintf(path, sizeof(path), "%s/results.json", dir);
     cJSON *r = load(path);
     CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(r, "complete")));
@@ -260,13 +268,16 @@ static void test_warmup_model_name(void)
     char url[64], rec[128], path[256], dir[128];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", sim.port);
     snprintf(rec, sizeof(rec), "%s/warm-rec", tmp);
-    const char *args[] = {"serve", "--listen", "127.0.0.1:0", "--upstream", url, "--record", rec, NULL};
+    const char *args[] = {"serve", "--listen", "127.0.0.1:0", "--upstream",
+                          url,     "--record", rec,           NULL};
     itest_spawn(&serve, args);
     snprintf(path, sizeof(path), "%s/warm.yaml", tmp);
     snprintf(dir, sizeof(dir), "%s/warm", tmp);
     FILE *f = fopen(path, "w");
-    fprintf(f, "name: warm\nrepetitions: 1\nwarmup: 1\ntargets:\n  t: {url: \"http://127.0.0.1:%d\", "
-               "model: 'a \"quoted\" model'}\nagents:\n  a: {user: hi, max_tokens: 4}\nlevels:\n  - agents: [a]\n",
+    fprintf(f,
+            "name: warm\nrepetitions: 1\nwarmup: 1\ntargets:\n  t: {url: \"http://127.0.0.1:%d\", "
+            "model: 'a \"quoted\" model'}\nagents:\n  a: {user: hi, max_tokens: 4}\nlevels:\n  - "
+            "agents: [a]\n",
             serve.port);
     fclose(f);
     CHECK_INT(run(out, sizeof(out), "bench %s --out %s -q", path, dir), 0);
@@ -280,7 +291,8 @@ static void test_warmup_model_name(void)
     while (p && fgets(line, sizeof(line), p)) {
         cJSON *e = cJSON_Parse(line);
         const cJSON *body = cJSON_GetObjectItemCaseSensitive(e, "body");
-        const cJSON *msg = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(body, "messages"), 0);
+        const cJSON *msg =
+            cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(body, "messages"), 0);
         if (strncmp(str(msg, "content"), "warm up 0", 9) == 0) {
             CHECK_STR(str(body, "model"), "a \"quoted\" model");
             warmups++;
@@ -299,7 +311,8 @@ static void test_sigterm(void)
     snprintf(path, sizeof(path), "%s/slow.yaml", tmp);
     snprintf(dir, sizeof(dir), "%s/slow", tmp);
     FILE *f = fopen(path, "w");
-    fprintf(f, "name: slow\nrepetitions: 100\nwarmup: 0\npause: 0s\ntargets:\n  t: {sim: {decode_tps: 50}}\n"
+    fprintf(f, "name: slow\nrepetitions: 100\nwarmup: 0\npause: 0s\ntargets:\n  t: {sim: "
+               "{decode_tps: 50}}\n"
                "agents:\n  a: {user: hi, max_tokens: 20}\nlevels:\n  - agents: [a]\n");
     fclose(f);
     pid_t pid = fork();

@@ -245,17 +245,20 @@ static void test_live_history(void)
     char dir[128], url[64], trace[128], recorded[256], out[65536];
     path_in(dir, sizeof(dir), "rec-live");
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", sim.port);
-    const char *args[] = {"serve", "--listen", "127.0.0.1:0", "--upstream", url, "--record", dir, NULL};
+    const char *args[] = {"serve", "--listen", "127.0.0.1:0", "--upstream",
+                          url,     "--record", dir,           NULL};
     itest_spawn(&serve, args);
     path_in(trace, sizeof(trace), "live.jsonl");
     FILE *f = fopen(trace, "w");
-    fprintf(f, "{\"session\":\"s\",\"timestamp\":0,\"max_tokens\":4,\"stream\":true,\"messages\":["
-               "{\"role\":\"user\",\"content\":\"u0\"},{\"role\":\"assistant\",\"content\":\"OLD0\"},"
-               "{\"role\":\"user\",\"content\":\"u1\"}]}\n");
-    fprintf(f, "{\"session\":\"s\",\"timestamp\":10,\"max_tokens\":4,\"stream\":true,\"messages\":["
-               "{\"role\":\"user\",\"content\":\"u0\"},{\"role\":\"assistant\",\"content\":\"OLD0\"},"
-               "{\"role\":\"user\",\"content\":\"u1\"},{\"role\":\"assistant\",\"content\":\"REC1\"},"
-               "{\"role\":\"user\",\"content\":\"u2\"}]}\n");
+    fprintf(f,
+            "{\"session\":\"s\",\"timestamp\":0,\"max_tokens\":4,\"stream\":true,\"messages\":["
+            "{\"role\":\"user\",\"content\":\"u0\"},{\"role\":\"assistant\",\"content\":\"OLD0\"},"
+            "{\"role\":\"user\",\"content\":\"u1\"}]}\n");
+    fprintf(f,
+            "{\"session\":\"s\",\"timestamp\":10,\"max_tokens\":4,\"stream\":true,\"messages\":["
+            "{\"role\":\"user\",\"content\":\"u0\"},{\"role\":\"assistant\",\"content\":\"OLD0\"},"
+            "{\"role\":\"user\",\"content\":\"u1\"},{\"role\":\"assistant\",\"content\":\"REC1\"},"
+            "{\"role\":\"user\",\"content\":\"u2\"}]}\n");
     fprintf(f, "{\"session\":\"d\",\"timestamp\":0,\"max_tokens\":4,\"stream\":true,\"messages\":["
                "{\"role\":\"user\",\"content\":\"d0\"}]}\n");
     fprintf(f, "{\"session\":\"d\",\"timestamp\":10,\"max_tokens\":4,\"stream\":true,\"messages\":["
@@ -264,7 +267,8 @@ static void test_live_history(void)
         fprintf(f, "\"role\":\"assistant\",");
     fprintf(f, "\"content\":\"RECD\"},{\"role\":\"user\",\"content\":\"d1\"}]}\n");
     fclose(f);
-    CHECK_INT(run(out, sizeof(out), "replay %s --target http://127.0.0.1:%d --history live -q", trace, serve.port),
+    CHECK_INT(run(out, sizeof(out), "replay %s --target http://127.0.0.1:%d --history live -q",
+                  trace, serve.port),
               0);
     CHECK_INT(itest_stop(&serve), 0);
     itest_stop(&sim);
@@ -274,7 +278,8 @@ static void test_live_history(void)
     const cJSON *e;
     cJSON_ArrayForEach(e, live)
     {
-        const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(e, "body"), "messages");
+        const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(e, "body"), "messages");
         const char *last = str(cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1), "content");
         if (strcmp(last, "u2") == 0) {
             CHECK_STR(str(cJSON_GetArrayItem(msgs, 1), "content"), "OLD0");
@@ -348,13 +353,18 @@ static void test_modes(void)
     f = fopen(trace, "w");
     static const int stamps[] = {20, 0, 10};
     for (int i = 0; i < 3; i++)
-        fprintf(f, "{\"timestamp\":%d,\"session\":\"s%d\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
-                   "\"max_tokens\":2,\"stream\":true}\n", stamps[i], stamps[i] / 10);
+        fprintf(f,
+                "{\"timestamp\":%d,\"session\":\"s%d\",\"messages\":[{\"role\":\"user\","
+                "\"content\":\"x\"}],"
+                "\"max_tokens\":2,\"stream\":true}\n",
+                stamps[i], stamps[i] / 10);
     fclose(f);
     path_in(log, sizeof(log), "repeat.jsonl");
-    CHECK_INT(run(out, sizeof(out), "replay %s --rate 20 --arrival constant --requests 6 --sim-decode-tps 5000 --log %s -q",
-                  trace, log),
-              0);
+    CHECK_INT(
+        run(out, sizeof(out),
+            "replay %s --rate 20 --arrival constant --requests 6 --sim-decode-tps 5000 --log %s -q",
+            trace, log),
+        0);
     recs = read_jsonl(log);
     CHECK_INT(cJSON_GetArraySize(recs), 6);
     char order[8] = "";
