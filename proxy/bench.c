@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,12 +15,14 @@
 
 #include "cli.h"
 #include "config.h"
+#include "files.h"
 #include "loadgen.h"
 #include "log.h"
 #include "net.h"
 #include "bench_results.h"
 #include "record.h"
 #include "report.h"
+#include "report_doc.h"
 #include "scenario.h"
 #include "sim.h"
 #include "stats.h"
@@ -65,6 +66,7 @@ struct level_run {
     struct agent_run *agents;        /* owned: one per scenario agent */
     usec_t start, end;
     bool done;
+    bool lookup_failed;              /* lookup() ran out of memory in this expansion */
 };
 
 struct bench {
@@ -86,14 +88,21 @@ struct bench {
     cJSON *level_runs;               /* owned: each level repetition's wall time */
     uint64_t sent, done, errors;
     usec_t start_mono, start_wall;
-    struct event *pause, *tick, *sigint;
+    struct event *pause, *tick, *sigint, *sigterm; /* owned */
     char last_step[160];
-    char **argv;
+    char **argv;                     /* borrowed from main */
     int argc;
 };
 
 static void step(struct bench *b);
 static void level_agent_done(struct level_run *lr);
+
+/* Ends the run early: the results so far are written, marked incomplete. */
+static void stop_failed(struct bench *b)
+{
+    b->failed = true;
+    event_base_loopexit(b->base, NULL);
+}
 
 /* --- requests --- */
 
@@ -117,8 +126,10 @@ static const char *lookup(void *ctx, const char *agent, const char *which)
     for (size_t i = 0; i < ar->n_answers; i++)
         len += strlen(ar->answers[i]) + 2;
     char *all = malloc(len + 1);
-    if (!all)
+    if (!all) {
+        lr->lookup_failed = true;
         return NULL;
+    }
     size_t off = 0;
     for (size_t i = 0; i < ar->n_answers; i++)
         off += (size_t)snprintf(all + off, len + 1 - off, "%s%s", i ? "\n\n" : "", ar->answers[i]);
@@ -127,50 +138,59 @@ static const char *lookup(void *ctx, const char *agent, const char *which)
     return all;
 }
 
-static cJSON *message(const char *role, const char *content)
+/* Appends {"role": role, "content": content} to msgs; false for want of
+ * memory. */
+static bool add_message(cJSON *msgs, const char *role, const char *content)
 {
     cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "role", role);
-    cJSON_AddStringToObject(m, "content", content);
-    return m;
+    if (!cJSON_AddStringToObject(m, "role", role) ||
+        !cJSON_AddStringToObject(m, "content", content) || !cJSON_AddItemToArray(msgs, m)) {
+        cJSON_Delete(m);
+        return false;
+    }
+    return true;
 }
 
 /* The request body for the agent's current turn: system, then every
- * earlier turn with this run's own answers, then the new user text. */
+ * earlier turn with this run's own answers, then the new user text. NULL
+ * for want of memory. */
 static char *build_body(struct level_run *lr, struct agent_run *ar, const struct scenario_turn *turn)
 {
     const struct scenario_agent *a = &lr->b->s->agents[ar->agent];
     const struct scenario_target *t = lr->tr->t;
+    if (ar->n_answers < ar->turn)
+        return NULL; /* an earlier answer was not kept */
     cJSON *root = cJSON_CreateObject();
-    if (t->model)
-        cJSON_AddStringToObject(root, "model", t->model);
-    cJSON *msgs = cJSON_CreateArray();
-    if (a->api == SCENARIO_API_ANTHROPIC && ar->system)
-        cJSON_AddStringToObject(root, "system", ar->system);
-    else if (ar->system)
-        cJSON_AddItemToArray(msgs, message("system", ar->system));
-    for (size_t i = 0; i <= ar->turn; i++) {
-        cJSON_AddItemToArray(msgs, message("user", ar->users[i]));
-        if (i < ar->turn)
-            cJSON_AddItemToArray(msgs, message("assistant", ar->answers[i]));
+    bool ok = root != NULL;
+    if (ok && t->model)
+        ok = cJSON_AddStringToObject(root, "model", t->model) != NULL;
+    if (ok && a->api == SCENARIO_API_ANTHROPIC && ar->system)
+        ok = cJSON_AddStringToObject(root, "system", ar->system) != NULL;
+    cJSON *msgs = ok ? cJSON_AddArrayToObject(root, "messages") : NULL;
+    ok = msgs != NULL;
+    if (ok && a->api != SCENARIO_API_ANTHROPIC && ar->system)
+        ok = add_message(msgs, "system", ar->system);
+    for (size_t i = 0; ok && i <= ar->turn; i++) {
+        ok = add_message(msgs, "user", ar->users[i]);
+        if (ok && i < ar->turn)
+            ok = add_message(msgs, "assistant", ar->answers[i]);
     }
-    cJSON_AddItemToObject(root, "messages", msgs);
-    cJSON_AddNumberToObject(root, "max_tokens", turn->max_tokens);
-    if (turn->has_temperature)
-        cJSON_AddNumberToObject(root, "temperature", turn->temperature);
-    if (lr->b->s->has_seed)
-        cJSON_AddNumberToObject(root, "seed", (double)lr->b->s->seed);
-    cJSON_AddBoolToObject(root, "stream", true);
-    if (a->api == SCENARIO_API_OPENAI_CHAT) {
+    ok = ok && cJSON_AddNumberToObject(root, "max_tokens", turn->max_tokens) != NULL;
+    if (ok && turn->has_temperature)
+        ok = cJSON_AddNumberToObject(root, "temperature", turn->temperature) != NULL;
+    if (ok && lr->b->s->has_seed)
+        ok = cJSON_AddNumberToObject(root, "seed", (double)lr->b->s->seed) != NULL;
+    ok = ok && cJSON_AddBoolToObject(root, "stream", true) != NULL;
+    if (ok && a->api == SCENARIO_API_OPENAI_CHAT) {
         cJSON *so = cJSON_AddObjectToObject(root, "stream_options");
-        cJSON_AddBoolToObject(so, "include_usage", true);
+        ok = cJSON_AddBoolToObject(so, "include_usage", true) != NULL;
     }
     int thinking = lr->b->thinking_override >= 0 ? lr->b->thinking_override : scenario_thinking(turn, t);
-    if (thinking != SCENARIO_THINKING_UNSET) {
+    if (ok && thinking != SCENARIO_THINKING_UNSET) {
         cJSON *kw = cJSON_AddObjectToObject(root, "chat_template_kwargs");
-        cJSON_AddBoolToObject(kw, "enable_thinking", thinking == 1);
+        ok = cJSON_AddBoolToObject(kw, "enable_thinking", thinking == 1) != NULL;
     }
-    char *text = cJSON_PrintUnformatted(root);
+    char *text = ok ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
     return text;
 }
@@ -185,28 +205,42 @@ static cJSON *string_list(const char *const *v, size_t n)
     return a;
 }
 
-/* A finished turn becomes a results.json request entry. */
-static void keep_request(struct agent_run *ar, const struct loadgen_result *res,
-                         const struct scenario_check_result *cr, bool checked)
+/* The record as JSON, or NULL for want of memory. */
+static cJSON *record_json(const struct record *r)
+{
+    struct evbuffer *eb = evbuffer_new();
+    if (!eb)
+        return NULL;
+    record_to_json(r, eb, true);
+    size_t len = evbuffer_get_length(eb);
+    const char *text = (const char *)evbuffer_pullup(eb, -1);
+    cJSON *rec = text ? cJSON_ParseWithLength(text, len) : NULL;
+    evbuffer_free(eb);
+    return rec;
+}
+
+/* A finished turn becomes a results.json request entry. 0 or -ENOMEM
+ * (the fields results are built from must all be there). */
+static int keep_request(struct agent_run *ar, const struct loadgen_result *res,
+                        const struct scenario_check_result *cr, bool checked)
 {
     struct level_run *lr = ar->lr;
     struct bench *b = lr->b;
     const struct record *r = res->rec;
     cJSON *e = cJSON_CreateObject();
-    cJSON_AddStringToObject(e, "target", lr->tr->t->name);
-    cJSON_AddStringToObject(e, "level", b->s->levels[lr->level].name);
-    cJSON_AddNumberToObject(e, "repetition", lr->rep);
-    cJSON_AddStringToObject(e, "agent", b->s->agents[ar->agent].name);
-    cJSON_AddNumberToObject(e, "turn", (double)ar->turn + 1);
-    cJSON_AddNumberToObject(e, "phase", (double)ar->phase);
-    struct evbuffer *eb = evbuffer_new();
-    if (eb) {
-        record_to_json(r, eb, true);
-        size_t len = evbuffer_get_length(eb);
-        cJSON *rec = cJSON_ParseWithLength((const char *)evbuffer_pullup(eb, -1), len);
-        cJSON_AddItemToObject(e, "record", rec ? rec : cJSON_CreateNull());
-        evbuffer_free(eb);
+    cJSON *rec = record_json(r);
+    if (!e || !rec || !cJSON_AddItemToObject(e, "record", rec)) {
+        cJSON_Delete(e);
+        cJSON_Delete(rec);
+        return -ENOMEM;
     }
+    if (!cJSON_AddStringToObject(e, "target", lr->tr->t->name) ||
+        !cJSON_AddStringToObject(e, "level", b->s->levels[lr->level].name) ||
+        !cJSON_AddNumberToObject(e, "repetition", lr->rep) ||
+        !cJSON_AddStringToObject(e, "agent", b->s->agents[ar->agent].name) ||
+        !cJSON_AddNumberToObject(e, "turn", (double)ar->turn + 1) ||
+        !cJSON_AddNumberToObject(e, "phase", (double)ar->phase))
+        goto fail;
     if (checked) {
         cJSON *c = cJSON_AddObjectToObject(e, "check");
         cJSON_AddBoolToObject(c, "pass", cr->pass);
@@ -244,19 +278,26 @@ static void keep_request(struct agent_run *ar, const struct loadgen_result *res,
         cJSON_AddItemToObject(e, "keywords_found", cJSON_CreateArray());
         cJSON_AddItemToObject(e, "keywords_missing", cJSON_CreateArray());
     }
+    /* The first PREVIEW_CHARS characters, and at most the bytes they take
+     * as UTF-8 (the answer need not be valid UTF-8); never half a sequence. */
     char preview[PREVIEW_CHARS * 4 + 1];
     size_t n = 0, chars = 0;
-    /* The first PREVIEW_CHARS characters, whole UTF-8 sequences. */
-    for (const unsigned char *p = (const unsigned char *)res->content; *p && chars < PREVIEW_CHARS; p++) {
-        if ((*p & 0xc0) != 0x80)
-            chars++;
+    const char *content = res->content ? res->content : "";
+    for (const unsigned char *p = (const unsigned char *)content; *p && n < sizeof(preview) - 1;
+         p++) {
+        if ((*p & 0xc0) != 0x80 && chars++ == PREVIEW_CHARS)
+            break;
         preview[n++] = (char)*p;
     }
-    while (n && (unsigned char)res->content[n] >= 0x80 && ((unsigned char)res->content[n] & 0xc0) == 0x80)
-        n--; /* never cut a sequence in half */
     preview[n] = '\0';
-    cJSON_AddStringToObject(e, "content_preview", preview);
-    cJSON_AddItemToArray(b->requests, e);
+    report_doc_utf8_trim(preview);
+    if (!cJSON_AddStringToObject(e, "content_preview", preview) ||
+        !cJSON_AddItemToArray(b->requests, e))
+        goto fail;
+    return 0;
+fail:
+    cJSON_Delete(e);
+    return -ENOMEM;
 }
 
 static void turn_done(void *ctx, const struct loadgen_result *res)
@@ -272,19 +313,24 @@ static void turn_done(void *ctx, const struct loadgen_result *res)
     memset(&cr, 0, sizeof(cr));
     if (turn->check)
         scenario_check(turn->check, res->content, res->reasoning, &cr);
-    if (!b->interrupted)
-        keep_request(ar, res, &cr, turn->check != NULL);
-    char *answer = strdup(res->content ? res->content : "");
-    char **a = realloc(ar->answers, (ar->n_answers + 1) * sizeof(*a));
-    if (a && answer) {
+    int r = b->interrupted ? 0 : keep_request(ar, res, &cr, turn->check != NULL);
+    /* Later turns carry every earlier answer: without it the agent cannot
+     * go on (build_body refuses). */
+    char *answer = r == 0 ? strdup(res->content ? res->content : "") : NULL;
+    char **a = answer ? realloc(ar->answers, (ar->n_answers + 1) * sizeof(*a)) : NULL;
+    if (a) {
         ar->answers = a;
         ar->answers[ar->n_answers++] = answer;
-    } else {
-        free(answer);
     }
     lr->end = clock_now();
     ar->turn++;
     ar->running = false;
+    if (!a) {
+        free(answer);
+        log_error("out of memory");
+        stop_failed(b);
+        return;
+    }
     if (b->interrupted)
         return;
     agent_next(ar);
@@ -306,33 +352,64 @@ static bool tag_first_message(struct level_run *lr, struct agent_run *ar)
     return true;
 }
 
-/* Sends the agent's next turn, or marks it done. */
+/* Expands template text for ar's turn: 0 with a malloc'd *ret, -E2BIG
+ * past SCENARIO_MAX_EXPANDED, -ENOMEM (a lookup's too). */
+static int expand(struct agent_run *ar, const char *text, char **ret)
+{
+    struct level_run *lr = ar->lr;
+    char *out = NULL;
+    lr->lookup_failed = false;
+    int r = scenario_expand(text, lr->b->s, lookup, lr, &out);
+    if (r == 0 && lr->lookup_failed) {
+        free(out);
+        r = -ENOMEM;
+    }
+    if (r == 0)
+        *ret = out;
+    return r;
+}
+
+/* Sends the agent's next turn, or marks it done. A turn that cannot be
+ * sent (its prompt does not expand, no memory) stops the run: the
+ * conversation cannot go on without it. */
 static void agent_next(struct agent_run *ar)
 {
     struct level_run *lr = ar->lr;
     struct bench *b = lr->b;
     const struct scenario_agent *a = &b->s->agents[ar->agent];
+    if (b->failed)
+        return; /* the loop is ending */
     if (ar->turn == a->n_turns) {
         ar->done = true;
         level_agent_done(lr);
         return;
     }
     const struct scenario_turn *turn = &a->turns[ar->turn];
-    if (ar->turn == 0 && a->system && !ar->system &&
-        scenario_expand(a->system, b->s, lookup, lr, &ar->system) < 0)
-        ar->system = strdup(a->system);
-    char **u = realloc(ar->users, (ar->turn + 1) * sizeof(*u));
-    if (!u)
+    const char *what = "system";
+    char *body = NULL;
+    int r = 0;
+    if (ar->turn == 0 && a->system && !ar->system)
+        r = expand(ar, a->system, &ar->system);
+    if (r < 0)
         goto fail;
+    what = "user";
+    char **u = realloc(ar->users, (ar->turn + 1) * sizeof(*u));
+    if (!u) {
+        r = -ENOMEM;
+        goto fail;
+    }
     ar->users = u;
-    if (scenario_expand(turn->user, b->s, lookup, lr, &ar->users[ar->turn]) < 0)
-        ar->users[ar->turn] = strdup(turn->user);
+    r = expand(ar, turn->user, &ar->users[ar->turn]);
+    if (r < 0)
+        goto fail;
+    ar->running = true; /* users[turn] is set (level_run_free frees it) */
     /* Each level repetition starts with its own tag, so it cannot reuse
      * an earlier repetition's prompt cache (turns of one conversation
      * still do, as in real use). */
+    r = -ENOMEM;
     if (ar->turn == 0 && !tag_first_message(lr, ar))
         goto fail;
-    char *body = build_body(lr, ar, turn);
+    body = build_body(lr, ar, turn);
     if (!body)
         goto fail;
     int thinking = b->thinking_override >= 0 ? b->thinking_override : scenario_thinking(turn, lr->tr->t);
@@ -345,19 +422,25 @@ static void agent_next(struct agent_run *ar)
         .model = lr->tr->t->model,
         .thinking = thinking == SCENARIO_THINKING_UNSET ? -1 : thinking,
     };
-    ar->running = true;
-    int r = loadgen_send(lr->tr->lg, &rq, turn_done, ar);
-    free(body);
+    r = loadgen_send(lr->tr->lg, &rq, turn_done, ar);
     if (r < 0)
         goto fail;
+    free(body);
     b->sent++;
     snprintf(b->last_step, sizeof(b->last_step), "%s level %s rep %u/%u: %s turn %zu", lr->tr->t->name,
              b->s->levels[lr->level].name, lr->rep, b->s->repetitions, a->name, ar->turn + 1);
     return;
 fail:
-    log_error("out of memory");
-    b->failed = true;
-    event_base_loopexit(b->base, NULL);
+    free(body);
+    if (r == -E2BIG)
+        log_error(
+            "target %s, level %s, repetition %u: agent %s, turn %zu: the %s prompt expands to more "
+            "than %u MiB; stopping (the results so far are written, marked incomplete)",
+            lr->tr->t->name, b->s->levels[lr->level].name, lr->rep, a->name, ar->turn + 1, what,
+            SCENARIO_MAX_EXPANDED >> 20);
+    else
+        log_error("out of memory");
+    stop_failed(b);
 }
 
 /* --- levels and phases --- */
@@ -483,8 +566,8 @@ static void start_group(struct bench *b)
         struct target_run *tr = &b->targets[(first + k) % b->n_targets];
         struct level_run *lr = level_run_new(b, tr);
         if (!lr) {
-            b->failed = true;
-            event_base_loopexit(b->base, NULL);
+            log_error("out of memory");
+            stop_failed(b);
             return;
         }
         b->running[b->n_running++] = lr;
@@ -537,6 +620,26 @@ static void warmup_done(void *ctx, const struct loadgen_result *res)
     }
 }
 
+/* A short request that loads the model and warms its caches (built as
+ * build_body builds, so any model name is escaped). NULL for want of
+ * memory. */
+static char *warmup_body(const struct scenario_target *t, unsigned w)
+{
+    char text[64];
+    snprintf(text, sizeof(text), "warm up %u: reply OK", w);
+    cJSON *root = cJSON_CreateObject();
+    bool ok = root != NULL;
+    if (ok && t->model)
+        ok = cJSON_AddStringToObject(root, "model", t->model) != NULL;
+    cJSON *msgs = ok ? cJSON_AddArrayToObject(root, "messages") : NULL;
+    ok = msgs && add_message(msgs, "user", text) &&
+         cJSON_AddNumberToObject(root, "max_tokens", 4) != NULL &&
+         cJSON_AddBoolToObject(root, "stream", true) != NULL;
+    char *body = ok ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    return body;
+}
+
 static void start(struct bench *b)
 {
     b->warmups_left = b->s->warmup * b->n_targets;
@@ -547,15 +650,20 @@ static void start(struct bench *b)
     }
     for (size_t i = 0; i < b->n_targets; i++) {
         for (unsigned w = 0; w < b->s->warmup; w++) {
-            char body[256];
-            const struct scenario_target *t = b->targets[i].t;
-            snprintf(body, sizeof(body),
-                     "{%s%s%s\"messages\":[{\"role\":\"user\",\"content\":\"warm up %u: reply OK\"}],"
-                     "\"max_tokens\":4,\"stream\":true}",
-                     t->model ? "\"model\":\"" : "", t->model ? t->model : "", t->model ? "\"," : "", w);
-            struct loadgen_req rq = {.method = "POST", .path = "/v1/chat/completions", .body = body,
-                                     .body_len = strlen(body), .thinking = -1};
-            loadgen_send(b->targets[i].lg, &rq, warmup_done, b);
+            char *body = warmup_body(b->targets[i].t, w);
+            struct loadgen_req rq = {.method = "POST",
+                                     .path = "/v1/chat/completions",
+                                     .body = body,
+                                     .body_len = body ? strlen(body) : 0,
+                                     .thinking = -1};
+            int r = body ? loadgen_send(b->targets[i].lg, &rq, warmup_done, b) : -ENOMEM;
+            free(body);
+            if (r < 0) {
+                /* warmups_left would never reach 0: the run could not start. */
+                log_error("out of memory");
+                stop_failed(b);
+                return;
+            }
         }
     }
 }
@@ -592,17 +700,10 @@ static cJSON *build_results(struct bench *b, usec_t end)
 
 static int write_results(struct bench *b, const cJSON *results)
 {
-    char *text = cJSON_Print(results);
     char path[600];
     snprintf(path, sizeof(path), "%s/results.json", b->out_dir);
-    FILE *f = text ? fopen(path, "w") : NULL;
-    int r = 0;
-    if (!text)
-        r = -ENOMEM;
-    else if (!f || fwrite(text, 1, strlen(text), f) != strlen(text))
-        r = -errno ? -errno : -EIO;
-    if (f && fclose(f) != 0 && r == 0)
-        r = -errno;
+    char *text = cJSON_Print(results);
+    int r = text ? files_write_atomic(path, text, strlen(text)) : -ENOMEM;
     free(text);
     if (r < 0)
         log_error("cannot write %s: %s", path, strerror(-r));
@@ -612,7 +713,7 @@ static int write_results(struct bench *b, const cJSON *results)
 /* --- targets --- */
 
 struct fetch {
-    struct event_base *base;
+    struct event_base *base; /* borrowed */
     int status;
     enum record_outcome outcome;
     char error[160];
@@ -763,36 +864,22 @@ static const struct cli_command bench_command = {
     .epilog = "Scenarios: config/scenarios/*.yaml; the language is in docs/bench.md.\n",
 };
 
-static void make_out_dir(struct bench *b, const char *given)
+/* The output directory: --out, else results/<scenario>-<time>.
+ * -ENAMETOOLONG when it does not fit out_dir. */
+static int make_out_dir(struct bench *b, const char *given)
 {
+    int n;
     if (given) {
-        snprintf(b->out_dir, sizeof(b->out_dir), "%s", given);
+        n = snprintf(b->out_dir, sizeof(b->out_dir), "%s", given);
     } else {
         char stamp[32];
         time_t now = time(NULL);
         struct tm tm;
         localtime_r(&now, &tm);
         strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-        snprintf(b->out_dir, sizeof(b->out_dir), "results/%s-%s", b->s->name, stamp);
+        n = snprintf(b->out_dir, sizeof(b->out_dir), "results/%s-%s", b->s->name, stamp);
     }
-}
-
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    char buf[512];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
+    return n < 0 || (size_t)n >= sizeof(b->out_dir) ? -ENAMETOOLONG : 0;
 }
 
 int bench_main(int argc, char **argv)
@@ -874,8 +961,15 @@ int bench_main(int argc, char **argv)
         scenario_free(b.s);
         return 2;
     }
-    make_out_dir(&b, out);
-    int r = make_dirs(b.out_dir);
+    int r = make_out_dir(&b, out);
+    if (r < 0) {
+        cli_usage_error(cmd, "--out: at most %zu bytes", sizeof(b.out_dir) - 1);
+        rc = 2;
+        goto fail;
+    }
+    /* 0755: results are for sharing (the files are 0644); traces, which
+     * are not, go in 0700 directories. */
+    r = files_make_dirs(b.out_dir, 0755);
     if (r < 0) {
         fprintf(stderr, "tokentap bench: cannot create %s: %s\n", b.out_dir, strerror(-r));
         goto fail;
@@ -898,7 +992,9 @@ int bench_main(int argc, char **argv)
     b.pause = evtimer_new(b.base, pause_cb, &b);
     b.tick = evtimer_new(b.base, tick_cb, &b);
     b.sigint = evsignal_new(b.base, SIGINT, on_signal, &b);
-    if (!b.pause || !b.tick || !b.sigint || evsignal_add(b.sigint, NULL) < 0)
+    b.sigterm = evsignal_new(b.base, SIGTERM, on_signal, &b);
+    if (!b.pause || !b.tick || !b.sigint || !b.sigterm || evsignal_add(b.sigint, NULL) < 0 ||
+        evsignal_add(b.sigterm, NULL) < 0)
         goto fail;
     b.tty = isatty(STDERR_FILENO);
     if (!b.quiet) {
@@ -956,6 +1052,8 @@ fail:
         event_free(b.tick);
     if (b.sigint)
         event_free(b.sigint);
+    if (b.sigterm)
+        event_free(b.sigterm);
     if (b.base)
         event_base_free(b.base);
     scenario_free(b.s);

@@ -25,6 +25,9 @@ struct lgreq {
     struct tap tap;
     struct evbuffer *text[DIALECT_TOKEN_KINDS]; /* owned: output text per kind */
     struct evbuffer *body;        /* owned: a non-streamed body, for the caller */
+    /* A piece did not fit: the buffer stops there (no holes from later,
+     * smaller pieces). */
+    bool text_full[DIALECT_TOKEN_KINDS], body_full;
     bool head_seen;
     bool json_body;
     struct event *later;          /* owned: reports a failure to send from the loop */
@@ -155,8 +158,10 @@ static void on_text(void *ctx, enum dialect_token_kind kind, const char *text, s
 {
     struct lgreq *q = ctx;
     struct evbuffer *b = q->text[kind];
-    if (evbuffer_get_length(b) + len <= q->lg->o.max_text)
-        evbuffer_add(b, text, len);
+    if (q->text_full[kind])
+        return;
+    if (evbuffer_get_length(b) + len > q->lg->o.max_text || evbuffer_add(b, text, len) < 0)
+        q->text_full[kind] = true;
 }
 
 static void on_token(void *ctx, const struct record *r, usec_t t)
@@ -184,8 +189,11 @@ static void up_body(void *ctx, const char *data, size_t len, usec_t t)
 {
     struct lgreq *q = ctx;
     tap_body(&q->tap, data, len, t);
-    if (q->json_body && evbuffer_get_length(q->body) + len <= TAP_MAX_JSON_BODY)
-        evbuffer_add(q->body, data, len);
+    if (!q->json_body || q->body_full)
+        return;
+    if (evbuffer_get_length(q->body) + len > TAP_MAX_JSON_BODY ||
+        evbuffer_add(q->body, data, len) < 0)
+        q->body_full = true;
 }
 
 static void up_done(void *ctx, int err, usec_t t)
@@ -224,6 +232,29 @@ static void report_later(evutil_socket_t fd, short what, void *arg)
     struct lgreq *q = arg;
     snprintf(q->rec.error, sizeof(q->rec.error), "%s", upstream_strerror(q->early_err));
     complete(q, RECORD_UPSTREAM_ERROR);
+}
+
+/* The request head and body, queued on q->up. 0 or -ENOMEM. */
+static int write_request(struct loadgen *lg, struct lgreq *q, const struct loadgen_req *rq)
+{
+    const struct upstream_target *t = upstream_pool_target(lg->pool);
+    int w = upstream_req_printf(q->up, "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n",
+                                rq->method, t->base_path, rq->path, t->host_header, q->rec.client);
+    bool has_ct = false;
+    for (size_t i = 0; i < rq->n_headers && w == 0; i++) {
+        w = upstream_req_printf(q->up, "%s: %s\r\n", rq->headers[i].name, rq->headers[i].value);
+        has_ct = has_ct || strcasecmp(rq->headers[i].name, "content-type") == 0;
+    }
+    if (w == 0 && q->rec.dialect != DIALECT_UNKNOWN)
+        w = upstream_req_printf(q->up, "Accept-Encoding: identity\r\n");
+    if (w == 0 && rq->body && !has_ct)
+        w = upstream_req_printf(q->up, "Content-Type: application/json\r\n");
+    if (w == 0 && rq->body)
+        w = upstream_req_printf(q->up, "Content-Length: %zu\r\n\r\n", rq->body_len);
+    if (w == 0)
+        w = rq->body ? upstream_req_write(q->up, rq->body, rq->body_len)
+                     : upstream_req_write(q->up, "\r\n", 2);
+    return w < 0 ? -ENOMEM : 0;
 }
 
 int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_cb done, void *ctx)
@@ -267,11 +298,9 @@ int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_
     q->tap.ctx = q;
     for (int k = 0; k < DIALECT_TOKEN_KINDS; k++)
         if (!(q->text[k] = evbuffer_new()))
-            goto oom;
+            goto fail;
     if (!(q->body = evbuffer_new()))
-        goto oom;
-    if (lg->o.metrics)
-        metrics_begin(lg->o.metrics, r, r->t_start);
+        goto fail;
 
     struct upstream_req_options uo = {
         .head_request = strcmp(rq->method, "HEAD") == 0,
@@ -285,33 +314,17 @@ int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_
         q->early_err = err;
         q->later = evtimer_new(lg->base, report_later, q);
         if (!q->later)
-            goto oom;
+            goto fail;
         struct timeval zero = {0, 0};
         evtimer_add(q->later, &zero);
-        return 0;
+    } else if (write_request(lg, q, rq) < 0) {
+        goto fail; /* req_free cancels the half-written request */
     }
-    const struct upstream_target *t = upstream_pool_target(lg->pool);
-    upstream_req_printf(q->up, "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n", rq->method,
-                        t->base_path, rq->path, t->host_header, r->client);
-    bool has_ct = false;
-    for (size_t i = 0; i < rq->n_headers; i++) {
-        upstream_req_printf(q->up, "%s: %s\r\n", rq->headers[i].name, rq->headers[i].value);
-        has_ct = has_ct || strcasecmp(rq->headers[i].name, "content-type") == 0;
-    }
-    if (r->dialect != DIALECT_UNKNOWN)
-        upstream_req_printf(q->up, "Accept-Encoding: identity\r\n");
-    if (rq->body) {
-        if (!has_ct)
-            upstream_req_printf(q->up, "Content-Type: application/json\r\n");
-        upstream_req_printf(q->up, "Content-Length: %zu\r\n\r\n", rq->body_len);
-        upstream_req_write(q->up, rq->body, rq->body_len);
-    } else {
-        upstream_req_write(q->up, "\r\n", 2);
-    }
-    return 0;
-oom:
+    /* Counted in flight only once nothing can fail: complete() ends it. */
     if (lg->o.metrics)
-        metrics_end(lg->o.metrics, r, clock_now());
+        metrics_begin(lg->o.metrics, r, r->t_start);
+    return 0;
+fail:
     req_free(q);
     return -ENOMEM;
 }

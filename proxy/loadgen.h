@@ -26,7 +26,7 @@ struct loadgen_options {
     usec_t stream_timeout;      /* longest silence mid-response (0 = none) */
     struct metrics *metrics;    /* borrowed, may be NULL */
     struct reqlog *log;         /* borrowed, may be NULL */
-    size_t max_text;            /* response text kept per kind (default 4 MiB) */
+    size_t max_text;            /* text kept per kind (default 4 MiB); the rest is dropped */
 };
 
 void loadgen_options_default(struct loadgen_options *o);
@@ -53,9 +53,13 @@ struct loadgen_req {
 /* What came back. Valid during the callback only. */
 struct loadgen_result {
     const struct record *rec;
-    const char *content, *reasoning, *tools; /* decoded output text, NUL-terminated */
+    /* Decoded output text, NUL-terminated: every piece up to the first
+     * that would pass max_text (a prefix, never one with holes). */
+    const char *content, *reasoning, *tools;
     size_t content_len, reasoning_len, tools_len;
-    const char *body;           /* a non-streamed response body (NUL-terminated), else NULL */
+    /* A non-streamed response body (NUL-terminated; its first
+     * TAP_MAX_JSON_BODY bytes at most), else NULL. */
+    const char *body;
     size_t body_len;
 };
 

@@ -44,6 +44,8 @@ static size_t session_index(struct replay_run *run, const char *id)
     run->sessions = s;
     memset(&s[run->n_sessions], 0, sizeof(*s));
     s[run->n_sessions].id = strdup(id);
+    if (!s[run->n_sessions].id)
+        return SIZE_MAX;
     return run->n_sessions++;
 }
 
@@ -145,8 +147,16 @@ fail:
 
 /* --- live history --- */
 
-/* Replaces the content of the j-th assistant message in the body with the
- * j-th live answer (keeps every other byte). */
+/* Assistant messages remembered per body: later turns pair from the end,
+ * so only the last ones are needed. */
+#define HISTORY_MAX_PAIRS 256
+
+/* Replaces the content of the body's assistant messages with this run's
+ * answers, pairing from the end: the last assistant message is the
+ * previous turn's answer, the one before it the turn before, and so on
+ * (earlier assistant messages, from before the recording began, stay).
+ * Keeps every other byte. 0 with *ret_body NULL when nothing changed, or
+ * a malloc'd body; -ENOMEM. */
 static int apply_history(struct replay_run *run, struct replay_item *it, char **ret_body, size_t *ret_len)
 {
     struct replay_session *s = &run->sessions[it->session];
@@ -170,10 +180,11 @@ static int apply_history(struct replay_run *run, struct replay_item *it, char **
     }
     if (msgs == SIZE_MAX)
         return 0;
-    size_t idx[256], n = 0, i = 0;
+    /* idx is a ring of the last HISTORY_MAX_PAIRS assistant positions. */
+    size_t idx[HISTORY_MAX_PAIRS], n = 0, i = 0;
     struct jsonscan_iter arr;
     jsonscan_iter_init(&arr, body, len, msgs);
-    while (jsonscan_iter_next(&arr, &m) && n < 256) {
+    while (jsonscan_iter_next(&arr, &m)) {
         if (body[m.value] == '{') {
             struct jsonscan_iter fields;
             struct jsonscan_member f;
@@ -182,27 +193,43 @@ static int apply_history(struct replay_run *run, struct replay_item *it, char **
                 struct jsonscan_key k = jsonscan_key_member(body, &f);
                 struct jsonscan_key want = jsonscan_key_token("role", "role" + 4);
                 if (jsonscan_key_eq(k, want) && f.value_end - f.value == 11 &&
-                    memcmp(body + f.value, "\"assistant\"", 11) == 0)
-                    idx[n++] = i;
+                    memcmp(body + f.value, "\"assistant\"", 11) == 0) {
+                    idx[n++ % HISTORY_MAX_PAIRS] = i;
+                    break; /* one entry per message, however many "role" keys */
+                }
             }
         }
         i++;
     }
+    size_t pairs = n < s->n_answers ? n : s->n_answers;
+    if (pairs > HISTORY_MAX_PAIRS)
+        pairs = HISTORY_MAX_PAIRS;
     struct evbuffer *v = evbuffer_new();
     if (!v)
         return -ENOMEM;
     const char *doc = body;
     size_t doc_len = len;
-    for (size_t j = 0; j < n && j < s->n_answers; j++) {
+    int rc = 0;
+    for (size_t t = 0; t < pairs; t++) {
+        size_t msg = idx[(n - 1 - t) % HISTORY_MAX_PAIRS];
+        const char *answer = s->answers[s->n_answers - 1 - t];
         char pointer[64];
-        snprintf(pointer, sizeof(pointer), "/messages/%zu/content", idx[j]);
+        snprintf(pointer, sizeof(pointer), "/messages/%zu/content", msg);
         evbuffer_drain(v, evbuffer_get_length(v));
-        jsonw_cstr(v, s->answers[j]);
+        jsonw_cstr(v, answer);
         size_t vlen = evbuffer_get_length(v);
+        const char *value = (const char *)evbuffer_pullup(v, -1);
+        if (!value) {
+            rc = -ENOMEM;
+            break;
+        }
         char *out = NULL;
         size_t out_len = 0;
-        int r = jsonedit_set(doc, doc_len, pointer, (const char *)evbuffer_pullup(v, -1), vlen, &out,
-                             &out_len);
+        int r = jsonedit_set(doc, doc_len, pointer, value, vlen, &out, &out_len);
+        if (r == -ENOMEM) {
+            rc = r;
+            break;
+        }
         if (r < 0)
             continue;
         free(cur);
@@ -211,6 +238,10 @@ static int apply_history(struct replay_run *run, struct replay_item *it, char **
         doc_len = out_len;
     }
     evbuffer_free(v);
+    if (rc < 0) {
+        free(cur);
+        return rc;
+    }
     *ret_body = cur;
     *ret_len = doc_len;
     return 0;
@@ -220,6 +251,20 @@ static int apply_history(struct replay_run *run, struct replay_item *it, char **
 
 static void dispatch(struct replay_run *run);
 static void finish_run(struct replay_run *run);
+
+/* Ends the run early (a request could not be sent or its answer kept:
+ * only -ENOMEM): nothing more is sent and the loop ends after this pass;
+ * replay_run_loop then aborts what is in flight. It frees nothing, so it
+ * is safe inside a loadgen callback. */
+static void fail_run(struct replay_run *run, int err)
+{
+    if (!run->failed)
+        fprintf(stderr, "tokentap replay: %s: stopping\n", strerror(-err));
+    run->failed = true;
+    run->stopping = true;
+    evtimer_del(run->timer);
+    event_base_loopexit(run->base, NULL);
+}
 
 static void on_done(void *ctx, const struct loadgen_result *res)
 {
@@ -238,12 +283,16 @@ static void on_done(void *ctx, const struct loadgen_result *res)
             struct replay_session *s = &run->sessions[it->session];
             s->busy = false;
             s->last_done = clock_now();
-            char **a = realloc(s->answers, (s->n_answers + 1) * sizeof(*a));
+            /* Live history pairs answers with turns: a missing one would
+             * put the others in the wrong places. */
+            char *answer = strdup(res->content ? res->content : "");
+            char **a = answer ? realloc(s->answers, (s->n_answers + 1) * sizeof(*a)) : NULL;
             if (a) {
                 s->answers = a;
-                s->answers[s->n_answers] = strdup(res->content ? res->content : "");
-                if (s->answers[s->n_answers])
-                    s->n_answers++;
+                s->answers[s->n_answers++] = answer;
+            } else {
+                free(answer);
+                fail_run(run, -ENOMEM);
             }
         }
     }
@@ -298,11 +347,18 @@ static int send_item(struct replay_run *run, size_t index, usec_t intended)
         return -ENOMEM;
     sc->run = run;
     sc->item = index;
-    struct trace_entry *e = it ? &it->e : &run->items[run->sent % run->n_items].e;
+    /* A rate-mode repeat goes through the trace again in start order, as
+     * the first pass did. */
+    struct trace_entry *e = it ? &it->e : &run->items[run->order[run->sent % run->n_items]].e;
     char *body = NULL;
     size_t body_len = e->body_len;
-    if (it && run->o.history == REPLAY_HISTORY_LIVE && it->session != SIZE_MAX)
-        apply_history(run, it, &body, &body_len);
+    if (it && run->o.history == REPLAY_HISTORY_LIVE && it->session != SIZE_MAX) {
+        int r = apply_history(run, it, &body, &body_len);
+        if (r < 0) {
+            free(sc);
+            return r;
+        }
+    }
     struct loadgen_header hdrs[64];
     size_t nh = 0;
     for (size_t i = 0; i < e->n_headers && nh < 64; i++) {
@@ -367,7 +423,9 @@ static int send_item(struct replay_run *run, size_t index, usec_t intended)
 }
 
 /* The earliest time session s's turn `it` may go: after the previous turn
- * ended, plus the think time the recording shows. */
+ * ended, plus the think time the recording shows. USEC_INFINITY while the
+ * previous turn runs. (The closed loop uses only that: its turns go as
+ * soon as the previous one finished, without think time.) */
 static usec_t session_ready(struct replay_run *run, const struct replay_item *it)
 {
     if (it->session == SIZE_MAX || it->turn == 0)
@@ -408,7 +466,11 @@ static void dispatch(struct replay_run *run)
                 continue;
             if (session_ready(run, it) == USEC_INFINITY)
                 continue;
-            send_item(run, i, 0);
+            int r = send_item(run, i, 0);
+            if (r < 0) {
+                fail_run(run, r);
+                return;
+            }
         }
         while (run->next < run->n_items && run->items[run->order[run->next]].state != REPLAY_ITEM_PENDING)
             run->next++;
@@ -427,7 +489,11 @@ static void dispatch(struct replay_run *run)
             }
             arrival_next_arrival(sc);
             size_t i = run->sent < run->n_items ? run->order[run->sent] : SIZE_MAX;
-            send_item(run, i, at);
+            int r = send_item(run, i, at);
+            if (r < 0) {
+                fail_run(run, r);
+                return;
+            }
         }
         return;
     }
@@ -456,7 +522,11 @@ static void dispatch(struct replay_run *run)
             it->state = REPLAY_ITEM_WAITING;
             continue;
         }
-        send_item(run, i, due > ready ? due : ready);
+        int r = send_item(run, i, due > ready ? due : ready);
+        if (r < 0) {
+            fail_run(run, r);
+            return;
+        }
     }
     while (run->next < run->n_items &&
            (run->items[run->order[run->next]].state == REPLAY_ITEM_IN_FLIGHT ||
@@ -548,6 +618,10 @@ int replay_run_loop(struct replay_run *run)
     run->o.sched.next_us = 0;
     dispatch(run);
     event_base_dispatch(run->base);
+    /* After a failure, what is still in flight ends as aborted (their
+     * callbacks free their contexts). */
+    if (run->failed)
+        loadgen_abort_all(run->lg);
     return 0;
 }
 

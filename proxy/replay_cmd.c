@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "files.h"
 #include "jsonw.h"
 #include "loadgen.h"
 #include "log.h"
@@ -94,11 +95,13 @@ static const struct cli_command replay_command = {
     .epilog = "See docs/replay.md for the trace format and the timing modes.\n",
 };
 
-static void write_summary(struct replay_run *run, usec_t end)
+/* Writes --out (if asked) and prints the summary. 0, or -errno when --out
+ * cannot be written. */
+static int write_summary(struct replay_run *run, usec_t end)
 {
     struct evbuffer *b = evbuffer_new();
     if (!b)
-        return;
+        return -ENOMEM;
     char when[40];
     double secs = (double)(end - run->start) / 1e6;
     struct metrics_brief brief;
@@ -123,9 +126,9 @@ static void write_summary(struct replay_run *run, usec_t end)
                         ",\"complete\":%s,\"requests_planned\":%llu,\"requests_sent\":%llu,"
                         "\"requests_finished\":%llu,\"trace_lines_skipped\":%u,\"throughput\":{"
                         "\"requests_per_s\":",
-                        run->interrupted ? "false" : "true", (unsigned long long)run->total,
-                        (unsigned long long)run->sent, (unsigned long long)run->finished,
-                        run->skipped_lines);
+                        run->interrupted || run->failed ? "false" : "true",
+                        (unsigned long long)run->total, (unsigned long long)run->sent,
+                        (unsigned long long)run->finished, run->skipped_lines);
     jsonw_double(b, secs > 0 ? (double)run->finished / secs : 0);
     EVBUFFER_ADD_LIT(b, ",\"output_tokens_per_s\":");
     jsonw_double(b, secs > 0 ? (double)brief.output_tokens / secs : 0);
@@ -139,23 +142,23 @@ static void write_summary(struct replay_run *run, usec_t end)
 
     size_t len = evbuffer_get_length(b);
     char *text = (char *)evbuffer_pullup(b, -1);
-    if (run->o.out_path) {
-        FILE *f = fopen(run->o.out_path, "w");
-        if (!f || fwrite(text, 1, len, f) != len)
-            log_error("cannot write %s: %s", run->o.out_path, strerror(errno));
-        if (f)
-            fclose(f);
+    int r = text ? 0 : -ENOMEM;
+    if (text && run->o.out_path) {
+        r = files_write_atomic(run->o.out_path, text, len);
+        if (r < 0)
+            log_error("cannot write %s: %s", run->o.out_path, strerror(-r));
     }
-    cJSON *json = cJSON_ParseWithLength(text, len);
+    cJSON *json = text ? cJSON_ParseWithLength(text, len) : NULL;
     if (json)
         summary_print(stdout, json);
     cJSON_Delete(json);
     evbuffer_free(b);
+    return r;
 }
 
 /* Fails fast when the target does not answer at all. */
 struct probe {
-    struct event_base *base;
+    struct event_base *base; /* borrowed */
     int outcome;
     char error[160];
 };
@@ -182,7 +185,12 @@ static int probe_target(struct replay_run *run)
     }
     struct probe p = {.base = run->base, .outcome = -1};
     struct loadgen_req rq = {.method = "GET", .path = "/health", .thinking = -1};
-    loadgen_send(lg, &rq, probe_done, &p);
+    int r = loadgen_send(lg, &rq, probe_done, &p);
+    if (r < 0) {
+        fprintf(stderr, "tokentap replay: %s\n", strerror(-r));
+        loadgen_free(lg);
+        return r;
+    }
     event_base_dispatch(run->base);
     loadgen_free(lg);
     if (p.outcome == RECORD_UPSTREAM_ERROR || p.outcome == RECORD_TIMEOUT || p.outcome < 0) {
@@ -432,10 +440,11 @@ int replay_main(int argc, char **argv)
     usec_t end = clock_now();
     if (!run.o.quiet && run.tty)
         fprintf(stderr, "\n");
-    if (run.interrupted)
-        fprintf(stderr, "tokentap replay: interrupted: results are partial (marked incomplete)\n");
-    write_summary(&run, end);
-    rc = run.interrupted ? 130 : 0;
+    if (run.interrupted || run.failed)
+        fprintf(stderr, "tokentap replay: %s: results are partial (marked incomplete)\n",
+                run.interrupted ? "interrupted" : "stopped");
+    r = write_summary(&run, end);
+    rc = run.interrupted ? 130 : run.failed || r < 0 ? 1 : 0;
 fail:
     replay_run_free(&run);
     return rc;

@@ -91,8 +91,9 @@ struct replay_run {
     uint64_t sent, finished;
     struct hist send_lag;        /* t_sent - intended */
     struct hist ttft_uncorrected;/* first token - actual send */
-    struct event *timer, *progress, *sigint, *sigterm;
+    struct event *timer, *progress, *sigint, *sigterm; /* owned */
     bool interrupted, stopping;
+    bool failed;                 /* stopped early: a request could not be sent (no memory) */
     bool tty;
     unsigned skipped_lines;
 };

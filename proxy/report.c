@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 
 #include "cli.h"
+#include "files.h"
 #include "log.h"
 #include "report_build.h"
 #include "report_doc.h"
@@ -148,42 +149,14 @@ fail:
     return rc;
 }
 
-/* Writes out's bytes to path through a temporary file and rename(2). */
+/* Writes out's bytes to path (files_write_atomic). 0 or -errno. */
 static int write_file(const char *path, struct evbuffer *out)
 {
-    char tmp[4096];
-    int fd = -1, rc;
-    int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof(tmp))
-        return -ENAMETOOLONG;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
-    while (evbuffer_get_length(out) > 0) {
-        int w = evbuffer_write(out, fd);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            rc = w < 0 ? -errno : -EIO;
-            goto fail;
-        }
-    }
-    if (close(fd) < 0) {
-        fd = -1;
-        rc = -errno;
-        goto fail;
-    }
-    fd = -1;
-    if (rename(tmp, path) < 0) {
-        rc = -errno;
-        goto fail;
-    }
-    return 0;
-fail:
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    return rc;
+    size_t len = evbuffer_get_length(out);
+    const void *data = len ? (const void *)evbuffer_pullup(out, -1) : (const void *)"";
+    if (!data)
+        return -ENOMEM;
+    return files_write_atomic(path, data, len);
 }
 
 static int write_to(FILE *f, struct evbuffer *out)

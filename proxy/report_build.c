@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,25 +10,12 @@
 
 /* --- plans --- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 int report_plan_run(struct report_plan *plan, const struct results *run, const char *source,
                     char *err, size_t errlen)
 {
     if (run->n_targets > REPORT_MAX_SIDES) {
-        set_err(err, errlen, "%zu targets; a report shows at most %d", run->n_targets,
-                REPORT_MAX_SIDES);
+        results_set_err(err, errlen, "%zu targets; a report shows at most %d", run->n_targets,
+                        REPORT_MAX_SIDES);
         return -E2BIG;
     }
     memset(plan, 0, sizeof(*plan));
@@ -81,9 +67,9 @@ int report_plan_compare(struct report_plan *plan, const struct results *a, const
     if (plan->n_pairs == 0 && a->n_targets == 1 && b->n_targets == 1)
         add_pair(plan, a, &a->targets[0], b, &b->targets[0]);
     if (plan->n_pairs == 0) {
-        set_err(err, errlen,
-                "no target of the first run has a namesake in the second (and they do not "
-                "have one target each)");
+        results_set_err(err, errlen,
+                        "no target of the first run has a namesake in the second (and they do not "
+                        "have one target each)");
         return -ENOENT;
     }
     return 0;
@@ -492,7 +478,7 @@ static void level_summary(struct report_doc *doc, const struct report_side *s)
                      "ITL p50", "Decode tok/s (mean)", "Output tok/s", "Wall time", NULL);
     for (size_t i = 0; i < run->n_levels; i++) {
         const struct results_level *l = &run->levels[i];
-        int requests = 0, errors = 0;
+        long long requests = 0, errors = 0; /* over any number of cells */
         for (size_t k = 0; k < run->n_cells; k++) {
             const struct results_cell *c = &run->cells[k];
             if (strcmp(c->target, s->target->name) == 0 && strcmp(c->level, l->name) == 0) {
@@ -508,8 +494,8 @@ static void level_summary(struct report_doc *doc, const struct report_side *s)
         char lab[96];
         report_doc_row(doc);
         report_doc_cell(doc, REPORT_MARK_LABEL, "%s", report_level_label(lab, sizeof(lab), l));
-        report_doc_cell(doc, REPORT_MARK_NONE, "%d", requests);
-        report_doc_cell(doc, errors ? REPORT_MARK_FAIL : REPORT_MARK_NONE, "%d", errors);
+        report_doc_cell(doc, REPORT_MARK_NONE, "%lld", requests);
+        report_doc_cell(doc, errors ? REPORT_MARK_FAIL : REPORT_MARK_NONE, "%lld", errors);
         pooled_cell(doc, s, l->name, RESULTS_TTFT, UNIT_MS, true);
         pooled_cell(doc, s, l->name, RESULTS_ITL_P50, UNIT_MS, true);
         pooled_cell(doc, s, l->name, RESULTS_DECODE_TPS, UNIT_TPS, false);
@@ -530,8 +516,7 @@ static void side_section(struct report_doc *doc, const struct report_side *s)
 
 /* --- comparisons --- */
 
-typedef const struct results_values *pair_metric_fn(const struct report_side *s,
-                                                    const char *level);
+typedef const struct results_values *pair_metric_cb(const struct report_side *s, const char *level);
 
 static const struct results_values *m_ttft(const struct report_side *s, const char *level)
 {
@@ -557,7 +542,7 @@ static const struct results_values *m_out_tps(const struct report_side *s, const
 /* A side's value at a level, with its change from the side's first level
  * that has one ("265 ms (+176%)") when `degradation`. */
 static void side_value(struct report_doc *doc, const struct report_side *s, const char *level,
-                       pair_metric_fn *metric, enum unit u, bool degradation)
+                       pair_metric_cb *metric, enum unit u, bool degradation)
 {
     char buf[96], pct[32];
     const struct results_values *v = metric(s, level);
@@ -584,7 +569,7 @@ static void side_value(struct report_doc *doc, const struct report_side *s, cons
 
 static void compare_table(struct report_doc *doc, const struct report_side *a,
                           const struct report_side *b, const char *title, const char *note,
-                          pair_metric_fn *metric, enum unit u, bool degradation)
+                          pair_metric_cb *metric, enum unit u, bool degradation)
 {
     size_t mark = doc->n_blocks;
     report_doc_heading(doc, 3, NULL, "%s", title);
@@ -613,6 +598,8 @@ static void compare_table(struct report_doc *doc, const struct report_side *a,
 static int pass_values(const struct report_side_task *t, struct results_values *ret)
 {
     ret->n = (size_t)t->of;
+    if (ret->n > STATS_MAX_VALUES)
+        return -E2BIG;
     ret->v = ret->n ? malloc(ret->n * sizeof(*ret->v)) : NULL;
     if (ret->n && !ret->v)
         return -ENOMEM;
@@ -655,9 +642,12 @@ static void pass_rate_row(struct report_doc *doc, const struct report_side *a,
     report_doc_cell(doc, REPORT_MARK_NONE, "%s", agent->label);
     pass_rate_cell(doc, &ta);
     pass_rate_cell(doc, &tb);
-    if (pass_values(&ta, &pa) < 0 || pass_values(&tb, &pb) < 0) {
+    int rc = pass_values(&ta, &pa);
+    if (rc == 0)
+        rc = pass_values(&tb, &pb);
+    if (rc < 0) {
         if (!doc->error)
-            doc->error = -ENOMEM;
+            doc->error = rc;
         goto done;
     }
     struct stats_diff d;

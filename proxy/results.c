@@ -9,6 +9,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "scenario.h"
+
 static const char *const cell_metric_keys[RESULTS_CELL_METRICS] = {
     [RESULTS_TTFT] = "ttft_ms",
     [RESULTS_TTFC] = "ttfc_ms",
@@ -24,10 +26,7 @@ static const char *const level_metric_keys[RESULTS_LEVEL_METRICS] = {
     [RESULTS_OUTPUT_TPS] = "output_tokens_per_s",
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void results_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || errlen == 0)
         return;
@@ -54,12 +53,34 @@ static double num(const cJSON *j, const char *k)
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-/* A count field: non-negative and small enough for an int, else dflt. */
-static int count(const cJSON *j, const char *k, int dflt)
+/* Reads count field k of j into *ret: dflt when it is absent or not a
+ * number, else it must lie in [lo, hi] (a crafted file must not make the
+ * report loop or allocate without bound). sec[i] (sec alone when i < 0)
+ * names the object in the error. 0 or -EINVAL. */
+static int count(const cJSON *j, const char *k, int lo, int hi, int dflt, int *ret, const char *sec,
+                 int i, char *err, size_t errlen)
 {
-    double d = num(j, k);
-    return d >= 0 && d <= 1e9 ? (int)d : dflt;
+    const cJSON *v = get(j, k);
+    if (!cJSON_IsNumber(v)) {
+        *ret = dflt;
+        return 0;
+    }
+    double d = v->valuedouble;
+    if (!(d >= lo && d <= hi)) {
+        if (i >= 0)
+            results_set_err(err, errlen, "%s[%d].%s is %g: expected %d to %d", sec, i, k, d, lo,
+                            hi);
+        else
+            results_set_err(err, errlen, "%s.%s is %g: expected %d to %d", sec, k, d, lo, hi);
+        return -EINVAL;
+    }
+    *ret = (int)d;
+    return 0;
 }
+
+/* The bounds of counts: turns as a scenario allows them; repetitions,
+ * requests, errors and checks per cell as results_values holds them. */
+#define MAX_COUNT RESULTS_MAX_REPETITIONS
 
 /* A section's array of objects; NULL (and a message) when the key holds
  * something else. A missing optional section is an empty array. */
@@ -72,7 +93,8 @@ static int section(const cJSON *root, const char *k, bool required, const cJSON 
         return 0;
     }
     if (!cJSON_IsArray(a)) {
-        set_err(err, errlen, "\"%s\" is %s, not an array", k, a ? "something else" : "missing");
+        results_set_err(err, errlen, "\"%s\" is %s, not an array", k,
+                        a ? "something else" : "missing");
         return -EINVAL;
     }
     const cJSON *e;
@@ -80,7 +102,7 @@ static int section(const cJSON *root, const char *k, bool required, const cJSON 
     cJSON_ArrayForEach(e, a)
     {
         if (!cJSON_IsObject(e)) {
-            set_err(err, errlen, "%s[%d] is not an object", k, i);
+            results_set_err(err, errlen, "%s[%d] is not an object", k, i);
             return -EINVAL;
         }
         i++;
@@ -194,22 +216,28 @@ static int read_scenario(struct results *r, char *err, size_t errlen)
 {
     const cJSON *sc = get(r->root, "scenario");
     if (!cJSON_IsObject(sc)) {
-        set_err(err, errlen, "no \"scenario\" object");
+        results_set_err(err, errlen, "no \"scenario\" object");
         return -EINVAL;
     }
     r->scenario = sc;
     r->scenario_name = str(sc, "name") ? str(sc, "name") : "";
-    r->repetitions = count(sc, "repetitions", 0);
+    int rc =
+        count(sc, "repetitions", 0, MAX_COUNT, 0, &r->repetitions, "scenario", -1, err, errlen);
+    if (rc < 0)
+        return rc;
     const cJSON *e;
     int i = 0;
     cJSON_ArrayForEach(e, get(sc, "agents"))
     {
         const char *name = str(e, "name");
         if (!name) {
-            set_err(err, errlen, "scenario.agents[%d] has no \"name\"", i);
+            results_set_err(err, errlen, "scenario.agents[%d] has no \"name\"", i);
             return -EINVAL;
         }
-        int rc = add_agent(r, name, count(e, "turns", 1));
+        int turns;
+        rc = count(e, "turns", 1, SCENARIO_MAX_TURNS, 1, &turns, "scenario.agents", i, err, errlen);
+        if (rc == 0)
+            rc = add_agent(r, name, turns);
         if (rc < 0)
             return rc;
         struct results_agent *a = find_agent(r, name);
@@ -224,10 +252,10 @@ static int read_scenario(struct results *r, char *err, size_t errlen)
     {
         const char *name = str(e, "name");
         if (!name) {
-            set_err(err, errlen, "scenario.levels[%d] has no \"name\"", i);
+            results_set_err(err, errlen, "scenario.levels[%d] has no \"name\"", i);
             return -EINVAL;
         }
-        int rc = add_level(r, name, num(e, "concurrency"));
+        rc = add_level(r, name, num(e, "concurrency"));
         if (rc < 0)
             return rc;
         find_level(r, name)->phases = get(e, "phases");
@@ -247,7 +275,7 @@ static int read_targets(struct results *r, char *err, size_t errlen)
     {
         const char *name = str(e, "name");
         if (!name) {
-            set_err(err, errlen, "targets[%d] has no \"name\"", i);
+            results_set_err(err, errlen, "targets[%d] has no \"name\"", i);
             return -EINVAL;
         }
         rc = add_target(r, name);
@@ -274,7 +302,7 @@ static int where(const cJSON *e, const char *sec, int i, bool agent, char *err, 
     static const char *const keys[] = {"target", "level", "agent"};
     for (size_t k = 0; k < (agent ? 3u : 2u); k++) {
         if (!str(e, keys[k])) {
-            set_err(err, errlen, "%s[%d] has no \"%s\" string", sec, i, keys[k]);
+            results_set_err(err, errlen, "%s[%d] has no \"%s\" string", sec, i, keys[k]);
             return -EINVAL;
         }
     }
@@ -301,17 +329,23 @@ static int read_cells(struct results *r, char *err, size_t errlen)
         c->target = str(e, "target");
         c->level = str(e, "level");
         c->agent = str(e, "agent");
-        c->turn = count(e, "turn", 1);
-        c->n = count(e, "n", 0);
-        c->errors = count(e, "errors", 0);
-        c->pass = count(e, "pass", 0);
-        c->checked = count(e, "checked", 0);
+        rc = count(e, "turn", 1, SCENARIO_MAX_TURNS, 1, &c->turn, "cells", i, err, errlen);
+        if (rc == 0)
+            rc = count(e, "n", 0, MAX_COUNT, 0, &c->n, "cells", i, err, errlen);
+        if (rc == 0)
+            rc = count(e, "errors", 0, MAX_COUNT, 0, &c->errors, "cells", i, err, errlen);
+        if (rc == 0)
+            rc = count(e, "pass", 0, MAX_COUNT, 0, &c->pass, "cells", i, err, errlen);
+        if (rc == 0)
+            rc = count(e, "checked", 0, MAX_COUNT, 0, &c->checked, "cells", i, err, errlen);
+        if (rc < 0)
+            return rc;
         for (int m = 0; m < RESULTS_CELL_METRICS; m++) {
             rc = read_values(get(e, cell_metric_keys[m]), &c->m[m]);
             if (rc < 0) {
                 if (rc == -EFBIG)
-                    set_err(err, errlen, "cells[%d] has more than %d values per metric", i,
-                            RESULTS_MAX_REPETITIONS);
+                    results_set_err(err, errlen, "cells[%d] has more than %d values per metric", i,
+                                    RESULTS_MAX_REPETITIONS);
                 return rc;
             }
         }
@@ -343,14 +377,18 @@ static int read_level_cells(struct results *r, char *err, size_t errlen)
         c->target = str(e, "target");
         c->level = str(e, "level");
         c->concurrency = num(e, "concurrency");
-        c->n = count(e, "n", 0);
-        c->errors = count(e, "errors", 0);
+        rc = count(e, "n", 0, MAX_COUNT, 0, &c->n, "level_cells", i, err, errlen);
+        if (rc == 0)
+            rc = count(e, "errors", 0, MAX_COUNT, 0, &c->errors, "level_cells", i, err, errlen);
+        if (rc < 0)
+            return rc;
         for (int m = 0; m < RESULTS_LEVEL_METRICS; m++) {
             rc = read_values(get(e, level_metric_keys[m]), &c->m[m]);
             if (rc < 0) {
                 if (rc == -EFBIG)
-                    set_err(err, errlen, "level_cells[%d] has more than %d values per metric",
-                            i, RESULTS_MAX_REPETITIONS);
+                    results_set_err(err, errlen,
+                                    "level_cells[%d] has more than %d values per metric", i,
+                                    RESULTS_MAX_REPETITIONS);
                 return rc;
             }
         }
@@ -387,7 +425,9 @@ static int read_requests(struct results *r, char *err, size_t errlen)
         q->agent = str(e, "agent");
         double rep = num(e, "repetition");
         q->repetition = rep >= 0 && rep <= 1e9 ? (long)rep : 0;
-        q->turn = count(e, "turn", 1);
+        rc = count(e, "turn", 1, SCENARIO_MAX_TURNS, 1, &q->turn, "requests", i, err, errlen);
+        if (rc < 0)
+            return rc;
         const cJSON *check = get(e, "check");
         const cJSON *pass = get(check, "pass");
         q->check = cJSON_IsBool(pass) ? cJSON_IsTrue(pass) : -1;
@@ -403,25 +443,28 @@ int results_from_json(const cJSON *root, struct results **ret, char *err, size_t
     int rc = -EINVAL;
     const char *format = str(root, "format");
     if (!cJSON_IsObject(root) || !format) {
-        set_err(err, errlen, "not a tokentap results file (no \"format\": \"%s\")",
-                RESULTS_FORMAT);
+        results_set_err(err, errlen, "not a tokentap results file (no \"format\": \"%s\")",
+                        RESULTS_FORMAT);
         goto fail;
     }
     if (strcmp(format, RESULTS_FORMAT) != 0) {
-        set_err(err, errlen, "not a tokentap bench results file (format \"%.60s\", expected \"%s\")",
-                format, RESULTS_FORMAT);
+        results_set_err(err, errlen,
+                        "not a tokentap bench results file (format \"%.60s\", expected \"%s\")",
+                        format, RESULTS_FORMAT);
         goto fail;
     }
     const cJSON *version = get(root, "version");
     if (!cJSON_IsNumber(version)) {
-        set_err(err, errlen, "results file without a format version (this tokentap reads version %d)",
-                RESULTS_VERSION);
+        results_set_err(err, errlen,
+                        "results file without a format version (this tokentap reads version %d)",
+                        RESULTS_VERSION);
         goto fail;
     }
     if (version->valuedouble != RESULTS_VERSION) {
-        set_err(err, errlen,
-                "results format version %g is not supported (this tokentap reads version %d)",
-                version->valuedouble, RESULTS_VERSION);
+        results_set_err(
+            err, errlen,
+            "results format version %g is not supported (this tokentap reads version %d)",
+            version->valuedouble, RESULTS_VERSION);
         goto fail;
     }
     r = calloc(1, sizeof(*r));
@@ -441,7 +484,7 @@ int results_from_json(const cJSON *root, struct results **ret, char *err, size_t
     return 0;
 fail:
     if (rc == -ENOMEM)
-        set_err(err, errlen, "out of memory");
+        results_set_err(err, errlen, "out of memory");
     results_free(r);
     return rc;
 }
@@ -452,7 +495,7 @@ int results_parse(const char *text, size_t len, struct results **ret, char *err,
     struct results *r = NULL;
     int rc;
     if (len > RESULTS_MAX_BYTES) {
-        set_err(err, errlen, "larger than %zu MiB", RESULTS_MAX_BYTES >> 20);
+        results_set_err(err, errlen, "larger than %zu MiB", RESULTS_MAX_BYTES >> 20);
         rc = -EFBIG;
         goto fail;
     }
@@ -460,7 +503,7 @@ int results_parse(const char *text, size_t len, struct results **ret, char *err,
     root = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (!root) {
         size_t at = end && end >= text ? (size_t)(end - text) : 0;
-        set_err(err, errlen, "not valid JSON (error near byte %zu)", at);
+        results_set_err(err, errlen, "not valid JSON (error near byte %zu)", at);
         rc = -EINVAL;
         goto fail;
     }

@@ -125,6 +125,11 @@ int results_parse(const char *text, size_t len, struct results **ret, char *err,
  * for the struct's lifetime. */
 int results_from_json(const struct cJSON *root, struct results **ret, char *err, size_t errlen);
 
+/* Formats a one-line reason into err[0, errlen) (err may be NULL), as
+ * the results and report functions that take err and errlen do. */
+void results_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Frees r and, from results_parse, its tree. NULL is a no-op. */
 void results_free(struct results *r);
 

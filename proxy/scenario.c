@@ -194,6 +194,9 @@ static int parse_top(struct loader *L, const cJSON *root)
     const char *name = NULL, *description = "", *responses = NULL;
     uint64_t u;
     int r = get_nonempty(L, root, "name", true, &name);
+    /* It names the output directory (results/<name>-<time>/): no "../". */
+    if (r == 0)
+        r = check_name(L, member(root, "name"), "scenario", name);
     if (r == 0)
         r = config_get_string(L->doc, root, "description", false, &description, L->err);
     if (r == 0)

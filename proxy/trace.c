@@ -18,6 +18,7 @@
 
 #include <event2/buffer.h>
 
+#include "files.h"
 #include "jsonscan.h"
 #include "jsonw.h"
 
@@ -366,33 +367,6 @@ fail:
 
 /* ---- writer: files and the thread ---- */
 
-/* mkdir -p with mode 0700 for what it creates: traces hold prompts. */
-static int make_dirs(const char *dir)
-{
-    char *p = strdup(dir);
-    if (!p)
-        return -ENOMEM;
-    int r = 0;
-    for (char *s = p + 1;; s++) {
-        bool end = *s == '\0';
-        if (*s != '/' && !end)
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-            r = -errno;
-            break;
-        }
-        if (end)
-            break;
-        *s = '/';
-    }
-    struct stat sb;
-    if (r == 0 && (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode)))
-        r = -ENOTDIR;
-    free(p);
-    return r;
-}
-
 /* Opens a new file named prefix-YYYYmmdd-HHMMSS-NNN.jsonl (UTC, so names
  * sort by time; NNN counts files, so two in one second still sort). */
 static int open_next_file(struct trace_writer *w, int *ret_fd, char **ret_path)
@@ -552,7 +526,7 @@ int trace_writer_open(const struct trace_writer_options *o, struct trace_writer 
     if (r < 0)
         goto fail;
     w->cv_init = true;
-    r = make_dirs(w->dir);
+    r = files_make_dirs(w->dir, 0700); /* traces hold prompts: the directories are private */
     if (r < 0)
         goto fail;
     r = open_next_file(w, &w->fd, &w->cur_path);

@@ -3,6 +3,8 @@
  * prompts, checks passing and failing on purpose, report files, compare,
  * and bad scenarios failing before any request. */
 #include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,6 +178,162 @@ static void test_bad_scenarios(void)
     CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --target fast=http://127.0.0.1:1 -q --out %s/x", tmp), 1);
     CHECK(strstr(out, "does not answer") != NULL);
     CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --levels 9 -q"), 2);
+    /* An --out that does not fit is an error, not a shorter directory. */
+    char longdir[700];
+    memset(longdir, 'd', sizeof(longdir) - 1);
+    longdir[sizeof(longdir) - 1] = '\0';
+    CHECK_INT(
+        run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml -q --out %s/%s", tmp, longdir), 2);
+    CHECK(strstr(out, "--out: at most 511 bytes") != NULL);
+}
+
+/* A real target whose answer is 5000 bytes that are not UTF-8: the
+ * preview in results.json stays within its bound. */
+static void test_invalid_utf8_answer(void)
+{
+    static char out[1 << 16];
+    static char content[5000];
+    memset(content, 0x80, sizeof(content));
+    char events[6000], response[6200];
+    int n = snprintf(events, sizeof(events),
+                     "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"%.*s\"}}]}\n\n"
+                     "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],"
+                     "\"usage\":{\"completion_tokens\":1,\"prompt_tokens\":1}}\n\ndata: [DONE]\n\n",
+                     (int)sizeof(content), content);
+    int m = snprintf(
+        response, sizeof(response),
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: %d\r\n\r\n%s", n,
+        events);
+    struct itest_peer peer = {.response = response, .response_len = (size_t)m};
+    itest_peer_start(&peer);
+    char path[256], dir[128];
+    snprintf(path, sizeof(path), "%s/utf8.yaml", tmp);
+    snprintf(dir, sizeof(dir), "%s/utf8", tmp);
+    FILE *f = fopen(path, "w");
+    fprintf(
+        f,
+        "name: utf8\nrepetitions: 1\nwarmup: 0\ntargets:\n  real: {url: \"http://127.0.0.1:%d\"}\n"
+        "agents:\n  a: {user: hi}\nlevels:\n  - agents: [a]\n",
+        peer.port);
+    fclose(f);
+    CHECK_INT(run(out, sizeof(out), "bench %s --out %s -q", path, dir), 0);
+    itest_peer_stop(&peer);
+    snprintf(path, sizeof(path), "%s/results.json", dir);
+    cJSON *r = load(path);
+    CHECK(r != NULL);
+    const cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "requests"), 0);
+    const char *preview = str(e, "content_preview");
+    CHECK(strlen(preview) > 0 && strlen(preview) <= 800);
+    cJSON_Delete(r);
+}
+
+/* A prompt that expands past the limit stops the run with a clear error
+ * (it used to be sent unexpanded, silently). */
+static void test_prompt_too_big(void)
+{
+    static char out[1 << 16];
+    char path[256], dir[128];
+    snprintf(path, sizeof(path), "%s/big.yaml", tmp);
+    snprintf(dir, sizeof(dir), "%s/big", tmp);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "name: big\nrepetitions: 1\nwarmup: 0\ntargets:\n  t: {sim: {decode_tps: "
+               "5000}}\nvars:\n  big: \"");
+    for (int i = 0; i < 200000; i++)
+        fputc('x', f);
+    fprintf(f,
+            "\"\nagents:\n  a:\n    turns:\n      - {user: hi, max_tokens: 4}\n      - user: \"");
+    for (int i = 0; i < 50; i++)
+        fprintf(f, "{{vars.big}}");
+    fprintf(f, "\"\nlevels:\n  - agents: [a]\n");
+    fclose(f);
+    CHECK_INT(run(out, sizeof(out), "bench %s --out %s -q", path, dir), 1);
+    CHECK(strstr(out, "agent a, turn 2: the user prompt expands to more than 8 MiB; stopping") !=
+          NULL);
+    snprintf(path, sizeof(path), "%s/results.json", dir);
+    cJSON *r = load(path);
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(r, "complete")));
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "requests")), 1);
+    cJSON_Delete(r);
+}
+
+/* The warmup request is JSON whatever the model is called (it was built
+ * with snprintf and an unescaped name): a recording proxy in front of the
+ * sim sees it. */
+static void test_warmup_model_name(void)
+{
+    static char out[1 << 16];
+    struct itest_proc sim, serve;
+    const char *sargs[] = {"sim", "--listen", "127.0.0.1:0", "--decode-tps", "5000", NULL};
+    itest_spawn(&sim, sargs);
+    char url[64], rec[128], path[256], dir[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", sim.port);
+    snprintf(rec, sizeof(rec), "%s/warm-rec", tmp);
+    const char *args[] = {"serve", "--listen", "127.0.0.1:0", "--upstream",
+                          url,     "--record", rec,           NULL};
+    itest_spawn(&serve, args);
+    snprintf(path, sizeof(path), "%s/warm.yaml", tmp);
+    snprintf(dir, sizeof(dir), "%s/warm", tmp);
+    FILE *f = fopen(path, "w");
+    fprintf(f,
+            "name: warm\nrepetitions: 1\nwarmup: 1\ntargets:\n  t: {url: \"http://127.0.0.1:%d\", "
+            "model: 'a \"quoted\" model'}\nagents:\n  a: {user: hi, max_tokens: 4}\nlevels:\n  - "
+            "agents: [a]\n",
+            serve.port);
+    fclose(f);
+    CHECK_INT(run(out, sizeof(out), "bench %s --out %s -q", path, dir), 0);
+    CHECK_INT(itest_stop(&serve), 0);
+    itest_stop(&sim);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "cat %s/*.jsonl", rec);
+    FILE *p = popen(cmd, "r");
+    static char line[1 << 16];
+    int warmups = 0;
+    while (p && fgets(line, sizeof(line), p)) {
+        cJSON *e = cJSON_Parse(line);
+        const cJSON *body = cJSON_GetObjectItemCaseSensitive(e, "body");
+        const cJSON *msg =
+            cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(body, "messages"), 0);
+        if (strncmp(str(msg, "content"), "warm up 0", 9) == 0) {
+            CHECK_STR(str(body, "model"), "a \"quoted\" model");
+            warmups++;
+        }
+        cJSON_Delete(e);
+    }
+    if (p)
+        pclose(p);
+    CHECK_INT(warmups, 1);
+}
+
+/* SIGTERM stops a run as Ctrl-C does: partial results, exit 130. */
+static void test_sigterm(void)
+{
+    char path[256], dir[128];
+    snprintf(path, sizeof(path), "%s/slow.yaml", tmp);
+    snprintf(dir, sizeof(dir), "%s/slow", tmp);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "name: slow\nrepetitions: 100\nwarmup: 0\npause: 0s\ntargets:\n  t: {sim: "
+               "{decode_tps: 50}}\n"
+               "agents:\n  a: {user: hi, max_tokens: 20}\nlevels:\n  - agents: [a]\n");
+    fclose(f);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        execl(getenv("TOKENTAP"), "tokentap", "bench", path, "--out", dir, "-q", (char *)NULL);
+        _exit(127);
+    }
+    itest_sleep_ms(1500);
+    kill(pid, SIGTERM);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 130);
+    snprintf(path, sizeof(path), "%s/results.json", dir);
+    cJSON *r = load(path);
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(r, "complete")));
+    int n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "requests"));
+    CHECK(n >= 1 && n < 100);
+    cJSON_Delete(r);
 }
 
 int main(void)
@@ -186,6 +344,10 @@ int main(void)
     ITEST_RUN(test_tiny);
     ITEST_RUN(test_compare);
     ITEST_RUN(test_bad_scenarios);
+    ITEST_RUN(test_invalid_utf8_answer);
+    ITEST_RUN(test_prompt_too_big);
+    ITEST_RUN(test_warmup_model_name);
+    ITEST_RUN(test_sigterm);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
     if (system(cmd) != 0)

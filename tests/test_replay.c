@@ -234,6 +234,68 @@ static void test_record_and_replay(void)
     itest_stop(&sim);
 }
 
+/* --history live pairs answers with assistant messages from the end: the
+ * last assistant message is the previous turn's answer; one from before
+ * the recording began stays. A message with many "role" keys counts once. */
+static void test_live_history(void)
+{
+    struct itest_proc sim, serve;
+    const char *sargs[] = {"sim", "--listen", "127.0.0.1:0", "--decode-tps", "2000", NULL};
+    itest_spawn(&sim, sargs);
+    char dir[128], url[64], trace[128], recorded[256], out[65536];
+    path_in(dir, sizeof(dir), "rec-live");
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", sim.port);
+    const char *args[] = {"serve", "--listen", "127.0.0.1:0", "--upstream",
+                          url,     "--record", dir,           NULL};
+    itest_spawn(&serve, args);
+    path_in(trace, sizeof(trace), "live.jsonl");
+    FILE *f = fopen(trace, "w");
+    fprintf(f,
+            "{\"session\":\"s\",\"timestamp\":0,\"max_tokens\":4,\"stream\":true,\"messages\":["
+            "{\"role\":\"user\",\"content\":\"u0\"},{\"role\":\"assistant\",\"content\":\"OLD0\"},"
+            "{\"role\":\"user\",\"content\":\"u1\"}]}\n");
+    fprintf(f,
+            "{\"session\":\"s\",\"timestamp\":10,\"max_tokens\":4,\"stream\":true,\"messages\":["
+            "{\"role\":\"user\",\"content\":\"u0\"},{\"role\":\"assistant\",\"content\":\"OLD0\"},"
+            "{\"role\":\"user\",\"content\":\"u1\"},{\"role\":\"assistant\",\"content\":\"REC1\"},"
+            "{\"role\":\"user\",\"content\":\"u2\"}]}\n");
+    fprintf(f, "{\"session\":\"d\",\"timestamp\":0,\"max_tokens\":4,\"stream\":true,\"messages\":["
+               "{\"role\":\"user\",\"content\":\"d0\"}]}\n");
+    fprintf(f, "{\"session\":\"d\",\"timestamp\":10,\"max_tokens\":4,\"stream\":true,\"messages\":["
+               "{\"role\":\"user\",\"content\":\"d0\"},{");
+    for (int i = 0; i < 300; i++)
+        fprintf(f, "\"role\":\"assistant\",");
+    fprintf(f, "\"content\":\"RECD\"},{\"role\":\"user\",\"content\":\"d1\"}]}\n");
+    fclose(f);
+    CHECK_INT(run(out, sizeof(out), "replay %s --target http://127.0.0.1:%d --history live -q",
+                  trace, serve.port),
+              0);
+    CHECK_INT(itest_stop(&serve), 0);
+    itest_stop(&sim);
+    trace_file(dir, recorded, sizeof(recorded));
+    cJSON *live = read_jsonl(recorded);
+    int seen = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, live)
+    {
+        const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(e, "body"), "messages");
+        const char *last = str(cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1), "content");
+        if (strcmp(last, "u2") == 0) {
+            CHECK_STR(str(cJSON_GetArrayItem(msgs, 1), "content"), "OLD0");
+            const char *answer = str(cJSON_GetArrayItem(msgs, 3), "content");
+            CHECK(strcmp(answer, "REC1") != 0 && strlen(answer) > 0);
+            seen++;
+        } else if (strcmp(last, "d1") == 0) {
+            const char *answer = str(cJSON_GetArrayItem(msgs, 1), "content");
+            CHECK(strcmp(answer, "RECD") != 0 && strlen(answer) > 0);
+            seen++;
+        }
+    }
+    CHECK_INT(seen, 2);
+    cJSON_Delete(live);
+}
+
 /* Closed loop: never more than N in flight, and N is reached. Open loop:
  * Poisson arrivals at the asked mean rate. Length-only traces: prompts of
  * the stated size. */
@@ -284,6 +346,42 @@ static void test_modes(void)
     /* 119 gaps at a mean of 25 ms: about 3 s (a Poisson sum; wide margin). */
     double mean_gap_ms = (last - first) / 119 / 1000;
     CHECK(mean_gap_ms > 18 && mean_gap_ms < 33);
+    cJSON_Delete(recs);
+
+    /* The open loop repeats the trace in start order, not file order. */
+    path_in(trace, sizeof(trace), "unordered.jsonl");
+    f = fopen(trace, "w");
+    static const int stamps[] = {20, 0, 10};
+    for (int i = 0; i < 3; i++)
+        fprintf(f,
+                "{\"timestamp\":%d,\"session\":\"s%d\",\"messages\":[{\"role\":\"user\","
+                "\"content\":\"x\"}],"
+                "\"max_tokens\":2,\"stream\":true}\n",
+                stamps[i], stamps[i] / 10);
+    fclose(f);
+    path_in(log, sizeof(log), "repeat.jsonl");
+    CHECK_INT(
+        run(out, sizeof(out),
+            "replay %s --rate 20 --arrival constant --requests 6 --sim-decode-tps 5000 --log %s -q",
+            trace, log),
+        0);
+    recs = read_jsonl(log);
+    CHECK_INT(cJSON_GetArraySize(recs), 6);
+    char order[8] = "";
+    for (int k = 0; k < 6; k++) {
+        /* The k-th request sent: the k-th smallest start time. */
+        const cJSON *best = NULL;
+        cJSON_ArrayForEach(e, recs)
+        {
+            int rank = 0;
+            const cJSON *o;
+            cJSON_ArrayForEach(o, recs) if (num(o, "t.start_us") < num(e, "t.start_us")) rank++;
+            if (rank == k)
+                best = e;
+        }
+        order[k] = best ? str(best, "session")[1] : '?';
+    }
+    CHECK_STR(order, "012012");
     cJSON_Delete(recs);
 }
 
@@ -443,6 +541,7 @@ int main(void)
     if (!mkdtemp(tmpdir))
         return 99;
     ITEST_RUN(test_record_and_replay);
+    ITEST_RUN(test_live_history);
     ITEST_RUN(test_modes);
     ITEST_RUN(test_rewrite);
     ITEST_RUN(test_bad_traces);

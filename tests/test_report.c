@@ -444,6 +444,33 @@ static void bad_input(void)
                         err, sizeof(err)),
               -EINVAL);
     CHECK_STR(err, "\"targets\" is something else, not an array");
+    /* Counts that would make the report loop or allocate without bound. */
+    CHECK_INT(
+        parse_err("{\"format\": \"tokentap-bench\", \"version\": 1, \"scenario\": {\"agents\": "
+                  "[{\"name\": \"p\", \"role\": \"primary\", \"turns\": 1000000000}]}, "
+                  "\"targets\": [], \"cells\": [], \"level_cells\": []}",
+                  err, sizeof(err)),
+        -EINVAL);
+    CHECK_STR(err, "scenario.agents[0].turns is 1e+09: expected 1 to 64");
+    CHECK_INT(
+        parse_err("{\"format\": \"tokentap-bench\", \"version\": 1, \"scenario\": {}, "
+                  "\"targets\": [], \"cells\": [{\"target\": \"t\", \"level\": \"1\", "
+                  "\"agent\": \"a\", \"n\": 2, \"checked\": 1000000000}], \"level_cells\": []}",
+                  err, sizeof(err)),
+        -EINVAL);
+    CHECK_STR(err, "cells[0].checked is 1e+09: expected 0 to 100000");
+    CHECK_INT(parse_err("{\"format\": \"tokentap-bench\", \"version\": 1, \"scenario\": {}, "
+                        "\"targets\": [], \"cells\": [{\"target\": \"t\", \"level\": \"1\", "
+                        "\"agent\": \"a\", \"turn\": 65}], \"level_cells\": []}",
+                        err, sizeof(err)),
+              -EINVAL);
+    CHECK_STR(err, "cells[0].turn is 65: expected 1 to 64");
+    CHECK_INT(parse_err("{\"format\": \"tokentap-bench\", \"version\": 1, \"scenario\": {}, "
+                        "\"targets\": [], \"cells\": [], \"level_cells\": [{\"target\": \"t\", "
+                        "\"level\": \"1\", \"errors\": -1}]}",
+                        err, sizeof(err)),
+              -EINVAL);
+    CHECK_STR(err, "level_cells[0].errors is -1: expected 0 to 100000");
 
     /* The least a file can hold renders: headings, no tables to speak of. */
     const char *minimal = "{\"format\": \"tokentap-bench\", \"version\": 1, \"complete\": false, "

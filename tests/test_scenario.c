@@ -341,6 +341,9 @@ static void test_errors(void)
                  "missing required key 'name'");
     EXPECT_ERROR("name: t\nagents: {x: {user: hi}}\nlevels: [{agents: [x]}]\n", 1,
                  "missing required key 'targets'");
+    /* The name becomes a directory under results/: it must stay there. */
+    EXPECT_ERROR("name: ../x\ntargets: {a: {}}\nagents: {x: {user: hi}}\nlevels: [{agents: [x]}]\n",
+                 1, "scenario name '../x' must be 1 to 64 letters, digits, '_' or '-'");
     EXPECT_ERROR(HEAD "levels: [{agents: [x]}]\n", 1, "missing required key 'agents'");
     EXPECT_ERROR(HEAD "agents: {x: {user: hi}}\n", 1, "missing required key 'levels'");
     EXPECT_ERROR("name: t\ntargets: {}\nagents: {x: {user: hi}}\nlevels: [{agents: [x]}]\n", 2,
