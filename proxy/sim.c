@@ -186,13 +186,17 @@ static void write_chunk(struct exchange *x)
         evbuffer_drain(x->scratch, len);
         return;
     }
-    server_req_printf(x->req, "%zx\r\n", len);
-    struct evbuffer_iovec v;
-    while (evbuffer_get_length(x->scratch) > 0 && evbuffer_peek(x->scratch, -1, NULL, &v, 1) == 1) {
-        server_req_write(x->req, v.iov_base, v.iov_len);
-        evbuffer_drain(x->scratch, v.iov_len);
-    }
-    server_req_write(x->req, "\r\n", 2);
+    /* One write per chunk, framing included: the server sends it at once
+     * when nothing is queued (one send() per token, as llama-server). */
+    char size[24];
+    int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+    evbuffer_prepend(x->scratch, size, (size_t)n);
+    evbuffer_add(x->scratch, "\r\n", 2);
+    len = evbuffer_get_length(x->scratch);
+    unsigned char *all = evbuffer_pullup(x->scratch, -1);
+    if (all)
+        server_req_write(x->req, all, len);
+    evbuffer_drain(x->scratch, len);
 }
 
 /* --- simple routes --- */
