@@ -46,7 +46,7 @@ struct loadgen {
 
 void loadgen_options_default(struct loadgen_options *o)
 {
-    *o = (struct loadgen_options){.max_text = 4u * 1024 * 1024};
+    *o = (struct loadgen_options){.max_text = 4u * 1024 * 1024, .keep_text = true};
     upstream_pool_options_default(&o->pool);
     /* A load generator wants every stream on its own connection. */
     o->pool.max_connections = 65536;
@@ -294,7 +294,7 @@ int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_
         snprintf(r->rules, sizeof(r->rules), "%s", rq->rules);
     tap_init(&q->tap, r, r->dialect);
     q->tap.on_token = on_token;
-    q->tap.on_text = on_text;
+    q->tap.on_text = lg->o.keep_text ? on_text : NULL;
     q->tap.ctx = q;
     for (int k = 0; k < DIALECT_TOKEN_KINDS; k++)
         if (!(q->text[k] = evbuffer_new()))

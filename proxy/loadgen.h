@@ -27,6 +27,8 @@ struct loadgen_options {
     struct metrics *metrics;    /* borrowed, may be NULL */
     struct reqlog *log;         /* borrowed, may be NULL */
     size_t max_text;            /* text kept per kind (default 4 MiB); the rest is dropped */
+    bool keep_text;             /* keep the answer text for loadgen_result (default true);
+                                 * false saves a copy per token when nobody reads it */
 };
 
 void loadgen_options_default(struct loadgen_options *o);

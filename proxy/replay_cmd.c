@@ -430,6 +430,7 @@ int replay_main(int argc, char **argv)
     lo.stream_timeout = run.o.stream_timeout;
     lo.metrics = run.metrics;
     lo.log = run.log;
+    lo.keep_text = run.o.history == REPLAY_HISTORY_LIVE; /* only live history reads answers */
     char err[256];
     if (loadgen_new(run.base, &lo, &run.lg, err, sizeof(err)) < 0) {
         fprintf(stderr, "tokentap replay: %s\n", err);
