@@ -1,6 +1,7 @@
 #include "http.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -21,7 +22,6 @@ struct http_parser {
     char *block; /* owned: url, reason and header bytes, up to max_head_bytes */
     size_t block_len, block_cap;
     struct span url, reason;
-    struct span names[HTTP_MAX_HEADERS], values[HTTP_MAX_HEADERS];
     size_t n_headers;
     bool in_value;   /* last header callback was a value */
     bool in_message;
@@ -30,8 +30,18 @@ struct http_parser {
     int error;       /* our own error code when a callback failed */
     const char *error_reason;
 
+    /* Last, with the span arrays before it: neither is cleared (only the
+     * first n_headers entries are ever read), so a parser costs no more
+     * memory or zeroing than the headers it has seen. */
+    struct span names[HTTP_MAX_HEADERS], values[HTTP_MAX_HEADERS];
     struct http_head head;
 };
+
+/* Everything before the header arrays. */
+static void clear_head(struct http_head *h)
+{
+    memset(h, 0, offsetof(struct http_head, headers));
+}
 
 static struct http_parser *from_ll(llhttp_t *ll)
 {
@@ -120,7 +130,7 @@ static int on_headers_complete(llhttp_t *ll)
     struct http_parser *p = from_ll(ll);
     struct http_head *h = &p->head;
 
-    memset(h, 0, sizeof(*h));
+    clear_head(h);
     h->kind = p->kind;
     h->version_major = ll->http_major;
     h->version_minor = ll->http_minor;
@@ -196,9 +206,11 @@ static const llhttp_settings_t settings = {
 struct http_parser *http_parser_new(enum http_kind kind, const struct http_limits *limits,
                                     http_body_cb on_body_cb, void *ctx)
 {
-    struct http_parser *p = calloc(1, sizeof(*p));
+    struct http_parser *p = malloc(sizeof(*p));
     if (!p)
         return NULL;
+    memset(p, 0, offsetof(struct http_parser, names));
+    clear_head(&p->head);
     p->kind = kind;
     p->limits = *limits;
     p->on_body = on_body_cb;
@@ -223,7 +235,7 @@ static void clear_message(struct http_parser *p)
     p->n_headers = 0;
     p->in_value = false;
     p->body_bytes = 0;
-    memset(&p->head, 0, sizeof(p->head));
+    clear_head(&p->head);
 }
 
 void http_parser_reset(struct http_parser *p)

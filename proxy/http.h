@@ -33,13 +33,15 @@ struct http_head {
     struct http_str url;   /* requests: path with query */
     struct http_str reason;/* responses */
     unsigned version_major, version_minor;
-    size_t n_headers;
-    struct http_header headers[HTTP_MAX_HEADERS];
     int64_t content_length; /* -1 when absent */
     bool chunked;
     bool keep_alive;        /* llhttp_should_keep_alive after the head */
     bool expect_continue;
     bool upgrade;
+    size_t n_headers;
+    /* Last, so that clearing a head need not touch the array: only the
+     * first n_headers are valid. */
+    struct http_header headers[HTTP_MAX_HEADERS];
 };
 
 struct http_limits {
