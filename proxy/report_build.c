@@ -7,6 +7,11 @@
 #include <string.h>
 
 #include "report_doc.h"
+#include "scenario.h"
+
+/* The primary table has turn 1 TTFT, a column per turn, last-turn tok/s and
+ * the total, next to the level label. */
+_Static_assert(SCENARIO_MAX_TURNS + 4 <= REPORT_DOC_MAX_COLS, "primary table too wide");
 
 /* --- plans --- */
 

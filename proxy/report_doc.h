@@ -15,7 +15,7 @@ struct evbuffer;
 
 /* Limits: a report is a few dozen tables of a few dozen rows. */
 #define REPORT_DOC_MAX_BLOCKS 10000
-#define REPORT_DOC_MAX_COLS 64
+#define REPORT_DOC_MAX_COLS 128 /* the primary table has a column per turn, plus 4 */
 #define REPORT_DOC_MAX_ROWS 100000
 #define REPORT_DOC_MAX_TEXT 4096 /* bytes of one formatted text; longer ones are cut */
 

@@ -15,6 +15,7 @@
 #include "check.h"
 #include "report.h"
 #include "results.h"
+#include "scenario.h"
 #include "stats.h"
 
 static char *slurp(const char *path, size_t *ret_len)
@@ -561,6 +562,41 @@ static void long_label(void)
     free(label);
 }
 
+/* A primary agent with as many turns as a scenario allows gets its whole
+ * table: a column per turn. */
+static void many_turns(void)
+{
+    char path[1024], err[256] = "";
+    const char *dir = getenv("FIXTURES");
+    snprintf(path, sizeof(path), "%s/results-single-a.json", dir ? dir : "tests/fixtures");
+    char *text = slurp(path, NULL);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    CHECK(root != NULL);
+    cJSON *agents = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "scenario"), "agents");
+    cJSON_SetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(agents, 0), "turns"),
+                         SCENARIO_MAX_TURNS);
+    cJSON *cells = cJSON_GetObjectItem(root, "cells");
+    cJSON *first = cJSON_GetArrayItem(cells, 0);
+    CHECK_INT(cJSON_GetObjectItem(first, "turn")->valueint, 1);
+    for (int t = 4; t <= SCENARIO_MAX_TURNS; t++) {
+        cJSON *c = cJSON_Duplicate(first, true);
+        cJSON_SetNumberValue(cJSON_GetObjectItem(c, "turn"), t);
+        cJSON_AddItemToArray(cells, c);
+    }
+    struct results *r = NULL;
+    CHECK_INT(results_from_json(root, &r, err, sizeof(err)), 0);
+    if (r) {
+        char *md = render(r, REPORT_FORMAT_MD);
+        char head[64];
+        snprintf(head, sizeof(head), "Turn %d time", SCENARIO_MAX_TURNS);
+        CHECK(md && strstr(md, head));
+        free(md);
+        results_free(r);
+    }
+    cJSON_Delete(root);
+}
+
 int main(void)
 {
     struct results *r = load("results-quant.json");
@@ -583,5 +619,6 @@ int main(void)
     compare();
     bad_input();
     long_label();
+    many_turns();
     return check_done("test_report");
 }
