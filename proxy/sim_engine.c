@@ -18,6 +18,7 @@ enum task_state {
 struct sim_task {
     struct sim_engine *e; /* borrowed */
     struct sim_task *next; /* queue link */
+    struct sim_task *pf_prev, *pf_next; /* prefill list links, while in TASK_PREFILL */
     struct sim_task_params p;
     char *prompt;         /* owned copy */
     struct sim_task_cb cb;
@@ -50,12 +51,16 @@ struct sim_engine {
     struct sim_task *queue_head, *queue_tail; /* owned */
     unsigned busy;
     unsigned prefilling;      /* slots in prefill, sharing prefill_tps */
+    struct sim_task *prefill_head; /* borrowed: the tasks in prefill, a list */
+    struct event *prefill_timer;   /* owned: the end of the earliest prefill */
+    usec_t prefill_due;            /* when prefill_timer fires */
     uint64_t rng;             /* jitter draws */
     uint64_t next_task_id;
     struct sim_metrics m;
 };
 
 static void slot_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void prefill_timer_cb(evutil_socket_t fd, short what, void *arg);
 
 int sim_engine_new(struct event_base *base, const struct sim_engine_options *opts,
                    struct sim_engine **ret)
@@ -66,8 +71,9 @@ int sim_engine_new(struct event_base *base, const struct sim_engine_options *opt
     e->base = base;
     e->o = *opts;
     e->rng = opts->seed * 0x9e3779b97f4a7c15ull + 1;
+    e->prefill_timer = evtimer_new(base, prefill_timer_cb, e);
     e->slots = calloc(opts->slots, sizeof(*e->slots));
-    if (!e->slots)
+    if (!e->prefill_timer || !e->slots)
         goto fail;
     for (unsigned i = 0; i < opts->slots; i++) {
         e->slots[i].info.id = i;
@@ -108,6 +114,8 @@ void sim_engine_free(struct sim_engine *e)
         e->queue_head = t->next;
         task_free(t);
     }
+    if (e->prefill_timer)
+        event_free(e->prefill_timer);
     free(e);
 }
 
@@ -146,40 +154,104 @@ static usec_t decode_step(struct sim_engine *e)
     return (usec_t)llround(1e6 / e->o.decode_tps * batch_factor(e) * noise(e));
 }
 
-static void arm(struct slot *s, usec_t due)
+static void arm(struct event *timer, usec_t due)
 {
     usec_t now = clock_now();
     usec_t wait = due > now ? due - now : 0;
     struct timeval tv = {.tv_sec = (time_t)(wait / USEC_PER_SEC),
                          .tv_usec = (suseconds_t)(wait % USEC_PER_SEC)};
-    evtimer_add(s->timer, &tv);
+    evtimer_add(timer, &tv);
 }
 
 /* Prompt processing is one shared resource, as in llama.cpp's batches:
  * slots in prefill split prefill_tps between them (each also slowed by
  * the batch factor). Whenever the set of busy or prefilling slots
  * changes, every prefill's progress is brought up to date and its end
- * rescheduled at the new rate. */
+ * recomputed at the new rate. One timer waits for the earliest end, so a
+ * change costs a walk of the prefill list, not a timer per prefill (with
+ * thousands of requests arriving at once, that was quadratic in timers). */
 static void reschedule_prefills(struct sim_engine *e, usec_t now)
 {
     double rate = e->prefilling ? e->o.prefill_tps / e->prefilling / batch_factor(e) : 0;
-    for (unsigned i = 0; i < e->o.slots; i++) {
-        struct sim_task *t = e->slots[i].task;
-        if (!t || t->state != TASK_PREFILL)
-            continue;
+    usec_t first = 0;
+    for (struct sim_task *t = e->prefill_head; t; t = t->pf_next) {
         t->remaining -= t->rate * (double)clock_diff(now, t->last_update) / 1e6;
         if (t->remaining < 0)
             t->remaining = 0;
         t->last_update = now;
         t->rate = rate;
         t->due = now + (usec_t)llround(t->remaining / rate * 1e6);
-        arm(&e->slots[i], t->due);
+        if (t == e->prefill_head || t->due < first)
+            first = t->due;
     }
+    if (!e->prefill_head) {
+        evtimer_del(e->prefill_timer);
+        return;
+    }
+    e->prefill_due = first;
+    arm(e->prefill_timer, first);
 }
 
+static void prefill_link(struct sim_engine *e, struct sim_task *t)
+{
+    t->pf_prev = NULL;
+    t->pf_next = e->prefill_head;
+    if (e->prefill_head)
+        e->prefill_head->pf_prev = t;
+    e->prefill_head = t;
+    e->prefilling++;
+}
+
+static void prefill_unlink(struct sim_engine *e, struct sim_task *t)
+{
+    if (t->pf_prev)
+        t->pf_prev->pf_next = t->pf_next;
+    else
+        e->prefill_head = t->pf_next;
+    if (t->pf_next)
+        t->pf_next->pf_prev = t->pf_prev;
+    t->pf_prev = t->pf_next = NULL;
+    e->prefilling--;
+}
+
+/* The prefills due by now end together; each slot's first token follows
+ * from its own timer, at the prefill's end. */
+static void prefill_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sim_engine *e = arg;
+    usec_t now_due = e->prefill_due;
+    struct sim_task *t = e->prefill_head;
+    while (t) {
+        struct sim_task *next = t->pf_next;
+        if (t->due <= now_due) {
+            prefill_unlink(e, t);
+            t->t.prompt_us = t->due - t->start;
+            e->m.prompt_tokens_total += t->t.prompt_n;
+            e->m.prompt_seconds_total += (double)t->t.prompt_us / 1e6;
+            if (t->t.prompt_tokens > e->m.n_tokens_max)
+                e->m.n_tokens_max = t->t.prompt_tokens;
+            t->state = TASK_DECODE;
+            t->first = t->due;
+            arm(e->slots[t->slot].timer, t->due);
+        }
+        t = next;
+    }
+    reschedule_prefills(e, now_due);
+}
+
+/* Eight bytes at a time: a slot pick compares the prompt with every free
+ * slot's cache, and a sim with thousands of slots picks thousands of times. */
 static size_t common_prefix(const char *a, size_t alen, const char *b, size_t blen)
 {
     size_t n = alen < blen ? alen : blen, i = 0;
+    while (i + 8 <= n) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y)
+            break;
+        i += 8;
+    }
     while (i < n && a[i] == b[i])
         i++;
     return i;
@@ -253,7 +325,7 @@ static void start_task(struct sim_engine *e, struct sim_task *t, int slot_index)
     t->remaining = t->t.prompt_n * noise(e);
     t->rate = 0;
     t->last_update = t->start;
-    e->prefilling++;
+    prefill_link(e, t);
     reschedule_prefills(e, t->start);
     if (t->cb.on_start)
         t->cb.on_start(t->ctx, (unsigned)slot_index, &t->t);
@@ -289,7 +361,7 @@ static void release_slot(struct sim_engine *e, struct sim_task *t, bool finished
         }
     }
     if (t->state == TASK_PREFILL)
-        e->prefilling--;
+        prefill_unlink(e, t);
     s->task = NULL;
     s->last_used = clock_now();
     s->info.processing = false;
@@ -304,18 +376,6 @@ static void slot_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct sim_task *t = s->task;
     struct sim_engine *e = t->e;
     usec_t now_due = t->due;
-
-    if (t->state == TASK_PREFILL) {
-        t->t.prompt_us = now_due - t->start;
-        e->prefilling--;
-        e->m.prompt_tokens_total += t->t.prompt_n;
-        e->m.prompt_seconds_total += (double)t->t.prompt_us / 1e6;
-        if (t->t.prompt_tokens > e->m.n_tokens_max)
-            e->m.n_tokens_max = t->t.prompt_tokens;
-        t->state = TASK_DECODE;
-        t->first = now_due;
-        reschedule_prefills(e, now_due);
-    }
 
     if (t->produced < t->p.n_tokens) {
         size_t index = t->produced++;
@@ -351,7 +411,7 @@ static void slot_timer_cb(evutil_socket_t fd, short what, void *arg)
     t->due = now_due + decode_step(e);
     if (t->p.stall_us && t->produced == t->p.stall_after)
         t->due += t->p.stall_us;
-    arm(s, t->due);
+    arm(s->timer, t->due);
 }
 
 int sim_engine_submit(struct sim_engine *e, const struct sim_task_params *p,

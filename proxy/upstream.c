@@ -37,9 +37,10 @@ struct conn {
     usec_t read_timeout;          /* longest wait for the next bytes, 0 none */
     struct http_parser *parser;   /* owned */
     struct conn *prev, *next;     /* the pool's list */
+    struct conn *idle_prev, *idle_next; /* the pool's idle list, while idle */
     struct upstream_req *req;     /* borrowed: the request in progress, NULL when idle */
     bool connected;
-    bool idle;                    /* connected, no request, counted in n_idle */
+    bool idle;                    /* connected, no request, alive: in the idle list */
     unsigned served;              /* requests completed on it */
     int depth;                    /* callback nesting, for deferred free */
     bool dead;
@@ -67,6 +68,7 @@ struct upstream_pool {
     struct upstream_target target;
     struct upstream_pool_options o;
     struct conn *conns;           /* owned: every open connection */
+    struct conn *idle_head;       /* borrowed: the idle ones, last released first */
     struct upstream_req *wait_head, *wait_tail; /* owned: requests without a connection */
     unsigned n_conns, n_idle, n_waiting;
     uint64_t connects, reuses, requests, failures;
@@ -230,6 +232,37 @@ static void wait_push(struct upstream_pool *p, struct upstream_req *r, bool fron
 
 /* --- connections --- */
 
+/* Idle connections have their own list so that a request finds one at
+ * once: with thousands of busy connections, a walk of every connection
+ * per request was most of a load generator's CPU. */
+static void idle_push(struct conn *c)
+{
+    struct upstream_pool *p = c->pool;
+    c->idle = true;
+    c->idle_prev = NULL;
+    c->idle_next = p->idle_head;
+    if (p->idle_head)
+        p->idle_head->idle_prev = c;
+    p->idle_head = c;
+    p->n_idle++;
+}
+
+static void idle_remove(struct conn *c)
+{
+    struct upstream_pool *p = c->pool;
+    if (!c->idle)
+        return;
+    if (c->idle_prev)
+        c->idle_prev->idle_next = c->idle_next;
+    else
+        p->idle_head = c->idle_next;
+    if (c->idle_next)
+        c->idle_next->idle_prev = c->idle_prev;
+    c->idle_prev = c->idle_next = NULL;
+    c->idle = false;
+    p->n_idle--;
+}
+
 static void conn_destroy(struct conn *c)
 {
     struct upstream_pool *p = c->pool;
@@ -240,8 +273,7 @@ static void conn_destroy(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     p->n_conns--;
-    if (c->idle)
-        p->n_idle--;
+    idle_remove(c);
     bufferevent_free(c->bev);
     if (c->rev)
         event_free(c->rev);
@@ -268,6 +300,7 @@ static void conn_kill(struct conn *c)
     if (c->dead)
         return;
     c->dead = true;
+    idle_remove(c);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     if (c->rev)
         event_del(c->rev);
@@ -298,8 +331,7 @@ static void req_complete(struct conn *c, int err, usec_t t)
     if (reusable) {
         c->served++;
         http_parser_reset(c->parser);
-        c->idle = true;
-        p->n_idle++;
+        idle_push(c);
         set_read_timeout(c, p->o.idle_timeout);
     } else {
         conn_kill(c);
@@ -572,8 +604,7 @@ static void attach(struct conn *c, struct upstream_req *r)
     c->req = r;
     r->conn = c;
     if (c->idle) {
-        c->idle = false;
-        p->n_idle--;
+        idle_remove(c);
         p->reuses++;
         r->ready_time = clock_now();
         set_read_timeout(c, r->o.response_timeout);
@@ -584,10 +615,7 @@ static void attach(struct conn *c, struct upstream_req *r)
 
 static struct conn *find_idle(struct upstream_pool *p)
 {
-    for (struct conn *c = p->conns; c; c = c->next)
-        if (c->idle && !c->dead)
-            return c;
-    return NULL;
+    return p->idle_head;
 }
 
 static void dispatch(struct upstream_pool *p)
