@@ -12,6 +12,15 @@ struct span {
     size_t off, len;
 };
 
+struct header_spans {
+    struct span name, value;
+};
+
+/* Header arrays start this small and double up to HTTP_MAX_HEADERS: a
+ * parser lives as long as its connection, and most messages carry a
+ * dozen headers, not 128. */
+#define HEADERS_FIRST_CAP 16
+
 struct http_parser {
     llhttp_t ll;
     enum http_kind kind;
@@ -22,25 +31,21 @@ struct http_parser {
     char *block; /* owned: url, reason and header bytes, up to max_head_bytes */
     size_t block_len, block_cap;
     struct span url, reason;
-    size_t n_headers;
+    struct header_spans *spans;  /* owned: where each header is in block */
+    struct http_header *headers; /* owned: the head's views of them */
+    size_t n_headers, cap_headers;
     bool in_value;   /* last header callback was a value */
     bool in_message;
     bool no_body_next; /* set by resume(no_body) before llhttp continues */
     uint64_t body_bytes;
     int error;       /* our own error code when a callback failed */
     const char *error_reason;
-
-    /* Last, with the span arrays before it: neither is cleared (only the
-     * first n_headers entries are ever read), so a parser costs no more
-     * memory or zeroing than the headers it has seen. */
-    struct span names[HTTP_MAX_HEADERS], values[HTTP_MAX_HEADERS];
     struct http_head head;
 };
 
-/* Everything before the header arrays. */
 static void clear_head(struct http_head *h)
 {
-    memset(h, 0, offsetof(struct http_head, headers));
+    memset(h, 0, sizeof(*h));
 }
 
 static struct http_parser *from_ll(llhttp_t *ll)
@@ -96,6 +101,25 @@ static int on_status(llhttp_t *ll, const char *at, size_t len)
     return append(p, &p->reason, at, len);
 }
 
+static int grow_headers(struct http_parser *p)
+{
+    size_t cap = p->cap_headers ? p->cap_headers * 2 : HEADERS_FIRST_CAP;
+    if (cap > HTTP_MAX_HEADERS)
+        cap = HTTP_MAX_HEADERS;
+    struct header_spans *s = realloc(p->spans, cap * sizeof(*s));
+    if (s)
+        p->spans = s;
+    struct http_header *h = s ? realloc(p->headers, cap * sizeof(*h)) : NULL;
+    if (!h) {
+        p->error = -ENOMEM;
+        p->error_reason = "out of memory";
+        return -1;
+    }
+    p->headers = h;
+    p->cap_headers = cap;
+    return 0;
+}
+
 static int on_header_field(llhttp_t *ll, const char *at, size_t len)
 {
     struct http_parser *p = from_ll(ll);
@@ -105,19 +129,19 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
             p->error_reason = "too many headers";
             return -1;
         }
-        p->n_headers++;
-        p->names[p->n_headers - 1] = (struct span){0, 0};
-        p->values[p->n_headers - 1] = (struct span){0, 0};
+        if (p->n_headers == p->cap_headers && grow_headers(p) < 0)
+            return -1;
+        p->spans[p->n_headers++] = (struct header_spans){{0, 0}, {0, 0}};
         p->in_value = false;
     }
-    return append(p, &p->names[p->n_headers - 1], at, len);
+    return append(p, &p->spans[p->n_headers - 1].name, at, len);
 }
 
 static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 {
     struct http_parser *p = from_ll(ll);
     p->in_value = true;
-    return append(p, &p->values[p->n_headers - 1], at, len);
+    return append(p, &p->spans[p->n_headers - 1].value, at, len);
 }
 
 static struct http_str view(const struct http_parser *p, struct span s)
@@ -146,9 +170,10 @@ static int on_headers_complete(llhttp_t *ll)
         h->reason = view(p, p->reason);
     }
     h->n_headers = p->n_headers;
+    h->headers = p->headers;
     for (size_t i = 0; i < p->n_headers; i++) {
-        h->headers[i].name = view(p, p->names[i]);
-        h->headers[i].value = view(p, p->values[i]);
+        p->headers[i].name = view(p, p->spans[i].name);
+        p->headers[i].value = view(p, p->spans[i].value);
     }
     h->chunked = (ll->flags & F_CHUNKED) != 0;
     h->content_length = (ll->flags & F_CONTENT_LENGTH) ? (int64_t)ll->content_length : -1;
@@ -206,11 +231,9 @@ static const llhttp_settings_t settings = {
 struct http_parser *http_parser_new(enum http_kind kind, const struct http_limits *limits,
                                     http_body_cb on_body_cb, void *ctx)
 {
-    struct http_parser *p = malloc(sizeof(*p));
+    struct http_parser *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
-    memset(p, 0, offsetof(struct http_parser, names));
-    clear_head(&p->head);
     p->kind = kind;
     p->limits = *limits;
     p->on_body = on_body_cb;
@@ -225,6 +248,8 @@ void http_parser_free(struct http_parser *p)
     if (!p)
         return;
     free(p->block);
+    free(p->spans);
+    free(p->headers);
     free(p);
 }
 

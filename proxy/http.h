@@ -39,9 +39,7 @@ struct http_head {
     bool expect_continue;
     bool upgrade;
     size_t n_headers;
-    /* Last, so that clearing a head need not touch the array: only the
-     * first n_headers are valid. */
-    struct http_header headers[HTTP_MAX_HEADERS];
+    const struct http_header *headers; /* borrowed: n_headers entries */
 };
 
 struct http_limits {

@@ -310,9 +310,10 @@ static int apply_rules(struct replay_run *run, const struct trace_entry *e, stru
                        size_t *nh, size_t cap, const char *body, size_t body_len,
                        struct rewrite_result *res)
 {
-    struct http_head head = {.kind = HTTP_KIND_REQUEST, .content_length = -1};
+    struct http_header views[HTTP_MAX_HEADERS];
+    struct http_head head = {.kind = HTTP_KIND_REQUEST, .content_length = -1, .headers = views};
     for (size_t i = 0; i < *nh && i < HTTP_MAX_HEADERS; i++)
-        head.headers[head.n_headers++] = (struct http_header){
+        views[head.n_headers++] = (struct http_header){
             {hdrs[i].name, strlen(hdrs[i].name)}, {hdrs[i].value, strlen(hdrs[i].value)}};
     const char *qm = strchr(e->path, '?');
     struct rewrite_request q = {

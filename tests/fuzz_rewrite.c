@@ -149,13 +149,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const struct rewrite_rules *rr = mode == 4 ? drop : all;
     const char *path = routes[(sel / 6) % 6].path;
     struct http_head h;
+    struct http_header views[2];
     memset(&h, 0, sizeof(h));
+    h.headers = views;
     const char *hdr[][2] = {{"User-Agent", "claude-cli/2.0.14 (external, cli)"},
                             {"Content-Type", "application/json"}};
     h.n_headers = (sel / 36) % 2 ? 2 : 1; /* without a Content-Type: the body's first byte decides */
     for (size_t i = 0; i < h.n_headers; i++) {
-        h.headers[i].name = (struct http_str){hdr[i][0], strlen(hdr[i][0])};
-        h.headers[i].value = (struct http_str){hdr[i][1], strlen(hdr[i][1])};
+        views[i].name = (struct http_str){hdr[i][0], strlen(hdr[i][0])};
+        views[i].value = (struct http_str){hdr[i][1], strlen(hdr[i][1])};
     }
     static const enum rewrite_thinking overrides[] = {
         REWRITE_THINKING_UNSET, REWRITE_THINKING_OFF, REWRITE_THINKING_ON, REWRITE_THINKING_PASS};

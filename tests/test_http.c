@@ -177,10 +177,53 @@ static void test_response(void)
     http_parser_free(p);
 }
 
+/* A request with n headers "X-H<i>: v<i>", in buf. */
+static size_t many_headers(char *buf, size_t cap, int n)
+{
+    size_t len = (size_t)snprintf(buf, cap, "GET /h HTTP/1.1\r\n");
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "X-H%d: v%d\r\n", i, i);
+    len += (size_t)snprintf(buf + len, cap - len, "\r\n");
+    return len;
+}
+
+/* Header arrays grow as headers arrive, up to HTTP_MAX_HEADERS; a reused
+ * parser keeps what it grew to. */
+static void test_many_headers(void)
+{
+    static const struct http_limits wide = {.max_head_bytes = 64 * 1024};
+    static char req[8192];
+    for (size_t step = 7; step <= 7000; step += 6993) {
+        struct http_parser *p = http_parser_new(HTTP_KIND_REQUEST, &wide, NULL, NULL);
+        size_t len = many_headers(req, sizeof(req), HTTP_MAX_HEADERS), used;
+        int heads = 0;
+        CHECK_INT(feed_all(p, req, len, step, &heads, &used), HTTP_STEP_DONE);
+        const struct http_head *h = http_parser_head(p);
+        CHECK_INT(h->n_headers, HTTP_MAX_HEADERS);
+        const struct http_str *v = http_head_get(h, "x-h16");
+        CHECK(v && http_str_eq(*v, "v16"));
+        CHECK(http_str_eq(h->headers[HTTP_MAX_HEADERS - 1].name, "X-H127"));
+        CHECK(http_str_eq(h->headers[HTTP_MAX_HEADERS - 1].value, "v127"));
+
+        http_parser_reset(p);
+        len = many_headers(req, sizeof(req), 3);
+        CHECK_INT(feed_all(p, req, len, step, &heads, &used), HTTP_STEP_DONE);
+        CHECK_INT(http_parser_head(p)->n_headers, 3);
+        CHECK(http_str_eq(http_parser_head(p)->headers[2].value, "v2"));
+        http_parser_free(p);
+
+        p = http_parser_new(HTTP_KIND_REQUEST, &wide, NULL, NULL);
+        len = many_headers(req, sizeof(req), HTTP_MAX_HEADERS + 1);
+        CHECK_INT(feed_all(p, req, len, step, &heads, &used), HTTP_ERR_HEAD_TOO_LARGE);
+        http_parser_free(p);
+    }
+}
+
 int main(void)
 {
     test_request_split();
     test_errors();
     test_response();
+    test_many_headers();
     return check_done("test_http");
 }
