@@ -254,6 +254,8 @@ static int write_request(struct loadgen *lg, struct lgreq *q, const struct loadg
     if (w == 0)
         w = rq->body ? upstream_req_write(q->up, rq->body, rq->body_len)
                      : upstream_req_write(q->up, "\r\n", 2);
+    if (w == 0)
+        upstream_req_flush(q->up);
     return w < 0 ? -ENOMEM : 0;
 }
 

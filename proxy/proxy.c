@@ -519,6 +519,7 @@ static bool route_buffered(struct exchange *x, bool complete)
     }
     if (complete)
         end_body(x);
+    upstream_req_flush(x->up);
     return true;
 }
 
@@ -655,8 +656,10 @@ static void on_body(void *ctx, struct server_req *req, const char *data, size_t 
             route_buffered(x, false); /* too big to hold: stream to the default */
         return;
     }
-    if (x->up)
+    if (x->up) {
         write_body(x, data, len);
+        upstream_req_flush(x->up);
+    }
 }
 
 static void on_end(void *ctx, struct server_req *req)
@@ -669,8 +672,10 @@ static void on_end(void *ctx, struct server_req *req)
     if (x->body_mode == BODY_BUFFER) {
         if (!route_buffered(x, true))
             return;
-    } else if (x->up && x->body_mode == BODY_STREAM)
+    } else if (x->up && x->body_mode == BODY_STREAM) {
         end_body(x);
+        upstream_req_flush(x->up);
+    }
     /* t_start is the last request byte: concurrency is counted from here. */
     if (x->up && !x->begun) {
         metrics_begin(x->proxy->cfg.metrics, &x->rec, x->rec.t_start);

@@ -762,6 +762,24 @@ int upstream_req_printf(struct upstream_req *r, const char *fmt, ...)
     return rc;
 }
 
+/* Without this, request bytes go out after the loop's current pass, which
+ * under load is a pass through hundreds of token events: every request
+ * that arrived meanwhile then reaches the server at once, and their token
+ * streams stay in step (bursty) for their whole life. While the body is
+ * paused for a full buffer the bufferevent keeps the writing, so that its
+ * drain callback still fires. */
+void upstream_req_flush(struct upstream_req *r)
+{
+    struct conn *c = r->conn;
+    if (!c || !c->connected || c->dead || r->want_drain)
+        return;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    /* A failed write leaves the bytes queued: the bufferevent's own write
+     * meets the same error and reports it as usual. */
+    if (evbuffer_get_length(out) > 0)
+        evbuffer_write(out, bufferevent_getfd(c->bev));
+}
+
 bool upstream_req_output_full(struct upstream_req *r)
 {
     struct evbuffer *out = r->conn ? bufferevent_get_output(r->conn->bev) : r->pending;
