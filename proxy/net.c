@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 int net_parse_hostport(const char *s, struct net_addr *ret)
@@ -121,4 +123,13 @@ void net_raise_fd_limit(void)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+int net_write_bufferevent_output(struct bufferevent *bev)
+{
+    struct evbuffer *out = bufferevent_get_output(bev);
+    evbuffer_unfreeze(out, 1);
+    int n = evbuffer_write(out, bufferevent_getfd(bev));
+    evbuffer_freeze(out, 1);
+    return n;
 }

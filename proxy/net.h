@@ -38,6 +38,14 @@ struct event_base *net_event_base_new(void);
  * descriptors. Best effort (the limit stays as it was on failure). */
 void net_raise_fd_limit(void);
 
+struct bufferevent;
+
+/* Writes what a socket bufferevent's output holds now, as much as the
+ * socket takes, instead of on the loop's next pass. The output's front is
+ * frozen for anyone but libevent's own writer, so it is thawed around the
+ * write. Returns the bytes written or -1 (errno; the bytes stay queued). */
+int net_write_bufferevent_output(struct bufferevent *bev);
+
 /* The local address a socket is bound to. */
 int net_sockname(int fd, struct net_addr *ret);
 

@@ -44,6 +44,7 @@ struct conn {
     struct server_req req;    /* the request in progress (valid unless CONN_IDLE) */
     bool req_active;          /* handler knows about req */
     bool closing;             /* flush output, then free */
+    bool staged;              /* output holds bytes not yet tried on the socket */
     bool dead;                /* free when depth returns to 0 */
     int depth;                /* nesting of entry points, for deferred free */
 };
@@ -144,10 +145,51 @@ static void set_idle_timeout(struct conn *c, bool idle)
     }
 }
 
+/* Write interest is switched on only once something waits in the output:
+ * a connection whose writes all go straight to the socket never costs the
+ * epoll_ctl calls of turning it on and off. Once on, libevent keeps it
+ * while output is pending. */
+static void out_queued(struct conn *c)
+{
+    if (!(bufferevent_get_enabled(c->bev) & EV_WRITE))
+        bufferevent_enable(c->bev, EV_WRITE);
+}
+
+/* Writes now what can go now. Queuing would cost a loop pass (every
+ * stream of a burst would wait for all the upstream reads) and the
+ * epoll_ctl calls of write interest. Staged bytes (a response head built
+ * piece by piece) go out together with data; bytes queued behind a full
+ * socket stay behind it. What the socket does not take is queued; errors
+ * surface there. */
+static int conn_write(struct conn *c, const void *data, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    int fd = bufferevent_getfd(c->bev);
+    if (c->staged) {
+        c->staged = false;
+        if (len && evbuffer_add(out, data, len) < 0)
+            return -ENOMEM;
+        net_write_bufferevent_output(c->bev);
+        len = 0;
+    } else if (evbuffer_get_length(out) == 0 && len) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            data = (const char *)data + n;
+            len -= (size_t)n;
+        }
+    }
+    if (len && evbuffer_add(out, data, len) < 0)
+        return -ENOMEM;
+    if (evbuffer_get_length(out))
+        out_queued(c);
+    return 0;
+}
+
 /* Flush what is queued, then close. */
 static void conn_close_after_flush(struct conn *c)
 {
     c->closing = true;
+    conn_write(c, NULL, 0);
     bufferevent_disable(c->bev, EV_READ);
     /* Fire the write callback when the output is fully drained. */
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
@@ -176,6 +218,8 @@ static void write_error(struct conn *c, int status, const char *type, const char
                         "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                         strlen(b), b);
     free(body);
+    c->staged = true;
+    conn_write(c, NULL, 0);
 }
 
 static void protocol_error(struct conn *c, int err)
@@ -226,8 +270,10 @@ static void start_request(struct conn *c)
     srv->n_busy++;
     set_idle_timeout(c, false);
     const struct http_head *h = http_parser_head(c->parser);
-    if (h->expect_continue && h->version_minor >= 1)
-        evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+    if (h->expect_continue && h->version_minor >= 1) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        conn_write(c, cont, sizeof(cont) - 1);
+    }
     srv->handler->on_head(srv->ctx, &c->req);
 }
 
@@ -354,7 +400,9 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, srv->opts.output_limit / 2, 0);
     set_idle_timeout(c, true);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* New bufferevents start with writing on: off until output waits. */
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
@@ -529,21 +577,7 @@ int server_req_write(struct server_req *req, const void *data, size_t len)
     struct conn *c = req->conn;
     if (c->dead)
         return -EPIPE;
-    /* Nothing queued: write now. Queuing would cost a loop pass (every
-     * stream of a burst would wait for all the upstream reads) and two
-     * epoll_ctl calls to switch write interest on and off per token.
-     * What the socket does not take is queued; errors surface there. */
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) == 0 && len) {
-        ssize_t n = send(bufferevent_getfd(c->bev), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            data = (const char *)data + n;
-            len -= (size_t)n;
-        }
-    }
-    if (len && evbuffer_add(out, data, len) < 0)
-        return -ENOMEM;
-    return 0;
+    return conn_write(c, data, len);
 }
 
 int server_req_printf(struct server_req *req, const char *fmt, ...)
@@ -555,7 +589,18 @@ int server_req_printf(struct server_req *req, const char *fmt, ...)
     va_start(ap, fmt);
     int n = evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
     va_end(ap);
-    return n < 0 ? -ENOMEM : 0;
+    if (n < 0)
+        return -ENOMEM;
+    /* Staged: sent with the next write or flush, in one piece. */
+    if (!c->staged && evbuffer_get_length(bufferevent_get_output(c->bev)) == (size_t)n)
+        c->staged = true;
+    return 0;
+}
+
+void server_req_flush(struct server_req *req)
+{
+    if (!req->conn->dead)
+        conn_write(req->conn, NULL, 0);
 }
 
 bool server_req_output_full(struct server_req *req)
@@ -589,6 +634,8 @@ void server_req_finish(struct server_req *req, bool close)
 {
     struct conn *c = req->conn;
     conn_enter(c);
+    if (!c->dead)
+        conn_write(c, NULL, 0);
     req->finished = true;
     req->close_after = req->close_after || close;
     if (!c->dead) {

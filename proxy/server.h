@@ -83,11 +83,15 @@ uint64_t server_req_id(const struct server_req *req);
 /* Position of the request on its connection (1 for the first). */
 unsigned server_req_seq(const struct server_req *req);
 
-/* Queues response bytes exactly as given (the handler frames them).
- * 0, or -EPIPE when the connection is already gone. */
+/* Sends response bytes exactly as given (the handler frames them), at
+ * once when the socket takes them, else queued. 0, or -EPIPE when the
+ * connection is already gone. */
 int server_req_write(struct server_req *req, const void *data, size_t len);
+/* Stages bytes (a head built piece by piece): they go out with the next
+ * server_req_write, server_req_flush or server_req_finish. */
 int server_req_printf(struct server_req *req, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+void server_req_flush(struct server_req *req);
 
 /* True when more than output_limit bytes wait for the client; the handler
  * should stop producing until on_drain. */

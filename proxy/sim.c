@@ -126,6 +126,8 @@ static void write_head(struct exchange *x, int status, const char *content_type,
                           content_length);
     server_req_printf(x->req, close ? "Connection: close\r\n\r\n"
                                     : "Keep-Alive: timeout=5, max=100\r\n\r\n");
+    /* llama-server sends its head before the first token. */
+    server_req_flush(x->req);
 }
 
 static void exchange_free(struct exchange *x);

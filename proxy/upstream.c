@@ -263,6 +263,26 @@ static void idle_remove(struct conn *c)
     p->n_idle--;
 }
 
+/* Writes what is queued on a connected connection now, not on the loop's
+ * next pass: under load that pass runs through hundreds of token events,
+ * every request that arrived meanwhile would reach the server at once, and
+ * their token streams would stay in step (bursty) for their whole life.
+ * Write interest is switched on only for what the socket did not take, so
+ * a request on a kept-alive connection costs no epoll_ctl calls. While the
+ * body is paused for a full buffer, the bufferevent does the writing so
+ * that its drain callback fires. A failed write leaves the bytes queued:
+ * the bufferevent's own write meets the same error and reports it. */
+static void conn_flush(struct conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) == 0)
+        return;
+    if (!(c->req && c->req->want_drain))
+        net_write_bufferevent_output(c->bev);
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(c->bev, EV_WRITE);
+}
+
 static void conn_destroy(struct conn *c)
 {
     struct upstream_pool *p = c->pool;
@@ -331,6 +351,9 @@ static void req_complete(struct conn *c, int err, usec_t t)
     if (reusable) {
         c->served++;
         http_parser_reset(c->parser);
+        /* Writing stays off while idle (see conn_flush). */
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+            bufferevent_disable(c->bev, EV_WRITE);
         idle_push(c);
         set_read_timeout(c, p->o.idle_timeout);
     } else {
@@ -609,8 +632,11 @@ static void attach(struct conn *c, struct upstream_req *r)
         r->ready_time = clock_now();
         set_read_timeout(c, r->o.response_timeout);
     }
-    bufferevent_enable(c->bev, EV_WRITE);
+    /* A new connection writes once connected (writing is on since
+     * conn_open); a kept-alive one writes now. */
     evbuffer_add_buffer(bufferevent_get_output(c->bev), r->pending);
+    if (c->connected)
+        conn_flush(c);
 }
 
 static struct conn *find_idle(struct upstream_pool *p)
@@ -762,22 +788,11 @@ int upstream_req_printf(struct upstream_req *r, const char *fmt, ...)
     return rc;
 }
 
-/* Without this, request bytes go out after the loop's current pass, which
- * under load is a pass through hundreds of token events: every request
- * that arrived meanwhile then reaches the server at once, and their token
- * streams stay in step (bursty) for their whole life. While the body is
- * paused for a full buffer the bufferevent keeps the writing, so that its
- * drain callback still fires. */
 void upstream_req_flush(struct upstream_req *r)
 {
     struct conn *c = r->conn;
-    if (!c || !c->connected || c->dead || r->want_drain)
-        return;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    /* A failed write leaves the bytes queued: the bufferevent's own write
-     * meets the same error and reports it as usual. */
-    if (evbuffer_get_length(out) > 0)
-        evbuffer_write(out, bufferevent_getfd(c->bev));
+    if (c && c->connected && !c->dead)
+        conn_flush(c);
 }
 
 bool upstream_req_output_full(struct upstream_req *r)

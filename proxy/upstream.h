@@ -99,8 +99,9 @@ int upstream_req_write(struct upstream_req *r, const void *data, size_t len);
 int upstream_req_printf(struct upstream_req *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Sends the queued bytes now, if the connection is up, instead of on the
- * event loop's next pass; call it after writing a piece of the request. */
+/* Sends the queued bytes now, if the connection is up. On a kept-alive
+ * connection written bytes wait for this call: make it after each piece of
+ * the request (a head, a body chunk, the end). */
 void upstream_req_flush(struct upstream_req *r);
 
 /* True when more than output_limit request bytes wait; stop until on_drain. */
