@@ -322,32 +322,53 @@ static int get_raw_or_null(const struct line_ctx *c, const struct jsonscan_membe
     return dup_bytes(c, c->d + m->value, m->value_end - m->value, ret);
 }
 
-static int get_headers(const struct line_ctx *c, const struct jsonscan_member *m,
-                       struct trace_entry *e)
+/* An array member's elements, counted, and room for that many items of
+ * size bytes (at least one) in *ret. */
+static int alloc_elements(const struct line_ctx *c, const struct jsonscan_member *m, size_t size,
+                          void **ret)
 {
-    if (c->d[m->value] != '[')
-        return BAD(c, "\"headers\" must be an array of [name, value] pairs");
     struct jsonscan_iter it;
     struct jsonscan_member el;
     size_t n = 0;
     jsonscan_iter_init(&it, c->d, c->len, m->value);
     while (jsonscan_iter_next(&it, &el))
         n++;
-    e->headers = calloc(n ? n : 1, sizeof(*e->headers));
-    if (!e->headers)
-        return line_error(c->r, c->err, -ENOMEM, "out of memory");
+    *ret = calloc(n ? n : 1, size);
+    return *ret ? 0 : line_error(c->r, c->err, -ENOMEM, "out of memory");
+}
+
+/* The two elements of a [first, second] array; false when el is not one. */
+static bool get_pair(const struct line_ctx *c, const struct jsonscan_member *el,
+                     struct jsonscan_member *first, struct jsonscan_member *second)
+{
+    struct jsonscan_iter pi;
+    struct jsonscan_member extra;
+    if (c->d[el->value] != '[')
+        return false;
+    jsonscan_iter_init(&pi, c->d, c->len, el->value);
+    return jsonscan_iter_next(&pi, first) && jsonscan_iter_next(&pi, second) &&
+           !jsonscan_iter_next(&pi, &extra);
+}
+
+static int get_headers(const struct line_ctx *c, const struct jsonscan_member *m,
+                       struct trace_entry *e)
+{
+    static const char shape[] = "\"headers\" must be an array of [name, value] pairs";
+    if (c->d[m->value] != '[')
+        return BAD(c, "%s", shape);
+    void *mem;
+    int r = alloc_elements(c, m, sizeof(*e->headers), &mem);
+    if (r < 0)
+        return r;
+    e->headers = mem;
+    struct jsonscan_iter it;
+    struct jsonscan_member el, name, value;
     jsonscan_iter_init(&it, c->d, c->len, m->value);
     while (jsonscan_iter_next(&it, &el)) {
-        struct jsonscan_iter pi;
-        struct jsonscan_member name, value, extra;
-        if (c->d[el.value] != '[')
-            return BAD(c, "\"headers\" must be an array of [name, value] pairs");
-        jsonscan_iter_init(&pi, c->d, c->len, el.value);
-        if (!jsonscan_iter_next(&pi, &name) || !jsonscan_iter_next(&pi, &value) ||
-            jsonscan_iter_next(&pi, &extra))
-            return BAD(c, "\"headers\" must be an array of [name, value] pairs");
+        if (!get_pair(c, &el, &name, &value))
+            return BAD(c, "%s", shape);
         struct trace_header *h = &e->headers[e->n_headers];
-        int r = get_string(c, &name, "header name", &h->name, NULL);
+        r = get_string(c, &name, "header name", &h->name, NULL);
         if (r < 0)
             return r;
         r = get_string(c, &value, "header value", &h->value, NULL);
@@ -364,30 +385,23 @@ static int get_headers(const struct line_ctx *c, const struct jsonscan_member *m
 static int get_events(const struct line_ctx *c, const struct jsonscan_member *m,
                       struct trace_entry *e)
 {
+    static const char shape[] = "\"events\" must be an array of [offset_us, data] pairs";
     if (c->d[m->value] != '[')
-        return BAD(c, "\"events\" must be an array of [offset_us, data] pairs");
+        return BAD(c, "%s", shape);
+    void *mem;
+    int r = alloc_elements(c, m, sizeof(*e->events), &mem);
+    if (r < 0)
+        return r;
+    e->events = mem;
     struct jsonscan_iter it;
-    struct jsonscan_member el;
-    size_t n = 0;
-    jsonscan_iter_init(&it, c->d, c->len, m->value);
-    while (jsonscan_iter_next(&it, &el))
-        n++;
-    e->events = calloc(n ? n : 1, sizeof(*e->events));
-    if (!e->events)
-        return line_error(c->r, c->err, -ENOMEM, "out of memory");
+    struct jsonscan_member el, off, data;
     jsonscan_iter_init(&it, c->d, c->len, m->value);
     while (jsonscan_iter_next(&it, &el)) {
-        struct jsonscan_iter pi;
-        struct jsonscan_member off, data, extra;
-        if (c->d[el.value] != '[')
-            return BAD(c, "\"events\" must be an array of [offset_us, data] pairs");
-        jsonscan_iter_init(&pi, c->d, c->len, el.value);
-        if (!jsonscan_iter_next(&pi, &off) || !jsonscan_iter_next(&pi, &data) ||
-            jsonscan_iter_next(&pi, &extra))
-            return BAD(c, "\"events\" must be an array of [offset_us, data] pairs");
+        if (!get_pair(c, &el, &off, &data))
+            return BAD(c, "%s", shape);
         struct trace_event *ev = &e->events[e->n_events];
         uint64_t o;
-        int r = get_uint(c, &off, "event offset", INT64_MAX, &o);
+        r = get_uint(c, &off, "event offset", INT64_MAX, &o);
         if (r < 0)
             return r;
         r = get_string(c, &data, "event data", &ev->data, &ev->len);
