@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "check.h"
+#include "fidelity.h"
 #include "config.h"
 #include "http.h"
 #include "jsonedit.h"
@@ -158,34 +159,6 @@ static void check_out(int line, struct rewrite_result *res, const char *in, cons
     rewrite_result_finish(res);
 }
 #define CHECK_OUT(res, in, want) check_out(__LINE__, &(res), in, want, REWRITE_SKIP_NONE)
-
-/* Outside the edited spans the output is the input: everything before the
- * first differing byte and after the last is identical, at most
- * max_replaced input bytes lie between, and each fragment (an untouched
- * member) appears verbatim. */
-static void check_fidelity(int line, const char *in, size_t len, const char *out, size_t out_len,
-                           size_t max_replaced, const char *const *fragments)
-{
-    size_t p = 0, s = 0;
-    while (p < len && p < out_len && in[p] == out[p])
-        p++;
-    while (s < len - p && s < out_len - p && in[len - 1 - s] == out[out_len - 1 - s])
-        s++;
-    check_count++;
-    if (len - p - s > max_replaced) {
-        check_failures++;
-        fprintf(stderr, "line %d: %zu input bytes replaced (max %zu): \"%.*s\"\n", line,
-                len - p - s, max_replaced, (int)(len - p - s), in + p);
-    }
-    for (size_t i = 0; fragments && fragments[i]; i++) {
-        check_count++;
-        if (!memmem(out, out_len, fragments[i], strlen(fragments[i]))) {
-            check_failures++;
-            fprintf(stderr, "line %d: fragment not verbatim in the output: %s\n", line,
-                    fragments[i]);
-        }
-    }
-}
 
 static char *read_file(const char *path, size_t *ret_len)
 {
