@@ -37,6 +37,7 @@ struct http_parser {
     bool in_value;   /* last header callback was a value */
     bool in_message;
     bool no_body_next; /* set by resume(no_body) before llhttp continues */
+    bool body_paused;  /* llhttp paused at the body callback's request */
     uint64_t body_bytes;
     int error;       /* our own error code when a callback failed */
     const char *error_reason;
@@ -206,6 +207,11 @@ static int on_body(llhttp_t *ll, const char *at, size_t len)
             p->error_reason = "body consumer failed";
             return -1;
         }
+        if (r == HTTP_BODY_PAUSE) {
+            /* llhttp resumes after this span: these bytes are taken. */
+            p->body_paused = true;
+            return HPE_PAUSED;
+        }
     }
     return 0;
 }
@@ -267,6 +273,7 @@ void http_parser_reset(struct http_parser *p)
 {
     clear_message(p);
     p->in_message = false;
+    p->body_paused = false;
     /* llhttp paused in on_message_complete: resuming continues with the
      * next message on the connection. */
     if (llhttp_get_errno(&p->ll) == HPE_PAUSED)
@@ -294,6 +301,10 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
 {
     if (p->error)
         return p->error;
+    if (p->body_paused) {
+        p->body_paused = false;
+        llhttp_resume(&p->ll);
+    }
     llhttp_errno_t e = llhttp_execute(&p->ll, data, len);
     if (e == HPE_OK) {
         *ret_consumed = len;
@@ -301,6 +312,8 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
     }
     if (e == HPE_PAUSED) {
         *ret_consumed = (size_t)(llhttp_get_error_pos(&p->ll) - data);
+        if (p->body_paused)
+            return HTTP_STEP_BODY;
         return p->in_message ? HTTP_STEP_HEAD : HTTP_STEP_DONE;
     }
     if (p->error)

@@ -51,6 +51,7 @@ enum http_step {
     HTTP_STEP_MORE = 0, /* all input consumed, message not finished */
     HTTP_STEP_HEAD = 1, /* head complete: see http_parser_head(); call http_parser_resume() */
     HTTP_STEP_DONE = 2, /* message complete; call http_parser_reset() for the next one */
+    HTTP_STEP_BODY = 3, /* the body callback asked to stop: feed the rest (even none) again */
 };
 
 /* Errors from http_parser_feed(). */
@@ -58,8 +59,11 @@ enum http_step {
 #define HTTP_ERR_HEAD_TOO_LARGE (-E2BIG)   /* 431 */
 #define HTTP_ERR_BODY_TOO_LARGE (-EMSGSIZE) /* 413 */
 
-/* Called with de-chunked body bytes (a view into the fed buffer). Return 0,
- * or a negative errno to abort parsing (feed returns it). */
+/* Called with de-chunked body bytes (a view into the fed buffer). Return 0
+ * to go on, HTTP_BODY_PAUSE to have feed() stop right after these bytes
+ * (it returns HTTP_STEP_BODY; the next feed goes on), or a negative errno
+ * to abort parsing (feed returns it). */
+#define HTTP_BODY_PAUSE 1
 typedef int (*http_body_cb)(void *ctx, const char *data, size_t len);
 
 struct http_parser;
@@ -69,9 +73,10 @@ struct http_parser *http_parser_new(enum http_kind kind, const struct http_limit
                                     http_body_cb on_body, void *ctx);
 void http_parser_free(struct http_parser *p);
 
-/* Parses up to len bytes. Stops after the head (HTTP_STEP_HEAD) and after
- * the message (HTTP_STEP_DONE); *ret_consumed says how many bytes were
- * used, the caller keeps the rest. Returns a step or a negative error. */
+/* Parses up to len bytes. Stops after the head (HTTP_STEP_HEAD), after
+ * the message (HTTP_STEP_DONE) and where the body callback paused
+ * (HTTP_STEP_BODY); *ret_consumed says how many bytes were used, the
+ * caller keeps the rest. Returns a step or a negative error. */
 int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t *ret_consumed);
 
 /* Continues after HTTP_STEP_HEAD. For a response to HEAD (or any message

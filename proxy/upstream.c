@@ -331,10 +331,10 @@ static void conn_kill(struct conn *c)
 static int on_parser_body(void *ctx, const char *data, size_t len)
 {
     struct conn *c = ctx;
-    if (c->n_views == MAX_VIEWS)
-        return -ENOBUFS; /* the caller flushes views and feeds again */
     c->views[c->n_views++] = (struct body_view){data, len};
-    return 0;
+    /* Full: the parser stops after these bytes, the caller hands them on
+     * and feeds the rest. */
+    return c->n_views == MAX_VIEWS ? HTTP_BODY_PAUSE : 0;
 }
 
 /* Ends the request on c: releases or closes the connection, then tells
@@ -414,7 +414,9 @@ static void flush_views(struct conn *c, usec_t t)
 static size_t conn_process(struct conn *c, const char *data, size_t len, usec_t now)
 {
     size_t off = 0;
-    while (!c->dead && off < len) {
+    /* A parser paused by full views may end the message on no more input. */
+    bool again = false;
+    while (!c->dead && (off < len || again)) {
         struct upstream_req *r = c->req;
         if (!r) {
             /* Bytes nobody asked for: the connection is not usable. */
@@ -428,11 +430,7 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, usec_t 
         size_t used = 0;
         c->n_views = 0;
         int step = http_parser_feed(c->parser, at, len - off, &used);
-        if (step == -ENOBUFS) {
-            /* Too many chunks in one read: deliver what we have, go on. */
-            step = HTTP_STEP_MORE;
-            used = (size_t)(c->views[c->n_views - 1].p + c->views[c->n_views - 1].len - at);
-        }
+        again = step == HTTP_STEP_BODY;
         if (step < 0) {
             conn_fail(c, UPSTREAM_ERR_MALFORMED);
             return len;

@@ -177,6 +177,50 @@ static void test_response(void)
     http_parser_free(p);
 }
 
+/* A body callback that asks to stop after every piece: each feed ends
+ * right after one chunk's data (HTTP_STEP_BODY), the next goes on, and
+ * the message still ends, also with a Content-Length body whose last
+ * piece is the end of the input. */
+static int on_body_pause(void *ctx, const char *data, size_t len)
+{
+    int r = on_body(ctx, data, len);
+    return r < 0 ? r : HTTP_BODY_PAUSE;
+}
+
+static void test_body_pause(void)
+{
+    struct body b = {0};
+    struct http_parser *p = http_parser_new(HTTP_KIND_RESPONSE, &limits, on_body_pause, &b);
+    const char *r = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "1\r\na\r\n2\r\nbc\r\n3\r\ndef\r\n0\r\n\r\n";
+    size_t len = strlen(r), off = 0, used;
+    CHECK_INT(http_parser_feed(p, r, len, &used), HTTP_STEP_HEAD);
+    off += used;
+    CHECK_INT(http_parser_resume(p, false), HTTP_STEP_MORE);
+    int steps = 0, step;
+    do {
+        step = http_parser_feed(p, r + off, len - off, &used);
+        off += used;
+        steps++;
+    } while (step == HTTP_STEP_BODY && steps < 10);
+    CHECK_INT(step, HTTP_STEP_DONE);
+    CHECK_INT(steps, 4); /* three pauses, then the end */
+    CHECK_INT(off, len);
+    CHECK_MEM(b.data, b.len, "abcdef", 6);
+    http_parser_reset(p);
+
+    b.len = 0;
+    const char *r2 = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    CHECK_INT(http_parser_feed(p, r2, strlen(r2), &used), HTTP_STEP_HEAD);
+    off = used;
+    CHECK_INT(http_parser_resume(p, false), HTTP_STEP_MORE);
+    CHECK_INT(http_parser_feed(p, r2 + off, strlen(r2) - off, &used), HTTP_STEP_BODY);
+    CHECK_INT(off + used, strlen(r2));
+    CHECK_INT(http_parser_feed(p, "", 0, &used), HTTP_STEP_DONE);
+    CHECK_MEM(b.data, b.len, "ok", 2);
+    http_parser_free(p);
+}
+
 /* A request with n headers "X-H<i>: v<i>", in buf. */
 static size_t many_headers(char *buf, size_t cap, int n)
 {
@@ -224,6 +268,7 @@ int main(void)
     test_request_split();
     test_errors();
     test_response();
+    test_body_pause();
     test_many_headers();
     return check_done("test_http");
 }

@@ -519,6 +519,77 @@ static void test_routing(void)
     itest_stop(&q4);
 }
 
+/* An upstream that writes many small chunks in one send(): a read holds
+ * more chunks than the upstream side collects at once. The client must
+ * get exactly the upstream's bytes, the stream must end, and the tap must
+ * count every event. */
+static char *many_chunks(size_t n, size_t *ret_len, char **ret_body, size_t *ret_body_len)
+{
+    size_t cap = 512 + n * 96;
+    char *resp = malloc(cap), *body = malloc(cap);
+    CHECK(resp && body);
+    size_t len = (size_t)snprintf(resp, cap, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                             "Transfer-Encoding: chunked\r\n\r\n");
+    size_t blen = 0;
+    for (size_t i = 0; i < n + 2; i++) {
+        char ev[96];
+        int evlen;
+        if (i < n)
+            evlen = snprintf(ev, sizeof(ev), "data: {\"choices\":[{\"delta\":{\"content\":\"t%zu \"}}]}\n\n", i);
+        else if (i == n)
+            evlen = snprintf(ev, sizeof(ev), "data: {\"choices\":[{\"finish_reason\":\"stop\",\"delta\":{}}]}\n\n");
+        else
+            evlen = snprintf(ev, sizeof(ev), "data: [DONE]\n\n");
+        len += (size_t)snprintf(resp + len, cap - len, "%x\r\n%s\r\n", evlen, ev);
+        memcpy(body + blen, ev, (size_t)evlen);
+        blen += (size_t)evlen;
+    }
+    len += (size_t)snprintf(resp + len, cap - len, "0\r\n\r\n");
+    *ret_len = len;
+    *ret_body = body;
+    *ret_body_len = blen;
+    return resp;
+}
+
+static void test_many_chunks_one_send(void)
+{
+    static const size_t counts[] = {1, 63, 64, 65, 100, 128, 129, 1000, 10000};
+    struct itest_peer peer = {0};
+    itest_peer_start(&peer);
+    struct itest_proc serve;
+    start_serve(&serve, peer.port, NULL);
+    const char *req = "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":true}";
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        size_t rlen, blen;
+        char *body;
+        /* The peer reads its script only once a request arrives, after
+         * this store (the socket calls in between order them). */
+        char *resp = many_chunks(counts[i], &rlen, &body, &blen);
+        peer.response = resp;
+        peer.response_len = rlen;
+        struct itest_resp r;
+        itest_request(serve.port, "POST", "/v1/chat/completions", NULL, req, strlen(req), &r);
+        CHECK_INT(r.status, 200);
+        CHECK(r.complete);
+        CHECK_INT(r.body_len, blen);
+        CHECK(r.body && r.body_len == blen && memcmp(r.body, body, blen) == 0);
+        itest_resp_free(&r);
+
+        itest_request(serve.port, "GET", "/tokentap/requests?limit=1", NULL, NULL, 0, &r);
+        char want[64];
+        snprintf(want, sizeof(want), "\"token_events\":%zu,", counts[i]);
+        CHECK(r.body && strstr(r.body, "\"outcome\":\"ok\"") != NULL);
+        CHECK(r.body && strstr(r.body, want) != NULL);
+        if (!r.body || !strstr(r.body, want))
+            fprintf(stderr, "%zu chunks: %.300s\n", counts[i], r.body ? r.body : "(none)");
+        itest_resp_free(&r);
+        free(resp);
+        free(body);
+    }
+    CHECK_INT(itest_stop(&serve), 0);
+    itest_peer_stop(&peer);
+}
+
 /* SIGTERM: stop accepting, let the stream in progress finish, exit 0. */
 static void *long_stream(void *arg)
 {
@@ -560,6 +631,7 @@ int main(void)
     ITEST_RUN(test_keepalive_pool);
     ITEST_RUN(test_client_abort);
     ITEST_RUN(test_upstream_failures);
+    ITEST_RUN(test_many_chunks_one_send);
     ITEST_RUN(test_bad_requests);
     ITEST_RUN(test_slow_reader_bounded);
     ITEST_RUN(test_routing);
