@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tap.h"
+#include "tap/tap.h"
 
 struct capture {
     const char *file;
@@ -66,10 +66,10 @@ static double cpu_seconds(void)
 static uint64_t run(const struct capture *c, const char *body, size_t len, bool per_event, uint64_t want,
                     double *ret_cpu)
 {
-    static struct http_head head = {.kind = HTTP_KIND_RESPONSE, .status = 200, .content_length = -1};
     static const char ctype[] = "Content-Type", sse[] = "text/event-stream";
-    head.n_headers = 1;
-    head.headers[0] = (struct http_header){{ctype, sizeof(ctype) - 1}, {sse, sizeof(sse) - 1}};
+    static const struct http_header ct = {{ctype, sizeof(ctype) - 1}, {sse, sizeof(sse) - 1}};
+    static const struct http_head head = {.kind = HTTP_KIND_RESPONSE, .status = 200,
+                                          .content_length = -1, .n_headers = 1, .headers = &ct};
     uint64_t events = 0;
     usec_t now = 1;
     double t0 = cpu_seconds();

@@ -4,11 +4,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bench.h"
-#include "replay.h"
-#include "report.h"
-#include "serve.h"
-#include "sim.h"
+#include "study/bench.h"
+#include "load/replay.h"
+#include "report/report.h"
+#include "serve/serve.h"
+#include "sim/sim.h"
 
 struct subcommand {
     const char *name;

@@ -12,7 +12,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "jsonedit.h"
+#include "core/jsonedit.h"
 #include "jsonref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -19,12 +19,12 @@
 
 #include <cjson/cJSON.h>
 
-#include "config.h"
-#include "http.h"
-#include "jsonedit.h"
+#include "core/config.h"
+#include "wire/http.h"
+#include "core/jsonedit.h"
 #include "jsonref.h"
-#include "jsonscan.h"
-#include "rewrite.h"
+#include "core/jsonscan.h"
+#include "rewrite/rewrite.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

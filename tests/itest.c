@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http.h"
+#include "wire/http.h"
 
 static void die(const char *what)
 {

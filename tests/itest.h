@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "clock.h"
+#include "core/clock.h"
 
 struct itest_proc {
     pid_t pid;

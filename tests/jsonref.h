@@ -10,7 +10,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "jsonedit.h"
+#include "core/jsonedit.h"
 
 /* RFC 7386 MergePatch(target, patch); returns the new target (which may
  * be a fresh node, replacing target, which is then freed). */

@@ -2,7 +2,7 @@
 #include <math.h>
 
 #include "check.h"
-#include "arrival.h"
+#include "load/arrival.h"
 
 int main(void)
 {

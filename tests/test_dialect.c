@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "capture.h"
+#include "captures.h"
 #include "check.h"
-#include "dialect.h"
-#include "sse.h"
+#include "tap/dialect.h"
+#include "tap/sse.h"
 
 #define TEXT_MAX 4096
 

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "files.h"
+#include "core/files.h"
 
 static char tmp[64];
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "hist.h"
+#include "core/hist.h"
 
 /* Deterministic generator so failures reproduce. */
 static uint64_t rng_state = 0x853c49e6748fea9bull;

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "http.h"
+#include "wire/http.h"
 
 struct body {
     char data[4096];

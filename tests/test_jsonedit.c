@@ -10,7 +10,7 @@
 
 #include "check.h"
 #include "fidelity.h"
-#include "jsonedit.h"
+#include "core/jsonedit.h"
 #include "jsonref.h"
 
 /* Output must be valid JSON (by us and by cJSON) and equal want_json. */

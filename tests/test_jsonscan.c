@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "jsonscan.h"
+#include "core/jsonscan.h"
 
 static void test_info(void)
 {

@@ -13,10 +13,10 @@
 #include <event2/buffer.h>
 
 #include "check.h"
-#include "report.h"
-#include "results.h"
-#include "scenario.h"
-#include "stats.h"
+#include "report/report.h"
+#include "report/results.h"
+#include "study/scenario.h"
+#include "core/stats.h"
 
 static char *slurp(const char *path, size_t *ret_len)
 {

@@ -10,11 +10,11 @@
 
 #include "check.h"
 #include "fidelity.h"
-#include "config.h"
-#include "http.h"
-#include "jsonedit.h"
-#include "jsonscan.h"
-#include "rewrite.h"
+#include "core/config.h"
+#include "wire/http.h"
+#include "core/jsonedit.h"
+#include "core/jsonscan.h"
+#include "rewrite/rewrite.h"
 
 /* --- Helpers --- */
 

@@ -12,8 +12,8 @@
 #include <cjson/cJSON.h>
 
 #include "check.h"
-#include "config.h"
-#include "scenario.h"
+#include "core/config.h"
+#include "study/scenario.h"
 
 static char tmpdir[512];
 static int file_no;

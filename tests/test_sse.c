@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "capture.h"
+#include "captures.h"
 #include "check.h"
-#include "http.h"
-#include "sse.h"
+#include "wire/http.h"
+#include "tap/sse.h"
 
 /* --- recording and comparing events --- */
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "stats.h"
+#include "core/stats.h"
 
 static void descriptive(void)
 {

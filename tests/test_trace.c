@@ -17,9 +17,9 @@
 #include <event2/buffer.h>
 
 #include "check.h"
-#include "sim_prompt.h"
-#include "sim_text.h"
-#include "trace.h"
+#include "sim/sim_prompt.h"
+#include "sim/sim_text.h"
+#include "tap/trace.h"
 
 /* ---- helpers ---- */
 

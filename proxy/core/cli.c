@@ -1,0 +1,240 @@
+#include "core/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_init(struct cli_parser *p, const struct cli_command *cmd, int argc, char **argv)
+{
+    *p = (struct cli_parser){.cmd = cmd, .argc = argc, .argv = argv, .index = 1};
+}
+
+void cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "tokentap %s: %s\nTry 'tokentap %s --help'.\n", cmd->name, msg, cmd->name);
+}
+
+static const struct cli_option *find_long(const struct cli_command *cmd, const char *name,
+                                          size_t len)
+{
+    for (const struct cli_option *o = cmd->options; o && o->name; o++)
+        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
+            return o;
+    return NULL;
+}
+
+static const struct cli_option *find_short(const struct cli_command *cmd, char c)
+{
+    for (const struct cli_option *o = cmd->options; o && o->name; o++)
+        if (o->short_name == c)
+            return o;
+    return NULL;
+}
+
+int cli_next(struct cli_parser *p, const char **ret_value)
+{
+    if (p->index >= p->argc)
+        return CLI_END;
+    const char *a = p->argv[p->index++];
+
+    if (p->only_positionals || a[0] != '-' || a[1] == '\0') {
+        *ret_value = a;
+        return CLI_POSITIONAL;
+    }
+    if (strcmp(a, "--") == 0) {
+        p->only_positionals = true;
+        return cli_next(p, ret_value);
+    }
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        cli_print_help(p->cmd);
+        return CLI_HELP;
+    }
+
+    const struct cli_option *o;
+    const char *inline_value = NULL;
+    if (a[1] == '-') {
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        o = find_long(p->cmd, name, len);
+        if (eq)
+            inline_value = eq + 1;
+    } else {
+        o = a[2] == '\0' ? find_short(p->cmd, a[1]) : NULL;
+    }
+    if (!o) {
+        cli_usage_error(p->cmd, "unknown option '%s'", a);
+        return CLI_ERROR;
+    }
+    if (!o->arg) {
+        if (inline_value) {
+            cli_usage_error(p->cmd, "option '--%s' takes no value", o->name);
+            return CLI_ERROR;
+        }
+        *ret_value = NULL;
+        return o->id;
+    }
+    if (inline_value) {
+        *ret_value = inline_value;
+        return o->id;
+    }
+    if (p->index >= p->argc) {
+        cli_usage_error(p->cmd, "option '--%s' needs a value (%s)", o->name, o->arg);
+        return CLI_ERROR;
+    }
+    *ret_value = p->argv[p->index++];
+    return o->id;
+}
+
+void cli_print_help(const struct cli_command *cmd)
+{
+    printf("Usage: %s\n\n%s\n", cmd->usage, cmd->summary);
+    if (cmd->options && cmd->options->name) {
+        printf("\nOptions:\n");
+        for (const struct cli_option *o = cmd->options; o->name; o++) {
+            char left[64];
+            if (o->short_name)
+                snprintf(left, sizeof(left), "-%c, --%s%s%s", o->short_name, o->name,
+                         o->arg ? " " : "", o->arg ? o->arg : "");
+            else
+                snprintf(left, sizeof(left), "    --%s%s%s", o->name, o->arg ? " " : "",
+                         o->arg ? o->arg : "");
+            if (strlen(left) <= 28)
+                printf("  %-28s %s\n", left, o->help);
+            else
+                printf("  %s\n  %-28s %s\n", left, "", o->help);
+        }
+        printf("  %-28s %s\n", "-h, --help", "show this help and exit");
+    }
+    if (cmd->epilog)
+        printf("\n%s", cmd->epilog);
+}
+
+int cli_parse_u64(const struct cli_command *cmd, const char *opt, const char *s, uint64_t min,
+                  uint64_t max, uint64_t *ret)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (s[0] == '-' || s[0] == '\0' || errno || *end != '\0' || v < min || v > max) {
+        cli_usage_error(cmd, "%s: expected an integer from %llu to %llu, got '%s'", opt,
+                        (unsigned long long)min, (unsigned long long)max, s);
+        return -EINVAL;
+    }
+    *ret = v;
+    return 0;
+}
+
+int cli_parse_double(const struct cli_command *cmd, const char *opt, const char *s, double min,
+                     double max, double *ret)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (s[0] == '\0' || errno || *end != '\0' || !isfinite(v) || v < min || v > max) {
+        cli_usage_error(cmd, "%s: expected a number from %g to %g, got '%s'", opt, min, max, s);
+        return -EINVAL;
+    }
+    *ret = v;
+    return 0;
+}
+
+int cli_parse_onoff(const struct cli_command *cmd, const char *opt, const char *s, bool *ret)
+{
+    if (strcmp(s, "on") == 0 || strcmp(s, "true") == 0) {
+        *ret = true;
+        return 0;
+    }
+    if (strcmp(s, "off") == 0 || strcmp(s, "false") == 0) {
+        *ret = false;
+        return 0;
+    }
+    cli_usage_error(cmd, "%s: expected 'on' or 'off', got '%s'", opt, s);
+    return -EINVAL;
+}
+
+/* Splits "1.5ms" into 1.5 and "ms". */
+static int number_suffix(const char *s, double *ret_num, const char **ret_suffix)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !isfinite(v) || v < 0)
+        return -EINVAL;
+    *ret_num = v;
+    *ret_suffix = end;
+    return 0;
+}
+
+int cli_duration_value(const char *s, usec_t *ret)
+{
+    static const struct {
+        const char *suffix;
+        double usec;
+    } units[] = {{"", 1e6}, {"s", 1e6}, {"ms", 1e3}, {"us", 1}, {"m", 60e6}, {"h", 3600e6}};
+    double v;
+    const char *suffix;
+    if (number_suffix(s, &v, &suffix) < 0)
+        return -EINVAL;
+    for (unsigned i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(suffix, units[i].suffix) == 0) {
+            double us = v * units[i].usec;
+            if (us > 1e15)
+                return -EINVAL;
+            *ret = (usec_t)llround(us);
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int cli_size_value(const char *s, uint64_t *ret)
+{
+    static const struct {
+        const char *suffix;
+        double mult;
+    } units[] = {{"", 1},           {"B", 1},           {"K", 1024},      {"KiB", 1024},
+                 {"k", 1024},       {"M", 1048576.0},   {"MiB", 1048576.0}, {"G", 1073741824.0},
+                 {"GiB", 1073741824.0}};
+    double v;
+    const char *suffix;
+    if (number_suffix(s, &v, &suffix) < 0)
+        return -EINVAL;
+    for (unsigned i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(suffix, units[i].suffix) == 0) {
+            double b = v * units[i].mult;
+            if (b > 1e15)
+                return -EINVAL;
+            *ret = (uint64_t)llround(b);
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int cli_parse_duration(const struct cli_command *cmd, const char *opt, const char *s,
+                       usec_t *ret)
+{
+    if (cli_duration_value(s, ret) < 0) {
+        cli_usage_error(cmd, "%s: expected a duration like 500ms, 2s or 1m, got '%s'", opt, s);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int cli_parse_size(const struct cli_command *cmd, const char *opt, const char *s, uint64_t *ret)
+{
+    if (cli_size_value(s, ret) < 0) {
+        cli_usage_error(cmd, "%s: expected a size like 512K, 64M or 1G, got '%s'", opt, s);
+        return -EINVAL;
+    }
+    return 0;
+}

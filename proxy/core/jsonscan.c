@@ -1,0 +1,356 @@
+#include "core/jsonscan.h"
+
+#include <stdint.h>
+#include <string.h>
+
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+size_t jsonscan_skip_ws(const char *d, size_t len, size_t i)
+{
+    while (i < len && is_ws(d[i]))
+        i++;
+    return i;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* *pos at the opening quote; on success, just past the closing quote. */
+static int scan_string(const char *d, size_t len, size_t *pos)
+{
+    size_t i = *pos + 1;
+    while (i < len) {
+        unsigned char c = (unsigned char)d[i];
+        if (c == '"') {
+            *pos = i + 1;
+            return 0;
+        }
+        if (c < 0x20)
+            return JSONSCAN_ERR_INVALID;
+        if (c != '\\') {
+            i++; /* bytes >= 0x80 pass unchecked: see jsonscan.h */
+            continue;
+        }
+        if (i + 1 >= len)
+            return JSONSCAN_ERR_INVALID;
+        char e = d[i + 1];
+        if (e == 'u') {
+            if (len - i < 6)
+                return JSONSCAN_ERR_INVALID;
+            for (size_t k = 2; k < 6; k++)
+                if (hex_digit(d[i + k]) < 0)
+                    return JSONSCAN_ERR_INVALID;
+            i += 6;
+        } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
+                   e == 'r' || e == 't') {
+            i += 2;
+        } else {
+            return JSONSCAN_ERR_INVALID;
+        }
+    }
+    return JSONSCAN_ERR_INVALID;
+}
+
+static size_t skip_digits(const char *d, size_t len, size_t i)
+{
+    while (i < len && is_digit(d[i]))
+        i++;
+    return i;
+}
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int scan_number(const char *d, size_t len, size_t *pos)
+{
+    size_t i = *pos;
+    if (i < len && d[i] == '-')
+        i++;
+    if (i >= len || !is_digit(d[i]))
+        return JSONSCAN_ERR_INVALID;
+    i = d[i] == '0' ? i + 1 : skip_digits(d, len, i);
+    if (i < len && d[i] == '.') {
+        if (++i >= len || !is_digit(d[i]))
+            return JSONSCAN_ERR_INVALID;
+        i = skip_digits(d, len, i);
+    }
+    if (i < len && (d[i] == 'e' || d[i] == 'E')) {
+        i++;
+        if (i < len && (d[i] == '+' || d[i] == '-'))
+            i++;
+        if (i >= len || !is_digit(d[i]))
+            return JSONSCAN_ERR_INVALID;
+        i = skip_digits(d, len, i);
+    }
+    *pos = i;
+    return 0;
+}
+
+static int scan_literal(const char *d, size_t len, size_t *pos)
+{
+    static const char *const lits[] = {"true", "false", "null"};
+    for (size_t k = 0; k < 3; k++) {
+        size_t n = strlen(lits[k]);
+        if (len - *pos >= n && memcmp(d + *pos, lits[k], n) == 0) {
+            *pos += n;
+            return 0;
+        }
+    }
+    return JSONSCAN_ERR_INVALID;
+}
+
+/* *pos at a member's key; on success, at the start of its value. */
+static int scan_key(const char *d, size_t len, size_t *pos)
+{
+    if (*pos >= len || d[*pos] != '"')
+        return JSONSCAN_ERR_INVALID;
+    int r = scan_string(d, len, pos);
+    if (r < 0)
+        return r;
+    size_t i = jsonscan_skip_ws(d, len, *pos);
+    if (i >= len || d[i] != ':')
+        return JSONSCAN_ERR_INVALID;
+    *pos = jsonscan_skip_ws(d, len, i + 1);
+    return 0;
+}
+
+int jsonscan_validate(const char *d, size_t len, unsigned max_depth, struct jsonscan_info *ret)
+{
+    uint64_t is_obj[JSONSCAN_MAX_DEPTH / 64] = {0}; /* one bit per open container */
+    unsigned depth = 0, deepest = 0;
+    bool after = false; /* false: a value is expected at i; true: one just ended */
+    int r;
+
+    if (!d && len)
+        return JSONSCAN_ERR_INVALID;
+    if (!d)
+        d = "";
+    if (len > JSONSCAN_MAX_BYTES)
+        return JSONSCAN_ERR_TOO_LARGE;
+    if (max_depth > JSONSCAN_MAX_DEPTH)
+        max_depth = JSONSCAN_MAX_DEPTH;
+    size_t i = jsonscan_skip_ws(d, len, 0), start = i;
+    for (;;) {
+        if (!after) {
+            if (i >= len)
+                return JSONSCAN_ERR_INVALID;
+            char c = d[i];
+            if (c == '{' || c == '[') {
+                if (depth >= max_depth)
+                    return JSONSCAN_ERR_TOO_DEEP;
+                uint64_t bit = (uint64_t)1 << (depth % 64);
+                is_obj[depth / 64] =
+                    c == '{' ? is_obj[depth / 64] | bit : is_obj[depth / 64] & ~bit;
+                depth++;
+                deepest = depth > deepest ? depth : deepest;
+                i = jsonscan_skip_ws(d, len, i + 1);
+                if (i < len && d[i] == (c == '{' ? '}' : ']')) {
+                    depth--;
+                    i++;
+                    after = true;
+                } else if (c == '{') {
+                    r = scan_key(d, len, &i);
+                    if (r < 0)
+                        return r;
+                }
+                continue;
+            }
+            if (c == '"')
+                r = scan_string(d, len, &i);
+            else if (c == '-' || is_digit(c))
+                r = scan_number(d, len, &i);
+            else
+                r = scan_literal(d, len, &i);
+            if (r < 0)
+                return r;
+            after = true;
+            continue;
+        }
+        if (depth == 0)
+            break;
+        i = jsonscan_skip_ws(d, len, i);
+        if (i >= len)
+            return JSONSCAN_ERR_INVALID;
+        bool obj = (is_obj[(depth - 1) / 64] >> ((depth - 1) % 64)) & 1;
+        if (d[i] == ',') {
+            i = jsonscan_skip_ws(d, len, i + 1);
+            r = obj ? scan_key(d, len, &i) : 0;
+            if (r < 0)
+                return r;
+            after = false;
+        } else if (d[i] == (obj ? '}' : ']')) {
+            depth--;
+            i++;
+        } else {
+            return JSONSCAN_ERR_INVALID;
+        }
+    }
+    size_t end = i;
+    if (jsonscan_skip_ws(d, len, i) != len)
+        return JSONSCAN_ERR_INVALID;
+    *ret = (struct jsonscan_info){.start = start, .end = end, .depth = deepest};
+    return 0;
+}
+
+static size_t skip_string(const char *d, size_t len, size_t i)
+{
+    for (i++; i < len && d[i] != '"'; i++)
+        if (d[i] == '\\')
+            i++;
+    return i + 1;
+}
+
+size_t jsonscan_skip_value(const char *d, size_t len, size_t i)
+{
+    if (d[i] == '"')
+        return skip_string(d, len, i);
+    if (d[i] != '{' && d[i] != '[') {
+        while (i < len && !is_ws(d[i]) && d[i] != ',' && d[i] != '}' && d[i] != ']')
+            i++;
+        return i;
+    }
+    size_t depth = 0;
+    while (i < len) {
+        char c = d[i];
+        if (c == '"') {
+            i = skip_string(d, len, i);
+            continue;
+        }
+        if (c == '{' || c == '[')
+            depth++;
+        else if ((c == '}' || c == ']') && --depth == 0)
+            return i + 1;
+        i++;
+    }
+    return i;
+}
+
+void jsonscan_iter_init(struct jsonscan_iter *it, const char *d, size_t len, size_t open)
+{
+    *it = (struct jsonscan_iter){.d = d, .len = len, .pos = open + 1, .obj = d[open] == '{'};
+}
+
+bool jsonscan_iter_next(struct jsonscan_iter *it, struct jsonscan_member *m)
+{
+    size_t i = jsonscan_skip_ws(it->d, it->len, it->pos);
+    if (i >= it->len || it->d[i] == '}' || it->d[i] == ']')
+        return false;
+    if (it->started) /* at the comma */
+        i = jsonscan_skip_ws(it->d, it->len, i + 1);
+    it->started = true;
+    m->key = m->key_end = i;
+    if (it->obj) {
+        m->key_end = skip_string(it->d, it->len, i);
+        i = jsonscan_skip_ws(it->d, it->len, m->key_end);
+        i = jsonscan_skip_ws(it->d, it->len, i + 1); /* past the colon */
+    }
+    m->value = i;
+    m->value_end = jsonscan_skip_value(it->d, it->len, i);
+    it->pos = m->value_end;
+    return true;
+}
+
+struct jsonscan_key jsonscan_key_member(const char *d, const struct jsonscan_member *m)
+{
+    return (struct jsonscan_key){.p = d + m->key + 1, .end = d + m->key_end - 1};
+}
+
+struct jsonscan_key jsonscan_key_token(const char *p, const char *end)
+{
+    return (struct jsonscan_key){.p = p, .end = end, .pointer = true};
+}
+
+static unsigned hex4(const char *p)
+{
+    return (unsigned)(hex_digit(p[0]) << 12 | hex_digit(p[1]) << 8 | hex_digit(p[2]) << 4 |
+                      hex_digit(p[3]));
+}
+
+int jsonscan_key_next(struct jsonscan_key *k)
+{
+    if (k->ipend < k->npend)
+        return k->pend[k->ipend++];
+    if (k->p >= k->end)
+        return -1;
+    unsigned char c = (unsigned char)*k->p++;
+    if (k->pointer) {
+        if (c == '~' && k->p < k->end)
+            c = *k->p++ == '0' ? '~' : '/';
+        return c;
+    }
+    if (c != '\\' || k->p >= k->end)
+        return c;
+    c = (unsigned char)*k->p++;
+    switch (c) {
+    case 'b':
+        return '\b';
+    case 'f':
+        return '\f';
+    case 'n':
+        return '\n';
+    case 'r':
+        return '\r';
+    case 't':
+        return '\t';
+    case 'u':
+        break;
+    default:
+        return c;
+    }
+    unsigned cp = hex4(k->p);
+    k->p += 4;
+    if (cp >= 0xd800 && cp < 0xdc00 && k->end - k->p >= 6 && k->p[0] == '\\' && k->p[1] == 'u') {
+        unsigned lo = hex4(k->p + 2);
+        if (lo >= 0xdc00 && lo < 0xe000) {
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            k->p += 6;
+        }
+    }
+    /* A lone surrogate becomes its 3-byte form, so it still compares equal to itself. */
+    if (cp < 0x80) {
+        k->pend[0] = (unsigned char)cp;
+        k->npend = 1;
+    } else if (cp < 0x800) {
+        k->pend[0] = (unsigned char)(0xc0 | cp >> 6);
+        k->pend[1] = (unsigned char)(0x80 | (cp & 0x3f));
+        k->npend = 2;
+    } else if (cp < 0x10000) {
+        k->pend[0] = (unsigned char)(0xe0 | cp >> 12);
+        k->pend[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+        k->pend[2] = (unsigned char)(0x80 | (cp & 0x3f));
+        k->npend = 3;
+    } else {
+        k->pend[0] = (unsigned char)(0xf0 | cp >> 18);
+        k->pend[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+        k->pend[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+        k->pend[3] = (unsigned char)(0x80 | (cp & 0x3f));
+        k->npend = 4;
+    }
+    k->ipend = 1;
+    return k->pend[0];
+}
+
+bool jsonscan_key_eq(struct jsonscan_key a, struct jsonscan_key b)
+{
+    for (;;) {
+        int x = jsonscan_key_next(&a), y = jsonscan_key_next(&b);
+        if (x != y)
+            return false;
+        if (x < 0)
+            return true;
+    }
+}

@@ -1,0 +1,345 @@
+#include "load/loadgen.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+
+#include "core/jsonw.h"
+#include <event2/event.h>
+
+#include "tap/metrics.h"
+#include "tap/reqlog.h"
+#include "tap/tap.h"
+
+struct lgreq {
+    struct loadgen *lg;           /* borrowed */
+    struct lgreq *prev, *next;    /* the in-flight list */
+    struct upstream_req *up;      /* borrowed until on_done */
+    loadgen_done_cb done;
+    void *ctx;                    /* borrowed */
+    struct record rec;
+    struct tap tap;
+    struct evbuffer *text[DIALECT_TOKEN_KINDS]; /* owned: output text per kind */
+    struct evbuffer *body;        /* owned: a non-streamed body, for the caller */
+    /* A piece did not fit: the buffer stops there (no holes from later,
+     * smaller pieces). */
+    bool text_full[DIALECT_TOKEN_KINDS], body_full;
+    bool head_seen;
+    bool json_body;
+    struct event *later;          /* owned: reports a failure to send from the loop */
+    int early_err;
+};
+
+struct loadgen {
+    struct event_base *base;      /* borrowed */
+    struct loadgen_options o;
+    char label[64];
+    struct upstream_pool *pool;   /* owned */
+    struct lgreq *reqs;           /* owned list */
+    unsigned in_flight;
+    uint64_t next_id;
+};
+
+void loadgen_options_default(struct loadgen_options *o)
+{
+    *o = (struct loadgen_options){.max_text = 4u * 1024 * 1024, .keep_text = true};
+    upstream_pool_options_default(&o->pool);
+    /* A load generator wants every stream on its own connection. */
+    o->pool.max_connections = 65536;
+    o->pool.max_queue = 1u << 20;
+}
+
+int loadgen_new(struct event_base *base, const struct loadgen_options *o, struct loadgen **ret,
+                char *err, size_t errlen)
+{
+    struct upstream_target t;
+    int r = upstream_parse_url(o->url, &t, err, errlen);
+    if (r < 0)
+        return r;
+    struct loadgen *lg = calloc(1, sizeof(*lg));
+    if (!lg)
+        return -ENOMEM;
+    lg->base = base;
+    lg->o = *o;
+    lg->o.url = NULL;
+    lg->o.label = NULL;
+    if (lg->o.max_text == 0)
+        lg->o.max_text = 4u * 1024 * 1024;
+    snprintf(lg->label, sizeof(lg->label), "%.*s", (int)sizeof(lg->label) - 1,
+             o->label ? o->label : t.url);
+    lg->pool = upstream_pool_new(base, &t, &lg->o.pool);
+    if (!lg->pool) {
+        free(lg);
+        return -ENOMEM;
+    }
+    *ret = lg;
+    return 0;
+}
+
+static void req_free(struct lgreq *q)
+{
+    struct loadgen *lg = q->lg;
+    if (q->up)
+        upstream_req_cancel(q->up);
+    if (q->prev)
+        q->prev->next = q->next;
+    else if (lg->reqs == q)
+        lg->reqs = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    lg->in_flight--;
+    for (int k = 0; k < DIALECT_TOKEN_KINDS; k++)
+        if (q->text[k])
+            evbuffer_free(q->text[k]);
+    if (q->body)
+        evbuffer_free(q->body);
+    if (q->later)
+        event_free(q->later);
+    tap_finish(&q->tap);
+    record_finish(&q->rec);
+    free(q);
+}
+
+void loadgen_free(struct loadgen *lg)
+{
+    if (!lg)
+        return;
+    while (lg->reqs)
+        req_free(lg->reqs);
+    upstream_pool_free(lg->pool);
+    free(lg);
+}
+
+unsigned loadgen_in_flight(const struct loadgen *lg)
+{
+    return lg->in_flight;
+}
+
+void loadgen_pool_stats(const struct loadgen *lg, struct upstream_pool_stats *ret)
+{
+    upstream_pool_stats(lg->pool, ret);
+}
+
+static const char *text_of(struct evbuffer *b, size_t *len)
+{
+    evbuffer_add(b, "", 1); /* NUL, not counted */
+    *len = evbuffer_get_length(b) - 1;
+    return (const char *)evbuffer_pullup(b, -1);
+}
+
+/* Hands the finished record to metrics, the log and the caller, then frees. */
+static void complete(struct lgreq *q, enum record_outcome outcome)
+{
+    struct loadgen *lg = q->lg;
+    struct record *r = &q->rec;
+    if (r->outcome == RECORD_IN_PROGRESS)
+        r->outcome = outcome;
+    if (r->t_end == 0)
+        r->t_end = clock_now();
+    if (lg->o.metrics)
+        metrics_end(lg->o.metrics, r, r->t_end);
+    if (lg->o.log)
+        reqlog_write(lg->o.log, r);
+    struct loadgen_result res = {.rec = r};
+    res.content = text_of(q->text[DIALECT_TOKEN_CONTENT], &res.content_len);
+    res.reasoning = text_of(q->text[DIALECT_TOKEN_REASONING], &res.reasoning_len);
+    res.tools = text_of(q->text[DIALECT_TOKEN_TOOL], &res.tools_len);
+    if (q->json_body && evbuffer_get_length(q->body))
+        res.body = text_of(q->body, &res.body_len);
+    q->done(q->ctx, &res);
+    req_free(q);
+}
+
+static void on_text(void *ctx, enum dialect_token_kind kind, const char *text, size_t len)
+{
+    struct lgreq *q = ctx;
+    struct evbuffer *b = q->text[kind];
+    if (q->text_full[kind])
+        return;
+    if (evbuffer_get_length(b) + len > q->lg->o.max_text || evbuffer_add(b, text, len) < 0)
+        q->text_full[kind] = true;
+}
+
+static void on_token(void *ctx, const struct record *r, usec_t t)
+{
+    struct lgreq *q = ctx;
+    if (q->lg->o.metrics)
+        metrics_token(q->lg->o.metrics, &q->rec, t);
+}
+
+static void up_head(void *ctx, const struct http_head *h, usec_t t)
+{
+    struct lgreq *q = ctx;
+    q->head_seen = true;
+    q->rec.t_sent = upstream_req_ready_time(q->up);
+    q->rec.t_forwarded = q->rec.t_sent;
+    tap_head(&q->tap, h, t);
+    q->json_body = q->tap.mode == TAP_JSON;
+}
+
+static void up_raw(void *ctx, const char *data, size_t len, usec_t t)
+{
+}
+
+static void up_body(void *ctx, const char *data, size_t len, usec_t t)
+{
+    struct lgreq *q = ctx;
+    tap_body(&q->tap, data, len, t);
+    if (!q->json_body || q->body_full)
+        return;
+    if (evbuffer_get_length(q->body) + len > TAP_MAX_JSON_BODY ||
+        evbuffer_add(q->body, data, len) < 0)
+        q->body_full = true;
+}
+
+static void up_done(void *ctx, int err, usec_t t)
+{
+    struct lgreq *q = ctx;
+    q->up = NULL;
+    if (q->rec.t_sent == 0)
+        q->rec.t_sent = t;
+    tap_end(&q->tap, t);
+    enum record_outcome o;
+    const struct dialect_facts *f = &q->tap.dialect.facts;
+    if (err == UPSTREAM_ERR_TIMEOUT || err == UPSTREAM_ERR_CONNECT_TIMEOUT)
+        o = RECORD_TIMEOUT;
+    else if (err)
+        o = q->head_seen ? RECORD_TRUNCATED : RECORD_UPSTREAM_ERROR;
+    else if (q->rec.status >= 400)
+        o = RECORD_HTTP_ERROR;
+    else if (f->error || (q->tap.mode == TAP_SSE && q->rec.dialect != DIALECT_UNKNOWN && !f->ended))
+        o = RECORD_TRUNCATED;
+    else
+        o = RECORD_OK;
+    if (err)
+        snprintf(q->rec.error, sizeof(q->rec.error), "%s", upstream_strerror(err));
+    complete(q, o);
+}
+
+static const struct upstream_cb callbacks = {
+    .on_head = up_head,
+    .on_raw = up_raw,
+    .on_body = up_body,
+    .on_done = up_done,
+};
+
+static void report_later(evutil_socket_t fd, short what, void *arg)
+{
+    struct lgreq *q = arg;
+    snprintf(q->rec.error, sizeof(q->rec.error), "%s", upstream_strerror(q->early_err));
+    complete(q, RECORD_UPSTREAM_ERROR);
+}
+
+/* The request head and body, queued on q->up. 0 or -ENOMEM. */
+static int write_request(struct loadgen *lg, struct lgreq *q, const struct loadgen_req *rq)
+{
+    const struct upstream_target *t = upstream_pool_target(lg->pool);
+    int w = upstream_req_printf(q->up, "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n",
+                                rq->method, t->base_path, rq->path, t->host_header, q->rec.client);
+    bool has_ct = false;
+    for (size_t i = 0; i < rq->n_headers && w == 0; i++) {
+        w = upstream_req_printf(q->up, "%s: %s\r\n", rq->headers[i].name, rq->headers[i].value);
+        has_ct = has_ct || strcasecmp(rq->headers[i].name, "content-type") == 0;
+    }
+    if (w == 0 && q->rec.dialect != DIALECT_UNKNOWN)
+        w = upstream_req_printf(q->up, "Accept-Encoding: identity\r\n");
+    if (w == 0 && rq->body && !has_ct)
+        w = upstream_req_printf(q->up, "Content-Type: application/json\r\n");
+    if (w == 0 && rq->body)
+        w = upstream_req_printf(q->up, "Content-Length: %zu\r\n\r\n", rq->body_len);
+    if (w == 0)
+        w = rq->body ? upstream_req_write(q->up, rq->body, rq->body_len)
+                     : upstream_req_write(q->up, "\r\n", 2);
+    if (w == 0)
+        upstream_req_flush(q->up);
+    return w < 0 ? -ENOMEM : 0;
+}
+
+int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_cb done, void *ctx)
+{
+    struct lgreq *q = calloc(1, sizeof(*q));
+    if (!q)
+        return -ENOMEM;
+    q->lg = lg;
+    q->done = done;
+    q->ctx = ctx;
+    q->next = lg->reqs;
+    if (lg->reqs)
+        lg->reqs->prev = q;
+    lg->reqs = q;
+    lg->in_flight++;
+
+    struct record *r = &q->rec;
+    record_init(r);
+    usec_t now = clock_now();
+    r->id = ++lg->next_id;
+    r->wall_start = clock_wall();
+    r->t_received = now;
+    r->t_start = rq->intended ? rq->intended : now;
+    snprintf(r->method, sizeof(r->method), "%s", rq->method);
+    const char *qm = strchr(rq->path, '?');
+    size_t plen = qm ? (size_t)(qm - rq->path) : strlen(rq->path);
+    snprintf(r->route, sizeof(r->route), "%.*s", (int)plen, rq->path);
+    r->dialect = dialect_from_path(rq->path, strlen(rq->path));
+    snprintf(r->upstream, sizeof(r->upstream), "%s", lg->label);
+    snprintf(r->client, sizeof(r->client), "tokentap/%s", TOKENTAP_VERSION);
+    if (rq->session)
+        snprintf(r->session, sizeof(r->session), "%s", rq->session);
+    if (rq->model)
+        snprintf(r->model, sizeof(r->model), "%s", rq->model);
+    r->thinking = rq->thinking;
+    if (rq->rules)
+        snprintf(r->rules, sizeof(r->rules), "%s", rq->rules);
+    tap_init(&q->tap, r, r->dialect);
+    q->tap.on_token = on_token;
+    q->tap.on_text = lg->o.keep_text ? on_text : NULL;
+    q->tap.ctx = q;
+    for (int k = 0; k < DIALECT_TOKEN_KINDS; k++)
+        if (!(q->text[k] = evbuffer_new()))
+            goto fail;
+    if (!(q->body = evbuffer_new()))
+        goto fail;
+
+    struct upstream_req_options uo = {
+        .head_request = strcmp(rq->method, "HEAD") == 0,
+        .response_timeout = lg->o.response_timeout,
+        .stream_timeout = lg->o.stream_timeout,
+    };
+    int err = upstream_request(lg->pool, &uo, &callbacks, q, &q->up);
+    if (err < 0) {
+        /* Reported from the loop, as promised. */
+        q->up = NULL;
+        q->early_err = err;
+        q->later = evtimer_new(lg->base, report_later, q);
+        if (!q->later)
+            goto fail;
+        struct timeval zero = {0, 0};
+        evtimer_add(q->later, &zero);
+    } else if (write_request(lg, q, rq) < 0) {
+        goto fail; /* req_free cancels the half-written request */
+    }
+    /* Counted in flight only once nothing can fail: complete() ends it. */
+    if (lg->o.metrics)
+        metrics_begin(lg->o.metrics, r, r->t_start);
+    return 0;
+fail:
+    req_free(q);
+    return -ENOMEM;
+}
+
+void loadgen_abort_all(struct loadgen *lg)
+{
+    while (lg->reqs) {
+        struct lgreq *q = lg->reqs;
+        if (q->up) {
+            upstream_req_cancel(q->up);
+            q->up = NULL;
+        }
+        tap_end(&q->tap, clock_now());
+        complete(q, RECORD_CLIENT_ABORT);
+    }
+}

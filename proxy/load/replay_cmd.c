@@ -1,0 +1,452 @@
+/* replay_cmd: the `tokentap replay` command around the replay engine
+ * (replay.c): options, the target (an embedded sim or a URL), the rules,
+ * the summary. */
+#include "load/replay.h"
+#include "load/replay_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "core/cli.h"
+#include "core/config.h"
+#include "core/files.h"
+#include "core/jsonw.h"
+#include "load/loadgen.h"
+#include "core/log.h"
+#include "tap/metrics.h"
+#include "wire/net.h"
+#include "tap/reqlog.h"
+#include "load/summary.h"
+
+/* --- options --- */
+
+enum {
+    OPT_TARGET = 1,
+    OPT_TIMING,
+    OPT_SPEED,
+    OPT_CONCURRENCY,
+    OPT_RATE,
+    OPT_ARRIVAL,
+    OPT_DURATION,
+    OPT_REQUESTS,
+    OPT_HISTORY,
+    OPT_LOG,
+    OPT_LOG_GAPS,
+    OPT_OUT,
+    OPT_QUIET,
+    OPT_ON_ERROR,
+    OPT_SEED,
+    OPT_RESPONSE_TIMEOUT,
+    OPT_STREAM_TIMEOUT,
+    OPT_SIM_SLOTS,
+    OPT_SIM_DECODE,
+    OPT_SIM_PREFILL,
+    OPT_LOG_LEVEL,
+    OPT_THINKING,
+    OPT_CONFIG,
+};
+
+static const struct cli_option replay_options[] = {
+    {"target", 't', "URL|sim", "where to send: http://HOST:PORT, or 'sim' for the built-in simulator (default sim)", OPT_TARGET},
+    {"timing", 0, "original", "send each request at its recorded offset (default unless --concurrency or --rate)", OPT_TIMING},
+    {"speed", 0, "X", "original timing: offsets divided by X (default 1)", OPT_SPEED},
+    {"concurrency", 'c', "N", "closed loop: keep N requests in flight", OPT_CONCURRENCY},
+    {"rate", 'r', "R", "open loop: R requests per second", OPT_RATE},
+    {"arrival", 0, "poisson|constant", "open loop arrivals (default poisson)", OPT_ARRIVAL},
+    {"duration", 'd', "DURATION", "open loop: stop sending after this long", OPT_DURATION},
+    {"requests", 'n', "K", "open loop: send K requests (default: the trace's size)", OPT_REQUESTS},
+    {"history", 0, "recorded|live", "later turns as recorded, or rebuilt from this run's answers (default recorded)", OPT_HISTORY},
+    {"thinking", 0, "on|off|pass", "turn thinking on or off in every request, as serve's X-Tokentap-Thinking header does", OPT_THINKING},
+    {"config", 0, "FILE", "apply the rewrite: rules of this serve config to every request", OPT_CONFIG},
+    {"log", 0, "FILE", "one JSON line per request (the proxy's record schema)", OPT_LOG},
+    {"log-gaps", 0, NULL, "include every inter-token gap in --log lines", OPT_LOG_GAPS},
+    {"out", 'o', "FILE", "summary JSON: counts, outcomes, throughput, percentiles, send lag", OPT_OUT},
+    {"quiet", 'q', NULL, "no progress lines", OPT_QUIET},
+    {"on-error", 0, "skip|stop", "a malformed trace line: skip it (default) or stop", OPT_ON_ERROR},
+    {"seed", 0, "N", "seed for Poisson arrivals (default 1)", OPT_SEED},
+    {"response-timeout", 0, "DURATION", "wait for a response head (default 10m)", OPT_RESPONSE_TIMEOUT},
+    {"stream-timeout", 0, "DURATION", "longest silence mid-response (default 5m)", OPT_STREAM_TIMEOUT},
+    {"sim-slots", 0, "N", "with --target sim: slots (default 3)", OPT_SIM_SLOTS},
+    {"sim-decode-tps", 0, "N", "with --target sim: tokens/s per slot (default 50)", OPT_SIM_DECODE},
+    {"sim-prefill-tps", 0, "N", "with --target sim: prompt tokens/s per slot (default 1500)", OPT_SIM_PREFILL},
+    {"log-level", 0, "LEVEL", "error, warn, info or debug (default info)", OPT_LOG_LEVEL},
+    {NULL, 0, NULL, NULL, 0},
+};
+
+static const struct cli_command replay_command = {
+    .name = "replay",
+    .usage = "tokentap replay TRACE [--target URL|sim] [--timing original [--speed X] | "
+             "--concurrency N | --rate R [--duration D | --requests K]] [OPTIONS]",
+    .summary =
+        "Send a trace to a target and measure every streamed token. TRACE is a file written\n"
+        "by 'tokentap serve --record', a JSONL of {\"messages\":[...]} or {\"prompt\":...}\n"
+        "requests, or a length-only trace ({\"timestamp\",\"input_length\",\"output_length\"}).\n"
+        "Requests of one session are sent in order, each after the previous one finished.\n"
+        "Open-loop latency counts from the intended send time (no coordinated omission).",
+    .options = replay_options,
+    .epilog = "See docs/replay.md for the trace format and the timing modes.\n",
+};
+
+/* Writes --out (if asked) and prints the summary. 0, or -errno when --out
+ * cannot be written. */
+static int write_summary(struct replay_run *run, usec_t end)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return -ENOMEM;
+    char when[40];
+    double secs = (double)(end - run->start) / 1e6;
+    struct metrics_brief brief;
+    metrics_brief(run->metrics, end, &brief);
+    clock_format_wall(clock_wall() - (end - run->start), when, sizeof(when));
+    evbuffer_add_printf(b, "{\"tokentap_version\":\"%s\",\"command\":\"replay\",\"trace\":", TOKENTAP_VERSION);
+    jsonw_cstr(b, run->o.trace);
+    evbuffer_add_printf(b, ",\"target\":");
+    jsonw_cstr(b, run->target_url);
+    const char *mode = run->o.sched.mode == ARRIVAL_ORIGINAL  ? "original"
+                       : run->o.sched.mode == ARRIVAL_CONCURRENCY ? "concurrency"
+                                                               : "rate";
+    evbuffer_add_printf(b, ",\"mode\":{\"timing\":\"%s\",\"speed\":", mode);
+    jsonw_double(b, run->o.sched.speed);
+    evbuffer_add_printf(b, ",\"concurrency\":%u,\"rate\":", run->o.sched.concurrency);
+    jsonw_double(b, run->o.sched.rate);
+    evbuffer_add_printf(b, ",\"arrival\":\"%s\",\"history\":\"%s\"},\"started\":\"%s\",\"duration_s\":",
+                        run->o.sched.process == ARRIVAL_POISSON ? "poisson" : "constant",
+                        run->o.history == REPLAY_HISTORY_LIVE ? "live" : "recorded", when);
+    jsonw_double(b, secs);
+    evbuffer_add_printf(b,
+                        ",\"complete\":%s,\"requests_planned\":%llu,\"requests_sent\":%llu,"
+                        "\"requests_finished\":%llu,\"trace_lines_skipped\":%u,\"throughput\":{"
+                        "\"requests_per_s\":",
+                        run->interrupted || run->failed ? "false" : "true",
+                        (unsigned long long)run->total, (unsigned long long)run->sent,
+                        (unsigned long long)run->finished, run->skipped_lines);
+    jsonw_double(b, secs > 0 ? (double)run->finished / secs : 0);
+    EVBUFFER_ADD_LIT(b, ",\"output_tokens_per_s\":");
+    jsonw_double(b, secs > 0 ? (double)brief.output_tokens / secs : 0);
+    EVBUFFER_ADD_LIT(b, "},");
+    metrics_hist_json(b, "send_lag_ms", &run->send_lag);
+    EVBUFFER_ADD_LIT(b, ",");
+    metrics_hist_json(b, "ttft_uncorrected_ms", &run->ttft_uncorrected);
+    EVBUFFER_ADD_LIT(b, ",\"stats\":");
+    metrics_stats_json(run->metrics, b, end);
+    EVBUFFER_ADD_LIT(b, "}\n");
+
+    size_t len = evbuffer_get_length(b);
+    char *text = (char *)evbuffer_pullup(b, -1);
+    int r = text ? 0 : -ENOMEM;
+    if (text && run->o.out_path) {
+        r = files_write_atomic(run->o.out_path, text, len);
+        if (r < 0)
+            log_error("cannot write %s: %s", run->o.out_path, strerror(-r));
+    }
+    cJSON *json = text ? cJSON_ParseWithLength(text, len) : NULL;
+    if (json)
+        summary_print(stdout, json);
+    cJSON_Delete(json);
+    evbuffer_free(b);
+    return r;
+}
+
+/* Fails fast when the target does not answer at all. */
+struct probe {
+    struct event_base *base; /* borrowed */
+    int outcome;
+    char error[160];
+};
+
+static void probe_done(void *ctx, const struct loadgen_result *res)
+{
+    struct probe *p = ctx;
+    p->outcome = res->rec->outcome;
+    snprintf(p->error, sizeof(p->error), "%s", res->rec->error);
+    event_base_loopexit(p->base, NULL);
+}
+
+static int probe_target(struct replay_run *run)
+{
+    struct loadgen_options o;
+    loadgen_options_default(&o);
+    o.url = run->target_url;
+    o.response_timeout = 10 * USEC_PER_SEC;
+    struct loadgen *lg = NULL;
+    char err[256];
+    if (loadgen_new(run->base, &o, &lg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "tokentap replay: --target %s\n", err);
+        return -EINVAL;
+    }
+    struct probe p = {.base = run->base, .outcome = -1};
+    struct loadgen_req rq = {.method = "GET", .path = "/health", .thinking = -1};
+    int r = loadgen_send(lg, &rq, probe_done, &p);
+    if (r < 0) {
+        fprintf(stderr, "tokentap replay: %s\n", strerror(-r));
+        loadgen_free(lg);
+        return r;
+    }
+    event_base_dispatch(run->base);
+    loadgen_free(lg);
+    if (p.outcome == RECORD_UPSTREAM_ERROR || p.outcome == RECORD_TIMEOUT || p.outcome < 0) {
+        fprintf(stderr, "tokentap replay: target %s does not answer: %s\n", run->target_url,
+                p.error[0] ? p.error : "no response");
+        return -ECONNREFUSED;
+    }
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, struct replay_options *o)
+{
+    const struct cli_command *cmd = &replay_command;
+    struct cli_parser p;
+    const char *v;
+    int id;
+    uint64_t u;
+    enum log_level level;
+    bool timing_set = false;
+    memset(o, 0, sizeof(*o));
+    o->thinking = REWRITE_THINKING_UNSET;
+    arrival_init(&o->sched, ARRIVAL_ORIGINAL, 1);
+    o->target = "sim";
+    o->response_timeout = 600 * USEC_PER_SEC;
+    o->stream_timeout = 300 * USEC_PER_SEC;
+    sim_options_default(&o->sim);
+    o->sim.listen = "127.0.0.1:0";
+    o->sim.quiet = true;
+    cli_init(&p, cmd, argc, argv);
+    while ((id = cli_next(&p, &v)) != CLI_END) {
+        switch (id) {
+        case CLI_HELP:
+            return 1;
+        case CLI_ERROR:
+            return -EINVAL;
+        case CLI_POSITIONAL:
+            if (o->trace) {
+                cli_usage_error(cmd, "one trace only (got '%s' and '%s')", o->trace, v);
+                return -EINVAL;
+            }
+            o->trace = v;
+            break;
+        case OPT_TARGET: o->target = v; break;
+        case OPT_TIMING:
+            if (strcmp(v, "original") != 0) {
+                cli_usage_error(cmd, "--timing: only 'original' (use --concurrency or --rate for the others)");
+                return -EINVAL;
+            }
+            if (timing_set && o->sched.mode != ARRIVAL_ORIGINAL)
+                goto conflict;
+            timing_set = true;
+            break;
+        case OPT_SPEED:
+            if (cli_parse_double(cmd, "--speed", v, 0.001, 1e6, &o->sched.speed) < 0)
+                return -EINVAL;
+            break;
+        case OPT_CONCURRENCY:
+            if (timing_set && o->sched.mode != ARRIVAL_CONCURRENCY)
+                goto conflict;
+            if (cli_parse_u64(cmd, "--concurrency", v, 1, 100000, &u) < 0)
+                return -EINVAL;
+            o->sched.mode = ARRIVAL_CONCURRENCY;
+            o->sched.concurrency = (unsigned)u;
+            timing_set = true;
+            break;
+        case OPT_RATE:
+            if (timing_set && o->sched.mode != ARRIVAL_RATE)
+                goto conflict;
+            if (cli_parse_double(cmd, "--rate", v, 0.001, 1e6, &o->sched.rate) < 0)
+                return -EINVAL;
+            o->sched.mode = ARRIVAL_RATE;
+            timing_set = true;
+            break;
+        case OPT_ARRIVAL:
+            if (arrival_parse_process(v, &o->sched.process) < 0) {
+                cli_usage_error(cmd, "--arrival: expected poisson or constant, got '%s'", v);
+                return -EINVAL;
+            }
+            break;
+        case OPT_DURATION:
+            if (cli_parse_duration(cmd, "--duration", v, &o->duration) < 0)
+                return -EINVAL;
+            break;
+        case OPT_REQUESTS:
+            if (cli_parse_u64(cmd, "--requests", v, 1, 100000000, &o->requests) < 0)
+                return -EINVAL;
+            break;
+        case OPT_HISTORY:
+            if (strcmp(v, "live") == 0)
+                o->history = REPLAY_HISTORY_LIVE;
+            else if (strcmp(v, "recorded") == 0)
+                o->history = REPLAY_HISTORY_RECORDED;
+            else {
+                cli_usage_error(cmd, "--history: expected recorded or live, got '%s'", v);
+                return -EINVAL;
+            }
+            break;
+        case OPT_THINKING:
+            if (strcasecmp(v, "on") == 0)
+                o->thinking = REWRITE_THINKING_ON;
+            else if (strcasecmp(v, "off") == 0)
+                o->thinking = REWRITE_THINKING_OFF;
+            else if (strcasecmp(v, "pass") == 0)
+                o->thinking = REWRITE_THINKING_PASS;
+            else {
+                cli_usage_error(cmd, "--thinking: expected on, off or pass, got '%s'", v);
+                return -EINVAL;
+            }
+            break;
+        case OPT_CONFIG: o->config = v; break;
+        case OPT_LOG: o->log_path = v; break;
+        case OPT_LOG_GAPS: o->log_gaps = true; break;
+        case OPT_OUT: o->out_path = v; break;
+        case OPT_QUIET: o->quiet = true; break;
+        case OPT_ON_ERROR:
+            if (strcmp(v, "skip") == 0)
+                o->stop_on_error = false;
+            else if (strcmp(v, "stop") == 0)
+                o->stop_on_error = true;
+            else {
+                cli_usage_error(cmd, "--on-error: expected skip or stop, got '%s'", v);
+                return -EINVAL;
+            }
+            break;
+        case OPT_SEED:
+            if (cli_parse_u64(cmd, "--seed", v, 0, UINT64_MAX, &u) < 0)
+                return -EINVAL;
+            o->sched.rng = u ? u : 1;
+            break;
+        case OPT_RESPONSE_TIMEOUT:
+            if (cli_parse_duration(cmd, "--response-timeout", v, &o->response_timeout) < 0)
+                return -EINVAL;
+            break;
+        case OPT_STREAM_TIMEOUT:
+            if (cli_parse_duration(cmd, "--stream-timeout", v, &o->stream_timeout) < 0)
+                return -EINVAL;
+            break;
+        case OPT_SIM_SLOTS:
+            if (cli_parse_u64(cmd, "--sim-slots", v, 1, 100000, &u) < 0)
+                return -EINVAL;
+            o->sim.slots = (unsigned)u;
+            break;
+        case OPT_SIM_DECODE:
+            if (cli_parse_double(cmd, "--sim-decode-tps", v, 0.001, 1e7, &o->sim.decode_tps) < 0)
+                return -EINVAL;
+            break;
+        case OPT_SIM_PREFILL:
+            if (cli_parse_double(cmd, "--sim-prefill-tps", v, 0.001, 1e9, &o->sim.prefill_tps) < 0)
+                return -EINVAL;
+            break;
+        case OPT_LOG_LEVEL:
+            if (log_parse_level(v, &level) < 0) {
+                cli_usage_error(cmd, "--log-level: expected error, warn, info or debug, got '%s'", v);
+                return -EINVAL;
+            }
+            log_set_level(level);
+            break;
+        }
+    }
+    if (!o->trace) {
+        cli_usage_error(cmd, "which trace? (tokentap replay TRACE ...)");
+        return -EINVAL;
+    }
+    if (o->sched.mode != ARRIVAL_RATE && (o->duration || o->requests)) {
+        cli_usage_error(cmd, "--duration and --requests go with --rate");
+        return -EINVAL;
+    }
+    return 0;
+conflict:
+    cli_usage_error(cmd, "choose one of --timing original, --concurrency N, --rate R");
+    return -EINVAL;
+}
+
+static int load_rules(struct replay_run *run)
+{
+    struct config_doc *doc = NULL;
+    struct config_err err;
+    int r = 0;
+    if (run->o.config)
+        r = config_load_file(run->o.config, &doc, &err);
+    if (r == 0)
+        r = rewrite_rules_load(doc, doc ? cJSON_GetObjectItemCaseSensitive(config_root(doc), "rewrite") : NULL,
+                               &run->rules, &err);
+    if (r < 0)
+        fprintf(stderr, "tokentap replay: %s\n", err.msg);
+    config_free(doc);
+    return r;
+}
+
+int replay_main(int argc, char **argv)
+{
+    struct replay_run run;
+    memset(&run, 0, sizeof(run));
+    int r = parse_options(argc, argv, &run.o);
+    if (r != 0)
+        return r > 0 ? 0 : 2;
+    int rc = 1;
+    net_raise_fd_limit();
+    run.base = net_event_base_new();
+    if (!run.base)
+        goto fail;
+    if ((run.o.config || run.o.thinking != REWRITE_THINKING_UNSET) && load_rules(&run) < 0) {
+        rc = 2;
+        goto fail;
+    }
+    r = replay_load_trace(&run);
+    if (r < 0) {
+        rc = r == -EINVAL || r == -EBADMSG ? 2 : 1;
+        goto fail;
+    }
+    if (strcmp(run.o.target, "sim") == 0) {
+        if (sim_new(run.base, &run.o.sim, &run.sim) < 0)
+            goto fail;
+        char addr[80];
+        net_format(sim_address(run.sim), addr, sizeof(addr));
+        snprintf(run.target_url, sizeof(run.target_url), "http://%s", addr);
+    } else {
+        snprintf(run.target_url, sizeof(run.target_url), "%s", run.o.target);
+    }
+    if (probe_target(&run) < 0)
+        goto fail;
+
+    struct metrics_options mo;
+    metrics_options_default(&mo);
+    mo.recent = 0;
+    if (metrics_new(&mo, clock_now(), &run.metrics) < 0)
+        goto fail;
+    if (run.o.log_path && (r = reqlog_open(run.o.log_path, run.o.log_gaps, &run.log)) < 0) {
+        fprintf(stderr, "tokentap replay: cannot open %s: %s\n", run.o.log_path, strerror(-r));
+        goto fail;
+    }
+    struct loadgen_options lo;
+    loadgen_options_default(&lo);
+    lo.url = run.target_url;
+    lo.label = strcmp(run.o.target, "sim") == 0 ? "sim" : run.target_url;
+    lo.response_timeout = run.o.response_timeout;
+    lo.stream_timeout = run.o.stream_timeout;
+    lo.metrics = run.metrics;
+    lo.log = run.log;
+    lo.keep_text = run.o.history == REPLAY_HISTORY_LIVE; /* only live history reads answers */
+    char err[256];
+    if (loadgen_new(run.base, &lo, &run.lg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "tokentap replay: %s\n", err);
+        goto fail;
+    }
+    if (replay_run_loop(&run) < 0)
+        goto fail;
+    usec_t end = clock_now();
+    if (!run.o.quiet && run.tty)
+        fprintf(stderr, "\n");
+    if (run.interrupted || run.failed)
+        fprintf(stderr, "tokentap replay: %s: results are partial (marked incomplete)\n",
+                run.interrupted ? "interrupted" : "stopped");
+    r = write_summary(&run, end);
+    rc = run.interrupted ? 130 : run.failed || r < 0 ? 1 : 0;
+fail:
+    replay_run_free(&run);
+    return rc;
+}

@@ -1,0 +1,115 @@
+#include "load/summary.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+static const cJSON *get(const cJSON *j, const char *k)
+{
+    return cJSON_GetObjectItemCaseSensitive(j, k);
+}
+
+static double num(const cJSON *j, const char *k, double dflt)
+{
+    const cJSON *v = get(j, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+static void cell(FILE *out, const cJSON *v)
+{
+    if (cJSON_IsNumber(v))
+        fprintf(out, " %9.1f", v->valuedouble);
+    else
+        fprintf(out, " %9s", "-");
+}
+
+static void latency_row(FILE *out, const char *name, const cJSON *h)
+{
+    if (!h || num(h, "count", 0) == 0)
+        return;
+    fprintf(out, "  %-12s", name);
+    cell(out, get(h, "p50"));
+    cell(out, get(h, "p90"));
+    cell(out, get(h, "p99"));
+    cell(out, get(h, "max"));
+    fprintf(out, " %9.0f\n", num(h, "count", 0));
+}
+
+void summary_print_latencies(FILE *out, const cJSON *row, const cJSON *send_lag)
+{
+    fprintf(out, "  %-12s %9s %9s %9s %9s %9s\n", "ms", "p50", "p90", "p99", "max", "count");
+    latency_row(out, "TTFT", get(row, "ttft_ms"));
+    latency_row(out, "TTFC", get(row, "ttfc_ms"));
+    latency_row(out, "ITL", get(row, "itl_ms"));
+    latency_row(out, "TPOT", get(row, "tpot_ms"));
+    latency_row(out, "E2E", get(row, "e2e_ms"));
+    latency_row(out, "queue est.", get(row, "queue_ms"));
+    latency_row(out, "send lag", send_lag);
+    const cJSON *tps = get(row, "decode_tps");
+    if (tps && cJSON_IsNumber(get(tps, "p50")))
+        fprintf(out, "  decode tok/s: p50 %.1f, p10 %.1f, p90 %.1f\n", num(tps, "p50", 0),
+                num(tps, "p10", 0), num(tps, "p90", 0));
+}
+
+void summary_print_levels(FILE *out, const cJSON *stats)
+{
+    const cJSON *levels = get(stats, "by_concurrency");
+    if (cJSON_GetArraySize(levels) == 0)
+        return;
+    fprintf(out, "\n  %-11s %8s %10s %9s %9s %12s %10s\n", "concurrency", "requests", "TTFT p50",
+            "ITL p50", "ITL p99", "tok/s p50", "E2E p50");
+    const cJSON *row;
+    cJSON_ArrayForEach(row, levels)
+    {
+        const cJSON *c = get(row, "concurrency");
+        char level[16];
+        if (cJSON_IsString(c))
+            snprintf(level, sizeof(level), "%s", c->valuestring);
+        else
+            snprintf(level, sizeof(level), "%.0f", num(row, "concurrency", 0));
+        fprintf(out, "  %-11s %8.0f", level, num(row, "requests", 0));
+        cell(out, get(get(row, "ttft_ms"), "p50"));
+        fprintf(out, " ");
+        cell(out, get(get(row, "itl_ms"), "p50"));
+        cell(out, get(get(row, "itl_ms"), "p99"));
+        fprintf(out, "   ");
+        cell(out, get(get(row, "decode_tps"), "p50"));
+        fprintf(out, " ");
+        cell(out, get(get(row, "e2e_ms"), "p50"));
+        fprintf(out, "\n");
+    }
+}
+
+void summary_print(FILE *out, const cJSON *s)
+{
+    const cJSON *stats = get(s, "stats");
+    const cJSON *overall = get(stats, "overall");
+    const cJSON *mode = get(s, "mode");
+    const cJSON *timing = get(mode, "timing");
+    const char *t = cJSON_IsString(timing) ? timing->valuestring : "?";
+    fprintf(out, "\nreplay of %s -> %s (", cJSON_GetStringValue(get(s, "trace")),
+            cJSON_GetStringValue(get(s, "target")));
+    if (strcmp(t, "original") == 0)
+        fprintf(out, "original timing, speed %g", num(mode, "speed", 1));
+    else if (strcmp(t, "concurrency") == 0)
+        fprintf(out, "concurrency %.0f", num(mode, "concurrency", 1));
+    else
+        fprintf(out, "%s arrivals at %g/s", cJSON_GetStringValue(get(mode, "arrival")),
+                num(mode, "rate", 0));
+    fprintf(out, ", history %s)%s\n", cJSON_GetStringValue(get(mode, "history")),
+            cJSON_IsFalse(get(s, "complete")) ? " INCOMPLETE" : "");
+    fprintf(out, "%.0f requests in %.1f s:", num(s, "requests_finished", 0), num(s, "duration_s", 0));
+    const cJSON *o;
+    bool first = true;
+    cJSON_ArrayForEach(o, get(overall, "outcomes"))
+    {
+        fprintf(out, "%s %.0f %s", first ? "" : ",", o->valuedouble, o->string);
+        first = false;
+    }
+    const cJSON *tp = get(s, "throughput");
+    fprintf(out, "; %.2f req/s, %.1f output tok/s\n\n", num(tp, "requests_per_s", 0),
+            num(tp, "output_tokens_per_s", 0));
+    summary_print_latencies(out, overall, get(s, "send_lag_ms"));
+    summary_print_levels(out, stats);
+}

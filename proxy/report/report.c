@@ -1,0 +1,421 @@
+#include "report/report.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+
+#include "core/cli.h"
+#include "core/files.h"
+#include "core/log.h"
+#include "report/report_build.h"
+#include "report/report_doc.h"
+#include "report/report_html.h"
+#include "report/results.h"
+
+/* --- rendering --- */
+
+static int render(const struct report_plan *plan, enum report_format format,
+                  struct evbuffer *out, char *err, size_t errlen)
+{
+    struct report_doc doc = {0};
+    int rc;
+    report_build(&doc, plan);
+    if (format == REPORT_FORMAT_HTML)
+        rc = report_html_page(plan, &doc, out);
+    else
+        rc = report_doc_markdown(&doc, out);
+    if (rc < 0 && err)
+        snprintf(err, errlen, "cannot render the report: %s", strerror(-rc));
+    report_doc_finish(&doc);
+    return rc;
+}
+
+int report_render(const struct results *run, const char *source, enum report_format format,
+                  struct evbuffer *out, char *err, size_t errlen)
+{
+    /* The plan holds REPORT_MAX_SIDES sides: too big for a small stack. */
+    struct report_plan *plan = malloc(sizeof(*plan));
+    int rc;
+    if (!plan) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    rc = report_plan_run(plan, run, source, err, errlen);
+    if (rc < 0)
+        goto fail;
+    rc = render(plan, format, out, err, errlen);
+fail:
+    if (rc == -ENOMEM && err)
+        snprintf(err, errlen, "out of memory");
+    free(plan);
+    return rc;
+}
+
+int report_render_compare(const struct results *a, const char *a_source,
+                          const struct results *b, const char *b_source,
+                          enum report_format format, struct evbuffer *out, char *err,
+                          size_t errlen)
+{
+    struct report_plan *plan = malloc(sizeof(*plan));
+    int rc;
+    if (!plan) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    rc = report_plan_compare(plan, a, a_source, b, b_source, err, errlen);
+    if (rc < 0)
+        goto fail;
+    rc = render(plan, format, out, err, errlen);
+fail:
+    if (rc == -ENOMEM && err)
+        snprintf(err, errlen, "out of memory");
+    free(plan);
+    return rc;
+}
+
+/* --- files --- */
+
+/* Reads a whole file (up to RESULTS_MAX_BYTES) into a malloc'ed buffer. */
+static int read_file(const char *path, char **ret_buf, size_t *ret_len)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    struct stat st;
+    int rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        rc = -EISDIR;
+        goto fail;
+    }
+    if (st.st_size < 0 || (uint64_t)st.st_size > RESULTS_MAX_BYTES) {
+        rc = -EFBIG;
+        goto fail;
+    }
+    size_t cap = (size_t)st.st_size + 1;
+    buf = malloc(cap);
+    if (!buf) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (;;) {
+        if (len + 1 >= cap) {
+            /* The file grew since fstat (or is a pipe): grow, within the limit. */
+            if (cap > RESULTS_MAX_BYTES) {
+                rc = -EFBIG;
+                goto fail;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                rc = -ENOMEM;
+                goto fail;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    close(fd);
+    *ret_buf = buf;
+    *ret_len = len;
+    return 0;
+fail:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/* Writes out's bytes to path (files_write_atomic). 0 or -errno. */
+static int write_file(const char *path, struct evbuffer *out)
+{
+    size_t len = evbuffer_get_length(out);
+    const void *data = len ? (const void *)evbuffer_pullup(out, -1) : (const void *)"";
+    if (!data)
+        return -ENOMEM;
+    return files_write_atomic(path, data, len);
+}
+
+static int write_to(FILE *f, struct evbuffer *out)
+{
+    size_t len = evbuffer_get_length(out);
+    const unsigned char *p = evbuffer_pullup(out, -1);
+    if (len && !p)
+        return -ENOMEM;
+    if (len && fwrite(p, 1, len, f) != len)
+        return -EIO;
+    return fflush(f) == 0 ? 0 : -EIO;
+}
+
+/* Renders plan's formats into DIR/report.{md,html}; prints each path written
+ * when verbose. Logs failures as "PREFIX: ...". */
+static int write_reports(const struct results *run, const char *source, const char *dir,
+                         unsigned formats, bool verbose)
+{
+    static const struct {
+        enum report_format format;
+        const char *name;
+    } files[] = {{REPORT_FORMAT_MD, REPORT_MD_NAME}, {REPORT_FORMAT_HTML, REPORT_HTML_NAME}};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        if (!(formats & files[i].format))
+            continue;
+        char path[4096], err[512] = "";
+        struct evbuffer *out = evbuffer_new();
+        int rc;
+        int n = snprintf(path, sizeof(path), "%s/%s", dir, files[i].name);
+        if (!out)
+            return -ENOMEM;
+        if (n < 0 || (size_t)n >= sizeof(path)) {
+            rc = -ENAMETOOLONG;
+            log_error("report: %s/%s: %s", dir, files[i].name, strerror(-rc));
+            evbuffer_free(out);
+            return rc;
+        }
+        rc = report_render(run, source, files[i].format, out, err, sizeof(err));
+        if (rc < 0) {
+            log_error("report: %s", err[0] ? err : strerror(-rc));
+        } else {
+            rc = write_file(path, out);
+            if (rc < 0)
+                log_error("report: cannot write %s: %s", path, strerror(-rc));
+            else if (verbose)
+                printf("%s\n", path);
+        }
+        evbuffer_free(out);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int report_write(const struct cJSON *results, const char *dir, unsigned formats)
+{
+    struct results *run = NULL;
+    char err[512] = "";
+    int rc = results_from_json(results, &run, err, sizeof(err));
+    if (rc < 0) {
+        log_error("report: results: %s", err);
+        return rc;
+    }
+    rc = write_reports(run, "results.json", dir, formats, false);
+    results_free(run);
+    return rc;
+}
+
+int report_write_all(const struct cJSON *results, const char *dir)
+{
+    return report_write(results, dir, REPORT_FORMAT_MD | REPORT_FORMAT_HTML);
+}
+
+/* Reads and parses a results file; prints "tokentap CMD: PATH: reason". */
+static int load(const char *cmd, const char *path, struct results **ret)
+{
+    char *text = NULL, err[512] = "";
+    size_t len = 0;
+    int rc = read_file(path, &text, &len);
+    if (rc < 0) {
+        if (rc == -EFBIG)
+            fprintf(stderr, "tokentap %s: %s: larger than %zu MiB; not a results file?\n", cmd,
+                    path, RESULTS_MAX_BYTES >> 20);
+        else
+            fprintf(stderr, "tokentap %s: cannot read %s: %s\n", cmd, path, strerror(-rc));
+        return rc;
+    }
+    rc = results_parse(text, len, ret, err, sizeof(err));
+    if (rc < 0)
+        fprintf(stderr, "tokentap %s: %s: %s\n", cmd, path, err);
+    free(text);
+    return rc;
+}
+
+/* --- tokentap report --- */
+
+enum {
+    OPT_OUT = 1,
+    OPT_MD,
+    OPT_HTML,
+};
+
+static const struct cli_option report_options[] = {
+    {"out", 'o', "DIR", "write the reports into DIR (default: next to RESULTS.json)", OPT_OUT},
+    {"md", 0, NULL, "write report.md only", OPT_MD},
+    {"html", 0, NULL, "write report.html only", OPT_HTML},
+    {NULL, 0, NULL, NULL, 0},
+};
+
+static const struct cli_command report_command = {
+    .name = "report",
+    .usage = "tokentap report RESULTS.json [--out DIR] [--md|--html]",
+    .summary =
+        "Regenerate report.md (tables) and report.html (the same tables and charts, one\n"
+        "self-contained file) from the results.json that 'tokentap bench' wrote. Every\n"
+        "number is a mean over repetitions with its 95% bootstrap confidence interval;\n"
+        "differences between targets are marked significant (*) or not (n.s.).",
+    .options = report_options,
+    .epilog = "Prints the paths it wrote. See docs/results-format.md for the input.\n",
+};
+
+static const char *dir_of(const char *path, char *buf, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return ".";
+    if (slash == path)
+        return "/";
+    snprintf(buf, len, "%.*s", (int)(slash - path), path);
+    return buf;
+}
+
+int report_main(int argc, char **argv)
+{
+    const struct cli_command *cmd = &report_command;
+    struct cli_parser p;
+    const char *v, *results_path = NULL, *out_dir = NULL;
+    unsigned formats = 0;
+    struct results *run = NULL;
+    char dirbuf[4096];
+    int id;
+    cli_init(&p, cmd, argc, argv);
+    while ((id = cli_next(&p, &v)) != CLI_END) {
+        switch (id) {
+        case CLI_HELP:
+            return 0;
+        case CLI_ERROR:
+            return 2;
+        case CLI_POSITIONAL:
+            if (results_path) {
+                cli_usage_error(cmd, "one results file only (got '%s' and '%s')", results_path, v);
+                return 2;
+            }
+            results_path = v;
+            break;
+        case OPT_OUT: out_dir = v; break;
+        case OPT_MD: formats |= REPORT_FORMAT_MD; break;
+        case OPT_HTML: formats |= REPORT_FORMAT_HTML; break;
+        default: return 2;
+        }
+    }
+    if (!results_path) {
+        cli_usage_error(cmd, "which results file? (e.g. tokentap report runs/x/results.json)");
+        return 2;
+    }
+    if (!formats)
+        formats = REPORT_FORMAT_MD | REPORT_FORMAT_HTML;
+    if (!out_dir)
+        out_dir = dir_of(results_path, dirbuf, sizeof(dirbuf));
+    if (load(cmd->name, results_path, &run) < 0)
+        return 1;
+    int rc = write_reports(run, results_path, out_dir, formats, true);
+    results_free(run);
+    return rc < 0 ? 1 : 0;
+}
+
+/* --- tokentap compare --- */
+
+static const struct cli_option compare_options[] = {
+    {"md", 0, NULL, "Markdown (the default)", OPT_MD},
+    {"html", 0, NULL, "one self-contained HTML page with charts", OPT_HTML},
+    {"out", 'o', "FILE", "write to FILE instead of stdout", OPT_OUT},
+    {NULL, 0, NULL, NULL, 0},
+};
+
+static const struct cli_command compare_command = {
+    .name = "compare",
+    .usage = "tokentap compare A/results.json B/results.json [--md|--html] [--out FILE]",
+    .summary =
+        "Put two benchmark runs side by side (e.g. yesterday's Q4 run and today's Q3 run):\n"
+        "targets are matched by name (or, when each run has one target, those two),\n"
+        "levels by name. Differences are B - A, each marked significant (*) when the 95%\n"
+        "bootstrap confidence interval of the difference of means excludes 0, else n.s.",
+    .options = compare_options,
+    .epilog = NULL,
+};
+
+int report_compare_main(int argc, char **argv)
+{
+    const struct cli_command *cmd = &compare_command;
+    struct cli_parser p;
+    const char *v, *paths[2] = {NULL, NULL}, *out_path = NULL;
+    unsigned formats = 0;
+    struct results *a = NULL, *b = NULL;
+    struct evbuffer *out = NULL;
+    char err[512] = "";
+    int id, status = 1;
+    cli_init(&p, cmd, argc, argv);
+    while ((id = cli_next(&p, &v)) != CLI_END) {
+        switch (id) {
+        case CLI_HELP:
+            return 0;
+        case CLI_ERROR:
+            return 2;
+        case CLI_POSITIONAL:
+            if (paths[1]) {
+                cli_usage_error(cmd, "two results files only (a third: '%s')", v);
+                return 2;
+            }
+            paths[paths[0] ? 1 : 0] = v;
+            break;
+        case OPT_OUT: out_path = v; break;
+        case OPT_MD: formats |= REPORT_FORMAT_MD; break;
+        case OPT_HTML: formats |= REPORT_FORMAT_HTML; break;
+        default: return 2;
+        }
+    }
+    if (!paths[1]) {
+        cli_usage_error(cmd, "needs two results files, A and B");
+        return 2;
+    }
+    if (formats == (REPORT_FORMAT_MD | REPORT_FORMAT_HTML)) {
+        cli_usage_error(cmd, "--md or --html, not both");
+        return 2;
+    }
+    enum report_format format = formats == REPORT_FORMAT_HTML ? REPORT_FORMAT_HTML : REPORT_FORMAT_MD;
+    if (load(cmd->name, paths[0], &a) < 0 || load(cmd->name, paths[1], &b) < 0)
+        goto fail;
+    out = evbuffer_new();
+    if (!out) {
+        fprintf(stderr, "tokentap compare: out of memory\n");
+        goto fail;
+    }
+    int rc = report_render_compare(a, paths[0], b, paths[1], format, out, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "tokentap compare: %s\n", err[0] ? err : strerror(-rc));
+        goto fail;
+    }
+    rc = out_path ? write_file(out_path, out) : write_to(stdout, out);
+    if (rc < 0) {
+        fprintf(stderr, "tokentap compare: cannot write %s: %s\n", out_path ? out_path : "stdout",
+                strerror(-rc));
+        goto fail;
+    }
+    status = 0;
+fail:
+    if (out)
+        evbuffer_free(out);
+    results_free(b);
+    results_free(a);
+    return status;
+}

@@ -1,0 +1,584 @@
+#include "report/results.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+
+static const char *const cell_metric_keys[RESULTS_CELL_METRICS] = {
+    [RESULTS_TTFT] = "ttft_ms",
+    [RESULTS_TTFC] = "ttfc_ms",
+    [RESULTS_RESPONSE_TIME] = "response_time_ms",
+    [RESULTS_TOKENS] = "tokens",
+    [RESULTS_DECODE_TPS] = "decode_tps",
+    [RESULTS_ITL_P50] = "itl_p50_ms",
+};
+
+static const char *const level_metric_keys[RESULTS_LEVEL_METRICS] = {
+    [RESULTS_PRIMARY_TOTAL] = "primary_total_ms",
+    [RESULTS_WALL] = "wall_ms",
+    [RESULTS_OUTPUT_TPS] = "output_tokens_per_s",
+};
+
+void results_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static const cJSON *get(const cJSON *j, const char *k)
+{
+    return cJSON_GetObjectItemCaseSensitive(j, k);
+}
+
+static const char *str(const cJSON *j, const char *k)
+{
+    const cJSON *v = get(j, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double num(const cJSON *j, const char *k)
+{
+    const cJSON *v = get(j, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* Reads count field k of j into *ret: dflt when it is absent or not a
+ * number, else it must lie in [lo, hi] (a crafted file must not make the
+ * report loop or allocate without bound). sec[i] (sec alone when i < 0)
+ * names the object in the error. 0 or -EINVAL. */
+static int count(const cJSON *j, const char *k, int lo, int hi, int dflt, int *ret, const char *sec,
+                 int i, char *err, size_t errlen)
+{
+    const cJSON *v = get(j, k);
+    if (!cJSON_IsNumber(v)) {
+        *ret = dflt;
+        return 0;
+    }
+    double d = v->valuedouble;
+    if (!(d >= lo && d <= hi)) {
+        if (i >= 0)
+            results_set_err(err, errlen, "%s[%d].%s is %g: expected %d to %d", sec, i, k, d, lo,
+                            hi);
+        else
+            results_set_err(err, errlen, "%s.%s is %g: expected %d to %d", sec, k, d, lo, hi);
+        return -EINVAL;
+    }
+    *ret = (int)d;
+    return 0;
+}
+
+/* The bounds of counts: turns as a scenario allows them; repetitions,
+ * requests, errors and checks per cell as results_values holds them. */
+#define MAX_COUNT RESULTS_MAX_REPETITIONS
+
+/* A section's array of objects; NULL (and a message) when the key holds
+ * something else. A missing optional section is an empty array. */
+static int section(const cJSON *root, const char *k, bool required, const cJSON **ret,
+                   char *err, size_t errlen)
+{
+    const cJSON *a = get(root, k);
+    if (!a && !required) {
+        *ret = NULL;
+        return 0;
+    }
+    if (!cJSON_IsArray(a)) {
+        results_set_err(err, errlen, "\"%s\" is %s, not an array", k,
+                        a ? "something else" : "missing");
+        return -EINVAL;
+    }
+    const cJSON *e;
+    int i = 0;
+    cJSON_ArrayForEach(e, a)
+    {
+        if (!cJSON_IsObject(e)) {
+            results_set_err(err, errlen, "%s[%d] is not an object", k, i);
+            return -EINVAL;
+        }
+        i++;
+    }
+    *ret = a;
+    return 0;
+}
+
+/* Reads {"values":[...]} (or a lone "mean" from a writer that kept no
+ * values) into out. A missing metric is left empty. */
+static int read_values(const cJSON *m, struct results_values *out)
+{
+    const cJSON *vals = get(m, "values");
+    if (cJSON_IsArray(vals)) {
+        int n = cJSON_GetArraySize(vals);
+        if (n > RESULTS_MAX_REPETITIONS)
+            return -EFBIG;
+        if (n == 0)
+            return 0;
+        out->v = malloc((size_t)n * sizeof(*out->v));
+        if (!out->v)
+            return -ENOMEM;
+        const cJSON *e;
+        size_t i = 0;
+        cJSON_ArrayForEach(e, vals)
+            out->v[i++] = cJSON_IsNumber(e) && isfinite(e->valuedouble) ? e->valuedouble : NAN;
+        out->n = i;
+        return 0;
+    }
+    double mean = num(m, "mean");
+    if (isfinite(mean)) {
+        out->v = malloc(sizeof(*out->v));
+        if (!out->v)
+            return -ENOMEM;
+        out->v[0] = mean;
+        out->n = 1;
+    }
+    return 0;
+}
+
+/* Mutable lookups for building; the public ones below hand out const. */
+static struct results_level *find_level(struct results *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_levels; i++)
+        if (strcmp(r->levels[i].name, name) == 0)
+            return &r->levels[i];
+    return NULL;
+}
+
+static struct results_agent *find_agent(struct results *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_agents; i++)
+        if (strcmp(r->agents[i].name, name) == 0)
+            return &r->agents[i];
+    return NULL;
+}
+
+static struct results_target *find_target(struct results *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_targets; i++)
+        if (strcmp(r->targets[i].name, name) == 0)
+            return &r->targets[i];
+    return NULL;
+}
+
+/* Appends `name` to the levels (or agents, targets) when it is not there
+ * yet: a file whose scenario omits a level still shows it. */
+static int add_level(struct results *r, const char *name, double concurrency)
+{
+    if (find_level(r, name))
+        return 0;
+    struct results_level *l = realloc(r->levels, (r->n_levels + 1) * sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    r->levels = l;
+    r->levels[r->n_levels++] = (struct results_level){.name = name, .concurrency = concurrency};
+    return 0;
+}
+
+static int add_agent(struct results *r, const char *name, int turn)
+{
+    struct results_agent *a = find_agent(r, name);
+    if (a) {
+        if (turn > a->turns)
+            a->turns = turn;
+        return 0;
+    }
+    a = realloc(r->agents, (r->n_agents + 1) * sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    r->agents = a;
+    r->agents[r->n_agents++] =
+        (struct results_agent){.name = name, .label = name, .primary = false, .turns = turn};
+    return 0;
+}
+
+static int add_target(struct results *r, const char *name)
+{
+    if (find_target(r, name))
+        return 0;
+    struct results_target *t = realloc(r->targets, (r->n_targets + 1) * sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    r->targets = t;
+    r->targets[r->n_targets++] = (struct results_target){
+        .name = name, .label = name, .thinking = -1, .vram_gb = NAN, .context = NAN};
+    return 0;
+}
+
+static int read_scenario(struct results *r, char *err, size_t errlen)
+{
+    const cJSON *sc = get(r->root, "scenario");
+    if (!cJSON_IsObject(sc)) {
+        results_set_err(err, errlen, "no \"scenario\" object");
+        return -EINVAL;
+    }
+    r->scenario = sc;
+    r->scenario_name = str(sc, "name") ? str(sc, "name") : "";
+    int rc =
+        count(sc, "repetitions", 0, MAX_COUNT, 0, &r->repetitions, "scenario", -1, err, errlen);
+    if (rc < 0)
+        return rc;
+    const cJSON *e;
+    int i = 0;
+    cJSON_ArrayForEach(e, get(sc, "agents"))
+    {
+        const char *name = str(e, "name");
+        if (!name) {
+            results_set_err(err, errlen, "scenario.agents[%d] has no \"name\"", i);
+            return -EINVAL;
+        }
+        int turns;
+        rc = count(e, "turns", 1, RESULTS_MAX_TURNS, 1, &turns, "scenario.agents", i, err, errlen);
+        if (rc == 0)
+            rc = add_agent(r, name, turns);
+        if (rc < 0)
+            return rc;
+        struct results_agent *a = find_agent(r, name);
+        if (str(e, "label"))
+            a->label = str(e, "label");
+        const char *role = str(e, "role");
+        a->primary = role && strcmp(role, "primary") == 0;
+        i++;
+    }
+    i = 0;
+    cJSON_ArrayForEach(e, get(sc, "levels"))
+    {
+        const char *name = str(e, "name");
+        if (!name) {
+            results_set_err(err, errlen, "scenario.levels[%d] has no \"name\"", i);
+            return -EINVAL;
+        }
+        rc = add_level(r, name, num(e, "concurrency"));
+        if (rc < 0)
+            return rc;
+        find_level(r, name)->phases = get(e, "phases");
+        i++;
+    }
+    return 0;
+}
+
+static int read_targets(struct results *r, char *err, size_t errlen)
+{
+    const cJSON *a, *e;
+    int rc = section(r->root, "targets", true, &a, err, errlen);
+    if (rc < 0)
+        return rc;
+    int i = 0;
+    cJSON_ArrayForEach(e, a)
+    {
+        const char *name = str(e, "name");
+        if (!name) {
+            results_set_err(err, errlen, "targets[%d] has no \"name\"", i);
+            return -EINVAL;
+        }
+        rc = add_target(r, name);
+        if (rc < 0)
+            return rc;
+        struct results_target *t = find_target(r, name);
+        if (str(e, "label"))
+            t->label = str(e, "label");
+        t->url = str(e, "url");
+        t->sim = cJSON_IsObject(get(e, "sim")) ? get(e, "sim") : NULL;
+        t->model = str(e, "model");
+        const cJSON *th = get(e, "thinking");
+        t->thinking = cJSON_IsBool(th) ? cJSON_IsTrue(th) : -1;
+        t->vram_gb = num(e, "vram_gb");
+        t->context = num(e, "context");
+        i++;
+    }
+    return 0;
+}
+
+/* Fields every cell, level cell and request names. */
+static int where(const cJSON *e, const char *sec, int i, bool agent, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"target", "level", "agent"};
+    for (size_t k = 0; k < (agent ? 3u : 2u); k++) {
+        if (!str(e, keys[k])) {
+            results_set_err(err, errlen, "%s[%d] has no \"%s\" string", sec, i, keys[k]);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int read_cells(struct results *r, char *err, size_t errlen)
+{
+    const cJSON *a, *e;
+    int rc = section(r->root, "cells", true, &a, err, errlen);
+    if (rc < 0)
+        return rc;
+    size_t n = (size_t)cJSON_GetArraySize(a);
+    r->cells = calloc(n ? n : 1, sizeof(*r->cells));
+    if (!r->cells)
+        return -ENOMEM;
+    int i = 0;
+    cJSON_ArrayForEach(e, a)
+    {
+        rc = where(e, "cells", i, true, err, errlen);
+        if (rc < 0)
+            return rc;
+        struct results_cell *c = &r->cells[r->n_cells++];
+        c->target = str(e, "target");
+        c->level = str(e, "level");
+        c->agent = str(e, "agent");
+        rc = count(e, "turn", 1, RESULTS_MAX_TURNS, 1, &c->turn, "cells", i, err, errlen);
+        if (rc == 0)
+            rc = count(e, "n", 0, MAX_COUNT, 0, &c->n, "cells", i, err, errlen);
+        if (rc == 0)
+            rc = count(e, "errors", 0, MAX_COUNT, 0, &c->errors, "cells", i, err, errlen);
+        if (rc == 0)
+            rc = count(e, "pass", 0, MAX_COUNT, 0, &c->pass, "cells", i, err, errlen);
+        if (rc == 0)
+            rc = count(e, "checked", 0, MAX_COUNT, 0, &c->checked, "cells", i, err, errlen);
+        if (rc < 0)
+            return rc;
+        for (int m = 0; m < RESULTS_CELL_METRICS; m++) {
+            rc = read_values(get(e, cell_metric_keys[m]), &c->m[m]);
+            if (rc < 0) {
+                if (rc == -EFBIG)
+                    results_set_err(err, errlen, "cells[%d] has more than %d values per metric", i,
+                                    RESULTS_MAX_REPETITIONS);
+                return rc;
+            }
+        }
+        if ((rc = add_target(r, c->target)) < 0 || (rc = add_level(r, c->level, NAN)) < 0 ||
+            (rc = add_agent(r, c->agent, c->turn)) < 0)
+            return rc;
+        i++;
+    }
+    return 0;
+}
+
+static int read_level_cells(struct results *r, char *err, size_t errlen)
+{
+    const cJSON *a, *e;
+    int rc = section(r->root, "level_cells", true, &a, err, errlen);
+    if (rc < 0)
+        return rc;
+    size_t n = (size_t)cJSON_GetArraySize(a);
+    r->level_cells = calloc(n ? n : 1, sizeof(*r->level_cells));
+    if (!r->level_cells)
+        return -ENOMEM;
+    int i = 0;
+    cJSON_ArrayForEach(e, a)
+    {
+        rc = where(e, "level_cells", i, false, err, errlen);
+        if (rc < 0)
+            return rc;
+        struct results_level_cell *c = &r->level_cells[r->n_level_cells++];
+        c->target = str(e, "target");
+        c->level = str(e, "level");
+        c->concurrency = num(e, "concurrency");
+        rc = count(e, "n", 0, MAX_COUNT, 0, &c->n, "level_cells", i, err, errlen);
+        if (rc == 0)
+            rc = count(e, "errors", 0, MAX_COUNT, 0, &c->errors, "level_cells", i, err, errlen);
+        if (rc < 0)
+            return rc;
+        for (int m = 0; m < RESULTS_LEVEL_METRICS; m++) {
+            rc = read_values(get(e, level_metric_keys[m]), &c->m[m]);
+            if (rc < 0) {
+                if (rc == -EFBIG)
+                    results_set_err(err, errlen,
+                                    "level_cells[%d] has more than %d values per metric", i,
+                                    RESULTS_MAX_REPETITIONS);
+                return rc;
+            }
+        }
+        if ((rc = add_target(r, c->target)) < 0 || (rc = add_level(r, c->level, c->concurrency)) < 0)
+            return rc;
+        /* The scenario may omit a level's concurrency; the cell knows it. */
+        struct results_level *l = find_level(r, c->level);
+        if (isnan(l->concurrency))
+            l->concurrency = c->concurrency;
+        i++;
+    }
+    return 0;
+}
+
+static int read_requests(struct results *r, char *err, size_t errlen)
+{
+    const cJSON *a, *e;
+    int rc = section(r->root, "requests", false, &a, err, errlen);
+    if (rc < 0 || !a)
+        return rc;
+    size_t n = (size_t)cJSON_GetArraySize(a);
+    r->requests = calloc(n ? n : 1, sizeof(*r->requests));
+    if (!r->requests)
+        return -ENOMEM;
+    int i = 0;
+    cJSON_ArrayForEach(e, a)
+    {
+        rc = where(e, "requests", i, true, err, errlen);
+        if (rc < 0)
+            return rc;
+        struct results_request *q = &r->requests[r->n_requests++];
+        q->target = str(e, "target");
+        q->level = str(e, "level");
+        q->agent = str(e, "agent");
+        double rep = num(e, "repetition");
+        q->repetition = rep >= 0 && rep <= 1e9 ? (long)rep : 0;
+        rc = count(e, "turn", 1, RESULTS_MAX_TURNS, 1, &q->turn, "requests", i, err, errlen);
+        if (rc < 0)
+            return rc;
+        const cJSON *check = get(e, "check");
+        const cJSON *pass = get(check, "pass");
+        q->check = cJSON_IsBool(pass) ? cJSON_IsTrue(pass) : -1;
+        q->record = cJSON_IsObject(get(e, "record")) ? get(e, "record") : NULL;
+        i++;
+    }
+    return 0;
+}
+
+int results_from_json(const cJSON *root, struct results **ret, char *err, size_t errlen)
+{
+    struct results *r = NULL;
+    int rc = -EINVAL;
+    const char *format = str(root, "format");
+    if (!cJSON_IsObject(root) || !format) {
+        results_set_err(err, errlen, "not a tokentap results file (no \"format\": \"%s\")",
+                        RESULTS_FORMAT);
+        goto fail;
+    }
+    if (strcmp(format, RESULTS_FORMAT) != 0) {
+        results_set_err(err, errlen,
+                        "not a tokentap bench results file (format \"%.60s\", expected \"%s\")",
+                        format, RESULTS_FORMAT);
+        goto fail;
+    }
+    const cJSON *version = get(root, "version");
+    if (!cJSON_IsNumber(version)) {
+        results_set_err(err, errlen,
+                        "results file without a format version (this tokentap reads version %d)",
+                        RESULTS_VERSION);
+        goto fail;
+    }
+    if (version->valuedouble != RESULTS_VERSION) {
+        results_set_err(
+            err, errlen,
+            "results format version %g is not supported (this tokentap reads version %d)",
+            version->valuedouble, RESULTS_VERSION);
+        goto fail;
+    }
+    r = calloc(1, sizeof(*r));
+    if (!r) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    r->root = root;
+    r->complete = cJSON_IsTrue(get(root, "complete"));
+    r->tokentap_version = str(root, "tokentap_version");
+    r->environment = cJSON_IsObject(get(root, "environment")) ? get(root, "environment") : NULL;
+    if ((rc = read_scenario(r, err, errlen)) < 0 || (rc = read_targets(r, err, errlen)) < 0 ||
+        (rc = read_cells(r, err, errlen)) < 0 || (rc = read_level_cells(r, err, errlen)) < 0 ||
+        (rc = read_requests(r, err, errlen)) < 0)
+        goto fail;
+    *ret = r;
+    return 0;
+fail:
+    if (rc == -ENOMEM)
+        results_set_err(err, errlen, "out of memory");
+    results_free(r);
+    return rc;
+}
+
+int results_parse(const char *text, size_t len, struct results **ret, char *err, size_t errlen)
+{
+    cJSON *root = NULL;
+    struct results *r = NULL;
+    int rc;
+    if (len > RESULTS_MAX_BYTES) {
+        results_set_err(err, errlen, "larger than %zu MiB", RESULTS_MAX_BYTES >> 20);
+        rc = -EFBIG;
+        goto fail;
+    }
+    const char *end = NULL;
+    root = cJSON_ParseWithLengthOpts(text, len, &end, false);
+    if (!root) {
+        size_t at = end && end >= text ? (size_t)(end - text) : 0;
+        results_set_err(err, errlen, "not valid JSON (error near byte %zu)", at);
+        rc = -EINVAL;
+        goto fail;
+    }
+    rc = results_from_json(root, &r, err, errlen);
+    if (rc < 0)
+        goto fail;
+    r->owned_root = root;
+    *ret = r;
+    return 0;
+fail:
+    cJSON_Delete(root);
+    return rc;
+}
+
+void results_free(struct results *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n_cells; i++)
+        for (int m = 0; m < RESULTS_CELL_METRICS; m++)
+            free(r->cells[i].m[m].v);
+    for (size_t i = 0; i < r->n_level_cells; i++)
+        for (int m = 0; m < RESULTS_LEVEL_METRICS; m++)
+            free(r->level_cells[i].m[m].v);
+    free(r->cells);
+    free(r->level_cells);
+    free(r->requests);
+    free(r->agents);
+    free(r->levels);
+    free(r->targets);
+    cJSON_Delete(r->owned_root);
+    free(r);
+}
+
+const struct results_target *results_target(const struct results *r, const char *name)
+{
+    return find_target((struct results *)r, name);
+}
+
+const struct results_level *results_level(const struct results *r, const char *name)
+{
+    return find_level((struct results *)r, name);
+}
+
+const struct results_agent *results_agent(const struct results *r, const char *name)
+{
+    return find_agent((struct results *)r, name);
+}
+
+const struct results_cell *results_cell(const struct results *r, const char *target,
+                                        const char *level, const char *agent, int turn)
+{
+    for (size_t i = 0; i < r->n_cells; i++) {
+        const struct results_cell *c = &r->cells[i];
+        if (c->turn == turn && strcmp(c->target, target) == 0 && strcmp(c->level, level) == 0 &&
+            strcmp(c->agent, agent) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+const struct results_level_cell *results_level_cell(const struct results *r, const char *target,
+                                                    const char *level)
+{
+    for (size_t i = 0; i < r->n_level_cells; i++) {
+        const struct results_level_cell *c = &r->level_cells[i];
+        if (strcmp(c->target, target) == 0 && strcmp(c->level, level) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+const struct results_agent *results_primary(const struct results *r)
+{
+    for (size_t i = 0; i < r->n_agents; i++)
+        if (r->agents[i].primary)
+            return &r->agents[i];
+    return NULL;
+}

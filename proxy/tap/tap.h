@@ -1,0 +1,61 @@
+/* tap: the stream tap. Observes one response's de-chunked body bytes (it
+ * never delays them: the caller forwards bytes first, then feeds them
+ * here) and turns them into token events with the read's timestamp,
+ * using sse and dialect; at the end it copies the response's own facts
+ * (usage, timings, finish, errors) into the record. Pure: bytes and
+ * times in, record updates out. */
+#ifndef TOKENTAP_TAP_H
+#define TOKENTAP_TAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/clock.h"
+#include "tap/dialect.h"
+#include "wire/http.h"
+#include "tap/record.h"
+#include "tap/sse.h"
+
+/* Non-streamed bodies are read whole up to this size to find usage. */
+#define TAP_MAX_JSON_BODY (8u * 1024 * 1024)
+
+/* Called for every token-bearing event (after the record is updated), and
+ * with each piece of generated text if text_cb is set. */
+typedef void (*tap_token_cb)(void *ctx, const struct record *r, usec_t t);
+
+/* Called for every SSE event (token or not) with its arrival time. */
+typedef void (*tap_event_cb)(void *ctx, const struct sse_event *ev, usec_t t);
+
+struct tap {
+    struct record *rec;        /* borrowed */
+    struct sse_parser sse;
+    struct dialect dialect;
+    enum { TAP_OFF, TAP_SSE, TAP_JSON } mode;
+    char *json;                /* owned: a non-streamed body being collected */
+    size_t json_len, json_cap;
+    bool json_overflow;
+    usec_t now;                /* time of the bytes being fed */
+    tap_token_cb on_token;     /* may be NULL */
+    dialect_token_cb on_text;  /* may be NULL: receives generated text */
+    tap_event_cb on_event;     /* may be NULL */
+    void *ctx;                 /* borrowed */
+};
+
+/* Prepares a tap for a response to a request in dialect kind. */
+void tap_init(struct tap *t, struct record *rec, enum dialect_kind kind);
+
+/* Releases buffers (the record stays). */
+void tap_finish(struct tap *t);
+
+/* Reads the response head: SSE or JSON is measured; a compressed body or
+ * another content type is passed over (rec->measured = false for encoded
+ * bodies). */
+void tap_head(struct tap *t, const struct http_head *h, usec_t now);
+
+/* Observes de-chunked body bytes that arrived at now. */
+void tap_body(struct tap *t, const char *data, size_t len, usec_t now);
+
+/* The response ended (complete or not) at now: final facts into the record. */
+void tap_end(struct tap *t, usec_t now);
+
+#endif

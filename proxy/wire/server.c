@@ -1,0 +1,679 @@
+#include "wire/server.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "core/log.h"
+
+enum conn_state {
+    CONN_IDLE,      /* waiting for (the rest of) a request head */
+    CONN_BODY,      /* head handed on, reading the body */
+    CONN_WAITING,   /* request read, response not finished */
+};
+
+struct server_req {
+    struct conn *conn; /* borrowed: the connection owns this request */
+    uint64_t id;
+    void *data;        /* borrowed: the handler's state */
+    usec_t head_time, received;
+    bool finished;     /* handler called finish */
+    bool close_after;  /* finish asked to close */
+    bool body_paused;
+    bool want_drain;
+};
+
+struct conn {
+    struct server *srv;       /* borrowed */
+    struct bufferevent *bev;  /* owned */
+    struct http_parser *parser; /* owned */
+    struct conn *prev, *next; /* server's list */
+    uint64_t id;
+    unsigned n_requests;      /* requests started on this connection */
+    char peer[64];
+    enum conn_state state;
+    struct server_req req;    /* the request in progress (valid unless CONN_IDLE) */
+    bool req_active;          /* handler knows about req */
+    bool closing;             /* flush output, then free */
+    bool staged;              /* output holds bytes not yet tried on the socket */
+    bool dead;                /* free when depth returns to 0 */
+    int depth;                /* nesting of entry points, for deferred free */
+};
+
+struct server {
+    struct event_base *base;      /* borrowed */
+    struct evconnlistener *lev;   /* owned */
+    struct server_options opts;
+    const struct server_handler *handler; /* borrowed */
+    void *ctx;                    /* borrowed */
+    struct net_addr addr;
+    struct conn *conns;           /* owned list */
+    unsigned n_conns, n_busy;
+    uint64_t next_conn_id, next_req_id;
+    bool listener_paused;
+    bool shutting_down;
+};
+
+void server_options_default(struct server_options *o)
+{
+    *o = (struct server_options){
+        .limits = {.max_head_bytes = 16 * 1024, .max_body_bytes = 64ull * 1024 * 1024},
+        .idle_timeout = 60 * USEC_PER_SEC,
+        .max_connections = 4096,
+        .output_limit = 256 * 1024,
+    };
+}
+
+static void conn_process(struct conn *c);
+
+/* --- lifetime --- */
+
+static void conn_enter(struct conn *c)
+{
+    c->depth++;
+}
+
+static void conn_destroy(struct conn *c)
+{
+    struct server *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->n_conns--;
+    if (c->state != CONN_IDLE)
+        srv->n_busy--;
+    bufferevent_free(c->bev);
+    http_parser_free(c->parser);
+    free(c);
+    if (srv->listener_paused && srv->lev && srv->n_conns < srv->opts.max_connections) {
+        evconnlistener_enable(srv->lev);
+        srv->listener_paused = false;
+    }
+}
+
+/* Leaves an entry point. At the outermost level, frees a dead connection,
+ * or parses input that waited while a response was in progress (a
+ * handler may finish from any callback). Returns false when freed. */
+static bool conn_leave(struct conn *c)
+{
+    if (c->depth == 1 && !c->dead && !c->closing && c->state == CONN_IDLE &&
+        evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        conn_process(c);
+    if (--c->depth > 0 || !c->dead)
+        return true;
+    conn_destroy(c);
+    return false;
+}
+
+/* Marks the connection dead; tells the handler if a request was in flight. */
+static void conn_kill(struct conn *c)
+{
+    if (c->dead)
+        return;
+    c->dead = true;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    if (c->req_active && !c->req.finished) {
+        c->req_active = false;
+        if (c->srv->handler->on_abort)
+            c->srv->handler->on_abort(c->srv->ctx, &c->req);
+    }
+    c->req_active = false;
+}
+
+static void set_idle_timeout(struct conn *c, bool idle)
+{
+    if (idle && c->srv->opts.idle_timeout) {
+        struct timeval tv = {
+            .tv_sec = (time_t)(c->srv->opts.idle_timeout / USEC_PER_SEC),
+            .tv_usec = (suseconds_t)(c->srv->opts.idle_timeout % USEC_PER_SEC),
+        };
+        bufferevent_set_timeouts(c->bev, &tv, NULL);
+    } else {
+        bufferevent_set_timeouts(c->bev, NULL, NULL);
+    }
+}
+
+/* Write interest is switched on only once something waits in the output:
+ * a connection whose writes all go straight to the socket never costs the
+ * epoll_ctl calls of turning it on and off. Once on, libevent keeps it
+ * while output is pending. */
+static void out_queued(struct conn *c)
+{
+    if (!(bufferevent_get_enabled(c->bev) & EV_WRITE))
+        bufferevent_enable(c->bev, EV_WRITE);
+}
+
+/* Writes now what can go now. Queuing would cost a loop pass (every
+ * stream of a burst would wait for all the upstream reads) and the
+ * epoll_ctl calls of write interest. Staged bytes (a response head built
+ * piece by piece) go out together with data; bytes queued behind a full
+ * socket stay behind it. What the socket does not take is queued; errors
+ * surface there. */
+static int conn_write(struct conn *c, const void *data, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    int fd = bufferevent_getfd(c->bev);
+    if (c->staged) {
+        c->staged = false;
+        if (len && evbuffer_add(out, data, len) < 0)
+            return -ENOMEM;
+        net_write_bufferevent_output(c->bev);
+        len = 0;
+    } else if (evbuffer_get_length(out) == 0 && len) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            data = (const char *)data + n;
+            len -= (size_t)n;
+        }
+    }
+    if (len && evbuffer_add(out, data, len) < 0)
+        return -ENOMEM;
+    if (evbuffer_get_length(out))
+        out_queued(c);
+    return 0;
+}
+
+/* Flush what is queued, then close. */
+static void conn_close_after_flush(struct conn *c)
+{
+    c->closing = true;
+    conn_write(c, NULL, 0);
+    bufferevent_disable(c->bev, EV_READ);
+    /* Fire the write callback when the output is fully drained. */
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        conn_kill(c);
+}
+
+/* --- the server's own error responses --- */
+
+static void write_error(struct conn *c, int status, const char *type, const char *message)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    cJSON *root = cJSON_CreateObject();
+    cJSON *err = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddNumberToObject(err, "code", status);
+    cJSON_AddStringToObject(err, "message", message);
+    cJSON_AddStringToObject(err, "type", type);
+    char *body = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    const char *b = body ? body : "{}";
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
+    if (c->srv->opts.server_header)
+        evbuffer_add_printf(out, "Server: %s\r\n", c->srv->opts.server_header);
+    evbuffer_add_printf(out,
+                        "Content-Type: application/json; charset=utf-8\r\n"
+                        "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                        strlen(b), b);
+    free(body);
+    c->staged = true;
+    conn_write(c, NULL, 0);
+}
+
+static void protocol_error(struct conn *c, int err)
+{
+    int status = 400;
+    const char *msg = "malformed HTTP request";
+    if (err == HTTP_ERR_HEAD_TOO_LARGE) {
+        status = 431;
+        msg = "request header block exceeds the limit";
+    } else if (err == HTTP_ERR_BODY_TOO_LARGE) {
+        status = 413;
+        msg = "request body exceeds the limit (--max-body)";
+    }
+    if (!c->srv->opts.quiet)
+        log_debug("connection %llu from %s: %d: %s", (unsigned long long)c->id, c->peer, status,
+                  http_parser_error(c->parser));
+    char full[256];
+    snprintf(full, sizeof(full), "%s: %s", msg, http_parser_error(c->parser));
+    /* A response is only possible if the handler has not started one. */
+    if (!c->req_active || c->req.finished) {
+        write_error(c, status, "invalid_request_error", full);
+        conn_close_after_flush(c);
+    } else {
+        conn_kill(c);
+    }
+}
+
+/* --- request processing --- */
+
+static int on_body(void *ctx, const char *data, size_t len)
+{
+    struct conn *c = ctx;
+    if (c->req_active && c->srv->handler->on_body)
+        c->srv->handler->on_body(c->srv->ctx, &c->req, data, len);
+    return c->dead ? -EPIPE : 0;
+}
+
+static void start_request(struct conn *c)
+{
+    struct server *srv = c->srv;
+    memset(&c->req, 0, sizeof(c->req));
+    c->req.conn = c;
+    c->req.id = ++srv->next_req_id;
+    c->n_requests++;
+    c->req.head_time = clock_now();
+    c->state = CONN_BODY;
+    c->req_active = true;
+    srv->n_busy++;
+    set_idle_timeout(c, false);
+    const struct http_head *h = http_parser_head(c->parser);
+    if (h->expect_continue && h->version_minor >= 1) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        conn_write(c, cont, sizeof(cont) - 1);
+    }
+    srv->handler->on_head(srv->ctx, &c->req);
+}
+
+/* The response is finished and the request fully read: next request. */
+static void end_request(struct conn *c)
+{
+    const struct http_head *h = http_parser_head(c->parser);
+    bool keep = h->keep_alive && !c->req.close_after && !c->srv->shutting_down;
+    c->req_active = false;
+    c->state = CONN_IDLE;
+    c->srv->n_busy--;
+    if (!keep) {
+        conn_close_after_flush(c);
+        return;
+    }
+    http_parser_reset(c->parser);
+    set_idle_timeout(c, true);
+    bufferevent_enable(c->bev, EV_READ);
+}
+
+/* The whole request was read: hand it on, and go on with the next one if
+ * the handler already answered. */
+static void request_done(struct conn *c)
+{
+    c->req.received = clock_now();
+    c->state = CONN_WAITING;
+    if (c->req_active && c->srv->handler->on_end)
+        c->srv->handler->on_end(c->srv->ctx, &c->req);
+}
+
+static void conn_process(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (!c->dead && !c->closing) {
+        if (c->state == CONN_WAITING)
+            return;
+        if (c->state == CONN_BODY && c->req.body_paused)
+            return;
+        if (evbuffer_get_length(in) == 0)
+            return;
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            return;
+        size_t consumed = 0;
+        int step = http_parser_feed(c->parser, v.iov_base, v.iov_len, &consumed);
+        if (c->dead)
+            return;
+        if (step >= 0)
+            evbuffer_drain(in, consumed);
+        if (step == HTTP_STEP_HEAD) {
+            start_request(c);
+            if (c->dead || c->closing)
+                return;
+            step = http_parser_resume(c->parser, false);
+        }
+        if (step < 0) {
+            protocol_error(c, step);
+            return;
+        }
+        if (step == HTTP_STEP_DONE)
+            request_done(c);
+    }
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    conn_enter(c);
+    conn_process(c);
+    /* While a response is in progress the client may pipeline more; bound
+     * what we hold for it. */
+    if (!c->dead && c->state != CONN_IDLE &&
+        evbuffer_get_length(bufferevent_get_input(bev)) > c->srv->opts.limits.max_head_bytes)
+        bufferevent_disable(bev, EV_READ);
+    conn_leave(c);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    conn_enter(c);
+    if (c->closing) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            conn_kill(c);
+    } else if (c->req_active && c->req.want_drain) {
+        c->req.want_drain = false;
+        if (c->srv->handler->on_drain)
+            c->srv->handler->on_drain(c->srv->ctx, &c->req);
+    }
+    conn_leave(c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    conn_enter(c);
+    /* EOF, error or timeout: an idle connection just ends; a request or
+     * response in progress is aborted (a client that closes mid-stream has
+     * gone away; llama-server frees the slot the same way). */
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+        conn_kill(c);
+    conn_leave(c);
+}
+
+static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    struct server *srv = arg;
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        goto fail;
+    c->srv = srv;
+    c->id = ++srv->next_conn_id;
+    struct net_addr peer = {.len = (socklen_t)salen};
+    memcpy(&peer.ss, sa, (size_t)salen < sizeof(peer.ss) ? (size_t)salen : sizeof(peer.ss));
+    net_format_host(&peer, c->peer, sizeof(c->peer));
+    c->parser = http_parser_new(HTTP_KIND_REQUEST, &srv->opts.limits, on_body, c);
+    if (!c->parser)
+        goto fail;
+    c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev)
+        goto fail;
+    net_set_nodelay(fd);
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    bufferevent_setwatermark(c->bev, EV_WRITE, srv->opts.output_limit / 2, 0);
+    set_idle_timeout(c, true);
+    /* New bufferevents start with writing on: off until output waits. */
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->n_conns++;
+    if (srv->n_conns >= srv->opts.max_connections && !srv->listener_paused && srv->lev) {
+        evconnlistener_disable(lev);
+        srv->listener_paused = true;
+    }
+    return;
+fail:
+    if (c) {
+        http_parser_free(c->parser);
+        free(c);
+    }
+    evutil_closesocket(fd);
+}
+
+static void accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+    int err = EVUTIL_SOCKET_ERROR();
+    log_warn("accept failed: %s", evutil_socket_error_to_string(err));
+}
+
+int server_new(struct event_base *base, const char *listen, const struct server_options *opts,
+               const struct server_handler *handler, void *ctx, struct server **ret)
+{
+    struct net_addr addr;
+    int r = net_parse_hostport(listen, &addr);
+    if (r < 0) {
+        log_error("invalid listen address '%s': expected HOST:PORT, e.g. 127.0.0.1:8080", listen);
+        return r;
+    }
+    struct server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return -ENOMEM;
+    srv->base = base;
+    srv->opts = *opts;
+    srv->handler = handler;
+    srv->ctx = ctx;
+    srv->lev = evconnlistener_new_bind(base, accept_cb, srv,
+                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                           LEV_OPT_CLOSE_ON_EXEC,
+                                       512, (struct sockaddr *)&addr.ss, (int)addr.len);
+    if (!srv->lev) {
+        r = -errno;
+        if (r == 0)
+            r = -EADDRINUSE;
+        log_error("cannot listen on %s: %s%s", listen, strerror(-r),
+                  r == -EADDRINUSE ? " (another process uses the port; pick another with --listen)"
+                                   : "");
+        goto fail;
+    }
+    evconnlistener_set_error_cb(srv->lev, accept_error_cb);
+    r = net_sockname(evconnlistener_get_fd(srv->lev), &srv->addr);
+    if (r < 0)
+        goto fail;
+    *ret = srv;
+    return 0;
+fail:
+    server_free(srv);
+    return r;
+}
+
+void server_free(struct server *srv)
+{
+    if (!srv)
+        return;
+    while (srv->conns) {
+        struct conn *c = srv->conns;
+        c->dead = true;
+        c->depth = 0;
+        conn_destroy(c);
+    }
+    if (srv->lev)
+        evconnlistener_free(srv->lev);
+    free(srv);
+}
+
+const struct net_addr *server_address(const struct server *srv)
+{
+    return &srv->addr;
+}
+
+void server_shutdown(struct server *srv)
+{
+    srv->shutting_down = true;
+    /* Close the listening socket, so new connections are refused rather
+     * than left in the backlog. */
+    if (srv->lev) {
+        evconnlistener_free(srv->lev);
+        srv->lev = NULL;
+    }
+    struct conn *next;
+    for (struct conn *c = srv->conns; c; c = next) {
+        next = c->next;
+        /* Idle means no request bytes at all: a request that is arriving
+         * is in flight and gets its answer. */
+        if (c->state == CONN_IDLE && !c->closing && !http_parser_in_message(c->parser) &&
+            evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+            conn_enter(c);
+            conn_kill(c);
+            conn_leave(c);
+        }
+    }
+}
+
+unsigned server_connections(const struct server *srv)
+{
+    return srv->n_conns;
+}
+
+uint64_t server_connections_total(const struct server *srv)
+{
+    return srv->next_conn_id;
+}
+
+unsigned server_busy(const struct server *srv)
+{
+    return srv->n_busy;
+}
+
+/* --- per request --- */
+
+const struct http_head *server_req_head(const struct server_req *req)
+{
+    return http_parser_head(req->conn->parser);
+}
+
+void server_req_set_data(struct server_req *req, void *data)
+{
+    req->data = data;
+}
+
+void *server_req_data(const struct server_req *req)
+{
+    return req->data;
+}
+
+const char *server_req_peer(const struct server_req *req)
+{
+    return req->conn->peer;
+}
+
+usec_t server_req_head_time(const struct server_req *req)
+{
+    return req->head_time;
+}
+
+usec_t server_req_received(const struct server_req *req)
+{
+    return req->received;
+}
+
+uint64_t server_req_conn_id(const struct server_req *req)
+{
+    return req->conn->id;
+}
+
+uint64_t server_req_id(const struct server_req *req)
+{
+    return req->id;
+}
+
+unsigned server_req_seq(const struct server_req *req)
+{
+    return req->conn->n_requests;
+}
+
+int server_req_write(struct server_req *req, const void *data, size_t len)
+{
+    struct conn *c = req->conn;
+    if (c->dead)
+        return -EPIPE;
+    return conn_write(c, data, len);
+}
+
+int server_req_printf(struct server_req *req, const char *fmt, ...)
+{
+    struct conn *c = req->conn;
+    if (c->dead)
+        return -EPIPE;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -ENOMEM;
+    /* Staged: sent with the next write or flush, in one piece. */
+    if (!c->staged && evbuffer_get_length(bufferevent_get_output(c->bev)) == (size_t)n)
+        c->staged = true;
+    return 0;
+}
+
+void server_req_flush(struct server_req *req)
+{
+    if (!req->conn->dead)
+        conn_write(req->conn, NULL, 0);
+}
+
+bool server_req_output_full(struct server_req *req)
+{
+    struct conn *c = req->conn;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) <= c->srv->opts.output_limit)
+        return false;
+    req->want_drain = true;
+    return true;
+}
+
+void server_req_pause_body(struct server_req *req, bool pause)
+{
+    struct conn *c = req->conn;
+    if (req->body_paused == pause)
+        return;
+    req->body_paused = pause;
+    if (c->dead)
+        return;
+    if (pause) {
+        bufferevent_disable(c->bev, EV_READ);
+        return;
+    }
+    bufferevent_enable(c->bev, EV_READ);
+    conn_enter(c);
+    conn_process(c);
+    conn_leave(c);
+}
+
+void server_req_finish(struct server_req *req, bool close)
+{
+    struct conn *c = req->conn;
+    conn_enter(c);
+    if (!c->dead)
+        conn_write(c, NULL, 0);
+    req->finished = true;
+    req->close_after = req->close_after || close;
+    if (!c->dead) {
+        if (c->state == CONN_WAITING) {
+            end_request(c);
+        } else {
+            /* Answered before the body was read (e.g. an early error): the
+             * rest of the body cannot be skipped safely, so close. */
+            c->req_active = false;
+            c->state = CONN_IDLE;
+            c->srv->n_busy--;
+            conn_close_after_flush(c);
+        }
+    }
+    conn_leave(c);
+}
+
+void server_req_abort(struct server_req *req)
+{
+    /* What was queued still goes out; the stream just stops, with no
+     * terminating chunk, and the connection closes. */
+    server_req_finish(req, true);
+}
+
+void server_req_respond(struct server_req *req, int status, const char *content_type,
+                        const char *body, size_t len)
+{
+    server_req_printf(req, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+                      status, http_status_reason(status), content_type, len);
+    if (strcmp(server_req_head(req)->method, "HEAD") != 0)
+        server_req_write(req, body, len);
+    server_req_finish(req, false);
+}
+
+void server_req_error(struct server_req *req, int status, const char *type, const char *message)
+{
+    struct conn *c = req->conn;
+    if (!c->dead)
+        write_error(c, status, type, message);
+    server_req_finish(req, true);
+}

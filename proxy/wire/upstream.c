@@ -1,0 +1,852 @@
+#include "wire/upstream.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+/* A request on a reused connection that the server had just closed is
+ * sent again once, if this much or less was written. */
+#define REPLAY_LIMIT (1024 * 1024)
+#define MAX_VIEWS 64
+/* One recv() per readiness takes up to this much; a full read is followed
+ * by up to READ_ROUNDS - 1 more before going back to the loop. */
+#define READ_BUF (16 * 1024)
+#define READ_ROUNDS 4
+
+struct body_view {
+    const char *p;
+    size_t len;
+};
+
+/* Connections connect and write through a bufferevent, but read with
+ * their own event and recv() into a stack buffer that is parsed in place:
+ * a bufferevent read costs an ioctl(FIONREAD), a copy and an allocation
+ * per token, which at thousands of streams is most of the proxy's work. */
+struct conn {
+    struct upstream_pool *pool;   /* borrowed */
+    struct bufferevent *bev;      /* owned: connect and write side */
+    struct event *rev;            /* owned: read readiness, once connected */
+    struct evbuffer *in;          /* owned: bytes read but not consumed yet (paused) */
+    usec_t read_timeout;          /* longest wait for the next bytes, 0 none */
+    struct http_parser *parser;   /* owned */
+    struct conn *prev, *next;     /* the pool's list */
+    struct conn *idle_prev, *idle_next; /* the pool's idle list, while idle */
+    struct upstream_req *req;     /* borrowed: the request in progress, NULL when idle */
+    bool connected;
+    bool idle;                    /* connected, no request, alive: in the idle list */
+    unsigned served;              /* requests completed on it */
+    int depth;                    /* callback nesting, for deferred free */
+    bool dead;
+    /* De-chunked body views collected while parsing one segment. */
+    struct body_view views[MAX_VIEWS];
+    size_t n_views;
+};
+
+struct upstream_req {
+    struct upstream_pool *pool;   /* borrowed */
+    struct conn *conn;            /* borrowed; NULL while waiting */
+    struct upstream_req *prev, *next; /* the wait queue */
+    struct upstream_req_options o;
+    struct upstream_cb cb;
+    void *ctx;                    /* borrowed */
+    struct evbuffer *pending;     /* owned: bytes written before a connection was attached */
+    struct evbuffer *replay;      /* owned: copy of what was written, NULL once over REPLAY_LIMIT */
+    bool head_seen, any_response_byte, paused, want_drain, retried;
+    bool in_callback, cancelled, done;
+    usec_t ready_time;
+};
+
+struct upstream_pool {
+    struct event_base *base;      /* borrowed */
+    struct upstream_target target;
+    struct upstream_pool_options o;
+    struct conn *conns;           /* owned: every open connection */
+    struct conn *idle_head;       /* borrowed: the idle ones, last released first */
+    struct upstream_req *wait_head, *wait_tail; /* owned: requests without a connection */
+    unsigned n_conns, n_idle, n_waiting;
+    uint64_t connects, reuses, requests, failures;
+};
+
+static void conn_read(struct conn *c);
+static void dispatch(struct upstream_pool *p);
+
+/* --- targets --- */
+
+int upstream_parse_url(const char *url, struct upstream_target *ret, char *err, size_t errlen)
+{
+    struct upstream_target t;
+    memset(&t, 0, sizeof(t));
+    const char *rest;
+    if (strncmp(url, "http://", 7) == 0) {
+        rest = url + 7;
+    } else if (strncmp(url, "https://", 8) == 0) {
+        snprintf(err, errlen, "'%s': https upstreams are not supported yet; use http://", url);
+        return -EINVAL;
+    } else {
+        snprintf(err, errlen, "'%s': expected http://HOST:PORT", url);
+        return -EINVAL;
+    }
+    const char *slash = strchr(rest, '/');
+    size_t hostlen = slash ? (size_t)(slash - rest) : strlen(rest);
+    char hostport[300];
+    if (hostlen == 0 || hostlen >= sizeof(hostport)) {
+        snprintf(err, errlen, "'%s': missing host", url);
+        return -EINVAL;
+    }
+    memcpy(hostport, rest, hostlen);
+    hostport[hostlen] = '\0';
+    if (!strchr(hostport, ':') || hostport[hostlen - 1] == ']') {
+        /* No port: HTTP's default. */
+        if (hostlen + 4 >= sizeof(hostport)) {
+            snprintf(err, errlen, "'%s': host too long", url);
+            return -EINVAL;
+        }
+        strcat(hostport, ":80");
+    }
+    if (net_parse_hostport(hostport, &t.addr) < 0) {
+        snprintf(err, errlen, "'%s': expected a numeric address or localhost with a port", url);
+        return -EINVAL;
+    }
+    snprintf(t.host_header, sizeof(t.host_header), "%s", hostport);
+    if (slash) {
+        size_t plen = strlen(slash);
+        while (plen > 0 && slash[plen - 1] == '/')
+            plen--;
+        if (plen >= sizeof(t.base_path)) {
+            snprintf(err, errlen, "'%s': path too long", url);
+            return -EINVAL;
+        }
+        memcpy(t.base_path, slash, plen);
+        t.base_path[plen] = '\0';
+    }
+    size_t ulen = strlen(url);
+    while (ulen > 0 && url[ulen - 1] == '/')
+        ulen--;
+    snprintf(t.url, sizeof(t.url), "%.*s", (int)ulen, url);
+    *ret = t;
+    return 0;
+}
+
+const char *upstream_strerror(int err)
+{
+    switch (err) {
+    case 0: return "ok";
+    case UPSTREAM_ERR_REFUSED: return "connection refused";
+    case UPSTREAM_ERR_CONNECT_TIMEOUT: return "connect timed out";
+    case UPSTREAM_ERR_TIMEOUT: return "timed out waiting for the response";
+    case UPSTREAM_ERR_CLOSED: return "connection closed before the response ended";
+    case UPSTREAM_ERR_MALFORMED: return "malformed HTTP response";
+    case UPSTREAM_ERR_QUEUE_FULL: return "too many requests waiting for a connection";
+    case -ENOMEM: return "out of memory";
+    default: return "upstream error";
+    }
+}
+
+void upstream_pool_options_default(struct upstream_pool_options *o)
+{
+    *o = (struct upstream_pool_options){
+        .max_connections = 256,
+        .max_queue = 4096,
+        .connect_timeout = 5 * USEC_PER_SEC,
+        .idle_timeout = 4 * USEC_PER_SEC,
+        .max_head_bytes = 64 * 1024,
+        .output_limit = 256 * 1024,
+    };
+}
+
+/* --- helpers --- */
+
+static struct timeval tv_of(usec_t us)
+{
+    return (struct timeval){.tv_sec = (time_t)(us / USEC_PER_SEC),
+                            .tv_usec = (suseconds_t)(us % USEC_PER_SEC)};
+}
+
+/* Reads when connected, alive and not paused; (re)starts the timeout. */
+static void arm_read(struct conn *c)
+{
+    if (!c->rev || c->dead || (c->req && c->req->paused)) {
+        if (c->rev)
+            event_del(c->rev);
+        return;
+    }
+    struct timeval tv = tv_of(c->read_timeout);
+    event_add(c->rev, c->read_timeout ? &tv : NULL);
+}
+
+static void set_read_timeout(struct conn *c, usec_t us)
+{
+    c->read_timeout = us;
+    arm_read(c);
+}
+
+static void req_free(struct upstream_req *r)
+{
+    if (r->pending)
+        evbuffer_free(r->pending);
+    if (r->replay)
+        evbuffer_free(r->replay);
+    free(r);
+}
+
+static void wait_remove(struct upstream_pool *p, struct upstream_req *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        p->wait_head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        p->wait_tail = r->prev;
+    r->prev = r->next = NULL;
+    p->n_waiting--;
+}
+
+static void wait_push(struct upstream_pool *p, struct upstream_req *r, bool front)
+{
+    if (front) {
+        r->next = p->wait_head;
+        if (p->wait_head)
+            p->wait_head->prev = r;
+        else
+            p->wait_tail = r;
+        p->wait_head = r;
+    } else {
+        r->prev = p->wait_tail;
+        if (p->wait_tail)
+            p->wait_tail->next = r;
+        else
+            p->wait_head = r;
+        p->wait_tail = r;
+    }
+    p->n_waiting++;
+}
+
+/* --- connections --- */
+
+/* Idle connections have their own list so that a request finds one at
+ * once: with thousands of busy connections, a walk of every connection
+ * per request was most of a load generator's CPU. */
+static void idle_push(struct conn *c)
+{
+    struct upstream_pool *p = c->pool;
+    c->idle = true;
+    c->idle_prev = NULL;
+    c->idle_next = p->idle_head;
+    if (p->idle_head)
+        p->idle_head->idle_prev = c;
+    p->idle_head = c;
+    p->n_idle++;
+}
+
+static void idle_remove(struct conn *c)
+{
+    struct upstream_pool *p = c->pool;
+    if (!c->idle)
+        return;
+    if (c->idle_prev)
+        c->idle_prev->idle_next = c->idle_next;
+    else
+        p->idle_head = c->idle_next;
+    if (c->idle_next)
+        c->idle_next->idle_prev = c->idle_prev;
+    c->idle_prev = c->idle_next = NULL;
+    c->idle = false;
+    p->n_idle--;
+}
+
+/* Writes what is queued on a connected connection now, not on the loop's
+ * next pass: under load that pass runs through hundreds of token events,
+ * every request that arrived meanwhile would reach the server at once, and
+ * their token streams would stay in step (bursty) for their whole life.
+ * Write interest is switched on only for what the socket did not take, so
+ * a request on a kept-alive connection costs no epoll_ctl calls. While the
+ * body is paused for a full buffer, the bufferevent does the writing so
+ * that its drain callback fires. A failed write leaves the bytes queued:
+ * the bufferevent's own write meets the same error and reports it. */
+static void conn_flush(struct conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) == 0)
+        return;
+    if (!(c->req && c->req->want_drain))
+        net_write_bufferevent_output(c->bev);
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(c->bev, EV_WRITE);
+}
+
+static void conn_destroy(struct conn *c)
+{
+    struct upstream_pool *p = c->pool;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        p->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    p->n_conns--;
+    idle_remove(c);
+    bufferevent_free(c->bev);
+    if (c->rev)
+        event_free(c->rev);
+    if (c->in)
+        evbuffer_free(c->in);
+    http_parser_free(c->parser);
+    free(c);
+}
+
+static void conn_enter(struct conn *c)
+{
+    c->depth++;
+}
+
+static void conn_leave(struct conn *c)
+{
+    if (--c->depth == 0 && c->dead)
+        conn_destroy(c);
+}
+
+/* Takes the connection out of service; freed when the stack unwinds. */
+static void conn_kill(struct conn *c)
+{
+    if (c->dead)
+        return;
+    c->dead = true;
+    idle_remove(c);
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    if (c->rev)
+        event_del(c->rev);
+    if (c->depth == 0)
+        conn_destroy(c);
+}
+
+static int on_parser_body(void *ctx, const char *data, size_t len)
+{
+    struct conn *c = ctx;
+    c->views[c->n_views++] = (struct body_view){data, len};
+    /* Full: the parser stops after these bytes, the caller hands them on
+     * and feeds the rest. */
+    return c->n_views == MAX_VIEWS ? HTTP_BODY_PAUSE : 0;
+}
+
+/* Ends the request on c: releases or closes the connection, then tells
+ * the owner. */
+static void req_complete(struct conn *c, int err, usec_t t)
+{
+    struct upstream_req *r = c->req;
+    struct upstream_pool *p = c->pool;
+    c->req = NULL;
+    r->conn = NULL;
+    r->done = true;
+    const struct http_head *h = http_parser_head(c->parser);
+    bool reusable = err == 0 && h->keep_alive && !c->dead;
+    if (reusable) {
+        c->served++;
+        http_parser_reset(c->parser);
+        /* Writing stays off while idle (see conn_flush). */
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+            bufferevent_disable(c->bev, EV_WRITE);
+        idle_push(c);
+        set_read_timeout(c, p->o.idle_timeout);
+    } else {
+        conn_kill(c);
+    }
+    if (err)
+        p->failures++;
+    if (!r->cancelled) {
+        r->in_callback = true;
+        r->cb.on_done(r->ctx, err, t);
+    }
+    req_free(r);
+    dispatch(p);
+}
+
+/* A reused connection died before answering: the server closed it while
+ * it sat idle. Send the request again on another one, once. */
+static bool try_replay(struct conn *c)
+{
+    struct upstream_req *r = c->req;
+    if (c->served == 0 || r->any_response_byte || r->retried || !r->replay)
+        return false;
+    r->retried = true;
+    c->req = NULL;
+    r->conn = NULL;
+    /* Send everything again from the copy (kept for a further retry). */
+    evbuffer_drain(r->pending, evbuffer_get_length(r->pending));
+    size_t n = evbuffer_get_length(r->replay);
+    if (n)
+        evbuffer_add(r->pending, evbuffer_pullup(r->replay, (ev_ssize_t)n), n);
+    conn_kill(c);
+    wait_push(c->pool, r, true);
+    dispatch(c->pool);
+    return true;
+}
+
+static void conn_fail(struct conn *c, int err)
+{
+    if (c->req && !c->req->cancelled && try_replay(c))
+        return;
+    if (c->req)
+        req_complete(c, err, clock_now());
+    conn_kill(c);
+}
+
+static void flush_views(struct conn *c, usec_t t)
+{
+    struct upstream_req *r = c->req;
+    for (size_t i = 0; i < c->n_views && r && !r->cancelled; i++)
+        if (r->cb.on_body)
+            r->cb.on_body(r->ctx, c->views[i].p, c->views[i].len, t);
+    c->n_views = 0;
+}
+
+/* Parses data[0, len) read at now and hands it on. Returns how much was
+ * consumed: less than len when the request paused (the caller keeps the
+ * rest), all of it when the connection ended. */
+static size_t conn_process(struct conn *c, const char *data, size_t len, usec_t now)
+{
+    size_t off = 0;
+    /* A parser paused by full views may end the message on no more input. */
+    bool again = false;
+    while (!c->dead && (off < len || again)) {
+        struct upstream_req *r = c->req;
+        if (!r) {
+            /* Bytes nobody asked for: the connection is not usable. */
+            conn_kill(c);
+            return len;
+        }
+        if (r->paused)
+            return off;
+        r->any_response_byte = true;
+        const char *at = data + off;
+        size_t used = 0;
+        c->n_views = 0;
+        int step = http_parser_feed(c->parser, at, len - off, &used);
+        again = step == HTTP_STEP_BODY;
+        if (step < 0) {
+            conn_fail(c, UPSTREAM_ERR_MALFORMED);
+            return len;
+        }
+        off += used;
+        if (step == HTTP_STEP_HEAD) {
+            r->head_seen = true;
+            set_read_timeout(c, r->o.stream_timeout);
+            r->in_callback = true;
+            r->cb.on_head(r->ctx, http_parser_head(c->parser), now);
+            r->in_callback = false;
+            if (r->cancelled) {
+                req_free(r);
+                return len;
+            }
+            step = http_parser_resume(c->parser, r->o.head_request);
+            if (step < 0) {
+                conn_fail(c, UPSTREAM_ERR_MALFORMED);
+                return len;
+            }
+            if (step == HTTP_STEP_DONE)
+                req_complete(c, 0, now);
+            continue;
+        }
+        /* Body bytes: raw first (the client gets them before any parsing
+         * of ours), then the de-chunked views for the tap. */
+        r->in_callback = true;
+        if (used > 0)
+            r->cb.on_raw(r->ctx, at, used, now);
+        flush_views(c, now);
+        r->in_callback = false;
+        if (r->cancelled) {
+            req_free(r);
+            return len;
+        }
+        if (step == HTTP_STEP_DONE)
+            req_complete(c, 0, now);
+    }
+    return c->dead ? len : off;
+}
+
+/* Goes on with bytes kept while paused. */
+static void conn_read(struct conn *c)
+{
+    while (!c->dead && c->in && evbuffer_get_length(c->in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(c->in, -1, NULL, &v, 1) < 1)
+            return;
+        size_t used = conn_process(c, v.iov_base, v.iov_len, clock_now());
+        if (c->dead)
+            return;
+        evbuffer_drain(c->in, used);
+        if (used < v.iov_len)
+            return;
+    }
+}
+
+/* Keeps what the request did not take (it paused). */
+static void conn_keep(struct conn *c, const char *data, size_t len)
+{
+    if (!c->in && !(c->in = evbuffer_new())) {
+        conn_fail(c, UPSTREAM_ERR_CLOSED);
+        return;
+    }
+    if (evbuffer_add(c->in, data, len) < 0)
+        conn_fail(c, UPSTREAM_ERR_CLOSED);
+}
+
+/* The server closed its side. */
+static void conn_eof(struct conn *c)
+{
+    if (c->req && c->req->head_seen) {
+        /* A body delimited by the connection closing ends here. */
+        if (!c->dead && c->req)
+            conn_fail(c, http_parser_finish(c->parser) == HTTP_STEP_DONE ? 0 : UPSTREAM_ERR_CLOSED);
+        else
+            conn_kill(c);
+    } else {
+        conn_fail(c, UPSTREAM_ERR_CLOSED);
+    }
+}
+
+static void rev_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    conn_enter(c);
+    if (what & EV_TIMEOUT) {
+        conn_fail(c, UPSTREAM_ERR_TIMEOUT);
+        goto out;
+    }
+    conn_read(c);
+    for (int round = 0; round < READ_ROUNDS; round++) {
+        if (c->dead || (c->in && evbuffer_get_length(c->in)) || (c->req && c->req->paused))
+            break;
+        char buf[READ_BUF];
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n > 0) {
+            size_t used = conn_process(c, buf, (size_t)n, clock_now());
+            if (!c->dead && used < (size_t)n)
+                conn_keep(c, buf + used, (size_t)n - used);
+            if ((size_t)n < sizeof(buf))
+                break;
+        } else if (n == 0) {
+            conn_eof(c);
+            break;
+        } else {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                conn_fail(c, UPSTREAM_ERR_CLOSED);
+            break;
+        }
+    }
+out:
+    conn_leave(c);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    struct upstream_req *r = c->req;
+    if (!r || !r->want_drain || r->cancelled)
+        return;
+    conn_enter(c);
+    r->want_drain = false;
+    if (r->cb.on_drain) {
+        r->in_callback = true;
+        r->cb.on_drain(r->ctx);
+        r->in_callback = false;
+        if (r->cancelled)
+            req_free(r);
+    }
+    conn_leave(c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    conn_enter(c);
+    if (what & BEV_EVENT_CONNECTED) {
+        c->connected = true;
+        net_set_nodelay(bufferevent_getfd(bev));
+        bufferevent_set_timeouts(bev, NULL, NULL);
+        c->rev = event_new(c->pool->base, bufferevent_getfd(bev), EV_READ | EV_PERSIST, rev_cb, c);
+        if (!c->rev) {
+            conn_fail(c, UPSTREAM_ERR_REFUSED);
+        } else if (c->req) {
+            c->req->ready_time = clock_now();
+            set_read_timeout(c, c->req->o.response_timeout);
+        }
+    } else if (what & BEV_EVENT_TIMEOUT) {
+        conn_fail(c, UPSTREAM_ERR_CONNECT_TIMEOUT);
+    } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        conn_fail(c, c->connected ? UPSTREAM_ERR_CLOSED : UPSTREAM_ERR_REFUSED);
+    }
+    conn_leave(c);
+}
+
+static struct conn *conn_open(struct upstream_pool *p)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->pool = p;
+    struct http_limits limits = {.max_head_bytes = p->o.max_head_bytes, .max_body_bytes = 0};
+    c->parser = http_parser_new(HTTP_KIND_RESPONSE, &limits, on_parser_body, c);
+    c->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->parser || !c->bev)
+        goto fail;
+    bufferevent_setcb(c->bev, NULL, write_cb, event_cb, c);
+    bufferevent_setwatermark(c->bev, EV_WRITE, p->o.output_limit / 2, 0);
+    /* Connecting is writing: its timeout is the write timeout. */
+    struct timeval ct = tv_of(p->o.connect_timeout);
+    bufferevent_set_timeouts(c->bev, NULL, &ct);
+    bufferevent_enable(c->bev, EV_WRITE);
+    c->next = p->conns;
+    if (p->conns)
+        p->conns->prev = c;
+    p->conns = c;
+    p->n_conns++;
+    p->connects++;
+    return c;
+fail:
+    if (c->bev)
+        bufferevent_free(c->bev);
+    http_parser_free(c->parser);
+    free(c);
+    return NULL;
+}
+
+static void attach(struct conn *c, struct upstream_req *r)
+{
+    struct upstream_pool *p = c->pool;
+    c->req = r;
+    r->conn = c;
+    if (c->idle) {
+        idle_remove(c);
+        p->reuses++;
+        r->ready_time = clock_now();
+        set_read_timeout(c, r->o.response_timeout);
+    }
+    /* A new connection writes once connected (writing is on since
+     * conn_open); a kept-alive one writes now. */
+    evbuffer_add_buffer(bufferevent_get_output(c->bev), r->pending);
+    if (c->connected)
+        conn_flush(c);
+}
+
+static struct conn *find_idle(struct upstream_pool *p)
+{
+    return p->idle_head;
+}
+
+static void dispatch(struct upstream_pool *p)
+{
+    while (p->wait_head) {
+        struct conn *c = find_idle(p);
+        bool fresh = false;
+        if (!c) {
+            if (p->n_conns >= p->o.max_connections)
+                return;
+            c = conn_open(p);
+            if (!c)
+                return;
+            fresh = true;
+        }
+        struct upstream_req *r = p->wait_head;
+        wait_remove(p, r);
+        conn_enter(c);
+        attach(c, r);
+        /* A connect error may be reported from inside this call; the
+         * request is attached by then and gets it. */
+        if (fresh)
+            bufferevent_socket_connect(c->bev, (struct sockaddr *)&p->target.addr.ss,
+                                       (int)p->target.addr.len);
+        conn_leave(c);
+    }
+}
+
+/* --- pool --- */
+
+struct upstream_pool *upstream_pool_new(struct event_base *base, const struct upstream_target *t,
+                                        const struct upstream_pool_options *o)
+{
+    struct upstream_pool *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->base = base;
+    p->target = *t;
+    p->o = *o;
+    return p;
+}
+
+void upstream_pool_free(struct upstream_pool *p)
+{
+    if (!p)
+        return;
+    while (p->conns) {
+        struct conn *c = p->conns;
+        if (c->req) {
+            c->req->conn = NULL;
+            req_free(c->req);
+            c->req = NULL;
+        }
+        c->depth = 0;
+        conn_destroy(c);
+    }
+    while (p->wait_head) {
+        struct upstream_req *r = p->wait_head;
+        wait_remove(p, r);
+        req_free(r);
+    }
+    free(p);
+}
+
+const struct upstream_target *upstream_pool_target(const struct upstream_pool *p)
+{
+    return &p->target;
+}
+
+void upstream_pool_stats(const struct upstream_pool *p, struct upstream_pool_stats *ret)
+{
+    *ret = (struct upstream_pool_stats){
+        .open = p->n_conns,
+        .idle = p->n_idle,
+        .busy = p->n_conns - p->n_idle,
+        .waiting = p->n_waiting,
+        .connects = p->connects,
+        .reuses = p->reuses,
+        .requests = p->requests,
+        .failures = p->failures,
+    };
+}
+
+/* --- requests --- */
+
+int upstream_request(struct upstream_pool *p, const struct upstream_req_options *o,
+                     const struct upstream_cb *cb, void *ctx, struct upstream_req **ret)
+{
+    if (p->n_waiting >= p->o.max_queue && !find_idle(p) && p->n_conns >= p->o.max_connections)
+        return UPSTREAM_ERR_QUEUE_FULL;
+    struct upstream_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    r->pool = p;
+    r->o = *o;
+    r->cb = *cb;
+    r->ctx = ctx;
+    r->pending = evbuffer_new();
+    r->replay = evbuffer_new();
+    if (!r->pending || !r->replay) {
+        req_free(r);
+        return -ENOMEM;
+    }
+    p->requests++;
+    wait_push(p, r, false);
+    *ret = r;
+    dispatch(p);
+    return 0;
+}
+
+int upstream_req_write(struct upstream_req *r, const void *data, size_t len)
+{
+    if (r->replay) {
+        if (evbuffer_get_length(r->replay) + len > REPLAY_LIMIT) {
+            evbuffer_free(r->replay);
+            r->replay = NULL;
+        } else {
+            evbuffer_add(r->replay, data, len);
+        }
+    }
+    struct evbuffer *out = r->conn ? bufferevent_get_output(r->conn->bev) : r->pending;
+    return evbuffer_add(out, data, len) < 0 ? -ENOMEM : 0;
+}
+
+int upstream_req_printf(struct upstream_req *r, const char *fmt, ...)
+{
+    char small[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -EINVAL;
+    if ((size_t)n < sizeof(small))
+        return upstream_req_write(r, small, (size_t)n);
+    char *big = malloc((size_t)n + 1);
+    if (!big)
+        return -ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = upstream_req_write(r, big, (size_t)n);
+    free(big);
+    return rc;
+}
+
+void upstream_req_flush(struct upstream_req *r)
+{
+    struct conn *c = r->conn;
+    if (c && c->connected && !c->dead)
+        conn_flush(c);
+}
+
+bool upstream_req_output_full(struct upstream_req *r)
+{
+    struct evbuffer *out = r->conn ? bufferevent_get_output(r->conn->bev) : r->pending;
+    if (evbuffer_get_length(out) <= r->pool->o.output_limit)
+        return false;
+    r->want_drain = true;
+    return true;
+}
+
+void upstream_req_pause(struct upstream_req *r, bool pause)
+{
+    if (r->paused == pause)
+        return;
+    r->paused = pause;
+    struct conn *c = r->conn;
+    if (!c || c->dead)
+        return;
+    arm_read(c);
+    if (pause)
+        return;
+    if (!r->in_callback) {
+        conn_enter(c);
+        conn_read(c);
+        conn_leave(c);
+    }
+}
+
+void upstream_req_cancel(struct upstream_req *r)
+{
+    if (r->cancelled || r->done)
+        return;
+    r->cancelled = true;
+    struct upstream_pool *p = r->pool;
+    struct conn *c = r->conn;
+    if (c) {
+        /* Close at once: llama-server frees the slot when the socket goes. */
+        c->req = NULL;
+        r->conn = NULL;
+        p->failures++;
+        conn_kill(c);
+    } else {
+        wait_remove(p, r);
+    }
+    if (!r->in_callback)
+        req_free(r);
+    dispatch(p);
+}
+
+bool upstream_req_connected(const struct upstream_req *r)
+{
+    return r->conn && r->conn->connected;
+}
+
+usec_t upstream_req_ready_time(const struct upstream_req *r)
+{
+    return r->ready_time;
+}

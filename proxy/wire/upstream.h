@@ -1,0 +1,123 @@
+/* upstream: the HTTP/1.1 client side. A pool per target keeps keep-alive
+ * connections (TCP_NODELAY), caps how many are open, queues requests
+ * beyond the cap, expires idle ones, and runs one request at a time on
+ * each connection with connect / response / stream-idle timeouts. Response
+ * bytes are handed on raw (framing intact, for pass-through) and
+ * de-chunked (for the stream tap), stamped with the time of the read that
+ * delivered them. Used by the proxy and by the load generator alike. */
+#ifndef TOKENTAP_UPSTREAM_H
+#define TOKENTAP_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/clock.h"
+#include "wire/http.h"
+#include "wire/net.h"
+
+struct event_base;
+struct upstream_pool;
+struct upstream_req;
+
+/* Where requests go. */
+struct upstream_target {
+    char url[512];         /* as configured, without a trailing '/' */
+    char host_header[300]; /* "127.0.0.1:7080": the Host sent upstream */
+    char base_path[256];   /* "" or "/prefix", prepended to request paths */
+    struct net_addr addr;
+};
+
+/* Parses "http://HOST:PORT[/prefix]" (numeric host or localhost). 0, or
+ * -EINVAL with a reason in err. */
+int upstream_parse_url(const char *url, struct upstream_target *ret, char *err, size_t errlen);
+
+/* Why an exchange failed (negative errno values). */
+#define UPSTREAM_ERR_REFUSED (-ECONNREFUSED)   /* connect failed: 502 */
+#define UPSTREAM_ERR_CONNECT_TIMEOUT (-ETIMEDOUT) /* connect timed out: 504 */
+#define UPSTREAM_ERR_TIMEOUT (-ETIME)          /* no response head in time, or a stalled stream */
+#define UPSTREAM_ERR_CLOSED (-ECONNRESET)      /* closed before the response ended */
+#define UPSTREAM_ERR_MALFORMED (-EBADMSG)      /* not HTTP */
+#define UPSTREAM_ERR_QUEUE_FULL (-EBUSY)       /* too many requests waiting */
+
+/* Short English phrase for an UPSTREAM_ERR_* code. */
+const char *upstream_strerror(int err);
+
+struct upstream_cb {
+    /* The response head arrived. t: monotonic µs of the read that completed it. */
+    void (*on_head)(void *ctx, const struct http_head *head, usec_t t);
+    /* Response bytes after the head exactly as received (framing intact). */
+    void (*on_raw)(void *ctx, const char *data, size_t len, usec_t t);
+    /* The same bytes de-chunked, delivered after on_raw. May be NULL. */
+    void (*on_body)(void *ctx, const char *data, size_t len, usec_t t);
+    /* Request bytes may flow again after upstream_req_output_full(). May be NULL. */
+    void (*on_drain)(void *ctx);
+    /* The exchange is over: err is 0 when the response ended properly.
+     * The request is freed after this returns. */
+    void (*on_done)(void *ctx, int err, usec_t t);
+};
+
+struct upstream_pool_options {
+    unsigned max_connections; /* open connections to the target (default 256) */
+    unsigned max_queue;       /* requests waiting for one (default 4096) */
+    usec_t connect_timeout;   /* default 5 s */
+    usec_t idle_timeout;      /* keep-alive idle; below llama-server's 5 s (default 4 s) */
+    size_t max_head_bytes;    /* response head limit (default 64 KiB) */
+    size_t output_limit;      /* request bytes queued before "full" (default 256 KiB) */
+};
+
+void upstream_pool_options_default(struct upstream_pool_options *o);
+
+/* Returns a pool for target, or NULL on allocation failure. */
+struct upstream_pool *upstream_pool_new(struct event_base *base, const struct upstream_target *t,
+                                        const struct upstream_pool_options *o);
+/* Closes every connection; pending requests get no more callbacks. */
+void upstream_pool_free(struct upstream_pool *p);
+
+const struct upstream_target *upstream_pool_target(const struct upstream_pool *p);
+
+struct upstream_pool_stats {
+    unsigned open, idle, busy, waiting;
+    uint64_t connects, reuses, requests, failures;
+};
+void upstream_pool_stats(const struct upstream_pool *p, struct upstream_pool_stats *ret);
+
+struct upstream_req_options {
+    bool head_request;     /* a HEAD: the response has no body */
+    usec_t response_timeout; /* until the response head (0 = none) */
+    usec_t stream_timeout;   /* longest silence while the body streams (0 = none) */
+};
+
+/* Starts an exchange: a connection is taken from the pool (or opened, or
+ * waited for). Bytes written with upstream_req_write are sent once
+ * connected. Returns 0 or UPSTREAM_ERR_QUEUE_FULL / -ENOMEM. */
+int upstream_request(struct upstream_pool *p, const struct upstream_req_options *o,
+                     const struct upstream_cb *cb, void *ctx, struct upstream_req **ret);
+
+/* Queues request bytes (head and body, framed by the caller). */
+int upstream_req_write(struct upstream_req *r, const void *data, size_t len);
+int upstream_req_printf(struct upstream_req *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Sends the queued bytes now, if the connection is up. On a kept-alive
+ * connection written bytes wait for this call: make it after each piece of
+ * the request (a head, a body chunk, the end). */
+void upstream_req_flush(struct upstream_req *r);
+
+/* True when more than output_limit request bytes wait; stop until on_drain. */
+bool upstream_req_output_full(struct upstream_req *r);
+
+/* Stops / restarts reading the response (a slow client downstream). */
+void upstream_req_pause(struct upstream_req *r, bool pause);
+
+/* Gives up: closes the connection at once (so llama-server frees the slot)
+ * and frees r without further callbacks. Safe from inside r's callbacks. */
+void upstream_req_cancel(struct upstream_req *r);
+
+/* True once a connection was attached and the request was sent on it. */
+bool upstream_req_connected(const struct upstream_req *r);
+
+/* Time the connection was ready (connect done or reused), 0 before. */
+usec_t upstream_req_ready_time(const struct upstream_req *r);
+
+#endif
