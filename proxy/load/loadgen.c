@@ -30,6 +30,7 @@ struct lgreq {
     bool text_full[DIALECT_TOKEN_KINDS], body_full;
     bool head_seen;
     bool json_body;
+    bool counted;                 /* in lg->in_flight */
     struct event *later;          /* owned: reports a failure to send from the loop */
     int early_err;
 };
@@ -91,7 +92,8 @@ static void req_free(struct lgreq *q)
         lg->reqs = q->next;
     if (q->next)
         q->next->prev = q->prev;
-    lg->in_flight--;
+    if (q->counted)
+        lg->in_flight--;
     for (int k = 0; k < DIALECT_TOKEN_KINDS; k++)
         if (q->text[k])
             evbuffer_free(q->text[k]);
@@ -150,6 +152,10 @@ static void complete(struct lgreq *q, enum record_outcome outcome)
     res.tools = text_of(q->text[DIALECT_TOKEN_TOOL], &res.tools_len);
     if (q->json_body && evbuffer_get_length(q->body))
         res.body = text_of(q->body, &res.body_len);
+    /* The request is no longer in flight when its owner hears of it: a
+     * closed loop sends the next one from this callback. */
+    q->counted = false;
+    lg->in_flight--;
     q->done(q->ctx, &res);
     req_free(q);
 }
@@ -272,6 +278,7 @@ int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_
         lg->reqs->prev = q;
     lg->reqs = q;
     lg->in_flight++;
+    q->counted = true;
 
     struct record *r = &q->rec;
     record_init(r);
