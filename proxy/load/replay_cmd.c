@@ -219,12 +219,15 @@ static int parse_options(int argc, char **argv, struct replay_options *o)
     sim_options_default(&o->sim);
     o->sim.listen = "127.0.0.1:0";
     o->sim.quiet = true;
-    cli_init(&p, cmd, argc, argv);
+    struct config_err cli_err;
+    cli_init(&p, cmd, argc, argv, &cli_err);
     while ((id = cli_next(&p, &v)) != CLI_END) {
         switch (id) {
         case CLI_HELP:
+            cli_print_help(cmd);
             return 1;
         case CLI_ERROR:
+            fprintf(stderr, "%s\n", cli_err.msg);
             return -EINVAL;
         case CLI_POSITIONAL:
             if (o->trace) {

@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 
 #include "core/cli.h"
+#include "core/config.h"
 #include "core/files.h"
 #include "core/log.h"
 #include "report/report_build.h"
@@ -298,13 +299,14 @@ int report_main(int argc, char **argv)
     struct results *run = NULL;
     char dirbuf[4096];
     int id;
-    cli_init(&p, cmd, argc, argv);
+    struct config_err cli_err;
+    cli_init(&p, cmd, argc, argv, &cli_err);
     while ((id = cli_next(&p, &v)) != CLI_END) {
         switch (id) {
         case CLI_HELP:
-            return 0;
+            return cli_exit(cmd, CLI_RUN_HELP, &cli_err);
         case CLI_ERROR:
-            return 2;
+            return cli_exit(cmd, -EINVAL, &cli_err);
         case CLI_POSITIONAL:
             if (results_path) {
                 cli_usage_error(cmd, "one results file only (got '%s' and '%s')", results_path, v);
@@ -364,13 +366,14 @@ int report_compare_main(int argc, char **argv)
     struct evbuffer *out = NULL;
     char err[512] = "";
     int id, status = 1;
-    cli_init(&p, cmd, argc, argv);
+    struct config_err cli_err;
+    cli_init(&p, cmd, argc, argv, &cli_err);
     while ((id = cli_next(&p, &v)) != CLI_END) {
         switch (id) {
         case CLI_HELP:
-            return 0;
+            return cli_exit(cmd, CLI_RUN_HELP, &cli_err);
         case CLI_ERROR:
-            return 2;
+            return cli_exit(cmd, -EINVAL, &cli_err);
         case CLI_POSITIONAL:
             if (paths[1]) {
                 cli_usage_error(cmd, "two results files only (a third: '%s')", v);

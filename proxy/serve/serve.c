@@ -341,12 +341,13 @@ int serve_main(int argc, char **argv)
     struct rewrite_rules *rules = NULL;
 
     /* Two passes: the file first, then flags over it. */
-    cli_init(&p, cmd, argc, argv);
+    struct config_err cli_err;
+    cli_init(&p, cmd, argc, argv, &cli_err);
     while ((id = cli_next(&p, &v)) != CLI_END) {
         if (id == CLI_HELP)
-            return 0;
+            return cli_exit(cmd, CLI_RUN_HELP, &cli_err);
         if (id == CLI_ERROR)
-            return 2;
+            return cli_exit(cmd, -EINVAL, &cli_err);
         if (id == CLI_POSITIONAL) {
             cli_usage_error(cmd, "unexpected argument '%s'", v);
             return 2;
@@ -371,7 +372,7 @@ int serve_main(int argc, char **argv)
             return 1;
         }
     }
-    cli_init(&p, cmd, argc, argv);
+    cli_init(&p, cmd, argc, argv, &cli_err);
     while ((id = cli_next(&p, &v)) != CLI_END) {
         switch (id) {
         case OPT_LISTEN: s.listen = v; break;

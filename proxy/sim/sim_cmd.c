@@ -7,6 +7,7 @@
 #include <event2/event.h>
 
 #include "core/cli.h"
+#include "core/config.h"
 #include "core/log.h"
 #include "wire/net.h"
 #include "sim/sim.h"
@@ -89,7 +90,8 @@ int sim_main(int argc, char **argv)
     struct sim_options o;
     sim_options_default(&o);
     struct cli_parser p;
-    cli_init(&p, &sim_command, argc, argv);
+    struct config_err cli_err;
+    cli_init(&p, &sim_command, argc, argv, &cli_err);
     const char *v;
     int id;
     uint64_t u;
@@ -99,9 +101,9 @@ int sim_main(int argc, char **argv)
     while ((id = cli_next(&p, &v)) != CLI_END) {
         switch (id) {
         case CLI_HELP:
-            return 0;
+            return cli_exit(cmd, CLI_RUN_HELP, &cli_err);
         case CLI_ERROR:
-            return 2;
+            return cli_exit(cmd, -EINVAL, &cli_err);
         case CLI_POSITIONAL:
             cli_usage_error(cmd, "unexpected argument '%s'", v);
             return 2;

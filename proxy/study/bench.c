@@ -899,13 +899,14 @@ int bench_main(int argc, char **argv)
     enum log_level level;
     cJSON *results = NULL;
 
-    cli_init(&p, cmd, argc, argv);
+    struct config_err cli_err;
+    cli_init(&p, cmd, argc, argv, &cli_err);
     while ((id = cli_next(&p, &v)) != CLI_END) {
         switch (id) {
         case CLI_HELP:
-            return 0;
+            return cli_exit(cmd, CLI_RUN_HELP, &cli_err);
         case CLI_ERROR:
-            return 2;
+            return cli_exit(cmd, -EINVAL, &cli_err);
         case CLI_POSITIONAL:
             if (path) {
                 cli_usage_error(cmd, "one scenario at a time (got '%s' and '%s')", path, v);

@@ -1,0 +1,275 @@
+/* Unit tests for the command kit: the option parser and its value
+ * parsers (exact error lines), the shared loop's signal rules, and every
+ * command's settings parser on good and bad command lines. */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "check.h"
+#include "core/cli.h"
+#include "core/config.h"
+#include "wire/loop.h"
+#include "wire/net.h"
+
+/* argv for a parser: argv("sim", "--slots", "2") with the count in n. */
+#define ARGV(...) ((char *[]){__VA_ARGS__, NULL})
+#define ARGC(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
+
+/* --- the option parser --- */
+
+enum { OPT_NUM = 1, OPT_FLAG, OPT_NAME };
+
+static const struct cli_option kit_options[] = {
+    {"num", 'n', "N", "a number", OPT_NUM},
+    {"flag", 'f', NULL, "a flag", OPT_FLAG},
+    {"name", 0, "NAME", "a name", OPT_NAME},
+    {NULL, 0, NULL, NULL, 0},
+};
+
+static const struct cli_command kit_command = {
+    .name = "kit",
+    .usage = "tokentap kit [OPTIONS]",
+    .summary = "A command for the tests.",
+    .options = kit_options,
+};
+
+/* Runs cli_next over argv and returns the ids, ';'-separated, with the
+ * values: "1=5;2;-3=x;0". Stops after an error. */
+static const char *walk(int argc, char **argv, struct config_err *err)
+{
+    static char out[512];
+    struct cli_parser p;
+    const char *v;
+    int id;
+    size_t used = 0;
+    cli_init(&p, &kit_command, argc, argv, err);
+    out[0] = '\0';
+    do {
+        v = NULL;
+        id = cli_next(&p, &v);
+        used += (size_t)snprintf(out + used, sizeof(out) - used, "%s%d%s%s", used ? ";" : "", id,
+                                 v ? "=" : "", v ? v : "");
+    } while (id != CLI_END && id != CLI_ERROR && id != CLI_HELP && used < sizeof(out));
+    return out;
+}
+
+static void test_next(void)
+{
+    struct config_err err = {""};
+    CHECK_STR(walk(ARGC("kit", "-n", "5", "--flag", "x", "--name=a=b", "-f"),
+                   ARGV("kit", "-n", "5", "--flag", "x", "--name=a=b", "-f"), &err),
+              "1=5;2;-3=x;3=a=b;2;0");
+    /* "-" alone and everything after "--" are positionals. */
+    CHECK_STR(walk(ARGC("kit", "-", "--", "--flag", "-n"), ARGV("kit", "-", "--", "--flag", "-n"), &err),
+              "-3=-;-3=--flag;-3=-n;0");
+    CHECK_STR(walk(ARGC("kit", "--num", "1", "-h", "--bogus"), ARGV("kit", "--num", "1", "-h", "--bogus"), &err),
+              "1=1;-1");
+    CHECK_STR(walk(ARGC("kit", "--help"), ARGV("kit", "--help"), &err), "-1");
+
+    CHECK_STR(walk(ARGC("kit", "--bogus"), ARGV("kit", "--bogus"), &err), "-2");
+    CHECK_STR(err.msg, "tokentap kit: unknown option '--bogus'; try 'tokentap kit --help'");
+    CHECK_STR(walk(ARGC("kit", "-x"), ARGV("kit", "-x"), &err), "-2");
+    CHECK_STR(err.msg, "tokentap kit: unknown option '-x'; try 'tokentap kit --help'");
+    CHECK_STR(walk(ARGC("kit", "-nf"), ARGV("kit", "-nf"), &err), "-2");
+    CHECK_STR(err.msg, "tokentap kit: unknown option '-nf'; try 'tokentap kit --help'");
+    CHECK_STR(walk(ARGC("kit", "--flag=yes"), ARGV("kit", "--flag=yes"), &err), "-2");
+    CHECK_STR(err.msg, "tokentap kit: option '--flag' takes no value; try 'tokentap kit --help'");
+    CHECK_STR(walk(ARGC("kit", "--num"), ARGV("kit", "--num"), &err), "-2");
+    CHECK_STR(err.msg, "tokentap kit: option '--num' needs a value (N); try 'tokentap kit --help'");
+    CHECK_STR(walk(ARGC("kit", "--nu", "3"), ARGV("kit", "--nu", "3"), &err), "-2");
+}
+
+/* Feeds one value to a value parser as the value of --num. */
+static struct cli_parser parser_at_num(struct config_err *err)
+{
+    static char *argv[] = {"kit", "--num", "0", NULL};
+    struct cli_parser p;
+    const char *v;
+    cli_init(&p, &kit_command, 3, argv, err);
+    cli_next(&p, &v);
+    return p;
+}
+
+static void test_values(void)
+{
+    struct config_err err = {""};
+    struct cli_parser p = parser_at_num(&err);
+    uint64_t u = 7;
+    unsigned un = 7;
+    double d = 7;
+    bool b = false;
+    usec_t t = 7;
+    enum log_level level = LOG_LEVEL_ERROR;
+
+    CHECK_INT(cli_u64(&p, "42", 1, 100, &u), 0);
+    CHECK_INT(u, 42);
+    CHECK_INT(cli_u64(&p, "0", 1, 100, &u), -EINVAL);
+    CHECK_STR(err.msg, "tokentap kit: --num: expected an integer from 1 to 100, got '0'; try 'tokentap kit --help'");
+    CHECK_INT(u, 42); /* untouched on error */
+    CHECK_INT(cli_u64(&p, "-1", 0, 100, &u), -EINVAL);
+    CHECK_INT(cli_u64(&p, "", 0, 100, &u), -EINVAL);
+    CHECK_INT(cli_u64(&p, "5x", 0, 100, &u), -EINVAL);
+    CHECK_INT(cli_u64(&p, "99999999999999999999", 0, UINT64_MAX, &u), -EINVAL);
+    CHECK_INT(cli_unsigned(&p, "65536", 1, 65536, &un), 0);
+    CHECK_INT(un, 65536);
+    CHECK_INT(cli_unsigned(&p, "65537", 1, 65536, &un), -EINVAL);
+    CHECK_STR(err.msg, "tokentap kit: --num: expected an integer from 1 to 65536, got '65537'; try 'tokentap kit --help'");
+
+    CHECK_INT(cli_double(&p, "0.5", 0, 1, &d), 0);
+    CHECK(d == 0.5);
+    CHECK_INT(cli_double(&p, "2", 0, 1, &d), -EINVAL);
+    CHECK_STR(err.msg, "tokentap kit: --num: expected a number from 0 to 1, got '2'; try 'tokentap kit --help'");
+    CHECK_INT(cli_double(&p, "nan", 0, 1, &d), -EINVAL);
+    CHECK_INT(cli_double(&p, "0.5s", 0, 1, &d), -EINVAL);
+    CHECK(d == 0.5);
+
+    CHECK_INT(cli_onoff(&p, "on", &b), 0);
+    CHECK(b);
+    CHECK_INT(cli_onoff(&p, "false", &b), 0);
+    CHECK(!b);
+    CHECK_INT(cli_onoff(&p, "maybe", &b), -EINVAL);
+    CHECK_STR(err.msg, "tokentap kit: --num: expected 'on' or 'off', got 'maybe'; try 'tokentap kit --help'");
+
+    static const struct {
+        const char *s;
+        usec_t us;
+    } durations[] = {{"2", 2000000}, {"1.5s", 1500000}, {"10ms", 10000}, {"500us", 500},
+                     {"3m", 180000000}, {"1h", 3600000000ull}, {"0", 0}};
+    for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+        CHECK_INT(cli_duration(&p, durations[i].s, &t), 0);
+        CHECK_INT(t, durations[i].us);
+    }
+    CHECK_INT(cli_duration(&p, "forever", &t), -EINVAL);
+    CHECK_STR(err.msg, "tokentap kit: --num: expected a duration like 500ms, 2s or 1m, got 'forever'; try 'tokentap kit --help'");
+    CHECK_INT(cli_duration(&p, "-1s", &t), -EINVAL);
+    CHECK_INT(cli_duration(&p, "5d", &t), -EINVAL);
+
+    static const struct {
+        const char *s;
+        uint64_t bytes;
+    } sizes[] = {{"100", 100}, {"512K", 524288}, {"8MiB", 8388608}, {"1G", 1073741824}, {"2k", 2048},
+                 {"1.5M", 1572864}};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        CHECK_INT(cli_size(&p, sizes[i].s, &u), 0);
+        CHECK_INT(u, sizes[i].bytes);
+    }
+    CHECK_INT(cli_size(&p, "12Q", &u), -EINVAL);
+    CHECK_STR(err.msg, "tokentap kit: --num: expected a size like 512K, 64M or 1G, got '12Q'; try 'tokentap kit --help'");
+
+    CHECK_INT(cli_log_level(&p, "debug", &level), 0);
+    CHECK_INT(level, LOG_LEVEL_DEBUG);
+    CHECK_INT(cli_log_level(&p, "loud", &level), -EINVAL);
+    CHECK_STR(err.msg, "tokentap kit: --num: expected error, warn, info or debug, got 'loud'; try 'tokentap kit --help'");
+    CHECK_INT(level, LOG_LEVEL_DEBUG);
+
+    CHECK_INT(cli_usage(&p, "which %s?", "file"), -EINVAL);
+    CHECK_STR(err.msg, "tokentap kit: which file?; try 'tokentap kit --help'");
+    CHECK_INT(cli_error(&p, "%s:3: bad", "x.yaml"), -EINVAL);
+    CHECK_STR(err.msg, "tokentap kit: x.yaml:3: bad");
+}
+
+static void test_exit(void)
+{
+    struct config_err err = {"tokentap kit: a usage error (printed by the test)"};
+    CHECK_INT(cli_exit(&kit_command, -EINVAL, &err), 2);
+    CHECK_INT(cli_exit(&kit_command, -ENOMEM, &err), 1);
+}
+
+/* --- the loop's signal rules --- */
+
+struct stopper {
+    struct event_base *base;
+    int stops, hups;
+    bool end_on_stop;
+};
+
+static void count_stop(void *arg)
+{
+    struct stopper *s = arg;
+    s->stops++;
+    if (s->end_on_stop)
+        event_base_loopexit(s->base, NULL);
+}
+
+static void count_hup(void *arg)
+{
+    struct stopper *s = arg;
+    s->hups++;
+}
+
+static void raise_cb(evutil_socket_t fd, short what, void *arg)
+{
+    raise(*(int *)arg);
+}
+
+/* Raises each of sigs from the loop, 10 ms apart; returns loop_run's
+ * result. A watchdog timer ends a loop that would not end. */
+static int run_signals(struct loop *l, struct event_base *base, const int *sigs, size_t n,
+                       bool *ret_watchdog)
+{
+    struct event *ev[8];
+    for (size_t i = 0; i < n; i++) {
+        ev[i] = evtimer_new(base, raise_cb, (void *)&sigs[i]);
+        struct timeval tv = {0, 10000 * (long)(i + 1)};
+        evtimer_add(ev[i], &tv);
+    }
+    struct timeval watchdog = {2, 0};
+    event_base_loopexit(base, &watchdog);
+    struct timeval t0, t1;
+    evutil_gettimeofday(&t0, NULL);
+    int r = loop_run(l);
+    evutil_gettimeofday(&t1, NULL);
+    *ret_watchdog = t1.tv_sec - t0.tv_sec >= 2;
+    for (size_t i = 0; i < n; i++)
+        event_free(ev[i]);
+    return r;
+}
+
+static void test_loop(void)
+{
+    bool watchdog;
+    /* No on_stop: the first SIGTERM ends the loop. */
+    struct event_base *base = event_base_new();
+    struct loop l;
+    CHECK_INT(loop_init(&l, base, NULL, NULL, NULL), 0);
+    static const int term[] = {SIGTERM};
+    CHECK_INT(run_signals(&l, base, term, 1, &watchdog), 0);
+    CHECK(!watchdog);
+    loop_finish(&l);
+    loop_finish(&l); /* twice is fine */
+    event_base_free(base);
+
+    /* on_stop runs on the first; the second ends the loop; SIGHUP goes to on_hup. */
+    base = event_base_new();
+    struct stopper s = {.base = base};
+    CHECK_INT(loop_init(&l, base, count_stop, count_hup, &s), 0);
+    static const int sigs[] = {SIGHUP, SIGINT, SIGHUP, SIGTERM};
+    CHECK_INT(run_signals(&l, base, sigs, 4, &watchdog), 0);
+    CHECK(!watchdog);
+    CHECK_INT(s.stops, 1);
+    CHECK_INT(s.hups, 2);
+    CHECK_INT(l.stops, 2);
+    loop_finish(&l);
+
+    /* An on_stop that ends the loop itself. */
+    s = (struct stopper){.base = base, .end_on_stop = true};
+    CHECK_INT(loop_init(&l, base, count_stop, NULL, &s), 0);
+    CHECK_INT(run_signals(&l, base, term, 1, &watchdog), 0);
+    CHECK(!watchdog);
+    CHECK_INT(s.stops, 1);
+    loop_finish(&l);
+    event_base_free(base);
+}
+
+int main(void)
+{
+    test_next();
+    test_values();
+    test_exit();
+    test_loop();
+    return check_done("test_cli");
+}
