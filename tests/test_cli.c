@@ -12,12 +12,15 @@
 #include "check.h"
 #include "core/cli.h"
 #include "core/config.h"
+#include "sim/sim_cmd.h"
 #include "wire/loop.h"
 #include "wire/net.h"
 
-/* argv for a parser: argv("sim", "--slots", "2") with the count in n. */
+/* argv for a parser, and its count: ARGV("sim", "--slots", "2"), ARGC(the same). */
 #define ARGV(...) ((char *[]){__VA_ARGS__, NULL})
 #define ARGC(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
+/* A command's settings parser on a command line. */
+#define PARSE(fn, settings, err, ...) fn(settings, ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), err)
 
 /* --- the option parser --- */
 
@@ -57,30 +60,29 @@ static const char *walk(int argc, char **argv, struct config_err *err)
     return out;
 }
 
+#define WALK(err, ...) walk(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), err)
+
 static void test_next(void)
 {
     struct config_err err = {""};
-    CHECK_STR(walk(ARGC("kit", "-n", "5", "--flag", "x", "--name=a=b", "-f"),
-                   ARGV("kit", "-n", "5", "--flag", "x", "--name=a=b", "-f"), &err),
+    CHECK_STR(WALK(&err, "kit", "-n", "5", "--flag", "x", "--name=a=b", "-f"),
               "1=5;2;-3=x;3=a=b;2;0");
     /* "-" alone and everything after "--" are positionals. */
-    CHECK_STR(walk(ARGC("kit", "-", "--", "--flag", "-n"), ARGV("kit", "-", "--", "--flag", "-n"), &err),
-              "-3=-;-3=--flag;-3=-n;0");
-    CHECK_STR(walk(ARGC("kit", "--num", "1", "-h", "--bogus"), ARGV("kit", "--num", "1", "-h", "--bogus"), &err),
-              "1=1;-1");
-    CHECK_STR(walk(ARGC("kit", "--help"), ARGV("kit", "--help"), &err), "-1");
+    CHECK_STR(WALK(&err, "kit", "-", "--", "--flag", "-n"), "-3=-;-3=--flag;-3=-n;0");
+    CHECK_STR(WALK(&err, "kit", "--num", "1", "-h", "--bogus"), "1=1;-1");
+    CHECK_STR(WALK(&err, "kit", "--help"), "-1");
 
-    CHECK_STR(walk(ARGC("kit", "--bogus"), ARGV("kit", "--bogus"), &err), "-2");
+    CHECK_STR(WALK(&err, "kit", "--bogus"), "-2");
     CHECK_STR(err.msg, "tokentap kit: unknown option '--bogus'; try 'tokentap kit --help'");
-    CHECK_STR(walk(ARGC("kit", "-x"), ARGV("kit", "-x"), &err), "-2");
+    CHECK_STR(WALK(&err, "kit", "-x"), "-2");
     CHECK_STR(err.msg, "tokentap kit: unknown option '-x'; try 'tokentap kit --help'");
-    CHECK_STR(walk(ARGC("kit", "-nf"), ARGV("kit", "-nf"), &err), "-2");
+    CHECK_STR(WALK(&err, "kit", "-nf"), "-2");
     CHECK_STR(err.msg, "tokentap kit: unknown option '-nf'; try 'tokentap kit --help'");
-    CHECK_STR(walk(ARGC("kit", "--flag=yes"), ARGV("kit", "--flag=yes"), &err), "-2");
+    CHECK_STR(WALK(&err, "kit", "--flag=yes"), "-2");
     CHECK_STR(err.msg, "tokentap kit: option '--flag' takes no value; try 'tokentap kit --help'");
-    CHECK_STR(walk(ARGC("kit", "--num"), ARGV("kit", "--num"), &err), "-2");
+    CHECK_STR(WALK(&err, "kit", "--num"), "-2");
     CHECK_STR(err.msg, "tokentap kit: option '--num' needs a value (N); try 'tokentap kit --help'");
-    CHECK_STR(walk(ARGC("kit", "--nu", "3"), ARGV("kit", "--nu", "3"), &err), "-2");
+    CHECK_STR(WALK(&err, "kit", "--nu", "3"), "-2");
 }
 
 /* Feeds one value to a value parser as the value of --num. */
@@ -108,7 +110,8 @@ static void test_values(void)
     CHECK_INT(cli_u64(&p, "42", 1, 100, &u), 0);
     CHECK_INT(u, 42);
     CHECK_INT(cli_u64(&p, "0", 1, 100, &u), -EINVAL);
-    CHECK_STR(err.msg, "tokentap kit: --num: expected an integer from 1 to 100, got '0'; try 'tokentap kit --help'");
+    CHECK_STR(err.msg, "tokentap kit: --num: expected an integer from 1 to 100, got '0'; try "
+                       "'tokentap kit --help'");
     CHECK_INT(u, 42); /* untouched on error */
     CHECK_INT(cli_u64(&p, "-1", 0, 100, &u), -EINVAL);
     CHECK_INT(cli_u64(&p, "", 0, 100, &u), -EINVAL);
@@ -117,12 +120,15 @@ static void test_values(void)
     CHECK_INT(cli_unsigned(&p, "65536", 1, 65536, &un), 0);
     CHECK_INT(un, 65536);
     CHECK_INT(cli_unsigned(&p, "65537", 1, 65536, &un), -EINVAL);
-    CHECK_STR(err.msg, "tokentap kit: --num: expected an integer from 1 to 65536, got '65537'; try 'tokentap kit --help'");
+    CHECK_STR(err.msg, "tokentap kit: --num: expected an integer from 1 to 65536, got '65537'; try "
+                       "'tokentap kit --help'");
 
     CHECK_INT(cli_double(&p, "0.5", 0, 1, &d), 0);
     CHECK(d == 0.5);
     CHECK_INT(cli_double(&p, "2", 0, 1, &d), -EINVAL);
-    CHECK_STR(err.msg, "tokentap kit: --num: expected a number from 0 to 1, got '2'; try 'tokentap kit --help'");
+    CHECK_STR(
+        err.msg,
+        "tokentap kit: --num: expected a number from 0 to 1, got '2'; try 'tokentap kit --help'");
     CHECK_INT(cli_double(&p, "nan", 0, 1, &d), -EINVAL);
     CHECK_INT(cli_double(&p, "0.5s", 0, 1, &d), -EINVAL);
     CHECK(d == 0.5);
@@ -132,38 +138,43 @@ static void test_values(void)
     CHECK_INT(cli_onoff(&p, "false", &b), 0);
     CHECK(!b);
     CHECK_INT(cli_onoff(&p, "maybe", &b), -EINVAL);
-    CHECK_STR(err.msg, "tokentap kit: --num: expected 'on' or 'off', got 'maybe'; try 'tokentap kit --help'");
+    CHECK_STR(
+        err.msg,
+        "tokentap kit: --num: expected 'on' or 'off', got 'maybe'; try 'tokentap kit --help'");
 
     static const struct {
         const char *s;
         usec_t us;
-    } durations[] = {{"2", 2000000}, {"1.5s", 1500000}, {"10ms", 10000}, {"500us", 500},
+    } durations[] = {{"2", 2000000},    {"1.5s", 1500000},     {"10ms", 10000}, {"500us", 500},
                      {"3m", 180000000}, {"1h", 3600000000ull}, {"0", 0}};
     for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
         CHECK_INT(cli_duration(&p, durations[i].s, &t), 0);
         CHECK_INT(t, durations[i].us);
     }
     CHECK_INT(cli_duration(&p, "forever", &t), -EINVAL);
-    CHECK_STR(err.msg, "tokentap kit: --num: expected a duration like 500ms, 2s or 1m, got 'forever'; try 'tokentap kit --help'");
+    CHECK_STR(err.msg, "tokentap kit: --num: expected a duration like 500ms, 2s or 1m, got "
+                       "'forever'; try 'tokentap kit --help'");
     CHECK_INT(cli_duration(&p, "-1s", &t), -EINVAL);
     CHECK_INT(cli_duration(&p, "5d", &t), -EINVAL);
 
     static const struct {
         const char *s;
         uint64_t bytes;
-    } sizes[] = {{"100", 100}, {"512K", 524288}, {"8MiB", 8388608}, {"1G", 1073741824}, {"2k", 2048},
-                 {"1.5M", 1572864}};
+    } sizes[] = {{"100", 100},       {"512K", 524288}, {"8MiB", 8388608},
+                 {"1G", 1073741824}, {"2k", 2048},     {"1.5M", 1572864}};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         CHECK_INT(cli_size(&p, sizes[i].s, &u), 0);
         CHECK_INT(u, sizes[i].bytes);
     }
     CHECK_INT(cli_size(&p, "12Q", &u), -EINVAL);
-    CHECK_STR(err.msg, "tokentap kit: --num: expected a size like 512K, 64M or 1G, got '12Q'; try 'tokentap kit --help'");
+    CHECK_STR(err.msg, "tokentap kit: --num: expected a size like 512K, 64M or 1G, got '12Q'; try "
+                       "'tokentap kit --help'");
 
     CHECK_INT(cli_log_level(&p, "debug", &level), 0);
     CHECK_INT(level, LOG_LEVEL_DEBUG);
     CHECK_INT(cli_log_level(&p, "loud", &level), -EINVAL);
-    CHECK_STR(err.msg, "tokentap kit: --num: expected error, warn, info or debug, got 'loud'; try 'tokentap kit --help'");
+    CHECK_STR(err.msg, "tokentap kit: --num: expected error, warn, info or debug, got 'loud'; try "
+                       "'tokentap kit --help'");
     CHECK_INT(level, LOG_LEVEL_DEBUG);
 
     CHECK_INT(cli_usage(&p, "which %s?", "file"), -EINVAL);
@@ -265,11 +276,88 @@ static void test_loop(void)
     event_base_free(base);
 }
 
+/* --- the commands' settings --- */
+
+/* A bad command line: the parser's result and its one error line. */
+#define CHECK_BAD(parse, settings, want, ...)                                                      \
+    do {                                                                                           \
+        struct config_err bad_err_ = {""};                                                         \
+        CHECK_INT(PARSE(parse, settings, &bad_err_, __VA_ARGS__), -EINVAL);                        \
+        CHECK_STR(bad_err_.msg, want);                                                             \
+    } while (0)
+
+static void test_sim(void)
+{
+    struct sim_settings s;
+    struct config_err err;
+    CHECK_INT(PARSE(sim_settings_parse, &s, &err, "sim"), 0);
+    CHECK_STR(s.sim.listen, "127.0.0.1:8080");
+    CHECK_INT(s.sim.slots, 3);
+    CHECK(s.sim.decode_tps == 50 && s.sim.prefill_tps == 1500 && s.sim.batch_slowdown == 0.05);
+    CHECK_INT(s.sim.n_ctx, 131072);
+    CHECK_STR(s.sim.model, "tokentap-sim");
+    CHECK_INT(s.sim.seed, 42);
+    CHECK_INT(s.sim.max_body, 64 << 20);
+    CHECK_INT(s.log_level, LOG_LEVEL_INFO);
+
+    CHECK_INT(PARSE(sim_settings_parse, &s, &err, "sim", "-l", "127.0.0.1:0", "--slots", "65536",
+                    "--prefill-tps", "100", "--decode-tps", "20", "--batch-slowdown", "0",
+                    "--jitter", "0.1", "-c", "4096", "-m", "m", "--seed", "7", "--thinking", "on",
+                    "-r", "f.yaml", "--fault", "disconnect:after=5", "--max-body", "1M",
+                    "--created", "1700000000", "--stamp", "--stamp-log", "s.jsonl", "--log-level",
+                    "debug"),
+              0);
+    CHECK_STR(s.sim.listen, "127.0.0.1:0");
+    CHECK_INT(s.sim.slots, 65536);
+    CHECK(s.sim.prefill_tps == 100 && s.sim.decode_tps == 20 && s.sim.batch_slowdown == 0);
+    CHECK(s.sim.jitter == 0.1);
+    CHECK_INT(s.sim.n_ctx, 4096);
+    CHECK_STR(s.sim.model, "m");
+    CHECK_INT(s.sim.seed, 7);
+    CHECK(s.sim.thinking);
+    CHECK_STR(s.sim.responses_file, "f.yaml");
+    CHECK_INT(s.sim.fault.disconnect_after, 5);
+    CHECK_INT(s.sim.max_body, 1 << 20);
+    CHECK_INT(s.sim.created, 1700000000);
+    CHECK(s.sim.stamp);
+    CHECK_STR(s.sim.stamp_log, "s.jsonl");
+    CHECK_INT(s.log_level, LOG_LEVEL_DEBUG);
+    CHECK_INT(PARSE(sim_settings_parse, &s, &err, "sim", "--slots", "2", "--help"), CLI_RUN_HELP);
+
+    CHECK_BAD(sim_settings_parse, &s,
+              "tokentap sim: --slots: expected an integer from 1 to 65536, got '0'; try 'tokentap "
+              "sim --help'",
+              "sim", "--slots", "0");
+    CHECK_BAD(sim_settings_parse, &s,
+              "tokentap sim: --listen: expected HOST:PORT like 127.0.0.1:8080, got 'bad'; try "
+              "'tokentap sim --help'",
+              "sim", "--listen", "bad");
+    CHECK_BAD(sim_settings_parse, &s,
+              "tokentap sim: --fault: cannot parse 'nope' (e.g. disconnect:after=5); try 'tokentap "
+              "sim --help'",
+              "sim", "--fault", "nope");
+    CHECK_BAD(sim_settings_parse, &s,
+              "tokentap sim: unexpected argument 'x'; try 'tokentap sim --help'", "sim", "x");
+    CHECK_BAD(
+        sim_settings_parse, &s,
+        "tokentap sim: --thinking: expected 'on' or 'off', got 'maybe'; try 'tokentap sim --help'",
+        "sim", "--thinking", "maybe");
+    CHECK_BAD(sim_settings_parse, &s,
+              "tokentap sim: --ctx-size: expected an integer from 16 to 1073741824, got '8'; try "
+              "'tokentap sim --help'",
+              "sim", "-c", "8");
+    CHECK_BAD(sim_settings_parse, &s,
+              "tokentap sim: --log-level: expected error, warn, info or debug, got 'x'; try "
+              "'tokentap sim --help'",
+              "sim", "--log-level", "x");
+}
+
 int main(void)
 {
     test_next();
     test_values();
     test_exit();
     test_loop();
+    test_sim();
     return check_done("test_cli");
 }
