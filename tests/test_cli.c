@@ -5,13 +5,17 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
 #include "check.h"
 #include "core/cli.h"
 #include "core/config.h"
+#include "rewrite/rewrite.h"
+#include "serve/serve.h"
 #include "sim/sim_cmd.h"
 #include "wire/loop.h"
 #include "wire/net.h"
@@ -352,12 +356,225 @@ static void test_sim(void)
               "sim", "--log-level", "x");
 }
 
+static char tmp[64];
+
+/* Writes text to tmp/name; returns the path (static, one at a time). */
+static const char *write_file(const char *name, const char *text)
+{
+    static char path[128];
+    snprintf(path, sizeof(path), "%s/%s", tmp, name);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+    return path;
+}
+
+static void test_serve_defaults(void)
+{
+    struct serve_settings s;
+    struct config_err err;
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve"), 0);
+    CHECK_STR(s.listen, "127.0.0.1:8080");
+    CHECK_INT(s.n_ups, 1);
+    CHECK_STR(s.ups[0].name, "default");
+    CHECK_STR(s.ups[0].url, "http://127.0.0.1:7080");
+    CHECK(s.ups[0].is_default);
+    CHECK(!s.reject_unknown);
+    CHECK_INT(s.max_body, 64 << 20);
+    CHECK_INT(s.max_header, 64 << 10);
+    CHECK_INT(s.max_connections, 4096);
+    CHECK_INT(s.upstream_connections, 0);
+    CHECK_INT(s.connect_timeout, 5 * USEC_PER_SEC);
+    CHECK_INT(s.response_timeout, 600 * USEC_PER_SEC);
+    CHECK_INT(s.stream_timeout, 300 * USEC_PER_SEC);
+    CHECK_INT(s.client_idle_timeout, 60 * USEC_PER_SEC);
+    CHECK_INT(s.drain_timeout, 30 * USEC_PER_SEC);
+    CHECK_INT(s.concurrency_buckets, 16);
+    CHECK(!s.log_path && !s.record_dir && !s.session_header && !s.doc);
+    CHECK(s.rules != NULL);
+    CHECK_INT(rewrite_rules_count(s.rules), 0);
+    CHECK_INT(s.log_level, LOG_LEVEL_INFO);
+    serve_settings_finish(&s);
+
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-l", "127.0.0.1:0", "-u",
+                    "http://127.0.0.1:9/v1", "--reject-unknown-models", "--max-body", "1M",
+                    "--max-header", "8K", "--max-connections", "10", "--upstream-connections", "3",
+                    "--connect-timeout", "1s", "--response-timeout", "2s", "--stream-timeout", "3s",
+                    "--idle-timeout", "4s", "--drain-timeout", "500ms", "--log", "r.jsonl",
+                    "--log-gaps", "--session-header", "X-A", "--concurrency-buckets", "4",
+                    "--record", "rec", "--record-events", "--record-max-file", "1G", "--redact",
+                    "x-a", "--redact", "x-b", "--log-level", "warn"),
+              0);
+    CHECK_STR(s.listen, "127.0.0.1:0");
+    CHECK_INT(s.n_ups, 1);
+    CHECK_STR(s.ups[0].url, "http://127.0.0.1:9/v1");
+    CHECK(s.reject_unknown);
+    CHECK_INT(s.max_body, 1 << 20);
+    CHECK_INT(s.max_header, 8 << 10);
+    CHECK_INT(s.max_connections, 10);
+    CHECK_INT(s.upstream_connections, 3);
+    CHECK_INT(s.connect_timeout, USEC_PER_SEC);
+    CHECK_INT(s.response_timeout, 2 * USEC_PER_SEC);
+    CHECK_INT(s.stream_timeout, 3 * USEC_PER_SEC);
+    CHECK_INT(s.client_idle_timeout, 4 * USEC_PER_SEC);
+    CHECK_INT(s.drain_timeout, USEC_PER_SEC / 2);
+    CHECK_STR(s.log_path, "r.jsonl");
+    CHECK(s.log_gaps && s.record_events);
+    CHECK_STR(s.session_header, "X-A");
+    CHECK_INT(s.concurrency_buckets, 4);
+    CHECK_STR(s.record_dir, "rec");
+    CHECK_INT(s.record_max_file, 1 << 30);
+    CHECK_INT(s.n_redact, 2);
+    CHECK_STR(s.redact[1], "x-b");
+    CHECK_INT(s.log_level, LOG_LEVEL_WARN);
+    serve_settings_finish(&s);
+}
+
+/* The config file, and the flags over it. */
+static void test_serve_file(void)
+{
+    struct serve_settings s;
+    struct config_err err;
+    char path[128];
+    snprintf(path, sizeof(path), "%s",
+             write_file("serve.yaml", "listen: 127.0.0.1:9000\n"
+                                      "upstreams:\n"
+                                      "  - {name: a, url: http://127.0.0.1:7080, models: [m1]}\n"
+                                      "  - {name: b, url: http://127.0.0.1:7081, default: true,\n"
+                                      "     models: [m2, m3], max_connections: 4}\n"
+                                      "routing: {unknown_model: reject}\n"
+                                      "limits: {max_body: 2M, upstream_connections: 7}\n"
+                                      "timeouts: {drain: 1s}\n"
+                                      "record: {dir: rec, redact: [x-k]}\n"
+                                      "rewrite:\n"
+                                      "  rules:\n"
+                                      "    - {name: t, thinking: off}\n"));
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-c", path), 0);
+    CHECK_STR(s.listen, "127.0.0.1:9000");
+    CHECK_INT(s.n_ups, 2);
+    CHECK_STR(s.ups[1].name, "b");
+    CHECK(s.ups[1].is_default && !s.ups[0].is_default);
+    CHECK_INT(s.ups[1].n_models, 2);
+    CHECK_STR(s.ups[1].models[1], "m3");
+    CHECK_INT(s.ups[1].max_connections, 4);
+    CHECK(s.reject_unknown);
+    CHECK_INT(s.max_body, 2 << 20);
+    CHECK_INT(s.upstream_connections, 7);
+    CHECK_INT(s.drain_timeout, USEC_PER_SEC);
+    CHECK_STR(s.record_dir, "rec");
+    CHECK_INT(s.n_redact, 1);
+    CHECK_INT(rewrite_rules_count(s.rules), 1);
+    serve_settings_finish(&s);
+
+    /* Flags win wherever they stand; --upstream replaces the default's URL. */
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "--listen", "127.0.0.1:1", "--upstream",
+                    "http://127.0.0.1:5", "-c", path, "--max-body", "3M", "--redact", "x-l"),
+              0);
+    CHECK_STR(s.listen, "127.0.0.1:1");
+    CHECK_INT(s.n_ups, 2);
+    CHECK_STR(s.ups[0].url, "http://127.0.0.1:7080");
+    CHECK_STR(s.ups[1].url, "http://127.0.0.1:5");
+    CHECK_INT(s.max_body, 3 << 20);
+    CHECK_INT(s.n_redact, 2);
+    serve_settings_finish(&s);
+
+    /* --help wins over a file that is not there. */
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-c", "/nonexistent.yaml", "--help"),
+              CLI_RUN_HELP);
+    serve_settings_finish(&s);
+}
+
+/* One bad serve command line; the settings are finished either way. */
+static void serve_bad(const char *want, int argc, char **argv)
+{
+    struct serve_settings s;
+    struct config_err err = {""};
+    CHECK_INT(serve_settings_parse(&s, argc, argv, &err), -EINVAL);
+    CHECK_STR(err.msg, want);
+    serve_settings_finish(&s);
+}
+
+#define SERVE_BAD(want, ...) serve_bad(want, ARGC(__VA_ARGS__), ARGV(__VA_ARGS__))
+
+static void test_serve_bad(void)
+{
+    SERVE_BAD("tokentap serve: unknown option '--bogus'; try 'tokentap serve --help'", "serve",
+              "--bogus");
+    SERVE_BAD("tokentap serve: unexpected argument 'extra'; try 'tokentap serve --help'", "serve",
+              "extra");
+    SERVE_BAD("tokentap serve: --max-body: expected a size like 512K, 64M or 1G, got '12Q'; try "
+              "'tokentap serve --help'",
+              "serve", "--max-body", "12Q");
+    SERVE_BAD("tokentap serve: --max-connections: expected an integer from 1 to 1000000, got '0'; "
+              "try 'tokentap serve --help'",
+              "serve", "--max-connections", "0");
+    SERVE_BAD("tokentap serve: --drain-timeout: expected a duration like 500ms, 2s or 1m, got "
+              "'soon'; try 'tokentap serve --help'",
+              "serve", "--drain-timeout", "soon");
+    SERVE_BAD("tokentap serve: --listen: expected HOST:PORT like 127.0.0.1:8080, got 'nothing'; "
+              "try 'tokentap serve --help'",
+              "serve", "--listen", "nothing");
+    SERVE_BAD("tokentap serve: --upstream: 'ftp://x': expected http://HOST:PORT; try 'tokentap "
+              "serve --help'",
+              "serve", "--upstream", "ftp://x");
+    SERVE_BAD("tokentap serve: --log-level: expected error, warn, info or debug, got 'loud'; try "
+              "'tokentap serve --help'",
+              "serve", "--log-level", "loud");
+    SERVE_BAD("tokentap serve: option '--redact' needs a value (HEADER); try 'tokentap serve "
+              "--help'",
+              "serve", "--redact");
+    char *many[2 + 2 * SERVE_MAX_REDACT + 2] = {"serve"};
+    int n = 1;
+    for (int i = 0; i <= SERVE_MAX_REDACT; i++) {
+        many[n++] = "--redact";
+        many[n++] = "x-h";
+    }
+    serve_bad("tokentap serve: --redact: at most 32 headers; try 'tokentap serve --help'", n, many);
+    SERVE_BAD("tokentap serve: /nonexistent.yaml: cannot open: No such file or directory", "serve",
+              "-c", "/nonexistent.yaml");
+
+    char path[128], want[300];
+    snprintf(path, sizeof(path), "%s", write_file("bad.yaml", "listen: 127.0.0.1:1\nlimit: {}\n"));
+    snprintf(want, sizeof(want),
+             "tokentap serve: %s:2: unknown key 'limit' (expected one of: listen, upstreams, "
+             "routing, limits, timeouts, log, metrics, record, rewrite)",
+             path);
+    SERVE_BAD(want, "serve", "-c", path);
+    snprintf(path, sizeof(path), "%s", write_file("listen.yaml", "\nlisten: 8080\n"));
+    snprintf(want, sizeof(want), "tokentap serve: %s:2: 'listen' must be a string", path);
+    SERVE_BAD(want, "serve", "-c", path);
+    snprintf(path, sizeof(path), "%s", write_file("listen2.yaml", "listen: localhost\n"));
+    snprintf(want, sizeof(want),
+             "tokentap serve: %s:1: 'listen' must be HOST:PORT like 127.0.0.1:8080", path);
+    SERVE_BAD(want, "serve", "-c", path);
+    snprintf(path, sizeof(path), "%s",
+             write_file("rewrite.yaml", "rewrite:\n  rules:\n    - name: r\n      thinkin: off\n"));
+    snprintf(want, sizeof(want), "tokentap serve: %s:4: unknown key 'thinkin'", path);
+    struct serve_settings s;
+    struct config_err err;
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-c", path), -EINVAL);
+    CHECK(strncmp(err.msg, want, strlen(want)) == 0);
+    serve_settings_finish(&s);
+}
+
 int main(void)
 {
+    snprintf(tmp, sizeof(tmp), "/tmp/tokentap-cli-XXXXXX");
+    if (!mkdtemp(tmp))
+        return 99;
     test_next();
     test_values();
     test_exit();
     test_loop();
     test_sim();
+    test_serve_defaults();
+    test_serve_file();
+    test_serve_bad();
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
+    if (system(cmd) != 0)
+        fprintf(stderr, "test_cli: cannot remove %s\n", tmp);
     return check_done("test_cli");
 }
