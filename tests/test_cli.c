@@ -14,6 +14,7 @@
 #include "check.h"
 #include "core/cli.h"
 #include "core/config.h"
+#include "load/replay.h"
 #include "rewrite/rewrite.h"
 #include "serve/serve.h"
 #include "sim/sim_cmd.h"
@@ -559,6 +560,117 @@ static void test_serve_bad(void)
     serve_settings_finish(&s);
 }
 
+static void test_replay(void)
+{
+    struct replay_options o;
+    struct config_err err;
+    CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "t.jsonl"), 0);
+    CHECK_STR(o.trace, "t.jsonl");
+    CHECK_STR(o.target, "sim");
+    CHECK_INT(o.sched.mode, ARRIVAL_ORIGINAL);
+    CHECK(o.sched.speed == 1);
+    CHECK_INT(o.sched.process, ARRIVAL_POISSON);
+    CHECK_INT(o.sched.rng, 1);
+    CHECK_INT(o.history, REPLAY_HISTORY_RECORDED);
+    CHECK_INT(o.thinking, REWRITE_THINKING_UNSET);
+    CHECK_INT(o.response_timeout, 600 * USEC_PER_SEC);
+    CHECK_INT(o.stream_timeout, 300 * USEC_PER_SEC);
+    CHECK_STR(o.sim.listen, "127.0.0.1:0");
+    CHECK(o.sim.quiet);
+    CHECK_INT(o.sim.slots, 3);
+    CHECK(!o.stop_on_error && !o.quiet && !o.log_path && !o.out_path && !o.config);
+    CHECK_INT(o.log_level, LOG_LEVEL_INFO);
+
+    CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "-t", "http://127.0.0.1:9",
+                    "--timing", "original", "--speed", "2.5", "--history", "live", "--thinking",
+                    "OFF", "--config", "c.yaml", "--log", "l.jsonl", "--log-gaps", "-o", "s.json",
+                    "-q", "--on-error", "stop", "--seed", "0", "--response-timeout", "1m",
+                    "--stream-timeout", "10s", "--sim-slots", "8", "--sim-decode-tps", "99",
+                    "--sim-prefill-tps", "5000", "--log-level", "error", "t.jsonl"),
+              0);
+    CHECK_STR(o.target, "http://127.0.0.1:9");
+    CHECK(o.sched.speed == 2.5);
+    CHECK_INT(o.history, REPLAY_HISTORY_LIVE);
+    CHECK_INT(o.thinking, REWRITE_THINKING_OFF);
+    CHECK_STR(o.config, "c.yaml");
+    CHECK_STR(o.log_path, "l.jsonl");
+    CHECK(o.log_gaps && o.quiet && o.stop_on_error);
+    CHECK_STR(o.out_path, "s.json");
+    CHECK_INT(o.sched.rng, 1); /* seed 0 is 1 */
+    CHECK_INT(o.response_timeout, 60 * USEC_PER_SEC);
+    CHECK_INT(o.stream_timeout, 10 * USEC_PER_SEC);
+    CHECK_INT(o.sim.slots, 8);
+    CHECK(o.sim.decode_tps == 99 && o.sim.prefill_tps == 5000);
+    CHECK_INT(o.log_level, LOG_LEVEL_ERROR);
+
+    CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "t", "-c", "4", "--concurrency", "4"),
+              0);
+    CHECK_INT(o.sched.mode, ARRIVAL_CONCURRENCY);
+    CHECK_INT(o.sched.concurrency, 4);
+    CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "t", "-r", "2.5", "--arrival",
+                    "constant", "-d", "30s", "-n", "100", "--seed", "9", "--thinking", "pass"),
+              0);
+    CHECK_INT(o.sched.mode, ARRIVAL_RATE);
+    CHECK(o.sched.rate == 2.5);
+    CHECK_INT(o.sched.process, ARRIVAL_CONSTANT);
+    CHECK_INT(o.duration, 30 * USEC_PER_SEC);
+    CHECK_INT(o.requests, 100);
+    CHECK_INT(o.sched.rng, 9);
+    CHECK_INT(o.thinking, REWRITE_THINKING_PASS);
+    CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "--help"), CLI_RUN_HELP);
+
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: which trace? (tokentap replay TRACE ...); try 'tokentap replay --help'",
+              "replay", "-c", "2");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: one trace only (got 'a' and 'b'); try 'tokentap replay --help'",
+              "replay", "a", "b");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --timing: only 'original' (use --concurrency or --rate for the "
+              "others); try 'tokentap replay --help'",
+              "replay", "t", "--timing", "fast");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: choose one of --timing original, --concurrency N, --rate R; try "
+              "'tokentap replay --help'",
+              "replay", "t", "--concurrency", "2", "--rate", "3");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: choose one of --timing original, --concurrency N, --rate R; try "
+              "'tokentap replay --help'",
+              "replay", "t", "--rate", "3", "--timing", "original");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --duration and --requests go with --rate; try 'tokentap replay "
+              "--help'",
+              "replay", "t", "-c", "2", "--requests", "5");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --concurrency: expected an integer from 1 to 100000, got '0'; try "
+              "'tokentap replay --help'",
+              "replay", "t", "-c", "0");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --history: expected recorded or live, got 'LIVE'; try 'tokentap "
+              "replay --help'",
+              "replay", "t", "--history", "LIVE");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --thinking: expected on, off or pass, got 'maybe'; try 'tokentap "
+              "replay --help'",
+              "replay", "t", "--thinking", "maybe");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --on-error: expected skip or stop, got 'x'; try 'tokentap replay "
+              "--help'",
+              "replay", "t", "--on-error", "x");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --arrival: expected poisson or constant, got 'x'; try 'tokentap "
+              "replay --help'",
+              "replay", "t", "--arrival", "x");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --target: 'ftp://x': expected http://HOST:PORT; try 'tokentap "
+              "replay --help'",
+              "replay", "t", "--target", "ftp://x");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --speed: expected a number from 0.001 to 1e+06, got '0'; try "
+              "'tokentap replay --help'",
+              "replay", "t", "--speed", "0");
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof(tmp), "/tmp/tokentap-cli-XXXXXX");
@@ -572,6 +684,7 @@ int main(void)
     test_serve_defaults();
     test_serve_file();
     test_serve_bad();
+    test_replay();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
     if (system(cmd) != 0)
