@@ -15,6 +15,7 @@
 #include "core/cli.h"
 #include "core/config.h"
 #include "load/replay.h"
+#include "study/bench.h"
 #include "rewrite/rewrite.h"
 #include "serve/serve.h"
 #include "sim/sim_cmd.h"
@@ -671,6 +672,70 @@ static void test_replay(void)
               "replay", "t", "--speed", "0");
 }
 
+static void test_bench(void)
+{
+    struct bench_settings s;
+    struct config_err err;
+    CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "x.yaml"), 0);
+    CHECK_STR(s.scenario, "x.yaml");
+    CHECK(!s.out && !s.levels && !s.only && !s.quiet);
+    CHECK_INT(s.n_targets, 0);
+    CHECK_INT(s.repetitions, 0);
+    CHECK_INT(s.thinking, -1);
+    CHECK_INT(s.log_level, LOG_LEVEL_INFO);
+    CHECK_INT(s.argc, 2);
+
+    CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "-t", "a=http://127.0.0.1:1", "x.yaml",
+                    "--target", "b=http://127.0.0.1:2", "-o", "out", "-n", "3", "-l", "1,3",
+                    "--only", "a", "--thinking", "off", "-q", "--log-level", "debug"),
+              0);
+    CHECK_STR(s.scenario, "x.yaml");
+    CHECK_INT(s.n_targets, 2);
+    CHECK_STR(s.targets[1], "b=http://127.0.0.1:2");
+    CHECK_STR(s.out, "out");
+    CHECK_INT(s.repetitions, 3);
+    CHECK_STR(s.levels, "1,3");
+    CHECK_STR(s.only, "a");
+    CHECK_INT(s.thinking, 0);
+    CHECK(s.quiet);
+    CHECK_INT(s.log_level, LOG_LEVEL_DEBUG);
+    CHECK_STR(s.argv[s.argc - 1], "debug");
+    CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "-h"), CLI_RUN_HELP);
+
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: which scenario? e.g. tokentap bench "
+              "config/scenarios/quant-comparison.yaml; try 'tokentap bench --help'",
+              "bench", "-q");
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: one scenario at a time (got 'a' and 'b'); try 'tokentap bench "
+              "--help'",
+              "bench", "a", "b");
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --repetitions: expected an integer from 1 to 1000, got '0'; try "
+              "'tokentap bench --help'",
+              "bench", "x", "-n", "0");
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --thinking: expected 'on' or 'off', got 'maybe'; try 'tokentap "
+              "bench --help'",
+              "bench", "x", "--thinking", "maybe");
+    char longdir[BENCH_MAX_OUT_DIR + 2];
+    memset(longdir, 'd', sizeof(longdir) - 1);
+    longdir[sizeof(longdir) - 1] = '\0';
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --out: at most 511 bytes; try 'tokentap bench --help'", "bench",
+              "x", "--out", longdir);
+    longdir[BENCH_MAX_OUT_DIR] = '\0';
+    CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "x", "--out", longdir), 0);
+    char *many[3 + 2 * SCENARIO_MAX_TARGETS + 2] = {"bench", "x"};
+    int n = 2;
+    for (int i = 0; i <= SCENARIO_MAX_TARGETS; i++) {
+        many[n++] = "--target";
+        many[n++] = "t=http://127.0.0.1:1";
+    }
+    CHECK_INT(bench_settings_parse(&s, n, many, &err), -EINVAL);
+    CHECK_STR(err.msg, "tokentap bench: --target: at most 32; try 'tokentap bench --help'");
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof(tmp), "/tmp/tokentap-cli-XXXXXX");
@@ -685,6 +750,7 @@ int main(void)
     test_serve_file();
     test_serve_bad();
     test_replay();
+    test_bench();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
     if (system(cmd) != 0)
