@@ -15,6 +15,7 @@
 #include "core/cli.h"
 #include "core/config.h"
 #include "load/replay.h"
+#include "report/report.h"
 #include "study/bench.h"
 #include "rewrite/rewrite.h"
 #include "serve/serve.h"
@@ -736,6 +737,55 @@ static void test_bench(void)
     CHECK_STR(err.msg, "tokentap bench: --target: at most 32; try 'tokentap bench --help'");
 }
 
+static void test_report(void)
+{
+    struct report_settings s;
+    struct config_err err;
+    CHECK_INT(PARSE(report_settings_parse, &s, &err, "report", "r/results.json"), 0);
+    CHECK_STR(s.results, "r/results.json");
+    CHECK(!s.out_dir);
+    CHECK_INT(s.formats, REPORT_FORMAT_MD | REPORT_FORMAT_HTML);
+    CHECK_INT(PARSE(report_settings_parse, &s, &err, "report", "--html", "-o", "d", "x.json"), 0);
+    CHECK_STR(s.out_dir, "d");
+    CHECK_INT(s.formats, REPORT_FORMAT_HTML);
+    CHECK_INT(PARSE(report_settings_parse, &s, &err, "report", "x.json", "--md"), 0);
+    CHECK_INT(s.formats, REPORT_FORMAT_MD);
+    CHECK_INT(PARSE(report_settings_parse, &s, &err, "report", "--help", "a", "b"), CLI_RUN_HELP);
+    CHECK_BAD(report_settings_parse, &s,
+              "tokentap report: which results file? (e.g. tokentap report runs/x/results.json); "
+              "try 'tokentap report --help'",
+              "report", "--md");
+    CHECK_BAD(report_settings_parse, &s,
+              "tokentap report: one results file only (got 'a.json' and 'b.json'); try 'tokentap "
+              "report --help'",
+              "report", "a.json", "b.json");
+    CHECK_BAD(report_settings_parse, &s,
+              "tokentap report: unknown option '--bogus'; try 'tokentap report --help'", "report",
+              "--bogus", "x.json");
+
+    struct report_compare_settings c;
+    CHECK_INT(PARSE(report_compare_settings_parse, &c, &err, "compare", "a.json", "b.json"), 0);
+    CHECK_STR(c.paths[0], "a.json");
+    CHECK_STR(c.paths[1], "b.json");
+    CHECK(!c.out);
+    CHECK_INT(c.format, REPORT_FORMAT_MD);
+    CHECK_INT(PARSE(report_compare_settings_parse, &c, &err, "compare", "a", "--html", "b", "--out",
+                    "c.html"),
+              0);
+    CHECK_INT(c.format, REPORT_FORMAT_HTML);
+    CHECK_STR(c.out, "c.html");
+    CHECK_BAD(report_compare_settings_parse, &c,
+              "tokentap compare: needs two results files, A and B; try 'tokentap compare --help'",
+              "compare", "a");
+    CHECK_BAD(report_compare_settings_parse, &c,
+              "tokentap compare: two results files only (a third: 'c'); try 'tokentap compare "
+              "--help'",
+              "compare", "a", "b", "c");
+    CHECK_BAD(report_compare_settings_parse, &c,
+              "tokentap compare: --md or --html, not both; try 'tokentap compare --help'",
+              "compare", "--md", "--html", "a", "b");
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof(tmp), "/tmp/tokentap-cli-XXXXXX");
@@ -751,6 +801,7 @@ int main(void)
     test_serve_bad();
     test_replay();
     test_bench();
+    test_report();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
     if (system(cmd) != 0)

@@ -290,49 +290,57 @@ static const char *dir_of(const char *path, char *buf, size_t len)
     return buf;
 }
 
-int report_main(int argc, char **argv)
+int report_settings_parse(struct report_settings *s, int argc, char **argv, struct config_err *err)
 {
-    const struct cli_command *cmd = &report_command;
     struct cli_parser p;
-    const char *v, *results_path = NULL, *out_dir = NULL;
-    unsigned formats = 0;
-    struct results *run = NULL;
-    char dirbuf[4096];
+    const char *v;
     int id;
-    struct config_err cli_err;
-    cli_init(&p, cmd, argc, argv, &cli_err);
+    *s = (struct report_settings){0};
+    cli_init(&p, &report_command, argc, argv, err);
     while ((id = cli_next(&p, &v)) != CLI_END) {
         switch (id) {
         case CLI_HELP:
-            return cli_exit(cmd, CLI_RUN_HELP, &cli_err);
+            return CLI_RUN_HELP;
         case CLI_ERROR:
-            return cli_exit(cmd, -EINVAL, &cli_err);
+            return -EINVAL;
         case CLI_POSITIONAL:
-            if (results_path) {
-                cli_usage_error(cmd, "one results file only (got '%s' and '%s')", results_path, v);
-                return 2;
-            }
-            results_path = v;
+            if (s->results)
+                return cli_usage(&p, "one results file only (got '%s' and '%s')", s->results, v);
+            s->results = v;
             break;
-        case OPT_OUT: out_dir = v; break;
-        case OPT_MD: formats |= REPORT_FORMAT_MD; break;
-        case OPT_HTML: formats |= REPORT_FORMAT_HTML; break;
-        default: return 2;
+        case OPT_OUT: s->out_dir = v; break;
+        case OPT_MD: s->formats |= REPORT_FORMAT_MD; break;
+        case OPT_HTML: s->formats |= REPORT_FORMAT_HTML; break;
         }
     }
-    if (!results_path) {
-        cli_usage_error(cmd, "which results file? (e.g. tokentap report runs/x/results.json)");
-        return 2;
-    }
-    if (!formats)
-        formats = REPORT_FORMAT_MD | REPORT_FORMAT_HTML;
-    if (!out_dir)
-        out_dir = dir_of(results_path, dirbuf, sizeof(dirbuf));
-    if (load(cmd->name, results_path, &run) < 0)
+    if (!s->results)
+        return cli_usage(&p, "which results file? (e.g. tokentap report runs/x/results.json)");
+    if (!s->formats)
+        s->formats = REPORT_FORMAT_MD | REPORT_FORMAT_HTML;
+    return 0;
+}
+
+/* Writes the reports; the exit status. */
+static int report_run(const struct report_settings *s)
+{
+    struct results *run = NULL;
+    char dirbuf[4096];
+    const char *out_dir = s->out_dir ? s->out_dir : dir_of(s->results, dirbuf, sizeof(dirbuf));
+    if (load(report_command.name, s->results, &run) < 0)
         return 1;
-    int rc = write_reports(run, results_path, out_dir, formats, true);
+    int rc = write_reports(run, s->results, out_dir, s->formats, true);
     results_free(run);
     return rc < 0 ? 1 : 0;
+}
+
+int report_main(int argc, char **argv)
+{
+    struct report_settings s;
+    struct config_err err;
+    int r = report_settings_parse(&s, argc, argv, &err);
+    if (r != 0)
+        return cli_exit(&report_command, r, &err);
+    return report_run(&s);
 }
 
 /* --- tokentap compare --- */
@@ -356,61 +364,63 @@ static const struct cli_command compare_command = {
     .epilog = NULL,
 };
 
-int report_compare_main(int argc, char **argv)
+int report_compare_settings_parse(struct report_compare_settings *s, int argc, char **argv,
+                                  struct config_err *err)
 {
-    const struct cli_command *cmd = &compare_command;
     struct cli_parser p;
-    const char *v, *paths[2] = {NULL, NULL}, *out_path = NULL;
+    const char *v;
+    int id;
     unsigned formats = 0;
-    struct results *a = NULL, *b = NULL;
-    struct evbuffer *out = NULL;
-    char err[512] = "";
-    int id, status = 1;
-    struct config_err cli_err;
-    cli_init(&p, cmd, argc, argv, &cli_err);
+    *s = (struct report_compare_settings){.format = REPORT_FORMAT_MD};
+    cli_init(&p, &compare_command, argc, argv, err);
     while ((id = cli_next(&p, &v)) != CLI_END) {
         switch (id) {
         case CLI_HELP:
-            return cli_exit(cmd, CLI_RUN_HELP, &cli_err);
+            return CLI_RUN_HELP;
         case CLI_ERROR:
-            return cli_exit(cmd, -EINVAL, &cli_err);
+            return -EINVAL;
         case CLI_POSITIONAL:
-            if (paths[1]) {
-                cli_usage_error(cmd, "two results files only (a third: '%s')", v);
-                return 2;
-            }
-            paths[paths[0] ? 1 : 0] = v;
+            if (s->paths[1])
+                return cli_usage(&p, "two results files only (a third: '%s')", v);
+            s->paths[s->paths[0] ? 1 : 0] = v;
             break;
-        case OPT_OUT: out_path = v; break;
+        case OPT_OUT: s->out = v; break;
         case OPT_MD: formats |= REPORT_FORMAT_MD; break;
         case OPT_HTML: formats |= REPORT_FORMAT_HTML; break;
-        default: return 2;
         }
     }
-    if (!paths[1]) {
-        cli_usage_error(cmd, "needs two results files, A and B");
-        return 2;
-    }
-    if (formats == (REPORT_FORMAT_MD | REPORT_FORMAT_HTML)) {
-        cli_usage_error(cmd, "--md or --html, not both");
-        return 2;
-    }
-    enum report_format format = formats == REPORT_FORMAT_HTML ? REPORT_FORMAT_HTML : REPORT_FORMAT_MD;
-    if (load(cmd->name, paths[0], &a) < 0 || load(cmd->name, paths[1], &b) < 0)
+    if (!s->paths[1])
+        return cli_usage(&p, "needs two results files, A and B");
+    if (formats == (REPORT_FORMAT_MD | REPORT_FORMAT_HTML))
+        return cli_usage(&p, "--md or --html, not both");
+    if (formats == REPORT_FORMAT_HTML)
+        s->format = REPORT_FORMAT_HTML;
+    return 0;
+}
+
+/* Renders the comparison to the file or stdout; the exit status. */
+static int compare_run(const struct report_compare_settings *s)
+{
+    const char *name = compare_command.name;
+    struct results *a = NULL, *b = NULL;
+    struct evbuffer *out = NULL;
+    char err[512] = "";
+    int status = 1;
+    if (load(name, s->paths[0], &a) < 0 || load(name, s->paths[1], &b) < 0)
         goto fail;
     out = evbuffer_new();
     if (!out) {
         fprintf(stderr, "tokentap compare: out of memory\n");
         goto fail;
     }
-    int rc = report_render_compare(a, paths[0], b, paths[1], format, out, err, sizeof(err));
+    int rc = report_render_compare(a, s->paths[0], b, s->paths[1], s->format, out, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "tokentap compare: %s\n", err[0] ? err : strerror(-rc));
         goto fail;
     }
-    rc = out_path ? write_file(out_path, out) : write_to(stdout, out);
+    rc = s->out ? write_file(s->out, out) : write_to(stdout, out);
     if (rc < 0) {
-        fprintf(stderr, "tokentap compare: cannot write %s: %s\n", out_path ? out_path : "stdout",
+        fprintf(stderr, "tokentap compare: cannot write %s: %s\n", s->out ? s->out : "stdout",
                 strerror(-rc));
         goto fail;
     }
@@ -421,4 +431,14 @@ fail:
     results_free(b);
     results_free(a);
     return status;
+}
+
+int report_compare_main(int argc, char **argv)
+{
+    struct report_compare_settings s;
+    struct config_err err;
+    int r = report_compare_settings_parse(&s, argc, argv, &err);
+    if (r != 0)
+        return cli_exit(&compare_command, r, &err);
+    return compare_run(&s);
 }
