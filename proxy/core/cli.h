@@ -109,16 +109,4 @@ int cli_exit(const struct cli_command *cmd, int r, const struct config_err *err)
 int cli_size_value(const char *s, uint64_t *ret);
 int cli_duration_value(const char *s, usec_t *ret);
 
-/* The printing parsers of the commands not yet split (transitional). */
-void cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-int cli_parse_u64(const struct cli_command *cmd, const char *opt, const char *s, uint64_t min,
-                  uint64_t max, uint64_t *ret);
-int cli_parse_double(const struct cli_command *cmd, const char *opt, const char *s, double min,
-                     double max, double *ret);
-int cli_parse_onoff(const struct cli_command *cmd, const char *opt, const char *s, bool *ret);
-int cli_parse_duration(const struct cli_command *cmd, const char *opt, const char *s,
-                       usec_t *ret);
-int cli_parse_size(const struct cli_command *cmd, const char *opt, const char *s, uint64_t *ret);
-
 #endif
