@@ -178,9 +178,9 @@ static int probe_target(struct replay_run *run)
     o.url = run->target_url;
     o.response_timeout = 10 * USEC_PER_SEC;
     struct loadgen *lg = NULL;
-    char err[256];
-    if (loadgen_new(run->base, &o, &lg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "tokentap replay: --target %s\n", err);
+    struct config_err err;
+    if (loadgen_new(run->base, &o, &lg, &err) < 0) {
+        fprintf(stderr, "tokentap replay: --target %s\n", err.msg);
         return -EINVAL;
     }
     struct probe p = {.base = run->base, .outcome = -1};
@@ -246,13 +246,13 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct repl
         REWRITE_THINKING_ON, REWRITE_THINKING_OFF, REWRITE_THINKING_PASS};
     static const char *const on_error[] = {"skip", "stop", NULL};
     struct upstream_target t;
-    char urlerr[256];
+    struct config_err urlerr;
     uint64_t u;
     int i = 0, r = 0;
     switch (id) {
     case OPT_TARGET:
-        if (strcmp(v, "sim") != 0 && upstream_parse_url(v, &t, urlerr, sizeof(urlerr)) < 0)
-            return cli_usage(p, "--target: %s", urlerr);
+        if (strcmp(v, "sim") != 0 && upstream_parse_url(v, &t, &urlerr) < 0)
+            return cli_usage(p, "--target: %s", urlerr.msg);
         o->target = v;
         break;
     case OPT_SPEED: r = cli_double(p, v, 0.001, 1e6, &o->sched.speed); break;
@@ -392,9 +392,9 @@ static int start_load(struct replay_run *run)
     lo.metrics = run->metrics;
     lo.log = run->log;
     lo.keep_text = run->o.history == REPLAY_HISTORY_LIVE; /* only live history reads answers */
-    char err[256];
-    if ((r = loadgen_new(run->base, &lo, &run->lg, err, sizeof(err))) < 0)
-        fprintf(stderr, "tokentap replay: %s\n", err);
+    struct config_err err;
+    if ((r = loadgen_new(run->base, &lo, &run->lg, &err)) < 0)
+        fprintf(stderr, "tokentap replay: %s\n", err.msg);
     return r;
 }
 

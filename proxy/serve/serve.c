@@ -145,10 +145,11 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
         if ((r = config_get_u64(doc, u, "max_connections", 1, 65536, &mc, err)) < 0)
             return r;
         pc->max_connections = (unsigned)mc;
-        char urlerr[256];
+        struct config_err urlerr;
         struct upstream_target t;
-        if (upstream_parse_url(pc->url, &t, urlerr, sizeof(urlerr)) < 0)
-            return config_error(doc, cJSON_GetObjectItemCaseSensitive(u, "url"), err, "%s", urlerr);
+        if (upstream_parse_url(pc->url, &t, &urlerr) < 0)
+            return config_error(doc, cJSON_GetObjectItemCaseSensitive(u, "url"), err, "%s",
+                                urlerr.msg);
         if (!pc->name)
             pc->name = pc->url;
         for (size_t i = 0; i < s->n_ups; i++)
@@ -304,7 +305,7 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct serv
 {
     struct net_addr addr;
     struct upstream_target t;
-    char urlerr[256];
+    struct config_err urlerr;
     switch (id) {
     case OPT_LISTEN:
         if (net_parse_hostport(v, &addr) < 0)
@@ -312,8 +313,8 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct serv
         s->listen = v;
         return 0;
     case OPT_UPSTREAM:
-        if (upstream_parse_url(v, &t, urlerr, sizeof(urlerr)) < 0)
-            return cli_usage(p, "--upstream: %s", urlerr);
+        if (upstream_parse_url(v, &t, &urlerr) < 0)
+            return cli_usage(p, "--upstream: %s", urlerr.msg);
         s->upstream_url = v;
         return 0;
     case OPT_REJECT_UNKNOWN: s->reject_unknown = true; return 0;
@@ -498,10 +499,10 @@ static int start_proxy(struct serve_run *run, const struct serve_settings *s)
     /* As many as clients by default: a request waiting in our queue for a
      * connection is a surprise; one waiting in llama-server's is expected. */
     pc.pool.max_connections = s->upstream_connections ? s->upstream_connections : s->max_connections;
-    char err[512];
-    int r = proxy_new(run->base, &pc, &run->proxy, err, sizeof(err));
+    struct config_err err;
+    int r = proxy_new(run->base, &pc, &run->proxy, &err);
     if (r < 0) {
-        fprintf(stderr, "tokentap serve: %s\n", err);
+        fprintf(stderr, "tokentap serve: %s\n", err.msg);
         return r;
     }
     struct server_options so;

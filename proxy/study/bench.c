@@ -787,9 +787,9 @@ static int setup_target(struct bench *b, struct target_run *tr, const struct sce
     lo.label = t->name;
     lo.response_timeout = b->s->timeout;
     lo.stream_timeout = b->s->timeout;
-    char err[256];
-    if (loadgen_new(b->base, &lo, &tr->lg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "tokentap bench: target '%s': %s\n", t->name, err);
+    struct config_err err;
+    if (loadgen_new(b->base, &lo, &tr->lg, &err) < 0) {
+        fprintf(stderr, "tokentap bench: target '%s': %s\n", t->name, err.msg);
         return -EINVAL;
     }
     return probe(b, tr);

@@ -383,9 +383,9 @@ static int parse_target(struct loader *L, const cJSON *obj, struct scenario_targ
     }
     if (url) {
         struct upstream_target ut;
-        char why[300];
-        if (upstream_parse_url(url, &ut, why, sizeof(why)) < 0)
-            return config_error(L->doc, member(obj, "url"), L->err, "bad url %s", why);
+        struct config_err why;
+        if (upstream_parse_url(url, &ut, &why) < 0)
+            return config_error(L->doc, member(obj, "url"), L->err, "bad url %s", why.msg);
         r = dup_into(L, ut.url, &t->url);
         if (r < 0)
             return r;

@@ -16,6 +16,7 @@
 #include "wire/http.h"
 #include "wire/net.h"
 
+struct config_err;
 struct event_base;
 struct upstream_pool;
 struct upstream_req;
@@ -30,7 +31,7 @@ struct upstream_target {
 
 /* Parses "http://HOST:PORT[/prefix]" (numeric host or localhost). 0, or
  * -EINVAL with a reason in err. */
-int upstream_parse_url(const char *url, struct upstream_target *ret, char *err, size_t errlen);
+int upstream_parse_url(const char *url, struct upstream_target *ret, struct config_err *err);
 
 /* Why an exchange failed (negative errno values). */
 #define UPSTREAM_ERR_REFUSED (-ECONNREFUSED)   /* connect failed: 502 */
