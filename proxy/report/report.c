@@ -24,8 +24,8 @@
 
 /* --- rendering --- */
 
-static int render(const struct report_plan *plan, enum report_format format,
-                  struct evbuffer *out, char *err, size_t errlen)
+static int render(const struct report_plan *plan, enum report_format format, struct evbuffer *out,
+                  struct config_err *err)
 {
     struct report_doc doc = {0};
     int rc;
@@ -35,13 +35,13 @@ static int render(const struct report_plan *plan, enum report_format format,
     else
         rc = report_doc_markdown(&doc, out);
     if (rc < 0 && err)
-        snprintf(err, errlen, "cannot render the report: %s", strerror(-rc));
+        config_err_set(err, "cannot render the report: %s", strerror(-rc));
     report_doc_finish(&doc);
     return rc;
 }
 
 int report_render(const struct results *run, const char *source, enum report_format format,
-                  struct evbuffer *out, char *err, size_t errlen)
+                  struct evbuffer *out, struct config_err *err)
 {
     /* The plan holds REPORT_MAX_SIDES sides: too big for a small stack. */
     struct report_plan *plan = malloc(sizeof(*plan));
@@ -50,21 +50,20 @@ int report_render(const struct results *run, const char *source, enum report_for
         rc = -ENOMEM;
         goto fail;
     }
-    rc = report_plan_run(plan, run, source, err, errlen);
+    rc = report_plan_run(plan, run, source, err);
     if (rc < 0)
         goto fail;
-    rc = render(plan, format, out, err, errlen);
+    rc = render(plan, format, out, err);
 fail:
     if (rc == -ENOMEM && err)
-        snprintf(err, errlen, "out of memory");
+        config_err_set(err, "out of memory");
     free(plan);
     return rc;
 }
 
-int report_render_compare(const struct results *a, const char *a_source,
-                          const struct results *b, const char *b_source,
-                          enum report_format format, struct evbuffer *out, char *err,
-                          size_t errlen)
+int report_render_compare(const struct results *a, const char *a_source, const struct results *b,
+                          const char *b_source, enum report_format format, struct evbuffer *out,
+                          struct config_err *err)
 {
     struct report_plan *plan = malloc(sizeof(*plan));
     int rc;
@@ -72,13 +71,13 @@ int report_render_compare(const struct results *a, const char *a_source,
         rc = -ENOMEM;
         goto fail;
     }
-    rc = report_plan_compare(plan, a, a_source, b, b_source, err, errlen);
+    rc = report_plan_compare(plan, a, a_source, b, b_source, err);
     if (rc < 0)
         goto fail;
-    rc = render(plan, format, out, err, errlen);
+    rc = render(plan, format, out, err);
 fail:
     if (rc == -ENOMEM && err)
-        snprintf(err, errlen, "out of memory");
+        config_err_set(err, "out of memory");
     free(plan);
     return rc;
 }
@@ -183,7 +182,8 @@ static int write_reports(const struct results *run, const char *source, const ch
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         if (!(formats & files[i].format))
             continue;
-        char path[4096], err[512] = "";
+        char path[4096];
+        struct config_err err = {""};
         struct evbuffer *out = evbuffer_new();
         int rc;
         int n = snprintf(path, sizeof(path), "%s/%s", dir, files[i].name);
@@ -195,9 +195,9 @@ static int write_reports(const struct results *run, const char *source, const ch
             evbuffer_free(out);
             return rc;
         }
-        rc = report_render(run, source, files[i].format, out, err, sizeof(err));
+        rc = report_render(run, source, files[i].format, out, &err);
         if (rc < 0) {
-            log_error("report: %s", err[0] ? err : strerror(-rc));
+            log_error("report: %s", err.msg[0] ? err.msg : strerror(-rc));
         } else {
             rc = write_file(path, out);
             if (rc < 0)
@@ -215,10 +215,10 @@ static int write_reports(const struct results *run, const char *source, const ch
 int report_write(const struct cJSON *results, const char *dir, unsigned formats)
 {
     struct results *run = NULL;
-    char err[512] = "";
-    int rc = results_from_json(results, &run, err, sizeof(err));
+    struct config_err err = {""};
+    int rc = results_from_json(results, &run, &err);
     if (rc < 0) {
-        log_error("report: results: %s", err);
+        log_error("report: results: %s", err.msg);
         return rc;
     }
     rc = write_reports(run, "results.json", dir, formats, false);
@@ -234,7 +234,8 @@ int report_write_all(const struct cJSON *results, const char *dir)
 /* Reads and parses a results file; prints "tokentap CMD: PATH: reason". */
 static int load(const char *cmd, const char *path, struct results **ret)
 {
-    char *text = NULL, err[512] = "";
+    char *text = NULL;
+    struct config_err err = {""};
     size_t len = 0;
     int rc = read_file(path, &text, &len);
     if (rc < 0) {
@@ -245,9 +246,9 @@ static int load(const char *cmd, const char *path, struct results **ret)
             fprintf(stderr, "tokentap %s: cannot read %s: %s\n", cmd, path, strerror(-rc));
         return rc;
     }
-    rc = results_parse(text, len, ret, err, sizeof(err));
+    rc = results_parse(text, len, ret, &err);
     if (rc < 0)
-        fprintf(stderr, "tokentap %s: %s: %s\n", cmd, path, err);
+        fprintf(stderr, "tokentap %s: %s: %s\n", cmd, path, err.msg);
     free(text);
     return rc;
 }
@@ -404,7 +405,7 @@ static int compare_run(const struct report_compare_settings *s)
     const char *name = compare_command.name;
     struct results *a = NULL, *b = NULL;
     struct evbuffer *out = NULL;
-    char err[512] = "";
+    struct config_err err = {""};
     int status = 1;
     if (load(name, s->paths[0], &a) < 0 || load(name, s->paths[1], &b) < 0)
         goto fail;
@@ -413,9 +414,9 @@ static int compare_run(const struct report_compare_settings *s)
         fprintf(stderr, "tokentap compare: out of memory\n");
         goto fail;
     }
-    int rc = report_render_compare(a, s->paths[0], b, s->paths[1], s->format, out, err, sizeof(err));
+    int rc = report_render_compare(a, s->paths[0], b, s->paths[1], s->format, out, &err);
     if (rc < 0) {
-        fprintf(stderr, "tokentap compare: %s\n", err[0] ? err : strerror(-rc));
+        fprintf(stderr, "tokentap compare: %s\n", err.msg[0] ? err.msg : strerror(-rc));
         goto fail;
     }
     rc = s->out ? write_file(s->out, out) : write_to(stdout, out);

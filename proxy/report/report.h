@@ -36,14 +36,13 @@ int report_write(const struct cJSON *results, const char *dir, unsigned formats)
  * file's name for the header) may be NULL. 0 or -errno with the reason in
  * err (may be NULL). */
 int report_render(const struct results *run, const char *source, enum report_format format,
-                  struct evbuffer *out, char *err, size_t errlen);
+                  struct evbuffer *out, struct config_err *err);
 
 /* Renders the comparison of run b against run a (targets matched by name,
  * or the only target of each). -ENOENT when nothing pairs up. */
-int report_render_compare(const struct results *a, const char *a_source,
-                          const struct results *b, const char *b_source,
-                          enum report_format format, struct evbuffer *out, char *err,
-                          size_t errlen);
+int report_render_compare(const struct results *a, const char *a_source, const struct results *b,
+                          const char *b_source, enum report_format format, struct evbuffer *out,
+                          struct config_err *err);
 
 /* `tokentap report`'s settings; strings are borrowed from argv. */
 struct report_settings {
