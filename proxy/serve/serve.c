@@ -101,32 +101,12 @@ static void settings_default(struct serve_settings *s)
     s->concurrency_buckets = 16;
 }
 
-/* Reads the config file into s; strings stay owned by doc. */
-static int load_file(struct config_doc *doc, struct serve_settings *s, struct config_err *err)
+/* The file's upstreams: names, URLs, models (each listed once), one default. */
+static int load_upstreams(struct config_doc *doc, const cJSON *ups, struct serve_settings *s,
+                          struct config_err *err)
 {
-    static const char *const top[] = {"listen", "upstreams", "routing", "limits", "timeouts",
-                                      "log", "metrics", "record", "rewrite", NULL};
-    static const char *const record_keys[] = {"dir", "events", "max_file", "redact", NULL};
-    static const char *const log_keys[] = {"file", "gaps", NULL};
-    static const char *const metrics_keys[] = {"session_header", "concurrency_buckets", NULL};
     static const char *const up_keys[] = {"name", "url", "models", "default", "max_connections", NULL};
-    static const char *const routing_keys[] = {"unknown_model", NULL};
-    static const char *const limit_keys[] = {"max_body", "max_header", "max_connections",
-                                             "upstream_connections", NULL};
-    static const char *const timeout_keys[] = {"connect", "response", "stream", "client_idle",
-                                               "drain", NULL};
-    const cJSON *root = config_root(doc);
-    int r = config_check_keys(doc, root, top, err);
-    if (r < 0)
-        return r;
-    if ((r = config_get_string(doc, root, "listen", false, &s->listen, err)) < 0)
-        return r;
-    struct net_addr addr;
-    if (net_parse_hostport(s->listen, &addr) < 0)
-        return config_error(doc, cJSON_GetObjectItemCaseSensitive(root, "listen"), err,
-                            "'listen' must be %s", CLI_LISTEN_FORMAT);
-
-    const cJSON *ups = cJSON_GetObjectItemCaseSensitive(root, "upstreams");
+    int r;
     if (ups && !cJSON_IsArray(ups))
         return config_error(doc, ups, err, "'upstreams' must be a list");
     const cJSON *u;
@@ -181,7 +161,60 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
         defaults += s->ups[i].is_default;
     if (defaults > 1)
         return config_error(doc, ups, err, "more than one upstream has 'default: true'");
+    return 0;
+}
 
+/* The file's record: section (traces). */
+static int load_record(struct config_doc *doc, const cJSON *record, struct serve_settings *s,
+                       struct config_err *err)
+{
+    static const char *const record_keys[] = {"dir", "events", "max_file", "redact", NULL};
+    int r;
+    if (!record)
+        return 0;
+    if ((r = config_check_keys(doc, record, record_keys, err)) < 0 ||
+        (r = config_get_string(doc, record, "dir", true, &s->record_dir, err)) < 0 ||
+        (r = config_get_bool(doc, record, "events", &s->record_events, err)) < 0 ||
+        (r = config_get_size(doc, record, "max_file", &s->record_max_file, err)) < 0)
+        return r;
+    const cJSON *redact = cJSON_GetObjectItemCaseSensitive(record, "redact");
+    if (redact && !cJSON_IsArray(redact))
+        return config_error(doc, redact, err, "'redact' must be a list of header names");
+    const cJSON *h;
+    cJSON_ArrayForEach(h, redact)
+    {
+        if (!cJSON_IsString(h) || s->n_redact == SERVE_MAX_REDACT)
+            return config_error(doc, h, err, "'redact' takes up to %d header names",
+                                SERVE_MAX_REDACT);
+        s->redact[s->n_redact++] = h->valuestring;
+    }
+    return 0;
+}
+
+/* Reads the config file into s; strings stay owned by doc. */
+static int load_file(struct config_doc *doc, struct serve_settings *s, struct config_err *err)
+{
+    static const char *const top[] = {"listen", "upstreams", "routing", "limits", "timeouts",
+                                      "log", "metrics", "record", "rewrite", NULL};
+    static const char *const log_keys[] = {"file", "gaps", NULL};
+    static const char *const metrics_keys[] = {"session_header", "concurrency_buckets", NULL};
+    static const char *const routing_keys[] = {"unknown_model", NULL};
+    static const char *const limit_keys[] = {"max_body", "max_header", "max_connections",
+                                             "upstream_connections", NULL};
+    static const char *const timeout_keys[] = {"connect", "response", "stream", "client_idle",
+                                               "drain", NULL};
+    const cJSON *root = config_root(doc);
+    int r = config_check_keys(doc, root, top, err);
+    if (r < 0)
+        return r;
+    if ((r = config_get_string(doc, root, "listen", false, &s->listen, err)) < 0)
+        return r;
+    struct net_addr addr;
+    if (net_parse_hostport(s->listen, &addr) < 0)
+        return config_error(doc, cJSON_GetObjectItemCaseSensitive(root, "listen"), err,
+                            "'listen' must be %s", CLI_LISTEN_FORMAT);
+    if ((r = load_upstreams(doc, cJSON_GetObjectItemCaseSensitive(root, "upstreams"), s, err)) < 0)
+        return r;
     const cJSON *routing = cJSON_GetObjectItemCaseSensitive(root, "routing");
     if (routing) {
         const char *unknown = NULL;
@@ -226,25 +259,8 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
             return r;
         s->concurrency_buckets = (unsigned)v;
     }
-    const cJSON *record = cJSON_GetObjectItemCaseSensitive(root, "record");
-    if (record) {
-        if ((r = config_check_keys(doc, record, record_keys, err)) < 0 ||
-            (r = config_get_string(doc, record, "dir", true, &s->record_dir, err)) < 0 ||
-            (r = config_get_bool(doc, record, "events", &s->record_events, err)) < 0 ||
-            (r = config_get_size(doc, record, "max_file", &s->record_max_file, err)) < 0)
-            return r;
-        const cJSON *redact = cJSON_GetObjectItemCaseSensitive(record, "redact");
-        if (redact && !cJSON_IsArray(redact))
-            return config_error(doc, redact, err, "'redact' must be a list of header names");
-        const cJSON *h;
-        cJSON_ArrayForEach(h, redact)
-        {
-            if (!cJSON_IsString(h) || s->n_redact == SERVE_MAX_REDACT)
-                return config_error(doc, h, err, "'redact' takes up to %d header names",
-                                    SERVE_MAX_REDACT);
-            s->redact[s->n_redact++] = h->valuestring;
-        }
-    }
+    if ((r = load_record(doc, cJSON_GetObjectItemCaseSensitive(root, "record"), s, err)) < 0)
+        return r;
     const cJSON *timeouts = cJSON_GetObjectItemCaseSensitive(root, "timeouts");
     if (timeouts) {
         if ((r = config_check_keys(doc, timeouts, timeout_keys, err)) < 0 ||
