@@ -23,6 +23,7 @@
 #include "tap/record.h"
 #include "report/report.h"
 #include "report/report_doc.h"
+#include "report/results.h"
 #include "study/scenario.h"
 #include "sim/sim.h"
 #include "core/stats.h"
@@ -898,6 +899,8 @@ int bench_main(int argc, char **argv)
     int id, rc = 1;
     enum log_level level;
     cJSON *results = NULL;
+    struct results *run = NULL;
+    struct evbuffer *md = NULL;
 
     cli_init(&p, cmd, argc, argv);
     while ((id = cli_next(&p, &v)) != CLI_END) {
@@ -1019,25 +1022,26 @@ int bench_main(int argc, char **argv)
     results = build_results(&b, end);
     if (!results || write_results(&b, results) < 0)
         goto fail;
-    r = report_write_all(results, b.out_dir);
+    md = evbuffer_new();
+    r = md ? results_from_json(results, &run, NULL, 0) : -ENOMEM;
+    if (r == 0)
+        r = report_write_all(run, b.out_dir, md);
     if (r < 0) {
         fprintf(stderr, "tokentap bench: cannot write the report: %s\n", strerror(-r));
     } else {
         /* The seed-style tables, as report.md has them. */
-        char md[600];
-        snprintf(md, sizeof(md), "%s/report.md", b.out_dir);
-        FILE *f = fopen(md, "r");
-        char buf[8192];
-        size_t got;
-        while (f && (got = fread(buf, 1, sizeof(buf), f)) > 0)
-            fwrite(buf, 1, got, stdout);
-        if (f)
-            fclose(f);
+        size_t len = evbuffer_get_length(md);
+        const unsigned char *text = evbuffer_pullup(md, -1);
+        if (text)
+            fwrite(text, 1, len, stdout);
         fflush(stdout);
     }
     fprintf(stderr, "tokentap bench: wrote %s/results.json, report.md, report.html\n", b.out_dir);
     rc = b.interrupted ? 130 : b.failed ? 1 : 0;
 fail:
+    if (md)
+        evbuffer_free(md);
+    results_free(run);
     cJSON_Delete(results);
     for (size_t i = 0; i < b.n_targets; i++) {
         loadgen_free(b.targets[i].lg);
