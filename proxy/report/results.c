@@ -706,3 +706,13 @@ const struct results_agent *results_primary(const struct results *r)
             return &r->agents[i];
     return NULL;
 }
+
+const char *results_metric_key(enum results_metric_id m)
+{
+    return cell_metric_keys[m];
+}
+
+const char *results_level_metric_key(enum results_level_metric_id m)
+{
+    return level_metric_keys[m];
+}

@@ -1,9 +1,12 @@
-/* results: a parsed bench results.json (docs/results-format.md, version 1)
- * as plain structs, for report and compare: typed through and through, so
- * the report reads no JSON. Pure: it takes the text or a cJSON tree and
- * never touches files. Names point into the cJSON tree, which the struct
- * either owns (results_parse) or borrows (results_from_json). Metric values
- * are per repetition, NaN where the repetition failed or the value is null. */
+/* results: a bench run's results (docs/results-format.md, version 1) as
+ * plain structs, for report and compare: typed through and through, so
+ * the report reads no JSON. Two ways in, one struct: bench builds it in
+ * memory from its typed rows (study/bench_results.c), and results_parse
+ * reads a results.json. Pure: it takes the text or a cJSON tree and never
+ * touches files. Names point into the cJSON tree, which the struct either
+ * owns (results_parse) or borrows (results_from_json), or into bench's
+ * scenario. Metric values are per repetition, NaN where the repetition
+ * failed or the value is null. */
 #ifndef TOKENTAP_RESULTS_H
 #define TOKENTAP_RESULTS_H
 
@@ -177,6 +180,10 @@ const struct results_cell *results_cell(const struct results *r, const char *tar
                                         const char *level, const char *agent, int turn);
 const struct results_level_cell *results_level_cell(const struct results *r, const char *target,
                                                     const char *level);
+
+/* The key of a metric in results.json's cells and level cells. */
+const char *results_metric_key(enum results_metric_id m);
+const char *results_level_metric_key(enum results_level_metric_id m);
 
 /* The first primary agent, or NULL when the scenario has none. */
 const struct results_agent *results_primary(const struct results *r);
