@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/stats.h"
+
 struct cJSON;
 
 #define RESULTS_FORMAT "tokentap-bench"
@@ -49,6 +51,10 @@ enum results_level_metric_id {
 struct results_values {
     double *v; /* owned; NULL when n == 0 */
     size_t n;
+    /* stats_summarize(v, n), when whoever made the values has computed it
+     * (bench does, for results.json); the report then need not again. */
+    bool summarized;
+    struct stats_summary sum;
 };
 
 struct results_agent {

@@ -89,6 +89,14 @@ static int values_init(struct results_values *v, size_t n)
     return 0;
 }
 
+/* Once per metric, for results.json and the report alike. */
+static int summarize(struct results_values *v)
+{
+    int rc = stats_summarize(v->v, v->n, &v->sum);
+    v->summarized = rc == 0;
+    return rc;
+}
+
 static bool runs_in(const struct scenario_level *lv, size_t agent)
 {
     for (size_t p = 0; p < lv->n_phases; p++)
@@ -130,6 +138,9 @@ static int turn_cell(const struct bench_results_in *in, size_t ti, size_t li, si
             c->pass += q->check.pass;
         }
     }
+    for (int m = 0; m < RESULTS_CELL_METRICS; m++)
+        if (summarize(&c->m[m]) < 0)
+            return -ENOMEM;
     return 0;
 }
 
@@ -177,6 +188,9 @@ static int level_cell(const struct bench_results_in *in, size_t ti, size_t li,
         if (wall > 0)
             lc->m[RESULTS_OUTPUT_TPS].v[rep - 1] = as_json(tokens / (wall / 1000.0));
     }
+    for (int m = 0; m < RESULTS_LEVEL_METRICS; m++)
+        if (summarize(&lc->m[m]) < 0)
+            return -ENOMEM;
     return 0;
 }
 
@@ -416,7 +430,8 @@ static cJSON *scenario_json(const struct scenario *s)
     return j;
 }
 
-/* {"values":[...],"mean","p50","p90","min","max","ci95"} */
+/* {"values":[...],"mean","p50","p90","min","max","ci95"} from the values
+ * and their summary. */
 static cJSON *metric_json(const struct results_values *v)
 {
     cJSON *m = cJSON_CreateObject();
@@ -424,9 +439,7 @@ static cJSON *metric_json(const struct results_values *v)
     for (size_t i = 0; i < v->n; i++)
         cJSON_AddItemToArray(vals, isnan(v->v[i]) ? cJSON_CreateNull()
                                                   : cJSON_CreateNumber(v->v[i]));
-    struct stats_summary s;
-    if (stats_summarize(v->v, v->n, &s) < 0)
-        memset(&s, 0, sizeof(s));
+    const struct stats_summary s = v->sum;
 #define NUM(key, x) cJSON_AddItemToObject(m, key, isnan(x) || s.n == 0 ? cJSON_CreateNull() : cJSON_CreateNumber(x))
     NUM("mean", s.mean);
     NUM("p50", s.p50);
