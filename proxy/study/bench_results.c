@@ -80,7 +80,9 @@ static void request_metrics(const struct record *r, double v[RESULTS_CELL_METRIC
 /* n values, all missing until a repetition fills its own. */
 static int values_init(struct results_values *v, size_t n)
 {
-    v->v = malloc((n ? n : 1) * sizeof(*v->v));
+    if (n == 0)
+        return 0;
+    v->v = malloc(n * sizeof(*v->v));
     if (!v->v)
         return -ENOMEM;
     v->n = n;
