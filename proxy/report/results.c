@@ -211,15 +211,45 @@ static int add_target(struct results *r, const char *name)
     return 0;
 }
 
-static int read_scenario(struct results *r, char *err, size_t errlen)
+/* A level's phases: each child's "kind" and its "agents" strings. */
+static int read_phases(const cJSON *phases, struct results_level *l)
 {
-    const cJSON *sc = get(r->root, "scenario");
+    size_t n = (size_t)cJSON_GetArraySize(phases);
+    struct results_phase *ph = calloc(n ? n : 1, sizeof(*ph));
+    if (!ph)
+        return -ENOMEM;
+    for (size_t i = 0; i < l->n_phases; i++)
+        free(l->phases[i].agents);
+    free(l->phases);
+    l->phases = ph;
+    l->n_phases = 0;
+    const cJSON *p, *a;
+    cJSON_ArrayForEach(p, phases)
+    {
+        struct results_phase *x = &l->phases[l->n_phases++];
+        const cJSON *agents = get(p, "agents");
+        size_t k = (size_t)cJSON_GetArraySize(agents);
+        x->kind = str(p, "kind");
+        x->agents = calloc(k ? k : 1, sizeof(*x->agents));
+        if (!x->agents)
+            return -ENOMEM;
+        cJSON_ArrayForEach(a, agents)
+            x->agents[x->n_agents++] = cJSON_IsString(a) ? a->valuestring : NULL;
+    }
+    return 0;
+}
+
+static int read_scenario(struct results *r, const cJSON *root, char *err, size_t errlen)
+{
+    const cJSON *sc = get(root, "scenario");
     if (!cJSON_IsObject(sc)) {
         results_set_err(err, errlen, "no \"scenario\" object");
         return -EINVAL;
     }
-    r->scenario = sc;
     r->scenario_name = str(sc, "name") ? str(sc, "name") : "";
+    r->description = str(sc, "description");
+    r->scenario_file = str(sc, "file");
+    r->warmup = num(sc, "warmup");
     int rc =
         count(sc, "repetitions", 0, MAX_COUNT, 0, &r->repetitions, "scenario", -1, err, errlen);
     if (rc < 0)
@@ -255,18 +285,45 @@ static int read_scenario(struct results *r, char *err, size_t errlen)
             return -EINVAL;
         }
         rc = add_level(r, name, num(e, "concurrency"));
+        if (rc == 0)
+            rc = read_phases(get(e, "phases"), find_level(r, name));
         if (rc < 0)
             return rc;
-        find_level(r, name)->phases = get(e, "phases");
         i++;
     }
     return 0;
 }
 
-static int read_targets(struct results *r, char *err, size_t errlen)
+/* The simulator profile's numbers, strings and booleans, in its order. */
+static int read_sim(const cJSON *sim, struct results_target *t)
+{
+    size_t n = (size_t)cJSON_GetArraySize(sim);
+    t->sim = calloc(n ? n : 1, sizeof(*t->sim));
+    if (!t->sim)
+        return -ENOMEM;
+    t->on_sim = true;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, sim)
+    {
+        struct results_setting *x = &t->sim[t->n_sim];
+        if (cJSON_IsNumber(e))
+            snprintf(x->value, sizeof(x->value), "%g", e->valuedouble);
+        else if (cJSON_IsString(e))
+            snprintf(x->value, sizeof(x->value), "%s", e->valuestring);
+        else if (cJSON_IsBool(e))
+            snprintf(x->value, sizeof(x->value), "%s", cJSON_IsTrue(e) ? "true" : "false");
+        else
+            continue;
+        x->key = e->string;
+        t->n_sim++;
+    }
+    return 0;
+}
+
+static int read_targets(struct results *r, const cJSON *root, char *err, size_t errlen)
 {
     const cJSON *a, *e;
-    int rc = section(r->root, "targets", true, &a, err, errlen);
+    int rc = section(root, "targets", true, &a, err, errlen);
     if (rc < 0)
         return rc;
     int i = 0;
@@ -284,7 +341,12 @@ static int read_targets(struct results *r, char *err, size_t errlen)
         if (str(e, "label"))
             t->label = str(e, "label");
         t->url = str(e, "url");
-        t->sim = cJSON_IsObject(get(e, "sim")) ? get(e, "sim") : NULL;
+        free(t->sim);
+        t->sim = NULL;
+        t->n_sim = 0;
+        t->on_sim = false;
+        if (cJSON_IsObject(get(e, "sim")) && (rc = read_sim(get(e, "sim"), t)) < 0)
+            return rc;
         t->model = str(e, "model");
         const cJSON *th = get(e, "thinking");
         t->thinking = cJSON_IsBool(th) ? cJSON_IsTrue(th) : -1;
@@ -308,10 +370,10 @@ static int where(const cJSON *e, const char *sec, int i, bool agent, char *err, 
     return 0;
 }
 
-static int read_cells(struct results *r, char *err, size_t errlen)
+static int read_cells(struct results *r, const cJSON *root, char *err, size_t errlen)
 {
     const cJSON *a, *e;
-    int rc = section(r->root, "cells", true, &a, err, errlen);
+    int rc = section(root, "cells", true, &a, err, errlen);
     if (rc < 0)
         return rc;
     size_t n = (size_t)cJSON_GetArraySize(a);
@@ -356,10 +418,10 @@ static int read_cells(struct results *r, char *err, size_t errlen)
     return 0;
 }
 
-static int read_level_cells(struct results *r, char *err, size_t errlen)
+static int read_level_cells(struct results *r, const cJSON *root, char *err, size_t errlen)
 {
     const cJSON *a, *e;
-    int rc = section(r->root, "level_cells", true, &a, err, errlen);
+    int rc = section(root, "level_cells", true, &a, err, errlen);
     if (rc < 0)
         return rc;
     size_t n = (size_t)cJSON_GetArraySize(a);
@@ -402,15 +464,40 @@ static int read_level_cells(struct results *r, char *err, size_t errlen)
     return 0;
 }
 
-static int read_requests(struct results *r, char *err, size_t errlen)
+/* A request's record: the timeline the report draws. */
+static void read_record(struct results *r, const cJSON *rec, struct results_request *q)
+{
+    const cJSON *t = get(rec, "t"), *outcome = get(rec, "outcome"), *gaps = get(rec, "gaps_us");
+    q->start_us = rec ? num(t, "start_us") : NAN;
+    q->first_token_ms = num(t, "first_token");
+    q->last_token_ms = num(t, "last_token");
+    q->end_ms = num(t, "end");
+    q->ok = !cJSON_IsString(outcome) || strcmp(outcome->valuestring, "ok") == 0;
+    q->output_tokens = num(rec, "output_tokens");
+    q->gaps_us = r->gaps + r->n_gaps;
+    const cJSON *g;
+    if (cJSON_IsArray(gaps))
+        cJSON_ArrayForEach(g, gaps)
+            r->gaps[r->n_gaps + q->n_gaps++] = cJSON_IsNumber(g) ? g->valuedouble : NAN;
+    r->n_gaps += q->n_gaps;
+}
+
+static int read_requests(struct results *r, const cJSON *root, char *err, size_t errlen)
 {
     const cJSON *a, *e;
-    int rc = section(r->root, "requests", false, &a, err, errlen);
+    int rc = section(root, "requests", false, &a, err, errlen);
     if (rc < 0 || !a)
         return rc;
-    size_t n = (size_t)cJSON_GetArraySize(a);
+    size_t n = (size_t)cJSON_GetArraySize(a), gaps = 0;
+    cJSON_ArrayForEach(e, a)
+    {
+        const cJSON *g = get(get(e, "record"), "gaps_us");
+        if (cJSON_IsArray(g))
+            gaps += (size_t)cJSON_GetArraySize(g);
+    }
     r->requests = calloc(n ? n : 1, sizeof(*r->requests));
-    if (!r->requests)
+    r->gaps = malloc((gaps ? gaps : 1) * sizeof(*r->gaps));
+    if (!r->requests || !r->gaps)
         return -ENOMEM;
     int i = 0;
     cJSON_ArrayForEach(e, a)
@@ -430,9 +517,31 @@ static int read_requests(struct results *r, char *err, size_t errlen)
         const cJSON *check = get(e, "check");
         const cJSON *pass = get(check, "pass");
         q->check = cJSON_IsBool(pass) ? cJSON_IsTrue(pass) : -1;
-        q->record = cJSON_IsObject(get(e, "record")) ? get(e, "record") : NULL;
+        read_record(r, cJSON_IsObject(get(e, "record")) ? get(e, "record") : NULL, q);
         i++;
     }
+    return 0;
+}
+
+/* A copy of env's string k, NULL when absent; false for want of memory. */
+static bool env_str(const cJSON *env, const char *k, char **ret)
+{
+    const char *v = str(env, k);
+    *ret = v ? strdup(v) : NULL;
+    return !v || *ret;
+}
+
+static int read_environment(struct results *r, const cJSON *root)
+{
+    const cJSON *env = get(root, "environment");
+    struct results_environment *e = &r->env;
+    e->cpus = num(env, "cpus");
+    e->duration_s = num(env, "duration_s");
+    r->has_environment = cJSON_IsObject(env);
+    if (!env_str(env, "host", &e->host) || !env_str(env, "os", &e->os) ||
+        !env_str(env, "started", &e->started) || !env_str(env, "finished", &e->finished) ||
+        !env_str(env, "command", &e->command) || !env_str(env, "schedule", &e->schedule))
+        return -ENOMEM;
     return 0;
 }
 
@@ -471,13 +580,13 @@ int results_from_json(const cJSON *root, struct results **ret, char *err, size_t
         rc = -ENOMEM;
         goto fail;
     }
-    r->root = root;
     r->complete = cJSON_IsTrue(get(root, "complete"));
     r->tokentap_version = str(root, "tokentap_version");
-    r->environment = cJSON_IsObject(get(root, "environment")) ? get(root, "environment") : NULL;
-    if ((rc = read_scenario(r, err, errlen)) < 0 || (rc = read_targets(r, err, errlen)) < 0 ||
-        (rc = read_cells(r, err, errlen)) < 0 || (rc = read_level_cells(r, err, errlen)) < 0 ||
-        (rc = read_requests(r, err, errlen)) < 0)
+    if ((rc = read_environment(r, root)) < 0 || (rc = read_scenario(r, root, err, errlen)) < 0 ||
+        (rc = read_targets(r, root, err, errlen)) < 0 ||
+        (rc = read_cells(r, root, err, errlen)) < 0 ||
+        (rc = read_level_cells(r, root, err, errlen)) < 0 ||
+        (rc = read_requests(r, root, err, errlen)) < 0)
         goto fail;
     *ret = r;
     return 0;
@@ -527,9 +636,24 @@ void results_free(struct results *r)
     for (size_t i = 0; i < r->n_level_cells; i++)
         for (int m = 0; m < RESULTS_LEVEL_METRICS; m++)
             free(r->level_cells[i].m[m].v);
+    for (size_t i = 0; i < r->n_levels; i++) {
+        for (size_t p = 0; p < r->levels[i].n_phases; p++)
+            free(r->levels[i].phases[p].agents);
+        free(r->levels[i].phases);
+    }
+    for (size_t i = 0; i < r->n_targets; i++)
+        free(r->targets[i].sim);
+    struct results_environment *e = &r->env;
+    free(e->host);
+    free(e->os);
+    free(e->started);
+    free(e->finished);
+    free(e->command);
+    free(e->schedule);
     free(r->cells);
     free(r->level_cells);
     free(r->requests);
+    free(r->gaps);
     free(r->agents);
     free(r->levels);
     free(r->targets);
@@ -581,4 +705,14 @@ const struct results_agent *results_primary(const struct results *r)
         if (r->agents[i].primary)
             return &r->agents[i];
     return NULL;
+}
+
+const char *results_metric_key(enum results_metric_id m)
+{
+    return cell_metric_keys[m];
+}
+
+const char *results_level_metric_key(enum results_level_metric_id m)
+{
+    return level_metric_keys[m];
 }
