@@ -524,7 +524,7 @@ static void test_rewrite(void)
     } cases[] = {
         {false, "", "", 1},                  /* as recorded */
         {true, "", "quiet", 0},              /* the rule */
-        {true, "--thinking on", "quiet", 1}, /* the override wins, as in serve */
+        {true, "--thinking on", "", 1},      /* the override wins (the rule did nothing), as in serve */
         {false, "--thinking off", "", 0},
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
