@@ -56,8 +56,8 @@ void loadgen_options_default(struct loadgen_options *o)
 int loadgen_new(struct event_base *base, const struct loadgen_options *o, struct loadgen **ret,
                 char *err, size_t errlen)
 {
-    struct upstream_target t;
-    int r = upstream_parse_url(o->url, &t, err, errlen);
+    struct url_target t;
+    int r = url_parse(o->url, &t, err, errlen);
     if (r < 0)
         return r;
     struct loadgen *lg = calloc(1, sizeof(*lg));
@@ -237,7 +237,7 @@ static void report_later(evutil_socket_t fd, short what, void *arg)
 /* The request head and body, queued on q->up. 0 or -ENOMEM. */
 static int write_request(struct loadgen *lg, struct lgreq *q, const struct loadgen_req *rq)
 {
-    const struct upstream_target *t = upstream_pool_target(lg->pool);
+    const struct url_target *t = upstream_pool_target(lg->pool);
     int w = upstream_req_printf(q->up, "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n",
                                 rq->method, t->base_path, rq->path, t->host_header, q->rec.client);
     bool has_ct = false;

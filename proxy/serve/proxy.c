@@ -10,7 +10,6 @@
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
 
-#include "serve/admin.h"
 #include "tap/capture.h"
 #include "core/jsonw.h"
 #include "core/log.h"
@@ -25,7 +24,7 @@ struct pupstream {
     char **models;                /* owned */
     size_t n_models;
     bool is_default;
-    struct upstream_target target;
+    struct url_target target;
     struct upstream_pool *pool;   /* owned */
     unsigned in_flight;
     bool failing;                 /* the last exchange failed before a response head */
@@ -96,7 +95,7 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
         const struct proxy_upstream_config *uc = &cfg->upstreams[i];
         struct pupstream *u = &p->ups[p->n_ups++];
-        r = upstream_parse_url(uc->url, &u->target, err, errlen);
+        r = url_parse(uc->url, &u->target, err, errlen);
         if (r < 0)
             goto fail;
         u->name = strdup(uc->name);
@@ -155,11 +154,6 @@ void proxy_free(struct proxy *p)
     }
     free(p->ups);
     free(p);
-}
-
-struct metrics *proxy_metrics(const struct proxy *p)
-{
-    return p->cfg.metrics;
 }
 
 unsigned proxy_in_flight(const struct proxy *p)
@@ -291,7 +285,7 @@ static void write_request_head(struct exchange *x, long long body_len)
 {
     const struct http_head *h = server_req_head(x->client);
     struct upstream_req *up = x->up;
-    const struct upstream_target *t = &x->target->target;
+    const struct url_target *t = &x->target->target;
     upstream_req_printf(up, "%s %s%.*s HTTP/1.1\r\nHost: %s\r\n", h->method, t->base_path,
                         (int)h->url.len, h->url.p, t->host_header);
     const struct http_str *xff = NULL;
@@ -581,10 +575,6 @@ static void on_head(void *ctx, struct server_req *req)
 {
     struct proxy *p = ctx;
     const struct http_head *h = server_req_head(req);
-    if (admin_match(h)) {
-        admin_handle(p, req);
-        return;
-    }
     struct exchange *x = calloc(1, sizeof(*x));
     if (!x) {
         server_req_error(req, 500, "server_error", "out of memory");

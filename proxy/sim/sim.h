@@ -47,6 +47,11 @@ struct sim_options {
     bool quiet;
 };
 
+/* The simulator's defaults (docs/sim.md), as data: the scenario loader
+ * reads a sim profile's defaults here without calling into the sim. */
+extern const struct sim_options sim_defaults;
+
+/* *o = sim_defaults. */
 void sim_options_default(struct sim_options *o);
 
 /* Parses a fault spec ("status:503", "disconnect:after=5",

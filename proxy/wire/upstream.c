@@ -65,7 +65,7 @@ struct upstream_req {
 
 struct upstream_pool {
     struct event_base *base;      /* borrowed */
-    struct upstream_target target;
+    struct url_target target;
     struct upstream_pool_options o;
     struct conn *conns;           /* owned: every open connection */
     struct conn *idle_head;       /* borrowed: the idle ones, last released first */
@@ -76,63 +76,6 @@ struct upstream_pool {
 
 static void conn_read(struct conn *c);
 static void dispatch(struct upstream_pool *p);
-
-/* --- targets --- */
-
-int upstream_parse_url(const char *url, struct upstream_target *ret, char *err, size_t errlen)
-{
-    struct upstream_target t;
-    memset(&t, 0, sizeof(t));
-    const char *rest;
-    if (strncmp(url, "http://", 7) == 0) {
-        rest = url + 7;
-    } else if (strncmp(url, "https://", 8) == 0) {
-        snprintf(err, errlen, "'%s': https upstreams are not supported yet; use http://", url);
-        return -EINVAL;
-    } else {
-        snprintf(err, errlen, "'%s': expected http://HOST:PORT", url);
-        return -EINVAL;
-    }
-    const char *slash = strchr(rest, '/');
-    size_t hostlen = slash ? (size_t)(slash - rest) : strlen(rest);
-    char hostport[300];
-    if (hostlen == 0 || hostlen >= sizeof(hostport)) {
-        snprintf(err, errlen, "'%s': missing host", url);
-        return -EINVAL;
-    }
-    memcpy(hostport, rest, hostlen);
-    hostport[hostlen] = '\0';
-    if (!strchr(hostport, ':') || hostport[hostlen - 1] == ']') {
-        /* No port: HTTP's default. */
-        if (hostlen + 4 >= sizeof(hostport)) {
-            snprintf(err, errlen, "'%s': host too long", url);
-            return -EINVAL;
-        }
-        strcat(hostport, ":80");
-    }
-    if (net_parse_hostport(hostport, &t.addr) < 0) {
-        snprintf(err, errlen, "'%s': expected a numeric address or localhost with a port", url);
-        return -EINVAL;
-    }
-    snprintf(t.host_header, sizeof(t.host_header), "%s", hostport);
-    if (slash) {
-        size_t plen = strlen(slash);
-        while (plen > 0 && slash[plen - 1] == '/')
-            plen--;
-        if (plen >= sizeof(t.base_path)) {
-            snprintf(err, errlen, "'%s': path too long", url);
-            return -EINVAL;
-        }
-        memcpy(t.base_path, slash, plen);
-        t.base_path[plen] = '\0';
-    }
-    size_t ulen = strlen(url);
-    while (ulen > 0 && url[ulen - 1] == '/')
-        ulen--;
-    snprintf(t.url, sizeof(t.url), "%.*s", (int)ulen, url);
-    *ret = t;
-    return 0;
-}
 
 const char *upstream_strerror(int err)
 {
@@ -670,7 +613,7 @@ static void dispatch(struct upstream_pool *p)
 
 /* --- pool --- */
 
-struct upstream_pool *upstream_pool_new(struct event_base *base, const struct upstream_target *t,
+struct upstream_pool *upstream_pool_new(struct event_base *base, const struct url_target *t,
                                         const struct upstream_pool_options *o)
 {
     struct upstream_pool *p = calloc(1, sizeof(*p));
@@ -704,7 +647,7 @@ void upstream_pool_free(struct upstream_pool *p)
     free(p);
 }
 
-const struct upstream_target *upstream_pool_target(const struct upstream_pool *p)
+const struct url_target *upstream_pool_target(const struct upstream_pool *p)
 {
     return &p->target;
 }
