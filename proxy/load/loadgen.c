@@ -28,7 +28,6 @@ struct lgreq {
     /* A piece did not fit: the buffer stops there (no holes from later,
      * smaller pieces). */
     bool text_full[DIALECT_TOKEN_KINDS], body_full;
-    bool head_seen;
     bool json_body;
     struct event *later;          /* owned: reports a failure to send from the loop */
     int early_err;
@@ -174,7 +173,6 @@ static void on_token(void *ctx, const struct record *r, usec_t t)
 static void up_head(void *ctx, const struct http_head *h, usec_t t)
 {
     struct lgreq *q = ctx;
-    q->head_seen = true;
     q->rec.t_sent = upstream_req_ready_time(q->up);
     q->rec.t_forwarded = q->rec.t_sent;
     tap_head(&q->tap, h, t);
@@ -203,21 +201,9 @@ static void up_done(void *ctx, int err, usec_t t)
     if (q->rec.t_sent == 0)
         q->rec.t_sent = t;
     tap_end(&q->tap, t);
-    enum record_outcome o;
-    const struct dialect_facts *f = &q->tap.dialect.facts;
-    if (err == UPSTREAM_ERR_TIMEOUT || err == UPSTREAM_ERR_CONNECT_TIMEOUT)
-        o = RECORD_TIMEOUT;
-    else if (err)
-        o = q->head_seen ? RECORD_TRUNCATED : RECORD_UPSTREAM_ERROR;
-    else if (q->rec.status >= 400)
-        o = RECORD_HTTP_ERROR;
-    else if (f->error || (q->tap.mode == TAP_SSE && q->rec.dialect != DIALECT_UNKNOWN && !f->ended))
-        o = RECORD_TRUNCATED;
-    else
-        o = RECORD_OK;
     if (err)
         snprintf(q->rec.error, sizeof(q->rec.error), "%s", upstream_strerror(err));
-    complete(q, o);
+    complete(q, tap_outcome(&q->tap, err, false));
 }
 
 static const struct upstream_cb callbacks = {
@@ -231,7 +217,7 @@ static void report_later(evutil_socket_t fd, short what, void *arg)
 {
     struct lgreq *q = arg;
     snprintf(q->rec.error, sizeof(q->rec.error), "%s", upstream_strerror(q->early_err));
-    complete(q, RECORD_UPSTREAM_ERROR);
+    complete(q, tap_outcome(&q->tap, q->early_err, false));
 }
 
 /* The request head and body, queued on q->up. 0 or -ENOMEM. */
@@ -274,17 +260,9 @@ int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_
     lg->in_flight++;
 
     struct record *r = &q->rec;
-    record_init(r);
     usec_t now = clock_now();
-    r->id = ++lg->next_id;
-    r->wall_start = clock_wall();
-    r->t_received = now;
+    record_begin(r, ++lg->next_id, rq->method, rq->path, strlen(rq->path), now);
     r->t_start = rq->intended ? rq->intended : now;
-    snprintf(r->method, sizeof(r->method), "%s", rq->method);
-    const char *qm = strchr(rq->path, '?');
-    size_t plen = qm ? (size_t)(qm - rq->path) : strlen(rq->path);
-    snprintf(r->route, sizeof(r->route), "%.*s", (int)plen, rq->path);
-    r->dialect = dialect_from_path(rq->path, strlen(rq->path));
     snprintf(r->upstream, sizeof(r->upstream), "%s", lg->label);
     snprintf(r->client, sizeof(r->client), "tokentap/%s", TOKENTAP_VERSION);
     if (rq->session)
@@ -340,6 +318,6 @@ void loadgen_abort_all(struct loadgen *lg)
             q->up = NULL;
         }
         tap_end(&q->tap, clock_now());
-        complete(q, RECORD_CLIENT_ABORT);
+        complete(q, tap_outcome(&q->tap, 0, true));
     }
 }

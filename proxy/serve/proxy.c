@@ -204,7 +204,9 @@ static void finalize(struct exchange *x, enum record_outcome outcome)
 static void exchange_free(struct exchange *x)
 {
     struct proxy *p = x->proxy;
-    finalize(x, x->client ? RECORD_UPSTREAM_ERROR : RECORD_CLIENT_ABORT);
+    /* Without a verdict yet, the exchange ends here because its client
+     * left (or the proxy is shutting down): every caller let go of it. */
+    finalize(x, tap_outcome(&x->tap, 0, true));
     tap_finish(&x->tap);
     capture_finish(&x->cap);
     if (x->rw_done)
@@ -546,15 +548,8 @@ static void copy_header(const struct http_head *h, const char *name, char *dst, 
 static void start_record(struct exchange *x, const struct http_head *h)
 {
     struct record *r = &x->rec;
-    record_init(r);
-    r->id = server_req_id(x->client);
-    r->wall_start = clock_wall();
-    r->t_received = server_req_head_time(x->client);
-    snprintf(r->method, sizeof(r->method), "%s", h->method);
-    const char *q = memchr(h->url.p, '?', h->url.len);
-    size_t plen = q ? (size_t)(q - h->url.p) : h->url.len;
-    snprintf(r->route, sizeof(r->route), "%.*s", (int)plen, h->url.p);
-    r->dialect = dialect_from_path(h->url.p, h->url.len);
+    record_begin(r, server_req_id(x->client), h->method, h->url.p, h->url.len,
+                 server_req_head_time(x->client));
     copy_header(h, "user-agent", r->client, sizeof(r->client));
     if (x->proxy->cfg.session_header)
         copy_header(h, x->proxy->cfg.session_header, r->session, sizeof(r->session));
@@ -807,22 +802,6 @@ static int error_status(int err)
     }
 }
 
-/* How the exchange ended, from the upstream's side. */
-static enum record_outcome outcome_of(struct exchange *x, int err)
-{
-    if (err == UPSTREAM_ERR_TIMEOUT || err == UPSTREAM_ERR_CONNECT_TIMEOUT)
-        return RECORD_TIMEOUT;
-    if (err)
-        return x->head_sent ? RECORD_TRUNCATED : RECORD_UPSTREAM_ERROR;
-    if (x->rec.status >= 400)
-        return RECORD_HTTP_ERROR;
-    const struct dialect_facts *f = &x->tap.dialect.facts;
-    /* An error event, or a stream that ended without its end marker. */
-    if (f->error || (x->tap.mode == TAP_SSE && x->rec.dialect != DIALECT_UNKNOWN && !f->ended))
-        return RECORD_TRUNCATED;
-    return RECORD_OK;
-}
-
 static void up_on_done(void *ctx, int err, usec_t t)
 {
     struct exchange *x = ctx;
@@ -830,7 +809,7 @@ static void up_on_done(void *ctx, int err, usec_t t)
     tap_end(&x->tap, t);
     if (err)
         snprintf(x->rec.error, sizeof(x->rec.error), "%s", upstream_strerror(err));
-    finalize(x, outcome_of(x, err));
+    finalize(x, tap_outcome(&x->tap, err, false));
     struct server_req *c = x->client;
     if (!c) {
         exchange_free(x);
