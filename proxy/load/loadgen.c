@@ -118,11 +118,6 @@ unsigned loadgen_in_flight(const struct loadgen *lg)
     return lg->in_flight;
 }
 
-void loadgen_pool_stats(const struct loadgen *lg, struct upstream_pool_stats *ret)
-{
-    upstream_pool_stats(lg->pool, ret);
-}
-
 static const char *text_of(struct evbuffer *b, size_t *len)
 {
     evbuffer_add(b, "", 1); /* NUL, not counted */

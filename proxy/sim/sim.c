@@ -804,13 +804,3 @@ const struct net_addr *sim_address(const struct sim *sim)
 {
     return server_address(sim->server);
 }
-
-void sim_shutdown(struct sim *sim)
-{
-    server_shutdown(sim->server);
-}
-
-unsigned sim_in_flight(const struct sim *sim)
-{
-    return sim->in_flight;
-}

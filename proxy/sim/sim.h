@@ -68,12 +68,6 @@ void sim_free(struct sim *sim);
 /* The bound address (real port when 0 was asked). */
 const struct net_addr *sim_address(const struct sim *sim);
 
-/* Stop accepting; in-flight requests finish. */
-void sim_shutdown(struct sim *sim);
-
-/* Requests in flight (queued or generating). */
-unsigned sim_in_flight(const struct sim *sim);
-
 /* `tokentap sim` */
 int sim_main(int argc, char **argv);
 

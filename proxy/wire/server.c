@@ -57,7 +57,7 @@ struct server {
     void *ctx;                    /* borrowed */
     struct net_addr addr;
     struct conn *conns;           /* owned list */
-    unsigned n_conns, n_busy;
+    unsigned n_conns;
     uint64_t next_conn_id, next_req_id;
     bool listener_paused;
     bool shutting_down;
@@ -92,8 +92,6 @@ static void conn_destroy(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->n_conns--;
-    if (c->state != CONN_IDLE)
-        srv->n_busy--;
     bufferevent_free(c->bev);
     http_parser_free(c->parser);
     free(c);
@@ -267,7 +265,6 @@ static void start_request(struct conn *c)
     c->req.head_time = clock_now();
     c->state = CONN_BODY;
     c->req_active = true;
-    srv->n_busy++;
     set_idle_timeout(c, false);
     const struct http_head *h = http_parser_head(c->parser);
     if (h->expect_continue && h->version_minor >= 1) {
@@ -284,7 +281,6 @@ static void end_request(struct conn *c)
     bool keep = h->keep_alive && !c->req.close_after && !c->srv->shutting_down;
     c->req_active = false;
     c->state = CONN_IDLE;
-    c->srv->n_busy--;
     if (!keep) {
         conn_close_after_flush(c);
         return;
@@ -520,11 +516,6 @@ uint64_t server_connections_total(const struct server *srv)
     return srv->next_conn_id;
 }
 
-unsigned server_busy(const struct server *srv)
-{
-    return srv->n_busy;
-}
-
 /* --- per request --- */
 
 const struct http_head *server_req_head(const struct server_req *req)
@@ -555,11 +546,6 @@ usec_t server_req_head_time(const struct server_req *req)
 usec_t server_req_received(const struct server_req *req)
 {
     return req->received;
-}
-
-uint64_t server_req_conn_id(const struct server_req *req)
-{
-    return req->conn->id;
 }
 
 uint64_t server_req_id(const struct server_req *req)
@@ -646,7 +632,6 @@ void server_req_finish(struct server_req *req, bool close)
              * rest of the body cannot be skipped safely, so close. */
             c->req_active = false;
             c->state = CONN_IDLE;
-            c->srv->n_busy--;
             conn_close_after_flush(c);
         }
     }

@@ -784,11 +784,6 @@ void upstream_req_cancel(struct upstream_req *r)
     dispatch(p);
 }
 
-bool upstream_req_connected(const struct upstream_req *r)
-{
-    return r->conn && r->conn->connected;
-}
-
 usec_t upstream_req_ready_time(const struct upstream_req *r)
 {
     return r->ready_time;

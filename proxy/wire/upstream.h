@@ -103,9 +103,6 @@ void upstream_req_pause(struct upstream_req *r, bool pause);
  * and frees r without further callbacks. Safe from inside r's callbacks. */
 void upstream_req_cancel(struct upstream_req *r);
 
-/* True once a connection was attached and the request was sent on it. */
-bool upstream_req_connected(const struct upstream_req *r);
-
 /* Time the connection was ready (connect done or reused), 0 before. */
 usec_t upstream_req_ready_time(const struct upstream_req *r);
 
