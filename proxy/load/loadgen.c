@@ -1,5 +1,6 @@
 #include "load/loadgen.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,8 @@ int loadgen_new(struct event_base *base, const struct loadgen_options *o, struct
 static void req_free(struct lgreq *q)
 {
     struct loadgen *lg = q->lg;
+    /* Linked and counted from the start of loadgen_send. */
+    assert(lg->in_flight > 0 && (q->prev ? q->prev->next == q : lg->reqs == q));
     if (q->up)
         upstream_req_cancel(q->up);
     if (q->prev)

@@ -1,5 +1,6 @@
 #include "serve/proxy.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -206,6 +207,8 @@ static void exchange_free(struct exchange *x)
     struct proxy *p = x->proxy;
     /* Without a verdict yet, the exchange ends here because its client
      * left (or the proxy is shutting down): every caller let go of it. */
+    assert(!x->client);
+    assert(p->in_flight > 0 && (x->prev ? x->prev->next == x : p->exchanges == x));
     finalize(x, tap_outcome(&x->tap, 0, true));
     tap_finish(&x->tap);
     capture_finish(&x->cap);
@@ -214,8 +217,10 @@ static void exchange_free(struct exchange *x)
     record_finish(&x->rec);
     if (x->up)
         upstream_req_cancel(x->up);
-    if (x->counted)
+    if (x->counted) {
+        assert(x->target->in_flight > 0);
         x->target->in_flight--;
+    }
     if (x->client)
         server_req_set_data(x->client, NULL);
     if (x->prev)

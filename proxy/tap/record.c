@@ -1,5 +1,6 @@
 #include "tap/record.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,7 @@ void record_token(struct record *r, usec_t t, const uint64_t pieces[DIALECT_TOKE
                 r->cap_gaps = cap;
             }
         }
+        assert(r->n_gaps <= r->cap_gaps);
         if (r->n_gaps < r->cap_gaps) {
             usec_t gap = clock_diff(t, r->t_last_token);
             r->gaps[r->n_gaps++] = gap > UINT32_MAX ? UINT32_MAX : (uint32_t)gap;

@@ -1,5 +1,6 @@
 #include "tap/tap.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -65,8 +66,10 @@ static int on_event(void *ctx, const struct sse_event *ev)
     if (n <= 0)
         return 0;
     uint64_t pieces[DIALECT_TOKEN_KINDS];
-    for (int k = 0; k < DIALECT_TOKEN_KINDS; k++)
+    for (int k = 0; k < DIALECT_TOKEN_KINDS; k++) {
+        assert(f->token_events[k] >= before[k]); /* counts only grow */
         pieces[k] = f->token_events[k] - before[k];
+    }
     record_token(t->rec, t->now, pieces);
     if (t->on_token)
         t->on_token(t->ctx, t->rec, t->now);
@@ -103,6 +106,7 @@ void tap_body(struct tap *t, const char *data, size_t len, usec_t now)
             t->json = j;
             t->json_cap = cap;
         }
+        assert(t->json_len + len <= t->json_cap);
         memcpy(t->json + t->json_len, data, len);
         t->json_len += len;
     }

@@ -1,5 +1,6 @@
 #include "wire/server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -85,6 +86,7 @@ static void conn_enter(struct conn *c)
 static void conn_destroy(struct conn *c)
 {
     struct server *srv = c->srv;
+    assert(c->depth == 0 && c->dead && srv->n_conns > 0);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -109,6 +111,7 @@ static bool conn_leave(struct conn *c)
     if (c->depth == 1 && !c->dead && !c->closing && c->state == CONN_IDLE &&
         evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         conn_process(c);
+    assert(c->depth > 0);
     if (--c->depth > 0 || !c->dead)
         return true;
     conn_destroy(c);
@@ -258,6 +261,8 @@ static int on_body(void *ctx, const char *data, size_t len)
 static void start_request(struct conn *c)
 {
     struct server *srv = c->srv;
+    /* A head is parsed only between requests: the handler's request is never wiped. */
+    assert(c->state == CONN_IDLE && !c->req_active);
     memset(&c->req, 0, sizeof(c->req));
     c->req.conn = c;
     c->req.id = ++srv->next_req_id;

@@ -1,5 +1,6 @@
 #include "wire/upstream.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -141,6 +142,8 @@ static void req_free(struct upstream_req *r)
 
 static void wait_remove(struct upstream_pool *p, struct upstream_req *r)
 {
+    /* Only a waiting request is removed: it is linked and counted. */
+    assert(p->n_waiting > 0 && (r->prev ? r->prev->next == r : p->wait_head == r));
     if (r->prev)
         r->prev->next = r->next;
     else
@@ -181,6 +184,7 @@ static void wait_push(struct upstream_pool *p, struct upstream_req *r, bool fron
 static void idle_push(struct conn *c)
 {
     struct upstream_pool *p = c->pool;
+    assert(!c->idle && !c->dead && !c->req);
     c->idle = true;
     c->idle_prev = NULL;
     c->idle_next = p->idle_head;
@@ -195,6 +199,7 @@ static void idle_remove(struct conn *c)
     struct upstream_pool *p = c->pool;
     if (!c->idle)
         return;
+    assert(p->n_idle > 0);
     if (c->idle_prev)
         c->idle_prev->idle_next = c->idle_next;
     else
@@ -229,6 +234,8 @@ static void conn_flush(struct conn *c)
 static void conn_destroy(struct conn *c)
 {
     struct upstream_pool *p = c->pool;
+    /* Never under a callback of its own (see conn_leave). */
+    assert(c->depth == 0 && p->n_conns > 0);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -253,6 +260,7 @@ static void conn_enter(struct conn *c)
 
 static void conn_leave(struct conn *c)
 {
+    assert(c->depth > 0);
     if (--c->depth == 0 && c->dead)
         conn_destroy(c);
 }
@@ -274,6 +282,8 @@ static void conn_kill(struct conn *c)
 static int on_parser_body(void *ctx, const char *data, size_t len)
 {
     struct conn *c = ctx;
+    /* The parser pauses at MAX_VIEWS, and n_views is reset before each feed. */
+    assert(c->n_views < MAX_VIEWS);
     c->views[c->n_views++] = (struct body_view){data, len};
     /* Full: the parser stops after these bytes, the caller hands them on
      * and feeds the rest. */
@@ -286,6 +296,7 @@ static void req_complete(struct conn *c, int err, usec_t t)
 {
     struct upstream_req *r = c->req;
     struct upstream_pool *p = c->pool;
+    assert(r && r->conn == c && !r->done);
     c->req = NULL;
     r->conn = NULL;
     r->done = true;
