@@ -348,6 +348,16 @@ static void test_modes(void)
     CHECK(mean_gap_ms > 18 && mean_gap_ms < 33);
     cJSON_Delete(recs);
 
+    /* --rate R --duration D sends R x D requests: the end is not included. */
+    path_in(log, sizeof(log), "window.jsonl");
+    CHECK_INT(run(out, sizeof(out),
+                  "replay %s --rate 5 --duration 2s --arrival constant --sim-decode-tps 5000 --log %s -q",
+                  trace, log),
+              0);
+    recs = read_jsonl(log);
+    CHECK_INT(cJSON_GetArraySize(recs), 10);
+    cJSON_Delete(recs);
+
     /* The open loop repeats the trace in start order, not file order. */
     path_in(trace, sizeof(trace), "unordered.jsonl");
     f = fopen(trace, "w");
@@ -383,6 +393,111 @@ static void test_modes(void)
     }
     CHECK_STR(order, "012012");
     cJSON_Delete(recs);
+}
+
+/* Closed loop: --concurrency N keeps exactly N requests in flight until
+ * the trace runs out. Seen from the sim (requests_processing sampled
+ * while the run goes) and from the records' concurrency. */
+/* Runs tokentap with argv (no program name) in the background, output
+ * discarded; returns its pid. */
+static pid_t spawn_quiet(const char *const *argv)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        const char *args[32] = {getenv("TOKENTAP")};
+        for (size_t i = 0; argv[i] && i < 30; i++)
+            args[i + 1] = argv[i];
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execv(args[0], (char *const *)args);
+        _exit(127);
+    }
+    return pid;
+}
+
+static long sim_processing(int port)
+{
+    struct itest_resp r;
+    itest_request(port, "GET", "/metrics", NULL, NULL, 0, &r);
+    const char *key = "\nllamacpp:requests_processing ";
+    const char *p = r.body ? strstr(r.body, key) : NULL;
+    long v = p ? strtol(p + strlen(key), NULL, 10) : -1;
+    itest_resp_free(&r);
+    return v;
+}
+
+static void test_closed_loop(void)
+{
+    static const int levels[] = {1, 2, 4, 16};
+    const char *sargs[] = {"sim", "--listen", "127.0.0.1:0", "--slots", "32", "--decode-tps", "100",
+                           "--prefill-tps", "100000", NULL};
+    struct itest_proc sim;
+    itest_spawn(&sim, sargs);
+    for (size_t li = 0; li < sizeof(levels) / sizeof(levels[0]); li++) {
+        int n = levels[li], total = 4 * n + 2;
+        char trace[128], log[128];
+        path_in(trace, sizeof(trace), "closed.jsonl");
+        path_in(log, sizeof(log), "closed-log.jsonl");
+        unlink(log);
+        FILE *f = fopen(trace, "w");
+        for (int i = 0; i < total; i++)
+            fprintf(f, "{\"messages\":[{\"role\":\"user\",\"content\":\"closed loop %d\"}],"
+                       "\"max_tokens\":15,\"stream\":true}\n", i);
+        fclose(f);
+        /* 4 waves of 150 ms each: the sampler sees each level many times. */
+        char target[64], conc[16];
+        snprintf(target, sizeof(target), "http://127.0.0.1:%d", sim.port);
+        snprintf(conc, sizeof(conc), "%d", n);
+        const char *rargs[] = {"replay", trace, "--target", target, "--concurrency", conc,
+                               "--log", log, "-q", NULL};
+        pid_t pid = spawn_quiet(rargs);
+        long hist[64] = {0};
+        int samples = 0, status = -1;
+        /* Bounded: a replay that stalls is killed after about 20 s. */
+        for (int k = 0; k < 2000; k++) {
+            if (waitpid(pid, &status, WNOHANG) == pid)
+                break;
+            long v = sim_processing(sim.port);
+            if (v > 0 && v < 64) {
+                hist[v]++;
+                samples++;
+            }
+            itest_sleep_ms(5);
+        }
+        if (waitpid(pid, &status, WNOHANG) == 0) {
+            fprintf(stderr, "closed loop %d: replay still running after 20 s: killed\n", n);
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+        }
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        long most = 0, mode = 0, max = 0;
+        for (long v = 1; v < 64; v++) {
+            if (hist[v] > most) {
+                most = hist[v];
+                mode = v;
+            }
+            if (hist[v])
+                max = v;
+        }
+        /* Most of the time exactly n are running, never more. */
+        CHECK_INT(mode, n);
+        CHECK_INT(max, n);
+        CHECK(samples > 10 && hist[n] * 2 > samples);
+        cJSON *recs = read_jsonl(log);
+        CHECK_INT(cJSON_GetArraySize(recs), total);
+        const cJSON *e;
+        int at_n = 0;
+        /* After the first wave, each request starts while the n - 1
+         * others run. */
+        cJSON_ArrayForEach(e, recs) if (num(e, "id") <= n || (int)num(e, "concurrency") == n) at_n++;
+        CHECK_INT(at_n, total);
+        if (at_n != total || mode != n)
+            fprintf(stderr, "closed loop %d: mode %ld max %ld, %d/%d records at level %d\n", n, mode,
+                    max, at_n, total, n);
+        cJSON_Delete(recs);
+    }
+    itest_stop(&sim);
 }
 
 /* The rewrite rules of a serve config and --thinking apply to replayed
@@ -543,6 +658,7 @@ int main(void)
     ITEST_RUN(test_record_and_replay);
     ITEST_RUN(test_live_history);
     ITEST_RUN(test_modes);
+    ITEST_RUN(test_closed_loop);
     ITEST_RUN(test_rewrite);
     ITEST_RUN(test_bad_traces);
     ITEST_RUN(test_interrupt);

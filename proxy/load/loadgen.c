@@ -30,6 +30,7 @@ struct lgreq {
      * smaller pieces). */
     bool text_full[DIALECT_TOKEN_KINDS], body_full;
     bool json_body;
+    bool counted;                 /* in lg->in_flight */
     struct event *later;          /* owned: reports a failure to send from the loop */
     int early_err;
 };
@@ -83,8 +84,9 @@ int loadgen_new(struct event_base *base, const struct loadgen_options *o, struct
 static void req_free(struct lgreq *q)
 {
     struct loadgen *lg = q->lg;
-    /* Linked and counted from the start of loadgen_send. */
-    assert(lg->in_flight > 0 && (q->prev ? q->prev->next == q : lg->reqs == q));
+    /* Linked from the start of loadgen_send, and counted until complete(). */
+    assert(!q->counted || lg->in_flight > 0);
+    assert(q->prev ? q->prev->next == q : lg->reqs == q);
     if (q->up)
         upstream_req_cancel(q->up);
     if (q->prev)
@@ -93,7 +95,8 @@ static void req_free(struct lgreq *q)
         lg->reqs = q->next;
     if (q->next)
         q->next->prev = q->prev;
-    lg->in_flight--;
+    if (q->counted)
+        lg->in_flight--;
     for (int k = 0; k < DIALECT_TOKEN_KINDS; k++)
         if (q->text[k])
             evbuffer_free(q->text[k]);
@@ -147,6 +150,10 @@ static void complete(struct lgreq *q, enum record_outcome outcome)
     res.tools = text_of(q->text[DIALECT_TOKEN_TOOL], &res.tools_len);
     if (q->json_body && evbuffer_get_length(q->body))
         res.body = text_of(q->body, &res.body_len);
+    /* The request is no longer in flight when its owner hears of it: a
+     * closed loop sends the next one from this callback. */
+    q->counted = false;
+    lg->in_flight--;
     q->done(q->ctx, &res);
     req_free(q);
 }
@@ -256,6 +263,7 @@ int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_
         lg->reqs->prev = q;
     lg->reqs = q;
     lg->in_flight++;
+    q->counted = true;
 
     struct record *r = &q->rec;
     usec_t now = clock_now();

@@ -633,6 +633,9 @@ static void on_head(void *ctx, struct server_req *req)
     if (start_upstream(x, p->def) < 0)
         return;
     write_request_head(x, -1);
+    /* Out now: a bodiless request has nothing else that would flush it,
+     * and a kept-alive connection does not write on its own. */
+    upstream_req_flush(x->up);
 }
 
 static void on_body(void *ctx, struct server_req *req, const char *data, size_t len)

@@ -1,6 +1,7 @@
 #include "serve/serve.h"
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,7 @@ struct serve_settings {
     bool log_gaps;
     const char *session_header;
     unsigned concurrency_buckets;
+    struct metrics_buckets slow_buckets, fast_buckets; /* n == 0: the defaults */
     const char *record_dir;
     bool record_events;
     uint64_t record_max_file;
@@ -128,13 +130,59 @@ static void settings_default(struct serve_settings *s)
 }
 
 /* Reads the config file into s; strings stay owned by doc. */
+/* metrics.buckets.slow/fast: a list of bounds (durations, ascending) or
+ * {min, max, per_decade} for log-spaced ones. */
+static int load_buckets(struct config_doc *doc, const cJSON *node, struct metrics_buckets *ret,
+                        struct config_err *err)
+{
+    if (!node)
+        return 0;
+    struct metrics_buckets b = {0};
+    if (cJSON_IsArray(node)) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, node)
+        {
+            usec_t v;
+            bool ok = (cJSON_IsNumber(e) && e->valuedouble > 0 && e->valuedouble < 1e6 &&
+                       (v = (usec_t)llround(e->valuedouble * 1e6)) > 0) ||
+                      (cJSON_IsString(e) && cli_duration_value(e->valuestring, &v) == 0 && v > 0);
+            if (!ok)
+                return config_error(doc, e, err, "a bucket bound must be a duration like 5ms or 0.005");
+            if (b.n == METRICS_MAX_BUCKETS)
+                return config_error(doc, e, err, "more than %d buckets", METRICS_MAX_BUCKETS);
+            if (b.n && v <= b.le[b.n - 1])
+                return config_error(doc, e, err, "bucket bounds must go up");
+            b.le[b.n++] = v;
+        }
+        if (b.n == 0)
+            return config_error(doc, node, err, "an empty list of buckets");
+    } else if (cJSON_IsObject(node)) {
+        static const char *const keys[] = {"min", "max", "per_decade", NULL};
+        usec_t min = 0, max = 0;
+        uint64_t per = 10;
+        int r;
+        if ((r = config_check_keys(doc, node, keys, err)) < 0 ||
+            (r = config_get_duration(doc, node, "min", &min, err)) < 0 ||
+            (r = config_get_duration(doc, node, "max", &max, err)) < 0 ||
+            (r = config_get_u64(doc, node, "per_decade", 1, 100, &per, err)) < 0)
+            return r;
+        if (metrics_buckets_log(&b, min, max, (unsigned)per) < 0)
+            return config_error(doc, node, err, "buckets: need 0 < min <= max and at most %d bounds",
+                                METRICS_MAX_BUCKETS);
+    } else {
+        return config_error(doc, node, err, "buckets: a list of bounds or {min, max, per_decade}");
+    }
+    *ret = b;
+    return 0;
+}
+
 static int load_file(struct config_doc *doc, struct serve_settings *s, struct config_err *err)
 {
     static const char *const top[] = {"listen", "upstreams", "routing", "limits", "timeouts",
                                       "log", "metrics", "record", "rewrite", NULL};
     static const char *const record_keys[] = {"dir", "events", "max_file", "redact", NULL};
     static const char *const log_keys[] = {"file", "gaps", NULL};
-    static const char *const metrics_keys[] = {"session_header", "concurrency_buckets", NULL};
+    static const char *const metrics_keys[] = {"session_header", "concurrency_buckets", "buckets", NULL};
     static const char *const up_keys[] = {"name", "url", "models", "default", "max_connections", NULL};
     static const char *const routing_keys[] = {"unknown_model", NULL};
     static const char *const limit_keys[] = {"max_body", "max_header", "max_connections",
@@ -246,6 +294,13 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
             (r = config_get_u64(doc, metrics, "concurrency_buckets", 2, 1024, &v, err)) < 0)
             return r;
         s->concurrency_buckets = (unsigned)v;
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(metrics, "buckets");
+        static const char *const bucket_keys[] = {"slow", "fast", NULL};
+        if (b && (r = config_check_keys(doc, b, bucket_keys, err)) < 0)
+            return r;
+        if (b && ((r = load_buckets(doc, cJSON_GetObjectItemCaseSensitive(b, "slow"), &s->slow_buckets, err)) < 0 ||
+                  (r = load_buckets(doc, cJSON_GetObjectItemCaseSensitive(b, "fast"), &s->fast_buckets, err)) < 0))
+            return r;
     }
     const cJSON *record = cJSON_GetObjectItemCaseSensitive(root, "record");
     if (record) {
@@ -574,10 +629,18 @@ int serve_main(int argc, char **argv)
     struct metrics_options mo;
     metrics_options_default(&mo);
     mo.concurrency_buckets = s.concurrency_buckets;
+    if (s.slow_buckets.n)
+        mo.slow = s.slow_buckets;
+    if (s.fast_buckets.n)
+        mo.fast = s.fast_buckets;
     if (metrics_new(&mo, clock_now(), &run.metrics) < 0) {
         log_error("out of memory");
         goto fail;
     }
+    /* The configured names are model labels of their own. */
+    for (size_t i = 0; i < s.n_ups; i++)
+        for (size_t k = 0; k < s.ups[i].n_models; k++)
+            metrics_add_model(run.metrics, s.models[i][k]);
     if (s.log_path) {
         int r = reqlog_open(s.log_path, s.log_gaps, &run.log);
         if (r < 0) {

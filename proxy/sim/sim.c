@@ -226,6 +226,14 @@ cJSON *sim_parse_body(struct exchange *x)
 
 /* --- generation --- */
 
+static void stream_head(struct exchange *x)
+{
+    if (x->stream_head_sent)
+        return;
+    x->stream_head_sent = true;
+    write_head(x, 200, "text/event-stream", -1, NULL);
+}
+
 static void gen_on_start(void *ctx, unsigned slot, const struct sim_timings *t)
 {
     struct exchange *x = ctx;
@@ -233,6 +241,11 @@ static void gen_on_start(void *ctx, unsigned slot, const struct sim_timings *t)
     x->reply.prompt_tokens = t->prompt_tokens;
     x->reply.prompt_n = t->prompt_n;
     x->reply.cache_n = t->cache_n;
+    /* llama-server (b10309, measured) sends a stream's head when the
+     * request gets a slot, before prefill; a queued request gets nothing
+     * until then. The first event comes with the first token. */
+    if (x->reply.stream)
+        stream_head(x);
 }
 
 static void send_garbage(struct exchange *x)
@@ -289,7 +302,7 @@ static void gen_on_token(void *ctx, size_t index)
         return;
     }
     if (index == 0) {
-        write_head(x, 200, "text/event-stream", -1, NULL);
+        stream_head(x);
         sim_format_stream_start(x->scratch, &x->reply);
     }
     if (x->sim->o.stamp || x->sim->stamp_fd >= 0) {
@@ -321,8 +334,7 @@ static void gen_on_done(void *ctx, const struct sim_timings *t)
     struct exchange *x = ctx;
     x->task = NULL;
     if (x->reply.stream) {
-        if (x->sent == 0)
-            write_head(x, 200, "text/event-stream", -1, NULL);
+        stream_head(x);
         sim_format_stream_end(x->scratch, &x->reply, &x->script, x->sent, t);
         write_chunk(x);
         if (x->req)

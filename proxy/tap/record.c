@@ -115,6 +115,8 @@ void record_take_facts(struct record *r, const struct dialect_facts *f)
             r->text_bytes[k] = f->bytes[k];
     if (f->finish_reason[0])
         memcpy(r->finish_reason, f->finish_reason, sizeof(r->finish_reason));
+    if (f->model[0])
+        memcpy(r->response_model, f->model, sizeof(r->response_model));
     if (f->error && !r->error[0]) {
         size_t n = strlen(f->error_message);
         if (n >= sizeof(r->error))
@@ -168,6 +170,26 @@ int64_t record_queue_estimate(const struct record *r)
         return -1;
     int64_t q = (int64_t)record_ttft(r) - (int64_t)(r->server_prompt_ms * 1000.0);
     return q < 0 ? 0 : q;
+}
+
+int64_t record_slot_wait(const struct record *r)
+{
+    /* Only an event stream's head comes before its body is known. */
+    if (!r->stream || !r->t_response_head || !r->t_start)
+        return -1;
+    return (int64_t)clock_diff(r->t_response_head, r->t_start);
+}
+
+int64_t record_prefill(const struct record *r)
+{
+    if (!r->stream || !r->t_response_head || !r->t_first_token || r->t_first_token < r->t_response_head)
+        return -1;
+    return (int64_t)(r->t_first_token - r->t_response_head);
+}
+
+bool record_is_generation(const struct record *r)
+{
+    return r->dialect != DIALECT_UNKNOWN;
 }
 
 const char *record_outcome_name(enum record_outcome o)
@@ -255,6 +277,9 @@ void record_to_json(const struct record *r, struct evbuffer *out, bool with_gaps
     dbl(out, "decode_tps", record_decode_tps(r) > 0 ? record_decode_tps(r) : -1);
     int64_t q = record_queue_estimate(r);
     ms(out, "queue_ms", q < 0 ? 0 : (usec_t)q, q >= 0);
+    int64_t w = record_slot_wait(r), p = record_prefill(r);
+    ms(out, "slot_wait_ms", w < 0 ? 0 : (usec_t)w, w >= 0);
+    ms(out, "prefill_ms", p < 0 ? 0 : (usec_t)p, p >= 0);
 
     /* Counts. */
     evbuffer_add_printf(out,
@@ -277,9 +302,12 @@ void record_to_json(const struct record *r, struct evbuffer *out, bool with_gaps
     i64(out, "server_predicted_n", r->server_predicted_n);
     dbl(out, "server_prompt_ms", r->server_prompt_ms);
     dbl(out, "server_predicted_ms", r->server_predicted_ms);
-    evbuffer_add_printf(out, ",\"response_bytes\":%llu,\"concurrency\":%u,\"concurrency_first_token\":%u",
-                        (unsigned long long)r->response_bytes, r->concurrency_start,
+    evbuffer_add_printf(out,
+                        ",\"response_bytes\":%llu,\"concurrency\":%u,\"concurrency_start\":%u,"
+                        "\"concurrency_first_token\":%u",
+                        (unsigned long long)r->response_bytes, r->concurrency, r->concurrency_start,
                         r->concurrency_first_token);
+    str(out, "response_model", r->response_model);
 
     /* Raw timeline, ms after t_start (the sender's intended time for
      * generated load). */
