@@ -1,7 +1,7 @@
 /* Unit tests for the stream tap and the record: the real llama-server
  * captures (fixtures/llama-server) read by a tap with synthetic times, one
- * table row per case: TTFT, inter-token gaps, time per output token, E2E
- * and the exchange's verdict (tap_outcome) for complete, truncated,
+ * table row per case: TTFT, inter-token gaps, time per output token, E2E,
+ * slot wait and prefill, and the exchange's verdict (tap_outcome) for complete, truncated,
  * error-status, timed-out, refused and client-left exchanges; and
  * record_begin, the start every record shares. */
 #include <errno.h>
@@ -226,6 +226,9 @@ static void run_case(const struct tap_case *c)
     CHECK_INT(sum, r.t_last_token - r.t_first_token);
     if (c->ttft && c->token_events)
         CHECK_INT(record_ttfc(&r), c->ttft); /* the tiny model never reasons */
+    /* Slot wait and prefill split TTFT at the head, for streams only. */
+    CHECK_INT(record_slot_wait(&r), r.stream ? HEAD_AFTER : -1);
+    CHECK_INT(record_prefill(&r), r.stream && c->ttft ? (int64_t)c->ttft - HEAD_AFTER : -1);
     if (check_failures > failures)
         fprintf(stderr, "  in the case %s %s, %zu reads, err %d%s\n",
                 c->capture ? c->capture : "(no response)", c->path,
