@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "wire/net.h"
 #include "tap/metrics.h"
+#include "serve/admin.h"
 #include "serve/proxy.h"
 #include "tap/reqlog.h"
 #include "rewrite/rewrite.h"
@@ -215,8 +216,8 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
             return r;
         pc->max_connections = (unsigned)mc;
         char urlerr[256];
-        struct upstream_target t;
-        if (upstream_parse_url(pc->url, &t, urlerr, sizeof(urlerr)) < 0)
+        struct url_target t;
+        if (url_parse(pc->url, &t, urlerr, sizeof(urlerr)) < 0)
             return config_error(doc, cJSON_GetObjectItemCaseSensitive(u, "url"), err, "%s", urlerr);
         if (!pc->name)
             pc->name = pc->url;
@@ -381,6 +382,86 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     server_shutdown(run->server);
     drain_check(-1, 0, run);
 }
+
+/* --- the router: /tokentap/ to admin, everything else to the proxy --- */
+
+static unsigned admin_in_flight(void *ctx)
+{
+    const struct serve_run *run = ctx;
+    return proxy_in_flight(run->proxy);
+}
+
+static size_t admin_n_upstreams(void *ctx)
+{
+    const struct serve_run *run = ctx;
+    return proxy_upstream_count(run->proxy);
+}
+
+static void admin_upstream(void *ctx, size_t i, struct admin_upstream *ret)
+{
+    const struct serve_run *run = ctx;
+    struct proxy_upstream_info u;
+    proxy_upstream_info(run->proxy, i, &u);
+    *ret = (struct admin_upstream){
+        .name = u.name,
+        .url = u.url,
+        .is_default = u.is_default,
+        .n_models = u.n_models,
+        .models = u.models,
+        .in_flight = u.in_flight,
+        .pool = u.pool,
+    };
+}
+
+static void route_head(void *ctx, struct server_req *req)
+{
+    struct serve_run *run = ctx;
+    if (admin_match(server_req_head(req))) {
+        struct admin_source src = {
+            .metrics = run->metrics,
+            .ctx = run,
+            .in_flight = admin_in_flight,
+            .n_upstreams = admin_n_upstreams,
+            .upstream = admin_upstream,
+        };
+        admin_handle(&src, req);
+        return;
+    }
+    proxy_handler()->on_head(run->proxy, req);
+}
+
+/* Admin answers in on_head; the proxy skips requests it did not take. */
+static void route_body(void *ctx, struct server_req *req, const char *data, size_t len)
+{
+    struct serve_run *run = ctx;
+    proxy_handler()->on_body(run->proxy, req, data, len);
+}
+
+static void route_end(void *ctx, struct server_req *req)
+{
+    struct serve_run *run = ctx;
+    proxy_handler()->on_end(run->proxy, req);
+}
+
+static void route_drain(void *ctx, struct server_req *req)
+{
+    struct serve_run *run = ctx;
+    proxy_handler()->on_drain(run->proxy, req);
+}
+
+static void route_abort(void *ctx, struct server_req *req)
+{
+    struct serve_run *run = ctx;
+    proxy_handler()->on_abort(run->proxy, req);
+}
+
+static const struct server_handler router = {
+    .on_head = route_head,
+    .on_body = route_body,
+    .on_end = route_end,
+    .on_drain = route_drain,
+    .on_abort = route_abort,
+};
 
 int serve_main(int argc, char **argv)
 {
@@ -601,7 +682,7 @@ int serve_main(int argc, char **argv)
     so.limits.max_head_bytes = s.max_header;
     so.idle_timeout = s.client_idle_timeout;
     so.max_connections = s.max_connections;
-    if (server_new(run.base, s.listen, &so, proxy_handler(), run.proxy, &run.server) < 0)
+    if (server_new(run.base, s.listen, &so, &router, &run, &run.server) < 0)
         goto fail;
     run.drain_timer = evtimer_new(run.base, drain_check, &run);
     sigint = evsignal_new(run.base, SIGINT, on_signal, &run);

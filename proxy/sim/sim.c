@@ -715,22 +715,24 @@ fail:
 
 /* --- lifecycle --- */
 
+const struct sim_options sim_defaults = {
+    .listen = "127.0.0.1:8080",
+    .slots = 3,
+    .prefill_tps = 1500,
+    .decode_tps = 50,
+    .batch_slowdown = 0.05,
+    .n_ctx = 131072,
+    .model = "tokentap-sim",
+    .seed = 42,
+    .thinking = false,
+    .fault = {.disconnect_after = -1, .garbage_after = -1, .stall_after = -1},
+    .max_body = 64ull * 1024 * 1024,
+    .idle_timeout = 5 * USEC_PER_SEC,
+};
+
 void sim_options_default(struct sim_options *o)
 {
-    *o = (struct sim_options){
-        .listen = "127.0.0.1:8080",
-        .slots = 3,
-        .prefill_tps = 1500,
-        .decode_tps = 50,
-        .batch_slowdown = 0.05,
-        .n_ctx = 131072,
-        .model = "tokentap-sim",
-        .seed = 42,
-        .thinking = false,
-        .max_body = 64ull * 1024 * 1024,
-        .idle_timeout = 5 * USEC_PER_SEC,
-    };
-    sim_fault_none(&o->fault);
+    *o = sim_defaults;
 }
 
 int sim_new(struct event_base *base, const struct sim_options *o, struct sim **ret)
@@ -813,14 +815,4 @@ void sim_free(struct sim *sim)
 const struct net_addr *sim_address(const struct sim *sim)
 {
     return server_address(sim->server);
-}
-
-void sim_shutdown(struct sim *sim)
-{
-    server_shutdown(sim->server);
-}
-
-unsigned sim_in_flight(const struct sim *sim)
-{
-    return sim->in_flight;
 }

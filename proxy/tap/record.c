@@ -1,6 +1,8 @@
 #include "tap/record.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +24,20 @@ void record_init(struct record *r)
     r->server_predicted_ms = -1;
     r->measured = true;
     r->outcome = RECORD_IN_PROGRESS;
+}
+
+void record_begin(struct record *r, uint64_t id, const char *method, const char *path,
+                  size_t path_len, usec_t t_received)
+{
+    record_init(r);
+    r->id = id;
+    r->wall_start = clock_wall();
+    r->t_received = t_received;
+    snprintf(r->method, sizeof(r->method), "%s", method);
+    const char *q = memchr(path, '?', path_len);
+    size_t route_len = q ? (size_t)(q - path) : path_len;
+    snprintf(r->route, sizeof(r->route), "%.*s", (int)route_len, path);
+    r->dialect = dialect_from_path(path, path_len);
 }
 
 void record_finish(struct record *r)
@@ -63,6 +79,7 @@ void record_token(struct record *r, usec_t t, const uint64_t pieces[DIALECT_TOKE
                 r->cap_gaps = cap;
             }
         }
+        assert(r->n_gaps <= r->cap_gaps);
         if (r->n_gaps < r->cap_gaps) {
             usec_t gap = clock_diff(t, r->t_last_token);
             r->gaps[r->n_gaps++] = gap > UINT32_MAX ? UINT32_MAX : (uint32_t)gap;

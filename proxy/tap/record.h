@@ -1,7 +1,7 @@
 /* record: one request's timestamps and counts, and the metrics derived
  * from them (docs/metrics.md defines each). Filled by the stream tap and
  * the proxy or load generator; read by metrics, the request log and the
- * reports. Pure. */
+ * reports. Pure (record_begin reads the wall clock). */
 #ifndef TOKENTAP_RECORD_H
 #define TOKENTAP_RECORD_H
 
@@ -92,6 +92,12 @@ struct record {
 
 /* Zeroes r and sets the unknowns (-1). */
 void record_init(struct record *r);
+/* record_init, then what every exchange knows before it is sent: its id,
+ * method, route (path up to '?'), the dialect the path speaks, t_received,
+ * and wall_start (the wall clock now, for logs). Strings are copied and
+ * cut to their fields. */
+void record_begin(struct record *r, uint64_t id, const char *method, const char *path,
+                  size_t path_len, usec_t t_received);
 /* Frees the gap list; r may be reused after record_init. */
 void record_finish(struct record *r);
 
