@@ -143,6 +143,28 @@ static void test_tiny(void)
     snprintf(path, sizeof(path), "%s/report.md", dir);
     char *md = itest_read_file(path, &len);
     CHECK(strstr(md, "| 2 | FAIL 0/2") != NULL);
+    /* What bench printed is report.md, and bench's in-memory results
+     * meet the file's: tokentap report on results.json writes the same
+     * report.md and report.html. */
+    CHECK(strncmp(out, md, len) == 0);
+    CHECK(strncmp(out + strlen(md), "tokentap bench: wrote ", 22) == 0);
+    char again[160], cmd[600];
+    snprintf(again, sizeof(again), "%s/again", tmp);
+    snprintf(cmd, sizeof(cmd), "mkdir %s && cd %s && %s report results.json --out %s >/dev/null",
+             again, dir, getenv("TOKENTAP"), again);
+    CHECK_INT(system(cmd), 0);
+    static const char *const names[] = {"report.md", "report.html"};
+    for (size_t i = 0; i < 2; i++) {
+        char file[200];
+        size_t a_len, b_len;
+        snprintf(file, sizeof(file), "%s/%s", dir, names[i]);
+        char *a = itest_read_file(file, &a_len);
+        snprintf(file, sizeof(file), "%s/%s", again, names[i]);
+        char *b = itest_read_file(file, &b_len);
+        CHECK(a && b && a_len == b_len && memcmp(a, b, a_len) == 0);
+        free(a);
+        free(b);
+    }
     free(md);
 }
 

@@ -519,6 +519,61 @@ static void test_routing(void)
     itest_stop(&q4);
 }
 
+/* Requests without a body on a reused upstream connection go out at
+ * once: each answer takes far less than the 3 s response timeout (before,
+ * the head sat unwritten on the idle connection until the upstream closed
+ * it or the timeout hit). Against an upstream that keeps idle connections
+ * open forever, and against the sim, on one client connection and on new
+ * ones. */
+static void bodiless_rounds(int port, bool head_too)
+{
+    static const char *const reqs[][2] = {
+        {"GET", "/health"}, {"GET", "/v1/models"}, {"POST", "/health"}, {"HEAD", "/"}};
+    size_t n = head_too ? 4 : 3;
+    int fd = itest_connect(port);
+    for (int round = 0; round < 20; round++) {
+        const char *m = reqs[round % n][0], *path = reqs[round % n][1];
+        const char *extra = strcmp(m, "POST") == 0 ? "Content-Length: 0\r\n" : NULL;
+        struct itest_resp r;
+        /* On one kept-alive client connection... */
+        CHECK(itest_request_fd(fd, m, path, extra, NULL, 0, &r));
+        /* (llama-server and the sim answer POST /health with 404.) */
+        CHECK(r.status == 200 || (r.status == 404 && extra));
+        CHECK(r.complete && r.t_end - r.t_sent < USEC_PER_SEC);
+        if (!r.complete || r.t_end - r.t_sent >= USEC_PER_SEC)
+            fprintf(stderr, "%s %s (round %d, same connection): %d after %.0f ms\n", m, path, round,
+                    r.status, (double)(r.t_end - r.t_sent) / 1000.0);
+        itest_resp_free(&r);
+        /* ...and on a new one each time. */
+        itest_request(port, m, path, extra, NULL, 0, &r);
+        CHECK(r.status == 200 || (r.status == 404 && extra));
+        CHECK(r.complete && r.t_end - r.t_sent < USEC_PER_SEC);
+        itest_resp_free(&r);
+    }
+    close(fd);
+}
+
+static void test_bodiless_reuse(void)
+{
+    const char *extra[] = {"--response-timeout", "3s", NULL};
+    struct itest_peer peer = {.response = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                          "Content-Length: 2\r\n\r\n{}"};
+    peer.response_len = strlen(peer.response);
+    itest_peer_start(&peer);
+    struct itest_proc serve, sim;
+    start_serve(&serve, peer.port, extra);
+    bodiless_rounds(serve.port, false);
+    CHECK_INT(peer.accepted, 1); /* every request reused the one connection */
+    itest_stop(&serve);
+    itest_peer_stop(&peer);
+
+    start_sim(&sim, NULL, NULL);
+    start_serve(&serve, sim.port, extra);
+    bodiless_rounds(serve.port, true);
+    itest_stop(&serve);
+    itest_stop(&sim);
+}
+
 /* An upstream that writes many small chunks in one send(): a read holds
  * more chunks than the upstream side collects at once. The client must
  * get exactly the upstream's bytes, the stream must end, and the tap must
@@ -629,6 +684,7 @@ int main(void)
     ITEST_RUN(test_routes_identical);
     ITEST_RUN(test_not_batched);
     ITEST_RUN(test_keepalive_pool);
+    ITEST_RUN(test_bodiless_reuse);
     ITEST_RUN(test_client_abort);
     ITEST_RUN(test_upstream_failures);
     ITEST_RUN(test_many_chunks_one_send);

@@ -85,7 +85,4 @@ void loadgen_abort_all(struct loadgen *lg);
 
 unsigned loadgen_in_flight(const struct loadgen *lg);
 
-/* Connections and requests, for progress lines. */
-void loadgen_pool_stats(const struct loadgen *lg, struct upstream_pool_stats *ret);
-
 #endif

@@ -479,7 +479,9 @@ static void dispatch(struct replay_run *run)
     if (sc->mode == ARRIVAL_RATE) {
         while (run->sent < run->total) {
             usec_t at = run->start + sc->next_us;
-            if (run->o.duration && at - run->start > run->o.duration) {
+            /* The window is [start, start + duration): R per second
+             * for D seconds is R x D requests. */
+            if (run->o.duration && at - run->start >= run->o.duration) {
                 run->total = run->sent;
                 break;
             }

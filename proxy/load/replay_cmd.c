@@ -245,13 +245,13 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct repl
     static const enum rewrite_thinking thinking_values[] = {
         REWRITE_THINKING_ON, REWRITE_THINKING_OFF, REWRITE_THINKING_PASS};
     static const char *const on_error[] = {"skip", "stop", NULL};
-    struct upstream_target t;
+    struct url_target t;
     struct config_err urlerr;
     uint64_t u;
     int i = 0, r = 0;
     switch (id) {
     case OPT_TARGET:
-        if (strcmp(v, "sim") != 0 && upstream_parse_url(v, &t, &urlerr) < 0)
+        if (strcmp(v, "sim") != 0 && url_parse(v, &t, &urlerr) < 0)
             return cli_usage(p, "--target: %s", urlerr.msg);
         o->target = v;
         break;

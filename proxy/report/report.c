@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 #include <event2/buffer.h>
 
 #include "core/cli.h"
@@ -171,9 +170,10 @@ static int write_to(FILE *f, struct evbuffer *out)
 }
 
 /* Renders plan's formats into DIR/report.{md,html}; prints each path written
- * when verbose. Logs failures as "PREFIX: ...". */
+ * when verbose; moves the Markdown written into md (may be NULL). Logs
+ * failures as "report: ...". */
 static int write_reports(const struct results *run, const char *source, const char *dir,
-                         unsigned formats, bool verbose)
+                         unsigned formats, bool verbose, struct evbuffer *md)
 {
     static const struct {
         enum report_format format;
@@ -204,6 +204,9 @@ static int write_reports(const struct results *run, const char *source, const ch
                 log_error("report: cannot write %s: %s", path, strerror(-rc));
             else if (verbose)
                 printf("%s\n", path);
+            if (rc == 0 && md && files[i].format == REPORT_FORMAT_MD &&
+                evbuffer_add_buffer(md, out) < 0)
+                rc = -ENOMEM;
         }
         evbuffer_free(out);
         if (rc < 0)
@@ -212,23 +215,10 @@ static int write_reports(const struct results *run, const char *source, const ch
     return 0;
 }
 
-int report_write(const struct cJSON *results, const char *dir, unsigned formats)
+int report_write_all(const struct results *run, const char *dir, struct evbuffer *md)
 {
-    struct results *run = NULL;
-    struct config_err err = {""};
-    int rc = results_from_json(results, &run, &err);
-    if (rc < 0) {
-        log_error("report: results: %s", err.msg);
-        return rc;
-    }
-    rc = write_reports(run, "results.json", dir, formats, false);
-    results_free(run);
-    return rc;
-}
-
-int report_write_all(const struct cJSON *results, const char *dir)
-{
-    return report_write(results, dir, REPORT_FORMAT_MD | REPORT_FORMAT_HTML);
+    return write_reports(run, "results.json", dir, REPORT_FORMAT_MD | REPORT_FORMAT_HTML, false,
+                         md);
 }
 
 /* Reads and parses a results file; prints "tokentap CMD: PATH: reason". */
@@ -329,7 +319,7 @@ static int report_run(const struct report_settings *s)
     const char *out_dir = s->out_dir ? s->out_dir : dir_of(s->results, dirbuf, sizeof(dirbuf));
     if (load(report_command.name, s->results, &run) < 0)
         return 1;
-    int rc = write_reports(run, s->results, out_dir, s->formats, true);
+    int rc = write_reports(run, s->results, out_dir, s->formats, true, NULL);
     results_free(run);
     return rc < 0 ? 1 : 0;
 }

@@ -9,7 +9,6 @@
 
 #include <stddef.h>
 
-struct cJSON;
 struct config_err;
 struct evbuffer;
 struct results;
@@ -22,15 +21,12 @@ enum report_format {
 #define REPORT_MD_NAME "report.md"
 #define REPORT_HTML_NAME "report.html"
 
-/* Writes DIR/report.md and DIR/report.html from a results tree (what bench
- * writes to DIR/results.json). Each file goes to a temporary name first
- * and is renamed, so nobody sees half a report. Logs the reason of a
- * failure; 0 or -errno (-EINVAL: the tree is not valid results). The tree
- * is only read. */
-int report_write_all(const struct cJSON *results, const char *dir);
-
-/* Like report_write_all for the REPORT_FORMAT_* bits in formats. */
-int report_write(const struct cJSON *results, const char *dir, unsigned formats);
+/* Writes DIR/report.md and DIR/report.html for a run (bench's, next to
+ * the DIR/results.json it wrote) and appends the Markdown to md (may be
+ * NULL), so the caller can print what it wrote without reading it back.
+ * Each file goes to a temporary name first and is renamed, so nobody sees
+ * half a report. Logs the reason of a failure; 0 or -errno. */
+int report_write_all(const struct results *run, const char *dir, struct evbuffer *md);
 
 /* Renders one run's report in one format into out. source (the results
  * file's name for the header) may be NULL. 0 or -errno with the reason in

@@ -57,7 +57,8 @@ static int count(const cJSON *j, const char *k, int lo, int hi, int dflt, int *r
     double d = v->valuedouble;
     if (!(d >= lo && d <= hi)) {
         if (i >= 0)
-            config_err_set(err, "%s[%d].%s is %g: expected %d to %d", sec, i, k, d, lo, hi);
+            config_err_set(err, "%s[%d].%s is %g: expected %d to %d", sec, i, k, d, lo,
+                            hi);
         else
             config_err_set(err, "%s.%s is %g: expected %d to %d", sec, k, d, lo, hi);
         return -EINVAL;
@@ -81,7 +82,8 @@ static int section(const cJSON *root, const char *k, bool required, const cJSON 
         return 0;
     }
     if (!cJSON_IsArray(a)) {
-        config_err_set(err, "\"%s\" is %s, not an array", k, a ? "something else" : "missing");
+        config_err_set(err, "\"%s\" is %s, not an array", k,
+                        a ? "something else" : "missing");
         return -EINVAL;
     }
     const cJSON *e;
@@ -199,16 +201,47 @@ static int add_target(struct results *r, const char *name)
     return 0;
 }
 
-static int read_scenario(struct results *r, struct config_err *err)
+/* A level's phases: each child's "kind" and its "agents" strings. */
+static int read_phases(const cJSON *phases, struct results_level *l)
 {
-    const cJSON *sc = get(r->root, "scenario");
+    size_t n = (size_t)cJSON_GetArraySize(phases);
+    struct results_phase *ph = calloc(n ? n : 1, sizeof(*ph));
+    if (!ph)
+        return -ENOMEM;
+    for (size_t i = 0; i < l->n_phases; i++)
+        free(l->phases[i].agents);
+    free(l->phases);
+    l->phases = ph;
+    l->n_phases = 0;
+    const cJSON *p, *a;
+    cJSON_ArrayForEach(p, phases)
+    {
+        struct results_phase *x = &l->phases[l->n_phases++];
+        const cJSON *agents = get(p, "agents");
+        size_t k = (size_t)cJSON_GetArraySize(agents);
+        x->kind = str(p, "kind");
+        x->agents = calloc(k ? k : 1, sizeof(*x->agents));
+        if (!x->agents)
+            return -ENOMEM;
+        cJSON_ArrayForEach(a, agents)
+            x->agents[x->n_agents++] = cJSON_IsString(a) ? a->valuestring : NULL;
+    }
+    return 0;
+}
+
+static int read_scenario(struct results *r, const cJSON *root, struct config_err *err)
+{
+    const cJSON *sc = get(root, "scenario");
     if (!cJSON_IsObject(sc)) {
         config_err_set(err, "no \"scenario\" object");
         return -EINVAL;
     }
-    r->scenario = sc;
     r->scenario_name = str(sc, "name") ? str(sc, "name") : "";
-    int rc = count(sc, "repetitions", 0, MAX_COUNT, 0, &r->repetitions, "scenario", -1, err);
+    r->description = str(sc, "description");
+    r->scenario_file = str(sc, "file");
+    r->warmup = num(sc, "warmup");
+    int rc =
+        count(sc, "repetitions", 0, MAX_COUNT, 0, &r->repetitions, "scenario", -1, err);
     if (rc < 0)
         return rc;
     const cJSON *e;
@@ -242,18 +275,45 @@ static int read_scenario(struct results *r, struct config_err *err)
             return -EINVAL;
         }
         rc = add_level(r, name, num(e, "concurrency"));
+        if (rc == 0)
+            rc = read_phases(get(e, "phases"), find_level(r, name));
         if (rc < 0)
             return rc;
-        find_level(r, name)->phases = get(e, "phases");
         i++;
     }
     return 0;
 }
 
-static int read_targets(struct results *r, struct config_err *err)
+/* The simulator profile's numbers, strings and booleans, in its order. */
+static int read_sim(const cJSON *sim, struct results_target *t)
+{
+    size_t n = (size_t)cJSON_GetArraySize(sim);
+    t->sim = calloc(n ? n : 1, sizeof(*t->sim));
+    if (!t->sim)
+        return -ENOMEM;
+    t->on_sim = true;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, sim)
+    {
+        struct results_setting *x = &t->sim[t->n_sim];
+        if (cJSON_IsNumber(e))
+            snprintf(x->value, sizeof(x->value), "%g", e->valuedouble);
+        else if (cJSON_IsString(e))
+            snprintf(x->value, sizeof(x->value), "%s", e->valuestring);
+        else if (cJSON_IsBool(e))
+            snprintf(x->value, sizeof(x->value), "%s", cJSON_IsTrue(e) ? "true" : "false");
+        else
+            continue;
+        x->key = e->string;
+        t->n_sim++;
+    }
+    return 0;
+}
+
+static int read_targets(struct results *r, const cJSON *root, struct config_err *err)
 {
     const cJSON *a, *e;
-    int rc = section(r->root, "targets", true, &a, err);
+    int rc = section(root, "targets", true, &a, err);
     if (rc < 0)
         return rc;
     int i = 0;
@@ -271,7 +331,12 @@ static int read_targets(struct results *r, struct config_err *err)
         if (str(e, "label"))
             t->label = str(e, "label");
         t->url = str(e, "url");
-        t->sim = cJSON_IsObject(get(e, "sim")) ? get(e, "sim") : NULL;
+        free(t->sim);
+        t->sim = NULL;
+        t->n_sim = 0;
+        t->on_sim = false;
+        if (cJSON_IsObject(get(e, "sim")) && (rc = read_sim(get(e, "sim"), t)) < 0)
+            return rc;
         t->model = str(e, "model");
         const cJSON *th = get(e, "thinking");
         t->thinking = cJSON_IsBool(th) ? cJSON_IsTrue(th) : -1;
@@ -295,10 +360,10 @@ static int where(const cJSON *e, const char *sec, int i, bool agent, struct conf
     return 0;
 }
 
-static int read_cells(struct results *r, struct config_err *err)
+static int read_cells(struct results *r, const cJSON *root, struct config_err *err)
 {
     const cJSON *a, *e;
-    int rc = section(r->root, "cells", true, &a, err);
+    int rc = section(root, "cells", true, &a, err);
     if (rc < 0)
         return rc;
     size_t n = (size_t)cJSON_GetArraySize(a);
@@ -331,7 +396,7 @@ static int read_cells(struct results *r, struct config_err *err)
             if (rc < 0) {
                 if (rc == -EFBIG)
                     config_err_set(err, "cells[%d] has more than %d values per metric", i,
-                                   RESULTS_MAX_REPETITIONS);
+                                    RESULTS_MAX_REPETITIONS);
                 return rc;
             }
         }
@@ -343,10 +408,10 @@ static int read_cells(struct results *r, struct config_err *err)
     return 0;
 }
 
-static int read_level_cells(struct results *r, struct config_err *err)
+static int read_level_cells(struct results *r, const cJSON *root, struct config_err *err)
 {
     const cJSON *a, *e;
-    int rc = section(r->root, "level_cells", true, &a, err);
+    int rc = section(root, "level_cells", true, &a, err);
     if (rc < 0)
         return rc;
     size_t n = (size_t)cJSON_GetArraySize(a);
@@ -372,8 +437,9 @@ static int read_level_cells(struct results *r, struct config_err *err)
             rc = read_values(get(e, level_metric_keys[m]), &c->m[m]);
             if (rc < 0) {
                 if (rc == -EFBIG)
-                    config_err_set(err, "level_cells[%d] has more than %d values per metric", i,
-                                   RESULTS_MAX_REPETITIONS);
+                    config_err_set(err,
+                                    "level_cells[%d] has more than %d values per metric", i,
+                                    RESULTS_MAX_REPETITIONS);
                 return rc;
             }
         }
@@ -388,15 +454,40 @@ static int read_level_cells(struct results *r, struct config_err *err)
     return 0;
 }
 
-static int read_requests(struct results *r, struct config_err *err)
+/* A request's record: the timeline the report draws. */
+static void read_record(struct results *r, const cJSON *rec, struct results_request *q)
+{
+    const cJSON *t = get(rec, "t"), *outcome = get(rec, "outcome"), *gaps = get(rec, "gaps_us");
+    q->start_us = rec ? num(t, "start_us") : NAN;
+    q->first_token_ms = num(t, "first_token");
+    q->last_token_ms = num(t, "last_token");
+    q->end_ms = num(t, "end");
+    q->ok = !cJSON_IsString(outcome) || strcmp(outcome->valuestring, "ok") == 0;
+    q->output_tokens = num(rec, "output_tokens");
+    q->gaps_us = r->gaps + r->n_gaps;
+    const cJSON *g;
+    if (cJSON_IsArray(gaps))
+        cJSON_ArrayForEach(g, gaps)
+            r->gaps[r->n_gaps + q->n_gaps++] = cJSON_IsNumber(g) ? g->valuedouble : NAN;
+    r->n_gaps += q->n_gaps;
+}
+
+static int read_requests(struct results *r, const cJSON *root, struct config_err *err)
 {
     const cJSON *a, *e;
-    int rc = section(r->root, "requests", false, &a, err);
+    int rc = section(root, "requests", false, &a, err);
     if (rc < 0 || !a)
         return rc;
-    size_t n = (size_t)cJSON_GetArraySize(a);
+    size_t n = (size_t)cJSON_GetArraySize(a), gaps = 0;
+    cJSON_ArrayForEach(e, a)
+    {
+        const cJSON *g = get(get(e, "record"), "gaps_us");
+        if (cJSON_IsArray(g))
+            gaps += (size_t)cJSON_GetArraySize(g);
+    }
     r->requests = calloc(n ? n : 1, sizeof(*r->requests));
-    if (!r->requests)
+    r->gaps = malloc((gaps ? gaps : 1) * sizeof(*r->gaps));
+    if (!r->requests || !r->gaps)
         return -ENOMEM;
     int i = 0;
     cJSON_ArrayForEach(e, a)
@@ -416,9 +507,31 @@ static int read_requests(struct results *r, struct config_err *err)
         const cJSON *check = get(e, "check");
         const cJSON *pass = get(check, "pass");
         q->check = cJSON_IsBool(pass) ? cJSON_IsTrue(pass) : -1;
-        q->record = cJSON_IsObject(get(e, "record")) ? get(e, "record") : NULL;
+        read_record(r, cJSON_IsObject(get(e, "record")) ? get(e, "record") : NULL, q);
         i++;
     }
+    return 0;
+}
+
+/* A copy of env's string k, NULL when absent; false for want of memory. */
+static bool env_str(const cJSON *env, const char *k, char **ret)
+{
+    const char *v = str(env, k);
+    *ret = v ? strdup(v) : NULL;
+    return !v || *ret;
+}
+
+static int read_environment(struct results *r, const cJSON *root)
+{
+    const cJSON *env = get(root, "environment");
+    struct results_environment *e = &r->env;
+    e->cpus = num(env, "cpus");
+    e->duration_s = num(env, "duration_s");
+    r->has_environment = cJSON_IsObject(env);
+    if (!env_str(env, "host", &e->host) || !env_str(env, "os", &e->os) ||
+        !env_str(env, "started", &e->started) || !env_str(env, "finished", &e->finished) ||
+        !env_str(env, "command", &e->command) || !env_str(env, "schedule", &e->schedule))
+        return -ENOMEM;
     return 0;
 }
 
@@ -428,24 +541,26 @@ int results_from_json(const cJSON *root, struct results **ret, struct config_err
     int rc = -EINVAL;
     const char *format = str(root, "format");
     if (!cJSON_IsObject(root) || !format) {
-        config_err_set(err, "not a tokentap results file (no \"format\": \"%s\")", RESULTS_FORMAT);
+        config_err_set(err, "not a tokentap results file (no \"format\": \"%s\")",
+                        RESULTS_FORMAT);
         goto fail;
     }
     if (strcmp(format, RESULTS_FORMAT) != 0) {
-        config_err_set(err, "not a tokentap bench results file (format \"%.60s\", expected \"%s\")",
-                       format, RESULTS_FORMAT);
+        config_err_set(err,
+                        "not a tokentap bench results file (format \"%.60s\", expected \"%s\")",
+                        format, RESULTS_FORMAT);
         goto fail;
     }
     const cJSON *version = get(root, "version");
     if (!cJSON_IsNumber(version)) {
         config_err_set(err,
-                       "results file without a format version (this tokentap reads version %d)",
-                       RESULTS_VERSION);
+                        "results file without a format version (this tokentap reads version %d)",
+                        RESULTS_VERSION);
         goto fail;
     }
     if (version->valuedouble != RESULTS_VERSION) {
-        config_err_set(
-            err, "results format version %g is not supported (this tokentap reads version %d)",
+        config_err_set(err,
+            "results format version %g is not supported (this tokentap reads version %d)",
             version->valuedouble, RESULTS_VERSION);
         goto fail;
     }
@@ -454,13 +569,13 @@ int results_from_json(const cJSON *root, struct results **ret, struct config_err
         rc = -ENOMEM;
         goto fail;
     }
-    r->root = root;
     r->complete = cJSON_IsTrue(get(root, "complete"));
     r->tokentap_version = str(root, "tokentap_version");
-    r->environment = cJSON_IsObject(get(root, "environment")) ? get(root, "environment") : NULL;
-    if ((rc = read_scenario(r, err)) < 0 || (rc = read_targets(r, err)) < 0 ||
-        (rc = read_cells(r, err)) < 0 || (rc = read_level_cells(r, err)) < 0 ||
-        (rc = read_requests(r, err)) < 0)
+    if ((rc = read_environment(r, root)) < 0 || (rc = read_scenario(r, root, err)) < 0 ||
+        (rc = read_targets(r, root, err)) < 0 ||
+        (rc = read_cells(r, root, err)) < 0 ||
+        (rc = read_level_cells(r, root, err)) < 0 ||
+        (rc = read_requests(r, root, err)) < 0)
         goto fail;
     *ret = r;
     return 0;
@@ -510,9 +625,24 @@ void results_free(struct results *r)
     for (size_t i = 0; i < r->n_level_cells; i++)
         for (int m = 0; m < RESULTS_LEVEL_METRICS; m++)
             free(r->level_cells[i].m[m].v);
+    for (size_t i = 0; i < r->n_levels; i++) {
+        for (size_t p = 0; p < r->levels[i].n_phases; p++)
+            free(r->levels[i].phases[p].agents);
+        free(r->levels[i].phases);
+    }
+    for (size_t i = 0; i < r->n_targets; i++)
+        free(r->targets[i].sim);
+    struct results_environment *e = &r->env;
+    free(e->host);
+    free(e->os);
+    free(e->started);
+    free(e->finished);
+    free(e->command);
+    free(e->schedule);
     free(r->cells);
     free(r->level_cells);
     free(r->requests);
+    free(r->gaps);
     free(r->agents);
     free(r->levels);
     free(r->targets);
@@ -564,4 +694,14 @@ const struct results_agent *results_primary(const struct results *r)
         if (r->agents[i].primary)
             return &r->agents[i];
     return NULL;
+}
+
+const char *results_metric_key(enum results_metric_id m)
+{
+    return cell_metric_keys[m];
+}
+
+const char *results_level_metric_key(enum results_level_metric_id m)
+{
+    return level_metric_keys[m];
 }

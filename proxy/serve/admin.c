@@ -6,7 +6,6 @@
 
 #include "core/jsonw.h"
 #include "tap/metrics.h"
-#include "serve/proxy.h"
 
 #define ADMIN_PREFIX "/tokentap/"
 
@@ -30,7 +29,7 @@ static void respond_buffer(struct server_req *req, int status, const char *type,
     server_req_respond(req, status, type, body ? body : "", len);
 }
 
-static void health(struct proxy *p, struct server_req *req)
+static void health(const struct admin_source *src, struct server_req *req)
 {
     struct evbuffer *b = evbuffer_new();
     if (!b) {
@@ -38,10 +37,10 @@ static void health(struct proxy *p, struct server_req *req)
         return;
     }
     evbuffer_add_printf(b, "{\"status\":\"ok\",\"version\":\"%s\",\"in_flight\":%u,\"upstreams\":[",
-                        TOKENTAP_VERSION, proxy_in_flight(p));
-    for (size_t i = 0; i < proxy_upstream_count(p); i++) {
-        struct proxy_upstream_info u;
-        proxy_upstream_info(p, i, &u);
+                        TOKENTAP_VERSION, src->in_flight(src->ctx));
+    for (size_t i = 0; i < src->n_upstreams(src->ctx); i++) {
+        struct admin_upstream u;
+        src->upstream(src->ctx, i, &u);
         evbuffer_add_printf(b, "%s{\"name\":", i ? "," : "");
         jsonw_cstr(b, u.name);
         evbuffer_add_printf(b, ",\"url\":");
@@ -90,14 +89,14 @@ static unsigned long query_num(const struct http_head *h, const char *name, unsi
     return dflt;
 }
 
-static void with_buffer(struct proxy *p, struct server_req *req, int kind)
+static void with_buffer(const struct admin_source *src, struct server_req *req, int kind)
 {
     struct evbuffer *b = evbuffer_new();
     if (!b) {
         server_req_error(req, 500, "server_error", "out of memory");
         return;
     }
-    struct metrics *m = proxy_metrics(p);
+    struct metrics *m = src->metrics;
     const struct http_head *h = server_req_head(req);
     if (kind == 0) {
         metrics_prometheus(m, b, clock_now());
@@ -113,24 +112,24 @@ static void with_buffer(struct proxy *p, struct server_req *req, int kind)
     evbuffer_free(b);
 }
 
-void admin_handle(struct proxy *p, struct server_req *req)
+void admin_handle(const struct admin_source *src, struct server_req *req)
 {
     const struct http_head *h = server_req_head(req);
     bool get = strcmp(h->method, "GET") == 0 || strcmp(h->method, "HEAD") == 0;
     if (get && path_is(h, "/tokentap/health")) {
-        health(p, req);
+        health(src, req);
         return;
     }
     if (get && path_is(h, "/tokentap/metrics")) {
-        with_buffer(p, req, 0);
+        with_buffer(src, req, 0);
         return;
     }
     if (get && path_is(h, "/tokentap/stats")) {
-        with_buffer(p, req, 1);
+        with_buffer(src, req, 1);
         return;
     }
     if (get && path_is(h, "/tokentap/requests")) {
-        with_buffer(p, req, 2);
+        with_buffer(src, req, 2);
         return;
     }
     server_req_error(req, 404, "not_found_error",

@@ -1,5 +1,6 @@
 #include "serve/proxy.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,7 +11,6 @@
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
 
-#include "serve/admin.h"
 #include "tap/capture.h"
 #include "core/config.h"
 #include "core/jsonw.h"
@@ -26,7 +26,7 @@ struct pupstream {
     char **models;                /* owned */
     size_t n_models;
     bool is_default;
-    struct upstream_target target;
+    struct url_target target;
     struct upstream_pool *pool;   /* owned */
     unsigned in_flight;
     bool failing;                 /* the last exchange failed before a response head */
@@ -97,7 +97,7 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
         const struct proxy_upstream_config *uc = &cfg->upstreams[i];
         struct pupstream *u = &p->ups[p->n_ups++];
-        r = upstream_parse_url(uc->url, &u->target, err);
+        r = url_parse(uc->url, &u->target, err);
         if (r < 0)
             goto fail;
         u->name = strdup(uc->name);
@@ -158,11 +158,6 @@ void proxy_free(struct proxy *p)
     free(p);
 }
 
-struct metrics *proxy_metrics(const struct proxy *p)
-{
-    return p->cfg.metrics;
-}
-
 unsigned proxy_in_flight(const struct proxy *p)
 {
     return p->in_flight;
@@ -211,7 +206,11 @@ static void finalize(struct exchange *x, enum record_outcome outcome)
 static void exchange_free(struct exchange *x)
 {
     struct proxy *p = x->proxy;
-    finalize(x, x->client ? RECORD_UPSTREAM_ERROR : RECORD_CLIENT_ABORT);
+    /* Without a verdict yet, the exchange ends here because its client
+     * left (or the proxy is shutting down): every caller let go of it. */
+    assert(!x->client);
+    assert(p->in_flight > 0 && (x->prev ? x->prev->next == x : p->exchanges == x));
+    finalize(x, tap_outcome(&x->tap, 0, true));
     tap_finish(&x->tap);
     capture_finish(&x->cap);
     if (x->rw_done)
@@ -219,8 +218,10 @@ static void exchange_free(struct exchange *x)
     record_finish(&x->rec);
     if (x->up)
         upstream_req_cancel(x->up);
-    if (x->counted)
+    if (x->counted) {
+        assert(x->target->in_flight > 0);
         x->target->in_flight--;
+    }
     if (x->client)
         server_req_set_data(x->client, NULL);
     if (x->prev)
@@ -292,7 +293,7 @@ static void write_request_head(struct exchange *x, long long body_len)
 {
     const struct http_head *h = server_req_head(x->client);
     struct upstream_req *up = x->up;
-    const struct upstream_target *t = &x->target->target;
+    const struct url_target *t = &x->target->target;
     upstream_req_printf(up, "%s %s%.*s HTTP/1.1\r\nHost: %s\r\n", h->method, t->base_path,
                         (int)h->url.len, h->url.p, t->host_header);
     const struct http_str *xff = NULL;
@@ -553,15 +554,8 @@ static void copy_header(const struct http_head *h, const char *name, char *dst, 
 static void start_record(struct exchange *x, const struct http_head *h)
 {
     struct record *r = &x->rec;
-    record_init(r);
-    r->id = server_req_id(x->client);
-    r->wall_start = clock_wall();
-    r->t_received = server_req_head_time(x->client);
-    snprintf(r->method, sizeof(r->method), "%s", h->method);
-    const char *q = memchr(h->url.p, '?', h->url.len);
-    size_t plen = q ? (size_t)(q - h->url.p) : h->url.len;
-    snprintf(r->route, sizeof(r->route), "%.*s", (int)plen, h->url.p);
-    r->dialect = dialect_from_path(h->url.p, h->url.len);
+    record_begin(r, server_req_id(x->client), h->method, h->url.p, h->url.len,
+                 server_req_head_time(x->client));
     copy_header(h, "user-agent", r->client, sizeof(r->client));
     if (x->proxy->cfg.session_header)
         copy_header(h, x->proxy->cfg.session_header, r->session, sizeof(r->session));
@@ -582,10 +576,6 @@ static void on_head(void *ctx, struct server_req *req)
 {
     struct proxy *p = ctx;
     const struct http_head *h = server_req_head(req);
-    if (admin_match(h)) {
-        admin_handle(p, req);
-        return;
-    }
     struct exchange *x = calloc(1, sizeof(*x));
     if (!x) {
         server_req_error(req, 500, "server_error", "out of memory");
@@ -644,6 +634,9 @@ static void on_head(void *ctx, struct server_req *req)
     if (start_upstream(x, p->def) < 0)
         return;
     write_request_head(x, -1);
+    /* Out now: a bodiless request has nothing else that would flush it,
+     * and a kept-alive connection does not write on its own. */
+    upstream_req_flush(x->up);
 }
 
 static void on_body(void *ctx, struct server_req *req, const char *data, size_t len)
@@ -818,22 +811,6 @@ static int error_status(int err)
     }
 }
 
-/* How the exchange ended, from the upstream's side. */
-static enum record_outcome outcome_of(struct exchange *x, int err)
-{
-    if (err == UPSTREAM_ERR_TIMEOUT || err == UPSTREAM_ERR_CONNECT_TIMEOUT)
-        return RECORD_TIMEOUT;
-    if (err)
-        return x->head_sent ? RECORD_TRUNCATED : RECORD_UPSTREAM_ERROR;
-    if (x->rec.status >= 400)
-        return RECORD_HTTP_ERROR;
-    const struct dialect_facts *f = &x->tap.dialect.facts;
-    /* An error event, or a stream that ended without its end marker. */
-    if (f->error || (x->tap.mode == TAP_SSE && x->rec.dialect != DIALECT_UNKNOWN && !f->ended))
-        return RECORD_TRUNCATED;
-    return RECORD_OK;
-}
-
 static void up_on_done(void *ctx, int err, usec_t t)
 {
     struct exchange *x = ctx;
@@ -841,7 +818,7 @@ static void up_on_done(void *ctx, int err, usec_t t)
     tap_end(&x->tap, t);
     if (err)
         snprintf(x->rec.error, sizeof(x->rec.error), "%s", upstream_strerror(err));
-    finalize(x, outcome_of(x, err));
+    finalize(x, tap_outcome(&x->tap, err, false));
     struct server_req *c = x->client;
     if (!c) {
         exchange_free(x);

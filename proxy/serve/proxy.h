@@ -3,7 +3,8 @@
  * forwards the request with hop-by-hop headers handled (RFC 9110), passes
  * the response through with its framing as bytes arrive, applies
  * backpressure both ways, and maps failures to llama-server-style errors.
- * /tokentap/ paths go to admin. */
+ * Every request it is handed goes upstream: serve keeps /tokentap/ for
+ * admin. */
 #ifndef TOKENTAP_PROXY_H
 #define TOKENTAP_PROXY_H
 
@@ -47,7 +48,7 @@ struct proxy_config {
     bool trace_events;           /* ...with every response event */
 };
 
-/* Upstream state for /tokentap/health. */
+/* Upstream state, for the start-up log and /tokentap/health. */
 struct proxy_upstream_info {
     const char *name;
     const char *url;
@@ -72,7 +73,6 @@ const struct server_handler *proxy_handler(void);
 unsigned proxy_in_flight(const struct proxy *p);
 
 size_t proxy_upstream_count(const struct proxy *p);
-struct metrics *proxy_metrics(const struct proxy *p);
 void proxy_upstream_info(const struct proxy *p, size_t i, struct proxy_upstream_info *ret);
 
 #endif

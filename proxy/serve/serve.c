@@ -1,6 +1,7 @@
 #include "serve/serve.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "wire/loop.h"
 #include "wire/net.h"
 #include "tap/metrics.h"
+#include "serve/admin.h"
 #include "serve/proxy.h"
 #include "tap/reqlog.h"
 #include "rewrite/rewrite.h"
@@ -101,6 +103,52 @@ static void settings_default(struct serve_settings *s)
     s->concurrency_buckets = 16;
 }
 
+/* metrics.buckets.slow/fast: a list of bounds (durations, ascending) or
+ * {min, max, per_decade} for log-spaced ones. */
+static int load_buckets(struct config_doc *doc, const cJSON *node, struct metrics_buckets *ret,
+                        struct config_err *err)
+{
+    if (!node)
+        return 0;
+    struct metrics_buckets b = {0};
+    if (cJSON_IsArray(node)) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, node)
+        {
+            usec_t v;
+            bool ok = (cJSON_IsNumber(e) && e->valuedouble > 0 && e->valuedouble < 1e6 &&
+                       (v = (usec_t)llround(e->valuedouble * 1e6)) > 0) ||
+                      (cJSON_IsString(e) && cli_duration_value(e->valuestring, &v) == 0 && v > 0);
+            if (!ok)
+                return config_error(doc, e, err, "a bucket bound must be a duration like 5ms or 0.005");
+            if (b.n == METRICS_MAX_BUCKETS)
+                return config_error(doc, e, err, "more than %d buckets", METRICS_MAX_BUCKETS);
+            if (b.n && v <= b.le[b.n - 1])
+                return config_error(doc, e, err, "bucket bounds must go up");
+            b.le[b.n++] = v;
+        }
+        if (b.n == 0)
+            return config_error(doc, node, err, "an empty list of buckets");
+    } else if (cJSON_IsObject(node)) {
+        static const char *const keys[] = {"min", "max", "per_decade", NULL};
+        usec_t min = 0, max = 0;
+        uint64_t per = 10;
+        int r;
+        if ((r = config_check_keys(doc, node, keys, err)) < 0 ||
+            (r = config_get_duration(doc, node, "min", &min, err)) < 0 ||
+            (r = config_get_duration(doc, node, "max", &max, err)) < 0 ||
+            (r = config_get_u64(doc, node, "per_decade", 1, 100, &per, err)) < 0)
+            return r;
+        if (metrics_buckets_log(&b, min, max, (unsigned)per) < 0)
+            return config_error(doc, node, err, "buckets: need 0 < min <= max and at most %d bounds",
+                                METRICS_MAX_BUCKETS);
+    } else {
+        return config_error(doc, node, err, "buckets: a list of bounds or {min, max, per_decade}");
+    }
+    *ret = b;
+    return 0;
+}
+
 /* The file's upstreams: names, URLs, models (each listed once), one default. */
 static int load_upstreams(struct config_doc *doc, const cJSON *ups, struct serve_settings *s,
                           struct config_err *err)
@@ -126,8 +174,8 @@ static int load_upstreams(struct config_doc *doc, const cJSON *ups, struct serve
             return r;
         pc->max_connections = (unsigned)mc;
         struct config_err urlerr;
-        struct upstream_target t;
-        if (upstream_parse_url(pc->url, &t, &urlerr) < 0)
+        struct url_target t;
+        if (url_parse(pc->url, &t, &urlerr) < 0)
             return config_error(doc, cJSON_GetObjectItemCaseSensitive(u, "url"), err, "%s",
                                 urlerr.msg);
         if (!pc->name)
@@ -197,7 +245,7 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
     static const char *const top[] = {"listen", "upstreams", "routing", "limits", "timeouts",
                                       "log", "metrics", "record", "rewrite", NULL};
     static const char *const log_keys[] = {"file", "gaps", NULL};
-    static const char *const metrics_keys[] = {"session_header", "concurrency_buckets", NULL};
+    static const char *const metrics_keys[] = {"session_header", "concurrency_buckets", "buckets", NULL};
     static const char *const routing_keys[] = {"unknown_model", NULL};
     static const char *const limit_keys[] = {"max_body", "max_header", "max_connections",
                                              "upstream_connections", NULL};
@@ -258,6 +306,13 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
             (r = config_get_u64(doc, metrics, "concurrency_buckets", 2, 1024, &v, err)) < 0)
             return r;
         s->concurrency_buckets = (unsigned)v;
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(metrics, "buckets");
+        static const char *const bucket_keys[] = {"slow", "fast", NULL};
+        if (b && (r = config_check_keys(doc, b, bucket_keys, err)) < 0)
+            return r;
+        if (b && ((r = load_buckets(doc, cJSON_GetObjectItemCaseSensitive(b, "slow"), &s->slow_buckets, err)) < 0 ||
+                  (r = load_buckets(doc, cJSON_GetObjectItemCaseSensitive(b, "fast"), &s->fast_buckets, err)) < 0))
+            return r;
     }
     if ((r = load_record(doc, cJSON_GetObjectItemCaseSensitive(root, "record"), s, err)) < 0)
         return r;
@@ -320,7 +375,7 @@ static int load_config(struct cli_parser *p, const char *path, struct serve_sett
 static int parse_option(struct cli_parser *p, int id, const char *v, struct serve_settings *s)
 {
     struct net_addr addr;
-    struct upstream_target t;
+    struct url_target t;
     struct config_err urlerr;
     switch (id) {
     case OPT_LISTEN:
@@ -329,7 +384,7 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct serv
         s->listen = v;
         return 0;
     case OPT_UPSTREAM:
-        if (upstream_parse_url(v, &t, &urlerr) < 0)
+        if (url_parse(v, &t, &urlerr) < 0)
             return cli_usage(p, "--upstream: %s", urlerr.msg);
         s->upstream_url = v;
         return 0;
@@ -454,16 +509,104 @@ static void on_stop(void *arg)
     drain_check(-1, 0, run);
 }
 
+/* --- the router: /tokentap/ to admin, everything else to the proxy --- */
+
+static unsigned admin_in_flight(void *ctx)
+{
+    const struct serve_run *run = ctx;
+    return proxy_in_flight(run->proxy);
+}
+
+static size_t admin_n_upstreams(void *ctx)
+{
+    const struct serve_run *run = ctx;
+    return proxy_upstream_count(run->proxy);
+}
+
+static void admin_upstream(void *ctx, size_t i, struct admin_upstream *ret)
+{
+    const struct serve_run *run = ctx;
+    struct proxy_upstream_info u;
+    proxy_upstream_info(run->proxy, i, &u);
+    *ret = (struct admin_upstream){
+        .name = u.name,
+        .url = u.url,
+        .is_default = u.is_default,
+        .n_models = u.n_models,
+        .models = u.models,
+        .in_flight = u.in_flight,
+        .pool = u.pool,
+    };
+}
+
+static void route_head(void *ctx, struct server_req *req)
+{
+    struct serve_run *run = ctx;
+    if (admin_match(server_req_head(req))) {
+        struct admin_source src = {
+            .metrics = run->metrics,
+            .ctx = run,
+            .in_flight = admin_in_flight,
+            .n_upstreams = admin_n_upstreams,
+            .upstream = admin_upstream,
+        };
+        admin_handle(&src, req);
+        return;
+    }
+    proxy_handler()->on_head(run->proxy, req);
+}
+
+/* Admin answers in on_head; the proxy skips requests it did not take. */
+static void route_body(void *ctx, struct server_req *req, const char *data, size_t len)
+{
+    struct serve_run *run = ctx;
+    proxy_handler()->on_body(run->proxy, req, data, len);
+}
+
+static void route_end(void *ctx, struct server_req *req)
+{
+    struct serve_run *run = ctx;
+    proxy_handler()->on_end(run->proxy, req);
+}
+
+static void route_drain(void *ctx, struct server_req *req)
+{
+    struct serve_run *run = ctx;
+    proxy_handler()->on_drain(run->proxy, req);
+}
+
+static void route_abort(void *ctx, struct server_req *req)
+{
+    struct serve_run *run = ctx;
+    proxy_handler()->on_abort(run->proxy, req);
+}
+
+static const struct server_handler router = {
+    .on_head = route_head,
+    .on_body = route_body,
+    .on_end = route_end,
+    .on_drain = route_drain,
+    .on_abort = route_abort,
+};
+
 /* Metrics, the request log and the trace recorder. 0 or -errno (printed). */
 static int open_outputs(struct serve_run *run, const struct serve_settings *s)
 {
     struct metrics_options mo;
     metrics_options_default(&mo);
     mo.concurrency_buckets = s->concurrency_buckets;
+    if (s->slow_buckets.n)
+        mo.slow = s->slow_buckets;
+    if (s->fast_buckets.n)
+        mo.fast = s->fast_buckets;
     if (metrics_new(&mo, clock_now(), &run->metrics) < 0) {
         log_error("out of memory");
         return -ENOMEM;
     }
+    /* The configured names are model labels of their own. */
+    for (size_t i = 0; i < s->n_ups; i++)
+        for (size_t k = 0; k < s->ups[i].n_models; k++)
+            metrics_add_model(run->metrics, s->models[i][k]);
     int r;
     if (s->log_path && (r = reqlog_open(s->log_path, s->log_gaps, &run->log)) < 0) {
         fprintf(stderr, "tokentap serve: cannot open the request log %s: %s\n", s->log_path,
@@ -527,7 +670,7 @@ static int start_proxy(struct serve_run *run, const struct serve_settings *s)
     so.limits.max_head_bytes = s->max_header;
     so.idle_timeout = s->client_idle_timeout;
     so.max_connections = s->max_connections;
-    if ((r = server_new(run->base, s->listen, &so, proxy_handler(), run->proxy, &run->server)) < 0)
+    if ((r = server_new(run->base, s->listen, &so, &router, run, &run->server)) < 0)
         return r;
     run->drain_timer = evtimer_new(run->base, drain_check, run);
     return run->drain_timer ? 0 : -ENOMEM;

@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "serve/proxy.h"
+#include "tap/metrics.h"
 
 struct config_doc;
 struct config_err;
@@ -38,6 +39,7 @@ struct serve_settings {
     bool log_gaps;
     const char *session_header;
     unsigned concurrency_buckets;
+    struct metrics_buckets slow_buckets, fast_buckets; /* n == 0: the defaults */
     const char *record_dir;
     bool record_events;
     uint64_t record_max_file;

@@ -23,11 +23,10 @@
 #include "tap/record.h"
 #include "report/report.h"
 #include "report/report_doc.h"
+#include "report/results.h"
 #include "study/scenario.h"
 #include "sim/sim.h"
 #include "core/stats.h"
-
-#define PREVIEW_CHARS 200
 
 struct bench;
 
@@ -84,8 +83,10 @@ struct bench {
     struct level_run *running[SCENARIO_MAX_TARGETS]; /* owned */
     size_t n_running;
     size_t warmups_left;
-    cJSON *requests;                 /* owned: every measured request */
-    cJSON *level_runs;               /* owned: each level repetition's wall time */
+    struct bench_request *requests;  /* owned: every measured request */
+    size_t n_requests, cap_requests;
+    struct bench_level_run *level_runs; /* owned: each level repetition's wall time */
+    size_t n_level_runs, cap_level_runs;
     uint64_t sent, done, errors;
     usec_t start_mono, start_wall;
     struct event *pause, *tick;      /* owned */
@@ -198,107 +199,58 @@ static char *build_body(struct level_run *lr, struct agent_run *ar, const struct
 
 static void agent_next(struct agent_run *ar);
 
-static cJSON *string_list(const char *const *v, size_t n)
+/* A row of n more in *rows (cap the room it has), grown by doubling: NULL
+ * for want of memory. */
+static void *grow(void *rows, size_t size, size_t n, size_t *cap)
 {
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
-    return a;
+    if (n < *cap)
+        return rows;
+    size_t c = *cap ? *cap * 2 : 64;
+    void *p = realloc(rows, c * size);
+    if (p)
+        *cap = c;
+    return p;
 }
 
-/* The record as JSON, or NULL for want of memory. */
-static cJSON *record_json(const struct record *r)
-{
-    struct evbuffer *eb = evbuffer_new();
-    if (!eb)
-        return NULL;
-    record_to_json(r, eb, true);
-    size_t len = evbuffer_get_length(eb);
-    const char *text = (const char *)evbuffer_pullup(eb, -1);
-    cJSON *rec = text ? cJSON_ParseWithLength(text, len) : NULL;
-    evbuffer_free(eb);
-    return rec;
-}
-
-/* A finished turn becomes a results.json request entry. 0 or -ENOMEM
- * (the fields results are built from must all be there). */
+/* A finished turn becomes a row of the results. 0 or -ENOMEM. */
 static int keep_request(struct agent_run *ar, const struct loadgen_result *res,
                         const struct scenario_check_result *cr, bool checked)
 {
     struct level_run *lr = ar->lr;
     struct bench *b = lr->b;
-    const struct record *r = res->rec;
-    cJSON *e = cJSON_CreateObject();
-    cJSON *rec = record_json(r);
-    if (!e || !rec || !cJSON_AddItemToObject(e, "record", rec)) {
-        cJSON_Delete(e);
-        cJSON_Delete(rec);
+    struct bench_request *rows =
+        grow(b->requests, sizeof(*rows), b->n_requests, &b->cap_requests);
+    if (!rows)
         return -ENOMEM;
-    }
-    if (!cJSON_AddStringToObject(e, "target", lr->tr->t->name) ||
-        !cJSON_AddStringToObject(e, "level", b->s->levels[lr->level].name) ||
-        !cJSON_AddNumberToObject(e, "repetition", lr->rep) ||
-        !cJSON_AddStringToObject(e, "agent", b->s->agents[ar->agent].name) ||
-        !cJSON_AddNumberToObject(e, "turn", (double)ar->turn + 1) ||
-        !cJSON_AddNumberToObject(e, "phase", (double)ar->phase))
-        goto fail;
-    if (checked) {
-        cJSON *c = cJSON_AddObjectToObject(e, "check");
-        cJSON_AddBoolToObject(c, "pass", cr->pass);
-        cJSON_AddItemToObject(c, "found", string_list(cr->found, cr->n_found));
-        cJSON_AddItemToObject(c, "missing", string_list(cr->missing, cr->n_missing));
-        if (cr->reason[0])
-            cJSON_AddStringToObject(c, "reason", cr->reason);
-        else
-            cJSON_AddNullToObject(c, "reason");
-    } else {
-        cJSON_AddNullToObject(e, "check");
-    }
-    /* The seed script's own fields, for old tooling. */
-    bool ok = r->outcome == RECORD_OK;
-    if (ok && r->t_first_token)
-        cJSON_AddNumberToObject(e, "ttft_ms", (double)record_ttft(r) / 1000.0);
-    else
-        cJSON_AddNullToObject(e, "ttft_ms");
-    if (r->t_end)
-        cJSON_AddNumberToObject(e, "response_time_ms", (double)record_e2e(r) / 1000.0);
-    else
-        cJSON_AddNullToObject(e, "response_time_ms");
-    cJSON_AddNumberToObject(e, "tokens_generated", (double)record_output_tokens(r));
-    double tps = record_decode_tps(r);
-    if (tps > 0)
-        cJSON_AddNumberToObject(e, "tokens_per_sec", tps);
-    else
-        cJSON_AddNullToObject(e, "tokens_per_sec");
-    if (checked) {
-        cJSON_AddBoolToObject(e, "verified", cr->pass);
-        cJSON_AddItemToObject(e, "keywords_found", string_list(cr->found, cr->n_found));
-        cJSON_AddItemToObject(e, "keywords_missing", string_list(cr->missing, cr->n_missing));
-    } else {
-        cJSON_AddNullToObject(e, "verified");
-        cJSON_AddItemToObject(e, "keywords_found", cJSON_CreateArray());
-        cJSON_AddItemToObject(e, "keywords_missing", cJSON_CreateArray());
-    }
-    /* The first PREVIEW_CHARS characters, and at most the bytes they take
-     * as UTF-8 (the answer need not be valid UTF-8); never half a sequence. */
-    char preview[PREVIEW_CHARS * 4 + 1];
+    b->requests = rows;
+    struct bench_request *q = &rows[b->n_requests];
+    *q = (struct bench_request){
+        .target = lr->tr->index,
+        .level = lr->level,
+        .agent = ar->agent,
+        .repetition = lr->rep,
+        .turn = ar->turn + 1,
+        .phase = ar->phase,
+        .checked = checked,
+        .check = *cr,
+    };
+    if (record_copy(&q->rec, res->rec, true) < 0)
+        return -ENOMEM;
+    /* The first BENCH_PREVIEW_CHARS characters, and at most the bytes
+     * they take as UTF-8 (the answer need not be valid UTF-8); never half
+     * a sequence. */
     size_t n = 0, chars = 0;
     const char *content = res->content ? res->content : "";
-    for (const unsigned char *p = (const unsigned char *)content; *p && n < sizeof(preview) - 1;
+    for (const unsigned char *p = (const unsigned char *)content; *p && n < sizeof(q->preview) - 1;
          p++) {
-        if ((*p & 0xc0) != 0x80 && chars++ == PREVIEW_CHARS)
+        if ((*p & 0xc0) != 0x80 && chars++ == BENCH_PREVIEW_CHARS)
             break;
-        preview[n++] = (char)*p;
+        q->preview[n++] = (char)*p;
     }
-    preview[n] = '\0';
-    report_doc_utf8_trim(preview);
-    if (!cJSON_AddStringToObject(e, "content_preview", preview) ||
-        !cJSON_AddItemToArray(b->requests, e))
-        goto fail;
+    q->preview[n] = '\0';
+    report_doc_utf8_trim(q->preview);
+    b->n_requests++;
     return 0;
-fail:
-    cJSON_Delete(e);
-    return -ENOMEM;
 }
 
 static void turn_done(void *ctx, const struct loadgen_result *res)
@@ -540,14 +492,21 @@ static void clear_running(struct bench *b)
 {
     for (size_t i = 0; i < b->n_running; i++) {
         struct level_run *lr = b->running[i];
-        /* The level's totals go into results now; the run itself is done. */
-        cJSON *lc = cJSON_CreateObject();
-        cJSON_AddStringToObject(lc, "target", lr->tr->t->name);
-        cJSON_AddStringToObject(lc, "level", b->s->levels[lr->level].name);
-        cJSON_AddNumberToObject(lc, "repetition", lr->rep);
-        cJSON_AddNumberToObject(lc, "wall_ms", (double)clock_diff(lr->end, lr->start) / 1000.0);
-        cJSON_AddBoolToObject(lc, "complete", lr->done);
-        cJSON_AddItemToArray(b->level_runs, lc);
+        /* The level's wall time goes into results now; the run itself is done. */
+        struct bench_level_run *rows =
+            grow(b->level_runs, sizeof(*rows), b->n_level_runs, &b->cap_level_runs);
+        if (rows) {
+            b->level_runs = rows;
+            rows[b->n_level_runs++] = (struct bench_level_run){
+                .target = lr->tr->index,
+                .level = lr->level,
+                .repetition = lr->rep,
+                .wall = clock_diff(lr->end, lr->start),
+            };
+        } else {
+            log_error("out of memory");
+            stop_failed(b);
+        }
         level_run_free(lr);
     }
     b->n_running = 0;
@@ -671,12 +630,15 @@ static void start(struct bench *b)
 
 /* --- results --- */
 
-static cJSON *build_results(struct bench *b, usec_t end)
+/* The run as results: in memory for the report, and results.json. */
+static int build_results(struct bench *b, usec_t end, struct results **ret)
 {
     struct bench_results_in in = {
         .s = b->s,
         .requests = b->requests,
+        .n_requests = b->n_requests,
         .level_runs = b->level_runs,
+        .n_level_runs = b->n_level_runs,
         .n_targets = b->n_targets,
         .thinking_override = b->thinking_override,
         .start_wall = b->start_wall,
@@ -696,19 +658,23 @@ static cJSON *build_results(struct bench *b, usec_t end)
         in.targets[i] = b->targets[i].t;
         in.props[i] = b->targets[i].props;
     }
-    return bench_results_build(&in);
-}
-
-static int write_results(struct bench *b, const cJSON *results)
-{
     char path[600];
     snprintf(path, sizeof(path), "%s/results.json", b->out_dir);
-    char *text = cJSON_Print(results);
-    int r = text ? files_write_atomic(path, text, strlen(text)) : -ENOMEM;
+    struct results *run = NULL;
+    char *text = NULL;
+    int r = bench_results_build(&in, &run);
+    if (r == 0) {
+        text = bench_results_json(&in, run);
+        r = text ? files_write_atomic(path, text, strlen(text)) : -ENOMEM;
+    }
     free(text);
-    if (r < 0)
+    if (r < 0) {
         log_error("cannot write %s: %s", path, strerror(-r));
-    return r;
+        results_free(run);
+        return r;
+    }
+    *ret = run;
+    return 0;
 }
 
 /* --- targets --- */
@@ -961,9 +927,7 @@ static int load_plan(struct bench *b, const struct bench_settings *set)
 static int prepare(struct bench *b)
 {
     b->base = net_event_base_new();
-    b->requests = cJSON_CreateArray();
-    b->level_runs = cJSON_CreateArray();
-    if (!b->base || !b->requests || !b->level_runs)
+    if (!b->base)
         return -1;
     b->all_sim = true;
     for (size_t i = 0; i < b->s->n_targets; i++) {
@@ -1002,7 +966,8 @@ static void run_plan(struct bench *b)
  * exit status. */
 static int finish(struct bench *b)
 {
-    cJSON *results = NULL;
+    struct results *run = NULL;
+    struct evbuffer *md = NULL;
     int r, rc = 1;
     usec_t end = clock_now();
     if (!b->quiet && b->tty)
@@ -1010,29 +975,26 @@ static int finish(struct bench *b)
     if (b->interrupted)
         fprintf(stderr, "tokentap bench: interrupted: writing the results so far (marked incomplete)\n");
     clear_running(b);
-    results = build_results(b, end);
-    if (!results || write_results(b, results) < 0)
+    if (build_results(b, end, &run) < 0)
         goto fail;
-    r = report_write_all(results, b->out_dir);
+    md = evbuffer_new();
+    r = md ? report_write_all(run, b->out_dir, md) : -ENOMEM;
     if (r < 0) {
         fprintf(stderr, "tokentap bench: cannot write the report: %s\n", strerror(-r));
     } else {
         /* The seed-style tables, as report.md has them. */
-        char md[600];
-        snprintf(md, sizeof(md), "%s/report.md", b->out_dir);
-        FILE *f = fopen(md, "r");
-        char buf[8192];
-        size_t got;
-        while (f && (got = fread(buf, 1, sizeof(buf), f)) > 0)
-            fwrite(buf, 1, got, stdout);
-        if (f)
-            fclose(f);
+        size_t len = evbuffer_get_length(md);
+        const unsigned char *text = evbuffer_pullup(md, -1);
+        if (text)
+            fwrite(text, 1, len, stdout);
         fflush(stdout);
     }
     fprintf(stderr, "tokentap bench: wrote %s/results.json, report.md, report.html\n", b->out_dir);
     rc = b->interrupted ? 130 : b->failed ? 1 : 0;
 fail:
-    cJSON_Delete(results);
+    if (md)
+        evbuffer_free(md);
+    results_free(run);
     return rc;
 }
 
@@ -1043,8 +1005,10 @@ static void bench_free(struct bench *b)
         sim_free(b->targets[i].sim);
         cJSON_Delete(b->targets[i].props);
     }
-    cJSON_Delete(b->requests);
-    cJSON_Delete(b->level_runs);
+    for (size_t i = 0; i < b->n_requests; i++)
+        record_finish(&b->requests[i].rec);
+    free(b->requests);
+    free(b->level_runs);
     if (b->pause)
         event_free(b->pause);
     if (b->tick)

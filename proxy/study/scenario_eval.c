@@ -11,7 +11,7 @@
 
 #include "core/config.h"
 #include "study/scenario_int.h"
-#include "wire/upstream.h"
+#include "wire/url.h"
 
 /* ---- references ---- */
 
@@ -337,9 +337,9 @@ int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides
             r = unknown_name(s, false, spec, (size_t)(eq - spec), err);
             goto fail;
         }
-        struct upstream_target ut;
+        struct url_target ut;
         struct config_err why;
-        if (upstream_parse_url(eq + 1, &ut, &why) < 0) {
+        if (url_parse(eq + 1, &ut, &why) < 0) {
             r = fail_msg(err, "target '%s': bad url %s", s->targets[t].name, why.msg);
             goto fail;
         }

@@ -1,5 +1,6 @@
 #include "tap/sse.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,7 @@ static int drop_event(struct sse_parser *p, int err)
 static int ev_add(struct sse_parser *p, const char *src, size_t n)
 {
     size_t limit = limit_of(p);
+    assert(p->ev_len <= limit); /* so the subtraction below cannot wrap */
     if (n > limit - p->ev_len)
         return drop_event(p, -E2BIG);
     if (p->ev_spilled) {

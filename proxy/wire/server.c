@@ -1,5 +1,6 @@
 #include "wire/server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -57,7 +58,7 @@ struct server {
     void *ctx;                    /* borrowed */
     struct net_addr addr;
     struct conn *conns;           /* owned list */
-    unsigned n_conns, n_busy;
+    unsigned n_conns;
     uint64_t next_conn_id, next_req_id;
     bool listener_paused;
     bool shutting_down;
@@ -85,6 +86,7 @@ static void conn_enter(struct conn *c)
 static void conn_destroy(struct conn *c)
 {
     struct server *srv = c->srv;
+    assert(c->depth == 0 && c->dead && srv->n_conns > 0);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -92,8 +94,6 @@ static void conn_destroy(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->n_conns--;
-    if (c->state != CONN_IDLE)
-        srv->n_busy--;
     bufferevent_free(c->bev);
     http_parser_free(c->parser);
     free(c);
@@ -111,6 +111,7 @@ static bool conn_leave(struct conn *c)
     if (c->depth == 1 && !c->dead && !c->closing && c->state == CONN_IDLE &&
         evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         conn_process(c);
+    assert(c->depth > 0);
     if (--c->depth > 0 || !c->dead)
         return true;
     conn_destroy(c);
@@ -260,6 +261,8 @@ static int on_body(void *ctx, const char *data, size_t len)
 static void start_request(struct conn *c)
 {
     struct server *srv = c->srv;
+    /* A head is parsed only between requests: the handler's request is never wiped. */
+    assert(c->state == CONN_IDLE && !c->req_active);
     memset(&c->req, 0, sizeof(c->req));
     c->req.conn = c;
     c->req.id = ++srv->next_req_id;
@@ -267,7 +270,6 @@ static void start_request(struct conn *c)
     c->req.head_time = clock_now();
     c->state = CONN_BODY;
     c->req_active = true;
-    srv->n_busy++;
     set_idle_timeout(c, false);
     const struct http_head *h = http_parser_head(c->parser);
     if (h->expect_continue && h->version_minor >= 1) {
@@ -284,7 +286,6 @@ static void end_request(struct conn *c)
     bool keep = h->keep_alive && !c->req.close_after && !c->srv->shutting_down;
     c->req_active = false;
     c->state = CONN_IDLE;
-    c->srv->n_busy--;
     if (!keep) {
         conn_close_after_flush(c);
         return;
@@ -520,11 +521,6 @@ uint64_t server_connections_total(const struct server *srv)
     return srv->next_conn_id;
 }
 
-unsigned server_busy(const struct server *srv)
-{
-    return srv->n_busy;
-}
-
 /* --- per request --- */
 
 const struct http_head *server_req_head(const struct server_req *req)
@@ -555,11 +551,6 @@ usec_t server_req_head_time(const struct server_req *req)
 usec_t server_req_received(const struct server_req *req)
 {
     return req->received;
-}
-
-uint64_t server_req_conn_id(const struct server_req *req)
-{
-    return req->conn->id;
 }
 
 uint64_t server_req_id(const struct server_req *req)
@@ -646,7 +637,6 @@ void server_req_finish(struct server_req *req, bool close)
              * rest of the body cannot be skipped safely, so close. */
             c->req_active = false;
             c->state = CONN_IDLE;
-            c->srv->n_busy--;
             conn_close_after_flush(c);
         }
     }
