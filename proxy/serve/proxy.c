@@ -210,7 +210,12 @@ static void exchange_free(struct exchange *x)
      * left (or the proxy is shutting down): every caller let go of it. */
     assert(!x->client);
     assert(p->in_flight > 0 && (x->prev ? x->prev->next == x : p->exchanges == x));
-    finalize(x, tap_outcome(&x->tap, 0, true));
+    if (x->rec.outcome == RECORD_IN_PROGRESS) {
+        /* What the tap read so far (usage, timings, finish) goes in the
+         * record: the answer may well be whole. */
+        tap_end(&x->tap, clock_now());
+        finalize(x, tap_outcome(&x->tap, 0, true));
+    }
     tap_finish(&x->tap);
     capture_finish(&x->cap);
     if (x->rw_done)
