@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 
 #include "tap/capture.h"
+#include "core/config.h"
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "tap/metrics.h"
@@ -81,7 +82,7 @@ struct proxy {
 /* --- setup --- */
 
 int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct proxy **ret,
-              char *err, size_t errlen)
+              struct config_err *err)
 {
     int r = -ENOMEM;
     struct proxy *p = calloc(1, sizeof(*p));
@@ -96,7 +97,7 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
         const struct proxy_upstream_config *uc = &cfg->upstreams[i];
         struct pupstream *u = &p->ups[p->n_ups++];
-        r = url_parse(uc->url, &u->target, err, errlen);
+        r = url_parse(uc->url, &u->target, err);
         if (r < 0)
             goto fail;
         u->name = strdup(uc->name);
@@ -120,15 +121,15 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
             p->def = u;
     }
     if (!p->def) {
-        snprintf(err, errlen, "no upstream configured: give --upstream URL or upstreams: in the config");
-        r = -EINVAL;
+        r = config_err_set(
+            err, "no upstream configured: give --upstream URL or upstreams: in the config");
         goto fail;
     }
     *ret = p;
     return 0;
 oom:
     r = -ENOMEM;
-    snprintf(err, errlen, "out of memory");
+    config_err_set(err, "out of memory");
 fail:
     proxy_free(p);
     return r;
