@@ -707,7 +707,7 @@ static void test_bench(void)
 
     CHECK_BAD(bench_settings_parse, &s,
               "tokentap bench: which scenario? e.g. tokentap bench "
-              "config/scenarios/quant-comparison.yaml; try 'tokentap bench --help'",
+              "config/scenarios/quant-comparison.yaml (--list shows them); try 'tokentap bench --help'",
               "bench", "-q");
     CHECK_BAD(bench_settings_parse, &s,
               "tokentap bench: one scenario at a time (got 'a' and 'b'); try 'tokentap bench "
