@@ -58,6 +58,7 @@ enum http_step {
 #define HTTP_ERR_MALFORMED (-EBADMSG)     /* 400 */
 #define HTTP_ERR_HEAD_TOO_LARGE (-E2BIG)   /* 431 */
 #define HTTP_ERR_BODY_TOO_LARGE (-EMSGSIZE) /* 413 */
+#define HTTP_ERR_UNSUPPORTED (-ENOTSUP)     /* 501: a transfer coding other than chunked */
 
 /* Called with de-chunked body bytes (a view into the fed buffer). Return 0
  * to go on, HTTP_BODY_PAUSE to have feed() stop right after these bytes

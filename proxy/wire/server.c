@@ -232,6 +232,9 @@ static void protocol_error(struct conn *c, int err)
     } else if (err == HTTP_ERR_BODY_TOO_LARGE) {
         status = 413;
         msg = "request body exceeds the limit (--max-body)";
+    } else if (err == HTTP_ERR_UNSUPPORTED) {
+        status = 501;
+        msg = "unsupported request";
     }
     if (!c->srv->opts.quiet)
         log_debug("connection %llu from %s: %d: %s", (unsigned long long)c->id, c->peer, status,
