@@ -417,10 +417,15 @@ static void *peer_thread(void *arg)
             if (!strstr(buf, "\r\n\r\n") && have < sizeof(buf) - 1)
                 continue;
             have = 0;
-            itest_sleep_ms(p->delay_ms);
+            if (++p->requests > (int)p->delay_after)
+                itest_sleep_ms(p->delay_ms);
             bool ok = write_all(fd, p->response, p->response_len);
             for (size_t i = 0; i < p->body_repeat && ok && !p->stop; i++)
                 ok = write_all(fd, p->body, p->body_len);
+            if (p->tail && ok) {
+                itest_sleep_ms(p->tail_delay_ms);
+                ok = write_all(fd, p->tail, p->tail_len);
+            }
             if (p->close_after || !ok)
                 break;
         }

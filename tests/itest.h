@@ -77,8 +77,10 @@ const char *itest_fixture(const char *name, char *buf, size_t len);
 long itest_rss_kb(pid_t pid);
 
 /* A scripted raw TCP peer standing in for a misbehaving upstream: for
- * each request head it reads, it waits delay_ms, writes `response`, then
- * `body` body_repeat times (for big bodies), and closes if close_after. */
+ * each request head it reads, it waits delay_ms (from the request after
+ * the first delay_after ones on), writes `response`, then `body`
+ * body_repeat times (for big bodies), then after tail_delay_ms `tail`
+ * (a head split over two writes), and closes if close_after. */
 struct itest_peer {
     int listen_fd;
     int port;
@@ -87,9 +89,14 @@ struct itest_peer {
     const char *body;
     size_t body_len;
     size_t body_repeat;
+    const char *tail;
+    size_t tail_len;
+    unsigned tail_delay_ms;
     unsigned delay_ms;
+    unsigned delay_after;    /* requests answered without delay_ms first */
     bool close_after;
     int accepted;            /* connections accepted so far */
+    volatile int requests;   /* request heads read so far */
     volatile int stop;
     void *thread;            /* owned: pthread_t */
 };

@@ -777,7 +777,8 @@ static void up_on_head(void *ctx, const struct http_head *uh, usec_t t)
 static void up_on_raw(void *ctx, const char *data, size_t len, usec_t t)
 {
     struct exchange *x = ctx;
-    if (!x->client || x->resp_mode != RESP_RAW)
+    /* Nothing goes to the client before our own head. */
+    if (!x->client || !x->head_sent || x->resp_mode != RESP_RAW)
         return;
     server_req_write(x->client, data, len);
     /* A client that reads slower than the upstream writes: stop reading

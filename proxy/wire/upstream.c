@@ -455,6 +455,10 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, usec_t 
                 req_complete(c, 0, now);
             continue;
         }
+        /* Head bytes that came before the head was whole belong to the
+         * head: the parser keeps them, nobody else sees them. */
+        if (!r->head_seen)
+            continue;
         /* Body bytes: raw first (the client gets them before any parsing
          * of ours), then the de-chunked views for the tap. */
         r->in_callback = true;
