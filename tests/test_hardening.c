@@ -88,9 +88,41 @@ static void test_split_upstream_head(void)
     itest_peer_stop(&big);
 }
 
+/* --response-timeout on a reused upstream connection: one 504, and the
+ * upstream saw the request once (it was sent again on a fresh connection,
+ * so the server ran the generation twice). */
+static void test_no_replay_after_timeout(void)
+{
+    struct itest_peer peer = {
+        .response = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+        .delay_ms = 2000,
+        .delay_after = 1, /* the first request makes the connection a reused one */
+    };
+    peer.response_len = strlen(peer.response);
+    itest_peer_start(&peer);
+    struct itest_proc serve;
+    const char *extra[] = {"--response-timeout", "1s", NULL};
+    start_serve(&serve, peer.port, extra);
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+    struct itest_resp r;
+    itest_request(serve.port, "POST", "/v1/chat/completions", NULL, body, strlen(body), &r);
+    CHECK_INT(r.status, 200);
+    itest_resp_free(&r);
+    itest_request(serve.port, "POST", "/v1/chat/completions", NULL, body, strlen(body), &r);
+    CHECK_INT(r.status, 504);
+    itest_resp_free(&r);
+    /* A request sent again would reach the peer once it is done sleeping
+     * on the first (2 s after it came): wait past that. */
+    itest_sleep_ms(2500);
+    CHECK_INT(peer.requests, 2);
+    itest_stop(&serve);
+    itest_peer_stop(&peer);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     ITEST_RUN(test_split_upstream_head);
+    ITEST_RUN(test_no_replay_after_timeout);
     return check_done("test_hardening");
 }

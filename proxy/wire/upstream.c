@@ -369,12 +369,15 @@ static void req_complete(struct conn *c, int err, usec_t t)
     dispatch(p);
 }
 
-/* A reused connection died before answering: the server closed it while
- * it sat idle. Send the request again on another one, once. */
-static bool try_replay(struct conn *c)
+/* A reused connection was closed by the server before any response byte:
+ * it closed it while it sat idle, and never saw the request. Send the
+ * request again on a fresh connection, once. Never after a timeout (the
+ * server may be working on it: a second generation) or any other error. */
+static bool try_replay(struct conn *c, int err)
 {
     struct upstream_req *r = c->req;
-    if (c->served == 0 || r->any_response_byte || r->retried || !r->replay)
+    if (err != UPSTREAM_ERR_CLOSED || c->served == 0 || r->any_response_byte || r->retried ||
+        !r->replay)
         return false;
     r->retried = true;
     c->req = NULL;
@@ -392,7 +395,7 @@ static bool try_replay(struct conn *c)
 
 static void conn_fail(struct conn *c, int err)
 {
-    if (c->req && !c->req->cancelled && try_replay(c))
+    if (c->req && !c->req->cancelled && try_replay(c, err))
         return;
     if (c->req)
         req_complete(c, err, clock_now());
@@ -649,8 +652,13 @@ static struct conn *find_idle(struct upstream_pool *p)
 static void dispatch(struct upstream_pool *p)
 {
     while (p->wait_head) {
-        struct conn *c = find_idle(p);
+        /* A request sent again goes on a fresh connection: another idle
+         * one may be just as stale (an idle one gives way if need be). */
+        bool retry = p->wait_head->retried;
+        struct conn *c = retry ? NULL : find_idle(p);
         bool fresh = false;
+        if (retry && p->n_conns >= p->o.max_connections && p->idle_head)
+            conn_kill(p->idle_head);
         if (!c) {
             if (p->n_conns >= p->o.max_connections)
                 return;
