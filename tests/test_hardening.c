@@ -2,11 +2,14 @@
  * 13): upstreams that split their head or answer late, clients that
  * trickle, disks that fail. Real processes on 127.0.0.1; the upstream is
  * a scripted raw peer (itest_peer) or the sim. */
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -119,10 +122,172 @@ static void test_no_replay_after_timeout(void)
     itest_peer_stop(&peer);
 }
 
+static void send_str(int fd, const char *s)
+{
+    (void)!send(fd, s, strlen(s), MSG_NOSIGNAL);
+}
+
+/* Reads what the server sends until it closes or ms pass; returns the
+ * bytes (NUL-terminated, at most cap - 1) and whether it closed. */
+static bool read_until_close(int fd, unsigned ms, char *buf, size_t cap)
+{
+    size_t got = 0;
+    usec_t deadline = clock_now() + (usec_t)ms * 1000;
+    bool closed = false;
+    while (clock_now() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 20) <= 0)
+            continue;
+        ssize_t n = recv(fd, buf + got, cap - 1 - got, 0);
+        if (n <= 0) {
+            closed = true;
+            break;
+        }
+        got += (size_t)n;
+        if (got == cap - 1)
+            break;
+    }
+    buf[got] = '\0';
+    return closed;
+}
+
+/* The request log of a serve process (GET /tokentap/requests). */
+static char *requests_json(int port)
+{
+    struct itest_resp r;
+    itest_request(port, "GET", "/tokentap/requests?limit=10", NULL, NULL, 0, &r);
+    CHECK_INT(r.status, 200);
+    char *body = r.body;
+    r.body = NULL;
+    itest_resp_free(&r);
+    return body ? body : strdup("");
+}
+
+/* A head that trickles in one byte every 100 ms is cut by
+ * --header-timeout (408), although each byte restarts --idle-timeout. */
+static void test_header_deadline(void)
+{
+    struct itest_peer peer = {.response = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"};
+    peer.response_len = strlen(peer.response);
+    itest_peer_start(&peer);
+    struct itest_proc serve;
+    const char *extra[] = {"--header-timeout", "1s", "--idle-timeout", "30s", NULL};
+    start_serve(&serve, peer.port, extra);
+    int fd = itest_connect(serve.port);
+    CHECK(fd >= 0);
+    send_str(fd, "GET /v1/models HTTP/1.1\r\n");
+    usec_t t0 = clock_now();
+    char buf[4096] = "";
+    bool closed = false;
+    for (int i = 0; i < 40 && !closed; i++) { /* up to 4 s */
+        send_str(fd, "X");
+        closed = read_until_close(fd, 100, buf, sizeof(buf)) || buf[0];
+    }
+    usec_t took = clock_now() - t0;
+    CHECK(closed);
+    CHECK(strncmp(buf, "HTTP/1.1 408 ", 13) == 0);
+    CHECK(took < 3 * USEC_PER_SEC); /* the deadline is 1 s; without it, never */
+    close(fd);
+    CHECK_INT(peer.requests, 0);
+    /* A normal request still passes. */
+    struct itest_resp r;
+    itest_request(serve.port, "GET", "/v1/models", NULL, NULL, 0, &r);
+    CHECK_INT(r.status, 200);
+    itest_resp_free(&r);
+    itest_stop(&serve);
+    itest_peer_stop(&peer);
+}
+
+/* A body that stalls: 408 after --body-timeout on a buffered route (the
+ * upstream never hears of it) and on a streamed route (the head went
+ * upstream, which has not answered); both are recorded. */
+static void test_body_deadline(void)
+{
+    struct itest_peer peer = {.response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+                              .delay_ms = 5000};
+    peer.response_len = strlen(peer.response);
+    itest_peer_start(&peer);
+    struct itest_proc serve;
+    const char *extra[] = {"--body-timeout", "1s", NULL};
+    start_serve(&serve, peer.port, extra);
+    static const char *const heads[] = {
+        "POST /v1/chat/completions HTTP/1.1\r\nContent-Type: application/json\r\n"
+        "Content-Length: 100\r\n\r\n{\"messages\":",
+        "POST /other HTTP/1.1\r\nContent-Length: 100\r\n\r\n0123456789",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        int fd = itest_connect(serve.port);
+        usec_t t0 = clock_now();
+        send_str(fd, heads[i]);
+        char buf[4096];
+        bool closed = read_until_close(fd, 4000, buf, sizeof(buf));
+        CHECK(closed);
+        CHECK(strncmp(buf, "HTTP/1.1 408 ", 13) == 0);
+        CHECK(strstr(buf, "body-timeout") != NULL);
+        CHECK(clock_now() - t0 < 3 * USEC_PER_SEC);
+        close(fd);
+    }
+    char *log = requests_json(serve.port);
+    CHECK_INT(count(log, strlen(log), "\"status\":408"), 2);
+    CHECK(strstr(log, "\"route\":\"/other\"") != NULL);
+    free(log);
+    itest_stop(&serve);
+    itest_peer_stop(&peer);
+}
+
+/* At --max-connections, idle keep-alive connections and then slow heads
+ * give way to a new connection; busy ones do not. */
+static void test_connection_cap(void)
+{
+    struct itest_peer peer = {.response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"};
+    peer.response_len = strlen(peer.response);
+    itest_peer_start(&peer);
+    struct itest_proc serve;
+    const char *extra[] = {"--max-connections", "4", NULL};
+    start_serve(&serve, peer.port, extra);
+    int fds[4];
+    for (int i = 0; i < 4; i++) {
+        fds[i] = itest_connect(serve.port);
+        struct itest_resp r;
+        CHECK(itest_request_fd(fds[i], "GET", "/v1/models", NULL, NULL, 0, &r));
+        CHECK_INT(r.status, 200);
+        itest_resp_free(&r);
+    }
+    /* Four idle keep-alive connections hold the cap. */
+    struct itest_resp r;
+    itest_request(serve.port, "GET", "/v1/models", NULL, NULL, 0, &r);
+    CHECK_INT(r.status, 200);
+    CHECK(r.t_end - r.t_sent < 2 * USEC_PER_SEC);
+    itest_resp_free(&r);
+    /* The oldest idle one gave way. */
+    char buf[256];
+    CHECK(read_until_close(fds[0], 1000, buf, sizeof(buf)));
+    for (int i = 0; i < 4; i++)
+        close(fds[i]);
+    itest_sleep_ms(100);
+    /* Four slow heads hold the cap. */
+    for (int i = 0; i < 4; i++) {
+        fds[i] = itest_connect(serve.port);
+        send_str(fds[i], "GET /v1/models HTTP/1.1\r\nX-Slow: ");
+    }
+    itest_sleep_ms(100);
+    itest_request(serve.port, "GET", "/v1/models", NULL, NULL, 0, &r);
+    CHECK_INT(r.status, 200);
+    CHECK(r.t_end - r.t_sent < 2 * USEC_PER_SEC);
+    itest_resp_free(&r);
+    for (int i = 0; i < 4; i++)
+        close(fds[i]);
+    itest_stop(&serve);
+    itest_peer_stop(&peer);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     ITEST_RUN(test_split_upstream_head);
     ITEST_RUN(test_no_replay_after_timeout);
+    ITEST_RUN(test_header_deadline);
+    ITEST_RUN(test_body_deadline);
+    ITEST_RUN(test_connection_cap);
     return check_done("test_hardening");
 }

@@ -704,12 +704,43 @@ static void on_abort(void *ctx, struct server_req *req)
     exchange_free(x);
 }
 
+/* The client's request failed after its head (a bad or too large body,
+ * a stalled one): answer status if nothing went out yet, and record the
+ * request either way (it never reached on_end, where records begin). */
+static void on_error(void *ctx, struct server_req *req, int status, const char *message)
+{
+    struct exchange *x = server_req_data(req);
+    if (!x) {
+        server_req_error(req, status, "invalid_request_error", message);
+        return;
+    }
+    snprintf(x->rec.error, sizeof(x->rec.error), "%s", message);
+    if (!x->rec.upstream[0]) /* the body never let it pick one */
+        snprintf(x->rec.upstream, sizeof(x->rec.upstream), "%s", x->proxy->def->name);
+    if (!x->begun) {
+        x->rec.t_start = clock_now();
+        metrics_begin(x->proxy->cfg.metrics, &x->rec, x->rec.t_start);
+        x->begun = true;
+    }
+    if (x->head_sent) {
+        finalize(x, RECORD_CLIENT_ABORT);
+        x->client = NULL;
+        exchange_free(x);
+        server_req_abort(req);
+        return;
+    }
+    x->rec.status = status;
+    finalize(x, RECORD_HTTP_ERROR);
+    fail_client(x, status, "invalid_request_error", "%s", message);
+}
+
 static const struct server_handler handler = {
     .on_head = on_head,
     .on_body = on_body,
     .on_end = on_end,
     .on_drain = on_drain,
     .on_abort = on_abort,
+    .on_error = on_error,
 };
 
 const struct server_handler *proxy_handler(void)

@@ -35,6 +35,7 @@ struct serve_settings {
     unsigned max_connections;
     unsigned upstream_connections;
     usec_t connect_timeout, response_timeout, stream_timeout, client_idle_timeout, drain_timeout;
+    usec_t header_timeout, body_timeout;
     const char *log_path;
     bool log_gaps;
     const char *session_header;
@@ -69,6 +70,8 @@ enum {
     OPT_RECORD_EVENTS,
     OPT_RECORD_MAX_FILE,
     OPT_REDACT,
+    OPT_HEADER_TIMEOUT,
+    OPT_BODY_TIMEOUT,
 };
 
 static const struct cli_option serve_options[] = {
@@ -84,6 +87,8 @@ static const struct cli_option serve_options[] = {
     {"response-timeout", 0, "DURATION", "wait for the upstream's response head, queueing and prefill included; then 504 (default 10m)", OPT_RESPONSE_TIMEOUT},
     {"stream-timeout", 0, "DURATION", "longest silence inside a streamed response; then the stream is cut (default 5m)", OPT_STREAM_TIMEOUT},
     {"idle-timeout", 0, "DURATION", "close idle client connections after this (default 60s)", OPT_IDLE_TIMEOUT},
+    {"header-timeout", 0, "DURATION", "a client's whole request head, from its first byte; then 408 (default 60s)", OPT_HEADER_TIMEOUT},
+    {"body-timeout", 0, "DURATION", "longest silence inside a client's request body; then 408 (default 60s)", OPT_BODY_TIMEOUT},
     {"drain-timeout", 0, "DURATION", "on SIGINT/SIGTERM, let streams finish this long (default 30s)", OPT_DRAIN_TIMEOUT},
     {"log", 0, "FILE", "append one JSON line per finished request (reopened on SIGHUP)", OPT_LOG},
     {"log-gaps", 0, NULL, "include every inter-token gap in --log lines", OPT_LOG_GAPS},
@@ -122,6 +127,8 @@ static void settings_default(struct serve_settings *s)
     s->response_timeout = 600 * USEC_PER_SEC;
     s->stream_timeout = 300 * USEC_PER_SEC;
     s->client_idle_timeout = 60 * USEC_PER_SEC;
+    s->header_timeout = 60 * USEC_PER_SEC;
+    s->body_timeout = 60 * USEC_PER_SEC;
     s->drain_timeout = 30 * USEC_PER_SEC;
     s->concurrency_buckets = 16;
 }
@@ -139,7 +146,7 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
     static const char *const limit_keys[] = {"max_body", "max_header", "max_connections",
                                              "upstream_connections", NULL};
     static const char *const timeout_keys[] = {"connect", "response", "stream", "client_idle",
-                                               "drain", NULL};
+                                               "drain", "client_header", "client_body", NULL};
     const cJSON *root = config_root(doc);
     int r = config_check_keys(doc, root, top, err);
     if (r < 0)
@@ -271,7 +278,9 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
             (r = config_get_duration(doc, timeouts, "response", &s->response_timeout, err)) < 0 ||
             (r = config_get_duration(doc, timeouts, "stream", &s->stream_timeout, err)) < 0 ||
             (r = config_get_duration(doc, timeouts, "client_idle", &s->client_idle_timeout, err)) < 0 ||
-            (r = config_get_duration(doc, timeouts, "drain", &s->drain_timeout, err)) < 0)
+            (r = config_get_duration(doc, timeouts, "drain", &s->drain_timeout, err)) < 0 ||
+            (r = config_get_duration(doc, timeouts, "client_header", &s->header_timeout, err)) < 0 ||
+            (r = config_get_duration(doc, timeouts, "client_body", &s->body_timeout, err)) < 0)
             return r;
     }
     return 0;
@@ -415,6 +424,14 @@ int serve_main(int argc, char **argv)
             if (cli_parse_duration(cmd, "--drain-timeout", v, &s.drain_timeout) < 0)
                 goto usage;
             break;
+        case OPT_HEADER_TIMEOUT:
+            if (cli_parse_duration(cmd, "--header-timeout", v, &s.header_timeout) < 0)
+                goto usage;
+            break;
+        case OPT_BODY_TIMEOUT:
+            if (cli_parse_duration(cmd, "--body-timeout", v, &s.body_timeout) < 0)
+                goto usage;
+            break;
         case OPT_LOG: s.log_path = v; break;
         case OPT_RECORD: s.record_dir = v; break;
         case OPT_RECORD_EVENTS: s.record_events = true; break;
@@ -537,6 +554,8 @@ int serve_main(int argc, char **argv)
     so.limits.max_body_bytes = s.max_body;
     so.limits.max_head_bytes = s.max_header;
     so.idle_timeout = s.client_idle_timeout;
+    so.header_timeout = s.header_timeout;
+    so.body_timeout = s.body_timeout;
     so.max_connections = s.max_connections;
     if (server_new(run.base, s.listen, &so, proxy_handler(), run.proxy, &run.server) < 0)
         goto fail;
