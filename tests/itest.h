@@ -62,6 +62,11 @@ int itest_connect(int port);
  * server closes it or 5 s pass; returns malloc'd bytes. */
 char *itest_raw(int port, const char *data, size_t len, size_t *ret_len);
 
+/* Runs `$TOKENTAP args` through the shell (args may quote) to its end and
+ * returns its exit status (124 after 20 s, 128+signal when killed); out gets the first
+ * outlen - 1 bytes of its stdout and stderr. */
+int itest_run(char *out, size_t outlen, const char *args);
+
 void itest_resp_free(struct itest_resp *r);
 
 /* Value of a response header (case-insensitive) copied into buf, or NULL. */

@@ -281,6 +281,192 @@ static void test_connection_cap(void)
     itest_peer_stop(&peer);
 }
 
+/* A body error after the head went upstream (a bad chunk size; a chunked
+ * body over --max-body) is answered (400, 413) and recorded. */
+static void test_body_error_answered(void)
+{
+    struct itest_peer peer = {.response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+                              .delay_ms = 3000};
+    peer.response_len = strlen(peer.response);
+    itest_peer_start(&peer);
+    struct itest_proc serve;
+    const char *extra[] = {"--max-body", "100", NULL};
+    start_serve(&serve, peer.port, extra);
+    size_t len;
+    const char bad[] = "POST /other HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n";
+    char *out = itest_raw(serve.port, bad, sizeof(bad) - 1, &len);
+    CHECK(strncmp(out, "HTTP/1.1 400 ", 13) == 0);
+    free(out);
+    char big[512];
+    snprintf(big, sizeof(big),
+             "POST /v1/chat/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "40\r\n%064d\r\n40\r\n%064d\r\n0\r\n\r\n", 0, 0);
+    out = itest_raw(serve.port, big, strlen(big), &len);
+    CHECK(strncmp(out, "HTTP/1.1 413 ", 13) == 0);
+    free(out);
+    char *log = requests_json(serve.port);
+    CHECK(strstr(log, "\"status\":400") != NULL);
+    CHECK(strstr(log, "\"status\":413") != NULL);
+    free(log);
+    itest_stop(&serve);
+    itest_peer_stop(&peer);
+}
+
+/* Requests that llhttp accepts and a proxy must not pass on; and an
+ * Upgrade request (curl --http2 over cleartext) that must not leave the
+ * connection stuck. */
+static void test_bad_heads_and_upgrade(void)
+{
+    struct itest_peer peer = {.response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"};
+    peer.response_len = strlen(peer.response);
+    itest_peer_start(&peer);
+    struct itest_proc serve;
+    start_serve(&serve, peer.port, NULL);
+    static const struct {
+        const char *req;
+        const char *status;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nFoo Bar: x\r\n\r\n", "400"},
+        {"GET / HTTP/1.1\r\n: x\r\n\r\n", "400"},
+        {"GET /a\tb HTTP/1.1\r\nHost: x\r\n\r\n", "400"},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", "501"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len;
+        char *out = itest_raw(serve.port, cases[i].req, strlen(cases[i].req), &len);
+        CHECK(len > 13 && strncmp(out + 9, cases[i].status, 3) == 0);
+        if (len <= 13 || strncmp(out + 9, cases[i].status, 3) != 0)
+            fprintf(stderr, "case %zu: %.80s\n", i, out);
+        free(out);
+    }
+    CHECK_INT(peer.requests, 0);
+
+    int fd = itest_connect(serve.port);
+    for (int i = 0; i < 3; i++) {
+        struct itest_resp r;
+        CHECK(itest_request_fd(fd, "GET", "/v1/models",
+                               "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                               "HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n",
+                               NULL, 0, &r));
+        CHECK_INT(r.status, 200);
+        CHECK(r.complete && !r.closed);
+        itest_resp_free(&r);
+    }
+    close(fd);
+    CHECK_INT(peer.requests, 3);
+    itest_stop(&serve);
+    itest_peer_stop(&peer);
+}
+
+/* One upstream read holds a valid event and then bad chunk framing: the
+ * event reaches the client (and the tap), then the stream is cut. */
+static void test_valid_event_before_bad_framing(void)
+{
+    static const char ev[] = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n";
+    char resp[512];
+    snprintf(resp, sizeof(resp),
+             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "%zx\r\n%s\r\nzz\r\n",
+             sizeof(ev) - 1, ev);
+    struct itest_peer peer = {.response = resp, .response_len = strlen(resp), .close_after = true};
+    itest_peer_start(&peer);
+    struct itest_proc serve;
+    start_serve(&serve, peer.port, NULL);
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":true}";
+    struct itest_resp r;
+    itest_request(serve.port, "POST", "/v1/chat/completions", NULL, body, strlen(body), &r);
+    CHECK_INT(r.status, 200);
+    CHECK(!r.complete);
+    CHECK_MEM(r.body, r.body_len, ev, sizeof(ev) - 1);
+    itest_resp_free(&r);
+    char *log = requests_json(serve.port);
+    CHECK(strstr(log, "\"token_events\":1,") != NULL);
+    CHECK(strstr(log, "\"outcome\":\"truncated\"") != NULL);
+    free(log);
+    itest_stop(&serve);
+    itest_peer_stop(&peer);
+}
+
+/* A stream cut by --stream-timeout says so (not "waiting for the
+ * response"); one cut by the drain timeout at shutdown is not a client
+ * abort. */
+static void test_cuts_named(void)
+{
+    static const char head[] =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "31\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n\r\n";
+    struct itest_peer peer = {.response = head, .response_len = sizeof(head) - 1,
+                              .tail = "0\r\n\r\n", .tail_len = 5, .tail_delay_ms = 3000};
+    itest_peer_start(&peer);
+    struct itest_proc serve;
+    char log_path[64];
+    snprintf(log_path, sizeof(log_path), "/tmp/tokentap-hardening-%d.jsonl", (int)getpid());
+    unlink(log_path);
+    const char *extra[] = {"--stream-timeout", "500ms", "--drain-timeout", "300ms", "--log", log_path,
+                           NULL};
+    start_serve(&serve, peer.port, extra);
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":true}";
+    struct itest_resp r;
+    itest_request(serve.port, "POST", "/v1/chat/completions", NULL, body, strlen(body), &r);
+    CHECK_INT(r.status, 200);
+    CHECK(!r.complete);
+    itest_resp_free(&r);
+    char *log = requests_json(serve.port);
+    CHECK(strstr(log, "stream stalled") != NULL);
+    CHECK(strstr(log, "waiting for the response") == NULL);
+    free(log);
+    itest_stop(&serve);
+
+    const char *extra2[] = {"--drain-timeout", "300ms", "--log", log_path, NULL};
+    unlink(log_path);
+    start_serve(&serve, peer.port, extra2);
+    int fd = itest_connect(serve.port);
+    char req[512];
+    snprintf(req, sizeof(req),
+             "POST /v1/chat/completions HTTP/1.1\r\nContent-Type: application/json\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    send_str(fd, req);
+    itest_sleep_ms(300); /* the head and the first event are through */
+    CHECK_INT(itest_stop(&serve), 0);
+    char buf[4096];
+    read_until_close(fd, 1000, buf, sizeof(buf));
+    close(fd);
+    size_t len;
+    char *line = itest_read_file(log_path, &len);
+    CHECK(strstr(line, "\"outcome\":\"truncated\"") != NULL);
+    CHECK(strstr(line, "cut at shutdown") != NULL);
+    free(line);
+    unlink(log_path);
+    itest_peer_stop(&peer);
+}
+
+/* Command lines and configs that must be refused (exit 2, one line). */
+static void test_usage_errors(void)
+{
+    char out[4096];
+    CHECK_INT(itest_run(out, sizeof(out), "serve --listen bad"), 2);
+    CHECK(strstr(out, "--listen") != NULL);
+    CHECK_INT(itest_run(out, sizeof(out), "sim --listen 127.0.0.1"), 2);
+    CHECK_INT(itest_run(out, sizeof(out), "serve --listen 127.0.0.1:0 --max-header 0"), 2);
+    CHECK(strstr(out, "--max-header") != NULL);
+    CHECK_INT(itest_run(out, sizeof(out),
+                        "serve --listen 127.0.0.1:0 --upstream 'http://127.0.0.1:7080/a b'"),
+              2);
+    CHECK(strstr(out, "spaces") != NULL);
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/tokentap-hardening-%d.yaml", (int)getpid());
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    fputs("upstreams: []\n", f);
+    fclose(f);
+    char args[128];
+    snprintf(args, sizeof(args), "serve --listen 127.0.0.1:0 -c %s", path);
+    CHECK_INT(itest_run(out, sizeof(out), args), 2);
+    CHECK(strstr(out, "empty") != NULL);
+    unlink(path);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -289,5 +475,10 @@ int main(void)
     ITEST_RUN(test_header_deadline);
     ITEST_RUN(test_body_deadline);
     ITEST_RUN(test_connection_cap);
+    ITEST_RUN(test_body_error_answered);
+    ITEST_RUN(test_bad_heads_and_upgrade);
+    ITEST_RUN(test_valid_event_before_bad_framing);
+    ITEST_RUN(test_cuts_named);
+    ITEST_RUN(test_usage_errors);
     return check_done("test_hardening");
 }

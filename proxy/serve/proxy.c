@@ -135,13 +135,20 @@ fail:
 }
 
 static void exchange_free(struct exchange *x);
+static void finalize(struct exchange *x, enum record_outcome outcome);
 
 void proxy_free(struct proxy *p)
 {
     if (!p)
         return;
+    /* Exchanges still here at exit were cut by the shutdown (the drain
+     * timeout, or a second signal), not by their clients. */
     while (p->exchanges) {
         struct exchange *x = p->exchanges;
+        if (!x->rec.error[0])
+            snprintf(x->rec.error, sizeof(x->rec.error),
+                     "cut at shutdown (--drain-timeout ended, or a second signal)");
+        finalize(x, RECORD_TRUNCATED);
         x->client = NULL;
         exchange_free(x);
     }
@@ -873,7 +880,12 @@ static void up_on_done(void *ctx, int err, usec_t t)
     struct exchange *x = ctx;
     x->up = NULL;
     tap_end(&x->tap, t);
-    if (err)
+    /* After the head a timeout is the stream's silence, not the wait for
+     * the response. */
+    if (err == UPSTREAM_ERR_TIMEOUT && x->rec.t_response_head)
+        snprintf(x->rec.error, sizeof(x->rec.error),
+                 "stream stalled: no bytes within the stream timeout (--stream-timeout)");
+    else if (err)
         snprintf(x->rec.error, sizeof(x->rec.error), "%s", upstream_strerror(err));
     finalize(x, outcome_of(x, err));
     struct server_req *c = x->client;

@@ -203,6 +203,9 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
         pc->models = s->models[s->n_ups];
         s->n_ups++;
     }
+    if (ups && s->n_ups == 0)
+        return config_error(doc, ups, err, "'upstreams' is empty: list at least one, or leave it "
+                                           "out and give --upstream URL");
     size_t defaults = 0;
     for (size_t i = 0; i < s->n_ups; i++)
         defaults += s->ups[i].is_default;
@@ -383,7 +386,15 @@ int serve_main(int argc, char **argv)
     cli_init(&p, cmd, argc, argv);
     while ((id = cli_next(&p, &v)) != CLI_END) {
         switch (id) {
-        case OPT_LISTEN: s.listen = v; break;
+        case OPT_LISTEN: {
+            struct net_addr a;
+            if (net_parse_hostport(v, &a) < 0) {
+                cli_usage_error(cmd, "--listen: expected HOST:PORT, e.g. 127.0.0.1:8080, got '%s'", v);
+                goto usage;
+            }
+            s.listen = v;
+            break;
+        }
         case OPT_UPSTREAM: s.upstream_url = v; break;
         case OPT_REJECT_UNKNOWN: s.reject_unknown = true; break;
         case OPT_MAX_BODY:
@@ -463,6 +474,11 @@ int serve_main(int argc, char **argv)
         default:
             break;
         }
+    }
+
+    if (s.max_header == 0) {
+        cli_usage_error(cmd, "--max-header (limits.max_header) must be more than 0, e.g. 64K");
+        goto usage;
     }
 
     /* --upstream replaces the default upstream's URL, or is the only one. */

@@ -105,9 +105,15 @@ int sim_main(int argc, char **argv)
         case CLI_POSITIONAL:
             cli_usage_error(cmd, "unexpected argument '%s'", v);
             return 2;
-        case OPT_LISTEN:
+        case OPT_LISTEN: {
+            struct net_addr a;
+            if (net_parse_hostport(v, &a) < 0) {
+                cli_usage_error(cmd, "--listen: expected HOST:PORT, e.g. 127.0.0.1:8080, got '%s'", v);
+                return 2;
+            }
             o.listen = v;
             break;
+        }
         case OPT_SLOTS:
             if (cli_parse_u64(cmd, "--slots", v, 1, SIM_MAX_SLOTS, &u) < 0)
                 return 2;

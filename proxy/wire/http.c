@@ -408,6 +408,10 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             return HTTP_STEP_BODY;
         return p->in_message ? HTTP_STEP_HEAD : HTTP_STEP_DONE;
     }
+    /* On an error, what came before the bad byte was parsed (and body
+     * bytes in it were handed out): say how much. */
+    const char *pos = llhttp_get_error_pos(&p->ll);
+    *ret_consumed = pos >= data && pos <= data + len ? (size_t)(pos - data) : 0;
     if (p->error)
         return p->error;
     if (e == HPE_PAUSED_UPGRADE) {

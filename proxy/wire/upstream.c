@@ -84,6 +84,12 @@ int upstream_parse_url(const char *url, struct upstream_target *ret, char *err, 
     struct upstream_target t;
     memset(&t, 0, sizeof(t));
     const char *rest;
+    for (const char *q = url; *q; q++) {
+        if ((unsigned char)*q <= ' ' || *q == 0x7f) {
+            snprintf(err, errlen, "'%s': a URL cannot hold spaces or control characters", url);
+            return -EINVAL;
+        }
+    }
     if (strncmp(url, "http://", 7) == 0) {
         rest = url + 7;
     } else if (strncmp(url, "https://", 8) == 0) {
@@ -435,6 +441,18 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, usec_t 
         int step = http_parser_feed(c->parser, at, len - off, &used);
         again = step == HTTP_STEP_BODY;
         if (step < 0) {
+            /* Bad framing: what was valid before it in this read (whole
+             * chunks, events) still goes to the client and the tap. */
+            if (r->head_seen && used > 0) {
+                r->in_callback = true;
+                r->cb.on_raw(r->ctx, at, used, now);
+                flush_views(c, now);
+                r->in_callback = false;
+                if (r->cancelled) {
+                    req_free(r);
+                    return len;
+                }
+            }
             conn_fail(c, UPSTREAM_ERR_MALFORMED);
             return len;
         }
