@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -467,6 +469,83 @@ static void test_usage_errors(void)
     unlink(path);
 }
 
+/* Recording onto a "full disk": every trace write past 8 KiB fails (a
+ * file size limit, which works as root and not; SIGXFSZ ignored, so the
+ * write fails with EFBIG instead of killing). Requests are still proxied,
+ * /tokentap/health and /tokentap/metrics count the lost records, and a
+ * warning is logged at the first loss. */
+static void test_trace_loss(void)
+{
+    struct itest_peer peer = {.response = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                          "Content-Length: 2\r\n\r\n{}"};
+    peer.response_len = strlen(peer.response);
+    itest_peer_start(&peer);
+    char dir[64], errlog[80];
+    snprintf(dir, sizeof(dir), "/tmp/tokentap-hardening-rec-%d", (int)getpid());
+    snprintf(errlog, sizeof(errlog), "%s.stderr", dir);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK_INT(system(cmd), 0);
+
+    /* The child inherits the limit, the ignored signal and stderr. */
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = 8192;
+    int saved_err = dup(2), logfd = open(errlog, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(saved_err >= 0 && logfd >= 0);
+    dup2(logfd, 2);
+    signal(SIGXFSZ, SIG_IGN);
+    setrlimit(RLIMIT_FSIZE, &lim);
+    struct itest_proc serve;
+    const char *extra[] = {"--record", dir, NULL};
+    start_serve(&serve, peer.port, extra);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_DFL);
+    dup2(saved_err, 2);
+    close(saved_err);
+    close(logfd);
+
+    char body[2048];
+    snprintf(body, sizeof(body), "{\"messages\":[{\"role\":\"user\",\"content\":\"%01500d\"}]}", 0);
+    for (int i = 0; i < 20; i++) {
+        struct itest_resp r;
+        itest_request(serve.port, "POST", "/v1/chat/completions", NULL, body, strlen(body), &r);
+        CHECK_INT(r.status, 200);
+        itest_resp_free(&r);
+    }
+    /* The writer thread writes behind the requests: wait for its count. */
+    long lost = 0;
+    for (int i = 0; i < 50 && lost < 10; i++) {
+        struct itest_resp r;
+        itest_request(serve.port, "GET", "/tokentap/health", NULL, NULL, 0, &r);
+        const char *l = r.body ? strstr(r.body, "\"lost\":") : NULL;
+        lost = l ? atol(l + 7) : 0;
+        if (lost < 10)
+            itest_sleep_ms(100);
+        else
+            CHECK(strstr(r.body, "File too large") != NULL);
+        itest_resp_free(&r);
+    }
+    CHECK(lost >= 10); /* 20 lines of ~2 KB into 8 KiB */
+    struct itest_resp r;
+    itest_request(serve.port, "GET", "/tokentap/metrics", NULL, NULL, 0, &r);
+    char want[80];
+    snprintf(want, sizeof(want), "tokentap_trace_records_total{result=\"lost\"} %ld\n", lost);
+    CHECK(r.body && strstr(r.body, want) != NULL);
+    itest_resp_free(&r);
+    itest_sleep_ms(1200); /* the watch looks once a second */
+    itest_stop(&serve);
+    size_t len;
+    char *text = itest_read_file(errlog, &len);
+    CHECK(strstr(text, "warn: trace: ") != NULL && strstr(text, "records lost") != NULL);
+    CHECK_INT(count(text, len, "records lost"), 1); /* once, not per record */
+    free(text);
+    unlink(errlog);
+    CHECK_INT(system(cmd), 0);
+    itest_peer_stop(&peer);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -480,5 +559,6 @@ int main(void)
     ITEST_RUN(test_valid_event_before_bad_framing);
     ITEST_RUN(test_cuts_named);
     ITEST_RUN(test_usage_errors);
+    ITEST_RUN(test_trace_loss);
     return check_done("test_hardening");
 }

@@ -169,6 +169,11 @@ struct metrics *proxy_metrics(const struct proxy *p)
     return p->cfg.metrics;
 }
 
+struct trace_writer *proxy_trace(const struct proxy *p)
+{
+    return p->cfg.trace;
+}
+
 unsigned proxy_in_flight(const struct proxy *p)
 {
     return p->in_flight;

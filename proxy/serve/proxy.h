@@ -72,6 +72,9 @@ unsigned proxy_in_flight(const struct proxy *p);
 
 size_t proxy_upstream_count(const struct proxy *p);
 struct metrics *proxy_metrics(const struct proxy *p);
+
+/* The trace recorder (borrowed), NULL when not recording. */
+struct trace_writer *proxy_trace(const struct proxy *p);
 void proxy_upstream_info(const struct proxy *p, size_t i, struct proxy_upstream_info *ret);
 
 #endif

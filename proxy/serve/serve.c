@@ -297,6 +297,10 @@ struct serve_run {
     struct reqlog *log;
     struct trace_writer *trace;
     struct event *drain_timer;
+    struct event *trace_timer;    /* owned: watches the recorder for lost records */
+    uint64_t trace_lost;          /* lost records when last looked at */
+    uint64_t trace_warned;        /* ...and when last warned about */
+    usec_t trace_warned_at;
     usec_t drain_timeout;
     usec_t drain_deadline;
     bool draining;
@@ -314,6 +318,31 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     }
     struct timeval tv = {0, 100000};
     evtimer_add(run->drain_timer, &tv);
+}
+
+/* Trace loss is logged at the first lost record and then once a minute
+ * while records keep being lost; proxying goes on either way. The counts
+ * are in /tokentap/health and /tokentap/metrics. */
+static void trace_watch(evutil_socket_t fd, short what, void *arg)
+{
+    struct serve_run *run = arg;
+    struct trace_writer_stats ts;
+    trace_writer_stats(run->trace, &ts);
+    uint64_t lost = ts.lines_dropped + ts.write_errors;
+    usec_t now = clock_now();
+    if (lost > run->trace_lost &&
+        (run->trace_warned == 0 || now - run->trace_warned_at >= 60 * USEC_PER_SEC)) {
+        char file[512];
+        trace_writer_current_file(run->trace, file, sizeof(file));
+        log_warn("trace: %llu records lost (%llu since the last warning) writing %s: %s; "
+                 "requests are still proxied",
+                 (unsigned long long)lost, (unsigned long long)(lost - run->trace_warned), file,
+                 ts.last_write_error ? strerror(-ts.last_write_error)
+                                     : "the recording queue is full or a record was too large");
+        run->trace_warned = lost;
+        run->trace_warned_at = now;
+    }
+    run->trace_lost = lost;
 }
 
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
@@ -585,6 +614,14 @@ int serve_main(int argc, char **argv)
         goto fail;
     }
     run.drain_timeout = s.drain_timeout;
+    if (run.trace) {
+        struct timeval every = {1, 0};
+        run.trace_timer = event_new(run.base, -1, EV_PERSIST, trace_watch, &run);
+        if (!run.trace_timer || evtimer_add(run.trace_timer, &every) < 0) {
+            log_error("out of memory");
+            goto fail;
+        }
+    }
 
     char addr[80];
     net_format(server_address(run.server), addr, sizeof(addr));
@@ -609,6 +646,8 @@ fail:
         event_free(sighup);
     if (run.drain_timer)
         event_free(run.drain_timer);
+    if (run.trace_timer)
+        event_free(run.trace_timer);
     proxy_free(run.proxy);
     server_free(run.server);
     if (run.trace) {
