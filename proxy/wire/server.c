@@ -456,21 +456,28 @@ static void head_timer_cb(evutil_socket_t fd, short what, void *arg)
     conn_leave(c);
 }
 
-/* At the connection cap, the connection that gives way to a new one: an
- * idle one (no request bytes) idle the longest, else the one whose head
- * has been arriving the longest. Connections with a request in progress
- * never do. NULL when every connection is busy. */
+/* At the connection cap, the connection that gives way to a new one: a
+ * kept-alive one between requests, idle the longest; else the one waiting
+ * longest for a whole head (a new connection counts from its accept, so a
+ * client that just connected is the last to go). Connections with a
+ * request in progress never do. NULL when every connection is busy. */
 static struct conn *pick_victim(struct server *srv)
 {
     struct conn *idle = NULL, *slow = NULL;
+    usec_t slow_since = 0;
     for (struct conn *c = srv->conns; c; c = c->next) {
         if (c->dead || c->closing || c->state != CONN_IDLE)
             continue;
-        if (c->head_start == 0 && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+        if (c->n_requests > 0 && c->head_start == 0 &&
+            evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
             if (!idle || c->idle_since < idle->idle_since)
                 idle = c;
-        } else if (!slow || c->head_start < slow->head_start) {
+            continue;
+        }
+        usec_t since = c->head_start ? c->head_start : c->idle_since;
+        if (!slow || since < slow_since) {
             slow = c;
+            slow_since = since;
         }
     }
     return idle ? idle : slow;
