@@ -514,14 +514,17 @@ static void test_trace_loss(void)
         CHECK_INT(r.status, 200);
         itest_resp_free(&r);
     }
-    /* The writer thread writes behind the requests: wait for its count. */
-    long lost = 0;
-    for (int i = 0; i < 50 && lost < 10; i++) {
+    /* The writer thread writes behind the requests: wait until it has
+     * nothing queued (then the counts stay put). */
+    long lost = 0, queued = 1;
+    for (int i = 0; i < 50 && (lost < 10 || queued); i++) {
         struct itest_resp r;
         itest_request(serve.port, "GET", "/tokentap/health", NULL, NULL, 0, &r);
         const char *l = r.body ? strstr(r.body, "\"lost\":") : NULL;
+        const char *q = r.body ? strstr(r.body, "\"queued\":") : NULL;
         lost = l ? atol(l + 7) : 0;
-        if (lost < 10)
+        queued = q ? atol(q + 9) : 1;
+        if (lost < 10 || queued)
             itest_sleep_ms(100);
         else
             CHECK(strstr(r.body, "File too large") != NULL);

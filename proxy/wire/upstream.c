@@ -417,6 +417,23 @@ static void flush_views(struct conn *c, usec_t t)
     c->n_views = 0;
 }
 
+/* Hands body bytes on: raw first (the client gets them before any parsing
+ * of ours), then the de-chunked views for the tap. False when the owner
+ * cancelled the request meanwhile (r is freed then). */
+static bool hand_on(struct conn *c, struct upstream_req *r, const char *at, size_t used, usec_t now)
+{
+    r->in_callback = true;
+    if (used > 0)
+        r->cb.on_raw(r->ctx, at, used, now);
+    flush_views(c, now);
+    r->in_callback = false;
+    if (r->cancelled) {
+        req_free(r);
+        return false;
+    }
+    return true;
+}
+
 /* Parses data[0, len) read at now and hands it on. Returns how much was
  * consumed: less than len when the request paused (the caller keeps the
  * rest), all of it when the connection ended. */
@@ -443,16 +460,8 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, usec_t 
         if (step < 0) {
             /* Bad framing: what was valid before it in this read (whole
              * chunks, events) still goes to the client and the tap. */
-            if (r->head_seen && used > 0) {
-                r->in_callback = true;
-                r->cb.on_raw(r->ctx, at, used, now);
-                flush_views(c, now);
-                r->in_callback = false;
-                if (r->cancelled) {
-                    req_free(r);
-                    return len;
-                }
-            }
+            if (r->head_seen && used > 0 && !hand_on(c, r, at, used, now))
+                return len;
             conn_fail(c, UPSTREAM_ERR_MALFORMED);
             return len;
         }
@@ -480,17 +489,8 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, usec_t 
          * head: the parser keeps them, nobody else sees them. */
         if (!r->head_seen)
             continue;
-        /* Body bytes: raw first (the client gets them before any parsing
-         * of ours), then the de-chunked views for the tap. */
-        r->in_callback = true;
-        if (used > 0)
-            r->cb.on_raw(r->ctx, at, used, now);
-        flush_views(c, now);
-        r->in_callback = false;
-        if (r->cancelled) {
-            req_free(r);
+        if (!hand_on(c, r, at, used, now))
             return len;
-        }
         if (step == HTTP_STEP_DONE)
             req_complete(c, 0, now);
     }
