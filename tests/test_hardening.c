@@ -181,8 +181,12 @@ static void test_header_deadline(void)
     usec_t t0 = clock_now();
     char buf[4096] = "";
     bool closed = false;
+    /* Bytes until 0.8 s (each restarts the 30 s idle timeout), then quiet:
+     * a byte crossing the 408 would make the kernel reset the connection
+     * and drop the answer before it is read. */
     for (int i = 0; i < 40 && !closed; i++) { /* up to 4 s */
-        send_str(fd, "X");
+        if (i < 8)
+            send_str(fd, "X");
         closed = read_until_close(fd, 100, buf, sizeof(buf)) || buf[0];
     }
     usec_t took = clock_now() - t0;

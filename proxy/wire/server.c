@@ -79,6 +79,7 @@ void server_options_default(struct server_options *o)
 }
 
 static void conn_process(struct conn *c);
+static void pause_if_full(struct server *srv);
 
 /* --- lifetime --- */
 
@@ -300,6 +301,7 @@ static void start_request(struct conn *c)
     c->state = CONN_BODY;
     c->req_active = true;
     srv->n_busy++;
+    pause_if_full(srv);
     c->head_start = 0;
     if (c->head_timer)
         evtimer_del(c->head_timer);
@@ -483,6 +485,17 @@ static struct conn *pick_victim(struct server *srv)
     return idle ? idle : slow;
 }
 
+/* At the cap with no connection that could give way, stop accepting: new
+ * clients wait in the kernel backlog until one ends or becomes idle. */
+static void pause_if_full(struct server *srv)
+{
+    if (srv->n_conns >= srv->opts.max_connections && !srv->listener_paused && srv->lev &&
+        !pick_victim(srv)) {
+        evconnlistener_disable(srv->lev);
+        srv->listener_paused = true;
+    }
+}
+
 static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
@@ -491,8 +504,8 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     if (srv->n_conns >= srv->opts.max_connections) {
         struct conn *v = pick_victim(srv);
         if (!v) {
-            /* Every connection is busy: refuse, and stop accepting until
-             * one ends or becomes idle. */
+            /* Every connection is busy (pause_if_full missed it): refuse,
+             * and stop accepting until one ends or becomes idle. */
             evconnlistener_disable(lev);
             srv->listener_paused = true;
             goto fail;
@@ -534,6 +547,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
         srv->conns->prev = c;
     srv->conns = c;
     srv->n_conns++;
+    pause_if_full(srv);
     return;
 fail:
     if (c) {
