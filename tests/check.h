@@ -1,6 +1,6 @@
 /* check: tiny assertion helpers for the unit tests. A failed check prints
  * file:line and the values, counts the failure, and the test continues;
- * check_done() returns the exit status. */
+ * check_done() returns the exit status (a failure also when no check ran). */
 #ifndef TOKENTAP_CHECK_H
 #define TOKENTAP_CHECK_H
 
@@ -68,9 +68,15 @@ static int check_count;
         }                                                                                          \
     } while (0)
 
+/* The exit status: 1 when a check failed, or when none ran (a test that
+ * checked nothing, or $ITEST_ONLY naming no test, proves nothing). */
 static inline int check_done(const char *name)
 {
     fprintf(stderr, "%s: %d checks, %d failed\n", name, check_count, check_failures);
+    if (check_count == 0) {
+        fprintf(stderr, "%s: no check ran\n", name);
+        return 1;
+    }
     return check_failures ? 1 : 0;
 }
 

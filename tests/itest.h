@@ -83,8 +83,9 @@ long itest_rss_kb(pid_t pid);
 
 /* A scripted raw TCP peer standing in for a misbehaving upstream: for
  * each request head it reads, it waits delay_ms (from the request after
- * the first delay_after ones on), writes `response`, then `body`
- * body_repeat times (for big bodies), then after tail_delay_ms `tail`
+ * the first delay_after ones on), writes `response`, then after
+ * body_delay_ms `body` body_repeat times (for big bodies), then after
+ * tail_delay_ms `tail`
  * (a head split over two writes), and closes if close_after. */
 struct itest_peer {
     int listen_fd;
@@ -99,6 +100,7 @@ struct itest_peer {
     unsigned tail_delay_ms;
     unsigned delay_ms;
     unsigned delay_after;    /* requests answered without delay_ms first */
+    unsigned body_delay_ms;  /* wait between `response` and `body` */
     bool close_after;
     int accepted;            /* connections accepted so far */
     volatile int requests;   /* request heads read so far */

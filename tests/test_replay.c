@@ -348,6 +348,16 @@ static void test_modes(void)
     CHECK(mean_gap_ms > 18 && mean_gap_ms < 33);
     cJSON_Delete(recs);
 
+    /* --rate R --duration D sends R x D requests: the end is not included. */
+    path_in(log, sizeof(log), "window.jsonl");
+    CHECK_INT(run(out, sizeof(out),
+                  "replay %s --rate 5 --duration 2s --arrival constant --sim-decode-tps 5000 --log %s -q",
+                  trace, log),
+              0);
+    recs = read_jsonl(log);
+    CHECK_INT(cJSON_GetArraySize(recs), 10);
+    cJSON_Delete(recs);
+
     /* The open loop repeats the trace in start order, not file order. */
     path_in(trace, sizeof(trace), "unordered.jsonl");
     f = fopen(trace, "w");
@@ -514,7 +524,7 @@ static void test_rewrite(void)
     } cases[] = {
         {false, "", "", 1},                  /* as recorded */
         {true, "", "quiet", 0},              /* the rule */
-        {true, "--thinking on", "quiet", 1}, /* the override wins, as in serve */
+        {true, "--thinking on", "", 1},      /* the override wins (the rule did nothing), as in serve */
         {false, "--thinking off", "", 0},
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {

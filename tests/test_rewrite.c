@@ -664,6 +664,20 @@ static void test_override(void)
     res = apply_q(__LINE__, merge, &q, in);
     CHECK_INT(res.thinking, 0);
     CHECK_OUT(res, in, "{\"model\":\"m\",\"chat_template_kwargs\":{\"enable_thinking\":false}}");
+    /* A rule that only sets thinking did nothing once the header
+     * decided: it is not listed as applied. */
+    struct rewrite_rules *only = LOAD("rewrite:\n  rules:\n    - {name: off, thinking: off}\n");
+    q.override = REWRITE_THINKING_ON;
+    res = apply_q(__LINE__, only, &q, in);
+    CHECK_STR(res.rules, "");
+    CHECK_INT(res.thinking, 1);
+    rewrite_result_finish(&res);
+    q.override = REWRITE_THINKING_UNSET;
+    res = apply_q(__LINE__, only, &q, in);
+    CHECK_STR(res.rules, "off");
+    CHECK_INT(res.thinking, 0);
+    rewrite_result_finish(&res);
+    rewrite_rules_free(only);
     /* Without rules, the override alone. */
     struct rewrite_rules *none = LOAD("rewrite: {}\n");
     q.override = REWRITE_THINKING_ON;

@@ -1,5 +1,6 @@
 #include "load/loadgen.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,6 @@ struct lgreq {
     /* A piece did not fit: the buffer stops there (no holes from later,
      * smaller pieces). */
     bool text_full[DIALECT_TOKEN_KINDS], body_full;
-    bool head_seen;
     bool json_body;
     bool counted;                 /* in lg->in_flight */
     struct event *later;          /* owned: reports a failure to send from the loop */
@@ -55,10 +55,10 @@ void loadgen_options_default(struct loadgen_options *o)
 }
 
 int loadgen_new(struct event_base *base, const struct loadgen_options *o, struct loadgen **ret,
-                char *err, size_t errlen)
+                struct config_err *err)
 {
-    struct upstream_target t;
-    int r = upstream_parse_url(o->url, &t, err, errlen);
+    struct url_target t;
+    int r = url_parse(o->url, &t, err);
     if (r < 0)
         return r;
     struct loadgen *lg = calloc(1, sizeof(*lg));
@@ -84,6 +84,9 @@ int loadgen_new(struct event_base *base, const struct loadgen_options *o, struct
 static void req_free(struct lgreq *q)
 {
     struct loadgen *lg = q->lg;
+    /* Linked from the start of loadgen_send, and counted until complete(). */
+    assert(!q->counted || lg->in_flight > 0);
+    assert(q->prev ? q->prev->next == q : lg->reqs == q);
     if (q->up)
         upstream_req_cancel(q->up);
     if (q->prev)
@@ -119,11 +122,6 @@ void loadgen_free(struct loadgen *lg)
 unsigned loadgen_in_flight(const struct loadgen *lg)
 {
     return lg->in_flight;
-}
-
-void loadgen_pool_stats(const struct loadgen *lg, struct upstream_pool_stats *ret)
-{
-    upstream_pool_stats(lg->pool, ret);
 }
 
 static const char *text_of(struct evbuffer *b, size_t *len)
@@ -180,7 +178,6 @@ static void on_token(void *ctx, const struct record *r, usec_t t)
 static void up_head(void *ctx, const struct http_head *h, usec_t t)
 {
     struct lgreq *q = ctx;
-    q->head_seen = true;
     q->rec.t_sent = upstream_req_ready_time(q->up);
     q->rec.t_forwarded = q->rec.t_sent;
     tap_head(&q->tap, h, t);
@@ -209,21 +206,9 @@ static void up_done(void *ctx, int err, usec_t t)
     if (q->rec.t_sent == 0)
         q->rec.t_sent = t;
     tap_end(&q->tap, t);
-    enum record_outcome o;
-    const struct dialect_facts *f = &q->tap.dialect.facts;
-    if (err == UPSTREAM_ERR_TIMEOUT || err == UPSTREAM_ERR_CONNECT_TIMEOUT)
-        o = RECORD_TIMEOUT;
-    else if (err)
-        o = q->head_seen ? RECORD_TRUNCATED : RECORD_UPSTREAM_ERROR;
-    else if (q->rec.status >= 400)
-        o = RECORD_HTTP_ERROR;
-    else if (f->error || (q->tap.mode == TAP_SSE && q->rec.dialect != DIALECT_UNKNOWN && !f->ended))
-        o = RECORD_TRUNCATED;
-    else
-        o = RECORD_OK;
     if (err)
         snprintf(q->rec.error, sizeof(q->rec.error), "%s", upstream_strerror(err));
-    complete(q, o);
+    complete(q, tap_outcome(&q->tap, err, false));
 }
 
 static const struct upstream_cb callbacks = {
@@ -237,13 +222,13 @@ static void report_later(evutil_socket_t fd, short what, void *arg)
 {
     struct lgreq *q = arg;
     snprintf(q->rec.error, sizeof(q->rec.error), "%s", upstream_strerror(q->early_err));
-    complete(q, RECORD_UPSTREAM_ERROR);
+    complete(q, tap_outcome(&q->tap, q->early_err, false));
 }
 
 /* The request head and body, queued on q->up. 0 or -ENOMEM. */
 static int write_request(struct loadgen *lg, struct lgreq *q, const struct loadgen_req *rq)
 {
-    const struct upstream_target *t = upstream_pool_target(lg->pool);
+    const struct url_target *t = upstream_pool_target(lg->pool);
     int w = upstream_req_printf(q->up, "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n",
                                 rq->method, t->base_path, rq->path, t->host_header, q->rec.client);
     bool has_ct = false;
@@ -281,17 +266,9 @@ int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_
     q->counted = true;
 
     struct record *r = &q->rec;
-    record_init(r);
     usec_t now = clock_now();
-    r->id = ++lg->next_id;
-    r->wall_start = clock_wall();
-    r->t_received = now;
+    record_begin(r, ++lg->next_id, rq->method, rq->path, strlen(rq->path), now);
     r->t_start = rq->intended ? rq->intended : now;
-    snprintf(r->method, sizeof(r->method), "%s", rq->method);
-    const char *qm = strchr(rq->path, '?');
-    size_t plen = qm ? (size_t)(qm - rq->path) : strlen(rq->path);
-    snprintf(r->route, sizeof(r->route), "%.*s", (int)plen, rq->path);
-    r->dialect = dialect_from_path(rq->path, strlen(rq->path));
     snprintf(r->upstream, sizeof(r->upstream), "%s", lg->label);
     snprintf(r->client, sizeof(r->client), "tokentap/%s", TOKENTAP_VERSION);
     if (rq->session)
@@ -347,6 +324,6 @@ void loadgen_abort_all(struct loadgen *lg)
             q->up = NULL;
         }
         tap_end(&q->tap, clock_now());
-        complete(q, RECORD_CLIENT_ABORT);
+        complete(q, tap_outcome(&q->tap, 0, true));
     }
 }

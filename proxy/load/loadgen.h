@@ -69,7 +69,7 @@ typedef void (*loadgen_done_cb)(void *ctx, const struct loadgen_result *res);
 
 /* Returns 0, or -EINVAL with a reason in err for a bad URL, or -ENOMEM. */
 int loadgen_new(struct event_base *base, const struct loadgen_options *o, struct loadgen **ret,
-                char *err, size_t errlen);
+                struct config_err *err);
 
 /* Frees everything; requests in flight are cancelled without callbacks. */
 void loadgen_free(struct loadgen *lg);
@@ -84,8 +84,5 @@ int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_
 void loadgen_abort_all(struct loadgen *lg);
 
 unsigned loadgen_in_flight(const struct loadgen *lg);
-
-/* Connections and requests, for progress lines. */
-void loadgen_pool_stats(const struct loadgen *lg, struct upstream_pool_stats *ret);
 
 #endif

@@ -7,22 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "report/report_doc.h"
 #include "core/stats.h"
-
-static const char *jstr(const cJSON *j, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static double jnum(const cJSON *j, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
 
 /* "sim (slots 3, decode_tps 53.2, ...)" or the URL. */
 static const char *endpoint(char *buf, size_t len, const struct results_target *t)
@@ -31,29 +17,14 @@ static const char *endpoint(char *buf, size_t len, const struct results_target *
         snprintf(buf, len, "%s", t->url);
         return buf;
     }
-    if (!t->sim) {
+    if (!t->on_sim) {
         snprintf(buf, len, "—");
         return buf;
     }
     size_t n = (size_t)snprintf(buf, len, "sim (");
-    const cJSON *e;
-    bool first = true;
-    cJSON_ArrayForEach(e, t->sim)
-    {
-        if (n >= len)
-            break;
-        char v[64];
-        if (cJSON_IsNumber(e))
-            snprintf(v, sizeof(v), "%g", e->valuedouble);
-        else if (cJSON_IsString(e))
-            snprintf(v, sizeof(v), "%s", e->valuestring);
-        else if (cJSON_IsBool(e))
-            snprintf(v, sizeof(v), "%s", cJSON_IsTrue(e) ? "true" : "false");
-        else
-            continue;
-        n += (size_t)snprintf(buf + n, len - n, "%s%s %s", first ? "" : ", ", e->string, v);
-        first = false;
-    }
+    for (size_t i = 0; i < t->n_sim && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s %s", i ? ", " : "", t->sim[i].key,
+                              t->sim[i].value);
     if (n < len)
         snprintf(buf + n, len - n, ")");
     return buf;
@@ -97,22 +68,15 @@ static void targets_table(struct report_doc *doc, const struct report_plan *plan
 static const char *phases_text(char *buf, size_t len, const struct results_level *l)
 {
     size_t n = 0;
-    const cJSON *ph;
     buf[0] = '\0';
-    cJSON_ArrayForEach(ph, l->phases)
-    {
-        const char *kind = jstr(ph, "kind");
+    for (size_t p = 0; p < l->n_phases; p++) {
+        const struct results_phase *ph = &l->phases[p];
         if (n < len)
             n += (size_t)snprintf(buf + n, len - n, "%s%s:", n ? "; then " : "",
-                                  kind ? kind : "?");
-        const cJSON *a;
-        bool first = true;
-        cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(ph, "agents"))
-        {
-            if (n < len && cJSON_IsString(a))
-                n += (size_t)snprintf(buf + n, len - n, "%s %s", first ? "" : ",", a->valuestring);
-            first = false;
-        }
+                                  ph->kind ? ph->kind : "?");
+        for (size_t k = 0; k < ph->n_agents; k++)
+            if (n < len && ph->agents[k])
+                n += (size_t)snprintf(buf + n, len - n, "%s %s", k ? "," : "", ph->agents[k]);
     }
     if (!buf[0])
         snprintf(buf, len, "—");
@@ -148,30 +112,30 @@ static void scenario_tables(struct report_doc *doc, const struct results *run)
 /* The facts of one run, as list items. */
 static void run_items(struct report_doc *doc, const struct results *run, const char *source)
 {
-    const cJSON *sc = run->scenario, *env = run->environment;
-    const char *file = jstr(sc, "file");
+    const struct results_environment *env = &run->env;
+    const char *file = run->scenario_file;
     report_doc_item(doc, "Scenario: %s%s%s%s", run->scenario_name[0] ? run->scenario_name : "—",
                     file ? " (`" : "", file ? file : "", file ? "`)" : "");
     if (source)
         report_doc_item(doc, "Results: `%s`", source);
-    const char *started = jstr(env, "started"), *finished = jstr(env, "finished");
-    double dur = jnum(env, "duration_s");
+    const char *started = env->started, *finished = env->finished;
+    double dur = env->duration_s;
     char d[48] = "";
     if (!isnan(dur))
         snprintf(d, sizeof(d), " (%.1f s)", dur);
     report_doc_item(doc, "Date: %s%s%s%s", started ? started : "unknown",
                     finished ? " to " : "", finished ? finished : "", d);
-    double warm = jnum(sc, "warmup");
+    double warm = run->warmup;
     char w[48] = "";
     if (warm > 0)
         snprintf(w, sizeof(w), ", after %g warm-up run%s", warm, warm == 1 ? "" : "s");
     report_doc_item(doc, "Repetitions: %d per cell%s", run->repetitions, w);
     report_doc_item(doc, "Complete: %s",
                     run->complete ? "yes" : "no (interrupted, or a target failed)");
-    if (env) {
-        const char *host = jstr(env, "host"), *os = jstr(env, "os");
-        double cpus = jnum(env, "cpus");
-        const char *sched = jstr(env, "schedule");
+    if (run->has_environment) {
+        const char *host = env->host, *os = env->os;
+        double cpus = env->cpus;
+        const char *sched = env->schedule;
         char c[32] = "";
         if (!isnan(cpus))
             snprintf(c, sizeof(c), ", %g CPUs", cpus);
@@ -180,7 +144,7 @@ static void run_items(struct report_doc *doc, const struct results *run, const c
                         !sched                              ? ""
                         : strcmp(sched, "side-by-side") == 0 ? "; simulated targets ran side by side"
                                                              : "; targets ran one at a time, the order rotating each repetition");
-        const char *cmd = jstr(env, "command");
+        const char *cmd = env->command;
         if (cmd)
             report_doc_item(doc, "Command: `%s`", cmd);
     }
@@ -197,7 +161,7 @@ void report_build_header(struct report_doc *doc, const struct report_plan *plan)
         if (!a->complete)
             report_doc_warning(doc, "Incomplete run: the bench was interrupted or a target "
                                     "failed. The tables show what was measured.");
-        const char *desc = jstr(a->scenario, "description");
+        const char *desc = a->description;
         if (desc)
             report_doc_para(doc, "%s", desc);
         report_doc_list(doc);

@@ -365,12 +365,6 @@ static const cJSON *get(const cJSON *j, const char *k)
     return cJSON_GetObjectItemCaseSensitive(j, k);
 }
 
-static double jnum(const cJSON *j, const char *k)
-{
-    const cJSON *v = get(j, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
 static int cmp_long(const void *a, const void *b)
 {
     long x = *(const long *)a, y = *(const long *)b;
@@ -426,9 +420,8 @@ done:
 static void lane(struct page *pg, cJSON *lanes, size_t side, const struct report_side *s,
                  const struct results_request *q, double t0_us)
 {
-    const cJSON *t = get(q->record, "t");
-    double start = (jnum(t, "start_us") - t0_us) / 1e6;
-    double first = jnum(t, "first_token"), end = jnum(t, "end");
+    double start = (q->start_us - t0_us) / 1e6;
+    double first = q->first_token_ms, end = q->end_ms;
     const struct results_agent *a = results_agent(s->run, q->agent);
     char label[256];
     if (a && a->turns > 1)
@@ -436,7 +429,7 @@ static void lane(struct page *pg, cJSON *lanes, size_t side, const struct report
     else
         snprintf(label, sizeof(label), "%s · %s", s->label, a ? a->label : q->agent);
     if (isnan(end))
-        end = jnum(t, "last_token");
+        end = q->last_token_ms;
     if (isnan(end))
         end = isnan(first) ? 0 : first;
     cJSON *o = cJSON_CreateObject(), *ticks = cJSON_CreateArray();
@@ -445,29 +438,25 @@ static void lane(struct page *pg, cJSON *lanes, size_t side, const struct report
     add(pg, o, "start", number(start));
     add(pg, o, "first", number(isnan(first) ? NAN : start + first / 1000));
     add(pg, o, "end", number(start + end / 1000));
-    const char *outcome = cJSON_IsString(get(q->record, "outcome")) ? get(q->record, "outcome")->valuestring : "ok";
-    add(pg, o, "error", cJSON_CreateBool(strcmp(outcome, "ok") != 0 || isnan(first)));
-    double tokens = jnum(q->record, "output_tokens");
+    add(pg, o, "error", cJSON_CreateBool(!q->ok || isnan(first)));
+    double tokens = q->output_tokens;
     add(pg, o, "tokens", cJSON_CreateNumber(isnan(tokens) ? 0 : tokens));
     /* Token times from the gaps when the run kept them; else the first
      * token and the end. */
-    const cJSON *gaps = get(q->record, "gaps_us");
     size_t n = 0;
     if (!isnan(first)) {
         double at = first;
         add(pg, ticks, NULL, number(start + at / 1000));
         n++;
-        const cJSON *g;
-        cJSON_ArrayForEach(g, gaps)
-        {
-            if (n >= REPORT_HTML_MAX_TICKS || !cJSON_IsNumber(g))
+        for (size_t i = 0; i < q->n_gaps; i++) {
+            if (n >= REPORT_HTML_MAX_TICKS || isnan(q->gaps_us[i]))
                 break;
-            at += g->valuedouble / 1000;
+            at += q->gaps_us[i] / 1000;
             add(pg, ticks, NULL, number(start + at / 1000));
             n++;
         }
     }
-    if (!cJSON_IsArray(gaps) || cJSON_GetArraySize(gaps) == 0)
+    if (q->n_gaps == 0)
         add(pg, ticks, NULL, number(start + end / 1000));
     add(pg, o, "ticks", ticks);
     add(pg, lanes, NULL, o);
@@ -512,7 +501,7 @@ static void timeline(struct page *pg)
         }
         for (size_t i = 0; i < run->n_requests; i++) {
             const struct results_request *q = &run->requests[i];
-            double start = q->record ? jnum(get(q->record, "t"), "start_us") : NAN;
+            double start = q->start_us;
             if (q->repetition != rep || isnan(start) || strcmp(q->target, s->target->name) != 0 ||
                 strcmp(q->level, high->name) != 0)
                 continue;
@@ -524,7 +513,7 @@ static void timeline(struct page *pg)
         double t0 = n ? qs[0].start_us : 0;
         for (size_t i = 0; i < n && n_lanes < REPORT_HTML_MAX_LANES; i++, n_lanes++) {
             lane(pg, lanes, k, s, qs[i].q, t0);
-            gaps = gaps || cJSON_GetArraySize(get(qs[i].q->record, "gaps_us")) > 0;
+            gaps = gaps || qs[i].q->n_gaps > 0;
         }
         if (n) {
             cJSON *p = cJSON_CreateObject();

@@ -2,13 +2,13 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "core/config.h"
 
 static const char *const cell_metric_keys[RESULTS_CELL_METRICS] = {
     [RESULTS_TTFT] = "ttft_ms",
@@ -24,16 +24,6 @@ static const char *const level_metric_keys[RESULTS_LEVEL_METRICS] = {
     [RESULTS_WALL] = "wall_ms",
     [RESULTS_OUTPUT_TPS] = "output_tokens_per_s",
 };
-
-void results_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static const cJSON *get(const cJSON *j, const char *k)
 {
@@ -57,7 +47,7 @@ static double num(const cJSON *j, const char *k)
  * report loop or allocate without bound). sec[i] (sec alone when i < 0)
  * names the object in the error. 0 or -EINVAL. */
 static int count(const cJSON *j, const char *k, int lo, int hi, int dflt, int *ret, const char *sec,
-                 int i, char *err, size_t errlen)
+                 int i, struct config_err *err)
 {
     const cJSON *v = get(j, k);
     if (!cJSON_IsNumber(v)) {
@@ -67,10 +57,10 @@ static int count(const cJSON *j, const char *k, int lo, int hi, int dflt, int *r
     double d = v->valuedouble;
     if (!(d >= lo && d <= hi)) {
         if (i >= 0)
-            results_set_err(err, errlen, "%s[%d].%s is %g: expected %d to %d", sec, i, k, d, lo,
+            config_err_set(err, "%s[%d].%s is %g: expected %d to %d", sec, i, k, d, lo,
                             hi);
         else
-            results_set_err(err, errlen, "%s.%s is %g: expected %d to %d", sec, k, d, lo, hi);
+            config_err_set(err, "%s.%s is %g: expected %d to %d", sec, k, d, lo, hi);
         return -EINVAL;
     }
     *ret = (int)d;
@@ -84,7 +74,7 @@ static int count(const cJSON *j, const char *k, int lo, int hi, int dflt, int *r
 /* A section's array of objects; NULL (and a message) when the key holds
  * something else. A missing optional section is an empty array. */
 static int section(const cJSON *root, const char *k, bool required, const cJSON **ret,
-                   char *err, size_t errlen)
+                   struct config_err *err)
 {
     const cJSON *a = get(root, k);
     if (!a && !required) {
@@ -92,7 +82,7 @@ static int section(const cJSON *root, const char *k, bool required, const cJSON 
         return 0;
     }
     if (!cJSON_IsArray(a)) {
-        results_set_err(err, errlen, "\"%s\" is %s, not an array", k,
+        config_err_set(err, "\"%s\" is %s, not an array", k,
                         a ? "something else" : "missing");
         return -EINVAL;
     }
@@ -101,7 +91,7 @@ static int section(const cJSON *root, const char *k, bool required, const cJSON 
     cJSON_ArrayForEach(e, a)
     {
         if (!cJSON_IsObject(e)) {
-            results_set_err(err, errlen, "%s[%d] is not an object", k, i);
+            config_err_set(err, "%s[%d] is not an object", k, i);
             return -EINVAL;
         }
         i++;
@@ -211,17 +201,47 @@ static int add_target(struct results *r, const char *name)
     return 0;
 }
 
-static int read_scenario(struct results *r, char *err, size_t errlen)
+/* A level's phases: each child's "kind" and its "agents" strings. */
+static int read_phases(const cJSON *phases, struct results_level *l)
 {
-    const cJSON *sc = get(r->root, "scenario");
+    size_t n = (size_t)cJSON_GetArraySize(phases);
+    struct results_phase *ph = calloc(n ? n : 1, sizeof(*ph));
+    if (!ph)
+        return -ENOMEM;
+    for (size_t i = 0; i < l->n_phases; i++)
+        free(l->phases[i].agents);
+    free(l->phases);
+    l->phases = ph;
+    l->n_phases = 0;
+    const cJSON *p, *a;
+    cJSON_ArrayForEach(p, phases)
+    {
+        struct results_phase *x = &l->phases[l->n_phases++];
+        const cJSON *agents = get(p, "agents");
+        size_t k = (size_t)cJSON_GetArraySize(agents);
+        x->kind = str(p, "kind");
+        x->agents = calloc(k ? k : 1, sizeof(*x->agents));
+        if (!x->agents)
+            return -ENOMEM;
+        cJSON_ArrayForEach(a, agents)
+            x->agents[x->n_agents++] = cJSON_IsString(a) ? a->valuestring : NULL;
+    }
+    return 0;
+}
+
+static int read_scenario(struct results *r, const cJSON *root, struct config_err *err)
+{
+    const cJSON *sc = get(root, "scenario");
     if (!cJSON_IsObject(sc)) {
-        results_set_err(err, errlen, "no \"scenario\" object");
+        config_err_set(err, "no \"scenario\" object");
         return -EINVAL;
     }
-    r->scenario = sc;
     r->scenario_name = str(sc, "name") ? str(sc, "name") : "";
+    r->description = str(sc, "description");
+    r->scenario_file = str(sc, "file");
+    r->warmup = num(sc, "warmup");
     int rc =
-        count(sc, "repetitions", 0, MAX_COUNT, 0, &r->repetitions, "scenario", -1, err, errlen);
+        count(sc, "repetitions", 0, MAX_COUNT, 0, &r->repetitions, "scenario", -1, err);
     if (rc < 0)
         return rc;
     const cJSON *e;
@@ -230,11 +250,11 @@ static int read_scenario(struct results *r, char *err, size_t errlen)
     {
         const char *name = str(e, "name");
         if (!name) {
-            results_set_err(err, errlen, "scenario.agents[%d] has no \"name\"", i);
+            config_err_set(err, "scenario.agents[%d] has no \"name\"", i);
             return -EINVAL;
         }
         int turns;
-        rc = count(e, "turns", 1, RESULTS_MAX_TURNS, 1, &turns, "scenario.agents", i, err, errlen);
+        rc = count(e, "turns", 1, RESULTS_MAX_TURNS, 1, &turns, "scenario.agents", i, err);
         if (rc == 0)
             rc = add_agent(r, name, turns);
         if (rc < 0)
@@ -251,22 +271,49 @@ static int read_scenario(struct results *r, char *err, size_t errlen)
     {
         const char *name = str(e, "name");
         if (!name) {
-            results_set_err(err, errlen, "scenario.levels[%d] has no \"name\"", i);
+            config_err_set(err, "scenario.levels[%d] has no \"name\"", i);
             return -EINVAL;
         }
         rc = add_level(r, name, num(e, "concurrency"));
+        if (rc == 0)
+            rc = read_phases(get(e, "phases"), find_level(r, name));
         if (rc < 0)
             return rc;
-        find_level(r, name)->phases = get(e, "phases");
         i++;
     }
     return 0;
 }
 
-static int read_targets(struct results *r, char *err, size_t errlen)
+/* The simulator profile's numbers, strings and booleans, in its order. */
+static int read_sim(const cJSON *sim, struct results_target *t)
+{
+    size_t n = (size_t)cJSON_GetArraySize(sim);
+    t->sim = calloc(n ? n : 1, sizeof(*t->sim));
+    if (!t->sim)
+        return -ENOMEM;
+    t->on_sim = true;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, sim)
+    {
+        struct results_setting *x = &t->sim[t->n_sim];
+        if (cJSON_IsNumber(e))
+            snprintf(x->value, sizeof(x->value), "%g", e->valuedouble);
+        else if (cJSON_IsString(e))
+            snprintf(x->value, sizeof(x->value), "%s", e->valuestring);
+        else if (cJSON_IsBool(e))
+            snprintf(x->value, sizeof(x->value), "%s", cJSON_IsTrue(e) ? "true" : "false");
+        else
+            continue;
+        x->key = e->string;
+        t->n_sim++;
+    }
+    return 0;
+}
+
+static int read_targets(struct results *r, const cJSON *root, struct config_err *err)
 {
     const cJSON *a, *e;
-    int rc = section(r->root, "targets", true, &a, err, errlen);
+    int rc = section(root, "targets", true, &a, err);
     if (rc < 0)
         return rc;
     int i = 0;
@@ -274,7 +321,7 @@ static int read_targets(struct results *r, char *err, size_t errlen)
     {
         const char *name = str(e, "name");
         if (!name) {
-            results_set_err(err, errlen, "targets[%d] has no \"name\"", i);
+            config_err_set(err, "targets[%d] has no \"name\"", i);
             return -EINVAL;
         }
         rc = add_target(r, name);
@@ -284,7 +331,12 @@ static int read_targets(struct results *r, char *err, size_t errlen)
         if (str(e, "label"))
             t->label = str(e, "label");
         t->url = str(e, "url");
-        t->sim = cJSON_IsObject(get(e, "sim")) ? get(e, "sim") : NULL;
+        free(t->sim);
+        t->sim = NULL;
+        t->n_sim = 0;
+        t->on_sim = false;
+        if (cJSON_IsObject(get(e, "sim")) && (rc = read_sim(get(e, "sim"), t)) < 0)
+            return rc;
         t->model = str(e, "model");
         const cJSON *th = get(e, "thinking");
         t->thinking = cJSON_IsBool(th) ? cJSON_IsTrue(th) : -1;
@@ -296,22 +348,22 @@ static int read_targets(struct results *r, char *err, size_t errlen)
 }
 
 /* Fields every cell, level cell and request names. */
-static int where(const cJSON *e, const char *sec, int i, bool agent, char *err, size_t errlen)
+static int where(const cJSON *e, const char *sec, int i, bool agent, struct config_err *err)
 {
     static const char *const keys[] = {"target", "level", "agent"};
     for (size_t k = 0; k < (agent ? 3u : 2u); k++) {
         if (!str(e, keys[k])) {
-            results_set_err(err, errlen, "%s[%d] has no \"%s\" string", sec, i, keys[k]);
+            config_err_set(err, "%s[%d] has no \"%s\" string", sec, i, keys[k]);
             return -EINVAL;
         }
     }
     return 0;
 }
 
-static int read_cells(struct results *r, char *err, size_t errlen)
+static int read_cells(struct results *r, const cJSON *root, struct config_err *err)
 {
     const cJSON *a, *e;
-    int rc = section(r->root, "cells", true, &a, err, errlen);
+    int rc = section(root, "cells", true, &a, err);
     if (rc < 0)
         return rc;
     size_t n = (size_t)cJSON_GetArraySize(a);
@@ -321,29 +373,29 @@ static int read_cells(struct results *r, char *err, size_t errlen)
     int i = 0;
     cJSON_ArrayForEach(e, a)
     {
-        rc = where(e, "cells", i, true, err, errlen);
+        rc = where(e, "cells", i, true, err);
         if (rc < 0)
             return rc;
         struct results_cell *c = &r->cells[r->n_cells++];
         c->target = str(e, "target");
         c->level = str(e, "level");
         c->agent = str(e, "agent");
-        rc = count(e, "turn", 1, RESULTS_MAX_TURNS, 1, &c->turn, "cells", i, err, errlen);
+        rc = count(e, "turn", 1, RESULTS_MAX_TURNS, 1, &c->turn, "cells", i, err);
         if (rc == 0)
-            rc = count(e, "n", 0, MAX_COUNT, 0, &c->n, "cells", i, err, errlen);
+            rc = count(e, "n", 0, MAX_COUNT, 0, &c->n, "cells", i, err);
         if (rc == 0)
-            rc = count(e, "errors", 0, MAX_COUNT, 0, &c->errors, "cells", i, err, errlen);
+            rc = count(e, "errors", 0, MAX_COUNT, 0, &c->errors, "cells", i, err);
         if (rc == 0)
-            rc = count(e, "pass", 0, MAX_COUNT, 0, &c->pass, "cells", i, err, errlen);
+            rc = count(e, "pass", 0, MAX_COUNT, 0, &c->pass, "cells", i, err);
         if (rc == 0)
-            rc = count(e, "checked", 0, MAX_COUNT, 0, &c->checked, "cells", i, err, errlen);
+            rc = count(e, "checked", 0, MAX_COUNT, 0, &c->checked, "cells", i, err);
         if (rc < 0)
             return rc;
         for (int m = 0; m < RESULTS_CELL_METRICS; m++) {
             rc = read_values(get(e, cell_metric_keys[m]), &c->m[m]);
             if (rc < 0) {
                 if (rc == -EFBIG)
-                    results_set_err(err, errlen, "cells[%d] has more than %d values per metric", i,
+                    config_err_set(err, "cells[%d] has more than %d values per metric", i,
                                     RESULTS_MAX_REPETITIONS);
                 return rc;
             }
@@ -356,10 +408,10 @@ static int read_cells(struct results *r, char *err, size_t errlen)
     return 0;
 }
 
-static int read_level_cells(struct results *r, char *err, size_t errlen)
+static int read_level_cells(struct results *r, const cJSON *root, struct config_err *err)
 {
     const cJSON *a, *e;
-    int rc = section(r->root, "level_cells", true, &a, err, errlen);
+    int rc = section(root, "level_cells", true, &a, err);
     if (rc < 0)
         return rc;
     size_t n = (size_t)cJSON_GetArraySize(a);
@@ -369,23 +421,23 @@ static int read_level_cells(struct results *r, char *err, size_t errlen)
     int i = 0;
     cJSON_ArrayForEach(e, a)
     {
-        rc = where(e, "level_cells", i, false, err, errlen);
+        rc = where(e, "level_cells", i, false, err);
         if (rc < 0)
             return rc;
         struct results_level_cell *c = &r->level_cells[r->n_level_cells++];
         c->target = str(e, "target");
         c->level = str(e, "level");
         c->concurrency = num(e, "concurrency");
-        rc = count(e, "n", 0, MAX_COUNT, 0, &c->n, "level_cells", i, err, errlen);
+        rc = count(e, "n", 0, MAX_COUNT, 0, &c->n, "level_cells", i, err);
         if (rc == 0)
-            rc = count(e, "errors", 0, MAX_COUNT, 0, &c->errors, "level_cells", i, err, errlen);
+            rc = count(e, "errors", 0, MAX_COUNT, 0, &c->errors, "level_cells", i, err);
         if (rc < 0)
             return rc;
         for (int m = 0; m < RESULTS_LEVEL_METRICS; m++) {
             rc = read_values(get(e, level_metric_keys[m]), &c->m[m]);
             if (rc < 0) {
                 if (rc == -EFBIG)
-                    results_set_err(err, errlen,
+                    config_err_set(err,
                                     "level_cells[%d] has more than %d values per metric", i,
                                     RESULTS_MAX_REPETITIONS);
                 return rc;
@@ -402,20 +454,45 @@ static int read_level_cells(struct results *r, char *err, size_t errlen)
     return 0;
 }
 
-static int read_requests(struct results *r, char *err, size_t errlen)
+/* A request's record: the timeline the report draws. */
+static void read_record(struct results *r, const cJSON *rec, struct results_request *q)
+{
+    const cJSON *t = get(rec, "t"), *outcome = get(rec, "outcome"), *gaps = get(rec, "gaps_us");
+    q->start_us = rec ? num(t, "start_us") : NAN;
+    q->first_token_ms = num(t, "first_token");
+    q->last_token_ms = num(t, "last_token");
+    q->end_ms = num(t, "end");
+    q->ok = !cJSON_IsString(outcome) || strcmp(outcome->valuestring, "ok") == 0;
+    q->output_tokens = num(rec, "output_tokens");
+    q->gaps_us = r->gaps + r->n_gaps;
+    const cJSON *g;
+    if (cJSON_IsArray(gaps))
+        cJSON_ArrayForEach(g, gaps)
+            r->gaps[r->n_gaps + q->n_gaps++] = cJSON_IsNumber(g) ? g->valuedouble : NAN;
+    r->n_gaps += q->n_gaps;
+}
+
+static int read_requests(struct results *r, const cJSON *root, struct config_err *err)
 {
     const cJSON *a, *e;
-    int rc = section(r->root, "requests", false, &a, err, errlen);
+    int rc = section(root, "requests", false, &a, err);
     if (rc < 0 || !a)
         return rc;
-    size_t n = (size_t)cJSON_GetArraySize(a);
+    size_t n = (size_t)cJSON_GetArraySize(a), gaps = 0;
+    cJSON_ArrayForEach(e, a)
+    {
+        const cJSON *g = get(get(e, "record"), "gaps_us");
+        if (cJSON_IsArray(g))
+            gaps += (size_t)cJSON_GetArraySize(g);
+    }
     r->requests = calloc(n ? n : 1, sizeof(*r->requests));
-    if (!r->requests)
+    r->gaps = malloc((gaps ? gaps : 1) * sizeof(*r->gaps));
+    if (!r->requests || !r->gaps)
         return -ENOMEM;
     int i = 0;
     cJSON_ArrayForEach(e, a)
     {
-        rc = where(e, "requests", i, true, err, errlen);
+        rc = where(e, "requests", i, true, err);
         if (rc < 0)
             return rc;
         struct results_request *q = &r->requests[r->n_requests++];
@@ -424,44 +501,65 @@ static int read_requests(struct results *r, char *err, size_t errlen)
         q->agent = str(e, "agent");
         double rep = num(e, "repetition");
         q->repetition = rep >= 0 && rep <= 1e9 ? (long)rep : 0;
-        rc = count(e, "turn", 1, RESULTS_MAX_TURNS, 1, &q->turn, "requests", i, err, errlen);
+        rc = count(e, "turn", 1, RESULTS_MAX_TURNS, 1, &q->turn, "requests", i, err);
         if (rc < 0)
             return rc;
         const cJSON *check = get(e, "check");
         const cJSON *pass = get(check, "pass");
         q->check = cJSON_IsBool(pass) ? cJSON_IsTrue(pass) : -1;
-        q->record = cJSON_IsObject(get(e, "record")) ? get(e, "record") : NULL;
+        read_record(r, cJSON_IsObject(get(e, "record")) ? get(e, "record") : NULL, q);
         i++;
     }
     return 0;
 }
 
-int results_from_json(const cJSON *root, struct results **ret, char *err, size_t errlen)
+/* A copy of env's string k, NULL when absent; false for want of memory. */
+static bool env_str(const cJSON *env, const char *k, char **ret)
+{
+    const char *v = str(env, k);
+    *ret = v ? strdup(v) : NULL;
+    return !v || *ret;
+}
+
+static int read_environment(struct results *r, const cJSON *root)
+{
+    const cJSON *env = get(root, "environment");
+    struct results_environment *e = &r->env;
+    e->cpus = num(env, "cpus");
+    e->duration_s = num(env, "duration_s");
+    r->has_environment = cJSON_IsObject(env);
+    if (!env_str(env, "host", &e->host) || !env_str(env, "os", &e->os) ||
+        !env_str(env, "started", &e->started) || !env_str(env, "finished", &e->finished) ||
+        !env_str(env, "command", &e->command) || !env_str(env, "schedule", &e->schedule))
+        return -ENOMEM;
+    return 0;
+}
+
+int results_from_json(const cJSON *root, struct results **ret, struct config_err *err)
 {
     struct results *r = NULL;
     int rc = -EINVAL;
     const char *format = str(root, "format");
     if (!cJSON_IsObject(root) || !format) {
-        results_set_err(err, errlen, "not a tokentap results file (no \"format\": \"%s\")",
+        config_err_set(err, "not a tokentap results file (no \"format\": \"%s\")",
                         RESULTS_FORMAT);
         goto fail;
     }
     if (strcmp(format, RESULTS_FORMAT) != 0) {
-        results_set_err(err, errlen,
+        config_err_set(err,
                         "not a tokentap bench results file (format \"%.60s\", expected \"%s\")",
                         format, RESULTS_FORMAT);
         goto fail;
     }
     const cJSON *version = get(root, "version");
     if (!cJSON_IsNumber(version)) {
-        results_set_err(err, errlen,
+        config_err_set(err,
                         "results file without a format version (this tokentap reads version %d)",
                         RESULTS_VERSION);
         goto fail;
     }
     if (version->valuedouble != RESULTS_VERSION) {
-        results_set_err(
-            err, errlen,
+        config_err_set(err,
             "results format version %g is not supported (this tokentap reads version %d)",
             version->valuedouble, RESULTS_VERSION);
         goto fail;
@@ -471,30 +569,30 @@ int results_from_json(const cJSON *root, struct results **ret, char *err, size_t
         rc = -ENOMEM;
         goto fail;
     }
-    r->root = root;
     r->complete = cJSON_IsTrue(get(root, "complete"));
     r->tokentap_version = str(root, "tokentap_version");
-    r->environment = cJSON_IsObject(get(root, "environment")) ? get(root, "environment") : NULL;
-    if ((rc = read_scenario(r, err, errlen)) < 0 || (rc = read_targets(r, err, errlen)) < 0 ||
-        (rc = read_cells(r, err, errlen)) < 0 || (rc = read_level_cells(r, err, errlen)) < 0 ||
-        (rc = read_requests(r, err, errlen)) < 0)
+    if ((rc = read_environment(r, root)) < 0 || (rc = read_scenario(r, root, err)) < 0 ||
+        (rc = read_targets(r, root, err)) < 0 ||
+        (rc = read_cells(r, root, err)) < 0 ||
+        (rc = read_level_cells(r, root, err)) < 0 ||
+        (rc = read_requests(r, root, err)) < 0)
         goto fail;
     *ret = r;
     return 0;
 fail:
     if (rc == -ENOMEM)
-        results_set_err(err, errlen, "out of memory");
+        config_err_set(err, "out of memory");
     results_free(r);
     return rc;
 }
 
-int results_parse(const char *text, size_t len, struct results **ret, char *err, size_t errlen)
+int results_parse(const char *text, size_t len, struct results **ret, struct config_err *err)
 {
     cJSON *root = NULL;
     struct results *r = NULL;
     int rc;
     if (len > RESULTS_MAX_BYTES) {
-        results_set_err(err, errlen, "larger than %zu MiB", RESULTS_MAX_BYTES >> 20);
+        config_err_set(err, "larger than %zu MiB", RESULTS_MAX_BYTES >> 20);
         rc = -EFBIG;
         goto fail;
     }
@@ -502,11 +600,11 @@ int results_parse(const char *text, size_t len, struct results **ret, char *err,
     root = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (!root) {
         size_t at = end && end >= text ? (size_t)(end - text) : 0;
-        results_set_err(err, errlen, "not valid JSON (error near byte %zu)", at);
+        config_err_set(err, "not valid JSON (error near byte %zu)", at);
         rc = -EINVAL;
         goto fail;
     }
-    rc = results_from_json(root, &r, err, errlen);
+    rc = results_from_json(root, &r, err);
     if (rc < 0)
         goto fail;
     r->owned_root = root;
@@ -527,9 +625,24 @@ void results_free(struct results *r)
     for (size_t i = 0; i < r->n_level_cells; i++)
         for (int m = 0; m < RESULTS_LEVEL_METRICS; m++)
             free(r->level_cells[i].m[m].v);
+    for (size_t i = 0; i < r->n_levels; i++) {
+        for (size_t p = 0; p < r->levels[i].n_phases; p++)
+            free(r->levels[i].phases[p].agents);
+        free(r->levels[i].phases);
+    }
+    for (size_t i = 0; i < r->n_targets; i++)
+        free(r->targets[i].sim);
+    struct results_environment *e = &r->env;
+    free(e->host);
+    free(e->os);
+    free(e->started);
+    free(e->finished);
+    free(e->command);
+    free(e->schedule);
     free(r->cells);
     free(r->level_cells);
     free(r->requests);
+    free(r->gaps);
     free(r->agents);
     free(r->levels);
     free(r->targets);
@@ -581,4 +694,14 @@ const struct results_agent *results_primary(const struct results *r)
         if (r->agents[i].primary)
             return &r->agents[i];
     return NULL;
+}
+
+const char *results_metric_key(enum results_metric_id m)
+{
+    return cell_metric_keys[m];
+}
+
+const char *results_level_metric_key(enum results_level_metric_id m)
+{
+    return level_metric_keys[m];
 }

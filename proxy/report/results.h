@@ -1,9 +1,12 @@
-/* results: a parsed bench results.json (docs/results-format.md, version 1)
- * as plain structs, for report and compare. Pure: it takes the text or a
- * cJSON tree and never touches files. Strings and request records point
- * into the cJSON tree, which the struct either owns (results_parse) or
- * borrows (results_from_json). Metric values are per repetition, NaN where
- * the repetition failed or the value is null. */
+/* results: a bench run's results (docs/results-format.md, version 1) as
+ * plain structs, for report and compare: typed through and through, so
+ * the report reads no JSON. Two ways in, one struct: bench builds it in
+ * memory from its typed rows (study/bench_results.c), and results_parse
+ * reads a results.json. Pure: it takes the text or a cJSON tree and never
+ * touches files. Names point into the cJSON tree, which the struct either
+ * owns (results_parse) or borrows (results_from_json), or into bench's
+ * scenario. Metric values are per repetition, NaN where the repetition
+ * failed or the value is null. */
 #ifndef TOKENTAP_RESULTS_H
 #define TOKENTAP_RESULTS_H
 
@@ -11,7 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/stats.h"
+
 struct cJSON;
+struct config_err;
 
 #define RESULTS_FORMAT "tokentap-bench"
 #define RESULTS_VERSION 1
@@ -46,6 +52,10 @@ enum results_level_metric_id {
 struct results_values {
     double *v; /* owned; NULL when n == 0 */
     size_t n;
+    /* stats_summarize(v, n), when whoever made the values has computed it
+     * (bench does, for results.json); the report then need not again. */
+    bool summarized;
+    struct stats_summary sum;
 };
 
 struct results_agent {
@@ -55,17 +65,33 @@ struct results_agent {
     int turns;
 };
 
+/* One phase of a level: its kind and who runs in it. */
+struct results_phase {
+    const char *kind;    /* borrowed; NULL when the file names none */
+    const char **agents; /* owned array of borrowed names; NULL where the file has no string */
+    size_t n_agents;
+};
+
 struct results_level {
     const char *name;   /* borrowed */
     double concurrency; /* NaN when unknown */
-    const struct cJSON *phases; /* borrowed; may be NULL */
+    struct results_phase *phases; /* owned */
+    size_t n_phases;
+};
+
+/* One setting of a simulator profile, in the profile's order. */
+struct results_setting {
+    const char *key; /* borrowed */
+    char value[64];  /* as shown: %g for a number, the string, true or false */
 };
 
 struct results_target {
     const char *name;  /* borrowed */
     const char *label; /* borrowed; the name when the file has none */
     const char *url;   /* borrowed; NULL on the simulator */
-    const struct cJSON *sim; /* borrowed; the simulator profile or NULL */
+    bool on_sim;       /* it has a simulator profile: sim[] */
+    struct results_setting *sim; /* owned; n_sim settings */
+    size_t n_sim;
     const char *model; /* borrowed; may be NULL */
     int thinking;      /* 1, 0, or -1 when not set */
     double vram_gb;    /* NaN when absent */
@@ -86,23 +112,39 @@ struct results_level_cell {
     struct results_values m[RESULTS_LEVEL_METRICS]; /* owned */
 };
 
+/* What the report draws of one request (its timeline lane), from its
+ * record. */
 struct results_request {
     const char *target, *level, *agent; /* borrowed */
     long repetition;
     int turn;
     int check;                   /* 1 pass, 0 fail, -1 no check */
-    const struct cJSON *record;  /* borrowed; the request record or NULL */
+    bool ok;                     /* outcome "ok" (or the record names none) */
+    double start_us;             /* t.start_us; NaN when unknown or there is no record */
+    double first_token_ms, last_token_ms, end_ms; /* after the start; NaN when unknown */
+    double output_tokens;        /* NaN when unknown */
+    const double *gaps_us;       /* borrowed from the struct's gaps: the gaps between
+                                  * token events, NaN where the file has no number */
+    size_t n_gaps;
+};
+
+/* Where and when the run ran (the "environment" object). */
+struct results_environment {
+    char *host, *os, *started, *finished, *command, *schedule; /* owned; NULL when absent */
+    double cpus, duration_s;     /* NaN when absent */
 };
 
 struct results {
     struct cJSON *owned_root;  /* owned by results_parse, NULL when borrowed */
-    const struct cJSON *root;  /* borrowed (or owned_root) */
     bool complete;
     const char *tokentap_version; /* borrowed; may be NULL */
-    const struct cJSON *scenario;    /* borrowed */
-    const struct cJSON *environment; /* borrowed; may be NULL */
     const char *scenario_name;   /* borrowed; "" when absent */
+    const char *description;     /* borrowed: the scenario's; NULL when absent */
+    const char *scenario_file;   /* borrowed: the scenario's path; NULL when absent */
+    double warmup;               /* scenario.warmup; NaN when absent */
     int repetitions;             /* scenario.repetitions, 0 when unknown */
+    bool has_environment;        /* env holds the file's "environment" */
+    struct results_environment env;
     struct results_agent *agents; /* owned */
     size_t n_agents;
     struct results_level *levels; /* owned, in the scenario's order */
@@ -115,22 +157,19 @@ struct results {
     size_t n_level_cells;
     struct results_request *requests; /* owned */
     size_t n_requests;
+    double *gaps;                /* owned: every request's gaps, one list after another */
+    size_t n_gaps;
 };
 
 /* Parses results.json text. On success *ret owns a new struct (free it with
  * results_free). On failure returns -EINVAL (not JSON, not a results file,
  * another format version, a malformed section), -EFBIG or -ENOMEM and
  * writes a one-line reason into err (which may be NULL). */
-int results_parse(const char *text, size_t len, struct results **ret, char *err, size_t errlen);
+int results_parse(const char *text, size_t len, struct results **ret, struct config_err *err);
 
 /* Like results_parse, on a tree the caller keeps alive (and unchanged)
  * for the struct's lifetime. */
-int results_from_json(const struct cJSON *root, struct results **ret, char *err, size_t errlen);
-
-/* Formats a one-line reason into err[0, errlen) (err may be NULL), as
- * the results and report functions that take err and errlen do. */
-void results_set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int results_from_json(const struct cJSON *root, struct results **ret, struct config_err *err);
 
 /* Frees r and, from results_parse, its tree. NULL is a no-op. */
 void results_free(struct results *r);
@@ -143,6 +182,10 @@ const struct results_cell *results_cell(const struct results *r, const char *tar
                                         const char *level, const char *agent, int turn);
 const struct results_level_cell *results_level_cell(const struct results *r, const char *target,
                                                     const char *level);
+
+/* The key of a metric in results.json's cells and level cells. */
+const char *results_metric_key(enum results_metric_id m);
+const char *results_level_metric_key(enum results_level_metric_id m);
 
 /* The first primary agent, or NULL when the scenario has none. */
 const struct results_agent *results_primary(const struct results *r);

@@ -545,6 +545,13 @@ static void add_name(struct rewrite_result *res, const char *name, bool *truncat
     snprintf(res->rules + used, sizeof(res->rules) - used, "%s...", used ? "," : "");
 }
 
+/* A rule whose one action is the thinking flag. */
+static bool thinking_only(const struct rule *ru)
+{
+    return ru->thinking != REWRITE_THINKING_UNSET && !ru->n_drops && !ru->n_deletes && !ru->n_sets &&
+           !ru->merge && !ru->model_name && !ru->n_hedits;
+}
+
 static void add_applied(struct rewrite_result *res, const struct rule *ru, bool *truncated)
 {
     add_name(res, ru->name, truncated);
@@ -650,7 +657,10 @@ int rewrite_apply(const struct rewrite_rules *rr, const struct rewrite_request *
         }
         res.thinking_unsupported = res.thinking_unsupported || unsupported;
         thinking_frozen = thinking_frozen || ru->thinking == REWRITE_THINKING_PASS;
-        add_applied(&res, ru, &truncated);
+        /* A rule that only sets thinking did nothing when the header
+         * decided it: the record must not name it. */
+        if (!(q->override != REWRITE_THINKING_UNSET && thinking_only(ru)))
+            add_applied(&res, ru, &truncated);
     }
     if (q->override != REWRITE_THINKING_UNSET) {
         struct work saved = w;

@@ -7,7 +7,6 @@
 #include "core/jsonw.h"
 #include "tap/metrics.h"
 #include "tap/trace.h"
-#include "serve/proxy.h"
 
 #define ADMIN_PREFIX "/tokentap/"
 
@@ -38,9 +37,9 @@ static uint64_t trace_lost(const struct trace_writer_stats *ts)
     return ts->lines_dropped + ts->write_errors;
 }
 
-static void health_trace(struct proxy *p, struct evbuffer *b)
+static void health_trace(const struct admin_source *src, struct evbuffer *b)
 {
-    struct trace_writer *w = proxy_trace(p);
+    struct trace_writer *w = src->trace;
     if (!w)
         return;
     struct trace_writer_stats ts;
@@ -59,9 +58,9 @@ static void health_trace(struct proxy *p, struct evbuffer *b)
     EVBUFFER_ADD_LIT(b, "}");
 }
 
-static void prometheus_trace(struct proxy *p, struct evbuffer *b)
+static void prometheus_trace(const struct admin_source *src, struct evbuffer *b)
 {
-    struct trace_writer *w = proxy_trace(p);
+    struct trace_writer *w = src->trace;
     if (!w)
         return;
     struct trace_writer_stats ts;
@@ -75,7 +74,7 @@ static void prometheus_trace(struct proxy *p, struct evbuffer *b)
                         (unsigned long long)ts.lines_written, (unsigned long long)trace_lost(&ts));
 }
 
-static void health(struct proxy *p, struct server_req *req)
+static void health(const struct admin_source *src, struct server_req *req)
 {
     struct evbuffer *b = evbuffer_new();
     if (!b) {
@@ -83,10 +82,10 @@ static void health(struct proxy *p, struct server_req *req)
         return;
     }
     evbuffer_add_printf(b, "{\"status\":\"ok\",\"version\":\"%s\",\"in_flight\":%u,\"upstreams\":[",
-                        TOKENTAP_VERSION, proxy_in_flight(p));
-    for (size_t i = 0; i < proxy_upstream_count(p); i++) {
-        struct proxy_upstream_info u;
-        proxy_upstream_info(p, i, &u);
+                        TOKENTAP_VERSION, src->in_flight(src->ctx));
+    for (size_t i = 0; i < src->n_upstreams(src->ctx); i++) {
+        struct admin_upstream u;
+        src->upstream(src->ctx, i, &u);
         evbuffer_add_printf(b, "%s{\"name\":", i ? "," : "");
         jsonw_cstr(b, u.name);
         evbuffer_add_printf(b, ",\"url\":");
@@ -106,7 +105,7 @@ static void health(struct proxy *p, struct server_req *req)
                             (unsigned long long)u.pool.requests, (unsigned long long)u.pool.failures);
     }
     evbuffer_add_printf(b, "]");
-    health_trace(p, b);
+    health_trace(src, b);
     evbuffer_add_printf(b, "}");
     respond_buffer(req, 200, "application/json", b);
     evbuffer_free(b);
@@ -137,18 +136,18 @@ static unsigned long query_num(const struct http_head *h, const char *name, unsi
     return dflt;
 }
 
-static void with_buffer(struct proxy *p, struct server_req *req, int kind)
+static void with_buffer(const struct admin_source *src, struct server_req *req, int kind)
 {
     struct evbuffer *b = evbuffer_new();
     if (!b) {
         server_req_error(req, 500, "server_error", "out of memory");
         return;
     }
-    struct metrics *m = proxy_metrics(p);
+    struct metrics *m = src->metrics;
     const struct http_head *h = server_req_head(req);
     if (kind == 0) {
         metrics_prometheus(m, b, clock_now());
-        prometheus_trace(p, b);
+        prometheus_trace(src, b);
         respond_buffer(req, 200, "text/plain; version=0.0.4; charset=utf-8", b);
     } else if (kind == 1) {
         metrics_stats_json(m, b, clock_now());
@@ -161,24 +160,24 @@ static void with_buffer(struct proxy *p, struct server_req *req, int kind)
     evbuffer_free(b);
 }
 
-void admin_handle(struct proxy *p, struct server_req *req)
+void admin_handle(const struct admin_source *src, struct server_req *req)
 {
     const struct http_head *h = server_req_head(req);
     bool get = strcmp(h->method, "GET") == 0 || strcmp(h->method, "HEAD") == 0;
     if (get && path_is(h, "/tokentap/health")) {
-        health(p, req);
+        health(src, req);
         return;
     }
     if (get && path_is(h, "/tokentap/metrics")) {
-        with_buffer(p, req, 0);
+        with_buffer(src, req, 0);
         return;
     }
     if (get && path_is(h, "/tokentap/stats")) {
-        with_buffer(p, req, 1);
+        with_buffer(src, req, 1);
         return;
     }
     if (get && path_is(h, "/tokentap/requests")) {
-        with_buffer(p, req, 2);
+        with_buffer(src, req, 2);
         return;
     }
     server_req_error(req, 404, "not_found_error",

@@ -1,5 +1,6 @@
 #include "serve/proxy.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,8 +11,8 @@
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
 
-#include "serve/admin.h"
 #include "tap/capture.h"
+#include "core/config.h"
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "tap/metrics.h"
@@ -25,7 +26,7 @@ struct pupstream {
     char **models;                /* owned */
     size_t n_models;
     bool is_default;
-    struct upstream_target target;
+    struct url_target target;
     struct upstream_pool *pool;   /* owned */
     unsigned in_flight;
     bool failing;                 /* the last exchange failed before a response head */
@@ -81,7 +82,7 @@ struct proxy {
 /* --- setup --- */
 
 int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct proxy **ret,
-              char *err, size_t errlen)
+              struct config_err *err)
 {
     int r = -ENOMEM;
     struct proxy *p = calloc(1, sizeof(*p));
@@ -96,7 +97,7 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
         const struct proxy_upstream_config *uc = &cfg->upstreams[i];
         struct pupstream *u = &p->ups[p->n_ups++];
-        r = upstream_parse_url(uc->url, &u->target, err, errlen);
+        r = url_parse(uc->url, &u->target, err);
         if (r < 0)
             goto fail;
         u->name = strdup(uc->name);
@@ -120,15 +121,15 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
             p->def = u;
     }
     if (!p->def) {
-        snprintf(err, errlen, "no upstream configured: give --upstream URL or upstreams: in the config");
-        r = -EINVAL;
+        r = config_err_set(
+            err, "no upstream configured: give --upstream URL or upstreams: in the config");
         goto fail;
     }
     *ret = p;
     return 0;
 oom:
     r = -ENOMEM;
-    snprintf(err, errlen, "out of memory");
+    config_err_set(err, "out of memory");
 fail:
     proxy_free(p);
     return r;
@@ -145,10 +146,13 @@ void proxy_free(struct proxy *p)
      * timeout, or a second signal), not by their clients. */
     while (p->exchanges) {
         struct exchange *x = p->exchanges;
-        if (!x->rec.error[0])
-            snprintf(x->rec.error, sizeof(x->rec.error),
-                     "cut at shutdown (--drain-timeout ended, or a second signal)");
-        finalize(x, RECORD_TRUNCATED);
+        if (x->rec.outcome == RECORD_IN_PROGRESS) {
+            tap_end(&x->tap, clock_now());
+            if (!x->rec.error[0])
+                snprintf(x->rec.error, sizeof(x->rec.error),
+                         "cut at shutdown (--drain-timeout ended, or a second signal)");
+            finalize(x, RECORD_TRUNCATED);
+        }
         x->client = NULL;
         exchange_free(x);
     }
@@ -162,16 +166,6 @@ void proxy_free(struct proxy *p)
     }
     free(p->ups);
     free(p);
-}
-
-struct metrics *proxy_metrics(const struct proxy *p)
-{
-    return p->cfg.metrics;
-}
-
-struct trace_writer *proxy_trace(const struct proxy *p)
-{
-    return p->cfg.trace;
 }
 
 unsigned proxy_in_flight(const struct proxy *p)
@@ -222,7 +216,16 @@ static void finalize(struct exchange *x, enum record_outcome outcome)
 static void exchange_free(struct exchange *x)
 {
     struct proxy *p = x->proxy;
-    finalize(x, x->client ? RECORD_UPSTREAM_ERROR : RECORD_CLIENT_ABORT);
+    /* Without a verdict yet, the exchange ends here because its client
+     * left (or the proxy is shutting down): every caller let go of it. */
+    assert(!x->client);
+    assert(p->in_flight > 0 && (x->prev ? x->prev->next == x : p->exchanges == x));
+    if (x->rec.outcome == RECORD_IN_PROGRESS) {
+        /* What the tap read so far (usage, timings, finish) goes in the
+         * record: the answer may well be whole. */
+        tap_end(&x->tap, clock_now());
+        finalize(x, tap_outcome(&x->tap, 0, true));
+    }
     tap_finish(&x->tap);
     capture_finish(&x->cap);
     if (x->rw_done)
@@ -230,8 +233,10 @@ static void exchange_free(struct exchange *x)
     record_finish(&x->rec);
     if (x->up)
         upstream_req_cancel(x->up);
-    if (x->counted)
+    if (x->counted) {
+        assert(x->target->in_flight > 0);
         x->target->in_flight--;
+    }
     if (x->client)
         server_req_set_data(x->client, NULL);
     if (x->prev)
@@ -303,7 +308,7 @@ static void write_request_head(struct exchange *x, long long body_len)
 {
     const struct http_head *h = server_req_head(x->client);
     struct upstream_req *up = x->up;
-    const struct upstream_target *t = &x->target->target;
+    const struct url_target *t = &x->target->target;
     upstream_req_printf(up, "%s %s%.*s HTTP/1.1\r\nHost: %s\r\n", h->method, t->base_path,
                         (int)h->url.len, h->url.p, t->host_header);
     const struct http_str *xff = NULL;
@@ -564,15 +569,8 @@ static void copy_header(const struct http_head *h, const char *name, char *dst, 
 static void start_record(struct exchange *x, const struct http_head *h)
 {
     struct record *r = &x->rec;
-    record_init(r);
-    r->id = server_req_id(x->client);
-    r->wall_start = clock_wall();
-    r->t_received = server_req_head_time(x->client);
-    snprintf(r->method, sizeof(r->method), "%s", h->method);
-    const char *q = memchr(h->url.p, '?', h->url.len);
-    size_t plen = q ? (size_t)(q - h->url.p) : h->url.len;
-    snprintf(r->route, sizeof(r->route), "%.*s", (int)plen, h->url.p);
-    r->dialect = dialect_from_path(h->url.p, h->url.len);
+    record_begin(r, server_req_id(x->client), h->method, h->url.p, h->url.len,
+                 server_req_head_time(x->client));
     copy_header(h, "user-agent", r->client, sizeof(r->client));
     if (x->proxy->cfg.session_header)
         copy_header(h, x->proxy->cfg.session_header, r->session, sizeof(r->session));
@@ -593,10 +591,6 @@ static void on_head(void *ctx, struct server_req *req)
 {
     struct proxy *p = ctx;
     const struct http_head *h = server_req_head(req);
-    if (admin_match(h)) {
-        admin_handle(p, req);
-        return;
-    }
     struct exchange *x = calloc(1, sizeof(*x));
     if (!x) {
         server_req_error(req, 500, "server_error", "out of memory");
@@ -735,6 +729,7 @@ static void on_error(void *ctx, struct server_req *req, int status, const char *
         x->begun = true;
     }
     if (x->head_sent) {
+        tap_end(&x->tap, clock_now());
         finalize(x, RECORD_CLIENT_ABORT);
         x->client = NULL;
         exchange_free(x);
@@ -864,22 +859,6 @@ static int error_status(int err)
     }
 }
 
-/* How the exchange ended, from the upstream's side. */
-static enum record_outcome outcome_of(struct exchange *x, int err)
-{
-    if (err == UPSTREAM_ERR_TIMEOUT || err == UPSTREAM_ERR_CONNECT_TIMEOUT)
-        return RECORD_TIMEOUT;
-    if (err)
-        return x->head_sent ? RECORD_TRUNCATED : RECORD_UPSTREAM_ERROR;
-    if (x->rec.status >= 400)
-        return RECORD_HTTP_ERROR;
-    const struct dialect_facts *f = &x->tap.dialect.facts;
-    /* An error event, or a stream that ended without its end marker. */
-    if (f->error || (x->tap.mode == TAP_SSE && x->rec.dialect != DIALECT_UNKNOWN && !f->ended))
-        return RECORD_TRUNCATED;
-    return RECORD_OK;
-}
-
 static void up_on_done(void *ctx, int err, usec_t t)
 {
     struct exchange *x = ctx;
@@ -892,7 +871,7 @@ static void up_on_done(void *ctx, int err, usec_t t)
                  "stream stalled: no bytes within the stream timeout (--stream-timeout)");
     else if (err)
         snprintf(x->rec.error, sizeof(x->rec.error), "%s", upstream_strerror(err));
-    finalize(x, outcome_of(x, err));
+    finalize(x, tap_outcome(&x->tap, err, false));
     struct server_req *c = x->client;
     if (!c) {
         exchange_free(x);

@@ -3,7 +3,8 @@
  * forwards the request with hop-by-hop headers handled (RFC 9110), passes
  * the response through with its framing as bytes arrive, applies
  * backpressure both ways, and maps failures to llama-server-style errors.
- * /tokentap/ paths go to admin. */
+ * Every request it is handed goes upstream: serve keeps /tokentap/ for
+ * admin. */
 #ifndef TOKENTAP_PROXY_H
 #define TOKENTAP_PROXY_H
 
@@ -14,6 +15,7 @@
 #include "wire/server.h"
 #include "wire/upstream.h"
 
+struct config_err;
 struct event_base;
 struct metrics;
 struct proxy;
@@ -46,7 +48,7 @@ struct proxy_config {
     bool trace_events;           /* ...with every response event */
 };
 
-/* Upstream state for /tokentap/health. */
+/* Upstream state, for the start-up log and /tokentap/health. */
 struct proxy_upstream_info {
     const char *name;
     const char *url;
@@ -60,7 +62,7 @@ struct proxy_upstream_info {
 /* Builds the proxy (pools are created, nothing connects yet). Returns 0 or
  * a negative errno with a message in err. */
 int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct proxy **ret,
-              char *err, size_t errlen);
+              struct config_err *err);
 /* Cancels exchanges in progress and closes every upstream connection. */
 void proxy_free(struct proxy *p);
 
@@ -71,10 +73,6 @@ const struct server_handler *proxy_handler(void);
 unsigned proxy_in_flight(const struct proxy *p);
 
 size_t proxy_upstream_count(const struct proxy *p);
-struct metrics *proxy_metrics(const struct proxy *p);
-
-/* The trace recorder (borrowed), NULL when not recording. */
-struct trace_writer *proxy_trace(const struct proxy *p);
 void proxy_upstream_info(const struct proxy *p, size_t i, struct proxy_upstream_info *ret);
 
 #endif

@@ -226,6 +226,14 @@ cJSON *sim_parse_body(struct exchange *x)
 
 /* --- generation --- */
 
+static void stream_head(struct exchange *x)
+{
+    if (x->stream_head_sent)
+        return;
+    x->stream_head_sent = true;
+    write_head(x, 200, "text/event-stream", -1, NULL);
+}
+
 static void gen_on_start(void *ctx, unsigned slot, const struct sim_timings *t)
 {
     struct exchange *x = ctx;
@@ -233,6 +241,11 @@ static void gen_on_start(void *ctx, unsigned slot, const struct sim_timings *t)
     x->reply.prompt_tokens = t->prompt_tokens;
     x->reply.prompt_n = t->prompt_n;
     x->reply.cache_n = t->cache_n;
+    /* llama-server (b10309, measured) sends a stream's head when the
+     * request gets a slot, before prefill; a queued request gets nothing
+     * until then. The first event comes with the first token. */
+    if (x->reply.stream)
+        stream_head(x);
 }
 
 static void send_garbage(struct exchange *x)
@@ -289,7 +302,7 @@ static void gen_on_token(void *ctx, size_t index)
         return;
     }
     if (index == 0) {
-        write_head(x, 200, "text/event-stream", -1, NULL);
+        stream_head(x);
         sim_format_stream_start(x->scratch, &x->reply);
     }
     if (x->sim->o.stamp || x->sim->stamp_fd >= 0) {
@@ -321,8 +334,7 @@ static void gen_on_done(void *ctx, const struct sim_timings *t)
     struct exchange *x = ctx;
     x->task = NULL;
     if (x->reply.stream) {
-        if (x->sent == 0)
-            write_head(x, 200, "text/event-stream", -1, NULL);
+        stream_head(x);
         sim_format_stream_end(x->scratch, &x->reply, &x->script, x->sent, t);
         write_chunk(x);
         if (x->req)
@@ -703,22 +715,24 @@ fail:
 
 /* --- lifecycle --- */
 
+const struct sim_options sim_defaults = {
+    .listen = "127.0.0.1:8080",
+    .slots = 3,
+    .prefill_tps = 1500,
+    .decode_tps = 50,
+    .batch_slowdown = 0.05,
+    .n_ctx = 131072,
+    .model = "tokentap-sim",
+    .seed = 42,
+    .thinking = false,
+    .fault = {.disconnect_after = -1, .garbage_after = -1, .stall_after = -1},
+    .max_body = 64ull * 1024 * 1024,
+    .idle_timeout = 5 * USEC_PER_SEC,
+};
+
 void sim_options_default(struct sim_options *o)
 {
-    *o = (struct sim_options){
-        .listen = "127.0.0.1:8080",
-        .slots = 3,
-        .prefill_tps = 1500,
-        .decode_tps = 50,
-        .batch_slowdown = 0.05,
-        .n_ctx = 131072,
-        .model = "tokentap-sim",
-        .seed = 42,
-        .thinking = false,
-        .max_body = 64ull * 1024 * 1024,
-        .idle_timeout = 5 * USEC_PER_SEC,
-    };
-    sim_fault_none(&o->fault);
+    *o = sim_defaults;
 }
 
 int sim_new(struct event_base *base, const struct sim_options *o, struct sim **ret)
@@ -801,14 +815,4 @@ void sim_free(struct sim *sim)
 const struct net_addr *sim_address(const struct sim *sim)
 {
     return server_address(sim->server);
-}
-
-void sim_shutdown(struct sim *sim)
-{
-    server_shutdown(sim->server);
-}
-
-unsigned sim_in_flight(const struct sim *sim)
-{
-    return sim->in_flight;
 }

@@ -47,6 +47,11 @@ struct sim_options {
     bool quiet;
 };
 
+/* The simulator's defaults (docs/sim.md), as data: the scenario loader
+ * reads a sim profile's defaults here without calling into the sim. */
+extern const struct sim_options sim_defaults;
+
+/* *o = sim_defaults. */
 void sim_options_default(struct sim_options *o);
 
 /* Parses a fault spec ("status:503", "disconnect:after=5",
@@ -62,12 +67,6 @@ void sim_free(struct sim *sim);
 
 /* The bound address (real port when 0 was asked). */
 const struct net_addr *sim_address(const struct sim *sim);
-
-/* Stop accepting; in-flight requests finish. */
-void sim_shutdown(struct sim *sim);
-
-/* Requests in flight (queued or generating). */
-unsigned sim_in_flight(const struct sim *sim);
 
 /* `tokentap sim` */
 int sim_main(int argc, char **argv);

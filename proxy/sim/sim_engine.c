@@ -1,5 +1,6 @@
 #include "sim/sim_engine.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -204,6 +205,7 @@ static void prefill_link(struct sim_engine *e, struct sim_task *t)
 
 static void prefill_unlink(struct sim_engine *e, struct sim_task *t)
 {
+    assert(t->state == TASK_PREFILL && e->prefilling > 0);
     if (t->pf_prev)
         t->pf_prev->pf_next = t->pf_next;
     else
@@ -283,6 +285,7 @@ static int pick_slot(const struct sim_engine *e, const struct sim_task *t)
 static void start_task(struct sim_engine *e, struct sim_task *t, int slot_index)
 {
     struct slot *s = &e->slots[slot_index];
+    assert(!s->task && t->state == TASK_QUEUED); /* pick_slot gives free slots only */
     s->task = t;
     t->slot = slot_index;
     t->state = TASK_PREFILL;
@@ -342,6 +345,7 @@ static void dequeue(struct sim_engine *e)
         if (!e->queue_head)
             e->queue_tail = NULL;
         t->next = NULL;
+        assert(e->m.requests_deferred > 0);
         e->m.requests_deferred--;
         start_task(e, t, slot);
     }
@@ -350,6 +354,7 @@ static void dequeue(struct sim_engine *e)
 /* Frees the task's slot; appends output to the cache when finished. */
 static void release_slot(struct sim_engine *e, struct sim_task *t, bool finished)
 {
+    assert(t->slot >= 0 && e->slots[t->slot].task == t && e->busy > 0);
     struct slot *s = &e->slots[t->slot];
     evtimer_del(s->timer);
     if (finished && t->p.output_len) {
@@ -374,6 +379,8 @@ static void slot_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct slot *s = arg;
     struct sim_task *t = s->task;
+    /* Armed when the prefill ends, deleted when the slot is released. */
+    assert(t && t->state == TASK_DECODE);
     struct sim_engine *e = t->e;
     usec_t now_due = t->due;
 

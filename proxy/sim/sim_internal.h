@@ -82,6 +82,7 @@ struct exchange {
     struct sim_fault fault;
     struct event *delay;       /* owned: slow-headers timer */
     size_t sent;               /* token events sent */
+    bool stream_head_sent;     /* the event stream's head went out (at slot assignment) */
     bool counted;              /* counts in sim->in_flight */
     char request_id[128];      /* X-Request-Id, for the stamp log ("" = none) */
     struct evbuffer *stamps;   /* owned: the stamp-log line being built, NULL until a token */

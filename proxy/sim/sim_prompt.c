@@ -9,6 +9,8 @@
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
 
+#include "core/chatml.h"
+
 static int client_error(struct sim_request_error *err, int status, const char *type,
                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -71,11 +73,11 @@ static void add_content(struct evbuffer *b, const cJSON *content)
 
 static void add_message(struct evbuffer *b, const char *role, const cJSON *content)
 {
-    add(b, "<|im_start|>");
+    add(b, CHATML_START);
     add(b, role);
     add(b, "\n");
     add_content(b, content);
-    add(b, "<|im_end|>\n");
+    add(b, CHATML_END);
 }
 
 static void add_tools(struct evbuffer *b, const cJSON *tools)
@@ -170,13 +172,13 @@ static int render(enum sim_api api, const cJSON *body, bool thinking, struct evb
             const cJSON *role0 = cJSON_GetObjectItemCaseSensitive(first, "role");
             bool sys0 = cJSON_IsString(role0) && strcmp(role0->valuestring, "system") == 0;
             if (cJSON_IsArray(tools) && cJSON_GetArraySize(tools) > 0) {
-                add(b, "<|im_start|>system\n");
+                add(b, CHATML_START "system\n");
                 if (sys0) {
                     add_content(b, cJSON_GetObjectItemCaseSensitive(first, "content"));
                     add(b, "\n\n");
                 }
                 add_tools(b, tools);
-                add(b, "<|im_end|>\n");
+                add(b, CHATML_END);
             } else if (sys0) {
                 add_message(b, "system", cJSON_GetObjectItemCaseSensitive(first, "content"));
             }
@@ -204,13 +206,13 @@ static int render(enum sim_api api, const cJSON *body, bool thinking, struct evb
         const cJSON *system = cJSON_GetObjectItemCaseSensitive(body, "system");
         const cJSON *tools = cJSON_GetObjectItemCaseSensitive(body, "tools");
         if (system || (cJSON_IsArray(tools) && cJSON_GetArraySize(tools) > 0)) {
-            add(b, "<|im_start|>system\n");
+            add(b, CHATML_START "system\n");
             add_content(b, system);
             if (cJSON_IsArray(tools) && cJSON_GetArraySize(tools) > 0) {
                 add(b, "\n\n");
                 add_tools(b, tools);
             }
-            add(b, "<|im_end|>\n");
+            add(b, CHATML_END);
         }
         const cJSON *m;
         cJSON_ArrayForEach(m, messages)
@@ -249,10 +251,9 @@ static int render(enum sim_api api, const cJSON *body, bool thinking, struct evb
     }
 
     if (api != SIM_API_COMPLETIONS && api != SIM_API_NATIVE) {
-        add(b, "<|im_start|>assistant\n");
-        /* What the Qwen3 template adds when thinking is off. */
+        add(b, CHATML_ASSISTANT);
         if (!thinking)
-            add(b, "<think>\n\n</think>\n\n");
+            add(b, CHATML_THINK_OFF);
     }
     if (!last_user)
         return -ENOMEM;

@@ -2,10 +2,10 @@
 
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,16 +18,17 @@
 #include "core/files.h"
 #include "load/loadgen.h"
 #include "core/log.h"
+#include "wire/loop.h"
 #include "wire/net.h"
 #include "study/bench_results.h"
 #include "tap/record.h"
 #include "report/report.h"
 #include "report/report_doc.h"
+#include "report/results.h"
 #include "study/scenario.h"
 #include "sim/sim.h"
 #include "core/stats.h"
-
-#define PREVIEW_CHARS 200
+#include "tap/metrics.h"
 
 struct bench;
 
@@ -36,6 +37,7 @@ struct target_run {
     size_t index;
     struct sim *sim;                 /* owned: this target's simulator, if it has no URL */
     struct loadgen *lg;              /* owned */
+    struct metrics *metrics;         /* owned: counts in-flight requests, for each record's level */
     char url[300];
     cJSON *props;                    /* owned: its GET /props, NULL when it has none */
 };
@@ -74,7 +76,7 @@ struct bench {
     struct event_base *base;         /* owned */
     struct target_run targets[SCENARIO_MAX_TARGETS];
     size_t n_targets;
-    char out_dir[512];
+    char out_dir[BENCH_MAX_OUT_DIR + 1];
     bool quiet, tty, all_sim, interrupted, failed;
     int thinking_override;           /* -1 none */
     /* Progress through the plan: level, repetition, group of targets. */
@@ -84,13 +86,18 @@ struct bench {
     struct level_run *running[SCENARIO_MAX_TARGETS]; /* owned */
     size_t n_running;
     size_t warmups_left;
-    cJSON *requests;                 /* owned: every measured request */
-    cJSON *level_runs;               /* owned: each level repetition's wall time */
+    struct bench_request *requests;  /* owned: every measured request */
+    size_t n_requests, cap_requests;
+    struct bench_level_run *level_runs; /* owned: each level repetition's wall time */
+    size_t n_level_runs, cap_level_runs;
     uint64_t sent, done, errors;
+    uint64_t checks_failed;          /* measured turns whose answer check failed */
+    bool allow_failures;
     usec_t start_mono, start_wall;
-    struct event *pause, *tick, *sigint, *sigterm; /* owned */
+    struct event *pause, *tick;      /* owned */
+    struct loop loop;                /* the signal rules while the plan runs */
     char last_step[160];
-    char **argv;                     /* borrowed from main */
+    char **argv;                     /* borrowed from main: the command line, for results.json */
     int argc;
 };
 
@@ -197,107 +204,58 @@ static char *build_body(struct level_run *lr, struct agent_run *ar, const struct
 
 static void agent_next(struct agent_run *ar);
 
-static cJSON *string_list(const char *const *v, size_t n)
+/* A row of n more in *rows (cap the room it has), grown by doubling: NULL
+ * for want of memory. */
+static void *grow(void *rows, size_t size, size_t n, size_t *cap)
 {
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
-    return a;
+    if (n < *cap)
+        return rows;
+    size_t c = *cap ? *cap * 2 : 64;
+    void *p = realloc(rows, c * size);
+    if (p)
+        *cap = c;
+    return p;
 }
 
-/* The record as JSON, or NULL for want of memory. */
-static cJSON *record_json(const struct record *r)
-{
-    struct evbuffer *eb = evbuffer_new();
-    if (!eb)
-        return NULL;
-    record_to_json(r, eb, true);
-    size_t len = evbuffer_get_length(eb);
-    const char *text = (const char *)evbuffer_pullup(eb, -1);
-    cJSON *rec = text ? cJSON_ParseWithLength(text, len) : NULL;
-    evbuffer_free(eb);
-    return rec;
-}
-
-/* A finished turn becomes a results.json request entry. 0 or -ENOMEM
- * (the fields results are built from must all be there). */
+/* A finished turn becomes a row of the results. 0 or -ENOMEM. */
 static int keep_request(struct agent_run *ar, const struct loadgen_result *res,
                         const struct scenario_check_result *cr, bool checked)
 {
     struct level_run *lr = ar->lr;
     struct bench *b = lr->b;
-    const struct record *r = res->rec;
-    cJSON *e = cJSON_CreateObject();
-    cJSON *rec = record_json(r);
-    if (!e || !rec || !cJSON_AddItemToObject(e, "record", rec)) {
-        cJSON_Delete(e);
-        cJSON_Delete(rec);
+    struct bench_request *rows =
+        grow(b->requests, sizeof(*rows), b->n_requests, &b->cap_requests);
+    if (!rows)
         return -ENOMEM;
-    }
-    if (!cJSON_AddStringToObject(e, "target", lr->tr->t->name) ||
-        !cJSON_AddStringToObject(e, "level", b->s->levels[lr->level].name) ||
-        !cJSON_AddNumberToObject(e, "repetition", lr->rep) ||
-        !cJSON_AddStringToObject(e, "agent", b->s->agents[ar->agent].name) ||
-        !cJSON_AddNumberToObject(e, "turn", (double)ar->turn + 1) ||
-        !cJSON_AddNumberToObject(e, "phase", (double)ar->phase))
-        goto fail;
-    if (checked) {
-        cJSON *c = cJSON_AddObjectToObject(e, "check");
-        cJSON_AddBoolToObject(c, "pass", cr->pass);
-        cJSON_AddItemToObject(c, "found", string_list(cr->found, cr->n_found));
-        cJSON_AddItemToObject(c, "missing", string_list(cr->missing, cr->n_missing));
-        if (cr->reason[0])
-            cJSON_AddStringToObject(c, "reason", cr->reason);
-        else
-            cJSON_AddNullToObject(c, "reason");
-    } else {
-        cJSON_AddNullToObject(e, "check");
-    }
-    /* The seed script's own fields, for old tooling. */
-    bool ok = r->outcome == RECORD_OK;
-    if (ok && r->t_first_token)
-        cJSON_AddNumberToObject(e, "ttft_ms", (double)record_ttft(r) / 1000.0);
-    else
-        cJSON_AddNullToObject(e, "ttft_ms");
-    if (r->t_end)
-        cJSON_AddNumberToObject(e, "response_time_ms", (double)record_e2e(r) / 1000.0);
-    else
-        cJSON_AddNullToObject(e, "response_time_ms");
-    cJSON_AddNumberToObject(e, "tokens_generated", (double)record_output_tokens(r));
-    double tps = record_decode_tps(r);
-    if (tps > 0)
-        cJSON_AddNumberToObject(e, "tokens_per_sec", tps);
-    else
-        cJSON_AddNullToObject(e, "tokens_per_sec");
-    if (checked) {
-        cJSON_AddBoolToObject(e, "verified", cr->pass);
-        cJSON_AddItemToObject(e, "keywords_found", string_list(cr->found, cr->n_found));
-        cJSON_AddItemToObject(e, "keywords_missing", string_list(cr->missing, cr->n_missing));
-    } else {
-        cJSON_AddNullToObject(e, "verified");
-        cJSON_AddItemToObject(e, "keywords_found", cJSON_CreateArray());
-        cJSON_AddItemToObject(e, "keywords_missing", cJSON_CreateArray());
-    }
-    /* The first PREVIEW_CHARS characters, and at most the bytes they take
-     * as UTF-8 (the answer need not be valid UTF-8); never half a sequence. */
-    char preview[PREVIEW_CHARS * 4 + 1];
+    b->requests = rows;
+    struct bench_request *q = &rows[b->n_requests];
+    *q = (struct bench_request){
+        .target = lr->tr->index,
+        .level = lr->level,
+        .agent = ar->agent,
+        .repetition = lr->rep,
+        .turn = ar->turn + 1,
+        .phase = ar->phase,
+        .checked = checked,
+        .check = *cr,
+    };
+    if (record_copy(&q->rec, res->rec, true) < 0)
+        return -ENOMEM;
+    /* The first BENCH_PREVIEW_CHARS characters, and at most the bytes
+     * they take as UTF-8 (the answer need not be valid UTF-8); never half
+     * a sequence. */
     size_t n = 0, chars = 0;
     const char *content = res->content ? res->content : "";
-    for (const unsigned char *p = (const unsigned char *)content; *p && n < sizeof(preview) - 1;
+    for (const unsigned char *p = (const unsigned char *)content; *p && n < sizeof(q->preview) - 1;
          p++) {
-        if ((*p & 0xc0) != 0x80 && chars++ == PREVIEW_CHARS)
+        if ((*p & 0xc0) != 0x80 && chars++ == BENCH_PREVIEW_CHARS)
             break;
-        preview[n++] = (char)*p;
+        q->preview[n++] = (char)*p;
     }
-    preview[n] = '\0';
-    report_doc_utf8_trim(preview);
-    if (!cJSON_AddStringToObject(e, "content_preview", preview) ||
-        !cJSON_AddItemToArray(b->requests, e))
-        goto fail;
+    q->preview[n] = '\0';
+    report_doc_utf8_trim(q->preview);
+    b->n_requests++;
     return 0;
-fail:
-    cJSON_Delete(e);
-    return -ENOMEM;
 }
 
 static void turn_done(void *ctx, const struct loadgen_result *res)
@@ -313,6 +271,8 @@ static void turn_done(void *ctx, const struct loadgen_result *res)
     memset(&cr, 0, sizeof(cr));
     if (turn->check)
         scenario_check(turn->check, res->content, res->reasoning, &cr);
+    if (turn->check && !cr.pass && !b->interrupted)
+        b->checks_failed++;
     int r = b->interrupted ? 0 : keep_request(ar, res, &cr, turn->check != NULL);
     /* Later turns carry every earlier answer: without it the agent cannot
      * go on (build_body refuses). */
@@ -539,14 +499,21 @@ static void clear_running(struct bench *b)
 {
     for (size_t i = 0; i < b->n_running; i++) {
         struct level_run *lr = b->running[i];
-        /* The level's totals go into results now; the run itself is done. */
-        cJSON *lc = cJSON_CreateObject();
-        cJSON_AddStringToObject(lc, "target", lr->tr->t->name);
-        cJSON_AddStringToObject(lc, "level", b->s->levels[lr->level].name);
-        cJSON_AddNumberToObject(lc, "repetition", lr->rep);
-        cJSON_AddNumberToObject(lc, "wall_ms", (double)clock_diff(lr->end, lr->start) / 1000.0);
-        cJSON_AddBoolToObject(lc, "complete", lr->done);
-        cJSON_AddItemToArray(b->level_runs, lc);
+        /* The level's wall time goes into results now; the run itself is done. */
+        struct bench_level_run *rows =
+            grow(b->level_runs, sizeof(*rows), b->n_level_runs, &b->cap_level_runs);
+        if (rows) {
+            b->level_runs = rows;
+            rows[b->n_level_runs++] = (struct bench_level_run){
+                .target = lr->tr->index,
+                .level = lr->level,
+                .repetition = lr->rep,
+                .wall = clock_diff(lr->end, lr->start),
+            };
+        } else {
+            log_error("out of memory");
+            stop_failed(b);
+        }
         level_run_free(lr);
     }
     b->n_running = 0;
@@ -670,12 +637,15 @@ static void start(struct bench *b)
 
 /* --- results --- */
 
-static cJSON *build_results(struct bench *b, usec_t end)
+/* The run as results: in memory for the report, and results.json. */
+static int build_results(struct bench *b, usec_t end, struct results **ret)
 {
     struct bench_results_in in = {
         .s = b->s,
         .requests = b->requests,
+        .n_requests = b->n_requests,
         .level_runs = b->level_runs,
+        .n_level_runs = b->n_level_runs,
         .n_targets = b->n_targets,
         .thinking_override = b->thinking_override,
         .start_wall = b->start_wall,
@@ -695,19 +665,23 @@ static cJSON *build_results(struct bench *b, usec_t end)
         in.targets[i] = b->targets[i].t;
         in.props[i] = b->targets[i].props;
     }
-    return bench_results_build(&in);
-}
-
-static int write_results(struct bench *b, const cJSON *results)
-{
     char path[600];
     snprintf(path, sizeof(path), "%s/results.json", b->out_dir);
-    char *text = cJSON_Print(results);
-    int r = text ? files_write_atomic(path, text, strlen(text)) : -ENOMEM;
+    struct results *run = NULL;
+    char *text = NULL;
+    int r = bench_results_build(&in, &run);
+    if (r == 0) {
+        text = bench_results_json(&in, run);
+        r = text ? files_write_atomic(path, text, strlen(text)) : -ENOMEM;
+    }
     free(text);
-    if (r < 0)
+    if (r < 0) {
         log_error("cannot write %s: %s", path, strerror(-r));
-    return r;
+        results_free(run);
+        return r;
+    }
+    *ret = run;
+    return 0;
 }
 
 /* --- targets --- */
@@ -780,15 +754,23 @@ static int setup_target(struct bench *b, struct target_run *tr, const struct sce
     } else {
         snprintf(tr->url, sizeof(tr->url), "%s", t->url);
     }
+    /* The records' levels: the most requests in flight to this target
+     * between a request's start and its first token, as serve counts them. */
+    struct metrics_options mo;
+    metrics_options_default(&mo);
+    mo.recent = 0;
+    if (metrics_new(&mo, clock_now(), &tr->metrics) < 0)
+        return -ENOMEM;
     struct loadgen_options lo;
     loadgen_options_default(&lo);
     lo.url = tr->url;
     lo.label = t->name;
+    lo.metrics = tr->metrics;
     lo.response_timeout = b->s->timeout;
     lo.stream_timeout = b->s->timeout;
-    char err[256];
-    if (loadgen_new(b->base, &lo, &tr->lg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "tokentap bench: target '%s': %s\n", t->name, err);
+    struct config_err err;
+    if (loadgen_new(b->base, &lo, &tr->lg, &err) < 0) {
+        fprintf(stderr, "tokentap bench: target '%s': %s\n", t->name, err.msg);
         return -EINVAL;
     }
     return probe(b, tr);
@@ -811,13 +793,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     evtimer_add(b->tick, &tv);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+/* The first SIGINT/SIGTERM (the loop ends on a second one). */
+static void on_stop(void *arg)
 {
     struct bench *b = arg;
-    if (b->interrupted) {
-        event_base_loopexit(b->base, NULL);
-        return;
-    }
     b->interrupted = true;
     for (size_t i = 0; i < b->n_targets; i++)
         if (b->targets[i].lg)
@@ -836,6 +815,9 @@ enum {
     OPT_ONLY,
     OPT_QUIET,
     OPT_LOG_LEVEL,
+    OPT_MAX_TOKENS,
+    OPT_ALLOW_FAILURES,
+    OPT_LIST,
 };
 
 static const struct cli_option bench_options[] = {
@@ -845,15 +827,18 @@ static const struct cli_option bench_options[] = {
     {"levels", 'l', "L1,L2", "run only these levels (by name, e.g. 1,3)", OPT_LEVELS},
     {"thinking", 0, "on|off", "set enable_thinking on every request, whatever the scenario says", OPT_THINKING},
     {"only", 0, "T1,T2", "run only these targets (one GPU holds one quant: run each, then compare)", OPT_ONLY},
-    {"quiet", 'q', NULL, "no progress line", OPT_QUIET},
-    {"log-level", 0, "LEVEL", "error, warn, info or debug (default info)", OPT_LOG_LEVEL},
+    {"max-tokens", 0, "N", "no turn asks for more than N output tokens (fit a small test model's context)", OPT_MAX_TOKENS},
+    {"allow-failures", 0, NULL, "exit 0 even when requests fail or answer checks fail", OPT_ALLOW_FAILURES},
+    {"list", 0, NULL, "list the scenarios that come with tokentap, then exit", OPT_LIST},
+    {"quiet", 'q', NULL, "no progress line (without a terminal: a line every 10 s)", OPT_QUIET},
+    CLI_OPTION_LOG_LEVEL(OPT_LOG_LEVEL),
     {NULL, 0, NULL, NULL, 0},
 };
 
 static const struct cli_command bench_command = {
     .name = "bench",
     .usage = "tokentap bench SCENARIO [--target NAME=URL ...] [--out DIR] [--repetitions N] "
-             "[--levels 1,2,3] [--thinking on|off]",
+             "[--levels 1,2,3] [--only T1,T2] [--thinking on|off] [OPTIONS]",
     .summary =
         "Run a multi-agent scenario across its concurrency levels and targets, several\n"
         "times, measuring every streamed token: TTFT, TTFC, ITL, decode tok/s (the\n"
@@ -861,201 +846,327 @@ static const struct cli_command bench_command = {
         "URL run on the built-in simulator, so this works without a GPU. Writes\n"
         "results.json, report.md (printed) and report.html (charts, offline).",
     .options = bench_options,
-    .epilog = "Scenarios: config/scenarios/*.yaml; the language is in docs/bench.md.\n",
+    .epilog = "Scenarios: config/scenarios/*.yaml (--list); the language is in docs/bench.md.\n"
+              "Exit status: 0; 1 when a request failed or an answer check failed (the last\n"
+              "line says which; --allow-failures exits 0), or the run could not go on; 2 for\n"
+              "a usage or scenario error; 130 when interrupted (results so far are written).\n",
 };
 
-/* The output directory: --out, else results/<scenario>-<time>.
- * -ENAMETOOLONG when it does not fit out_dir. */
-static int make_out_dir(struct bench *b, const char *given)
+/* One option's value into s. */
+static int parse_option(struct cli_parser *p, int id, const char *v, struct bench_settings *s)
 {
-    int n;
+    bool on;
+    switch (id) {
+    case OPT_TARGET:
+        if (s->n_targets == SCENARIO_MAX_TARGETS)
+            return cli_usage(p, "--target: at most %d", SCENARIO_MAX_TARGETS);
+        s->targets[s->n_targets++] = v;
+        return 0;
+    case OPT_OUT:
+        if (strlen(v) > BENCH_MAX_OUT_DIR)
+            return cli_usage(p, "--out: at most %d bytes", BENCH_MAX_OUT_DIR);
+        s->out = v;
+        return 0;
+    case OPT_REPETITIONS: return cli_unsigned(p, v, 1, 1000, &s->repetitions);
+    case OPT_LEVELS: s->levels = v; return 0;
+    case OPT_ONLY: s->only = v; return 0;
+    case OPT_THINKING:
+        if (cli_onoff(p, v, &on) < 0)
+            return -EINVAL;
+        s->thinking = on;
+        return 0;
+    case OPT_QUIET: s->quiet = true; return 0;
+    case OPT_MAX_TOKENS: return cli_unsigned(p, v, 1, 1000000, &s->max_tokens);
+    case OPT_ALLOW_FAILURES: s->allow_failures = true; return 0;
+    case OPT_LIST: s->list = true; return 0;
+    case OPT_LOG_LEVEL: return cli_log_level(p, v, &s->log_level);
+    }
+    return 0;
+}
+
+int bench_settings_parse(struct bench_settings *s, int argc, char **argv, struct config_err *err)
+{
+    struct cli_parser p;
+    const char *v;
+    int id, r;
+    *s = (struct bench_settings){.thinking = -1, .log_level = LOG_LEVEL_INFO, .argc = argc,
+                                 .argv = argv};
+    cli_init(&p, &bench_command, argc, argv, err);
+    while ((id = cli_next(&p, &v)) != CLI_END) {
+        if (id == CLI_HELP)
+            return CLI_RUN_HELP;
+        if (id == CLI_ERROR)
+            return -EINVAL;
+        if (id == CLI_POSITIONAL && s->scenario)
+            return cli_usage(&p, "one scenario at a time (got '%s' and '%s')", s->scenario, v);
+        if (id == CLI_POSITIONAL)
+            s->scenario = v;
+        else if ((r = parse_option(&p, id, v, s)) < 0)
+            return r;
+    }
+    if (!s->scenario && !s->list)
+        return cli_usage(&p, "which scenario? e.g. tokentap bench config/scenarios/quant-comparison.yaml "
+                             "(--list shows them)");
+    return 0;
+}
+
+/* The output directory: --out, else results/<scenario>-<time> (a scenario
+ * name is short: it fits). */
+static void make_out_dir(struct bench *b, const char *given)
+{
     if (given) {
-        n = snprintf(b->out_dir, sizeof(b->out_dir), "%s", given);
+        snprintf(b->out_dir, sizeof(b->out_dir), "%s", given);
     } else {
         char stamp[32];
         time_t now = time(NULL);
         struct tm tm;
         localtime_r(&now, &tm);
         strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-        n = snprintf(b->out_dir, sizeof(b->out_dir), "results/%s-%s", b->s->name, stamp);
+        snprintf(b->out_dir, sizeof(b->out_dir), "results/%s-%s", b->s->name, stamp);
     }
-    return n < 0 || (size_t)n >= sizeof(b->out_dir) ? -ENAMETOOLONG : 0;
 }
 
-int bench_main(int argc, char **argv)
+/* The scenario with the command line's overrides, and the output
+ * directory. 0, -EINVAL (a scenario or usage error) or -errno; printed. */
+static int load_plan(struct bench *b, const struct bench_settings *set)
 {
-    struct bench b;
-    memset(&b, 0, sizeof(b));
-    b.thinking_override = -1;
-    b.argc = argc;
-    b.argv = argv;
-    const struct cli_command *cmd = &bench_command;
-    struct cli_parser p;
-    const char *v, *path = NULL, *out = NULL, *levels = NULL, *only = NULL;
-    const char *targets[SCENARIO_MAX_TARGETS];
-    size_t n_targets = 0;
-    uint64_t reps = 0;
-    int id, rc = 1;
-    enum log_level level;
-    cJSON *results = NULL;
-
-    cli_init(&p, cmd, argc, argv);
-    while ((id = cli_next(&p, &v)) != CLI_END) {
-        switch (id) {
-        case CLI_HELP:
-            return 0;
-        case CLI_ERROR:
-            return 2;
-        case CLI_POSITIONAL:
-            if (path) {
-                cli_usage_error(cmd, "one scenario at a time (got '%s' and '%s')", path, v);
-                return 2;
-            }
-            path = v;
-            break;
-        case OPT_TARGET:
-            if (n_targets == SCENARIO_MAX_TARGETS) {
-                cli_usage_error(cmd, "--target: at most %d", SCENARIO_MAX_TARGETS);
-                return 2;
-            }
-            targets[n_targets++] = v;
-            break;
-        case OPT_OUT: out = v; break;
-        case OPT_REPETITIONS:
-            if (cli_parse_u64(cmd, "--repetitions", v, 1, 1000, &reps) < 0)
-                return 2;
-            break;
-        case OPT_LEVELS: levels = v; break;
-        case OPT_ONLY: only = v; break;
-        case OPT_THINKING: {
-            bool on;
-            if (cli_parse_onoff(cmd, "--thinking", v, &on) < 0)
-                return 2;
-            b.thinking_override = on;
-            break;
-        }
-        case OPT_QUIET: b.quiet = true; break;
-        case OPT_LOG_LEVEL:
-            if (log_parse_level(v, &level) < 0) {
-                cli_usage_error(cmd, "--log-level: expected error, warn, info or debug, got '%s'", v);
-                return 2;
-            }
-            log_set_level(level);
-            break;
-        }
-    }
-    if (!path) {
-        cli_usage_error(cmd, "which scenario? e.g. tokentap bench config/scenarios/quant-comparison.yaml");
-        return 2;
-    }
     struct config_err err;
-    if (scenario_load(path, &b.s, &err) < 0) {
-        fprintf(stderr, "tokentap bench: %s\n", err.msg);
-        return 2;
+    int r = scenario_load(set->scenario, &b->s, &err);
+    if (r == 0) {
+        struct scenario_overrides ov = {.repetitions = set->repetitions, .levels = set->levels,
+                                        .targets = set->targets, .n_targets = set->n_targets,
+                                        .only_targets = set->only, .max_tokens = set->max_tokens};
+        r = scenario_apply_overrides(b->s, &ov, &err);
     }
-    struct scenario_overrides ov = {.repetitions = (unsigned)reps, .levels = levels,
-                                    .targets = targets, .n_targets = n_targets,
-                                    .only_targets = only};
-    if (scenario_apply_overrides(b.s, &ov, &err) < 0) {
-        fprintf(stderr, "tokentap bench: %s\n", err.msg);
-        scenario_free(b.s);
-        return 2;
-    }
-    int r = make_out_dir(&b, out);
     if (r < 0) {
-        cli_usage_error(cmd, "--out: at most %zu bytes", sizeof(b.out_dir) - 1);
-        rc = 2;
-        goto fail;
+        fprintf(stderr, "tokentap bench: %s\n", err.msg);
+        return -EINVAL;
     }
+    make_out_dir(b, set->out);
     /* 0755: results are for sharing (the files are 0644); traces, which
      * are not, go in 0700 directories. */
-    r = files_make_dirs(b.out_dir, 0755);
-    if (r < 0) {
-        fprintf(stderr, "tokentap bench: cannot create %s: %s\n", b.out_dir, strerror(-r));
-        goto fail;
-    }
+    r = files_make_dirs(b->out_dir, 0755);
+    if (r < 0)
+        fprintf(stderr, "tokentap bench: cannot create %s: %s\n", b->out_dir, strerror(-r));
+    return r;
+}
 
-    b.base = net_event_base_new();
-    b.requests = cJSON_CreateArray();
-    b.level_runs = cJSON_CreateArray();
-    if (!b.base || !b.requests || !b.level_runs)
-        goto fail;
-    b.all_sim = true;
-    for (size_t i = 0; i < b.s->n_targets; i++) {
-        b.all_sim = b.all_sim && !b.s->targets[i].url;
-        if (setup_target(&b, &b.targets[i], &b.s->targets[i], i) < 0) {
-            b.n_targets = i + 1;
-            goto fail;
-        }
-        b.n_targets = i + 1;
+/* The loop, the targets (started or probed) and the timers. 0 or -1. */
+static int prepare(struct bench *b)
+{
+    b->base = net_event_base_new();
+    if (!b->base)
+        return -1;
+    b->all_sim = true;
+    for (size_t i = 0; i < b->s->n_targets; i++) {
+        b->all_sim = b->all_sim && !b->s->targets[i].url;
+        b->n_targets = i + 1;
+        if (setup_target(b, &b->targets[i], &b->s->targets[i], i) < 0)
+            return -1;
     }
-    b.pause = evtimer_new(b.base, pause_cb, &b);
-    b.tick = evtimer_new(b.base, tick_cb, &b);
-    b.sigint = evsignal_new(b.base, SIGINT, on_signal, &b);
-    b.sigterm = evsignal_new(b.base, SIGTERM, on_signal, &b);
-    if (!b.pause || !b.tick || !b.sigint || !b.sigterm || evsignal_add(b.sigint, NULL) < 0 ||
-        evsignal_add(b.sigterm, NULL) < 0)
-        goto fail;
-    b.tty = isatty(STDERR_FILENO);
-    if (!b.quiet) {
+    b->pause = evtimer_new(b->base, pause_cb, b);
+    b->tick = evtimer_new(b->base, tick_cb, b);
+    if (!b->pause || !b->tick || loop_init(&b->loop, b->base, on_stop, NULL, b) < 0)
+        return -1;
+    return 0;
+}
+
+/* Runs the plan until it is done or stopped. */
+static void run_plan(struct bench *b)
+{
+    b->tty = isatty(STDERR_FILENO);
+    if (!b->quiet) {
         fprintf(stderr, "tokentap bench: %s: %zu targets x %zu levels x %u repetitions%s -> %s/\n",
-                b.s->name, b.n_targets, b.s->n_levels, b.s->repetitions,
-                b.all_sim ? " (simulated targets side by side)" : " (targets interleaved)", b.out_dir);
+                b->s->name, b->n_targets, b->s->n_levels, b->s->repetitions,
+                b->all_sim ? " (simulated targets side by side)" : " (targets interleaved)", b->out_dir);
         struct timeval tv = {0, 250000};
-        evtimer_add(b.tick, &tv);
+        evtimer_add(b->tick, &tv);
     }
-    b.start_mono = clock_now();
-    b.start_wall = clock_wall();
-    b.level = 0;
-    b.rep = 1;
-    start(&b);
-    event_base_dispatch(b.base);
+    b->start_mono = clock_now();
+    b->start_wall = clock_wall();
+    b->level = 0;
+    b->rep = 1;
+    start(b);
+    loop_run(&b->loop);
+}
+
+/* After the run: results.json, report.md (printed) and report.html; the
+ * exit status. */
+static int finish(struct bench *b)
+{
+    struct results *run = NULL;
+    struct evbuffer *md = NULL;
+    int r, rc = 1;
     usec_t end = clock_now();
-    if (!b.quiet && b.tty)
+    if (!b->quiet && b->tty)
         fprintf(stderr, "\n");
-    if (b.interrupted)
+    if (b->interrupted)
         fprintf(stderr, "tokentap bench: interrupted: writing the results so far (marked incomplete)\n");
-    clear_running(&b);
-    results = build_results(&b, end);
-    if (!results || write_results(&b, results) < 0)
+    clear_running(b);
+    if (build_results(b, end, &run) < 0)
         goto fail;
-    r = report_write_all(results, b.out_dir);
+    md = evbuffer_new();
+    r = md ? report_write_all(run, b->out_dir, md) : -ENOMEM;
     if (r < 0) {
         fprintf(stderr, "tokentap bench: cannot write the report: %s\n", strerror(-r));
     } else {
         /* The seed-style tables, as report.md has them. */
-        char md[600];
-        snprintf(md, sizeof(md), "%s/report.md", b.out_dir);
-        FILE *f = fopen(md, "r");
-        char buf[8192];
-        size_t got;
-        while (f && (got = fread(buf, 1, sizeof(buf), f)) > 0)
-            fwrite(buf, 1, got, stdout);
-        if (f)
-            fclose(f);
+        size_t len = evbuffer_get_length(md);
+        const unsigned char *text = evbuffer_pullup(md, -1);
+        if (text)
+            fwrite(text, 1, len, stdout);
         fflush(stdout);
     }
-    fprintf(stderr, "tokentap bench: wrote %s/results.json, report.md, report.html\n", b.out_dir);
-    rc = b.interrupted ? 130 : b.failed ? 1 : 0;
+    fprintf(stderr, "tokentap bench: wrote %s/results.json, report.md, report.html\n", b->out_dir);
+    char why[160];
+    rc = bench_exit_status(b->errors, b->checks_failed, b->allow_failures, why, sizeof(why));
+    if (why[0])
+        fprintf(stderr, "tokentap bench: %s\n", why);
+    if (b->interrupted || b->failed)
+        rc = b->interrupted ? 130 : 1;
 fail:
-    cJSON_Delete(results);
-    for (size_t i = 0; i < b.n_targets; i++) {
-        loadgen_free(b.targets[i].lg);
-        sim_free(b.targets[i].sim);
-        cJSON_Delete(b.targets[i].props);
-    }
-    cJSON_Delete(b.requests);
-    cJSON_Delete(b.level_runs);
-    if (b.pause)
-        event_free(b.pause);
-    if (b.tick)
-        event_free(b.tick);
-    if (b.sigint)
-        event_free(b.sigint);
-    if (b.sigterm)
-        event_free(b.sigterm);
-    if (b.base)
-        event_base_free(b.base);
-    scenario_free(b.s);
+    if (md)
+        evbuffer_free(md);
+    results_free(run);
     return rc;
+}
+
+static void bench_free(struct bench *b)
+{
+    for (size_t i = 0; i < b->n_targets; i++) {
+        loadgen_free(b->targets[i].lg);
+        metrics_free(b->targets[i].metrics);
+        sim_free(b->targets[i].sim);
+        cJSON_Delete(b->targets[i].props);
+    }
+    for (size_t i = 0; i < b->n_requests; i++)
+        record_finish(&b->requests[i].rec);
+    free(b->requests);
+    free(b->level_runs);
+    if (b->pause)
+        event_free(b->pause);
+    if (b->tick)
+        event_free(b->tick);
+    loop_finish(&b->loop);
+    if (b->base)
+        event_base_free(b->base);
+    scenario_free(b->s);
+}
+
+int bench_exit_status(uint64_t failed_requests, uint64_t failed_checks, bool allow_failures,
+                      char *why, size_t len)
+{
+    why[0] = '\0';
+    if (!failed_requests && !failed_checks)
+        return 0;
+    snprintf(why, len, "%llu request%s failed, %llu answer check%s failed%s",
+             (unsigned long long)failed_requests, failed_requests == 1 ? "" : "s",
+             (unsigned long long)failed_checks, failed_checks == 1 ? "" : "s",
+             allow_failures ? " (--allow-failures: exit 0)" : ": exit 1 (--allow-failures to exit 0)");
+    return allow_failures ? 0 : 1;
+}
+
+/* Where the shipped scenarios are: config/scenarios under the working
+ * directory (a checkout), else beside the binary's build directory. */
+static DIR *open_scenarios(char *dir, size_t len)
+{
+    snprintf(dir, len, "config/scenarios");
+    DIR *d = opendir(dir);
+    if (d)
+        return d;
+    char exe[400];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(dir, len, "%s/../config/scenarios", exe);
+    return opendir(dir);
+}
+
+/* --list: each shipped scenario's file, name and description. */
+static int list_scenarios(void)
+{
+    char dir[512];
+    DIR *d = open_scenarios(dir, sizeof(dir));
+    if (!d) {
+        fprintf(stderr, "tokentap bench: no config/scenarios here or beside the binary: run from "
+                        "the tokentap checkout\n");
+        return 1;
+    }
+    char *names[64];
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 64) {
+        size_t l = strlen(e->d_name);
+        /* Scenario files, not their .responses.yaml companions. */
+        if (l > 5 && strcmp(e->d_name + l - 5, ".yaml") == 0 && !strstr(e->d_name, ".responses."))
+            names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && names[j - 1] && names[j] && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    for (size_t i = 0; i < n; i++) {
+        if (!names[i])
+            continue;
+        char path[800];
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        struct scenario *s = NULL;
+        struct config_err err;
+        if (scenario_load(path, &s, &err) == 0) {
+            size_t dl = strlen(s->description);
+            while (dl > 0 && (s->description[dl - 1] == '\n' || s->description[dl - 1] == ' '))
+                dl--;
+            printf("%s\n    %s: %zu agents, %zu levels, %zu targets. %.*s\n", path, s->name,
+                   s->n_agents, s->n_levels, s->n_targets, (int)dl, s->description);
+            scenario_free(s);
+        } else {
+            printf("%s\n    (does not load: %s)\n", path, err.msg);
+        }
+        free(names[i]);
+    }
+    return 0;
+}
+
+/* Loads the scenario, runs it, writes what was measured; the exit status. */
+static int bench_run(const struct bench_settings *set)
+{
+    struct bench b;
+    memset(&b, 0, sizeof(b));
+    b.thinking_override = set->thinking;
+    b.quiet = set->quiet;
+    b.argc = set->argc;
+    b.argv = set->argv;
+    b.allow_failures = set->allow_failures;
+    int r, rc = 1;
+    log_set_level(set->log_level);
+    if (set->list)
+        return list_scenarios();
+    if ((r = load_plan(&b, set)) < 0) {
+        rc = r == -EINVAL ? 2 : 1;
+        goto fail;
+    }
+    if (prepare(&b) < 0)
+        goto fail;
+    run_plan(&b);
+    rc = finish(&b);
+fail:
+    bench_free(&b);
+    return rc;
+}
+
+int bench_main(int argc, char **argv)
+{
+    struct bench_settings s;
+    struct config_err err;
+    int r = bench_settings_parse(&s, argc, argv, &err);
+    if (r != 0)
+        return cli_exit(&bench_command, r, &err);
+    return bench_run(&s);
 }

@@ -1,5 +1,6 @@
 #include "study/bench_results.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,205 +9,389 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <event2/buffer.h>
 
 #include "core/stats.h"
+#include "report/results.h"
 
+/* The simulator profile as results.json lists it. */
+#define SIM_SETTINGS 5
+static const char *const sim_keys[SIM_SETTINGS] = {"slots", "prefill_tps", "decode_tps",
+                                                   "batch_slowdown", "jitter"};
 
-static const cJSON *get(const cJSON *j, const char *k)
+static void sim_values(const struct scenario_sim *sim, double v[SIM_SETTINGS])
 {
-    return cJSON_GetObjectItemCaseSensitive(j, k);
+    v[0] = sim->slots;
+    v[1] = sim->prefill_tps;
+    v[2] = sim->decode_tps;
+    v[3] = sim->batch_slowdown;
+    v[4] = sim->jitter;
 }
 
-static double numf(const cJSON *j, const char *k)
+/* --- a request's numbers, as its record's JSON has them --- */
+
+/* results.json cannot hold what is not finite: it is null there. */
+static double as_json(double v)
 {
-    const cJSON *v = get(j, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    return isfinite(v) ? v : NAN;
 }
 
-static bool same(const cJSON *e, const char *target, const char *level)
+static double ms(usec_t us, bool defined)
 {
-    return strcmp(cJSON_GetStringValue(get(e, "target")), target) == 0 &&
-           strcmp(cJSON_GetStringValue(get(e, "level")), level) == 0;
+    return defined ? (double)us / 1000.0 : NAN;
 }
 
-/* {"values":[...],"mean","p50","p90","min","max","ci95"} */
-static cJSON *metric(const double *v, size_t n)
+/* ms from base to t, as the record's "t" object has it. */
+static double rel_ms(usec_t t, usec_t base)
 {
-    cJSON *m = cJSON_CreateObject();
-    cJSON *vals = cJSON_AddArrayToObject(m, "values");
-    for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(vals, isnan(v[i]) ? cJSON_CreateNull() : cJSON_CreateNumber(v[i]));
-    struct stats_summary s;
-    if (stats_summarize(v, n, &s) < 0)
-        memset(&s, 0, sizeof(s));
-#define NUM(key, x) cJSON_AddItemToObject(m, key, isnan(x) || s.n == 0 ? cJSON_CreateNull() : cJSON_CreateNumber(x))
-    NUM("mean", s.mean);
-    NUM("p50", s.p50);
-    NUM("p90", s.p90);
-    NUM("min", s.min);
-    NUM("max", s.max);
-#undef NUM
-    if (s.n >= 2 && !isnan(s.ci_lo)) {
-        cJSON *ci = cJSON_AddArrayToObject(m, "ci95");
-        cJSON_AddItemToArray(ci, cJSON_CreateNumber(s.ci_lo));
-        cJSON_AddItemToArray(ci, cJSON_CreateNumber(s.ci_hi));
-    } else {
-        cJSON_AddNullToObject(m, "ci95");
-    }
-    return m;
+    return ms(clock_diff(t, base), t != 0 && base != 0);
 }
 
-/* The median gap of a request, from its gap list. */
-static double itl_p50(const cJSON *rec)
+/* The median gap of a request, ms. */
+static double itl_p50(const struct record *r)
 {
-    const cJSON *gaps = get(rec, "gaps_us");
-    size_t n = (size_t)cJSON_GetArraySize(gaps);
-    if (n == 0)
+    if (r->n_gaps == 0)
         return NAN;
-    double *v = malloc(n * sizeof(*v));
+    double *v = malloc(r->n_gaps * sizeof(*v));
     if (!v)
         return NAN;
-    size_t i = 0;
-    const cJSON *g;
-    cJSON_ArrayForEach(g, gaps) v[i++] = g->valuedouble / 1000.0;
+    for (size_t i = 0; i < r->n_gaps; i++)
+        v[i] = r->gaps[i] / 1000.0;
     double p = NAN;
-    stats_percentile(v, n, 50, &p);
+    stats_percentile(v, r->n_gaps, 50, &p);
     free(v);
     return p;
 }
 
-static void build_cells(const struct bench_results_in *b, cJSON *cells, cJSON *level_cells)
+/* The per-turn metrics of a request that went well. */
+static void request_metrics(const struct record *r, double v[RESULTS_CELL_METRICS])
 {
-    const struct scenario *s = b->s;
+    double tps = record_decode_tps(r);
+    v[RESULTS_TTFT] = ms(record_ttft(r), r->t_first_token != 0);
+    v[RESULTS_TTFC] = ms(record_ttfc(r), r->t_first_content != 0);
+    v[RESULTS_RESPONSE_TIME] = ms(record_e2e(r), r->t_end != 0);
+    v[RESULTS_TOKENS] = (double)record_output_tokens(r);
+    v[RESULTS_DECODE_TPS] = tps > 0 ? tps : NAN;
+    v[RESULTS_ITL_P50] = itl_p50(r);
+}
+
+/* --- cells: each metric over the repetitions --- */
+
+/* n values, all missing until a repetition fills its own. */
+static int values_init(struct results_values *v, size_t n)
+{
+    if (n == 0)
+        return 0;
+    v->v = malloc(n * sizeof(*v->v));
+    if (!v->v)
+        return -ENOMEM;
+    v->n = n;
+    for (size_t i = 0; i < n; i++)
+        v->v[i] = NAN;
+    return 0;
+}
+
+/* Once per metric, for results.json and the report alike. */
+static int summarize(struct results_values *v)
+{
+    int rc = stats_summarize(v->v, v->n, &v->sum);
+    v->summarized = rc == 0;
+    return rc;
+}
+
+static bool runs_in(const struct scenario_level *lv, size_t agent)
+{
+    for (size_t p = 0; p < lv->n_phases; p++)
+        for (size_t k = 0; k < lv->phases[p].n_agents; k++)
+            if (lv->phases[p].agents[k] == agent)
+                return true;
+    return false;
+}
+
+/* One target x level x agent x turn. */
+static int turn_cell(const struct bench_results_in *in, size_t ti, size_t li, size_t ai,
+                     size_t turn, struct results_cell *c)
+{
+    const struct scenario *s = in->s;
     unsigned reps = s->repetitions;
-    double *v[6];
-    for (int k = 0; k < 6; k++)
-        v[k] = malloc(reps * sizeof(double));
-    double *wall = malloc(reps * sizeof(double)), *total = malloc(reps * sizeof(double)),
-           *otps = malloc(reps * sizeof(double));
-    if (!v[0] || !v[1] || !v[2] || !v[3] || !v[4] || !v[5] || !wall || !total || !otps)
-        goto out;
-    for (size_t ti = 0; ti < s->n_targets; ti++) {
-        const char *tname = s->targets[ti].name;
-        for (size_t li = 0; li < s->n_levels; li++) {
-            const struct scenario_level *lv = &s->levels[li];
-            /* Which agents run in this level. */
-            for (size_t ai = 0; ai < s->n_agents; ai++) {
-                bool in = false;
-                for (size_t p = 0; p < lv->n_phases; p++)
-                    for (size_t k = 0; k < lv->phases[p].n_agents; k++)
-                        in = in || lv->phases[p].agents[k] == ai;
-                if (!in)
-                    continue;
-                const struct scenario_agent *ag = &s->agents[ai];
-                for (size_t turn = 1; turn <= ag->n_turns; turn++) {
-                    for (unsigned r = 0; r < reps; r++)
-                        for (int k = 0; k < 6; k++)
-                            v[k][r] = NAN;
-                    unsigned n = 0, errors = 0, pass = 0, checked = 0;
-                    const cJSON *e;
-                    cJSON_ArrayForEach(e, b->requests)
-                    {
-                        if (!same(e, tname, lv->name) || strcmp(cJSON_GetStringValue(get(e, "agent")), ag->name) != 0 ||
-                            numf(e, "turn") != (double)turn)
-                            continue;
-                        int r = (int)numf(e, "repetition") - 1;
-                        if (r < 0 || (unsigned)r >= reps)
-                            continue;
-                        n++;
-                        const cJSON *rec = get(e, "record");
-                        if (strcmp(cJSON_GetStringValue(get(rec, "outcome")), "ok") != 0) {
-                            errors++;
-                        } else {
-                            v[0][r] = numf(rec, "ttft_ms");
-                            v[1][r] = numf(rec, "ttfc_ms");
-                            v[2][r] = numf(rec, "e2e_ms");
-                            v[3][r] = numf(rec, "output_tokens");
-                            v[4][r] = numf(rec, "decode_tps");
-                            v[5][r] = itl_p50(rec);
-                        }
-                        const cJSON *c = get(e, "check");
-                        if (cJSON_IsObject(c)) {
-                            checked++;
-                            pass += cJSON_IsTrue(get(c, "pass"));
-                        }
-                    }
-                    cJSON *cell = cJSON_CreateObject();
-                    cJSON_AddStringToObject(cell, "target", tname);
-                    cJSON_AddStringToObject(cell, "level", lv->name);
-                    cJSON_AddStringToObject(cell, "agent", ag->name);
-                    cJSON_AddNumberToObject(cell, "turn", (double)turn);
-                    cJSON_AddNumberToObject(cell, "n", n);
-                    cJSON_AddNumberToObject(cell, "errors", errors);
-                    static const char *const keys[] = {"ttft_ms", "ttfc_ms", "response_time_ms",
-                                                       "tokens", "decode_tps", "itl_p50_ms"};
-                    for (int k = 0; k < 6; k++)
-                        cJSON_AddItemToObject(cell, keys[k], metric(v[k], reps));
-                    cJSON_AddNumberToObject(cell, "pass", pass);
-                    cJSON_AddNumberToObject(cell, "checked", checked);
-                    cJSON_AddItemToArray(cells, cell);
-                }
-            }
-            /* Level totals per repetition. */
-            unsigned n = 0, errors = 0;
-            for (unsigned r = 0; r < reps; r++)
-                wall[r] = total[r] = otps[r] = NAN;
-            const cJSON *lr;
-            cJSON_ArrayForEach(lr, b->level_runs)
-            {
-                if (!same(lr, tname, lv->name))
-                    continue;
-                int r = (int)numf(lr, "repetition") - 1;
-                if (r < 0 || (unsigned)r >= reps)
-                    continue;
-                n++;
-                wall[r] = numf(lr, "wall_ms");
-                double first = INFINITY, last = 0, tokens = 0;
-                bool bad = false;
-                const cJSON *e;
-                cJSON_ArrayForEach(e, b->requests)
-                {
-                    if (!same(e, tname, lv->name) || numf(e, "repetition") != r + 1)
-                        continue;
-                    const cJSON *rec = get(e, "record");
-                    bad = bad || strcmp(cJSON_GetStringValue(get(rec, "outcome")), "ok") != 0;
-                    tokens += numf(rec, "output_tokens");
-                    const struct scenario_agent *ag = scenario_find_agent(s, cJSON_GetStringValue(get(e, "agent")));
-                    if (!ag || ag->role != SCENARIO_ROLE_PRIMARY)
-                        continue;
-                    const cJSON *t = get(rec, "t");
-                    double st = numf(t, "start_us") / 1000.0, end = st + numf(t, "end");
-                    if (st < first)
-                        first = st;
-                    if (end > last)
-                        last = end;
-                }
-                if (bad)
-                    errors++;
-                if (last > 0 && !bad)
-                    total[r] = last - first;
-                if (!isnan(wall[r]) && wall[r] > 0)
-                    otps[r] = tokens / (wall[r] / 1000.0);
-            }
-            cJSON *lc = cJSON_CreateObject();
-            cJSON_AddStringToObject(lc, "target", tname);
-            cJSON_AddStringToObject(lc, "level", lv->name);
-            cJSON_AddNumberToObject(lc, "concurrency", lv->concurrency);
-            cJSON_AddNumberToObject(lc, "n", n);
-            cJSON_AddNumberToObject(lc, "errors", errors);
-            cJSON_AddItemToObject(lc, "primary_total_ms", metric(total, reps));
-            cJSON_AddItemToObject(lc, "wall_ms", metric(wall, reps));
-            cJSON_AddItemToObject(lc, "output_tokens_per_s", metric(otps, reps));
-            cJSON_AddItemToArray(level_cells, lc);
+    c->target = s->targets[ti].name;
+    c->level = s->levels[li].name;
+    c->agent = s->agents[ai].name;
+    c->turn = (int)turn;
+    for (int m = 0; m < RESULTS_CELL_METRICS; m++)
+        if (values_init(&c->m[m], reps) < 0)
+            return -ENOMEM;
+    for (size_t i = 0; i < in->n_requests; i++) {
+        const struct bench_request *q = &in->requests[i];
+        if (q->target != ti || q->level != li || q->agent != ai || q->turn != turn ||
+            q->repetition < 1 || q->repetition > reps)
+            continue;
+        c->n++;
+        if (q->rec.outcome != RECORD_OK) {
+            c->errors++;
+        } else {
+            double v[RESULTS_CELL_METRICS];
+            request_metrics(&q->rec, v);
+            for (int m = 0; m < RESULTS_CELL_METRICS; m++)
+                c->m[m].v[q->repetition - 1] = as_json(v[m]);
+        }
+        if (q->checked) {
+            c->checked++;
+            c->pass += q->check.pass;
         }
     }
-out:
-    for (int k = 0; k < 6; k++)
-        free(v[k]);
-    free(wall);
-    free(total);
-    free(otps);
+    for (int m = 0; m < RESULTS_CELL_METRICS; m++)
+        if (summarize(&c->m[m]) < 0)
+            return -ENOMEM;
+    return 0;
 }
+
+/* One target x level: the primary's total, the wall time and the output
+ * rate of each repetition. */
+static int level_cell(const struct bench_results_in *in, size_t ti, size_t li,
+                      struct results_level_cell *lc)
+{
+    const struct scenario *s = in->s;
+    unsigned reps = s->repetitions;
+    lc->target = s->targets[ti].name;
+    lc->level = s->levels[li].name;
+    lc->concurrency = s->levels[li].concurrency;
+    for (int m = 0; m < RESULTS_LEVEL_METRICS; m++)
+        if (values_init(&lc->m[m], reps) < 0)
+            return -ENOMEM;
+    for (size_t k = 0; k < in->n_level_runs; k++) {
+        const struct bench_level_run *lr = &in->level_runs[k];
+        unsigned rep = lr->repetition;
+        if (lr->target != ti || lr->level != li || rep < 1 || rep > reps)
+            continue;
+        lc->n++;
+        double wall = (double)lr->wall / 1000.0, first = INFINITY, last = 0, tokens = 0;
+        bool bad = false;
+        for (size_t i = 0; i < in->n_requests; i++) {
+            const struct bench_request *q = &in->requests[i];
+            if (q->target != ti || q->level != li || q->repetition != rep)
+                continue;
+            bad = bad || q->rec.outcome != RECORD_OK;
+            tokens += (double)record_output_tokens(&q->rec);
+            if (s->agents[q->agent].role != SCENARIO_ROLE_PRIMARY)
+                continue;
+            double st = (double)q->rec.t_start / 1000.0;
+            double end = st + rel_ms(q->rec.t_end, q->rec.t_start);
+            if (st < first)
+                first = st;
+            if (end > last)
+                last = end;
+        }
+        if (bad)
+            lc->errors++;
+        lc->m[RESULTS_WALL].v[rep - 1] = as_json(wall);
+        if (last > 0 && !bad)
+            lc->m[RESULTS_PRIMARY_TOTAL].v[rep - 1] = as_json(last - first);
+        if (wall > 0)
+            lc->m[RESULTS_OUTPUT_TPS].v[rep - 1] = as_json(tokens / (wall / 1000.0));
+    }
+    for (int m = 0; m < RESULTS_LEVEL_METRICS; m++)
+        if (summarize(&lc->m[m]) < 0)
+            return -ENOMEM;
+    return 0;
+}
+
+static int build_cells(const struct bench_results_in *in, struct results *run)
+{
+    const struct scenario *s = in->s;
+    size_t n = 0;
+    for (size_t li = 0; li < s->n_levels; li++)
+        for (size_t ai = 0; ai < s->n_agents; ai++)
+            if (runs_in(&s->levels[li], ai))
+                n += s->agents[ai].n_turns;
+    n *= s->n_targets;
+    run->cells = calloc(n ? n : 1, sizeof(*run->cells));
+    run->level_cells = calloc(s->n_targets * s->n_levels, sizeof(*run->level_cells));
+    if (!run->cells || !run->level_cells)
+        return -ENOMEM;
+    for (size_t ti = 0; ti < s->n_targets; ti++) {
+        for (size_t li = 0; li < s->n_levels; li++) {
+            for (size_t ai = 0; ai < s->n_agents; ai++) {
+                if (!runs_in(&s->levels[li], ai))
+                    continue;
+                for (size_t turn = 1; turn <= s->agents[ai].n_turns; turn++)
+                    if (turn_cell(in, ti, li, ai, turn, &run->cells[run->n_cells++]) < 0)
+                        return -ENOMEM;
+            }
+            if (level_cell(in, ti, li, &run->level_cells[run->n_level_cells++]) < 0)
+                return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* --- the rest of the run, as results.json would give it --- */
+
+static int build_scenario(const struct scenario *s, struct results *run)
+{
+    run->scenario_name = s->name ? s->name : "";
+    run->description = s->description;
+    run->scenario_file = s->path;
+    run->warmup = s->warmup;
+    run->repetitions = (int)s->repetitions;
+    run->agents = calloc(s->n_agents, sizeof(*run->agents));
+    run->levels = calloc(s->n_levels, sizeof(*run->levels));
+    if (!run->agents || !run->levels)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->n_agents; i++) {
+        const struct scenario_agent *a = &s->agents[i];
+        run->agents[run->n_agents++] = (struct results_agent){
+            .name = a->name,
+            .label = a->label ? a->label : a->name,
+            .primary = a->role == SCENARIO_ROLE_PRIMARY,
+            .turns = (int)a->n_turns,
+        };
+    }
+    for (size_t i = 0; i < s->n_levels; i++) {
+        const struct scenario_level *l = &s->levels[i];
+        struct results_level *rl = &run->levels[run->n_levels++];
+        rl->name = l->name;
+        rl->concurrency = l->concurrency;
+        rl->phases = calloc(l->n_phases, sizeof(*rl->phases));
+        if (!rl->phases)
+            return -ENOMEM;
+        for (size_t p = 0; p < l->n_phases; p++) {
+            struct results_phase *ph = &rl->phases[rl->n_phases++];
+            ph->kind = scenario_phase_kind_name(l->phases[p].kind);
+            ph->agents = calloc(l->phases[p].n_agents, sizeof(*ph->agents));
+            if (!ph->agents)
+                return -ENOMEM;
+            for (size_t k = 0; k < l->phases[p].n_agents; k++)
+                ph->agents[ph->n_agents++] = s->agents[l->phases[p].agents[k]].name;
+        }
+    }
+    return 0;
+}
+
+/* The thinking a target's requests carried: -1 (not set), 0 or 1. */
+static int target_thinking(const struct bench_results_in *in, const struct scenario_target *t)
+{
+    int thinking = in->thinking_override >= 0 ? in->thinking_override : t->thinking;
+    return thinking == SCENARIO_THINKING_UNSET ? -1 : thinking == 1;
+}
+
+static int build_targets(const struct bench_results_in *in, struct results *run)
+{
+    run->targets = calloc(in->n_targets ? in->n_targets : 1, sizeof(*run->targets));
+    if (!run->targets)
+        return -ENOMEM;
+    for (size_t i = 0; i < in->n_targets; i++) {
+        const struct scenario_target *t = in->targets[i];
+        struct results_target *rt = &run->targets[run->n_targets++];
+        rt->name = t->name;
+        rt->label = t->label ? t->label : t->name;
+        rt->url = t->url;
+        rt->model = t->model;
+        rt->thinking = target_thinking(in, t);
+        rt->vram_gb = t->vram_gb > 0 ? t->vram_gb : NAN;
+        rt->context = t->context ? (double)t->context : NAN;
+        if (t->url)
+            continue;
+        double v[SIM_SETTINGS];
+        sim_values(&t->sim, v);
+        rt->on_sim = true;
+        rt->sim = calloc(SIM_SETTINGS, sizeof(*rt->sim));
+        if (!rt->sim)
+            return -ENOMEM;
+        for (size_t k = 0; k < SIM_SETTINGS; k++) {
+            rt->sim[k].key = sim_keys[k];
+            snprintf(rt->sim[k].value, sizeof(rt->sim[k].value), "%g", v[k]);
+        }
+        rt->n_sim = SIM_SETTINGS;
+    }
+    return 0;
+}
+
+static char *dup_wall(usec_t wall)
+{
+    char when[40];
+    clock_format_wall(wall, when, sizeof(when));
+    return strdup(when);
+}
+
+static int build_environment(const struct bench_results_in *in, struct results *run)
+{
+    struct results_environment *e = &run->env;
+    char host[256] = "", os[200] = "";
+    gethostname(host, sizeof(host) - 1);
+    struct utsname u;
+    if (uname(&u) == 0)
+        snprintf(os, sizeof(os), "%s %s %s", u.sysname, u.release, u.machine);
+    run->has_environment = true;
+    e->cpus = (double)sysconf(_SC_NPROCESSORS_ONLN);
+    e->duration_s = (double)in->duration / 1e6;
+    e->host = strdup(host);
+    e->os = strdup(os);
+    e->started = dup_wall(in->start_wall);
+    e->finished = dup_wall(in->start_wall + in->duration);
+    e->command = strdup(in->command);
+    /* How targets shared the time: simulated ones ran side by side; real
+     * servers one at a time, the order rotating each repetition. */
+    e->schedule = strdup(in->interleaved ? "interleaved" : "side-by-side");
+    if (!e->host || !e->os || !e->started || !e->finished || !e->command || !e->schedule)
+        return -ENOMEM;
+    return 0;
+}
+
+static int build_requests(const struct bench_results_in *in, struct results *run)
+{
+    const struct scenario *s = in->s;
+    size_t gaps = 0;
+    for (size_t i = 0; i < in->n_requests; i++)
+        gaps += in->requests[i].rec.n_gaps;
+    run->requests = calloc(in->n_requests ? in->n_requests : 1, sizeof(*run->requests));
+    run->gaps = malloc((gaps ? gaps : 1) * sizeof(*run->gaps));
+    if (!run->requests || !run->gaps)
+        return -ENOMEM;
+    for (size_t i = 0; i < in->n_requests; i++) {
+        const struct bench_request *q = &in->requests[i];
+        const struct record *r = &q->rec;
+        struct results_request *x = &run->requests[run->n_requests++];
+        x->target = s->targets[q->target].name;
+        x->level = s->levels[q->level].name;
+        x->agent = s->agents[q->agent].name;
+        x->repetition = q->repetition;
+        x->turn = (int)q->turn;
+        x->check = q->checked ? q->check.pass : -1;
+        x->ok = r->outcome == RECORD_OK;
+        x->start_us = (double)r->t_start;
+        x->first_token_ms = rel_ms(r->t_first_token, r->t_start);
+        x->last_token_ms = rel_ms(r->t_last_token, r->t_start);
+        x->end_ms = rel_ms(r->t_end, r->t_start);
+        x->output_tokens = (double)record_output_tokens(r);
+        x->gaps_us = run->gaps + run->n_gaps;
+        for (size_t k = 0; k < r->n_gaps; k++)
+            run->gaps[run->n_gaps++] = r->gaps[k];
+        x->n_gaps = r->n_gaps;
+    }
+    return 0;
+}
+
+int bench_results_build(const struct bench_results_in *in, struct results **ret)
+{
+    struct results *run = calloc(1, sizeof(*run));
+    if (!run)
+        return -ENOMEM;
+    int rc;
+    run->complete = in->complete;
+    run->tokentap_version = TOKENTAP_VERSION;
+    if ((rc = build_environment(in, run)) < 0 || (rc = build_scenario(in->s, run)) < 0 ||
+        (rc = build_targets(in, run)) < 0 || (rc = build_cells(in, run)) < 0 ||
+        (rc = build_requests(in, run)) < 0)
+        goto fail;
+    *ret = run;
+    return 0;
+fail:
+    results_free(run);
+    return rc;
+}
+
+/* --- results.json --- */
 
 static cJSON *scenario_json(const struct scenario *s)
 {
@@ -247,11 +432,77 @@ static cJSON *scenario_json(const struct scenario *s)
     return j;
 }
 
-static cJSON *targets_json(const struct bench_results_in *b)
+/* {"values":[...],"mean","p50","p90","min","max","ci95"} from the values
+ * and their summary. */
+static cJSON *metric_json(const struct results_values *v)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON *vals = cJSON_AddArrayToObject(m, "values");
+    for (size_t i = 0; i < v->n; i++)
+        cJSON_AddItemToArray(vals, isnan(v->v[i]) ? cJSON_CreateNull()
+                                                  : cJSON_CreateNumber(v->v[i]));
+    const struct stats_summary s = v->sum;
+#define NUM(key, x) cJSON_AddItemToObject(m, key, isnan(x) || s.n == 0 ? cJSON_CreateNull() : cJSON_CreateNumber(x))
+    NUM("mean", s.mean);
+    NUM("p50", s.p50);
+    NUM("p90", s.p90);
+    NUM("min", s.min);
+    NUM("max", s.max);
+#undef NUM
+    if (s.n >= 2 && !isnan(s.ci_lo)) {
+        cJSON *ci = cJSON_AddArrayToObject(m, "ci95");
+        cJSON_AddItemToArray(ci, cJSON_CreateNumber(s.ci_lo));
+        cJSON_AddItemToArray(ci, cJSON_CreateNumber(s.ci_hi));
+    } else {
+        cJSON_AddNullToObject(m, "ci95");
+    }
+    return m;
+}
+
+static cJSON *cells_json(const struct results *run)
+{
+    cJSON *cells = cJSON_CreateArray();
+    for (size_t i = 0; i < run->n_cells; i++) {
+        const struct results_cell *c = &run->cells[i];
+        cJSON *cell = cJSON_CreateObject();
+        cJSON_AddStringToObject(cell, "target", c->target);
+        cJSON_AddStringToObject(cell, "level", c->level);
+        cJSON_AddStringToObject(cell, "agent", c->agent);
+        cJSON_AddNumberToObject(cell, "turn", c->turn);
+        cJSON_AddNumberToObject(cell, "n", c->n);
+        cJSON_AddNumberToObject(cell, "errors", c->errors);
+        for (int m = 0; m < RESULTS_CELL_METRICS; m++)
+            cJSON_AddItemToObject(cell, results_metric_key(m), metric_json(&c->m[m]));
+        cJSON_AddNumberToObject(cell, "pass", c->pass);
+        cJSON_AddNumberToObject(cell, "checked", c->checked);
+        cJSON_AddItemToArray(cells, cell);
+    }
+    return cells;
+}
+
+static cJSON *level_cells_json(const struct results *run)
+{
+    cJSON *cells = cJSON_CreateArray();
+    for (size_t i = 0; i < run->n_level_cells; i++) {
+        const struct results_level_cell *c = &run->level_cells[i];
+        cJSON *lc = cJSON_CreateObject();
+        cJSON_AddStringToObject(lc, "target", c->target);
+        cJSON_AddStringToObject(lc, "level", c->level);
+        cJSON_AddNumberToObject(lc, "concurrency", c->concurrency);
+        cJSON_AddNumberToObject(lc, "n", c->n);
+        cJSON_AddNumberToObject(lc, "errors", c->errors);
+        for (int m = 0; m < RESULTS_LEVEL_METRICS; m++)
+            cJSON_AddItemToObject(lc, results_level_metric_key(m), metric_json(&c->m[m]));
+        cJSON_AddItemToArray(cells, lc);
+    }
+    return cells;
+}
+
+static cJSON *targets_json(const struct bench_results_in *in)
 {
     cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; i < b->n_targets; i++) {
-        const struct scenario_target *t = b->targets[i];
+    for (size_t i = 0; i < in->n_targets; i++) {
+        const struct scenario_target *t = in->targets[i];
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", t->name);
         cJSON_AddStringToObject(o, "label", t->label);
@@ -261,21 +512,20 @@ static cJSON *targets_json(const struct bench_results_in *b)
         } else {
             cJSON_AddNullToObject(o, "url");
             cJSON *sim = cJSON_AddObjectToObject(o, "sim");
-            cJSON_AddNumberToObject(sim, "slots", t->sim.slots);
-            cJSON_AddNumberToObject(sim, "prefill_tps", t->sim.prefill_tps);
-            cJSON_AddNumberToObject(sim, "decode_tps", t->sim.decode_tps);
-            cJSON_AddNumberToObject(sim, "batch_slowdown", t->sim.batch_slowdown);
-            cJSON_AddNumberToObject(sim, "jitter", t->sim.jitter);
+            double v[SIM_SETTINGS];
+            sim_values(&t->sim, v);
+            for (size_t k = 0; k < SIM_SETTINGS; k++)
+                cJSON_AddNumberToObject(sim, sim_keys[k], v[k]);
         }
         if (t->model)
             cJSON_AddStringToObject(o, "model", t->model);
         else
             cJSON_AddNullToObject(o, "model");
-        int thinking = b->thinking_override >= 0 ? b->thinking_override : t->thinking;
-        if (thinking == SCENARIO_THINKING_UNSET)
+        int thinking = target_thinking(in, t);
+        if (thinking < 0)
             cJSON_AddNullToObject(o, "thinking");
         else
-            cJSON_AddBoolToObject(o, "thinking", thinking == 1);
+            cJSON_AddBoolToObject(o, "thinking", thinking);
         if (t->vram_gb > 0)
             cJSON_AddNumberToObject(o, "vram_gb", t->vram_gb);
         else
@@ -284,54 +534,141 @@ static cJSON *targets_json(const struct bench_results_in *b)
             cJSON_AddNumberToObject(o, "context", (double)t->context);
         else
             cJSON_AddNullToObject(o, "context");
-        cJSON_AddItemToObject(o, "props", b->props[i] ? cJSON_Duplicate(b->props[i], true)
-                                                       : cJSON_CreateNull());
+        cJSON_AddItemToObject(o, "props", in->props[i] ? cJSON_Duplicate(in->props[i], true)
+                                                        : cJSON_CreateNull());
         cJSON_AddItemToArray(arr, o);
     }
     return arr;
 }
 
-static cJSON *environment_json(const struct bench_results_in *b)
+static cJSON *environment_json(const struct results_environment *e)
 {
     cJSON *o = cJSON_CreateObject();
-    char host[256] = "";
-    gethostname(host, sizeof(host) - 1);
-    cJSON_AddStringToObject(o, "host", host);
-    struct utsname u;
-    char os[200] = "";
-    if (uname(&u) == 0)
-        snprintf(os, sizeof(os), "%s %s %s", u.sysname, u.release, u.machine);
-    cJSON_AddStringToObject(o, "os", os);
-    cJSON_AddNumberToObject(o, "cpus", (double)sysconf(_SC_NPROCESSORS_ONLN));
-    char when[40];
-    clock_format_wall(b->start_wall, when, sizeof(when));
-    cJSON_AddStringToObject(o, "started", when);
-    clock_format_wall(b->start_wall + b->duration, when, sizeof(when));
-    cJSON_AddStringToObject(o, "finished", when);
-    cJSON_AddNumberToObject(o, "duration_s", (double)b->duration / 1e6);
-    cJSON_AddStringToObject(o, "command", b->command);
-    /* How targets shared the time: simulated ones ran side by side; real
-     * servers one at a time, the order rotating each repetition. */
-    cJSON_AddStringToObject(o, "schedule", b->interleaved ? "interleaved" : "side-by-side");
+    cJSON_AddStringToObject(o, "host", e->host);
+    cJSON_AddStringToObject(o, "os", e->os);
+    cJSON_AddNumberToObject(o, "cpus", e->cpus);
+    cJSON_AddStringToObject(o, "started", e->started);
+    cJSON_AddStringToObject(o, "finished", e->finished);
+    cJSON_AddNumberToObject(o, "duration_s", e->duration_s);
+    cJSON_AddStringToObject(o, "command", e->command);
+    cJSON_AddStringToObject(o, "schedule", e->schedule);
     return o;
 }
 
-cJSON *bench_results_build(const struct bench_results_in *in)
+static cJSON *string_list(const char *const *v, size_t n)
 {
-    cJSON *root = cJSON_CreateObject();
-    if (!root)
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
+    return a;
+}
+
+/* The record's own JSON (record_to_json), to go into the tree as it is. */
+static cJSON *record_raw(const struct record *r)
+{
+    struct evbuffer *eb = evbuffer_new();
+    if (!eb)
         return NULL;
-    cJSON_AddStringToObject(root, "format", "tokentap-bench");
-    cJSON_AddNumberToObject(root, "version", 1);
+    record_to_json(r, eb, true);
+    cJSON *raw = NULL;
+    const char *text = evbuffer_add(eb, "", 1) == 0 ? (const char *)evbuffer_pullup(eb, -1) : NULL;
+    if (text)
+        raw = cJSON_CreateRaw(text);
+    evbuffer_free(eb);
+    return raw;
+}
+
+/* A request entry: where it belongs, its record and check, and the seed
+ * script's own fields for old tooling. NULL for want of memory. */
+static cJSON *request_json(const struct scenario *s, const struct bench_request *q)
+{
+    const struct record *r = &q->rec;
+    const struct scenario_check_result *cr = &q->check;
+    cJSON *e = cJSON_CreateObject();
+    cJSON *rec = record_raw(r);
+    if (!e || !rec || !cJSON_AddItemToObject(e, "record", rec)) {
+        cJSON_Delete(e);
+        cJSON_Delete(rec);
+        return NULL;
+    }
+    if (!cJSON_AddStringToObject(e, "target", s->targets[q->target].name) ||
+        !cJSON_AddStringToObject(e, "level", s->levels[q->level].name) ||
+        !cJSON_AddNumberToObject(e, "repetition", q->repetition) ||
+        !cJSON_AddStringToObject(e, "agent", s->agents[q->agent].name) ||
+        !cJSON_AddNumberToObject(e, "turn", (double)q->turn) ||
+        !cJSON_AddNumberToObject(e, "phase", (double)q->phase))
+        goto fail;
+    if (q->checked) {
+        cJSON *c = cJSON_AddObjectToObject(e, "check");
+        cJSON_AddBoolToObject(c, "pass", cr->pass);
+        cJSON_AddItemToObject(c, "found", string_list(cr->found, cr->n_found));
+        cJSON_AddItemToObject(c, "missing", string_list(cr->missing, cr->n_missing));
+        if (cr->reason[0])
+            cJSON_AddStringToObject(c, "reason", cr->reason);
+        else
+            cJSON_AddNullToObject(c, "reason");
+    } else {
+        cJSON_AddNullToObject(e, "check");
+    }
+    bool ok = r->outcome == RECORD_OK;
+    if (ok && r->t_first_token)
+        cJSON_AddNumberToObject(e, "ttft_ms", (double)record_ttft(r) / 1000.0);
+    else
+        cJSON_AddNullToObject(e, "ttft_ms");
+    if (r->t_end)
+        cJSON_AddNumberToObject(e, "response_time_ms", (double)record_e2e(r) / 1000.0);
+    else
+        cJSON_AddNullToObject(e, "response_time_ms");
+    cJSON_AddNumberToObject(e, "tokens_generated", (double)record_output_tokens(r));
+    double tps = record_decode_tps(r);
+    if (tps > 0)
+        cJSON_AddNumberToObject(e, "tokens_per_sec", tps);
+    else
+        cJSON_AddNullToObject(e, "tokens_per_sec");
+    if (q->checked) {
+        cJSON_AddBoolToObject(e, "verified", cr->pass);
+        cJSON_AddItemToObject(e, "keywords_found", string_list(cr->found, cr->n_found));
+        cJSON_AddItemToObject(e, "keywords_missing", string_list(cr->missing, cr->n_missing));
+    } else {
+        cJSON_AddNullToObject(e, "verified");
+        cJSON_AddItemToObject(e, "keywords_found", cJSON_CreateArray());
+        cJSON_AddItemToObject(e, "keywords_missing", cJSON_CreateArray());
+    }
+    if (!cJSON_AddStringToObject(e, "content_preview", q->preview))
+        goto fail;
+    return e;
+fail:
+    cJSON_Delete(e);
+    return NULL;
+}
+
+char *bench_results_json(const struct bench_results_in *in, const struct results *run)
+{
+    cJSON *root = cJSON_CreateObject(), *requests = cJSON_CreateArray();
+    char *text = NULL;
+    if (!root || !requests)
+        goto fail;
+    cJSON_AddStringToObject(root, "format", RESULTS_FORMAT);
+    cJSON_AddNumberToObject(root, "version", RESULTS_VERSION);
     cJSON_AddStringToObject(root, "tokentap_version", TOKENTAP_VERSION);
     cJSON_AddBoolToObject(root, "complete", in->complete);
     cJSON_AddItemToObject(root, "scenario", scenario_json(in->s));
     cJSON_AddItemToObject(root, "targets", targets_json(in));
-    cJSON_AddItemToObject(root, "environment", environment_json(in));
-    cJSON *cells = cJSON_CreateArray(), *level_cells = cJSON_CreateArray();
-    build_cells(in, cells, level_cells);
-    cJSON_AddItemReferenceToObject(root, "requests", (cJSON *)in->requests);
-    cJSON_AddItemToObject(root, "cells", cells);
-    cJSON_AddItemToObject(root, "level_cells", level_cells);
-    return root;
+    cJSON_AddItemToObject(root, "environment", environment_json(&run->env));
+    for (size_t i = 0; i < in->n_requests; i++) {
+        cJSON *e = request_json(in->s, &in->requests[i]);
+        if (!e || !cJSON_AddItemToArray(requests, e)) {
+            cJSON_Delete(e);
+            goto fail;
+        }
+    }
+    cJSON_AddItemToObject(root, "requests", requests);
+    requests = NULL;
+    cJSON_AddItemToObject(root, "cells", cells_json(run));
+    cJSON_AddItemToObject(root, "level_cells", level_cells_json(run));
+    text = cJSON_Print(root);
+fail:
+    cJSON_Delete(requests);
+    cJSON_Delete(root);
+    return text;
 }

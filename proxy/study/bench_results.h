@@ -1,7 +1,9 @@
-/* bench_results: turns a bench run's raw entries (one per request, one
- * per level repetition) into results.json (docs/results-format.md):
- * scenario, targets, environment, and the cells that aggregate each
- * metric over repetitions with bootstrap confidence intervals. Pure. */
+/* bench_results: a bench run's typed rows (one per request, one per level
+ * repetition) become its results twice over: struct results for the
+ * report, with the cells that aggregate each metric over repetitions, and
+ * the text of results.json (docs/results-format.md). The rows stay structs
+ * from the load generator to the report; JSON is written for the file
+ * only. Pure. */
 #ifndef TOKENTAP_BENCH_RESULTS_H
 #define TOKENTAP_BENCH_RESULTS_H
 
@@ -10,13 +12,41 @@
 
 #include "core/clock.h"
 #include "study/scenario.h"
+#include "tap/record.h"
 
 struct cJSON;
+struct results;
+
+/* Characters of the answer a request keeps (seed-script compatibility). */
+#define BENCH_PREVIEW_CHARS 200
+
+/* One measured request. */
+struct bench_request {
+    size_t target, level, agent;   /* indexes into the scenario */
+    unsigned repetition;           /* 1-based */
+    size_t turn;                   /* 1-based */
+    size_t phase;                  /* index into the level's phases */
+    struct record rec;             /* owned (record_finish): a copy, gaps included */
+    bool checked;                  /* the turn has a check, and check is its result */
+    struct scenario_check_result check;
+    /* The answer's first BENCH_PREVIEW_CHARS characters, at most 4 bytes
+     * each, never half a UTF-8 sequence. */
+    char preview[BENCH_PREVIEW_CHARS * 4 + 1];
+};
+
+/* One target running one level once. */
+struct bench_level_run {
+    size_t target, level;          /* indexes into the scenario */
+    unsigned repetition;           /* 1-based */
+    usec_t wall;                   /* from its start to its last answer */
+};
 
 struct bench_results_in {
     const struct scenario *s;          /* borrowed */
-    const struct cJSON *requests;      /* borrowed: the request entries */
-    const struct cJSON *level_runs;    /* borrowed: {target, level, repetition, wall_ms} */
+    const struct bench_request *requests;     /* borrowed: n_requests, in finishing order */
+    size_t n_requests;
+    const struct bench_level_run *level_runs; /* borrowed: n_level_runs */
+    size_t n_level_runs;
     const struct scenario_target *targets[SCENARIO_MAX_TARGETS]; /* borrowed */
     const struct cJSON *props[SCENARIO_MAX_TARGETS];  /* borrowed: each target's /props or NULL */
     size_t n_targets;
@@ -26,8 +56,14 @@ struct bench_results_in {
     bool interleaved, complete;
 };
 
-/* The whole results.json tree; "requests" is a reference to in->requests
- * (deleting the tree leaves them). NULL on allocation failure. */
-struct cJSON *bench_results_build(const struct bench_results_in *in);
+/* The run as the report reads it. Names borrow from in->s, gaps are
+ * copied: *ret (free it with results_free) must not outlive the scenario.
+ * 0 or -ENOMEM. */
+int bench_results_build(const struct bench_results_in *in, struct results **ret);
+
+/* results.json for the run: in's rows and the cells of run (which
+ * bench_results_build made from in), as malloc'ed text. NULL for want of
+ * memory. */
+char *bench_results_json(const struct bench_results_in *in, const struct results *run);
 
 #endif

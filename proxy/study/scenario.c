@@ -14,7 +14,7 @@
 
 #include "core/config.h"
 #include "sim/sim.h"
-#include "wire/upstream.h"
+#include "wire/url.h"
 
 #include "study/scenario_int.h"
 
@@ -359,15 +359,14 @@ static int parse_target(struct loader *L, const cJSON *obj, struct scenario_targ
     if (r < 0)
         return r;
 
-    struct sim_options so;
-    sim_options_default(&so);
-    t->sim = (struct scenario_sim){.slots = so.slots,
-                                   .prefill_tps = so.prefill_tps,
-                                   .decode_tps = so.decode_tps,
-                                   .batch_slowdown = so.batch_slowdown,
-                                   .jitter = so.jitter,
-                                   .ctx_size = so.n_ctx,
-                                   .seed = so.seed};
+    const struct sim_options *so = &sim_defaults;
+    t->sim = (struct scenario_sim){.slots = so->slots,
+                                   .prefill_tps = so->prefill_tps,
+                                   .decode_tps = so->decode_tps,
+                                   .batch_slowdown = so->batch_slowdown,
+                                   .jitter = so->jitter,
+                                   .ctx_size = so->n_ctx,
+                                   .seed = so->seed};
     const cJSON *sim = member(obj, "sim");
     if (url && sim)
         /* One meaning per target: a real server or a simulated one. To try
@@ -382,10 +381,10 @@ static int parse_target(struct loader *L, const cJSON *obj, struct scenario_targ
             return r;
     }
     if (url) {
-        struct upstream_target ut;
-        char why[300];
-        if (upstream_parse_url(url, &ut, why, sizeof(why)) < 0)
-            return config_error(L->doc, member(obj, "url"), L->err, "bad url %s", why);
+        struct url_target ut;
+        struct config_err why;
+        if (url_parse(url, &ut, &why) < 0)
+            return config_error(L->doc, member(obj, "url"), L->err, "bad url %s", why.msg);
         r = dup_into(L, ut.url, &t->url);
         if (r < 0)
             return r;

@@ -11,7 +11,7 @@
 
 #include "core/config.h"
 #include "study/scenario_int.h"
-#include "wire/upstream.h"
+#include "wire/url.h"
 
 /* ---- references ---- */
 
@@ -337,10 +337,10 @@ int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides
             r = unknown_name(s, false, spec, (size_t)(eq - spec), err);
             goto fail;
         }
-        struct upstream_target ut;
-        char why[300];
-        if (upstream_parse_url(eq + 1, &ut, why, sizeof(why)) < 0) {
-            r = fail_msg(err, "target '%s': bad url %s", s->targets[t].name, why);
+        struct url_target ut;
+        struct config_err why;
+        if (url_parse(eq + 1, &ut, &why) < 0) {
+            r = fail_msg(err, "target '%s': bad url %s", s->targets[t].name, why.msg);
             goto fail;
         }
         char *u = strdup(ut.url);
@@ -355,6 +355,10 @@ int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides
 
     if (o->repetitions)
         s->repetitions = o->repetitions;
+    for (size_t a = 0; o->max_tokens && a < s->n_agents; a++)
+        for (size_t t = 0; t < s->agents[a].n_turns; t++)
+            if (s->agents[a].turns[t].max_tokens > o->max_tokens)
+                s->agents[a].turns[t].max_tokens = o->max_tokens;
     for (size_t t = 0; t < s->n_targets; t++) {
         if (!urls[t])
             continue;

@@ -76,15 +76,6 @@ void capture_body(struct capture *c, const char *data, size_t len)
     evbuffer_add(c->body, data, len);
 }
 
-void capture_set_body(struct capture *c, const char *data, size_t len)
-{
-    if (!c->active)
-        return;
-    evbuffer_drain(c->body, evbuffer_get_length(c->body));
-    c->body_dropped = false;
-    capture_body(c, data, len);
-}
-
 void capture_text(struct capture *c, enum dialect_token_kind kind, const char *text, size_t len)
 {
     if (c->active && evbuffer_get_length(c->text[kind]) + len <= CAPTURE_MAX_TEXT)

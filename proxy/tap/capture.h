@@ -45,8 +45,6 @@ void capture_finish(struct capture *c);
 
 /* The request body bytes as forwarded (call once per piece, in order). */
 void capture_body(struct capture *c, const char *data, size_t len);
-/* Replaces the body captured so far (a rewritten body). */
-void capture_set_body(struct capture *c, const char *data, size_t len);
 /* Generated text from the tap. */
 void capture_text(struct capture *c, enum dialect_token_kind kind, const char *text, size_t len);
 /* One SSE event from the tap, arrived at t (t_start is the record's). */

@@ -388,6 +388,17 @@ static bool read_object(struct step *s, const cJSON *root, const char *type, boo
         set_error_json(s->d, root);
         return true;
     }
+    if (!s->d->facts.model[0]) {
+        /* OpenAI and native: top level; Anthropic: message_start's message;
+         * Responses: the response object. */
+        const char *model = get_str(root, "model");
+        if (!model)
+            model = get_str(get(root, "message"), "model");
+        if (!model)
+            model = get_str(get(root, "response"), "model");
+        if (model)
+            copy_text(s->d->facts.model, sizeof(s->d->facts.model), model, strlen(model));
+    }
     enum dialect_kind kind = s->d->kind != DIALECT_UNKNOWN ? s->d->kind : sniff(root, type);
     switch (kind) {
     case DIALECT_OPENAI_CHAT:
@@ -434,15 +445,42 @@ static const struct {
     {"/responses", DIALECT_RESPONSES},
 };
 
-enum dialect_kind dialect_from_path(const char *path, size_t len)
+/* llama-server's other routes (tools/server/server.cpp), for labels. */
+static const char *const other_routes[] = {
+    "/",           "/health",       "/v1/health",     "/metrics",       "/props",
+    "/models",     "/v1/models",    "/api/tags",      "/slots",         "/tokenize",
+    "/detokenize", "/apply-template", "/embedding",   "/embeddings",    "/v1/embeddings",
+    "/rerank",     "/reranking",    "/v1/rerank",     "/v1/reranking",  "/lora-adapters",
+    "/v1/messages/count_tokens",
+};
+
+static size_t path_len(const char *path, size_t len)
 {
     size_t n = 0;
     while (n < len && path[n] != '?' && path[n] != '#')
         n++;
+    return n;
+}
+
+enum dialect_kind dialect_from_path(const char *path, size_t len)
+{
+    size_t n = path_len(path, len);
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         if (mem_is(path, n, routes[i].path))
             return routes[i].kind;
     return DIALECT_UNKNOWN;
+}
+
+const char *dialect_route_label(const char *path, size_t len)
+{
+    size_t n = path_len(path, len);
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (mem_is(path, n, routes[i].path))
+            return routes[i].path;
+    for (size_t i = 0; i < sizeof(other_routes) / sizeof(other_routes[0]); i++)
+        if (mem_is(path, n, other_routes[i]))
+            return other_routes[i];
+    return "other";
 }
 
 const char *dialect_name(enum dialect_kind k)

@@ -52,6 +52,7 @@ struct dialect_facts {
     /* OpenAI finish_reason, Anthropic stop_reason, native stop_type or
      * Responses status; "" until seen; truncated to fit. */
     char finish_reason[32];
+    char model[96];   /* the model the server says answered; "" until seen */
     bool ended;  /* the API's own end marker arrived ([DONE], message_stop, ...) */
     bool error;  /* an error event or error object was seen */
     char error_message[256]; /* the first error's message, truncated */
@@ -81,6 +82,11 @@ struct dialect {
  * other paths. Follows llama-server's routes: "/completions" (no /v1) is
  * its native format, not OpenAI's. */
 enum dialect_kind dialect_from_path(const char *path, size_t len);
+
+/* The path as a metric label from a fixed set: llama-server's routes
+ * ("/v1/chat/completions", "/health", ...; a ?query is ignored), else
+ * "other", so that no client can create new label values. Static. */
+const char *dialect_route_label(const char *path, size_t len);
 
 /* Stable name of a kind ("openai-chat", ...); never NULL. */
 const char *dialect_name(enum dialect_kind k);

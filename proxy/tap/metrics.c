@@ -1,6 +1,8 @@
 #include "tap/metrics.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,15 +19,20 @@ enum {
     H_TPOT,
     H_E2E,
     H_QUEUE,
+    H_SLOT_WAIT,
+    H_PREFILL,
     H_COUNT,
 };
 
 #define WINDOW_SECONDS 64
 #define MAX_UPSTREAMS 64
 #define MAX_SKIP_REASONS 16
+#define MAX_ROUTE_STATS 128
+#define MODEL_LEN 96
 
 struct group {
-    char upstream[64], model[96], route[96];
+    char upstream[64], model[MODEL_LEN];
+    const char *route; /* static: dialect_route_label() */
     unsigned level;   /* 1..concurrency_buckets; the last means "N+" */
     int thinking;     /* -1 unknown, 0 off, 1 on */
     struct hist *h;   /* owned: H_COUNT histograms, allocated at the first ok request */
@@ -36,9 +43,21 @@ struct group {
     uint64_t decode_n;
 };
 
+/* A rise of the in-flight count: the n-th start brought it to value. */
+struct rise {
+    uint64_t n;
+    unsigned value;
+};
+
 struct upstate {
     char name[64];
     unsigned in_flight, peak;
+    /* The highest in-flight count since any past start, for levels: rises
+     * with strictly falling values (a rise hides every lower one before
+     * it), so at most `peak` of them. */
+    struct rise *rises;  /* owned */
+    size_t n_rises, cap_rises;
+    uint64_t starts;
     usec_t last_change;
     double area;      /* ∫ in_flight dt, in µs */
     uint64_t tokens;  /* token events delivered */
@@ -57,6 +76,14 @@ struct skip {
     uint64_t n;
 };
 
+/* Requests on routes that generate nothing (/health, /v1/models, ...). */
+struct route_stat {
+    const char *route; /* static: dialect_route_label() */
+    int status;
+    uint64_t n;
+    struct hist *duration; /* owned */
+};
+
 struct metrics {
     struct metrics_options o;
     usec_t start;
@@ -70,6 +97,10 @@ struct metrics {
     size_t recent_next, recent_n;
     struct skip skips[MAX_SKIP_REASONS];
     size_t n_skips;
+    struct route_stat routes[MAX_ROUTE_STATS];
+    size_t n_routes;
+    char (*models)[MODEL_LEN];  /* owned, o.max_models: the model label values */
+    size_t n_models;
     uint64_t requests;
 };
 
@@ -80,7 +111,31 @@ void metrics_options_default(struct metrics_options *o)
         .max_groups = 1024,
         .max_sessions = 256,
         .recent = 256,
+        .max_models = 64,
     };
+    metrics_buckets_log(&o->slow, 1000, 300 * USEC_PER_SEC, 10);
+    metrics_buckets_log(&o->fast, 100, 10 * USEC_PER_SEC, 10);
+}
+
+int metrics_buckets_log(struct metrics_buckets *b, usec_t min, usec_t max, unsigned per_decade)
+{
+    if (min == 0 || max < min || per_decade == 0 || per_decade > 100)
+        return -EINVAL;
+    struct metrics_buckets out = {0};
+    for (unsigned k = 0;; k++) {
+        double v = (double)min * pow(10.0, (double)k / per_decade);
+        /* Three significant digits: bounds people can read. */
+        double scale = pow(10.0, floor(log10(v)) - 2);
+        usec_t le = (usec_t)(round(v / scale) * scale);
+        if (out.n == METRICS_MAX_BUCKETS)
+            return -EINVAL;
+        if (out.n == 0 || le > out.le[out.n - 1])
+            out.le[out.n++] = le;
+        if (le >= max) /* the last bound reaches max */
+            break;
+    }
+    *b = out;
+    return 0;
 }
 
 int metrics_new(const struct metrics_options *o, usec_t now, struct metrics **ret)
@@ -95,7 +150,8 @@ int metrics_new(const struct metrics_options *o, usec_t now, struct metrics **re
     m->groups = calloc(o->max_groups ? o->max_groups : 1, sizeof(*m->groups));
     m->sessions = calloc(o->max_sessions ? o->max_sessions : 1, sizeof(*m->sessions));
     m->recent = calloc(o->recent ? o->recent : 1, sizeof(*m->recent));
-    if (!m->groups || !m->sessions || !m->recent) {
+    m->models = calloc(o->max_models ? o->max_models : 1, sizeof(*m->models));
+    if (!m->groups || !m->sessions || !m->recent || !m->models) {
         metrics_free(m);
         return -ENOMEM;
     }
@@ -113,9 +169,14 @@ void metrics_free(struct metrics *m)
     if (m->recent)
         for (size_t i = 0; i < m->recent_n; i++)
             record_finish(&m->recent[i]);
+    for (size_t i = 0; i < m->n_routes; i++)
+        free(m->routes[i].duration);
+    for (size_t i = 0; i < m->n_ups; i++)
+        free(m->ups[i].rises);
     free(m->groups);
     free(m->sessions);
     free(m->recent);
+    free(m->models);
     free(m);
 }
 
@@ -173,21 +234,60 @@ unsigned metrics_in_flight(const struct metrics *m)
     return n;
 }
 
+/* The count rose to u->in_flight at start number u->starts. */
+static void rise_push(struct upstate *u)
+{
+    while (u->n_rises > 0 && u->rises[u->n_rises - 1].value <= u->in_flight)
+        u->n_rises--;
+    if (u->n_rises == u->cap_rises) {
+        size_t cap = u->cap_rises ? u->cap_rises * 2 : 16;
+        struct rise *r = realloc(u->rises, cap * sizeof(*r));
+        if (!r)
+            return; /* levels read a little low rather than fail */
+        u->rises = r;
+        u->cap_rises = cap;
+    }
+    u->rises[u->n_rises++] = (struct rise){u->starts, u->in_flight};
+}
+
+/* The most in flight at any moment since start number `since`: the
+ * oldest rise from then on (values fall with age). */
+static unsigned rise_max_since(const struct upstate *u, uint64_t since)
+{
+    size_t lo = 0, hi = u->n_rises;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (u->rises[mid].n < since)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    unsigned v = lo < u->n_rises ? u->rises[lo].value : 0;
+    return v > u->in_flight ? v : u->in_flight;
+}
+
 void metrics_begin(struct metrics *m, struct record *r, usec_t now)
 {
+    if (!record_is_generation(r))
+        return;
     struct upstate *u = upstate(m, r->upstream, now);
     account(u, now);
     u->in_flight++;
+    u->starts++;
     if (u->in_flight > u->peak)
         u->peak = u->in_flight;
-    r->concurrency_start = u->in_flight;
+    rise_push(u);
+    r->concurrency_mark = u->starts;
+    r->concurrency_start = r->concurrency = u->in_flight;
 }
 
 void metrics_token(struct metrics *m, struct record *r, usec_t now)
 {
     struct upstate *u = upstate(m, r->upstream, now);
-    if (r->token_events == 1)
+    if (r->token_events == 1 && r->concurrency_mark) {
         r->concurrency_first_token = u->in_flight;
+        r->concurrency = rise_max_since(u, r->concurrency_mark);
+    }
     advance(u, now / USEC_PER_SEC);
     u->per_second[u->second % WINDOW_SECONDS]++;
     u->tokens++;
@@ -202,22 +302,49 @@ static unsigned level_of(const struct metrics *m, unsigned concurrency)
     return concurrency < m->o.concurrency_buckets ? concurrency : m->o.concurrency_buckets;
 }
 
-/* A request's level: in flight at its start or at its first token,
- * whichever is larger (three requests sent together all land in 3). */
-static unsigned level_for(const struct metrics *m, const struct record *r)
+/* A known model name's label slot, or NULL. */
+static const char *known_model(const struct metrics *m, const char *name)
 {
-    unsigned c = r->concurrency_start > r->concurrency_first_token ? r->concurrency_start
-                                                                   : r->concurrency_first_token;
-    return level_of(m, c);
+    for (size_t i = 0; i < m->n_models; i++)
+        if (strcmp(m->models[i], name) == 0)
+            return m->models[i];
+    return NULL;
+}
+
+int metrics_add_model(struct metrics *m, const char *name)
+{
+    if (!name[0] || known_model(m, name))
+        return 0;
+    if (m->n_models == m->o.max_models)
+        return -ENOSPC;
+    snprintf(m->models[m->n_models++], MODEL_LEN, "%s", name);
+    return 0;
+}
+
+/* The model label: a client may name any model, so only names the
+ * configuration gave or an upstream answered with (up to max_models) are
+ * labels of their own; the rest is "other", no name "". */
+static const char *model_label(struct metrics *m, const struct record *r)
+{
+    if (r->response_model[0])
+        metrics_add_model(m, r->response_model);
+    const char *known = known_model(m, r->model);
+    if (!known && r->response_model[0])
+        known = known_model(m, r->response_model);
+    if (known)
+        return known;
+    return r->model[0] || r->response_model[0] ? "other" : "";
 }
 
 static struct group *group_for(struct metrics *m, const struct record *r)
 {
-    unsigned level = level_for(m, r);
+    unsigned level = level_of(m, r->concurrency);
+    const char *model = model_label(m, r);
+    const char *route = dialect_route_label(r->route, strlen(r->route));
     for (size_t i = 0; i < m->n_groups; i++) {
         struct group *g = &m->groups[i];
-        if (g->level == level && g->thinking == r->thinking && strcmp(g->upstream, r->upstream) == 0 &&
-            strcmp(g->model, r->model) == 0 && strcmp(g->route, r->route) == 0)
+        if (g->level == level && g->thinking == r->thinking && g->route == route &&
+            strcmp(g->upstream, r->upstream) == 0 && strcmp(g->model, model) == 0)
             return g;
     }
     /* Beyond the cap, the last group takes everything else. */
@@ -225,8 +352,8 @@ static struct group *group_for(struct metrics *m, const struct record *r)
         return &m->groups[m->n_groups - 1];
     struct group *g = &m->groups[m->n_groups++];
     snprintf(g->upstream, sizeof(g->upstream), "%s", r->upstream);
-    snprintf(g->model, sizeof(g->model), "%s", r->model);
-    snprintf(g->route, sizeof(g->route), "%s", r->route);
+    snprintf(g->model, sizeof(g->model), "%s", model);
+    g->route = route;
     g->level = level;
     g->thinking = r->thinking;
     return g;
@@ -261,6 +388,11 @@ static void group_add(struct group *g, const struct record *r)
     int64_t q = record_queue_estimate(r);
     if (q >= 0)
         hist_record(&g->h[H_QUEUE], (usec_t)q);
+    int64_t w = record_slot_wait(r), p = record_prefill(r);
+    if (w >= 0 && p >= 0) {
+        hist_record(&g->h[H_SLOT_WAIT], (usec_t)w);
+        hist_record(&g->h[H_PREFILL], (usec_t)p);
+    }
     double tps = record_decode_tps(r);
     if (tps > 0) {
         g->decode_tps_sum += tps;
@@ -341,15 +473,48 @@ static void recent_add(struct metrics *m, const struct record *r)
     m->recent_next = (m->recent_next + 1) % m->o.recent;
 }
 
-void metrics_end(struct metrics *m, const struct record *r, usec_t now)
+/* Counts a request on a route that generates nothing. */
+static void route_add(struct metrics *m, const struct record *r)
 {
-    struct upstate *u = upstate(m, r->upstream, now);
-    account(u, now);
-    if (u->in_flight > 0)
-        u->in_flight--;
+    const char *route = dialect_route_label(r->route, strlen(r->route));
+    struct route_stat *st = NULL;
+    for (size_t i = 0; i < m->n_routes && !st; i++)
+        if (m->routes[i].route == route && m->routes[i].status == r->status)
+            st = &m->routes[i];
+    if (!st) {
+        /* Statuses are three digits and routes a fixed set: the cap is
+         * only a guard; past it the last entry takes the rest. */
+        st = m->n_routes < MAX_ROUTE_STATS ? &m->routes[m->n_routes++] : &m->routes[MAX_ROUTE_STATS - 1];
+        if (!st->route) {
+            st->route = route;
+            st->status = r->status;
+        }
+    }
+    st->n++;
+    if (!st->duration)
+        st->duration = calloc(1, sizeof(*st->duration));
+    if (st->duration && r->t_end)
+        hist_record(st->duration, record_e2e(r));
+}
+
+void metrics_end(struct metrics *m, struct record *r, usec_t now)
+{
     m->requests++;
-    group_add(group_for(m, r), r);
-    session_add(m, r, now);
+    if (record_is_generation(r)) {
+        struct upstate *u = upstate(m, r->upstream, now);
+        /* Only what metrics_begin counted leaves the count. */
+        if (r->concurrency_mark) {
+            if (!r->t_first_token)
+                r->concurrency = rise_max_since(u, r->concurrency_mark);
+            account(u, now);
+            assert(u->in_flight > 0);
+            u->in_flight--;
+        }
+        group_add(group_for(m, r), r);
+        session_add(m, r, now);
+    } else {
+        route_add(m, r);
+    }
     recent_add(m, r);
 }
 
@@ -372,18 +537,16 @@ void metrics_rewrite_skipped(struct metrics *m, const char *reason)
 static const struct {
     const char *name, *help;
     int hist;
-    const double *bounds; /* seconds */
 } hist_families[] = {
-    {"tokentap_time_to_first_token_seconds", "Time from the last request byte to the first token event.", H_TTFT, NULL},
-    {"tokentap_time_to_first_content_token_seconds", "Time from the last request byte to the first content (not reasoning) token.", H_TTFC, NULL},
-    {"tokentap_inter_token_latency_seconds", "Gaps between consecutive token events.", H_ITL, NULL},
-    {"tokentap_time_per_output_token_seconds", "(last token - first token) / (output tokens - 1), per request.", H_TPOT, NULL},
-    {"tokentap_request_duration_seconds", "Time from the last request byte to the end of the response.", H_E2E, NULL},
-    {"tokentap_queue_estimate_seconds", "Time to first token minus the server's prompt_ms: time not spent in prefill.", H_QUEUE, NULL},
+    {"tokentap_time_to_first_token_seconds", "Time from the last request byte to the first token event.", H_TTFT},
+    {"tokentap_time_to_first_content_token_seconds", "Time from the last request byte to the first content (not reasoning) token.", H_TTFC},
+    {"tokentap_inter_token_latency_seconds", "Gaps between consecutive token events.", H_ITL},
+    {"tokentap_time_per_output_token_seconds", "(last token - first token) / (output tokens - 1), per request.", H_TPOT},
+    {"tokentap_request_duration_seconds", "Time from the last request byte to the end of the response.", H_E2E},
+    {"tokentap_queue_estimate_seconds", "Time to first token minus the server's prompt_ms: time not spent in prefill.", H_QUEUE},
+    {"tokentap_slot_wait_seconds", "Time from the last request byte to the response head: llama-server sends the head when the request gets a slot.", H_SLOT_WAIT},
+    {"tokentap_prefill_seconds", "Time from the response head to the first token event: prompt processing.", H_PREFILL},
 };
-
-static const double slow_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
-static const double fast_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5};
 
 /* Prometheus label values escape \, " and newline. */
 static void label(struct evbuffer *out, const char *name, const char *value, bool first)
@@ -414,7 +577,7 @@ static void group_labels(const struct metrics *m, struct evbuffer *out, const st
         snprintf(level, sizeof(level), "%u", g->level);
     label(out, "upstream", g->upstream, true);
     label(out, "model", g->model[0] ? g->model : "unknown", false);
-    label(out, "route", g->route, false);
+    label(out, "route", g->route ? g->route : "other", false);
     label(out, "concurrency", level, false);
     label(out, "thinking", thinking_name(g->thinking), false);
 }
@@ -426,14 +589,38 @@ static void prom_double(struct evbuffer *out, double v)
     evbuffer_add(out, buf, strlen(buf));
 }
 
+static void route_labels(struct evbuffer *out, const struct route_stat *st)
+{
+    char status[16];
+    snprintf(status, sizeof(status), "%d", st->status);
+    label(out, "route", st->route, true);
+    label(out, "status", status, false);
+}
+
+/* One histogram's _bucket, _sum and _count lines; labels is the label
+ * list without braces. */
+static void prom_hist(struct evbuffer *out, const char *name, struct evbuffer *labels,
+                      const struct hist *h, const struct metrics_buckets *b)
+{
+    size_t ll = evbuffer_get_length(labels);
+    const char *l = (const char *)evbuffer_pullup(labels, -1);
+    for (size_t i = 0; i < b->n; i++) {
+        evbuffer_add_printf(out, "%s_bucket{%.*s,le=\"", name, (int)ll, l);
+        prom_double(out, (double)b->le[i] / 1e6);
+        evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)hist_count_le(h, b->le[i]));
+    }
+    evbuffer_add_printf(out, "%s_bucket{%.*s,le=\"+Inf\"} %llu\n%s_sum{%.*s} ", name, (int)ll, l,
+                        (unsigned long long)hist_count(h), name, (int)ll, l);
+    prom_double(out, (double)hist_sum(h) / 1e6);
+    evbuffer_add_printf(out, "\n%s_count{%.*s} %llu\n", name, (int)ll, l,
+                        (unsigned long long)hist_count(h));
+}
+
 void metrics_prometheus(struct metrics *m, struct evbuffer *out, usec_t now)
 {
     for (size_t f = 0; f < sizeof(hist_families) / sizeof(hist_families[0]); f++) {
         int hi = hist_families[f].hist;
         bool fast = hi == H_ITL || hi == H_TPOT;
-        const double *bounds = fast ? fast_bounds : slow_bounds;
-        size_t nb = fast ? sizeof(fast_bounds) / sizeof(fast_bounds[0])
-                         : sizeof(slow_bounds) / sizeof(slow_bounds[0]);
         const char *name = hist_families[f].name;
         evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, hist_families[f].help,
                             name);
@@ -441,25 +628,33 @@ void metrics_prometheus(struct metrics *m, struct evbuffer *out, usec_t now)
             const struct group *g = &m->groups[i];
             if (!g->h)
                 continue;
-            const struct hist *h = &g->h[hi];
-            for (size_t b = 0; b < nb; b++) {
-                evbuffer_add_printf(out, "%s_bucket{", name);
-                group_labels(m, out, g);
-                EVBUFFER_ADD_LIT(out, ",le=\"");
-                prom_double(out, bounds[b]);
-                evbuffer_add_printf(out, "\"} %llu\n",
-                                    (unsigned long long)hist_count_le(h, (usec_t)(bounds[b] * 1e6)));
-            }
-            evbuffer_add_printf(out, "%s_bucket{", name);
-            group_labels(m, out, g);
-            evbuffer_add_printf(out, ",le=\"+Inf\"} %llu\n%s_sum{", (unsigned long long)hist_count(h), name);
-            group_labels(m, out, g);
-            EVBUFFER_ADD_LIT(out, "} ");
-            prom_double(out, (double)hist_sum(h) / 1e6);
-            evbuffer_add_printf(out, "\n%s_count{", name);
-            group_labels(m, out, g);
-            evbuffer_add_printf(out, "} %llu\n", (unsigned long long)hist_count(h));
+            struct evbuffer *labels = evbuffer_new();
+            if (!labels)
+                return;
+            group_labels(m, labels, g);
+            prom_hist(out, name, labels, &g->h[hi], fast ? &m->o.fast : &m->o.slow);
+            evbuffer_free(labels);
         }
+    }
+
+    evbuffer_add_printf(out, "# HELP tokentap_http_requests_total Requests on routes that generate nothing, by route and status.\n"
+                             "# TYPE tokentap_http_requests_total counter\n");
+    for (size_t i = 0; i < m->n_routes; i++) {
+        EVBUFFER_ADD_LIT(out, "tokentap_http_requests_total{");
+        route_labels(out, &m->routes[i]);
+        evbuffer_add_printf(out, "} %llu\n", (unsigned long long)m->routes[i].n);
+    }
+    static const char dur[] = "tokentap_http_request_duration_seconds";
+    evbuffer_add_printf(out, "# HELP %s Duration of requests on routes that generate nothing.\n"
+                             "# TYPE %s histogram\n", dur, dur);
+    for (size_t i = 0; i < m->n_routes; i++) {
+        struct evbuffer *labels = evbuffer_new();
+        if (!labels)
+            return;
+        route_labels(labels, &m->routes[i]);
+        if (m->routes[i].duration)
+            prom_hist(out, dur, labels, m->routes[i].duration, &m->o.slow);
+        evbuffer_free(labels);
     }
 
     evbuffer_add_printf(out, "# HELP tokentap_requests_total Finished requests by outcome.\n"
@@ -604,6 +799,10 @@ static void group_json(struct evbuffer *out, const struct group *g)
     metrics_hist_json(out, "e2e_ms", h ? &h[H_E2E] : &empty);
     EVBUFFER_ADD_LIT(out, ",");
     metrics_hist_json(out, "queue_ms", h ? &h[H_QUEUE] : &empty);
+    EVBUFFER_ADD_LIT(out, ",");
+    metrics_hist_json(out, "slot_wait_ms", h ? &h[H_SLOT_WAIT] : &empty);
+    EVBUFFER_ADD_LIT(out, ",");
+    metrics_hist_json(out, "prefill_ms", h ? &h[H_PREFILL] : &empty);
     /* Decode speed: the inverse of TPOT (a slow TPOT percentile is a slow
      * tokens/s percentile), and the mean of per-request rates. */
     const struct hist *tpot = h ? &h[H_TPOT] : &empty;
@@ -639,7 +838,7 @@ static bool same_key(enum view v, const struct group *a, const struct group *b)
         return true;
     case VIEW_GROUP:
         return strcmp(a->upstream, b->upstream) == 0 && strcmp(a->model, b->model) == 0 &&
-               strcmp(a->route, b->route) == 0;
+               a->route == b->route;
     case VIEW_LEVEL:
         return a->level == b->level;
     case VIEW_THINKING:
@@ -726,7 +925,7 @@ void metrics_stats_json(struct metrics *m, struct evbuffer *out, usec_t now)
         EVBUFFER_ADD_LIT(out, ",\"model\":");
         jsonw_cstr(out, rows[i].model);
         EVBUFFER_ADD_LIT(out, ",\"route\":");
-        jsonw_cstr(out, rows[i].route);
+        jsonw_cstr(out, rows[i].route ? rows[i].route : "other");
         EVBUFFER_ADD_LIT(out, ",");
         group_json(out, &rows[i]);
         EVBUFFER_ADD_LIT(out, "}");
@@ -774,6 +973,17 @@ void metrics_stats_json(struct metrics *m, struct evbuffer *out, usec_t now)
             EVBUFFER_ADD_LIT(out, "null");
         EVBUFFER_ADD_LIT(out, ",\"ttft_max_ms\":");
         jsonw_double(out, (double)s->ttft_max / 1000.0);
+        EVBUFFER_ADD_LIT(out, "}");
+    }
+    EVBUFFER_ADD_LIT(out, "],\"other_routes\":[");
+    for (size_t i = 0; i < m->n_routes; i++) {
+        const struct route_stat *st = &m->routes[i];
+        static const struct hist empty;
+        evbuffer_add_printf(out, "%s{\"route\":", i ? "," : "");
+        jsonw_cstr(out, st->route);
+        evbuffer_add_printf(out, ",\"status\":%d,\"requests\":%llu,", st->status,
+                            (unsigned long long)st->n);
+        metrics_hist_json(out, "duration_ms", st->duration ? st->duration : &empty);
         EVBUFFER_ADD_LIT(out, "}");
     }
     EVBUFFER_ADD_LIT(out, "],\"rewrite_skipped\":{");

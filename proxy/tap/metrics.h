@@ -18,29 +18,56 @@ struct evbuffer;
 struct hist;
 struct metrics;
 
+#define METRICS_MAX_BUCKETS 128
+
+/* Upper bounds of Prometheus histogram buckets, ascending, µs. */
+struct metrics_buckets {
+    size_t n;
+    usec_t le[METRICS_MAX_BUCKETS];
+};
+
 struct metrics_options {
     unsigned concurrency_buckets; /* levels 1..N-1 exact, the last is "N+" (default 16) */
     unsigned max_groups;          /* label combinations kept (default 1024) */
     unsigned max_sessions;        /* sessions kept, least recent dropped (default 256) */
     unsigned recent;              /* records kept for /tokentap/requests (default 256) */
+    unsigned max_models;          /* model label values (configured + answered); then "other" (default 64) */
+    /* Prometheus buckets: `slow` for TTFT, TTFC, slot wait, prefill,
+     * queue estimate and durations (default 1 ms .. 5 min), `fast` for ITL
+     * and TPOT (default 0.1 ms .. 10 s); 10 per decade. */
+    struct metrics_buckets slow, fast;
 };
 
 void metrics_options_default(struct metrics_options *o);
+
+/* Log-spaced bounds from min to max (µs), per_decade per factor of ten,
+ * each rounded to three significant digits, the last one >= max. 0, or
+ * -EINVAL when they do not fit METRICS_MAX_BUCKETS or min/max/per_decade
+ * are out of range. */
+int metrics_buckets_log(struct metrics_buckets *b, usec_t min, usec_t max, unsigned per_decade);
 
 /* Returns 0 or -ENOMEM. now: the start of the metrics' clock. */
 int metrics_new(const struct metrics_options *o, usec_t now, struct metrics **ret);
 void metrics_free(struct metrics *m);
 
-/* r starts at now on r->upstream: counts it in flight and sets
- * r->concurrency_start. */
+/* A model name the configuration knows: it is a label value of its own
+ * (up to max_models names in all). 0 or -ENOSPC. */
+int metrics_add_model(struct metrics *m, const char *name);
+
+/* r starts at now on r->upstream: a generation request is counted in
+ * flight, and r->concurrency_start and r->concurrency are set. */
 void metrics_begin(struct metrics *m, struct record *r, usec_t now);
 
 /* A token event of r arrived at now (after record_token): feeds the
- * tokens/s window and, for the first one, r->concurrency_first_token. */
+ * tokens/s window and, for the first one, r->concurrency_first_token and
+ * r->concurrency (the most in flight since r started). */
 void metrics_token(struct metrics *m, struct record *r, usec_t now);
 
-/* r finished (its outcome set): no longer in flight; aggregated. */
-void metrics_end(struct metrics *m, const struct record *r, usec_t now);
+/* r finished (its outcome set): no longer in flight; aggregated: a
+ * generation request into the latency statistics by upstream, model,
+ * route, level and thinking (r->concurrency is final after this), any
+ * other one into a count and duration by route and status. */
+void metrics_end(struct metrics *m, struct record *r, usec_t now);
 
 /* Counts a request body the rewrite filter left alone, by reason. */
 void metrics_rewrite_skipped(struct metrics *m, const char *reason);

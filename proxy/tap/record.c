@@ -1,6 +1,8 @@
 #include "tap/record.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +24,20 @@ void record_init(struct record *r)
     r->server_predicted_ms = -1;
     r->measured = true;
     r->outcome = RECORD_IN_PROGRESS;
+}
+
+void record_begin(struct record *r, uint64_t id, const char *method, const char *path,
+                  size_t path_len, usec_t t_received)
+{
+    record_init(r);
+    r->id = id;
+    r->wall_start = clock_wall();
+    r->t_received = t_received;
+    snprintf(r->method, sizeof(r->method), "%s", method);
+    const char *q = memchr(path, '?', path_len);
+    size_t route_len = q ? (size_t)(q - path) : path_len;
+    snprintf(r->route, sizeof(r->route), "%.*s", (int)route_len, path);
+    r->dialect = dialect_from_path(path, path_len);
 }
 
 void record_finish(struct record *r)
@@ -63,6 +79,7 @@ void record_token(struct record *r, usec_t t, const uint64_t pieces[DIALECT_TOKE
                 r->cap_gaps = cap;
             }
         }
+        assert(r->n_gaps <= r->cap_gaps);
         if (r->n_gaps < r->cap_gaps) {
             usec_t gap = clock_diff(t, r->t_last_token);
             r->gaps[r->n_gaps++] = gap > UINT32_MAX ? UINT32_MAX : (uint32_t)gap;
@@ -98,6 +115,8 @@ void record_take_facts(struct record *r, const struct dialect_facts *f)
             r->text_bytes[k] = f->bytes[k];
     if (f->finish_reason[0])
         memcpy(r->finish_reason, f->finish_reason, sizeof(r->finish_reason));
+    if (f->model[0])
+        memcpy(r->response_model, f->model, sizeof(r->response_model));
     if (f->error && !r->error[0]) {
         size_t n = strlen(f->error_message);
         if (n >= sizeof(r->error))
@@ -153,10 +172,30 @@ int64_t record_queue_estimate(const struct record *r)
     return q < 0 ? 0 : q;
 }
 
+int64_t record_slot_wait(const struct record *r)
+{
+    /* Only an event stream's head comes before its body is known. */
+    if (!r->stream || !r->t_response_head || !r->t_start)
+        return -1;
+    return (int64_t)clock_diff(r->t_response_head, r->t_start);
+}
+
+int64_t record_prefill(const struct record *r)
+{
+    if (!r->stream || !r->t_response_head || !r->t_first_token || r->t_first_token < r->t_response_head)
+        return -1;
+    return (int64_t)(r->t_first_token - r->t_response_head);
+}
+
+bool record_is_generation(const struct record *r)
+{
+    return r->dialect != DIALECT_UNKNOWN;
+}
+
 const char *record_outcome_name(enum record_outcome o)
 {
-    static const char *const names[] = {"ok",        "http-error", "client-abort", "upstream-error",
-                                        "truncated", "timeout",    "in-progress"};
+    static const char *const names[] = {"ok",        "http-error", "client-abort",   "upstream-error",
+                                        "truncated", "timeout",    "protocol-error", "in-progress"};
     return (unsigned)o < RECORD_OUTCOMES ? names[o] : "unknown";
 }
 
@@ -222,6 +261,7 @@ void record_to_json(const struct record *r, struct evbuffer *out, bool with_gaps
     evbuffer_add_printf(out, "%d", r->status);
     key(out, "outcome");
     jsonw_cstr(out, record_outcome_name(r->outcome));
+    evbuffer_add_printf(out, ",\"client_left\":%s", r->client_left ? "true" : "false");
     evbuffer_add_printf(out, ",\"stream\":%s,\"measured\":%s", r->stream ? "true" : "false",
                         r->measured ? "true" : "false");
     str(out, "finish_reason", r->finish_reason);
@@ -238,6 +278,9 @@ void record_to_json(const struct record *r, struct evbuffer *out, bool with_gaps
     dbl(out, "decode_tps", record_decode_tps(r) > 0 ? record_decode_tps(r) : -1);
     int64_t q = record_queue_estimate(r);
     ms(out, "queue_ms", q < 0 ? 0 : (usec_t)q, q >= 0);
+    int64_t w = record_slot_wait(r), p = record_prefill(r);
+    ms(out, "slot_wait_ms", w < 0 ? 0 : (usec_t)w, w >= 0);
+    ms(out, "prefill_ms", p < 0 ? 0 : (usec_t)p, p >= 0);
 
     /* Counts. */
     evbuffer_add_printf(out,
@@ -260,9 +303,12 @@ void record_to_json(const struct record *r, struct evbuffer *out, bool with_gaps
     i64(out, "server_predicted_n", r->server_predicted_n);
     dbl(out, "server_prompt_ms", r->server_prompt_ms);
     dbl(out, "server_predicted_ms", r->server_predicted_ms);
-    evbuffer_add_printf(out, ",\"response_bytes\":%llu,\"concurrency\":%u,\"concurrency_first_token\":%u",
-                        (unsigned long long)r->response_bytes, r->concurrency_start,
+    evbuffer_add_printf(out,
+                        ",\"response_bytes\":%llu,\"concurrency\":%u,\"concurrency_start\":%u,"
+                        "\"concurrency_first_token\":%u",
+                        (unsigned long long)r->response_bytes, r->concurrency, r->concurrency_start,
                         r->concurrency_first_token);
+    str(out, "response_model", r->response_model);
 
     /* Raw timeline, ms after t_start (the sender's intended time for
      * generated load). */

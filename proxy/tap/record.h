@@ -1,7 +1,7 @@
 /* record: one request's timestamps and counts, and the metrics derived
  * from them (docs/metrics.md defines each). Filled by the stream tap and
  * the proxy or load generator; read by metrics, the request log and the
- * reports. Pure. */
+ * reports. Pure (record_begin reads the wall clock). */
 #ifndef TOKENTAP_RECORD_H
 #define TOKENTAP_RECORD_H
 
@@ -25,9 +25,10 @@ enum record_outcome {
     RECORD_UPSTREAM_ERROR, /* no usable response: refused, malformed, closed before the head */
     RECORD_TRUNCATED,      /* the response was cut mid-way (or an error event ended it) */
     RECORD_TIMEOUT,        /* the upstream timed out */
+    RECORD_PROTOCOL_ERROR, /* a complete response whose stream held bytes that are no event of its API */
     RECORD_IN_PROGRESS,    /* not finished yet */
 };
-#define RECORD_OUTCOMES 7
+#define RECORD_OUTCOMES 8
 
 struct record {
     uint64_t id;
@@ -71,10 +72,19 @@ struct record {
     double server_prompt_ms, server_predicted_ms; /* timings; -1 unknown */
     uint64_t response_bytes;
 
-    unsigned concurrency_start;       /* in flight to this upstream at t_start, itself included */
+    /* Generation requests in flight to this upstream, itself included
+     * (metrics fills them; 0 for other routes). `concurrency` is the level:
+     * the most at any moment from t_start to the first token (to the end
+     * without one), so N requests sent together are all level N, also
+     * when some wait for a slot. */
+    unsigned concurrency;
+    unsigned concurrency_start;       /* ... at t_start */
     unsigned concurrency_first_token; /* ... at the first token (0 without tokens) */
+    uint64_t concurrency_mark;        /* metrics' count of starts at t_start */
+    char response_model[96];          /* the model the upstream says answered, "" unknown */
 
     enum record_outcome outcome;
+    bool client_left;       /* the client went away before the response ended */
     char finish_reason[32];
     char error[160];
 
@@ -84,6 +94,12 @@ struct record {
 
 /* Zeroes r and sets the unknowns (-1). */
 void record_init(struct record *r);
+/* record_init, then what every exchange knows before it is sent: its id,
+ * method, route (path up to '?'), the dialect the path speaks, t_received,
+ * and wall_start (the wall clock now, for logs). Strings are copied and
+ * cut to their fields. */
+void record_begin(struct record *r, uint64_t id, const char *method, const char *path,
+                  size_t path_len, usec_t t_received);
 /* Frees the gap list; r may be reused after record_init. */
 void record_finish(struct record *r);
 
@@ -108,6 +124,15 @@ uint64_t record_output_tokens(const struct record *r);
 double record_decode_tps(const struct record *r);
 /* TTFT minus the server's prompt_ms: time not spent in prefill; -1 unknown. */
 int64_t record_queue_estimate(const struct record *r);
+/* Response head - t_start: llama-server sends an event stream's head
+ * when the request gets a slot, so this is the wait for a slot; -1
+ * without a head or for a response that is not a stream. */
+int64_t record_slot_wait(const struct record *r);
+/* First token - response head: prompt processing; -1 when undefined. */
+int64_t record_prefill(const struct record *r);
+/* True for the dialects' completion routes: only they enter token
+ * latency statistics and concurrency. */
+bool record_is_generation(const struct record *r);
 
 const char *record_outcome_name(enum record_outcome o);
 

@@ -15,7 +15,6 @@ struct reqlog {
     int fd;
     bool with_gaps;
     struct evbuffer *line; /* owned: reused for each line */
-    unsigned long failures;
 };
 
 int reqlog_open(const char *path, bool with_gaps, struct reqlog **ret)
@@ -65,18 +64,11 @@ int reqlog_write(struct reqlog *l, const struct record *r)
         ssize_t n = write(l->fd, p + done, len - done);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0) {
-            l->failures++;
+        if (n <= 0)
             return n < 0 ? -errno : -EIO;
-        }
         done += (size_t)n;
     }
     return p ? 0 : -ENOMEM;
-}
-
-unsigned long reqlog_failures(const struct reqlog *l)
-{
-    return l->failures;
 }
 
 void reqlog_close(struct reqlog *l)

@@ -13,14 +13,11 @@ struct reqlog;
 /* Opens (creates) path for appending. 0 or a negative errno. */
 int reqlog_open(const char *path, bool with_gaps, struct reqlog **ret);
 
-/* Appends r as one line. 0 or a negative errno (the line is lost, counted). */
+/* Appends r as one line. 0 or a negative errno (the line is lost). */
 int reqlog_write(struct reqlog *l, const struct record *r);
 
 /* Closes and opens the path again (after logrotate moved it). */
 int reqlog_reopen(struct reqlog *l);
-
-/* Lines that could not be written. */
-unsigned long reqlog_failures(const struct reqlog *l);
 
 void reqlog_close(struct reqlog *l);
 

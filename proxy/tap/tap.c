@@ -1,8 +1,13 @@
 #include "tap/tap.h"
 
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "wire/upstream.h"
 
 void tap_init(struct tap *t, struct record *rec, enum dialect_kind kind)
 {
@@ -29,6 +34,7 @@ static bool has_prefix(struct http_str v, const char *prefix)
 void tap_head(struct tap *t, const struct http_head *h, usec_t now)
 {
     struct record *r = t->rec;
+    t->head_seen = true;
     r->status = h->status;
     r->t_response_head = now;
     const struct http_str *ce = http_head_get(h, "content-encoding");
@@ -59,11 +65,15 @@ static int on_event(void *ctx, const struct sse_event *ev)
     uint64_t before[DIALECT_TOKEN_KINDS];
     memcpy(before, f->token_events, sizeof(before));
     int n = dialect_event(&t->dialect, ev, t->on_text, t->ctx);
+    if (n == -EINVAL && t->bad_events++ == 0)
+        t->first_bad_at = t->sse.event_at;
     if (n <= 0)
         return 0;
     uint64_t pieces[DIALECT_TOKEN_KINDS];
-    for (int k = 0; k < DIALECT_TOKEN_KINDS; k++)
+    for (int k = 0; k < DIALECT_TOKEN_KINDS; k++) {
+        assert(f->token_events[k] >= before[k]); /* counts only grow */
         pieces[k] = f->token_events[k] - before[k];
+    }
     record_token(t->rec, t->now, pieces);
     if (t->on_token)
         t->on_token(t->ctx, t->rec, t->now);
@@ -100,6 +110,7 @@ void tap_body(struct tap *t, const char *data, size_t len, usec_t now)
             t->json = j;
             t->json_cap = cap;
         }
+        assert(t->json_len + len <= t->json_cap);
         memcpy(t->json + t->json_len, data, len);
         t->json_len += len;
     }
@@ -116,4 +127,45 @@ void tap_end(struct tap *t, usec_t now)
             r->t_first_token = r->t_first_content = r->t_last_token = r->t_first_byte;
     }
     record_take_facts(r, &t->dialect.facts);
+    /* Bytes that are no event of its API: say where, the server is
+     * broken or something between it and us is. */
+    if (!r->error[0] && (t->bad_events || t->sse.unknown_fields)) {
+        uint64_t at = t->sse.unknown_fields && (!t->bad_events || t->sse.first_unknown_at < t->first_bad_at)
+                          ? t->sse.first_unknown_at
+                          : t->first_bad_at;
+        snprintf(r->error, sizeof(r->error), "malformed event stream at byte %llu of the body",
+                 (unsigned long long)at);
+    }
+}
+
+/* Events of the stream that its API does not have. */
+static bool malformed(const struct tap *t)
+{
+    return t->mode == TAP_SSE && (t->bad_events || t->sse.unknown_fields);
+}
+
+enum record_outcome tap_outcome(struct tap *t, int err, bool client_left)
+{
+    struct record *r = t->rec;
+    const struct dialect_facts *f = &t->dialect.facts;
+    r->client_left = client_left;
+    if (client_left) {
+        /* The answer was whole: a client may hang up before the chunked
+         * terminator (httpx does, after data: [DONE]). */
+        if (!err && f->ended && !f->error && r->status < 400 && !malformed(t))
+            return RECORD_OK;
+        return RECORD_CLIENT_ABORT;
+    }
+    if (err == UPSTREAM_ERR_TIMEOUT || err == UPSTREAM_ERR_CONNECT_TIMEOUT)
+        return RECORD_TIMEOUT;
+    if (err)
+        return t->head_seen ? RECORD_TRUNCATED : RECORD_UPSTREAM_ERROR;
+    if (r->status >= 400)
+        return RECORD_HTTP_ERROR;
+    if (malformed(t))
+        return RECORD_PROTOCOL_ERROR;
+    /* An error event, or a stream that ended without its end marker. */
+    if (f->error || (t->mode == TAP_SSE && r->dialect != DIALECT_UNKNOWN && !f->ended))
+        return RECORD_TRUNCATED;
+    return RECORD_OK;
 }

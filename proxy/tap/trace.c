@@ -2,6 +2,7 @@
  * thread, and the writer thread (see trace.h, docs/trace-format.md). */
 #include "tap/trace.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -475,6 +476,7 @@ static void *writer_main(void *arg)
                 w->st.bytes_written += it->len;
             }
             /* Counted until written: the limit bounds memory, not queue length. */
+            assert(w->st.queued_lines > 0 && w->st.queued_bytes >= it->len);
             w->st.queued_lines--;
             w->st.queued_bytes -= it->len;
             pthread_mutex_unlock(&w->mu);

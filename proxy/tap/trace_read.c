@@ -15,6 +15,7 @@
 
 #include <event2/buffer.h>
 
+#include "core/chatml.h"
 #include "core/jsonedit.h"
 #include "core/jsonscan.h"
 #include "core/jsonw.h"
@@ -665,13 +666,13 @@ static int parse_request(const struct line_ctx *c, bool chat, struct trace_entry
     return import_head(c, e, chat ? "/v1/chat/completions" : "/v1/completions");
 }
 
-/* What sim_prompt.c render() puts around a chat request's only user
- * message with thinking off (ChatML, Qwen3). The simulator charges one
+/* What the simulator's template (core/chatml.h) puts around a chat
+ * request's only user message with thinking off. The simulator charges one
  * token per 4 rendered bytes, rounded up; real tokenizers differ (about
  * 3-4.5 bytes per token for English and code), so a synthesized prompt is
  * input_length tokens exactly for tokentap's sim only. */
-#define SYNTH_BEFORE "<|im_start|>user\n"
-#define SYNTH_AFTER "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+#define SYNTH_BEFORE CHATML_START "user\n"
+#define SYNTH_AFTER CHATML_END CHATML_ASSISTANT CHATML_THINK_OFF
 #define SYNTH_OVERHEAD (sizeof(SYNTH_BEFORE) - 1 + sizeof(SYNTH_AFTER) - 1)
 
 static const char *const synth_words[] = {

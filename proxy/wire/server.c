@@ -1,5 +1,6 @@
 #include "wire/server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -60,7 +61,7 @@ struct server {
     void *ctx;                    /* borrowed */
     struct net_addr addr;
     struct conn *conns;           /* owned list */
-    unsigned n_conns, n_busy;
+    unsigned n_conns;
     uint64_t next_conn_id, next_req_id;
     bool listener_paused;
     bool shutting_down;
@@ -91,6 +92,7 @@ static void conn_enter(struct conn *c)
 static void conn_destroy(struct conn *c)
 {
     struct server *srv = c->srv;
+    assert(c->depth == 0 && c->dead && srv->n_conns > 0);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -98,8 +100,6 @@ static void conn_destroy(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->n_conns--;
-    if (c->state != CONN_IDLE)
-        srv->n_busy--;
     bufferevent_free(c->bev);
     if (c->head_timer)
         event_free(c->head_timer);
@@ -119,6 +119,7 @@ static bool conn_leave(struct conn *c)
     if (c->depth == 1 && !c->dead && !c->closing && c->state == CONN_IDLE &&
         evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         conn_process(c);
+    assert(c->depth > 0);
     if (--c->depth > 0 || !c->dead)
         return true;
     conn_destroy(c);
@@ -293,6 +294,8 @@ static int on_body(void *ctx, const char *data, size_t len)
 static void start_request(struct conn *c)
 {
     struct server *srv = c->srv;
+    /* A head is parsed only between requests: the handler's request is never wiped. */
+    assert(c->state == CONN_IDLE && !c->req_active);
     memset(&c->req, 0, sizeof(c->req));
     c->req.conn = c;
     c->req.id = ++srv->next_req_id;
@@ -300,7 +303,6 @@ static void start_request(struct conn *c)
     c->req.head_time = clock_now();
     c->state = CONN_BODY;
     c->req_active = true;
-    srv->n_busy++;
     pause_if_full(srv);
     c->head_start = 0;
     if (c->head_timer)
@@ -321,7 +323,6 @@ static void end_request(struct conn *c)
     bool keep = h->keep_alive && !c->req.close_after && !c->srv->shutting_down;
     c->req_active = false;
     c->state = CONN_IDLE;
-    c->srv->n_busy--;
     if (!keep) {
         conn_close_after_flush(c);
         return;
@@ -658,11 +659,6 @@ uint64_t server_connections_total(const struct server *srv)
     return srv->next_conn_id;
 }
 
-unsigned server_busy(const struct server *srv)
-{
-    return srv->n_busy;
-}
-
 /* --- per request --- */
 
 const struct http_head *server_req_head(const struct server_req *req)
@@ -693,11 +689,6 @@ usec_t server_req_head_time(const struct server_req *req)
 usec_t server_req_received(const struct server_req *req)
 {
     return req->received;
-}
-
-uint64_t server_req_conn_id(const struct server_req *req)
-{
-    return req->conn->id;
 }
 
 uint64_t server_req_id(const struct server_req *req)
@@ -784,7 +775,6 @@ void server_req_finish(struct server_req *req, bool close)
              * rest of the body cannot be skipped safely, so close. */
             c->req_active = false;
             c->state = CONN_IDLE;
-            c->srv->n_busy--;
             conn_close_after_flush(c);
         }
     }

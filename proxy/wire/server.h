@@ -71,10 +71,9 @@ const struct net_addr *server_address(const struct server *srv);
  * current response. */
 void server_shutdown(struct server *srv);
 
-/* Connections open / with a request in progress. */
+/* Connections open now / ever accepted. */
 unsigned server_connections(const struct server *srv);
 uint64_t server_connections_total(const struct server *srv);
-unsigned server_busy(const struct server *srv);
 
 /* --- per request --- */
 
@@ -86,8 +85,7 @@ const char *server_req_peer(const struct server_req *req);
 /* Monotonic µs: head parsed / last request byte read (0 until then). */
 usec_t server_req_head_time(const struct server_req *req);
 usec_t server_req_received(const struct server_req *req);
-/* Connection and request serial numbers (1-based, per server). */
-uint64_t server_req_conn_id(const struct server_req *req);
+/* Request serial number (1-based, per server). */
 uint64_t server_req_id(const struct server_req *req);
 /* Position of the request on its connection (1 for the first). */
 unsigned server_req_seq(const struct server_req *req);

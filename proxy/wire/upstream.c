@@ -1,5 +1,6 @@
 #include "wire/upstream.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -65,7 +66,7 @@ struct upstream_req {
 
 struct upstream_pool {
     struct event_base *base;      /* borrowed */
-    struct upstream_target target;
+    struct url_target target;
     struct upstream_pool_options o;
     struct conn *conns;           /* owned: every open connection */
     struct conn *idle_head;       /* borrowed: the idle ones, last released first */
@@ -76,69 +77,6 @@ struct upstream_pool {
 
 static void conn_read(struct conn *c);
 static void dispatch(struct upstream_pool *p);
-
-/* --- targets --- */
-
-int upstream_parse_url(const char *url, struct upstream_target *ret, char *err, size_t errlen)
-{
-    struct upstream_target t;
-    memset(&t, 0, sizeof(t));
-    const char *rest;
-    for (const char *q = url; *q; q++) {
-        if ((unsigned char)*q <= ' ' || *q == 0x7f) {
-            snprintf(err, errlen, "'%s': a URL cannot hold spaces or control characters", url);
-            return -EINVAL;
-        }
-    }
-    if (strncmp(url, "http://", 7) == 0) {
-        rest = url + 7;
-    } else if (strncmp(url, "https://", 8) == 0) {
-        snprintf(err, errlen, "'%s': https upstreams are not supported yet; use http://", url);
-        return -EINVAL;
-    } else {
-        snprintf(err, errlen, "'%s': expected http://HOST:PORT", url);
-        return -EINVAL;
-    }
-    const char *slash = strchr(rest, '/');
-    size_t hostlen = slash ? (size_t)(slash - rest) : strlen(rest);
-    char hostport[300];
-    if (hostlen == 0 || hostlen >= sizeof(hostport)) {
-        snprintf(err, errlen, "'%s': missing host", url);
-        return -EINVAL;
-    }
-    memcpy(hostport, rest, hostlen);
-    hostport[hostlen] = '\0';
-    if (!strchr(hostport, ':') || hostport[hostlen - 1] == ']') {
-        /* No port: HTTP's default. */
-        if (hostlen + 4 >= sizeof(hostport)) {
-            snprintf(err, errlen, "'%s': host too long", url);
-            return -EINVAL;
-        }
-        strcat(hostport, ":80");
-    }
-    if (net_parse_hostport(hostport, &t.addr) < 0) {
-        snprintf(err, errlen, "'%s': expected a numeric address or localhost with a port", url);
-        return -EINVAL;
-    }
-    snprintf(t.host_header, sizeof(t.host_header), "%s", hostport);
-    if (slash) {
-        size_t plen = strlen(slash);
-        while (plen > 0 && slash[plen - 1] == '/')
-            plen--;
-        if (plen >= sizeof(t.base_path)) {
-            snprintf(err, errlen, "'%s': path too long", url);
-            return -EINVAL;
-        }
-        memcpy(t.base_path, slash, plen);
-        t.base_path[plen] = '\0';
-    }
-    size_t ulen = strlen(url);
-    while (ulen > 0 && url[ulen - 1] == '/')
-        ulen--;
-    snprintf(t.url, sizeof(t.url), "%.*s", (int)ulen, url);
-    *ret = t;
-    return 0;
-}
 
 const char *upstream_strerror(int err)
 {
@@ -204,6 +142,8 @@ static void req_free(struct upstream_req *r)
 
 static void wait_remove(struct upstream_pool *p, struct upstream_req *r)
 {
+    /* Only a waiting request is removed: it is linked and counted. */
+    assert(p->n_waiting > 0 && (r->prev ? r->prev->next == r : p->wait_head == r));
     if (r->prev)
         r->prev->next = r->next;
     else
@@ -244,6 +184,7 @@ static void wait_push(struct upstream_pool *p, struct upstream_req *r, bool fron
 static void idle_push(struct conn *c)
 {
     struct upstream_pool *p = c->pool;
+    assert(!c->idle && !c->dead && !c->req);
     c->idle = true;
     c->idle_prev = NULL;
     c->idle_next = p->idle_head;
@@ -258,6 +199,7 @@ static void idle_remove(struct conn *c)
     struct upstream_pool *p = c->pool;
     if (!c->idle)
         return;
+    assert(p->n_idle > 0);
     if (c->idle_prev)
         c->idle_prev->idle_next = c->idle_next;
     else
@@ -292,6 +234,8 @@ static void conn_flush(struct conn *c)
 static void conn_destroy(struct conn *c)
 {
     struct upstream_pool *p = c->pool;
+    /* Never under a callback of its own (see conn_leave). */
+    assert(c->depth == 0 && p->n_conns > 0);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -316,6 +260,7 @@ static void conn_enter(struct conn *c)
 
 static void conn_leave(struct conn *c)
 {
+    assert(c->depth > 0);
     if (--c->depth == 0 && c->dead)
         conn_destroy(c);
 }
@@ -337,6 +282,8 @@ static void conn_kill(struct conn *c)
 static int on_parser_body(void *ctx, const char *data, size_t len)
 {
     struct conn *c = ctx;
+    /* The parser pauses at MAX_VIEWS, and n_views is reset before each feed. */
+    assert(c->n_views < MAX_VIEWS);
     c->views[c->n_views++] = (struct body_view){data, len};
     /* Full: the parser stops after these bytes, the caller hands them on
      * and feeds the rest. */
@@ -349,6 +296,7 @@ static void req_complete(struct conn *c, int err, usec_t t)
 {
     struct upstream_req *r = c->req;
     struct upstream_pool *p = c->pool;
+    assert(r && r->conn == c && !r->done);
     c->req = NULL;
     r->conn = NULL;
     r->done = true;
@@ -700,7 +648,7 @@ static void dispatch(struct upstream_pool *p)
 
 /* --- pool --- */
 
-struct upstream_pool *upstream_pool_new(struct event_base *base, const struct upstream_target *t,
+struct upstream_pool *upstream_pool_new(struct event_base *base, const struct url_target *t,
                                         const struct upstream_pool_options *o)
 {
     struct upstream_pool *p = calloc(1, sizeof(*p));
@@ -734,7 +682,7 @@ void upstream_pool_free(struct upstream_pool *p)
     free(p);
 }
 
-const struct upstream_target *upstream_pool_target(const struct upstream_pool *p)
+const struct url_target *upstream_pool_target(const struct upstream_pool *p)
 {
     return &p->target;
 }
@@ -869,11 +817,6 @@ void upstream_req_cancel(struct upstream_req *r)
     if (!r->in_callback)
         req_free(r);
     dispatch(p);
-}
-
-bool upstream_req_connected(const struct upstream_req *r)
-{
-    return r->conn && r->conn->connected;
 }
 
 usec_t upstream_req_ready_time(const struct upstream_req *r)

@@ -15,22 +15,11 @@
 #include "core/clock.h"
 #include "wire/http.h"
 #include "wire/net.h"
+#include "wire/url.h"
 
 struct event_base;
 struct upstream_pool;
 struct upstream_req;
-
-/* Where requests go. */
-struct upstream_target {
-    char url[512];         /* as configured, without a trailing '/' */
-    char host_header[300]; /* "127.0.0.1:7080": the Host sent upstream */
-    char base_path[256];   /* "" or "/prefix", prepended to request paths */
-    struct net_addr addr;
-};
-
-/* Parses "http://HOST:PORT[/prefix]" (numeric host or localhost). 0, or
- * -EINVAL with a reason in err. */
-int upstream_parse_url(const char *url, struct upstream_target *ret, char *err, size_t errlen);
 
 /* Why an exchange failed (negative errno values). */
 #define UPSTREAM_ERR_REFUSED (-ECONNREFUSED)   /* connect failed: 502 */
@@ -69,12 +58,12 @@ struct upstream_pool_options {
 void upstream_pool_options_default(struct upstream_pool_options *o);
 
 /* Returns a pool for target, or NULL on allocation failure. */
-struct upstream_pool *upstream_pool_new(struct event_base *base, const struct upstream_target *t,
+struct upstream_pool *upstream_pool_new(struct event_base *base, const struct url_target *t,
                                         const struct upstream_pool_options *o);
 /* Closes every connection; pending requests get no more callbacks. */
 void upstream_pool_free(struct upstream_pool *p);
 
-const struct upstream_target *upstream_pool_target(const struct upstream_pool *p);
+const struct url_target *upstream_pool_target(const struct upstream_pool *p);
 
 struct upstream_pool_stats {
     unsigned open, idle, busy, waiting;
@@ -113,9 +102,6 @@ void upstream_req_pause(struct upstream_req *r, bool pause);
 /* Gives up: closes the connection at once (so llama-server frees the slot)
  * and frees r without further callbacks. Safe from inside r's callbacks. */
 void upstream_req_cancel(struct upstream_req *r);
-
-/* True once a connection was attached and the request was sent on it. */
-bool upstream_req_connected(const struct upstream_req *r);
 
 /* Time the connection was ready (connect done or reused), 0 before. */
 usec_t upstream_req_ready_time(const struct upstream_req *r);
