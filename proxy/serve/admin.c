@@ -6,6 +6,7 @@
 
 #include "core/jsonw.h"
 #include "tap/metrics.h"
+#include "tap/trace.h"
 
 #define ADMIN_PREFIX "/tokentap/"
 
@@ -27,6 +28,50 @@ static void respond_buffer(struct server_req *req, int status, const char *type,
     size_t len = evbuffer_get_length(b);
     const char *body = (const char *)evbuffer_pullup(b, -1);
     server_req_respond(req, status, type, body ? body : "", len);
+}
+
+/* Trace records lost while recording: not queued (queue full, too long,
+ * invalid, no memory) or queued and then not written (a full disk). */
+static uint64_t trace_lost(const struct trace_writer_stats *ts)
+{
+    return ts->lines_dropped + ts->write_errors;
+}
+
+static void health_trace(const struct admin_source *src, struct evbuffer *b)
+{
+    struct trace_writer *w = src->trace;
+    if (!w)
+        return;
+    struct trace_writer_stats ts;
+    trace_writer_stats(w, &ts);
+    char file[512];
+    trace_writer_current_file(w, file, sizeof(file));
+    evbuffer_add_printf(b, ",\"trace\":{\"file\":");
+    jsonw_cstr(b, file);
+    evbuffer_add_printf(b, ",\"written\":%llu,\"lost\":%llu,\"queued\":%llu,\"last_error\":",
+                        (unsigned long long)ts.lines_written, (unsigned long long)trace_lost(&ts),
+                        (unsigned long long)ts.queued_lines);
+    if (ts.last_write_error)
+        jsonw_cstr(b, strerror(-ts.last_write_error));
+    else
+        EVBUFFER_ADD_LIT(b, "null");
+    EVBUFFER_ADD_LIT(b, "}");
+}
+
+static void prometheus_trace(const struct admin_source *src, struct evbuffer *b)
+{
+    struct trace_writer *w = src->trace;
+    if (!w)
+        return;
+    struct trace_writer_stats ts;
+    trace_writer_stats(w, &ts);
+    evbuffer_add_printf(b,
+                        "# HELP tokentap_trace_records_total Trace records (--record) by result: "
+                        "written, or lost (dropped or failed to write).\n"
+                        "# TYPE tokentap_trace_records_total counter\n"
+                        "tokentap_trace_records_total{result=\"written\"} %llu\n"
+                        "tokentap_trace_records_total{result=\"lost\"} %llu\n",
+                        (unsigned long long)ts.lines_written, (unsigned long long)trace_lost(&ts));
 }
 
 static void health(const struct admin_source *src, struct server_req *req)
@@ -59,7 +104,9 @@ static void health(const struct admin_source *src, struct server_req *req)
                             (unsigned long long)u.pool.connects, (unsigned long long)u.pool.reuses,
                             (unsigned long long)u.pool.requests, (unsigned long long)u.pool.failures);
     }
-    evbuffer_add_printf(b, "]}");
+    evbuffer_add_printf(b, "]");
+    health_trace(src, b);
+    evbuffer_add_printf(b, "}");
     respond_buffer(req, 200, "application/json", b);
     evbuffer_free(b);
 }
@@ -100,6 +147,7 @@ static void with_buffer(const struct admin_source *src, struct server_req *req, 
     const struct http_head *h = server_req_head(req);
     if (kind == 0) {
         metrics_prometheus(m, b, clock_now());
+        prometheus_trace(src, b);
         respond_buffer(req, 200, "text/plain; version=0.0.4; charset=utf-8", b);
     } else if (kind == 1) {
         metrics_stats_json(m, b, clock_now());

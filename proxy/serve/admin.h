@@ -13,6 +13,7 @@
 #include "wire/upstream.h"
 
 struct metrics;
+struct trace_writer;
 
 /* One upstream as /tokentap/health shows it. */
 struct admin_upstream {
@@ -28,6 +29,7 @@ struct admin_upstream {
 /* What admin reads, at the moment it answers. */
 struct admin_source {
     struct metrics *metrics;   /* borrowed */
+    struct trace_writer *trace; /* borrowed: the recorder, NULL when not recording */
     void *ctx;                 /* borrowed: passed to the functions below */
     /* Requests in progress. */
     unsigned (*in_flight)(void *ctx);

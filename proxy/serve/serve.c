@@ -45,6 +45,8 @@ enum {
     OPT_RECORD_EVENTS,
     OPT_RECORD_MAX_FILE,
     OPT_REDACT,
+    OPT_HEADER_TIMEOUT,
+    OPT_BODY_TIMEOUT,
 };
 
 static const struct cli_option serve_options[] = {
@@ -60,6 +62,8 @@ static const struct cli_option serve_options[] = {
     {"response-timeout", 0, "DURATION", "wait for the upstream's response head, queueing and prefill included; then 504 (default 10m)", OPT_RESPONSE_TIMEOUT},
     {"stream-timeout", 0, "DURATION", "longest silence inside a streamed response; then the stream is cut (default 5m)", OPT_STREAM_TIMEOUT},
     {"idle-timeout", 0, "DURATION", "close idle client connections after this (default 60s)", OPT_IDLE_TIMEOUT},
+    {"header-timeout", 0, "DURATION", "a client's whole request head, from its first byte; then 408 (default 60s)", OPT_HEADER_TIMEOUT},
+    {"body-timeout", 0, "DURATION", "longest silence inside a client's request body; then 408 (default 60s)", OPT_BODY_TIMEOUT},
     {"drain-timeout", 0, "DURATION", "on SIGINT/SIGTERM, let streams finish this long (default 30s)", OPT_DRAIN_TIMEOUT},
     {"log", 0, "FILE", "append one JSON line per finished request (reopened on SIGHUP)", OPT_LOG},
     {"log-gaps", 0, NULL, "include every inter-token gap in --log lines", OPT_LOG_GAPS},
@@ -99,6 +103,8 @@ static void settings_default(struct serve_settings *s)
     s->response_timeout = 600 * USEC_PER_SEC;
     s->stream_timeout = 300 * USEC_PER_SEC;
     s->client_idle_timeout = 60 * USEC_PER_SEC;
+    s->header_timeout = 60 * USEC_PER_SEC;
+    s->body_timeout = 60 * USEC_PER_SEC;
     s->drain_timeout = 30 * USEC_PER_SEC;
     s->concurrency_buckets = 16;
 }
@@ -157,6 +163,9 @@ static int load_upstreams(struct config_doc *doc, const cJSON *ups, struct serve
     int r;
     if (ups && !cJSON_IsArray(ups))
         return config_error(doc, ups, err, "'upstreams' must be a list");
+    if (ups && cJSON_GetArraySize(ups) == 0)
+        return config_error(doc, ups, err, "'upstreams' is empty: list at least one, or leave it "
+                                           "out and give --upstream URL");
     const cJSON *u;
     cJSON_ArrayForEach(u, ups)
     {
@@ -323,7 +332,9 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
             (r = config_get_duration(doc, timeouts, "response", &s->response_timeout, err)) < 0 ||
             (r = config_get_duration(doc, timeouts, "stream", &s->stream_timeout, err)) < 0 ||
             (r = config_get_duration(doc, timeouts, "client_idle", &s->client_idle_timeout, err)) < 0 ||
-            (r = config_get_duration(doc, timeouts, "drain", &s->drain_timeout, err)) < 0)
+            (r = config_get_duration(doc, timeouts, "drain", &s->drain_timeout, err)) < 0 ||
+            (r = config_get_duration(doc, timeouts, "client_header", &s->header_timeout, err)) < 0 ||
+            (r = config_get_duration(doc, timeouts, "client_body", &s->body_timeout, err)) < 0)
             return r;
     }
     return 0;
@@ -398,6 +409,8 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct serv
     case OPT_STREAM_TIMEOUT: return cli_duration(p, v, &s->stream_timeout);
     case OPT_IDLE_TIMEOUT: return cli_duration(p, v, &s->client_idle_timeout);
     case OPT_DRAIN_TIMEOUT: return cli_duration(p, v, &s->drain_timeout);
+    case OPT_HEADER_TIMEOUT: return cli_duration(p, v, &s->header_timeout);
+    case OPT_BODY_TIMEOUT: return cli_duration(p, v, &s->body_timeout);
     case OPT_LOG: s->log_path = v; return 0;
     case OPT_RECORD: s->record_dir = v; return 0;
     case OPT_RECORD_EVENTS: s->record_events = true; return 0;
@@ -449,6 +462,8 @@ int serve_settings_parse(struct serve_settings *s, int argc, char **argv, struct
     while ((id = cli_next(&p, &v)) != CLI_END)
         if ((r = parse_option(&p, id, v, s)) < 0)
             return r;
+    if (s->max_header == 0)
+        return cli_usage(&p, "--max-header (limits.max_header) must be more than 0, e.g. 64K");
     settle_upstreams(s);
     return 0;
 }
@@ -472,6 +487,10 @@ struct serve_run {
     struct reqlog *log;        /* owned, NULL without --log */
     struct trace_writer *trace; /* owned, NULL without --record */
     struct event *drain_timer; /* owned */
+    struct event *trace_timer; /* owned: watches the recorder for lost records */
+    uint64_t trace_lost;       /* lost records when last looked at */
+    uint64_t trace_warned;     /* ...and when last warned about */
+    usec_t trace_warned_at;
     usec_t drain_timeout;
     usec_t drain_deadline;
 };
@@ -488,6 +507,31 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     }
     struct timeval tv = {0, 100000};
     evtimer_add(run->drain_timer, &tv);
+}
+
+/* Trace loss is logged at the first lost record and then once a minute
+ * while records keep being lost; proxying goes on either way. The counts
+ * are in /tokentap/health and /tokentap/metrics. */
+static void trace_watch(evutil_socket_t fd, short what, void *arg)
+{
+    struct serve_run *run = arg;
+    struct trace_writer_stats ts;
+    trace_writer_stats(run->trace, &ts);
+    uint64_t lost = ts.lines_dropped + ts.write_errors;
+    usec_t now = clock_now();
+    if (lost > run->trace_lost &&
+        (run->trace_warned == 0 || now - run->trace_warned_at >= 60 * USEC_PER_SEC)) {
+        char file[512];
+        trace_writer_current_file(run->trace, file, sizeof(file));
+        log_warn("trace: %llu records lost (%llu since the last warning) writing %s: %s; "
+                 "requests are still proxied",
+                 (unsigned long long)lost, (unsigned long long)(lost - run->trace_warned), file,
+                 ts.last_write_error ? strerror(-ts.last_write_error)
+                                     : "the recording queue is full or a record was too large");
+        run->trace_warned = lost;
+        run->trace_warned_at = now;
+    }
+    run->trace_lost = lost;
 }
 
 static void on_sighup(void *arg)
@@ -545,6 +589,7 @@ static void route_head(void *ctx, struct server_req *req)
     if (admin_match(server_req_head(req))) {
         struct admin_source src = {
             .metrics = run->metrics,
+            .trace = run->trace,
             .ctx = run,
             .in_flight = admin_in_flight,
             .n_upstreams = admin_n_upstreams,
@@ -581,12 +626,19 @@ static void route_abort(void *ctx, struct server_req *req)
     proxy_handler()->on_abort(run->proxy, req);
 }
 
+static void route_error(void *ctx, struct server_req *req, int status, const char *message)
+{
+    struct serve_run *run = ctx;
+    proxy_handler()->on_error(run->proxy, req, status, message);
+}
+
 static const struct server_handler router = {
     .on_head = route_head,
     .on_body = route_body,
     .on_end = route_end,
     .on_drain = route_drain,
     .on_abort = route_abort,
+    .on_error = route_error,
 };
 
 /* Metrics, the request log and the trace recorder. 0 or -errno (printed). */
@@ -669,11 +721,21 @@ static int start_proxy(struct serve_run *run, const struct serve_settings *s)
     so.limits.max_body_bytes = s->max_body;
     so.limits.max_head_bytes = s->max_header;
     so.idle_timeout = s->client_idle_timeout;
+    so.header_timeout = s->header_timeout;
+    so.body_timeout = s->body_timeout;
     so.max_connections = s->max_connections;
     if ((r = server_new(run->base, s->listen, &so, &router, run, &run->server)) < 0)
         return r;
     run->drain_timer = evtimer_new(run->base, drain_check, run);
-    return run->drain_timer ? 0 : -ENOMEM;
+    if (!run->drain_timer)
+        return -ENOMEM;
+    if (run->trace) {
+        struct timeval every = {1, 0};
+        run->trace_timer = event_new(run->base, -1, EV_PERSIST, trace_watch, run);
+        if (!run->trace_timer || evtimer_add(run->trace_timer, &every) < 0)
+            return -ENOMEM;
+    }
+    return 0;
 }
 
 /* "listening on HOST:PORT" on stdout (what scripts wait for), the rest logged. */
@@ -698,6 +760,8 @@ static void run_finish(struct serve_run *run)
     loop_finish(&run->loop);
     if (run->drain_timer)
         event_free(run->drain_timer);
+    if (run->trace_timer)
+        event_free(run->trace_timer);
     proxy_free(run->proxy);
     server_free(run->server);
     if (run->trace) {

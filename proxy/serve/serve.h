@@ -35,6 +35,7 @@ struct serve_settings {
     unsigned max_connections;
     unsigned upstream_connections; /* 0: as many as max_connections */
     usec_t connect_timeout, response_timeout, stream_timeout, client_idle_timeout, drain_timeout;
+    usec_t header_timeout, body_timeout; /* a client's whole head; silence in its body */
     const char *log_path;
     bool log_gaps;
     const char *session_header;
