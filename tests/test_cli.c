@@ -329,7 +329,23 @@ static void test_sim(void)
     CHECK(s.sim.stamp);
     CHECK_STR(s.sim.stamp_log, "s.jsonl");
     CHECK_INT(s.log_level, LOG_LEVEL_DEBUG);
+    CHECK(!s.ssl_cert && !s.ssl_key);
     CHECK_INT(PARSE(sim_settings_parse, &s, &err, "sim", "--slots", "2", "--help"), CLI_RUN_HELP);
+    /* HTTPS with llama-server's flags, both or neither (contents are read
+     * when the sim starts). */
+    CHECK_INT(PARSE(sim_settings_parse, &s, &err, "sim", "--ssl-cert-file", "/dev/null",
+                    "--ssl-key-file", "/dev/null"),
+              0);
+    CHECK_STR(s.ssl_cert, "/dev/null");
+    CHECK_STR(s.ssl_key, "/dev/null");
+    CHECK_BAD(sim_settings_parse, &s,
+              "tokentap sim: HTTPS needs both --ssl-cert-file and --ssl-key-file; try 'tokentap "
+              "sim --help'",
+              "sim", "--ssl-cert-file", "/dev/null");
+    CHECK_BAD(sim_settings_parse, &s,
+              "tokentap sim: --ssl-key-file: cannot read '/no/key.pem': No such file or "
+              "directory; try 'tokentap sim --help'",
+              "sim", "--ssl-cert-file", "/dev/null", "--ssl-key-file", "/no/key.pem");
 
     CHECK_BAD(sim_settings_parse, &s,
               "tokentap sim: --slots: expected an integer from 1 to 65536, got '0'; try 'tokentap "
@@ -519,8 +535,8 @@ static void test_serve_bad(void)
     SERVE_BAD("tokentap serve: --listen: expected HOST:PORT like 127.0.0.1:8080, got 'nothing'; "
               "try 'tokentap serve --help'",
               "serve", "--listen", "nothing");
-    SERVE_BAD("tokentap serve: --upstream: 'ftp://x': expected http://HOST:PORT; try 'tokentap "
-              "serve --help'",
+    SERVE_BAD("tokentap serve: --upstream: 'ftp://x': expected http://HOST:PORT or "
+              "https://HOST:PORT; try 'tokentap serve --help'",
               "serve", "--upstream", "ftp://x");
     SERVE_BAD("tokentap serve: --log-level: expected error, warn, info or debug, got 'loud'; try "
               "'tokentap serve --help'",
@@ -541,7 +557,7 @@ static void test_serve_bad(void)
     char path[128], want[300];
     snprintf(path, sizeof(path), "%s", write_file("bad.yaml", "listen: 127.0.0.1:1\nlimit: {}\n"));
     snprintf(want, sizeof(want),
-             "tokentap serve: %s:2: unknown key 'limit' (expected one of: listen, upstreams, "
+             "tokentap serve: %s:2: unknown key 'limit' (expected one of: listen, tls, upstreams, "
              "routing, limits, timeouts, log, metrics, record, rewrite)",
              path);
     SERVE_BAD(want, "serve", "-c", path);
@@ -560,6 +576,86 @@ static void test_serve_bad(void)
     CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-c", path), -EINVAL);
     CHECK(strncmp(err.msg, want, strlen(want)) == 0);
     serve_settings_finish(&s);
+}
+
+/* HTTPS: the listener's certificate and key, and the certificate checks
+ * of https upstreams, from flags and from the file. The files only need
+ * to be readable here; their contents are checked when serve starts. */
+static void test_serve_tls(void)
+{
+    struct serve_settings s;
+    struct config_err err;
+    char cert[128], key[128], ca[128], path[128], want[400];
+    snprintf(cert, sizeof(cert), "%s", write_file("cert.pem", "x\n"));
+    snprintf(key, sizeof(key), "%s", write_file("key.pem", "x\n"));
+    snprintf(ca, sizeof(ca), "%s", write_file("ca.pem", "x\n"));
+
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve"), 0);
+    CHECK(!s.tls_cert && !s.tls_key && !s.ups[0].ca_file && !s.ups[0].insecure);
+    serve_settings_finish(&s);
+
+    /* --ca-file and --insecure are the default upstream's, with --upstream. */
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "--tls-cert", cert, "--tls-key", key,
+                    "--upstream", "https://127.0.0.1:8443", "--ca-file", ca, "--insecure"),
+              0);
+    CHECK_STR(s.tls_cert, cert);
+    CHECK_STR(s.tls_key, key);
+    CHECK_STR(s.ups[0].url, "https://127.0.0.1:8443");
+    CHECK_STR(s.ups[0].ca_file, ca);
+    CHECK(s.ups[0].insecure);
+    serve_settings_finish(&s);
+
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml),
+             "tls: {cert: %s, key: %s}\n"
+             "upstreams:\n"
+             "  - {name: a, url: https://127.0.0.1:8443, ca_file: %s}\n"
+             "  - {name: b, url: https://localhost:8444, insecure: true, default: true}\n",
+             cert, key, ca);
+    snprintf(path, sizeof(path), "%s", write_file("tls.yaml", yaml));
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-c", path), 0);
+    CHECK_STR(s.tls_cert, cert);
+    CHECK_STR(s.tls_key, key);
+    CHECK_STR(s.ups[0].ca_file, ca);
+    CHECK(!s.ups[0].insecure && !s.ups[1].ca_file && s.ups[1].insecure);
+    serve_settings_finish(&s);
+    /* The flags go to the default upstream, over the file. */
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-c", path, "--ca-file", ca), 0);
+    CHECK(!s.ups[0].insecure && s.ups[1].insecure);
+    CHECK_STR(s.ups[1].ca_file, ca);
+    serve_settings_finish(&s);
+
+    SERVE_BAD("tokentap serve: HTTPS needs both a certificate and its key: --tls-cert FILE "
+              "--tls-key FILE (or tls: {cert, key} in the config); try 'tokentap serve --help'",
+              "serve", "--tls-cert", cert);
+    SERVE_BAD("tokentap serve: HTTPS needs both a certificate and its key: --tls-cert FILE "
+              "--tls-key FILE (or tls: {cert, key} in the config); try 'tokentap serve --help'",
+              "serve", "--tls-key", key);
+    SERVE_BAD("tokentap serve: --tls-cert: cannot read '/nonexistent.pem': No such file or "
+              "directory; try 'tokentap serve --help'",
+              "serve", "--tls-cert", "/nonexistent.pem", "--tls-key", key);
+    SERVE_BAD("tokentap serve: --ca-file: cannot read '/nonexistent.pem': No such file or "
+              "directory; try 'tokentap serve --help'",
+              "serve", "--ca-file", "/nonexistent.pem");
+    snprintf(yaml, sizeof(yaml), "tls:\n  cert: /x.pem\n  key: %s\n", key);
+    snprintf(path, sizeof(path), "%s", write_file("tls1.yaml", yaml));
+    snprintf(want, sizeof(want), "tokentap serve: %s:2: cannot read '/x.pem': No such file or "
+             "directory", path);
+    SERVE_BAD(want, "serve", "-c", path);
+    snprintf(yaml, sizeof(yaml), "tls: {cert: %s}\n", cert);
+    snprintf(path, sizeof(path), "%s", write_file("tls2.yaml", yaml));
+    snprintf(want, sizeof(want), "tokentap serve: %s:1: missing required key 'key'", path);
+    SERVE_BAD(want, "serve", "-c", path);
+    snprintf(path, sizeof(path), "%s",
+             write_file("tls3.yaml", "upstreams:\n  - url: https://127.0.0.1:1\n"
+                                     "    ca_file: /no/ca.pem\n"));
+    snprintf(want, sizeof(want), "tokentap serve: %s:3: cannot read ca_file '/no/ca.pem': No such "
+             "file or directory", path);
+    SERVE_BAD(want, "serve", "-c", path);
+    snprintf(path, sizeof(path), "%s",
+             write_file("tls4.yaml", "upstreams:\n  - {url: https://127.0.0.1:1, insecure: 1}\n"));
+    snprintf(want, sizeof(want), "tokentap serve: %s:2: 'insecure' must be true or false", path);
+    SERVE_BAD(want, "serve", "-c", path);
 }
 
 static void test_replay(void)
@@ -664,8 +760,8 @@ static void test_replay(void)
               "replay --help'",
               "replay", "t", "--arrival", "x");
     CHECK_BAD(replay_settings_parse, &o,
-              "tokentap replay: --target: 'ftp://x': expected http://HOST:PORT; try 'tokentap "
-              "replay --help'",
+              "tokentap replay: --target: 'ftp://x': expected http://HOST:PORT or "
+              "https://HOST:PORT; try 'tokentap replay --help'",
               "replay", "t", "--target", "ftp://x");
     CHECK_BAD(replay_settings_parse, &o,
               "tokentap replay: --speed: expected a number from 0.001 to 1e+06, got '0'; try "
@@ -800,6 +896,7 @@ int main(void)
     test_sim();
     test_serve_defaults();
     test_serve_file();
+    test_serve_tls();
     test_serve_bad();
     test_replay();
     test_bench();

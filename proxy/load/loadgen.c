@@ -72,10 +72,10 @@ int loadgen_new(struct event_base *base, const struct loadgen_options *o, struct
         lg->o.max_text = 4u * 1024 * 1024;
     snprintf(lg->label, sizeof(lg->label), "%.*s", (int)sizeof(lg->label) - 1,
              o->label ? o->label : t.url);
-    lg->pool = upstream_pool_new(base, &t, &lg->o.pool);
-    if (!lg->pool) {
+    r = upstream_pool_new(base, &t, &lg->o.pool, &lg->pool, err);
+    if (r < 0) {
         free(lg);
-        return -ENOMEM;
+        return r;
     }
     *ret = lg;
     return 0;

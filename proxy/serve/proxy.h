@@ -30,6 +30,8 @@ struct proxy_upstream_config {
     size_t n_models;
     bool is_default;
     unsigned max_connections;  /* 0 = pool default */
+    const char *ca_file;       /* borrowed: https: CAs to trust instead of the system's, or NULL */
+    bool insecure;             /* https: no certificate verification */
 };
 
 struct proxy_config {

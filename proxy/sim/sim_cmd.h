@@ -11,6 +11,7 @@ struct config_err;
 
 struct sim_settings {
     struct sim_options sim; /* its strings are borrowed from argv */
+    const char *ssl_cert, *ssl_key; /* HTTPS: PEM files (llama-server's flags), both or neither */
     enum log_level log_level;
 };
 
