@@ -677,6 +677,7 @@ static void test_replay(void)
     CHECK(o.sim.quiet);
     CHECK_INT(o.sim.slots, 3);
     CHECK(!o.stop_on_error && !o.quiet && !o.log_path && !o.out_path && !o.config);
+    CHECK(!o.ca_file && !o.insecure);
     CHECK_INT(o.log_level, LOG_LEVEL_INFO);
 
     CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "-t", "http://127.0.0.1:9",
@@ -715,6 +716,17 @@ static void test_replay(void)
     CHECK_INT(o.requests, 100);
     CHECK_INT(o.sched.rng, 9);
     CHECK_INT(o.thinking, REWRITE_THINKING_PASS);
+    /* An https target, its CAs, or no checks at all. */
+    CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "t", "-t", "https://localhost:8443",
+                    "--ca-file", "/dev/null", "--insecure"),
+              0);
+    CHECK_STR(o.target, "https://localhost:8443");
+    CHECK_STR(o.ca_file, "/dev/null");
+    CHECK(o.insecure);
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --ca-file: cannot read '/no/ca.pem': No such file or directory; "
+              "try 'tokentap replay --help'",
+              "replay", "t", "--ca-file", "/no/ca.pem");
     CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "--help"), CLI_RUN_HELP);
 
     CHECK_BAD(replay_settings_parse, &o,
@@ -781,6 +793,7 @@ static void test_bench(void)
     CHECK_INT(s.thinking, -1);
     CHECK_INT(s.log_level, LOG_LEVEL_INFO);
     CHECK_INT(s.argc, 2);
+    CHECK(!s.ca_file && !s.insecure);
 
     CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "-t", "a=http://127.0.0.1:1", "x.yaml",
                     "--target", "b=http://127.0.0.1:2", "-o", "out", "-n", "3", "-l", "1,3",
@@ -800,6 +813,16 @@ static void test_bench(void)
     CHECK_INT(bench_settings_parse(&s, 3, line, &err), 0);
     CHECK(s.argv == line && s.argc == 3); /* the command line, for results.json */
     CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "-h"), CLI_RUN_HELP);
+    CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "x.yaml", "-t",
+                    "a=https://127.0.0.1:8443", "--ca-file", "/dev/null", "--insecure"),
+              0);
+    CHECK_STR(s.targets[0], "a=https://127.0.0.1:8443");
+    CHECK_STR(s.ca_file, "/dev/null");
+    CHECK(s.insecure);
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --ca-file: cannot read '/no/ca.pem': No such file or directory; "
+              "try 'tokentap bench --help'",
+              "bench", "x.yaml", "--ca-file", "/no/ca.pem");
 
     CHECK_BAD(bench_settings_parse, &s,
               "tokentap bench: which scenario? e.g. tokentap bench "

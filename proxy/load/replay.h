@@ -27,6 +27,8 @@ enum replay_history {
 struct replay_options {
     const char *trace;
     const char *target;          /* URL or "sim" */
+    const char *ca_file;         /* https target: CAs to trust instead of the system's, or NULL */
+    bool insecure;               /* https target: no certificate checks */
     struct arrival sched;
     usec_t duration;             /* rate mode: stop sending after this */
     uint64_t requests;           /* rate mode: stop after this many (0 = trace size) */

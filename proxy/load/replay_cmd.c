@@ -52,10 +52,14 @@ enum {
     OPT_LOG_LEVEL,
     OPT_THINKING,
     OPT_CONFIG,
+    OPT_CA_FILE,
+    OPT_INSECURE,
 };
 
 static const struct cli_option replay_options[] = {
-    {"target", 't', "URL|sim", "where to send: http://HOST:PORT, or 'sim' for the built-in simulator (default sim)", OPT_TARGET},
+    {"target", 't', "URL|sim", "where to send: http://HOST:PORT, https://..., or 'sim' for the built-in simulator (default sim)", OPT_TARGET},
+    CLI_OPTION_CA_FILE(OPT_CA_FILE),
+    CLI_OPTION_INSECURE(OPT_INSECURE),
     {"timing", 0, "original", "send each request at its recorded offset (default unless --concurrency or --rate)", OPT_TIMING},
     {"speed", 0, "X", "original timing: offsets divided by X (default 1)", OPT_SPEED},
     {"concurrency", 'c', "N", "closed loop: keep N requests in flight", OPT_CONCURRENCY},
@@ -176,6 +180,8 @@ static int probe_target(struct replay_run *run)
     struct loadgen_options o;
     loadgen_options_default(&o);
     o.url = run->target_url;
+    o.pool.ca_file = run->o.ca_file;
+    o.pool.insecure = run->o.insecure;
     o.response_timeout = 10 * USEC_PER_SEC;
     struct loadgen *lg = NULL;
     struct config_err err;
@@ -271,6 +277,8 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct repl
             o->thinking = thinking_values[i];
         break;
     case OPT_CONFIG: o->config = v; break;
+    case OPT_CA_FILE: o->ca_file = v; r = cli_readable(p, v); break;
+    case OPT_INSECURE: o->insecure = true; break;
     case OPT_LOG: o->log_path = v; break;
     case OPT_LOG_GAPS: o->log_gaps = true; break;
     case OPT_OUT: o->out_path = v; break;
@@ -366,6 +374,9 @@ static int start_target(struct replay_run *run)
         snprintf(run->target_url, sizeof(run->target_url), "http://%s", addr);
     } else {
         snprintf(run->target_url, sizeof(run->target_url), "%s", run->o.target);
+        if (run->o.insecure && strncmp(run->target_url, "https:", 6) == 0)
+            log_warn("%s: certificate checks are off (--insecure): anyone on the way can read "
+                     "and change this traffic", run->target_url);
     }
     return probe_target(run);
 }
@@ -389,6 +400,8 @@ static int start_load(struct replay_run *run)
     lo.label = strcmp(run->o.target, "sim") == 0 ? "sim" : run->target_url;
     lo.response_timeout = run->o.response_timeout;
     lo.stream_timeout = run->o.stream_timeout;
+    lo.pool.ca_file = run->o.ca_file;
+    lo.pool.insecure = run->o.insecure;
     lo.metrics = run->metrics;
     lo.log = run->log;
     lo.keep_text = run->o.history == REPLAY_HISTORY_LIVE; /* only live history reads answers */

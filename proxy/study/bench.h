@@ -26,6 +26,8 @@ struct bench_settings {
     const char *only;            /* --only, NULL: every target */
     const char *targets[SCENARIO_MAX_TARGETS]; /* --target NAME=URL, checked against the scenario */
     size_t n_targets;
+    const char *ca_file;         /* https targets: CAs to trust instead of the system's, or NULL */
+    bool insecure;               /* https targets: no certificate checks */
     unsigned repetitions;        /* 0: the scenario's */
     unsigned max_tokens;         /* --max-tokens: 0 as the scenario says, else a cap per turn */
     bool allow_failures;         /* exit 0 even when requests or checks failed */
