@@ -309,25 +309,37 @@ bool tls_accept_failure(struct bufferevent *bev, char *buf, size_t len)
 ssize_t tls_read(struct bufferevent *bev, void *buf, size_t len)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
-    if (len > INT32_MAX)
-        len = INT32_MAX;
-    ERR_clear_error();
-    int n = SSL_read(ssl, buf, (int)len);
-    if (n > 0)
-        return n;
-    int e = SSL_get_error(ssl, n);
-    ERR_clear_error();
-    switch (e) {
-    case SSL_ERROR_ZERO_RETURN:
-        return 0;
-    case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-        /* WANT_WRITE needs a renegotiation, which is off, or a key update
-         * answer behind a full socket: the next read goes on with it. */
-        return -EAGAIN;
-    default:
-        return -EPROTO;
+    size_t got = 0;
+    /* One SSL_read returns one record, and a token event is a record of
+     * its own: take every record already read (like one recv() of what
+     * the socket holds), so that a burst is forwarded in one write. */
+    while (got < len) {
+        size_t want = len - got > INT32_MAX ? INT32_MAX : len - got;
+        ERR_clear_error();
+        int n = SSL_read(ssl, (char *)buf + got, (int)want);
+        if (n > 0) {
+            got += (size_t)n;
+            if (!SSL_has_pending(ssl))
+                break; /* the socket is read again when it has more */
+            continue;
+        }
+        int e = SSL_get_error(ssl, n);
+        ERR_clear_error();
+        if (got > 0)
+            break; /* the end or the error comes with the next call */
+        switch (e) {
+        case SSL_ERROR_ZERO_RETURN:
+            return 0;
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_WANT_WRITE:
+            /* WANT_WRITE needs a renegotiation, which is off, or a key
+             * update answer behind a full socket: the next read goes on. */
+            return -EAGAIN;
+        default:
+            return -EPROTO;
+        }
     }
+    return (ssize_t)got;
 }
 
 bool tls_read_pending(struct bufferevent *bev)

@@ -85,8 +85,9 @@ bool tls_accept_failure(struct bufferevent *bev, char *buf, size_t len);
  * left to it by adding it to the output in one piece and turning writing
  * on; it finishes an interrupted record. --- */
 
-/* Reads decrypted bytes: >0, 0 at the end of the stream, -EAGAIN when
- * nothing can be read now, -EPROTO on a TLS error. */
+/* Reads the decrypted bytes that can be had without waiting, up to len:
+ * >0, 0 at the end of the stream, -EAGAIN when nothing can be read now,
+ * -EPROTO on a TLS error. */
 ssize_t tls_read(struct bufferevent *bev, void *buf, size_t len);
 
 /* True when bytes are buffered inside TLS: no readiness event will come

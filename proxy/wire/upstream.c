@@ -23,9 +23,6 @@
  * by up to READ_ROUNDS - 1 more before going back to the loop. */
 #define READ_BUF (16 * 1024)
 #define READ_ROUNDS 4
-/* TLS: one SSL_read returns one record, usually one token event, however
- * much one socket read brought in. */
-#define TLS_READ_ROUNDS 64
 
 struct body_view {
     const char *p;
@@ -536,8 +533,7 @@ static void rev_cb(evutil_socket_t fd, short what, void *arg)
         goto out;
     }
     conn_read(c);
-    int rounds = c->tls ? TLS_READ_ROUNDS : READ_ROUNDS;
-    for (int round = 0; round < rounds; round++) {
+    for (int round = 0; round < READ_ROUNDS; round++) {
         if (c->dead || (c->in && evbuffer_get_length(c->in)) || (c->req && c->req->paused))
             break;
         char buf[READ_BUF];
@@ -546,8 +542,8 @@ static void rev_cb(evutil_socket_t fd, short what, void *arg)
             size_t used = conn_process(c, buf, (size_t)n, clock_now());
             if (!c->dead && used < (size_t)n)
                 conn_keep(c, buf + used, (size_t)n - used);
-            /* A short plain read emptied the socket. */
-            if (!c->tls && (size_t)n < sizeof(buf))
+            /* A short read emptied the socket (TLS: and what it read ahead). */
+            if ((size_t)n < sizeof(buf))
                 break;
         } else if (n == 0) {
             conn_eof(c);
