@@ -465,7 +465,7 @@ static void test_serve_file(void)
                                       "     models: [m2, m3], max_connections: 4}\n"
                                       "routing: {unknown_model: reject}\n"
                                       "limits: {max_body: 2M, upstream_connections: 7}\n"
-                                      "timeouts: {drain: 1s}\n"
+                                      "timeouts: {drain: 1s, client_header: 2s, client_body: 3s}\n"
                                       "record: {dir: rec, redact: [x-k]}\n"
                                       "rewrite:\n"
                                       "  rules:\n"
@@ -482,6 +482,8 @@ static void test_serve_file(void)
     CHECK_INT(s.max_body, 2 << 20);
     CHECK_INT(s.upstream_connections, 7);
     CHECK_INT(s.drain_timeout, USEC_PER_SEC);
+    CHECK_INT(s.header_timeout, 2 * USEC_PER_SEC);
+    CHECK_INT(s.body_timeout, 3 * USEC_PER_SEC);
     CHECK_STR(s.record_dir, "rec");
     CHECK_INT(s.n_redact, 1);
     CHECK_INT(rewrite_rules_count(s.rules), 1);

@@ -296,7 +296,7 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
     static const char *const limit_keys[] = {"max_body", "max_header", "max_connections",
                                              "upstream_connections", NULL};
     static const char *const timeout_keys[] = {"connect", "response", "stream", "client_idle",
-                                               "drain", NULL};
+                                               "client_header", "client_body", "drain", NULL};
     const cJSON *root = config_root(doc);
     int r = config_check_keys(doc, root, top, err);
     if (r < 0)
