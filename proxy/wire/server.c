@@ -343,6 +343,8 @@ static void end_request(struct conn *c)
     http_parser_reset(c->parser);
     set_idle_timeout(c, true);
     bufferevent_enable(c->bev, EV_READ);
+    if (c->tls)
+        tls_idle(c->bev);
     c->idle_since = clock_now();
     /* An idle connection can give way to a new one (accept_cb). */
     if (c->srv->listener_paused && c->srv->lev) {

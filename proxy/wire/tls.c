@@ -52,9 +52,6 @@ static void ctx_common(SSL_CTX *ctx)
 {
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
-    /* Buffers are freed while a connection is idle (nginx does the same):
-     * thousands of open streams would hold 34 KiB each otherwise. */
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 }
 
 /* --- client --- */
@@ -381,6 +378,13 @@ void tls_write_output(struct bufferevent *bev)
         }
         evbuffer_drain(out, (size_t)n);
     }
+}
+
+void tls_idle(struct bufferevent *bev)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    if (ssl && SSL_is_init_finished(ssl) && SSL_free_buffers(ssl) != 1)
+        ERR_clear_error(); /* bytes still wait in them: they stay */
 }
 
 void tls_close_notify(struct bufferevent *bev)

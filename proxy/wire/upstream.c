@@ -338,6 +338,8 @@ static void req_complete(struct conn *c, int err, usec_t t)
         /* Writing stays off while idle (see conn_flush). */
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
             bufferevent_disable(c->bev, EV_WRITE);
+        if (c->tls)
+            tls_idle(c->bev);
         idle_push(c);
         set_read_timeout(c, p->o.idle_timeout);
     } else {
