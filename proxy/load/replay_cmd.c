@@ -157,45 +157,20 @@ static int write_summary(struct replay_run *run, usec_t end)
 }
 
 /* Fails fast when the target does not answer at all. */
-struct probe {
-    struct event_base *base; /* borrowed */
-    int outcome;
-    char error[160];
-};
-
-static void probe_done(void *ctx, const struct loadgen_result *res)
-{
-    struct probe *p = ctx;
-    p->outcome = res->rec->outcome;
-    snprintf(p->error, sizeof(p->error), "%s", res->rec->error);
-    event_base_loopexit(p->base, NULL);
-}
-
 static int probe_target(struct replay_run *run)
 {
-    struct loadgen_options o;
-    loadgen_options_default(&o);
-    o.url = run->target_url;
-    o.response_timeout = 10 * USEC_PER_SEC;
-    struct loadgen *lg = NULL;
-    struct config_err err;
-    if (loadgen_new(run->base, &o, &lg, &err) < 0) {
-        fprintf(stderr, "tokentap replay: --target %s\n", err.msg);
-        return -EINVAL;
-    }
-    struct probe p = {.base = run->base, .outcome = -1};
     struct loadgen_req rq = {.method = "GET", .path = "/health", .thinking = -1};
-    int r = loadgen_send(lg, &rq, probe_done, &p);
+    struct loadgen_fetched f;
+    struct config_err err;
+    int r = loadgen_fetch(run->base, run->target_url, &rq, 10 * USEC_PER_SEC, &f, &err);
     if (r < 0) {
-        fprintf(stderr, "tokentap replay: %s\n", strerror(-r));
-        loadgen_free(lg);
+        fprintf(stderr, "tokentap replay: %s\n", r == -EINVAL ? err.msg : strerror(-r));
         return r;
     }
-    event_base_dispatch(run->base);
-    loadgen_free(lg);
-    if (p.outcome == RECORD_UPSTREAM_ERROR || p.outcome == RECORD_TIMEOUT || p.outcome < 0) {
+    free(f.body);
+    if (f.outcome == RECORD_UPSTREAM_ERROR || f.outcome == RECORD_TIMEOUT || !f.status) {
         fprintf(stderr, "tokentap replay: target %s does not answer: %s\n", run->target_url,
-                p.error[0] ? p.error : "no response");
+                f.error[0] ? f.error : "no response");
         return -ECONNREFUSED;
     }
     return 0;
