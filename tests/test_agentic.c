@@ -15,6 +15,9 @@
 #include "core/config.h"
 #include "load/agentic.h"
 #include "load/agentic_plan.h"
+#include "load/agentic_write.h"
+
+#include <event2/buffer.h>
 
 static int load(const char *path, struct agentic_trace *t)
 {
@@ -374,8 +377,89 @@ static void test_sniff(void)
     CHECK(agentic_sniff(ok, strlen(ok)));
 }
 
+static void test_model_map(void)
+{
+    struct config_err err;
+    char buf[96];
+    const char *spec = "*opus*=qwen3-32b,*haiku*=qwen3-8b,claude-*=small";
+    CHECK_INT(agentic_model_map_check(spec, &err), 0);
+    CHECK_STR(agentic_model_map(spec, "claude-opus-4-5-20251101", buf, sizeof(buf)), "qwen3-32b");
+    CHECK_STR(agentic_model_map(spec, "claude-haiku-4-5-20251001", buf, sizeof(buf)), "qwen3-8b");
+    CHECK_STR(agentic_model_map(spec, "claude-sonnet-4", buf, sizeof(buf)), "small");
+    CHECK_STR(agentic_model_map(spec, "gpt-4o", buf, sizeof(buf)), "gpt-4o");
+    CHECK_STR(agentic_model_map(NULL, "gpt-4o", buf, sizeof(buf)), "gpt-4o");
+    CHECK_INT(agentic_model_map_check("*opus*", &err), -EINVAL);
+    CHECK_STR(err.msg, "'*opus*' is not PATTERN=NAME");
+    CHECK_INT(agentic_model_map_check("a=b,=c", &err), -EINVAL);
+    CHECK_STR(err.msg, "'=c' is not PATTERN=NAME");
+    CHECK_INT(agentic_model_map_check("a=", &err), -EINVAL);
+    CHECK_INT(agentic_model_map_check("", &err), -EINVAL);
+    CHECK_STR(err.msg, "expected PATTERN=NAME,... (e.g. '*opus*=qwen3-32b,*haiku*=qwen3-8b')");
+}
+
+/* The writer's output read back: sessions, placement, times, and hash
+ * ids that repeat exactly where the token blocks do. */
+static void test_write(void)
+{
+    uint64_t a[300], b[400], h[200];
+    for (int i = 0; i < 400; i++) {
+        if (i < 300)
+            a[i] = 1000 + (uint64_t)i;
+        b[i] = i < 300 ? a[i] : 5000 + (uint64_t)i; /* a turn later: a, then more */
+        if (i < 200)
+            h[i] = i < 10 ? a[i] : 9000 + (uint64_t)i; /* a helper sharing 10 tokens only */
+    }
+    struct agentic_rec recs[] = {
+        /* Out of order, as a recording is (written when each ended). */
+        {.session = "main", .start = 5000000, .end = 5500000, .in = 410, .out = 7, .model = "m1",
+         .stream = true, .stop = "stop", .tokens = b, .n_tokens = 400},
+        {.session = "main", .start = 1000000, .end = 2000000, .in = 300, .out = 5, .model = "m1",
+         .stream = true, .stop = "tool_calls", .tokens = a, .n_tokens = 300},
+        {.session = "helper", .start = 2500000, .end = 4000000, .in = 200, .out = 3, .model = "m2",
+         .stop = "weird free text", .tokens = h, .n_tokens = 200},
+    };
+    struct evbuffer *out = evbuffer_new();
+    CHECK_INT(agentic_write(recs, 3, 64, "mine", out), 0);
+    size_t len = evbuffer_get_length(out);
+    char *text = (char *)evbuffer_pullup(out, -1);
+    CHECK(strstr(text, "weird") == NULL);
+    struct agentic_trace t;
+    struct config_err err;
+    CHECK(agentic_sniff(text, len));
+    CHECK_INT(agentic_parse("w.json", text, len, &t, &err), 0);
+    CHECK_STR(t.id, "mine");
+    CHECK_INT(t.n_sessions, 2);
+    const struct agentic_session *m = &t.sessions[0], *hs = &t.sessions[1];
+    CHECK_INT(m->n, 2);
+    CHECK_INT(hs->n, 1);
+    CHECK_INT(hs->after, 0);     /* main's first request had ended */
+    CHECK_INT(hs->joined_by, 1); /* and main's next one began after it */
+    CHECK_INT(hs->at, 1500000);
+    CHECK_INT(hs->duration, 1500000);
+    CHECK_INT(m->requests[1].at, 4000000);
+    CHECK_INT(m->requests[0].api_us, 1000000);
+    CHECK_INT(m->requests[1].think_us, 3000000);
+    CHECK_INT(m->requests[0].in, 300);
+    CHECK_INT(m->requests[0].n_hash, 4);  /* 300 / 64 */
+    CHECK_INT(m->requests[1].n_hash, 6);  /* 400 tokens: 6 full blocks */
+    for (size_t i = 0; i < 4; i++)
+        CHECK_INT(m->requests[1].hash_ids[i], m->requests[0].hash_ids[i]);
+    CHECK(m->requests[1].hash_ids[4] != m->requests[0].hash_ids[3]);
+    CHECK_INT(m->requests[0].hash_ids[0], 1);
+    CHECK(hs->requests[0].hash_ids[0] != m->requests[0].hash_ids[0]); /* 10 tokens: no full block */
+    CHECK_STR(hs->requests[0].model, "m2");
+    CHECK(!hs->requests[0].stream && m->requests[0].stream);
+    CHECK_STR(agentic_stop_name("tool_calls"), "tool_use");
+    CHECK_STR(agentic_stop_name("length"), "max_tokens");
+    CHECK_STR(agentic_stop_name("stop"), "end_turn");
+    CHECK_STR(agentic_stop_name("anything"), "");
+    agentic_trace_finish(&t);
+    evbuffer_free(out);
+}
+
 int main(void)
 {
+    test_model_map();
     test_real_trace();
     test_synthetic();
     test_plan_synthetic();
@@ -383,5 +467,6 @@ int main(void)
     test_more_traces();
     test_errors();
     test_sniff();
+    test_write();
     return check_done("test_agentic");
 }

@@ -1,6 +1,7 @@
 #include "load/agentic.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -328,4 +329,63 @@ usec_t agentic_session_end(const struct agentic_session *s)
     if (s->duration)
         return s->at + s->duration;
     return s->n ? agentic_request_end(&s->requests[s->n - 1]) : s->at;
+}
+
+/* Walks spec's items: each PATTERN=NAME as pointers and lengths. */
+struct map_item {
+    const char *pat, *name;
+    size_t pat_len, name_len;
+};
+
+static bool next_item(const char **cur, struct map_item *it)
+{
+    const char *p = *cur;
+    if (!*p)
+        return false;
+    size_t n = strcspn(p, ",");
+    const char *eq = memchr(p, '=', n);
+    it->pat = p;
+    it->pat_len = eq ? (size_t)(eq - p) : n;
+    it->name = eq ? eq + 1 : p + n;
+    it->name_len = eq ? (size_t)(p + n - eq - 1) : 0;
+    *cur = p[n] ? p + n + 1 : p + n;
+    return true;
+}
+
+int agentic_model_map_check(const char *spec, struct config_err *err)
+{
+    struct map_item it;
+    const char *cur = spec;
+    int n = 0;
+    if (!*spec)
+        return config_err_set(err, "expected PATTERN=NAME,... (e.g. '*opus*=qwen3-32b,*haiku*=qwen3-8b')");
+    while (next_item(&cur, &it)) {
+        if (it.pat_len == 0 || it.name_len == 0 || it.pat + it.pat_len == it.name)
+            return config_err_set(err, "'%.*s' is not PATTERN=NAME",
+                                  (int)(it.name + it.name_len - it.pat), it.pat);
+        if (it.pat_len > 95 || it.name_len > 95)
+            return config_err_set(err, "'%.*s': a pattern or name is at most 95 bytes",
+                                  (int)(it.name + it.name_len - it.pat), it.pat);
+        if (++n > AGENTIC_MAX_MAPS)
+            return config_err_set(err, "at most %d PATTERN=NAME pairs", AGENTIC_MAX_MAPS);
+    }
+    return 0;
+}
+
+const char *agentic_model_map(const char *spec, const char *model, char *buf, size_t len)
+{
+    struct map_item it;
+    const char *cur = spec ? spec : "";
+    while (next_item(&cur, &it)) {
+        char pat[96];
+        if (it.pat_len >= sizeof(pat) || it.name_len == 0)
+            continue;
+        memcpy(pat, it.pat, it.pat_len);
+        pat[it.pat_len] = '\0';
+        if (fnmatch(pat, model, 0) == 0) {
+            snprintf(buf, len, "%.*s", (int)it.name_len, it.name);
+            return buf;
+        }
+    }
+    return model;
 }

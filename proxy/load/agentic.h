@@ -76,6 +76,17 @@ int agentic_parse(const char *name, const char *text, size_t len, struct agentic
 /* Frees what t owns; t may be zeroed. */
 void agentic_trace_finish(struct agentic_trace *t);
 
+/* --model-map: "PATTERN=NAME,..." maps recorded models (shell patterns,
+ * "*opus*") to served names, the first match winning. */
+#define AGENTIC_MAX_MAPS 16
+
+/* 0 when spec is a model map, else -EINVAL with what is wrong in err. */
+int agentic_model_map_check(const char *spec, struct config_err *err);
+
+/* The name to send for recorded `model`: the first matching pattern's
+ * NAME (written to buf), or model itself when none matches or spec is NULL. */
+const char *agentic_model_map(const char *spec, const char *model, char *buf, size_t len);
+
 /* The recorded end of a request (at + api_time), or of a session (its
  * spawn + duration, else its last request's end); the start when unknown. */
 usec_t agentic_request_end(const struct agentic_request *r);

@@ -273,6 +273,10 @@ int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_
     snprintf(r->client, sizeof(r->client), "tokentap/%s", TOKENTAP_VERSION);
     if (rq->session)
         snprintf(r->session, sizeof(r->session), "%s", rq->session);
+    if (rq->parent)
+        snprintf(r->parent, sizeof(r->parent), "%s", rq->parent);
+    if (rq->kind)
+        snprintf(r->kind, sizeof(r->kind), "%s", rq->kind);
     if (rq->model)
         snprintf(r->model, sizeof(r->model), "%s", rq->model);
     r->thinking = rq->thinking;

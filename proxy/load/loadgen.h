@@ -47,6 +47,7 @@ struct loadgen_req {
     size_t body_len;
     usec_t intended;            /* intended send time; 0 = now (closed loop) */
     const char *session;        /* for the record, may be NULL */
+    const char *parent, *kind;  /* for the record: an agentic session's parent and kind, may be NULL */
     const char *model;          /* for the record, may be NULL */
     int thinking;               /* for the record: -1 unknown, 0 off, 1 on */
     const char *rules;          /* for the record: rewrite rules applied, may be NULL */
