@@ -57,8 +57,8 @@ static void tally_json(struct evbuffer *b, const struct tally *t)
     EVBUFFER_ADD_LIT(b, ",");
     ratio(b, "achieved_hit_ratio", t->cached, t->prompt);
     evbuffer_add_printf(b,
-                        ",\"input_tokens\":%llu,\"ideal_cached_tokens\":%llu,\"prompt_tokens\":%llu,"
-                        "\"cached_tokens\":%llu",
+                        ",\"recorded_input_tokens\":%llu,\"recorded_ideal_cached_tokens\":%llu,"
+                        "\"prompt_tokens\":%llu,\"cached_tokens\":%llu",
                         (unsigned long long)t->input, (unsigned long long)t->ideal,
                         (unsigned long long)t->prompt, (unsigned long long)t->cached);
 }
