@@ -26,6 +26,11 @@ void itest_spawn(struct itest_proc *p, const char *const *args);
  * (or 128+signal). */
 int itest_stop(struct itest_proc *p);
 
+/* Runs the tokentap binary with the arguments fmt makes (a shell command
+ * line's words) to its end; returns its exit status (or 128+signal) with
+ * its stdout and stderr in out (cut to outlen - 1 bytes). */
+int itest_run(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #define ITEST_MAX_EVENTS 8192
 
 struct itest_resp {

@@ -236,8 +236,11 @@ static int read_session(struct parser *p, const cJSON *requests, size_t si, int 
         struct agentic_session *s = &p->t->sessions[si]; /* read_subagent may move it */
         struct agentic_request *r = &s->requests[k];
         rc = read_request(p, o, r);
-        if (rc < 0)
+        if (rc < 0) {
+            free(r->hash_ids); /* not counted in s->n yet: finish would miss it */
+            r->hash_ids = NULL;
             break;
+        }
         r->at = s->at + r->t;
         r->join_from = joined;
         r->join_to = s->n_children;
