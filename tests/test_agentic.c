@@ -373,7 +373,11 @@ static void test_sniff(void)
     CHECK(!agentic_sniff(lengths, strlen(lengths)));
     CHECK(!agentic_sniff(simple, strlen(simple)));
     CHECK(!agentic_sniff("", 0));
-    const char *ok = "\xef\xbb\xbf  {\"id\":\"x\",\"block_size\":64,\"requests\":[]}";
+    /* A recorded request whose tool schema has the same keys is still JSONL. */
+    const char *talk = "{\"v\":1,\"body\":{\"tools\":[{\"input_schema\":{\"requests\":[],"
+                       "\"block_size\":64}}],\"messages\":[]}}\n";
+    CHECK(!agentic_sniff(talk, strlen(talk)));
+    const char *ok = "\xef\xbb\xbf  {\"id\":\"x\",\"block_size\" : 64,\n \"requests\":[]}";
     CHECK(agentic_sniff(ok, strlen(ok)));
 }
 

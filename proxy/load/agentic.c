@@ -22,6 +22,23 @@ struct parser {
     char path[256];
 };
 
+/* Whether text[k] starts the key `key` of an object: a quoted name
+ * after '{' or ',' and before ':' (so not the same words inside a string,
+ * whose quotes are escaped). */
+static bool key_at(const char *text, size_t n, size_t k, const char *key)
+{
+    size_t len = strlen(key);
+    if (k + len + 2 > n || text[k] != '"' || memcmp(text + k + 1, key, len) != 0 || text[k + 1 + len] != '"')
+        return false;
+    size_t before = k, after = k + len + 2;
+    while (before > 0 && strchr(" \t\r\n", text[before - 1]))
+        before--;
+    while (after < n && strchr(" \t\r\n", text[after]))
+        after++;
+    return before > 0 && (text[before - 1] == '{' || text[before - 1] == ',') && after < n &&
+           text[after] == ':';
+}
+
 bool agentic_sniff(const char *text, size_t len)
 {
     size_t i = 0;
@@ -32,18 +49,34 @@ bool agentic_sniff(const char *text, size_t len)
     if (i >= len || text[i] != '{')
         return false;
     /* A JSONL trace's first line is one object too: an agentic trace is
-     * the object with "requests" and its blocks. Keys come early in the
-     * real files; look at the first 64 KiB. */
+     * the object with the keys "requests" and "block_size". They come
+     * early in the real files; look at the first 64 KiB. */
     size_t n = len - i < 65536 ? len - i : 65536;
     const char *p = text + i;
-    bool requests = false, blocks = false;
-    for (size_t k = 0; k + 12 <= n; k++) {
-        if (p[k] != '"')
-            continue;
-        if (memcmp(p + k, "\"requests\"", 10) == 0)
-            requests = true;
-        else if (memcmp(p + k, "\"block_size\"", 12) == 0 || memcmp(p + k, "\"hash_ids\"", 10) == 0)
-            blocks = true;
+    bool requests = false, blocks = false, in_string = false, escaped = false;
+    int depth = 0;
+    for (size_t k = 0; k < n; k++) {
+        char c = p[k];
+        if (in_string) {
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+            /* Keys of the top object only: a recorded body may hold the
+             * same names deeper (a tool's schema, say). */
+            if (depth == 1) {
+                requests = requests || key_at(p, n, k, "requests");
+                blocks = blocks || key_at(p, n, k, "block_size");
+            }
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
     }
     return requests && blocks;
 }

@@ -62,9 +62,9 @@ struct agentic_trace {
     size_t n_requests;       /* over all sessions */
 };
 
-/* Whether text looks like an agentic trace (a JSON object with a
- * "requests" array, and "block_size" or hash ids), so that replay can tell
- * it from a JSONL trace by content. Cheap: looks at the first bytes. */
+/* Whether text looks like an agentic trace (a JSON object whose keys
+ * include "requests" and "block_size"), so that replay can tell it from a
+ * JSONL trace by content. Cheap: looks at the first 64 KiB. */
 bool agentic_sniff(const char *text, size_t len);
 
 /* Parses a whole trace file's text. name (the file) starts every error
