@@ -413,14 +413,18 @@ static void test_write(void)
         if (i < 200)
             h[i] = i < 10 ? a[i] : 9000 + (uint64_t)i; /* a helper sharing 10 tokens only */
     }
+    uint64_t ha[300 / 64], hb[400 / 64], hh[200 / 64];
+    CHECK_INT(agentic_block_hashes(a, 300, 64, ha), 4);
+    CHECK_INT(agentic_block_hashes(b, 400, 64, hb), 6);
+    CHECK_INT(agentic_block_hashes(h, 200, 64, hh), 3);
     struct agentic_rec recs[] = {
         /* Out of order, as a recording is (written when each ended). */
         {.session = "main", .start = 5000000, .end = 5500000, .in = 410, .out = 7, .model = "m1",
-         .stream = true, .stop = "stop", .tokens = b, .n_tokens = 400},
+         .stream = true, .stop = "stop", .blocks = hb, .n_blocks = 6},
         {.session = "main", .start = 1000000, .end = 2000000, .in = 300, .out = 5, .model = "m1",
-         .stream = true, .stop = "tool_calls", .tokens = a, .n_tokens = 300},
+         .stream = true, .stop = "tool_calls", .blocks = ha, .n_blocks = 4},
         {.session = "helper", .start = 2500000, .end = 4000000, .in = 200, .out = 3, .model = "m2",
-         .stop = "weird free text", .tokens = h, .n_tokens = 200},
+         .stop = "weird free text", .blocks = hh, .n_blocks = 3},
     };
     struct evbuffer *out = evbuffer_new();
     CHECK_INT(agentic_write(recs, 3, 64, "mine", out), 0);

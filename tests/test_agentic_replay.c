@@ -546,6 +546,8 @@ static void test_export(void)
     CHECK(strstr(out, "where to? (-o FILE)") != NULL);
     CHECK_INT(itest_run(out, sizeof(out), "trace export %s -o %s --format csv", dir, exported), 2);
     CHECK_INT(itest_run(out, sizeof(out), "trace export %s/none -o %s", dir, exported), 2);
+    CHECK_INT(itest_run(out, sizeof(out), "trace export %s -o %s --upstream http://127.0.0.1:1", dir, exported), 1);
+    CHECK(strstr(out, "http://127.0.0.1:1/tokenize did not answer with tokens") != NULL);
     CHECK_INT(itest_run(out, sizeof(out), "trace exprot %s", dir), 2);
     CHECK(strstr(out, "unknown subcommand 'exprot'") != NULL);
     CHECK_INT(itest_stop(&sim), 0);

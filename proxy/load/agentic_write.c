@@ -74,6 +74,18 @@ static uint32_t ids_get(struct ids *m, uint64_t key)
     return m->vals[j];
 }
 
+size_t agentic_block_hashes(const uint64_t *tokens, size_t n, uint32_t block_size, uint64_t *ret)
+{
+    uint64_t h = 0x84222325cbf29ce4ull;
+    size_t nb = n / block_size;
+    for (size_t k = 0; k < nb; k++) {
+        for (size_t t = 0; t < block_size; t++)
+            h = mix(h ^ tokens[k * block_size + t]);
+        ret[k] = h;
+    }
+    return nb;
+}
+
 const char *agentic_stop_name(const char *f)
 {
     if (!f)
@@ -207,18 +219,14 @@ int agentic_write(const struct agentic_rec *recs, size_t n, uint32_t block_size,
             goto out;
         /* Hash ids, in start order so that ids count up through the trace. */
         size_t nb = r->in / block_size;
-        if (r->n_tokens / block_size < nb)
-            nb = r->n_tokens / block_size;
+        if (r->n_blocks < nb)
+            nb = r->n_blocks;
         hash[i] = malloc((nb ? nb : 1) * sizeof(**hash));
         if (!hash[i])
             goto out;
-        uint64_t h = 0x84222325cbf29ce4ull;
-        for (size_t k = 0; k < nb; k++) {
-            for (size_t t = 0; t < block_size; t++)
-                h = mix(h ^ r->tokens[k * block_size + t]);
-            if (!(hash[i][k] = ids_get(&ids, h)))
+        for (size_t k = 0; k < nb; k++)
+            if (!(hash[i][k] = ids_get(&ids, r->blocks[k])))
                 goto out;
-        }
         n_hash[i] = nb;
     }
     /* A sub-agent follows the last main request that had ended when it

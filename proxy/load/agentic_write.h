@@ -21,16 +21,20 @@ struct agentic_rec {
     const char *model;      /* borrowed, may be NULL */
     bool stream;
     const char *stop;       /* borrowed: finish reason, may be NULL */
-    const uint64_t *tokens; /* borrowed: the prompt's token ids, n_tokens */
-    size_t n_tokens;
+    const uint64_t *blocks; /* borrowed: agentic_block_hashes of the prompt's tokens */
+    size_t n_blocks;
 };
+
+/* The hashes of the full blocks of a prompt's n tokens, each of the block
+ * and every token before it, into ret (n / block_size of them, returned):
+ * what agentic_write numbers as hash ids. */
+size_t agentic_block_hashes(const uint64_t *tokens, size_t n, uint32_t block_size, uint64_t *ret);
 
 /* Writes recs (in any order) as one agentic trace with this id: the
  * session that starts first is the main agent, and every other session a
  * sub-agent, placed after the main agent's last request that had ended
- * when it began. A hash id stands for a block of block_size tokens and
- * everything before it (ids 1, 2, ... in order of first appearance), one
- * per full block of the prompt, at most in / block_size. 0 or -ENOMEM. */
+ * when it began. Each block hash becomes a hash id (1, 2, ... in order of
+ * first appearance), at most in / block_size of them. 0 or -ENOMEM. */
 int agentic_write(const struct agentic_rec *recs, size_t n, uint32_t block_size, const char *id,
                   struct evbuffer *out);
 

@@ -115,14 +115,13 @@ int trace_export_settings_parse(struct trace_export_options *o, int argc, char *
 
 /* --- reading the recording --- */
 
-/* A recorded request, with what the writer needs. */
+/* A recorded request, with what the writer needs: no text. */
 struct rec {
     char *session;      /* owned, NULL none */
     char *model;        /* owned, NULL none */
     char *stop;         /* owned, NULL none */
-    char *text;         /* owned: the prompt's text, until tokenized */
     struct agentic_rec r;
-    uint64_t *tokens;   /* owned */
+    uint64_t *blocks;   /* owned: the prompt's block hashes */
 };
 
 struct export {
@@ -209,6 +208,95 @@ static char *dup_or_null(const char *s)
     return s && s[0] ? strdup(s) : NULL;
 }
 
+/* --- tokens --- */
+
+struct pieces {
+    const char *text;
+    uint64_t *ids;
+    size_t n;
+};
+
+static void on_piece(void *ctx, size_t off, size_t len)
+{
+    struct pieces *p = ctx;
+    p->ids[p->n++] = sim_text_hash(p->text + off, len, 0);
+}
+
+/* Without an upstream: tokentap's own word pieces (the sim's tokenizer). */
+static int tokenize_builtin(const char *text, uint64_t **ret, size_t *ret_n)
+{
+    size_t len = strlen(text), n = sim_text_split(text, len, NULL, NULL);
+    struct pieces p = {.text = text, .ids = malloc((n ? n : 1) * sizeof(uint64_t))};
+    if (!p.ids)
+        return -ENOMEM;
+    sim_text_split(text, len, on_piece, &p);
+    *ret = p.ids;
+    *ret_n = p.n;
+    return 0;
+}
+
+static int tokenize_upstream(struct export *x, const char *text, uint64_t **ret, size_t *ret_n)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return -ENOMEM;
+    EVBUFFER_ADD_LIT(b, "{\"content\":");
+    jsonw_cstr(b, text);
+    EVBUFFER_ADD_LIT(b, "}");
+    struct loadgen_req rq = {.method = "POST", .path = "/tokenize", .thinking = -1};
+    rq.body_len = evbuffer_get_length(b);
+    rq.body = (const char *)evbuffer_pullup(b, -1);
+    struct loadgen_fetched f;
+    struct config_err err;
+    int rc = rq.body ? loadgen_fetch(x->base, x->o.upstream, &rq, 60 * USEC_PER_SEC, &f, &err) : -ENOMEM;
+    evbuffer_free(b);
+    if (rc < 0)
+        return rc;
+    cJSON *j = f.body ? cJSON_ParseWithLength(f.body, f.body_len) : NULL;
+    const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(j, "tokens");
+    if (f.status != 200 || !cJSON_IsArray(tokens)) {
+        fprintf(stderr, "tokentap trace export: %s/tokenize did not answer with tokens (status %d%s%s)\n",
+                x->o.upstream, f.status, f.error[0] ? ": " : "", f.error);
+        rc = -EIO;
+    } else {
+        size_t n = 0;
+        uint64_t *ids = malloc(((size_t)cJSON_GetArraySize(tokens) + 1) * sizeof(uint64_t));
+        const cJSON *t;
+        cJSON_ArrayForEach(t, tokens)
+        {
+            if (ids)
+                ids[n++] = cJSON_IsNumber(t) ? (uint64_t)t->valuedouble : 0;
+        }
+        rc = ids ? 0 : -ENOMEM;
+        *ret = ids;
+        *ret_n = n;
+    }
+    cJSON_Delete(j);
+    free(f.body);
+    return rc;
+}
+
+/* The prompt's block hashes into r; its text and tokens are dropped here. */
+static int hash_prompt(struct export *x, struct rec *r, const char *body, size_t len)
+{
+    char *text = prompt_text(body, len);
+    uint64_t *tokens = NULL;
+    size_t n = 0;
+    int rc = !text                ? -ENOMEM
+             : x->o.upstream      ? tokenize_upstream(x, text, &tokens, &n)
+                                  : tokenize_builtin(text, &tokens, &n);
+    free(text);
+    if (rc == 0) {
+        r->blocks = malloc((n / x->o.block_size + 1) * sizeof(uint64_t));
+        if (r->blocks)
+            r->r.n_blocks = agentic_block_hashes(tokens, n, x->o.block_size, r->blocks);
+        else
+            rc = -ENOMEM;
+    }
+    free(tokens);
+    return rc;
+}
+
 /* Keeps e if it is a generation that was answered, with the server's counts. */
 static int keep(struct export *x, const struct trace_entry *e)
 {
@@ -236,7 +324,10 @@ static int keep(struct export *x, const struct trace_entry *e)
     }
     struct rec *r = &x->recs[x->n];
     memset(r, 0, sizeof(*r));
-    r->text = prompt_text(e->body, e->body_len);
+    x->n++; /* from here on, export_free frees what it holds */
+    int rc = hash_prompt(x, r, e->body, e->body_len);
+    if (rc < 0)
+        return rc;
     cJSON *body = cJSON_ParseWithLength(e->body, e->body_len);
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
     r->model = dup_or_null(cJSON_IsString(model) ? model->valuestring : NULL);
@@ -244,8 +335,6 @@ static int keep(struct export *x, const struct trace_entry *e)
     cJSON_Delete(body);
     r->session = dup_or_null(e->session);
     r->stop = dup_or_null(e->finish_reason);
-    if (!r->text)
-        return -ENOMEM;
     r->r.start = e->t_mono_us;
     /* The end: the last event's arrival, else the server's own times. */
     if (e->n_events)
@@ -254,7 +343,6 @@ static int keep(struct export *x, const struct trace_entry *e)
         r->r.end = e->t_mono_us + (usec_t)((ms_of(e->timings, "prompt_ms") + ms_of(e->timings, "predicted_ms")) * 1000);
     r->r.in = (uint32_t)in;
     r->r.out = (uint32_t)out;
-    x->n++;
     return 0;
 }
 
@@ -268,23 +356,27 @@ static int read_file(struct export *x, const char *path)
         return r;
     }
     x->files++;
-    for (;;) {
+    int rc = 0;
+    bool end = false;
+    while (!end && rc == 0) {
         struct trace_entry e;
         trace_entry_init(&e);
         r = trace_reader_next(rd, &e, &err);
-        if (r > 0)
-            r = keep(x, &e) < 0 ? -ENOMEM : 1;
-        else if (r < 0 && r != -ENOMEM && r != -EIO) {
+        if (r > 0) {
+            rc = keep(x, &e); /* -errno: memory, or the upstream's tokenizer */
+        } else if (r == 0) {
+            end = true;
+        } else if (r == -ENOMEM || r == -EIO) {
+            fprintf(stderr, "tokentap trace export: %s\n", err.msg);
+            rc = r;
+        } else {
             fprintf(stderr, "tokentap trace export: %s (skipped)\n", err.msg);
             x->skipped++;
-            r = 1;
         }
         trace_entry_finish(&e);
-        if (r <= 0)
-            break;
     }
     trace_reader_close(rd);
-    return r;
+    return rc;
 }
 
 static int by_name(const struct dirent **a, const struct dirent **b)
@@ -320,80 +412,13 @@ static int read_input(struct export *x)
     return r;
 }
 
-/* --- tokens --- */
-
-struct pieces {
-    const char *text;
-    uint64_t *ids;
-    size_t n;
-};
-
-static void on_piece(void *ctx, size_t off, size_t len)
-{
-    struct pieces *p = ctx;
-    p->ids[p->n++] = sim_text_hash(p->text + off, len, 0);
-}
-
-/* Without an upstream: tokentap's own word pieces (the sim's tokenizer). */
-static int tokenize_builtin(struct rec *r)
-{
-    size_t len = strlen(r->text), n = sim_text_split(r->text, len, NULL, NULL);
-    struct pieces p = {.text = r->text, .ids = malloc((n ? n : 1) * sizeof(uint64_t))};
-    if (!p.ids)
-        return -ENOMEM;
-    sim_text_split(r->text, len, on_piece, &p);
-    r->tokens = p.ids;
-    r->r.n_tokens = p.n;
-    return 0;
-}
-
-static int tokenize_upstream(struct export *x, struct rec *r)
-{
-    struct evbuffer *b = evbuffer_new();
-    if (!b)
-        return -ENOMEM;
-    EVBUFFER_ADD_LIT(b, "{\"content\":");
-    jsonw_cstr(b, r->text);
-    EVBUFFER_ADD_LIT(b, "}");
-    struct loadgen_req rq = {.method = "POST", .path = "/tokenize", .thinking = -1};
-    rq.body_len = evbuffer_get_length(b);
-    rq.body = (const char *)evbuffer_pullup(b, -1);
-    struct loadgen_fetched f;
-    struct config_err err;
-    int rc = rq.body ? loadgen_fetch(x->base, x->o.upstream, &rq, 60 * USEC_PER_SEC, &f, &err) : -ENOMEM;
-    evbuffer_free(b);
-    if (rc < 0)
-        return rc;
-    cJSON *j = f.body ? cJSON_ParseWithLength(f.body, f.body_len) : NULL;
-    const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(j, "tokens");
-    if (f.status != 200 || !cJSON_IsArray(tokens)) {
-        fprintf(stderr, "tokentap trace export: %s/tokenize did not answer with tokens (status %d%s%s)\n",
-                x->o.upstream, f.status, f.error[0] ? ": " : "", f.error);
-        rc = -EIO;
-    } else {
-        size_t n = (size_t)cJSON_GetArraySize(tokens);
-        r->tokens = malloc((n ? n : 1) * sizeof(uint64_t));
-        const cJSON *t;
-        cJSON_ArrayForEach(t, tokens)
-        {
-            if (r->tokens)
-                r->tokens[r->r.n_tokens++] = cJSON_IsNumber(t) ? (uint64_t)t->valuedouble : 0;
-        }
-        rc = r->tokens ? 0 : -ENOMEM;
-    }
-    cJSON_Delete(j);
-    free(f.body);
-    return rc;
-}
-
 static void export_free(struct export *x)
 {
     for (size_t i = 0; i < x->n; i++) {
         free(x->recs[i].session);
         free(x->recs[i].model);
         free(x->recs[i].stop);
-        free(x->recs[i].text);
-        free(x->recs[i].tokens);
+        free(x->recs[i].blocks);
     }
     free(x->recs);
     if (x->base)
@@ -406,9 +431,11 @@ static int export_run(const struct trace_export_options *o)
     struct evbuffer *out = NULL;
     int r, rc = 1;
     log_set_level(o->log_level);
+    if (o->upstream && !(x.base = net_event_base_new()))
+        goto done;
     r = read_input(&x);
     if (r < 0) {
-        rc = r == -ENOMEM || r == -EIO ? 1 : 2;
+        rc = r == -ENOMEM || r == -EIO || r == -ECONNREFUSED ? 1 : 2;
         goto done;
     }
     if (x.n == 0) {
@@ -416,17 +443,6 @@ static int export_run(const struct trace_export_options *o)
                         "token counts (%u lines skipped)\n", o->input, x.skipped);
         rc = 2;
         goto done;
-    }
-    if (o->upstream && !(x.base = net_event_base_new()))
-        goto done;
-    for (size_t i = 0; i < x.n; i++) {
-        struct rec *e = &x.recs[i];
-        r = o->upstream ? tokenize_upstream(&x, e) : tokenize_builtin(e);
-        if (r < 0)
-            goto done;
-        /* The text is not needed past here: no copy of it stays around. */
-        free(e->text);
-        e->text = NULL;
     }
     struct agentic_rec *recs = calloc(x.n, sizeof(*recs));
     out = evbuffer_new();
@@ -441,7 +457,7 @@ static int export_run(const struct trace_export_options *o)
         recs[i].session = e->session;
         recs[i].model = e->model;
         recs[i].stop = e->stop;
-        recs[i].tokens = e->tokens;
+        recs[i].blocks = e->blocks;
         bool seen = false;
         for (size_t j = 0; j < i && !seen; j++)
             seen = strcmp(e->session ? e->session : "", x.recs[j].session ? x.recs[j].session : "") == 0;
