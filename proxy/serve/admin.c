@@ -1,6 +1,7 @@
 #include "serve/admin.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 
@@ -111,29 +112,81 @@ static void health(const struct admin_source *src, struct server_req *req)
     evbuffer_free(b);
 }
 
-/* Value of ?name=... as an unsigned number, or dflt. */
-static unsigned long query_num(const struct http_head *h, const char *name, unsigned long dflt)
+/* The raw value of ?name=... (a view into the URL), or false. */
+static bool query_value(const struct http_head *h, const char *name, struct http_str *ret)
 {
     const char *q = memchr(h->url.p, '?', h->url.len);
     size_t nlen = strlen(name);
     if (!q)
-        return dflt;
+        return false;
     const char *end = h->url.p + h->url.len;
     for (const char *p = q + 1; p < end;) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *stop = amp ? amp : end;
         if ((size_t)(stop - p) > nlen && memcmp(p, name, nlen) == 0 && p[nlen] == '=') {
-            unsigned long v = 0;
-            const char *d = p + nlen + 1;
-            if (d == stop)
-                return dflt;
-            for (; d < stop && *d >= '0' && *d <= '9' && v < 1000000; d++)
-                v = v * 10 + (unsigned long)(*d - '0');
-            return d == stop ? v : dflt;
+            *ret = (struct http_str){p + nlen + 1, (size_t)(stop - p) - nlen - 1};
+            return true;
         }
         p = stop + 1;
     }
-    return dflt;
+    return false;
+}
+
+/* Value of ?name=... as an unsigned number, or dflt. */
+static unsigned long query_num(const struct http_head *h, const char *name, unsigned long dflt)
+{
+    struct http_str v;
+    if (!query_value(h, name, &v) || v.len == 0)
+        return dflt;
+    unsigned long n = 0;
+    size_t i = 0;
+    for (; i < v.len && v.p[i] >= '0' && v.p[i] <= '9' && n < 1000000; i++)
+        n = n * 10 + (unsigned long)(v.p[i] - '0');
+    return i == v.len ? n : dflt;
+}
+
+void admin_access_loopback(struct admin_access *a)
+{
+    *a = (struct admin_access){0};
+    net_parse_cidr("127.0.0.0/8", &a->allow[a->n_allow++]);
+    net_parse_cidr("::1/128", &a->allow[a->n_allow++]);
+}
+
+/* Equal, in time that does not depend on where they differ. */
+static bool token_equal(const char *want, const char *got, size_t got_len)
+{
+    size_t n = strlen(want);
+    unsigned char diff = n != got_len;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)want[i] ^ (unsigned char)(i < got_len ? got[i] : 0);
+    return diff == 0;
+}
+
+/* 0 when req may ask, else the status it gets (and why, in *ret_why). */
+static int access_check(const struct admin_access *a, struct server_req *req, const char **ret_why)
+{
+    if (!a)
+        return 0;
+    bool allowed = a->n_allow == 0;
+    for (size_t i = 0; i < a->n_allow && !allowed; i++)
+        allowed = net_cidr_contains(&a->allow[i], server_req_peer(req));
+    if (!allowed) {
+        *ret_why = "your address may not use the /tokentap/ endpoints: loopback clients only by "
+                   "default, else admin.allow (--admin-allow); see docs/serve.md";
+        return 403;
+    }
+    if (!a->token)
+        return 0;
+    const struct http_head *h = server_req_head(req);
+    const struct http_str *auth = http_head_get(h, "authorization");
+    struct http_str t;
+    if (auth && auth->len > 7 && strncasecmp(auth->p, "Bearer ", 7) == 0 &&
+        token_equal(a->token, auth->p + 7, auth->len - 7))
+        return 0;
+    if (query_value(h, "token", &t) && token_equal(a->token, t.p, t.len))
+        return 0;
+    *ret_why = "the /tokentap/ endpoints need the admin token: Authorization: Bearer TOKEN, or ?token=TOKEN";
+    return 401;
 }
 
 static void with_buffer(const struct admin_source *src, struct server_req *req, int kind)
@@ -162,6 +215,12 @@ static void with_buffer(const struct admin_source *src, struct server_req *req, 
 
 void admin_handle(const struct admin_source *src, struct server_req *req)
 {
+    const char *why = NULL;
+    int denied = access_check(src->access, req, &why);
+    if (denied) {
+        server_req_error(req, denied, denied == 401 ? "authentication_error" : "permission_error", why);
+        return;
+    }
     const struct http_head *h = server_req_head(req);
     bool get = strcmp(h->method, "GET") == 0 || strcmp(h->method, "HEAD") == 0;
     if (get && path_is(h, "/tokentap/health")) {

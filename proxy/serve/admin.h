@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "wire/http.h"
+#include "wire/net.h"
 #include "wire/server.h"
 #include "wire/upstream.h"
 
@@ -26,8 +27,23 @@ struct admin_upstream {
     struct upstream_pool_stats pool;
 };
 
+#define ADMIN_MAX_ALLOW 16
+
+/* Who may ask. The endpoints show every session's ids, clients, models
+ * and errors, so by default only loopback clients may. */
+struct admin_access {
+    struct net_cidr allow[ADMIN_MAX_ALLOW]; /* client addresses that may ask */
+    size_t n_allow;            /* 0: any client that reaches the listener */
+    const char *token;         /* borrowed: required as "Authorization: Bearer T" or
+                                * ?token=T (a browser's EventSource sends no header); NULL: none */
+};
+
+/* Loopback only (127.0.0.0/8, ::1), no token: the default on the proxy port. */
+void admin_access_loopback(struct admin_access *a);
+
 /* What admin reads, at the moment it answers. */
 struct admin_source {
+    const struct admin_access *access; /* borrowed; NULL: anyone */
     struct metrics *metrics;   /* borrowed */
     struct trace_writer *trace; /* borrowed: the recorder, NULL when not recording */
     void *ctx;                 /* borrowed: passed to the functions below */
@@ -41,7 +57,8 @@ struct admin_source {
 /* True for paths under the reserved prefix /tokentap/. */
 bool admin_match(const struct http_head *h);
 
-/* Answers an admin request completely. */
+/* Answers an admin request completely: 403 for a client outside
+ * access->allow, 401 without the token. */
 void admin_handle(const struct admin_source *src, struct server_req *req);
 
 #endif
