@@ -66,10 +66,10 @@ static const struct cli_option replay_options[] = {
     {"history", 0, "recorded|live", "later turns as recorded, or rebuilt from this run's answers (default recorded)", OPT_HISTORY},
     {"thinking", 0, "on|off|pass", "turn thinking on or off in every request, as serve's X-Tokentap-Thinking header does", OPT_THINKING},
     {"config", 0, "FILE", "apply the rewrite: rules of this serve config to every request", OPT_CONFIG},
-    {"log", 0, "FILE", "one JSON line per request (the proxy's record schema)", OPT_LOG},
+    {"log", 0, "FILE", "one JSON line per request (the proxy's record schema), appended to FILE", OPT_LOG},
     {"log-gaps", 0, NULL, "include every inter-token gap in --log lines", OPT_LOG_GAPS},
     {"out", 'o', "FILE", "summary JSON: counts, outcomes, throughput, percentiles, send lag", OPT_OUT},
-    {"quiet", 'q', NULL, "no progress lines", OPT_QUIET},
+    {"quiet", 'q', NULL, "no progress lines (without a terminal they come every 5 s)", OPT_QUIET},
     {"on-error", 0, "skip|stop", "a malformed trace line: skip it (default) or stop", OPT_ON_ERROR},
     {"seed", 0, "N", "seed for Poisson arrivals (default 1)", OPT_SEED},
     {"response-timeout", 0, "DURATION", "wait for a response head (default 10m)", OPT_RESPONSE_TIMEOUT},
@@ -416,7 +416,9 @@ static int replay_run(const struct replay_options *o)
     }
     r = replay_load_trace(&run);
     if (r < 0) {
-        rc = r == -EINVAL || r == -EBADMSG ? 2 : 1;
+        /* A trace that is not there or cannot be read is as wrong an
+         * argument as one that does not parse. */
+        rc = r == -EINVAL || r == -EBADMSG || r == -ENOENT || r == -EACCES || r == -EISDIR ? 2 : 1;
         goto fail;
     }
     if (start_target(&run) < 0 || start_load(&run) < 0 || replay_run_loop(&run) < 0)
