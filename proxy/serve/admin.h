@@ -1,7 +1,10 @@
 /* admin: tokentap's own endpoints under /tokentap/ on the proxy port
- * (health, metrics, stats, recent requests). It reads the serving side
- * only through struct admin_source, filled by whoever routes requests to
- * it (serve), so it does not know the proxy. */
+ * (health, metrics, stats, recent requests, and the dashboard: the page
+ * and its event stream, through dash). It reads the serving side only
+ * through struct admin_source, filled by whoever routes requests to it
+ * (serve; replay and bench for --ui), so it does not know the proxy or the
+ * load generator. Every /tokentap/ path goes through admin_handler, so
+ * access rules added here hold for all of them. */
 #ifndef TOKENTAP_ADMIN_H
 #define TOKENTAP_ADMIN_H
 
@@ -12,6 +15,7 @@
 #include "wire/server.h"
 #include "wire/upstream.h"
 
+struct dash;
 struct metrics;
 
 /* One upstream as /tokentap/health shows it. */
@@ -28,9 +32,11 @@ struct admin_upstream {
 /* What admin reads, at the moment it answers. */
 struct admin_source {
     struct metrics *metrics;   /* borrowed */
+    struct dash *dash;         /* borrowed, may be NULL: no dashboard */
     void *ctx;                 /* borrowed: passed to the functions below */
     /* Requests in progress. */
     unsigned (*in_flight)(void *ctx);
+    /* Upstreams for /tokentap/health (NULL: none). */
     size_t (*n_upstreams)(void *ctx);
     /* Upstream i (< n_upstreams) into *ret, strings valid until return. */
     void (*upstream)(void *ctx, size_t i, struct admin_upstream *ret);
@@ -39,7 +45,11 @@ struct admin_source {
 /* True for paths under the reserved prefix /tokentap/. */
 bool admin_match(const struct http_head *h);
 
-/* Answers an admin request completely. */
-void admin_handle(const struct admin_source *src, struct server_req *req);
+/* The server handler for admin's requests; its ctx is a const struct
+ * admin_source that outlives them. Requests are answered in on_head,
+ * except the dashboard's event stream, which lasts until on_abort. A
+ * path outside /tokentap/ (a server that is only admin, as with --ui)
+ * gets / redirected to /tokentap/, anything else 404. */
+const struct server_handler *admin_handler(void);
 
 #endif

@@ -16,7 +16,9 @@
 #include "wire/net.h"
 #include "tap/metrics.h"
 #include "serve/admin.h"
+#include "serve/dash.h"
 #include "serve/proxy.h"
+#include "tap/live.h"
 #include "tap/reqlog.h"
 #include "rewrite/rewrite.h"
 #include "wire/server.h"
@@ -108,8 +110,9 @@ static const struct cli_command serve_command = {
         "(Claude Code: ANTHROPIC_BASE_URL=http://127.0.0.1:8080; OpenAI SDKs: base_url\n"
         "http://127.0.0.1:8080/v1). Every route passes through; a request's \"model\" picks\n"
         "the upstream when several are configured. Every streamed token is time-stamped:\n"
-        "GET /tokentap/stats (JSON, per concurrency level), /tokentap/metrics (Prometheus),\n"
-        "/tokentap/requests?limit=N, /tokentap/health. Prints 'listening on HOST:PORT'.",
+        "the live dashboard is at http://HOST:PORT/tokentap/; GET /tokentap/stats (JSON,\n"
+        "per concurrency level), /tokentap/metrics (Prometheus), /tokentap/requests?limit=N,\n"
+        "/tokentap/health. Prints 'listening on HOST:PORT'.",
     .options = serve_options,
     .epilog = "Flags override the config file. See docs/serve.md and config/serve.yaml.\n",
 };
@@ -338,6 +341,9 @@ struct serve_run {
     struct server *server;
     struct proxy *proxy;
     struct metrics *metrics;
+    struct live *live;
+    struct dash *dash;
+    struct admin_source admin;
     struct reqlog *log;
     struct trace_writer *trace;
     struct event *drain_timer;
@@ -413,46 +419,51 @@ static void admin_upstream(void *ctx, size_t i, struct admin_upstream *ret)
     };
 }
 
+/* Every callback of a /tokentap/ request goes to admin, the rest to the
+ * proxy (the dashboard's event stream is admin's until it aborts). */
+static bool to_admin(struct server_req *req)
+{
+    return admin_match(server_req_head(req));
+}
+
 static void route_head(void *ctx, struct server_req *req)
 {
     struct serve_run *run = ctx;
-    if (admin_match(server_req_head(req))) {
-        struct admin_source src = {
-            .metrics = run->metrics,
-            .ctx = run,
-            .in_flight = admin_in_flight,
-            .n_upstreams = admin_n_upstreams,
-            .upstream = admin_upstream,
-        };
-        admin_handle(&src, req);
-        return;
-    }
-    proxy_handler()->on_head(run->proxy, req);
+    if (to_admin(req))
+        admin_handler()->on_head(&run->admin, req);
+    else
+        proxy_handler()->on_head(run->proxy, req);
 }
 
-/* Admin answers in on_head; the proxy skips requests it did not take. */
+/* Admin answers in on_head and reads no bodies. */
 static void route_body(void *ctx, struct server_req *req, const char *data, size_t len)
 {
     struct serve_run *run = ctx;
-    proxy_handler()->on_body(run->proxy, req, data, len);
+    if (!to_admin(req))
+        proxy_handler()->on_body(run->proxy, req, data, len);
 }
 
 static void route_end(void *ctx, struct server_req *req)
 {
     struct serve_run *run = ctx;
-    proxy_handler()->on_end(run->proxy, req);
+    if (!to_admin(req))
+        proxy_handler()->on_end(run->proxy, req);
 }
 
 static void route_drain(void *ctx, struct server_req *req)
 {
     struct serve_run *run = ctx;
-    proxy_handler()->on_drain(run->proxy, req);
+    if (!to_admin(req))
+        proxy_handler()->on_drain(run->proxy, req);
 }
 
 static void route_abort(void *ctx, struct server_req *req)
 {
     struct serve_run *run = ctx;
-    proxy_handler()->on_abort(run->proxy, req);
+    if (to_admin(req))
+        admin_handler()->on_abort(&run->admin, req);
+    else
+        proxy_handler()->on_abort(run->proxy, req);
 }
 
 static const struct server_handler router = {
@@ -637,6 +648,17 @@ int serve_main(int argc, char **argv)
         log_error("out of memory");
         goto fail;
     }
+    struct live_options lvo;
+    live_options_default(&lvo);
+    if (live_new(&lvo, clock_now(), &run.live) < 0) {
+        log_error("out of memory");
+        goto fail;
+    }
+    struct dash_options dso = {.live = run.live, .metrics = run.metrics, .title = "tokentap serve"};
+    if (dash_new(run.base, &dso, &run.dash) < 0) {
+        log_error("out of memory");
+        goto fail;
+    }
     /* The configured names are model labels of their own. */
     for (size_t i = 0; i < s.n_ups; i++)
         for (size_t k = 0; k < s.ups[i].n_models; k++)
@@ -670,6 +692,7 @@ int serve_main(int argc, char **argv)
     pc.trace_events = s.record_events;
     pc.metrics = run.metrics;
     pc.log = run.log;
+    pc.live = run.live;
     pc.session_header = s.session_header;
     if (proxy_new(run.base, &pc, &run.proxy, err, sizeof(err)) < 0) {
         fprintf(stderr, "tokentap serve: %s\n", err);
@@ -682,6 +705,14 @@ int serve_main(int argc, char **argv)
     so.limits.max_head_bytes = s.max_header;
     so.idle_timeout = s.client_idle_timeout;
     so.max_connections = s.max_connections;
+    run.admin = (struct admin_source){
+        .metrics = run.metrics,
+        .dash = run.dash,
+        .ctx = &run,
+        .in_flight = admin_in_flight,
+        .n_upstreams = admin_n_upstreams,
+        .upstream = admin_upstream,
+    };
     if (server_new(run.base, s.listen, &so, &router, &run, &run.server) < 0)
         goto fail;
     run.drain_timer = evtimer_new(run.base, drain_check, &run);
@@ -719,6 +750,7 @@ fail:
     if (run.drain_timer)
         event_free(run.drain_timer);
     proxy_free(run.proxy);
+    dash_free(run.dash);
     server_free(run.server);
     if (run.trace) {
         struct trace_writer_stats ts;
@@ -729,6 +761,7 @@ fail:
     }
     reqlog_close(run.log);
     metrics_free(run.metrics);
+    live_free(run.live);
     rewrite_rules_free(rules);
     if (run.base)
         event_base_free(run.base);

@@ -891,6 +891,23 @@ static void free_rows(struct group *rows, size_t n)
     free(rows);
 }
 
+void metrics_levels_json(const struct metrics *m, struct evbuffer *out)
+{
+    struct group *rows;
+    size_t n = aggregate(m, VIEW_LEVEL, &rows);
+    EVBUFFER_ADD_LIT(out, "[");
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].level >= m->o.concurrency_buckets)
+            evbuffer_add_printf(out, "%s{\"concurrency\":\"%u+\",", i ? "," : "", rows[i].level);
+        else
+            evbuffer_add_printf(out, "%s{\"concurrency\":%u,", i ? "," : "", rows[i].level);
+        group_json(out, &rows[i]);
+        EVBUFFER_ADD_LIT(out, "}");
+    }
+    EVBUFFER_ADD_LIT(out, "]");
+    free_rows(rows, n);
+}
+
 void metrics_stats_json(struct metrics *m, struct evbuffer *out, usec_t now)
 {
     evbuffer_add_printf(out, "{\"uptime_s\":");
@@ -905,19 +922,10 @@ void metrics_stats_json(struct metrics *m, struct evbuffer *out, usec_t now)
         EVBUFFER_ADD_LIT(out, "\"requests\":0");
     free_rows(rows, n);
 
-    EVBUFFER_ADD_LIT(out, "},\"by_concurrency\":[");
-    n = aggregate(m, VIEW_LEVEL, &rows);
-    for (size_t i = 0; i < n; i++) {
-        if (rows[i].level >= m->o.concurrency_buckets)
-            evbuffer_add_printf(out, "%s{\"concurrency\":\"%u+\",", i ? "," : "", rows[i].level);
-        else
-            evbuffer_add_printf(out, "%s{\"concurrency\":%u,", i ? "," : "", rows[i].level);
-        group_json(out, &rows[i]);
-        EVBUFFER_ADD_LIT(out, "}");
-    }
-    free_rows(rows, n);
+    EVBUFFER_ADD_LIT(out, "},\"by_concurrency\":");
+    metrics_levels_json(m, out);
 
-    EVBUFFER_ADD_LIT(out, "],\"by_group\":[");
+    EVBUFFER_ADD_LIT(out, ",\"by_group\":[");
     n = aggregate(m, VIEW_GROUP, &rows);
     for (size_t i = 0; i < n; i++) {
         evbuffer_add_printf(out, "%s{\"upstream\":", i ? "," : "");
