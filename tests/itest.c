@@ -419,6 +419,8 @@ static void *peer_thread(void *arg)
             have = 0;
             itest_sleep_ms(p->delay_ms);
             bool ok = write_all(fd, p->response, p->response_len);
+            if (p->body_delay_ms)
+                itest_sleep_ms(p->body_delay_ms);
             for (size_t i = 0; i < p->body_repeat && ok && !p->stop; i++)
                 ok = write_all(fd, p->body, p->body_len);
             if (p->close_after || !ok)

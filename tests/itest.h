@@ -88,6 +88,7 @@ struct itest_peer {
     size_t body_len;
     size_t body_repeat;
     unsigned delay_ms;
+    unsigned body_delay_ms;  /* wait between `response` and `body` */
     bool close_after;
     int accepted;            /* connections accepted so far */
     volatile int stop;

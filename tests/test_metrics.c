@@ -277,8 +277,10 @@ static void test_unmeasured(void)
  * Anthropic messages alike. */
 static void test_queued_levels(void)
 {
+    /* A slow prefill (about 0.2 s) leaves a wide window for the five to
+     * all be in flight before any first token, however the threads start. */
     const char *sargs[] = {"sim", "--listen", "127.0.0.1:0", "--slots", "3", "--decode-tps", "100",
-                           "--batch-slowdown", "0", "--prefill-tps", "2000", NULL};
+                           "--batch-slowdown", "0", "--prefill-tps", "100", NULL};
     start(sargs, NULL);
     static const struct {
         const char *path, *body;
@@ -503,6 +505,71 @@ static void test_bucket_quantiles(void)
     stop();
 }
 
+/* A client that hangs up right after the last event, before the chunked
+ * terminator (Python httpx in `async with client.stream()`, breaking at
+ * data: [DONE]): the answer was whole, so the record is ok with the
+ * server's facts, counted in TTFT; the record says the client left. */
+static void test_client_leaves_after_done(void)
+{
+    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n";
+    static const char *const events[] = {
+        "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"model\":\"m\"}\n\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":\"b\"}}],\"model\":\"m\"}\n\n",
+        "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],\"model\":\"m\","
+        "\"timings\":{\"prompt_n\":5,\"prompt_ms\":3.5,\"predicted_n\":2,\"predicted_ms\":20.0}}\n\n",
+        "data: [DONE]\n\n",
+    };
+    static char resp[2048];
+    size_t len = (size_t)snprintf(resp, sizeof(resp), "%s", head);
+    for (size_t i = 0; i < 4; i++)
+        len += (size_t)snprintf(resp + len, sizeof(resp) - len, "%zx\r\n%s\r\n", strlen(events[i]), events[i]);
+    /* The terminator comes 300 ms after [DONE]: the client is gone by then. */
+    struct itest_peer peer = {.response = resp, .response_len = len, .body = "0\r\n\r\n",
+                              .body_len = 5, .body_repeat = 1, .body_delay_ms = 300};
+    itest_peer_start(&peer);
+    static char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", peer.port);
+    const char *args[] = {"serve", "--listen", "127.0.0.1:0", "--upstream", url, NULL};
+    itest_spawn(&serve, args);
+
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":true}";
+    int fd = itest_connect(serve.port);
+    char req[512], buf[4096];
+    int n = snprintf(req, sizeof(req),
+                     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    CHECK(write(fd, req, (size_t)n) == n);
+    size_t got = 0;
+    while (got < sizeof(buf) - 1) {
+        ssize_t k = read(fd, buf + got, sizeof(buf) - 1 - got);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+        buf[got] = '\0';
+        if (strstr(buf, "data: [DONE]"))
+            break;
+    }
+    CHECK(strstr(buf, "data: [DONE]") != NULL);
+    close(fd);
+    itest_sleep_ms(500);
+
+    cJSON *reqs = get_json("/tokentap/requests?limit=1");
+    const cJSON *r = cJSON_GetArrayItem(reqs, 0);
+    CHECK_STR(str(r, "outcome"), "ok");
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "client_left")));
+    CHECK_STR(str(r, "finish_reason"), "stop");
+    CHECK_INT(num(r, "server_predicted_n"), 2);
+    CHECK_INT(num(r, "output_tokens"), 2);
+    CHECK(num(r, "server_prompt_ms") > 3.4);
+    cJSON_Delete(reqs);
+    cJSON *stats = get_json("/tokentap/stats");
+    CHECK_INT(num(stats, "overall.ttft_ms.count"), 1);
+    cJSON_Delete(stats);
+    CHECK_INT(itest_stop(&serve), 0);
+    itest_peer_stop(&peer);
+}
+
 /* Prometheus text that promtool accepts; the request log, one line per
  * request, reopened on SIGHUP. */
 static void test_exports(void)
@@ -584,6 +651,7 @@ int main(void)
     ITEST_RUN(test_unmeasured);
     ITEST_RUN(test_exports);
     ITEST_RUN(test_queued_levels);
+    ITEST_RUN(test_client_leaves_after_done);
     ITEST_RUN(test_other_routes);
     ITEST_RUN(test_label_flood);
     ITEST_RUN(test_bucket_quantiles);

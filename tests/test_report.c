@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 
 #include "check.h"
+#include "core/config.h"
 #include "report/report.h"
 #include "report/results.h"
 #include "study/scenario.h"
@@ -42,16 +43,17 @@ static char *slurp(const char *path, size_t *ret_len)
 
 static struct results *load(const char *name)
 {
-    char path[1024], err[256] = "";
+    char path[1024];
+    struct config_err err = {""};
     const char *dir = getenv("FIXTURES");
     size_t len;
     snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/fixtures", name);
     char *text = slurp(path, &len);
     struct results *r = NULL;
-    int rc = results_parse(text, len, &r, err, sizeof(err));
+    int rc = results_parse(text, len, &r, &err);
     free(text);
     if (rc < 0) {
-        fprintf(stderr, "%s: %s\n", name, err);
+        fprintf(stderr, "%s: %s\n", name, err.msg);
         exit(1);
     }
     return r;
@@ -61,8 +63,8 @@ static struct results *load(const char *name)
 static char *render(const struct results *r, enum report_format f)
 {
     struct evbuffer *out = evbuffer_new();
-    char err[256] = "";
-    CHECK_INT(report_render(r, "results.json", f, out, err, sizeof(err)), 0);
+    struct config_err err = {""};
+    CHECK_INT(report_render(r, "results.json", f, out, &err), 0);
     size_t n = evbuffer_get_length(out);
     char *s = malloc(n + 1);
     evbuffer_remove(out, s, n);
@@ -71,11 +73,11 @@ static char *render(const struct results *r, enum report_format f)
     return s;
 }
 
-static char *render_compare(const struct results *a, const struct results *b,
-                            enum report_format f, int want_rc, char *err, size_t errlen)
+static char *render_compare(const struct results *a, const struct results *b, enum report_format f,
+                            int want_rc, struct config_err *err)
 {
     struct evbuffer *out = evbuffer_new();
-    CHECK_INT(report_render_compare(a, "A/results.json", b, "B/results.json", f, out, err, errlen),
+    CHECK_INT(report_render_compare(a, "A/results.json", b, "B/results.json", f, out, err),
               want_rc);
     size_t n = evbuffer_get_length(out);
     char *s = malloc(n + 1);
@@ -359,10 +361,10 @@ static void compare(void)
 {
     struct results *a = load("results-quant.json"), *b = load("results-quant-b.json");
     struct results *sa = load("results-single-a.json"), *sb = load("results-single-b.json");
-    char err[256] = "";
+    struct config_err err = {""};
 
     /* Same targets by name: one comparison per target. */
-    char *md = render_compare(a, b, REPORT_FORMAT_MD, 0, err, sizeof(err));
+    char *md = render_compare(a, b, REPORT_FORMAT_MD, 0, &err);
     CHECK(strncmp(md, "# tokentap compare: A/results.json vs B/results.json\n", 52) == 0);
     CHECK(strstr(md, "> **Run B is incomplete"));
     CHECK(strstr(md, "Targets are matched by name"));
@@ -383,21 +385,21 @@ static void compare(void)
     free(md);
 
     /* One target each, different names: paired anyway. */
-    md = render_compare(sa, sb, REPORT_FORMAT_MD, 0, err, sizeof(err));
+    md = render_compare(sa, sb, REPORT_FORMAT_MD, 0, &err);
     CHECK(strstr(md, "Each run has one target: A's `base` is compared with B's `new`."));
     CHECK(strstr(md, "\n## Comparison: B: llama.cpp b4100 vs A: llama.cpp b4000\n"));
     CHECK_INT(table_rows(md, "### TTFT degradation"), 2);
     free(md);
 
     /* HTML compare: the charts get one series per side. */
-    md = render_compare(sa, sb, REPORT_FORMAT_HTML, 0, err, sizeof(err));
+    md = render_compare(sa, sb, REPORT_FORMAT_HTML, 0, &err);
     CHECK(strstr(md, "<canvas id=\"chart-timeline\">"));
     CHECK(strstr(md, "<title>tokentap compare</title>"));
     free(md);
 
     /* Nothing to pair: two targets against one of another name. */
-    md = render_compare(a, sb, REPORT_FORMAT_MD, -ENOENT, err, sizeof(err));
-    CHECK(strstr(err, "no target of the first run"));
+    md = render_compare(a, sb, REPORT_FORMAT_MD, -ENOENT, &err);
+    CHECK(strstr(err.msg, "no target of the first run"));
     CHECK_INT(strlen(md), 0);
     free(md);
 
@@ -407,78 +409,75 @@ static void compare(void)
     results_free(sb);
 }
 
-static int parse_err(const char *text, char *err, size_t errlen)
+static int parse_err(const char *text, struct config_err *err)
 {
     struct results *r = (struct results *)1;
-    int rc = results_parse(text, strlen(text), &r, err, errlen);
+    int rc = results_parse(text, strlen(text), &r, err);
     CHECK(r == (struct results *)1); /* untouched on failure */
     return rc;
 }
 
 static void bad_input(void)
 {
-    char err[256];
-    CHECK_INT(parse_err("{\"format\": \"tokentap-bench\", ", err, sizeof(err)), -EINVAL);
-    CHECK(strstr(err, "not valid JSON"));
-    CHECK_INT(parse_err("{\"foo\": 1}", err, sizeof(err)), -EINVAL);
-    CHECK_STR(err, "not a tokentap results file (no \"format\": \"tokentap-bench\")");
-    CHECK_INT(parse_err("[1, 2]", err, sizeof(err)), -EINVAL);
-    CHECK(strstr(err, "not a tokentap results file"));
-    CHECK_INT(parse_err("{\"format\": \"tokentap-trace\", \"version\": 1}", err, sizeof(err)),
-              -EINVAL);
-    CHECK(strstr(err, "format \"tokentap-trace\""));
-    CHECK_INT(parse_err("{\"format\": \"tokentap-bench\", \"version\": 2}", err, sizeof(err)),
-              -EINVAL);
-    CHECK_STR(err, "results format version 2 is not supported (this tokentap reads version 1)");
-    CHECK_INT(parse_err("{\"format\": \"tokentap-bench\"}", err, sizeof(err)), -EINVAL);
-    CHECK(strstr(err, "without a format version"));
-    CHECK_INT(parse_err("{\"format\": \"tokentap-bench\", \"version\": 1}", err, sizeof(err)),
-              -EINVAL);
-    CHECK_STR(err, "no \"scenario\" object");
+    struct config_err err;
+    CHECK_INT(parse_err("{\"format\": \"tokentap-bench\", ", &err), -EINVAL);
+    CHECK(strstr(err.msg, "not valid JSON"));
+    CHECK_INT(parse_err("{\"foo\": 1}", &err), -EINVAL);
+    CHECK_STR(err.msg, "not a tokentap results file (no \"format\": \"tokentap-bench\")");
+    CHECK_INT(parse_err("[1, 2]", &err), -EINVAL);
+    CHECK(strstr(err.msg, "not a tokentap results file"));
+    CHECK_INT(parse_err("{\"format\": \"tokentap-trace\", \"version\": 1}", &err), -EINVAL);
+    CHECK(strstr(err.msg, "format \"tokentap-trace\""));
+    CHECK_INT(parse_err("{\"format\": \"tokentap-bench\", \"version\": 2}", &err), -EINVAL);
+    CHECK_STR(err.msg, "results format version 2 is not supported (this tokentap reads version 1)");
+    CHECK_INT(parse_err("{\"format\": \"tokentap-bench\"}", &err), -EINVAL);
+    CHECK(strstr(err.msg, "without a format version"));
+    CHECK_INT(parse_err("{\"format\": \"tokentap-bench\", \"version\": 1}", &err), -EINVAL);
+    CHECK_STR(err.msg, "no \"scenario\" object");
     CHECK_INT(parse_err("{\"format\": \"tokentap-bench\", \"version\": 1, \"scenario\": {}, "
                         "\"targets\": [], \"cells\": [{\"target\": \"x\"}], \"level_cells\": []}",
-                        err, sizeof(err)),
+                        &err),
               -EINVAL);
-    CHECK_STR(err, "cells[0] has no \"level\" string");
+    CHECK_STR(err.msg, "cells[0] has no \"level\" string");
     CHECK_INT(parse_err("{\"format\": \"tokentap-bench\", \"version\": 1, \"scenario\": {}, "
                         "\"targets\": {}, \"cells\": [], \"level_cells\": []}",
-                        err, sizeof(err)),
+                        &err),
               -EINVAL);
-    CHECK_STR(err, "\"targets\" is something else, not an array");
+    CHECK_STR(err.msg, "\"targets\" is something else, not an array");
     /* Counts that would make the report loop or allocate without bound. */
     CHECK_INT(
         parse_err("{\"format\": \"tokentap-bench\", \"version\": 1, \"scenario\": {\"agents\": "
                   "[{\"name\": \"p\", \"role\": \"primary\", \"turns\": 1000000000}]}, "
                   "\"targets\": [], \"cells\": [], \"level_cells\": []}",
-                  err, sizeof(err)),
+                  &err),
         -EINVAL);
-    CHECK_STR(err, "scenario.agents[0].turns is 1e+09: expected 1 to 64");
+    CHECK_STR(err.msg, "scenario.agents[0].turns is 1e+09: expected 1 to 64");
     CHECK_INT(
         parse_err("{\"format\": \"tokentap-bench\", \"version\": 1, \"scenario\": {}, "
                   "\"targets\": [], \"cells\": [{\"target\": \"t\", \"level\": \"1\", "
                   "\"agent\": \"a\", \"n\": 2, \"checked\": 1000000000}], \"level_cells\": []}",
-                  err, sizeof(err)),
+                  &err),
         -EINVAL);
-    CHECK_STR(err, "cells[0].checked is 1e+09: expected 0 to 100000");
+    CHECK_STR(err.msg, "cells[0].checked is 1e+09: expected 0 to 100000");
     CHECK_INT(parse_err("{\"format\": \"tokentap-bench\", \"version\": 1, \"scenario\": {}, "
                         "\"targets\": [], \"cells\": [{\"target\": \"t\", \"level\": \"1\", "
                         "\"agent\": \"a\", \"turn\": 65}], \"level_cells\": []}",
-                        err, sizeof(err)),
+                        &err),
               -EINVAL);
-    CHECK_STR(err, "cells[0].turn is 65: expected 1 to 64");
+    CHECK_STR(err.msg, "cells[0].turn is 65: expected 1 to 64");
     CHECK_INT(parse_err("{\"format\": \"tokentap-bench\", \"version\": 1, \"scenario\": {}, "
                         "\"targets\": [], \"cells\": [], \"level_cells\": [{\"target\": \"t\", "
                         "\"level\": \"1\", \"errors\": -1}]}",
-                        err, sizeof(err)),
+                        &err),
               -EINVAL);
-    CHECK_STR(err, "level_cells[0].errors is -1: expected 0 to 100000");
+    CHECK_STR(err.msg, "level_cells[0].errors is -1: expected 0 to 100000");
 
     /* The least a file can hold renders: headings, no tables to speak of. */
     const char *minimal = "{\"format\": \"tokentap-bench\", \"version\": 1, \"complete\": false, "
                           "\"scenario\": {\"name\": \"bare|bones\"}, \"targets\": [{\"name\": "
                           "\"t\"}], \"cells\": [], \"level_cells\": []}";
     struct results *r = NULL;
-    CHECK_INT(results_parse(minimal, strlen(minimal), &r, err, sizeof(err)), 0);
+    CHECK_INT(results_parse(minimal, strlen(minimal), &r, &err), 0);
     if (r) {
         char *md = render(r, REPORT_FORMAT_MD);
         CHECK(strstr(md, "# tokentap bench report: bare|bones\n"));
@@ -500,7 +499,7 @@ static void bad_input(void)
                       "\"scenario\": {\"name\": \"s\", \"levels\": [{\"name\": \"1\", "
                       "\"concurrency\": 1}]}, \"targets\": [{\"name\": \"a\", \"label\": "
                       "\"<b>x|y</b></script>\"}], \"cells\": [], \"level_cells\": []}";
-    CHECK_INT(results_parse(odd, strlen(odd), &r, err, sizeof(err)), 0);
+    CHECK_INT(results_parse(odd, strlen(odd), &r, &err), 0);
     if (r) {
         char *md = render(r, REPORT_FORMAT_MD);
         CHECK(strstr(md, "| `a` | <b>x\\|y</b></script> |"));
@@ -546,8 +545,8 @@ static void long_label(void)
     cJSON_AddStringToObject(t, "label", label);
     cJSON_AddItemToArray(cJSON_GetObjectItem(root, "targets"), t);
     struct results *r = NULL;
-    char err[256];
-    CHECK_INT(results_from_json(root, &r, err, sizeof(err)), 0);
+    struct config_err err;
+    CHECK_INT(results_from_json(root, &r, &err), 0);
     if (r) {
         char *md = render(r, REPORT_FORMAT_MD);
         CHECK(utf8_ok(md));
@@ -566,7 +565,8 @@ static void long_label(void)
  * table: a column per turn. */
 static void many_turns(void)
 {
-    char path[1024], err[256] = "";
+    char path[1024];
+    struct config_err err = {""};
     const char *dir = getenv("FIXTURES");
     snprintf(path, sizeof(path), "%s/results-single-a.json", dir ? dir : "tests/fixtures");
     char *text = slurp(path, NULL);
@@ -585,7 +585,7 @@ static void many_turns(void)
         cJSON_AddItemToArray(cells, c);
     }
     struct results *r = NULL;
-    CHECK_INT(results_from_json(root, &r, err, sizeof(err)), 0);
+    CHECK_INT(results_from_json(root, &r, &err), 0);
     if (r) {
         char *md = render(r, REPORT_FORMAT_MD);
         char head[64];

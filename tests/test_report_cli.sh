@@ -37,7 +37,7 @@ lacks() {
 
 one_line() {
     checks=$((checks + 1))
-    [ "$(wc -l <"$1")" -le 2 ] || fail "$1: more than one error line: $(cat "$1")"
+    [ "$(wc -l <"$1")" -eq 1 ] || fail "$1: not one error line: $(cat "$1")"
 }
 
 # --help and usage errors.
@@ -50,12 +50,14 @@ has "$tmp/err" "tokentap report: which results file?"
 expect 2 "$TOKENTAP" report a.json b.json
 has "$tmp/err" "one results file only"
 expect 2 "$TOKENTAP" report --bogus x.json
-has "$tmp/err" "unknown option '--bogus'"
+has "$tmp/err" "tokentap report: unknown option '--bogus'; try 'tokentap report --help'"
+one_line "$tmp/err"
 expect 2 "$TOKENTAP" compare "$FIXTURES/results-quant.json"
 has "$tmp/err" "needs two results files"
 expect 2 "$TOKENTAP" compare a b c
 expect 2 "$TOKENTAP" compare --md --html a b
 has "$tmp/err" "--md or --html, not both"
+one_line "$tmp/err"
 
 # Runtime errors: exit 1, one line naming the file and the reason.
 expect 1 "$TOKENTAP" report "$tmp/missing.json"

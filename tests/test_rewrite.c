@@ -671,10 +671,12 @@ static void test_override(void)
     res = apply_q(__LINE__, only, &q, in);
     CHECK_STR(res.rules, "");
     CHECK_INT(res.thinking, 1);
+    rewrite_result_finish(&res);
     q.override = REWRITE_THINKING_UNSET;
     res = apply_q(__LINE__, only, &q, in);
     CHECK_STR(res.rules, "off");
     CHECK_INT(res.thinking, 0);
+    rewrite_result_finish(&res);
     rewrite_rules_free(only);
     /* Without rules, the override alone. */
     struct rewrite_rules *none = LOAD("rewrite: {}\n");

@@ -279,6 +279,11 @@ static void test_upstream_failures(void)
     CHECK(r.complete);
     CHECK(memmem(r.body, r.body_len, "confused upstream", 17) != NULL);
     itest_resp_free(&r);
+    /* ...and the record says the stream was malformed, and where. */
+    itest_request(serve.port, "GET", "/tokentap/requests?limit=1", NULL, NULL, 0, &r);
+    CHECK(r.body && strstr(r.body, "\"outcome\":\"protocol-error\"") != NULL);
+    CHECK(r.body && strstr(r.body, "\"error\":\"malformed event stream at byte ") != NULL);
+    itest_resp_free(&r);
 
     /* Upstream status errors pass through as they are. */
     itest_request(serve.port, "POST", "/v1/chat/completions", "X-Sim-Fault: status:503\r\n", body,

@@ -104,9 +104,18 @@ static const struct tap_case cases[] = {
     /* The client left mid-stream. */
     {"30_completion_stream.txt", "/completion", BY_EVENT, 6, 0, true,
      RECORD_CLIENT_ABORT, 6, 6, 10000, 1060, 5, 1300},
-    /* The client left after the final event: today a client abort too
-     * (tap_outcome is the one place to change that rule). */
+    /* The client left after the final event (httpx closes after [DONE],
+     * before the chunked terminator): the answer was whole, ok. */
     {"10_chat_stream.txt", "/v1/chat/completions", BY_EVENT, ALL, 0, true,
+     RECORD_OK, 24, 24, 11300, 986, 23, 700},
+    {"20_messages_stream.txt", "/v1/messages", BY_EVENT, ALL, 0, true,
+     RECORD_OK, 24, 24, 12000, 1013, 23, 1300},
+    {"30_completion_stream.txt", "/completion", BY_EVENT, ALL, 0, true,
+     RECORD_OK, 24, 24, 10000, 1013, 23, 1300},
+    {"35_v1_responses_stream.txt", "/v1/responses", BY_EVENT, ALL, 0, true,
+     RECORD_OK, 8, 8, 14000, 1042, 7, 1300},
+    /* ...but not one before it: the finish chunk came, [DONE] did not. */
+    {"10_chat_stream.txt", "/v1/chat/completions", BY_EVENT, 26, 0, true,
      RECORD_CLIENT_ABORT, 24, 24, 11300, 986, 23, 700},
 
     /* No response head at all. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "core/config.h"
 #include "wire/url.h"
 
 struct good {
@@ -49,11 +50,12 @@ static void test_good(void)
     for (size_t i = 0; i < sizeof(goods) / sizeof(goods[0]); i++) {
         const struct good *g = &goods[i];
         struct url_target t;
-        char err[256] = "", addr[80];
-        int r = url_parse(g->in, &t, err, sizeof(err));
+        struct config_err err = {""};
+        char addr[80];
+        int r = url_parse(g->in, &t, &err);
         CHECK_INT(r, 0);
         if (r < 0) {
-            fprintf(stderr, "  %s: %s\n", g->in, err);
+            fprintf(stderr, "  %s: %s\n", g->in, err.msg);
             continue;
         }
         CHECK_STR(t.url, g->url);
@@ -70,13 +72,14 @@ static void test_bad(void)
         const struct bad *b = &bads[i];
         struct url_target t;
         memset(&t, 0x5a, sizeof(t));
-        char err[256] = "", quoted[300];
-        CHECK_INT(url_parse(b->in, &t, err, sizeof(err)), -EINVAL);
-        CHECK(strstr(err, b->reason) != NULL);
+        struct config_err err = {""};
+        char quoted[300];
+        CHECK_INT(url_parse(b->in, &t, &err), -EINVAL);
+        CHECK(strstr(err.msg, b->reason) != NULL);
         /* The message names the URL, on one line. */
         snprintf(quoted, sizeof(quoted), "'%s'", b->in);
-        CHECK(strncmp(err, quoted, strlen(quoted)) == 0);
-        CHECK(strchr(err, '\n') == NULL);
+        CHECK(strncmp(err.msg, quoted, strlen(quoted)) == 0);
+        CHECK(strchr(err.msg, '\n') == NULL);
         /* *ret is written only on success. */
         CHECK_INT((unsigned char)t.url[0], 0x5a);
     }
@@ -85,29 +88,30 @@ static void test_bad(void)
 /* Limits: a path or host longer than the fields is refused, not cut. */
 static void test_limits(void)
 {
-    char in[1024], err[1200];
+    char in[1024];
+    struct config_err err;
     struct url_target t;
     int n = snprintf(in, sizeof(in), "http://127.0.0.1:8080/");
     memset(in + n, 'p', 300);
     in[n + 300] = '\0';
-    CHECK_INT(url_parse(in, &t, err, sizeof(err)), -EINVAL);
-    CHECK(strstr(err, "path too long") != NULL);
+    CHECK_INT(url_parse(in, &t, &err), -EINVAL);
+    CHECK(strstr(err.msg, "path too long") != NULL);
 
     n = snprintf(in, sizeof(in), "http://");
     memset(in + n, '1', 400);
     in[n + 400] = '\0';
-    CHECK_INT(url_parse(in, &t, err, sizeof(err)), -EINVAL);
-    CHECK(strstr(err, "missing host") != NULL);
+    CHECK_INT(url_parse(in, &t, &err), -EINVAL);
+    CHECK(strstr(err.msg, "missing host") != NULL);
 
     /* 254 path bytes fit base_path[256]; 255 do not. */
     n = snprintf(in, sizeof(in), "http://127.0.0.1:1/");
     memset(in + n, 'q', 254);
     in[n + 254] = '\0';
-    CHECK_INT(url_parse(in, &t, err, sizeof(err)), 0);
+    CHECK_INT(url_parse(in, &t, &err), 0);
     CHECK_INT(strlen(t.base_path), 255);
     in[n + 254] = 'q';
     in[n + 255] = '\0';
-    CHECK_INT(url_parse(in, &t, err, sizeof(err)), -EINVAL);
+    CHECK_INT(url_parse(in, &t, &err), -EINVAL);
 }
 
 int main(void)

@@ -7,19 +7,47 @@
 #include <stdlib.h>
 #include <string.h>
 
-void cli_init(struct cli_parser *p, const struct cli_command *cmd, int argc, char **argv)
+#include "core/config.h"
+
+void cli_init(struct cli_parser *p, const struct cli_command *cmd, int argc, char **argv,
+              struct config_err *err)
 {
-    *p = (struct cli_parser){.cmd = cmd, .argc = argc, .argv = argv, .index = 1};
+    *p = (struct cli_parser){.cmd = cmd, .argc = argc, .argv = argv, .index = 1, .err = err};
 }
 
-void cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
+static int vformat(struct cli_parser *p, bool hint, const char *fmt, va_list ap)
 {
-    char msg[512];
+    char msg[400];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (hint)
+        snprintf(p->err->msg, sizeof(p->err->msg), "tokentap %s: %s; try 'tokentap %s --help'",
+                 p->cmd->name, msg, p->cmd->name);
+    else
+        snprintf(p->err->msg, sizeof(p->err->msg), "tokentap %s: %s", p->cmd->name, msg);
+    return -EINVAL;
+}
+
+int cli_usage(struct cli_parser *p, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    int r = vformat(p, true, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "tokentap %s: %s\nTry 'tokentap %s --help'.\n", cmd->name, msg, cmd->name);
+    return r;
+}
+
+int cli_error(struct cli_parser *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vformat(p, false, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+int cli_expected(struct cli_parser *p, const char *what, const char *value)
+{
+    return cli_usage(p, "--%s: expected %s, got '%s'", p->opt ? p->opt->name : "?", what, value);
 }
 
 static const struct cli_option *find_long(const struct cli_command *cmd, const char *name,
@@ -53,10 +81,8 @@ int cli_next(struct cli_parser *p, const char **ret_value)
         p->only_positionals = true;
         return cli_next(p, ret_value);
     }
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-        cli_print_help(p->cmd);
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
         return CLI_HELP;
-    }
 
     const struct cli_option *o;
     const char *inline_value = NULL;
@@ -71,12 +97,13 @@ int cli_next(struct cli_parser *p, const char **ret_value)
         o = a[2] == '\0' ? find_short(p->cmd, a[1]) : NULL;
     }
     if (!o) {
-        cli_usage_error(p->cmd, "unknown option '%s'", a);
+        cli_usage(p, "unknown option '%s'", a);
         return CLI_ERROR;
     }
+    p->opt = o;
     if (!o->arg) {
         if (inline_value) {
-            cli_usage_error(p->cmd, "option '--%s' takes no value", o->name);
+            cli_usage(p, "option '--%s' takes no value", o->name);
             return CLI_ERROR;
         }
         *ret_value = NULL;
@@ -87,7 +114,7 @@ int cli_next(struct cli_parser *p, const char **ret_value)
         return o->id;
     }
     if (p->index >= p->argc) {
-        cli_usage_error(p->cmd, "option '--%s' needs a value (%s)", o->name, o->arg);
+        cli_usage(p, "option '--%s' needs a value (%s)", o->name, o->arg);
         return CLI_ERROR;
     }
     *ret_value = p->argv[p->index++];
@@ -118,36 +145,55 @@ void cli_print_help(const struct cli_command *cmd)
         printf("\n%s", cmd->epilog);
 }
 
-int cli_parse_u64(const struct cli_command *cmd, const char *opt, const char *s, uint64_t min,
-                  uint64_t max, uint64_t *ret)
+int cli_exit(const struct cli_command *cmd, int r, const struct config_err *err)
+{
+    if (r == CLI_RUN_HELP) {
+        cli_print_help(cmd);
+        return 0;
+    }
+    fprintf(stderr, "%s\n", err->msg);
+    return r == -EINVAL ? 2 : 1;
+}
+
+int cli_u64(struct cli_parser *p, const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 {
     char *end = NULL;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (s[0] == '-' || s[0] == '\0' || errno || *end != '\0' || v < min || v > max) {
-        cli_usage_error(cmd, "%s: expected an integer from %llu to %llu, got '%s'", opt,
-                        (unsigned long long)min, (unsigned long long)max, s);
-        return -EINVAL;
+        char what[80];
+        snprintf(what, sizeof(what), "an integer from %llu to %llu", (unsigned long long)min,
+                 (unsigned long long)max);
+        return cli_expected(p, what, s);
     }
     *ret = v;
     return 0;
 }
 
-int cli_parse_double(const struct cli_command *cmd, const char *opt, const char *s, double min,
-                     double max, double *ret)
+int cli_unsigned(struct cli_parser *p, const char *s, unsigned min, unsigned max, unsigned *ret)
+{
+    uint64_t v;
+    int r = cli_u64(p, s, min, max, &v);
+    if (r == 0)
+        *ret = (unsigned)v;
+    return r;
+}
+
+int cli_double(struct cli_parser *p, const char *s, double min, double max, double *ret)
 {
     char *end = NULL;
     errno = 0;
     double v = strtod(s, &end);
     if (s[0] == '\0' || errno || *end != '\0' || !isfinite(v) || v < min || v > max) {
-        cli_usage_error(cmd, "%s: expected a number from %g to %g, got '%s'", opt, min, max, s);
-        return -EINVAL;
+        char what[80];
+        snprintf(what, sizeof(what), "a number from %g to %g", min, max);
+        return cli_expected(p, what, s);
     }
     *ret = v;
     return 0;
 }
 
-int cli_parse_onoff(const struct cli_command *cmd, const char *opt, const char *s, bool *ret)
+int cli_onoff(struct cli_parser *p, const char *s, bool *ret)
 {
     if (strcmp(s, "on") == 0 || strcmp(s, "true") == 0) {
         *ret = true;
@@ -157,8 +203,14 @@ int cli_parse_onoff(const struct cli_command *cmd, const char *opt, const char *
         *ret = false;
         return 0;
     }
-    cli_usage_error(cmd, "%s: expected 'on' or 'off', got '%s'", opt, s);
-    return -EINVAL;
+    return cli_expected(p, "'on' or 'off'", s);
+}
+
+int cli_log_level(struct cli_parser *p, const char *s, enum log_level *ret)
+{
+    if (log_parse_level(s, ret) < 0)
+        return cli_expected(p, "error, warn, info or debug", s);
+    return 0;
 }
 
 /* Splits "1.5ms" into 1.5 and "ms". */
@@ -220,21 +272,16 @@ int cli_size_value(const char *s, uint64_t *ret)
     return -EINVAL;
 }
 
-int cli_parse_duration(const struct cli_command *cmd, const char *opt, const char *s,
-                       usec_t *ret)
+int cli_duration(struct cli_parser *p, const char *s, usec_t *ret)
 {
-    if (cli_duration_value(s, ret) < 0) {
-        cli_usage_error(cmd, "%s: expected a duration like 500ms, 2s or 1m, got '%s'", opt, s);
-        return -EINVAL;
-    }
+    if (cli_duration_value(s, ret) < 0)
+        return cli_expected(p, "a duration like 500ms, 2s or 1m", s);
     return 0;
 }
 
-int cli_parse_size(const struct cli_command *cmd, const char *opt, const char *s, uint64_t *ret)
+int cli_size(struct cli_parser *p, const char *s, uint64_t *ret)
 {
-    if (cli_size_value(s, ret) < 0) {
-        cli_usage_error(cmd, "%s: expected a size like 512K, 64M or 1G, got '%s'", opt, s);
-        return -EINVAL;
-    }
+    if (cli_size_value(s, ret) < 0)
+        return cli_expected(p, "a size like 512K, 64M or 1G", s);
     return 0;
 }

@@ -65,6 +65,17 @@ int config_error(const struct config_doc *doc, const struct cJSON *node, struct 
     return -EINVAL;
 }
 
+int config_err_set(struct config_err *err, const char *fmt, ...)
+{
+    if (!err)
+        return -EINVAL;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
 /* YAML 1.2 core schema for plain scalars: null, true/false, numbers;
  * everything else (including on/off/yes/no) stays a string. */
 static cJSON *plain_scalar(const char *s, size_t len)

@@ -15,10 +15,16 @@ struct cJSON;
 
 struct config_doc;
 
-/* A place to put one error message "file:line: message". */
+/* A place to put one error message "file:line: message". The code base's
+ * one way to hand a person's error message back: config, cli, URLs, the
+ * proxy and the load generator, results and reports. */
 struct config_err {
     char msg[512];
 };
+
+/* Formats fmt into err (when not NULL); returns -EINVAL. */
+int config_err_set(struct config_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Reads and parses path. On failure returns a negative errno with the
  * reason in err. */

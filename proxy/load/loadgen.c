@@ -56,10 +56,10 @@ void loadgen_options_default(struct loadgen_options *o)
 }
 
 int loadgen_new(struct event_base *base, const struct loadgen_options *o, struct loadgen **ret,
-                char *err, size_t errlen)
+                struct config_err *err)
 {
     struct url_target t;
-    int r = url_parse(o->url, &t, err, errlen);
+    int r = url_parse(o->url, &t, err);
     if (r < 0)
         return r;
     struct loadgen *lg = calloc(1, sizeof(*lg));

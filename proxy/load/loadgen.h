@@ -71,7 +71,7 @@ typedef void (*loadgen_done_cb)(void *ctx, const struct loadgen_result *res);
 
 /* Returns 0, or -EINVAL with a reason in err for a bad URL, or -ENOMEM. */
 int loadgen_new(struct event_base *base, const struct loadgen_options *o, struct loadgen **ret,
-                char *err, size_t errlen);
+                struct config_err *err);
 
 /* Frees everything; requests in flight are cancelled without callbacks. */
 void loadgen_free(struct loadgen *lg);

@@ -7,7 +7,6 @@
 #include "load/replay_int.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -578,13 +577,10 @@ static void finish_run(struct replay_run *run)
     event_base_loopexit(run->base, NULL);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+/* The first SIGINT/SIGTERM (the loop ends on a second one). */
+static void on_stop(void *arg)
 {
     struct replay_run *run = arg;
-    if (run->interrupted) {
-        event_base_loopexit(run->base, NULL);
-        return;
-    }
     /* Stop sending; abort what is in flight; write what we have. */
     run->interrupted = true;
     run->stopping = true;
@@ -597,12 +593,8 @@ int replay_run_loop(struct replay_run *run)
 {
     run->timer = evtimer_new(run->base, timer_cb, run);
     run->progress = evtimer_new(run->base, progress_cb, run);
-    run->sigint = evsignal_new(run->base, SIGINT, on_signal, run);
-    run->sigterm = evsignal_new(run->base, SIGTERM, on_signal, run);
-    if (!run->timer || !run->progress || !run->sigint || !run->sigterm)
+    if (!run->timer || !run->progress || loop_init(&run->loop, run->base, on_stop, NULL, run) < 0)
         return -ENOMEM;
-    evsignal_add(run->sigint, NULL);
-    evsignal_add(run->sigterm, NULL);
 
     run->total = run->n_items;
     if (run->o.sched.mode == ARRIVAL_RATE) {
@@ -620,7 +612,7 @@ int replay_run_loop(struct replay_run *run)
     run->start = clock_now();
     run->o.sched.next_us = 0;
     dispatch(run);
-    event_base_dispatch(run->base);
+    loop_run(&run->loop);
     /* After a failure, what is still in flight ends as aborted (their
      * callbacks free their contexts). */
     if (run->failed)
@@ -649,10 +641,7 @@ void replay_run_free(struct replay_run *run)
         event_free(run->timer);
     if (run->progress)
         event_free(run->progress);
-    if (run->sigint)
-        event_free(run->sigint);
-    if (run->sigterm)
-        event_free(run->sigterm);
+    loop_finish(&run->loop);
     metrics_free(run->metrics);
     reqlog_close(run->log);
     rewrite_rules_free(run->rules);

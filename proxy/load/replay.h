@@ -1,9 +1,51 @@
 /* replay: `tokentap replay TRACE` — sends a recorded (or imported) trace
  * to a target with original timing, fixed concurrency or an open-loop
  * rate, keeps sessions in order, optionally rebuilds conversations from
- * the live answers, and reports through the shared metrics. */
+ * the live answers, and reports through the shared metrics. Its settings
+ * are parsed and validated from argv alone (replay_settings_parse); the
+ * run step reads the trace and the rules and sends. */
 #ifndef TOKENTAP_REPLAY_H
 #define TOKENTAP_REPLAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "load/arrival.h"
+#include "rewrite/rewrite.h"
+#include "sim/sim.h"
+
+struct config_err;
+
+enum replay_history {
+    REPLAY_HISTORY_RECORDED,
+    REPLAY_HISTORY_LIVE,
+};
+
+/* The settings: the command line; strings are borrowed from argv. */
+struct replay_options {
+    const char *trace;
+    const char *target;          /* URL or "sim" */
+    struct arrival sched;
+    usec_t duration;             /* rate mode: stop sending after this */
+    uint64_t requests;           /* rate mode: stop after this many (0 = trace size) */
+    enum replay_history history;
+    const char *log_path;
+    bool log_gaps;
+    const char *out_path;
+    bool quiet;
+    bool stop_on_error;
+    usec_t response_timeout, stream_timeout;
+    struct sim_options sim;
+    const char *config;          /* its rewrite: rules apply to every request */
+    enum rewrite_thinking thinking; /* --thinking: the X-Tokentap-Thinking override */
+    enum log_level log_level;
+};
+
+/* Parses argv (argv[0] is "replay") into o: 0, CLI_RUN_HELP for --help,
+ * or -EINVAL with the usage error's line in err. Reads no file. */
+int replay_settings_parse(struct replay_options *o, int argc, char **argv, struct config_err *err);
 
 int replay_main(int argc, char **argv);
 

@@ -77,7 +77,7 @@ static const struct cli_option replay_options[] = {
     {"sim-slots", 0, "N", "with --target sim: slots (default 3)", OPT_SIM_SLOTS},
     {"sim-decode-tps", 0, "N", "with --target sim: tokens/s per slot (default 50)", OPT_SIM_DECODE},
     {"sim-prefill-tps", 0, "N", "with --target sim: prompt tokens/s per slot (default 1500)", OPT_SIM_PREFILL},
-    {"log-level", 0, "LEVEL", "error, warn, info or debug (default info)", OPT_LOG_LEVEL},
+    CLI_OPTION_LOG_LEVEL(OPT_LOG_LEVEL),
     {NULL, 0, NULL, NULL, 0},
 };
 
@@ -178,9 +178,9 @@ static int probe_target(struct replay_run *run)
     o.url = run->target_url;
     o.response_timeout = 10 * USEC_PER_SEC;
     struct loadgen *lg = NULL;
-    char err[256];
-    if (loadgen_new(run->base, &o, &lg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "tokentap replay: --target %s\n", err);
+    struct config_err err;
+    if (loadgen_new(run->base, &o, &lg, &err) < 0) {
+        fprintf(stderr, "tokentap replay: --target %s\n", err.msg);
         return -EINVAL;
     }
     struct probe p = {.base = run->base, .outcome = -1};
@@ -201,15 +201,100 @@ static int probe_target(struct replay_run *run)
     return 0;
 }
 
-static int parse_options(int argc, char **argv, struct replay_options *o)
+/* --timing, --concurrency, --rate: one mode, given once or repeated. */
+static int parse_timing(struct cli_parser *p, int id, const char *v, struct replay_options *o,
+                        bool *timing_set)
 {
-    const struct cli_command *cmd = &replay_command;
-    struct cli_parser p;
-    const char *v;
-    int id;
+    static const enum arrival_mode modes[] = {[OPT_TIMING] = ARRIVAL_ORIGINAL,
+                                              [OPT_CONCURRENCY] = ARRIVAL_CONCURRENCY,
+                                              [OPT_RATE] = ARRIVAL_RATE};
+    int r = 0;
+    if (id == OPT_TIMING && strcmp(v, "original") != 0)
+        return cli_usage(p, "--timing: only 'original' (use --concurrency or --rate for the others)");
+    if (*timing_set && o->sched.mode != modes[id])
+        return cli_usage(p, "choose one of --timing original, --concurrency N, --rate R");
+    if (id == OPT_CONCURRENCY)
+        r = cli_unsigned(p, v, 1, 100000, &o->sched.concurrency);
+    else if (id == OPT_RATE)
+        r = cli_double(p, v, 0.001, 1e6, &o->sched.rate);
+    if (r == 0) {
+        o->sched.mode = modes[id];
+        *timing_set = true;
+    }
+    return r;
+}
+
+/* A value that must be one of names[] (NULL-terminated): its index. */
+static int parse_choice(struct cli_parser *p, const char *v, const char *const *names,
+                        bool any_case, const char *what, int *ret)
+{
+    for (int i = 0; names[i]; i++) {
+        if ((any_case ? strcasecmp(v, names[i]) : strcmp(v, names[i])) == 0) {
+            *ret = i;
+            return 0;
+        }
+    }
+    return cli_expected(p, what, v);
+}
+
+/* Any option but the timing mode. */
+static int parse_option(struct cli_parser *p, int id, const char *v, struct replay_options *o)
+{
+    static const char *const histories[] = {"recorded", "live", NULL};
+    static const char *const thinking[] = {"on", "off", "pass", NULL};
+    static const enum rewrite_thinking thinking_values[] = {
+        REWRITE_THINKING_ON, REWRITE_THINKING_OFF, REWRITE_THINKING_PASS};
+    static const char *const on_error[] = {"skip", "stop", NULL};
+    struct url_target t;
+    struct config_err urlerr;
     uint64_t u;
-    enum log_level level;
-    bool timing_set = false;
+    int i = 0, r = 0;
+    switch (id) {
+    case OPT_TARGET:
+        if (strcmp(v, "sim") != 0 && url_parse(v, &t, &urlerr) < 0)
+            return cli_usage(p, "--target: %s", urlerr.msg);
+        o->target = v;
+        break;
+    case OPT_SPEED: r = cli_double(p, v, 0.001, 1e6, &o->sched.speed); break;
+    case OPT_ARRIVAL:
+        if (arrival_parse_process(v, &o->sched.process) < 0)
+            return cli_expected(p, "poisson or constant", v);
+        break;
+    case OPT_DURATION: r = cli_duration(p, v, &o->duration); break;
+    case OPT_REQUESTS: r = cli_u64(p, v, 1, 100000000, &o->requests); break;
+    case OPT_HISTORY:
+        if ((r = parse_choice(p, v, histories, false, "recorded or live", &i)) == 0)
+            o->history = i ? REPLAY_HISTORY_LIVE : REPLAY_HISTORY_RECORDED;
+        break;
+    case OPT_THINKING:
+        if ((r = parse_choice(p, v, thinking, true, "on, off or pass", &i)) == 0)
+            o->thinking = thinking_values[i];
+        break;
+    case OPT_CONFIG: o->config = v; break;
+    case OPT_LOG: o->log_path = v; break;
+    case OPT_LOG_GAPS: o->log_gaps = true; break;
+    case OPT_OUT: o->out_path = v; break;
+    case OPT_QUIET: o->quiet = true; break;
+    case OPT_ON_ERROR:
+        if ((r = parse_choice(p, v, on_error, false, "skip or stop", &i)) == 0)
+            o->stop_on_error = i == 1;
+        break;
+    case OPT_SEED:
+        if ((r = cli_u64(p, v, 0, UINT64_MAX, &u)) == 0)
+            o->sched.rng = u ? u : 1;
+        break;
+    case OPT_RESPONSE_TIMEOUT: r = cli_duration(p, v, &o->response_timeout); break;
+    case OPT_STREAM_TIMEOUT: r = cli_duration(p, v, &o->stream_timeout); break;
+    case OPT_SIM_SLOTS: r = cli_unsigned(p, v, 1, 100000, &o->sim.slots); break;
+    case OPT_SIM_DECODE: r = cli_double(p, v, 0.001, 1e7, &o->sim.decode_tps); break;
+    case OPT_SIM_PREFILL: r = cli_double(p, v, 0.001, 1e9, &o->sim.prefill_tps); break;
+    case OPT_LOG_LEVEL: r = cli_log_level(p, v, &o->log_level); break;
+    }
+    return r;
+}
+
+static void settings_default(struct replay_options *o)
+{
     memset(o, 0, sizeof(*o));
     o->thinking = REWRITE_THINKING_UNSET;
     arrival_init(&o->sched, ARRIVAL_ORIGINAL, 1);
@@ -219,149 +304,38 @@ static int parse_options(int argc, char **argv, struct replay_options *o)
     sim_options_default(&o->sim);
     o->sim.listen = "127.0.0.1:0";
     o->sim.quiet = true;
-    cli_init(&p, cmd, argc, argv);
-    while ((id = cli_next(&p, &v)) != CLI_END) {
-        switch (id) {
-        case CLI_HELP:
-            return 1;
-        case CLI_ERROR:
+    o->log_level = LOG_LEVEL_INFO;
+}
+
+int replay_settings_parse(struct replay_options *o, int argc, char **argv, struct config_err *err)
+{
+    struct cli_parser p;
+    const char *v;
+    int id, r = 0;
+    bool timing_set = false;
+    settings_default(o);
+    cli_init(&p, &replay_command, argc, argv, err);
+    while (r == 0 && (id = cli_next(&p, &v)) != CLI_END) {
+        if (id == CLI_HELP)
+            return CLI_RUN_HELP;
+        if (id == CLI_ERROR)
             return -EINVAL;
-        case CLI_POSITIONAL:
-            if (o->trace) {
-                cli_usage_error(cmd, "one trace only (got '%s' and '%s')", o->trace, v);
-                return -EINVAL;
-            }
+        if (id == CLI_POSITIONAL && o->trace)
+            return cli_usage(&p, "one trace only (got '%s' and '%s')", o->trace, v);
+        if (id == CLI_POSITIONAL)
             o->trace = v;
-            break;
-        case OPT_TARGET: o->target = v; break;
-        case OPT_TIMING:
-            if (strcmp(v, "original") != 0) {
-                cli_usage_error(cmd, "--timing: only 'original' (use --concurrency or --rate for the others)");
-                return -EINVAL;
-            }
-            if (timing_set && o->sched.mode != ARRIVAL_ORIGINAL)
-                goto conflict;
-            timing_set = true;
-            break;
-        case OPT_SPEED:
-            if (cli_parse_double(cmd, "--speed", v, 0.001, 1e6, &o->sched.speed) < 0)
-                return -EINVAL;
-            break;
-        case OPT_CONCURRENCY:
-            if (timing_set && o->sched.mode != ARRIVAL_CONCURRENCY)
-                goto conflict;
-            if (cli_parse_u64(cmd, "--concurrency", v, 1, 100000, &u) < 0)
-                return -EINVAL;
-            o->sched.mode = ARRIVAL_CONCURRENCY;
-            o->sched.concurrency = (unsigned)u;
-            timing_set = true;
-            break;
-        case OPT_RATE:
-            if (timing_set && o->sched.mode != ARRIVAL_RATE)
-                goto conflict;
-            if (cli_parse_double(cmd, "--rate", v, 0.001, 1e6, &o->sched.rate) < 0)
-                return -EINVAL;
-            o->sched.mode = ARRIVAL_RATE;
-            timing_set = true;
-            break;
-        case OPT_ARRIVAL:
-            if (arrival_parse_process(v, &o->sched.process) < 0) {
-                cli_usage_error(cmd, "--arrival: expected poisson or constant, got '%s'", v);
-                return -EINVAL;
-            }
-            break;
-        case OPT_DURATION:
-            if (cli_parse_duration(cmd, "--duration", v, &o->duration) < 0)
-                return -EINVAL;
-            break;
-        case OPT_REQUESTS:
-            if (cli_parse_u64(cmd, "--requests", v, 1, 100000000, &o->requests) < 0)
-                return -EINVAL;
-            break;
-        case OPT_HISTORY:
-            if (strcmp(v, "live") == 0)
-                o->history = REPLAY_HISTORY_LIVE;
-            else if (strcmp(v, "recorded") == 0)
-                o->history = REPLAY_HISTORY_RECORDED;
-            else {
-                cli_usage_error(cmd, "--history: expected recorded or live, got '%s'", v);
-                return -EINVAL;
-            }
-            break;
-        case OPT_THINKING:
-            if (strcasecmp(v, "on") == 0)
-                o->thinking = REWRITE_THINKING_ON;
-            else if (strcasecmp(v, "off") == 0)
-                o->thinking = REWRITE_THINKING_OFF;
-            else if (strcasecmp(v, "pass") == 0)
-                o->thinking = REWRITE_THINKING_PASS;
-            else {
-                cli_usage_error(cmd, "--thinking: expected on, off or pass, got '%s'", v);
-                return -EINVAL;
-            }
-            break;
-        case OPT_CONFIG: o->config = v; break;
-        case OPT_LOG: o->log_path = v; break;
-        case OPT_LOG_GAPS: o->log_gaps = true; break;
-        case OPT_OUT: o->out_path = v; break;
-        case OPT_QUIET: o->quiet = true; break;
-        case OPT_ON_ERROR:
-            if (strcmp(v, "skip") == 0)
-                o->stop_on_error = false;
-            else if (strcmp(v, "stop") == 0)
-                o->stop_on_error = true;
-            else {
-                cli_usage_error(cmd, "--on-error: expected skip or stop, got '%s'", v);
-                return -EINVAL;
-            }
-            break;
-        case OPT_SEED:
-            if (cli_parse_u64(cmd, "--seed", v, 0, UINT64_MAX, &u) < 0)
-                return -EINVAL;
-            o->sched.rng = u ? u : 1;
-            break;
-        case OPT_RESPONSE_TIMEOUT:
-            if (cli_parse_duration(cmd, "--response-timeout", v, &o->response_timeout) < 0)
-                return -EINVAL;
-            break;
-        case OPT_STREAM_TIMEOUT:
-            if (cli_parse_duration(cmd, "--stream-timeout", v, &o->stream_timeout) < 0)
-                return -EINVAL;
-            break;
-        case OPT_SIM_SLOTS:
-            if (cli_parse_u64(cmd, "--sim-slots", v, 1, 100000, &u) < 0)
-                return -EINVAL;
-            o->sim.slots = (unsigned)u;
-            break;
-        case OPT_SIM_DECODE:
-            if (cli_parse_double(cmd, "--sim-decode-tps", v, 0.001, 1e7, &o->sim.decode_tps) < 0)
-                return -EINVAL;
-            break;
-        case OPT_SIM_PREFILL:
-            if (cli_parse_double(cmd, "--sim-prefill-tps", v, 0.001, 1e9, &o->sim.prefill_tps) < 0)
-                return -EINVAL;
-            break;
-        case OPT_LOG_LEVEL:
-            if (log_parse_level(v, &level) < 0) {
-                cli_usage_error(cmd, "--log-level: expected error, warn, info or debug, got '%s'", v);
-                return -EINVAL;
-            }
-            log_set_level(level);
-            break;
-        }
+        else if (id == OPT_TIMING || id == OPT_CONCURRENCY || id == OPT_RATE)
+            r = parse_timing(&p, id, v, o, &timing_set);
+        else
+            r = parse_option(&p, id, v, o);
     }
-    if (!o->trace) {
-        cli_usage_error(cmd, "which trace? (tokentap replay TRACE ...)");
-        return -EINVAL;
-    }
-    if (o->sched.mode != ARRIVAL_RATE && (o->duration || o->requests)) {
-        cli_usage_error(cmd, "--duration and --requests go with --rate");
-        return -EINVAL;
-    }
+    if (r < 0)
+        return r;
+    if (!o->trace)
+        return cli_usage(&p, "which trace? (tokentap replay TRACE ...)");
+    if (o->sched.mode != ARRIVAL_RATE && (o->duration || o->requests))
+        return cli_usage(&p, "--duration and --requests go with --rate");
     return 0;
-conflict:
-    cli_usage_error(cmd, "choose one of --timing original, --concurrency N, --rate R");
-    return -EINVAL;
 }
 
 static int load_rules(struct replay_run *run)
@@ -380,14 +354,58 @@ static int load_rules(struct replay_run *run)
     return r;
 }
 
-int replay_main(int argc, char **argv)
+/* The target: the embedded simulator or the URL, probed. 0 or -errno (printed). */
+static int start_target(struct replay_run *run)
+{
+    if (strcmp(run->o.target, "sim") == 0) {
+        int r = sim_new(run->base, &run->o.sim, &run->sim);
+        if (r < 0)
+            return r;
+        char addr[80];
+        net_format(sim_address(run->sim), addr, sizeof(addr));
+        snprintf(run->target_url, sizeof(run->target_url), "http://%s", addr);
+    } else {
+        snprintf(run->target_url, sizeof(run->target_url), "%s", run->o.target);
+    }
+    return probe_target(run);
+}
+
+/* The metrics, the request log and the load generator. 0 or -errno (printed). */
+static int start_load(struct replay_run *run)
+{
+    struct metrics_options mo;
+    metrics_options_default(&mo);
+    mo.recent = 0;
+    int r = metrics_new(&mo, clock_now(), &run->metrics);
+    if (r < 0)
+        return r;
+    if (run->o.log_path && (r = reqlog_open(run->o.log_path, run->o.log_gaps, &run->log)) < 0) {
+        fprintf(stderr, "tokentap replay: cannot open %s: %s\n", run->o.log_path, strerror(-r));
+        return r;
+    }
+    struct loadgen_options lo;
+    loadgen_options_default(&lo);
+    lo.url = run->target_url;
+    lo.label = strcmp(run->o.target, "sim") == 0 ? "sim" : run->target_url;
+    lo.response_timeout = run->o.response_timeout;
+    lo.stream_timeout = run->o.stream_timeout;
+    lo.metrics = run->metrics;
+    lo.log = run->log;
+    lo.keep_text = run->o.history == REPLAY_HISTORY_LIVE; /* only live history reads answers */
+    struct config_err err;
+    if ((r = loadgen_new(run->base, &lo, &run->lg, &err)) < 0)
+        fprintf(stderr, "tokentap replay: %s\n", err.msg);
+    return r;
+}
+
+/* Reads the trace and the rules, sends, writes the summary; the exit status. */
+static int replay_run(const struct replay_options *o)
 {
     struct replay_run run;
     memset(&run, 0, sizeof(run));
-    int r = parse_options(argc, argv, &run.o);
-    if (r != 0)
-        return r > 0 ? 0 : 2;
-    int rc = 1;
+    run.o = *o;
+    int r, rc = 1;
+    log_set_level(o->log_level);
     net_raise_fd_limit();
     run.base = net_event_base_new();
     if (!run.base)
@@ -401,42 +419,7 @@ int replay_main(int argc, char **argv)
         rc = r == -EINVAL || r == -EBADMSG ? 2 : 1;
         goto fail;
     }
-    if (strcmp(run.o.target, "sim") == 0) {
-        if (sim_new(run.base, &run.o.sim, &run.sim) < 0)
-            goto fail;
-        char addr[80];
-        net_format(sim_address(run.sim), addr, sizeof(addr));
-        snprintf(run.target_url, sizeof(run.target_url), "http://%s", addr);
-    } else {
-        snprintf(run.target_url, sizeof(run.target_url), "%s", run.o.target);
-    }
-    if (probe_target(&run) < 0)
-        goto fail;
-
-    struct metrics_options mo;
-    metrics_options_default(&mo);
-    mo.recent = 0;
-    if (metrics_new(&mo, clock_now(), &run.metrics) < 0)
-        goto fail;
-    if (run.o.log_path && (r = reqlog_open(run.o.log_path, run.o.log_gaps, &run.log)) < 0) {
-        fprintf(stderr, "tokentap replay: cannot open %s: %s\n", run.o.log_path, strerror(-r));
-        goto fail;
-    }
-    struct loadgen_options lo;
-    loadgen_options_default(&lo);
-    lo.url = run.target_url;
-    lo.label = strcmp(run.o.target, "sim") == 0 ? "sim" : run.target_url;
-    lo.response_timeout = run.o.response_timeout;
-    lo.stream_timeout = run.o.stream_timeout;
-    lo.metrics = run.metrics;
-    lo.log = run.log;
-    lo.keep_text = run.o.history == REPLAY_HISTORY_LIVE; /* only live history reads answers */
-    char err[256];
-    if (loadgen_new(run.base, &lo, &run.lg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "tokentap replay: %s\n", err);
-        goto fail;
-    }
-    if (replay_run_loop(&run) < 0)
+    if (start_target(&run) < 0 || start_load(&run) < 0 || replay_run_loop(&run) < 0)
         goto fail;
     usec_t end = clock_now();
     if (!run.o.quiet && run.tty)
@@ -449,4 +432,14 @@ int replay_main(int argc, char **argv)
 fail:
     replay_run_free(&run);
     return rc;
+}
+
+int replay_main(int argc, char **argv)
+{
+    struct replay_options o;
+    struct config_err err;
+    int r = replay_settings_parse(&o, argc, argv, &err);
+    if (r != 0)
+        return cli_exit(&replay_command, r, &err);
+    return replay_run(&o);
 }

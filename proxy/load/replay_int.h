@@ -8,42 +8,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "load/arrival.h"
 #include "core/clock.h"
 #include "core/hist.h"
-#include "rewrite/rewrite.h"
-#include "sim/sim.h"
+#include "load/replay.h"
 #include "tap/trace.h"
+#include "wire/loop.h"
 
 struct event;
 struct event_base;
 struct loadgen;
 struct metrics;
 struct reqlog;
-
-enum replay_history {
-    REPLAY_HISTORY_RECORDED,
-    REPLAY_HISTORY_LIVE,
-};
-
-/* The command line; strings are borrowed from argv. */
-struct replay_options {
-    const char *trace;
-    const char *target;          /* URL or "sim" */
-    struct arrival sched;
-    usec_t duration;             /* rate mode: stop sending after this */
-    uint64_t requests;           /* rate mode: stop after this many (0 = trace size) */
-    enum replay_history history;
-    const char *log_path;
-    bool log_gaps;
-    const char *out_path;
-    bool quiet;
-    bool stop_on_error;
-    usec_t response_timeout, stream_timeout;
-    struct sim_options sim;
-    const char *config;          /* its rewrite: rules apply to every request */
-    enum rewrite_thinking thinking; /* --thinking: the X-Tokentap-Thinking override */
-};
 
 enum replay_item_state {
     REPLAY_ITEM_PENDING,
@@ -91,7 +66,8 @@ struct replay_run {
     uint64_t sent, finished;
     struct hist send_lag;        /* t_sent - intended */
     struct hist ttft_uncorrected;/* first token - actual send */
-    struct event *timer, *progress, *sigint, *sigterm; /* owned */
+    struct event *timer, *progress; /* owned */
+    struct loop loop;            /* the signal rules while the trace runs */
     bool interrupted, stopping;
     bool failed;                 /* stopped early: a request could not be sent (no memory) */
     bool tty;

@@ -40,6 +40,8 @@ void summary_print_latencies(FILE *out, const cJSON *row, const cJSON *send_lag)
 {
     fprintf(out, "  %-12s %9s %9s %9s %9s %9s\n", "ms", "p50", "p90", "p99", "max", "count");
     latency_row(out, "TTFT", get(row, "ttft_ms"));
+    latency_row(out, " slot wait", get(row, "slot_wait_ms"));
+    latency_row(out, " prefill", get(row, "prefill_ms"));
     latency_row(out, "TTFC", get(row, "ttfc_ms"));
     latency_row(out, "ITL", get(row, "itl_ms"));
     latency_row(out, "TPOT", get(row, "tpot_ms"));
@@ -57,8 +59,8 @@ void summary_print_levels(FILE *out, const cJSON *stats)
     const cJSON *levels = get(stats, "by_concurrency");
     if (cJSON_GetArraySize(levels) == 0)
         return;
-    fprintf(out, "\n  %-11s %8s %10s %9s %9s %12s %10s\n", "concurrency", "requests", "TTFT p50",
-            "ITL p50", "ITL p99", "tok/s p50", "E2E p50");
+    fprintf(out, "\n  %-11s %8s %10s %9s %9s %9s %9s %12s %10s\n", "concurrency", "requests", "TTFT p50",
+            "wait p50", "prefill", "ITL p50", "ITL p99", "tok/s p50", "E2E p50");
     const cJSON *row;
     cJSON_ArrayForEach(row, levels)
     {
@@ -70,7 +72,8 @@ void summary_print_levels(FILE *out, const cJSON *stats)
             snprintf(level, sizeof(level), "%.0f", num(row, "concurrency", 0));
         fprintf(out, "  %-11s %8.0f", level, num(row, "requests", 0));
         cell(out, get(get(row, "ttft_ms"), "p50"));
-        fprintf(out, " ");
+        cell(out, get(get(row, "slot_wait_ms"), "p50"));
+        cell(out, get(get(row, "prefill_ms"), "p50"));
         cell(out, get(get(row, "itl_ms"), "p50"));
         cell(out, get(get(row, "itl_ms"), "p99"));
         fprintf(out, "   ");

@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 
 #include "core/cli.h"
+#include "core/config.h"
 #include "core/files.h"
 #include "core/log.h"
 #include "report/report_build.h"
@@ -22,8 +23,8 @@
 
 /* --- rendering --- */
 
-static int render(const struct report_plan *plan, enum report_format format,
-                  struct evbuffer *out, char *err, size_t errlen)
+static int render(const struct report_plan *plan, enum report_format format, struct evbuffer *out,
+                  struct config_err *err)
 {
     struct report_doc doc = {0};
     int rc;
@@ -33,13 +34,13 @@ static int render(const struct report_plan *plan, enum report_format format,
     else
         rc = report_doc_markdown(&doc, out);
     if (rc < 0 && err)
-        snprintf(err, errlen, "cannot render the report: %s", strerror(-rc));
+        config_err_set(err, "cannot render the report: %s", strerror(-rc));
     report_doc_finish(&doc);
     return rc;
 }
 
 int report_render(const struct results *run, const char *source, enum report_format format,
-                  struct evbuffer *out, char *err, size_t errlen)
+                  struct evbuffer *out, struct config_err *err)
 {
     /* The plan holds REPORT_MAX_SIDES sides: too big for a small stack. */
     struct report_plan *plan = malloc(sizeof(*plan));
@@ -48,21 +49,20 @@ int report_render(const struct results *run, const char *source, enum report_for
         rc = -ENOMEM;
         goto fail;
     }
-    rc = report_plan_run(plan, run, source, err, errlen);
+    rc = report_plan_run(plan, run, source, err);
     if (rc < 0)
         goto fail;
-    rc = render(plan, format, out, err, errlen);
+    rc = render(plan, format, out, err);
 fail:
     if (rc == -ENOMEM && err)
-        snprintf(err, errlen, "out of memory");
+        config_err_set(err, "out of memory");
     free(plan);
     return rc;
 }
 
-int report_render_compare(const struct results *a, const char *a_source,
-                          const struct results *b, const char *b_source,
-                          enum report_format format, struct evbuffer *out, char *err,
-                          size_t errlen)
+int report_render_compare(const struct results *a, const char *a_source, const struct results *b,
+                          const char *b_source, enum report_format format, struct evbuffer *out,
+                          struct config_err *err)
 {
     struct report_plan *plan = malloc(sizeof(*plan));
     int rc;
@@ -70,13 +70,13 @@ int report_render_compare(const struct results *a, const char *a_source,
         rc = -ENOMEM;
         goto fail;
     }
-    rc = report_plan_compare(plan, a, a_source, b, b_source, err, errlen);
+    rc = report_plan_compare(plan, a, a_source, b, b_source, err);
     if (rc < 0)
         goto fail;
-    rc = render(plan, format, out, err, errlen);
+    rc = render(plan, format, out, err);
 fail:
     if (rc == -ENOMEM && err)
-        snprintf(err, errlen, "out of memory");
+        config_err_set(err, "out of memory");
     free(plan);
     return rc;
 }
@@ -182,7 +182,8 @@ static int write_reports(const struct results *run, const char *source, const ch
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         if (!(formats & files[i].format))
             continue;
-        char path[4096], err[512] = "";
+        char path[4096];
+        struct config_err err = {""};
         struct evbuffer *out = evbuffer_new();
         int rc;
         int n = snprintf(path, sizeof(path), "%s/%s", dir, files[i].name);
@@ -194,9 +195,9 @@ static int write_reports(const struct results *run, const char *source, const ch
             evbuffer_free(out);
             return rc;
         }
-        rc = report_render(run, source, files[i].format, out, err, sizeof(err));
+        rc = report_render(run, source, files[i].format, out, &err);
         if (rc < 0) {
-            log_error("report: %s", err[0] ? err : strerror(-rc));
+            log_error("report: %s", err.msg[0] ? err.msg : strerror(-rc));
         } else {
             rc = write_file(path, out);
             if (rc < 0)
@@ -223,7 +224,8 @@ int report_write_all(const struct results *run, const char *dir, struct evbuffer
 /* Reads and parses a results file; prints "tokentap CMD: PATH: reason". */
 static int load(const char *cmd, const char *path, struct results **ret)
 {
-    char *text = NULL, err[512] = "";
+    char *text = NULL;
+    struct config_err err = {""};
     size_t len = 0;
     int rc = read_file(path, &text, &len);
     if (rc < 0) {
@@ -234,9 +236,9 @@ static int load(const char *cmd, const char *path, struct results **ret)
             fprintf(stderr, "tokentap %s: cannot read %s: %s\n", cmd, path, strerror(-rc));
         return rc;
     }
-    rc = results_parse(text, len, ret, err, sizeof(err));
+    rc = results_parse(text, len, ret, &err);
     if (rc < 0)
-        fprintf(stderr, "tokentap %s: %s: %s\n", cmd, path, err);
+        fprintf(stderr, "tokentap %s: %s: %s\n", cmd, path, err.msg);
     free(text);
     return rc;
 }
@@ -279,48 +281,57 @@ static const char *dir_of(const char *path, char *buf, size_t len)
     return buf;
 }
 
-int report_main(int argc, char **argv)
+int report_settings_parse(struct report_settings *s, int argc, char **argv, struct config_err *err)
 {
-    const struct cli_command *cmd = &report_command;
     struct cli_parser p;
-    const char *v, *results_path = NULL, *out_dir = NULL;
-    unsigned formats = 0;
-    struct results *run = NULL;
-    char dirbuf[4096];
+    const char *v;
     int id;
-    cli_init(&p, cmd, argc, argv);
+    *s = (struct report_settings){0};
+    cli_init(&p, &report_command, argc, argv, err);
     while ((id = cli_next(&p, &v)) != CLI_END) {
         switch (id) {
         case CLI_HELP:
-            return 0;
+            return CLI_RUN_HELP;
         case CLI_ERROR:
-            return 2;
+            return -EINVAL;
         case CLI_POSITIONAL:
-            if (results_path) {
-                cli_usage_error(cmd, "one results file only (got '%s' and '%s')", results_path, v);
-                return 2;
-            }
-            results_path = v;
+            if (s->results)
+                return cli_usage(&p, "one results file only (got '%s' and '%s')", s->results, v);
+            s->results = v;
             break;
-        case OPT_OUT: out_dir = v; break;
-        case OPT_MD: formats |= REPORT_FORMAT_MD; break;
-        case OPT_HTML: formats |= REPORT_FORMAT_HTML; break;
-        default: return 2;
+        case OPT_OUT: s->out_dir = v; break;
+        case OPT_MD: s->formats |= REPORT_FORMAT_MD; break;
+        case OPT_HTML: s->formats |= REPORT_FORMAT_HTML; break;
         }
     }
-    if (!results_path) {
-        cli_usage_error(cmd, "which results file? (e.g. tokentap report runs/x/results.json)");
-        return 2;
-    }
-    if (!formats)
-        formats = REPORT_FORMAT_MD | REPORT_FORMAT_HTML;
-    if (!out_dir)
-        out_dir = dir_of(results_path, dirbuf, sizeof(dirbuf));
-    if (load(cmd->name, results_path, &run) < 0)
+    if (!s->results)
+        return cli_usage(&p, "which results file? (e.g. tokentap report runs/x/results.json)");
+    if (!s->formats)
+        s->formats = REPORT_FORMAT_MD | REPORT_FORMAT_HTML;
+    return 0;
+}
+
+/* Writes the reports; the exit status. */
+static int report_run(const struct report_settings *s)
+{
+    struct results *run = NULL;
+    char dirbuf[4096];
+    const char *out_dir = s->out_dir ? s->out_dir : dir_of(s->results, dirbuf, sizeof(dirbuf));
+    if (load(report_command.name, s->results, &run) < 0)
         return 1;
-    int rc = write_reports(run, results_path, out_dir, formats, true, NULL);
+    int rc = write_reports(run, s->results, out_dir, s->formats, true, NULL);
     results_free(run);
     return rc < 0 ? 1 : 0;
+}
+
+int report_main(int argc, char **argv)
+{
+    struct report_settings s;
+    struct config_err err;
+    int r = report_settings_parse(&s, argc, argv, &err);
+    if (r != 0)
+        return cli_exit(&report_command, r, &err);
+    return report_run(&s);
 }
 
 /* --- tokentap compare --- */
@@ -344,60 +355,63 @@ static const struct cli_command compare_command = {
     .epilog = NULL,
 };
 
-int report_compare_main(int argc, char **argv)
+int report_compare_settings_parse(struct report_compare_settings *s, int argc, char **argv,
+                                  struct config_err *err)
 {
-    const struct cli_command *cmd = &compare_command;
     struct cli_parser p;
-    const char *v, *paths[2] = {NULL, NULL}, *out_path = NULL;
+    const char *v;
+    int id;
     unsigned formats = 0;
-    struct results *a = NULL, *b = NULL;
-    struct evbuffer *out = NULL;
-    char err[512] = "";
-    int id, status = 1;
-    cli_init(&p, cmd, argc, argv);
+    *s = (struct report_compare_settings){.format = REPORT_FORMAT_MD};
+    cli_init(&p, &compare_command, argc, argv, err);
     while ((id = cli_next(&p, &v)) != CLI_END) {
         switch (id) {
         case CLI_HELP:
-            return 0;
+            return CLI_RUN_HELP;
         case CLI_ERROR:
-            return 2;
+            return -EINVAL;
         case CLI_POSITIONAL:
-            if (paths[1]) {
-                cli_usage_error(cmd, "two results files only (a third: '%s')", v);
-                return 2;
-            }
-            paths[paths[0] ? 1 : 0] = v;
+            if (s->paths[1])
+                return cli_usage(&p, "two results files only (a third: '%s')", v);
+            s->paths[s->paths[0] ? 1 : 0] = v;
             break;
-        case OPT_OUT: out_path = v; break;
+        case OPT_OUT: s->out = v; break;
         case OPT_MD: formats |= REPORT_FORMAT_MD; break;
         case OPT_HTML: formats |= REPORT_FORMAT_HTML; break;
-        default: return 2;
         }
     }
-    if (!paths[1]) {
-        cli_usage_error(cmd, "needs two results files, A and B");
-        return 2;
-    }
-    if (formats == (REPORT_FORMAT_MD | REPORT_FORMAT_HTML)) {
-        cli_usage_error(cmd, "--md or --html, not both");
-        return 2;
-    }
-    enum report_format format = formats == REPORT_FORMAT_HTML ? REPORT_FORMAT_HTML : REPORT_FORMAT_MD;
-    if (load(cmd->name, paths[0], &a) < 0 || load(cmd->name, paths[1], &b) < 0)
+    if (!s->paths[1])
+        return cli_usage(&p, "needs two results files, A and B");
+    if (formats == (REPORT_FORMAT_MD | REPORT_FORMAT_HTML))
+        return cli_usage(&p, "--md or --html, not both");
+    if (formats == REPORT_FORMAT_HTML)
+        s->format = REPORT_FORMAT_HTML;
+    return 0;
+}
+
+/* Renders the comparison to the file or stdout; the exit status. */
+static int compare_run(const struct report_compare_settings *s)
+{
+    const char *name = compare_command.name;
+    struct results *a = NULL, *b = NULL;
+    struct evbuffer *out = NULL;
+    struct config_err err = {""};
+    int status = 1;
+    if (load(name, s->paths[0], &a) < 0 || load(name, s->paths[1], &b) < 0)
         goto fail;
     out = evbuffer_new();
     if (!out) {
         fprintf(stderr, "tokentap compare: out of memory\n");
         goto fail;
     }
-    int rc = report_render_compare(a, paths[0], b, paths[1], format, out, err, sizeof(err));
+    int rc = report_render_compare(a, s->paths[0], b, s->paths[1], s->format, out, &err);
     if (rc < 0) {
-        fprintf(stderr, "tokentap compare: %s\n", err[0] ? err : strerror(-rc));
+        fprintf(stderr, "tokentap compare: %s\n", err.msg[0] ? err.msg : strerror(-rc));
         goto fail;
     }
-    rc = out_path ? write_file(out_path, out) : write_to(stdout, out);
+    rc = s->out ? write_file(s->out, out) : write_to(stdout, out);
     if (rc < 0) {
-        fprintf(stderr, "tokentap compare: cannot write %s: %s\n", out_path ? out_path : "stdout",
+        fprintf(stderr, "tokentap compare: cannot write %s: %s\n", s->out ? s->out : "stdout",
                 strerror(-rc));
         goto fail;
     }
@@ -408,4 +422,14 @@ fail:
     results_free(b);
     results_free(a);
     return status;
+}
+
+int report_compare_main(int argc, char **argv)
+{
+    struct report_compare_settings s;
+    struct config_err err;
+    int r = report_compare_settings_parse(&s, argc, argv, &err);
+    if (r != 0)
+        return cli_exit(&compare_command, r, &err);
+    return compare_run(&s);
 }

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+struct config_err;
 struct evbuffer;
 struct results;
 
@@ -31,14 +32,34 @@ int report_write_all(const struct results *run, const char *dir, struct evbuffer
  * file's name for the header) may be NULL. 0 or -errno with the reason in
  * err (may be NULL). */
 int report_render(const struct results *run, const char *source, enum report_format format,
-                  struct evbuffer *out, char *err, size_t errlen);
+                  struct evbuffer *out, struct config_err *err);
 
 /* Renders the comparison of run b against run a (targets matched by name,
  * or the only target of each). -ENOENT when nothing pairs up. */
-int report_render_compare(const struct results *a, const char *a_source,
-                          const struct results *b, const char *b_source,
-                          enum report_format format, struct evbuffer *out, char *err,
-                          size_t errlen);
+int report_render_compare(const struct results *a, const char *a_source, const struct results *b,
+                          const char *b_source, enum report_format format, struct evbuffer *out,
+                          struct config_err *err);
+
+/* `tokentap report`'s settings; strings are borrowed from argv. */
+struct report_settings {
+    const char *results;  /* the results.json */
+    const char *out_dir;  /* --out, NULL: the results file's directory */
+    unsigned formats;     /* REPORT_FORMAT_* bits (both unless --md or --html) */
+};
+
+/* `tokentap compare`'s settings; strings are borrowed from argv. */
+struct report_compare_settings {
+    const char *paths[2];        /* A and B */
+    const char *out;             /* --out, NULL: stdout */
+    enum report_format format;
+};
+
+/* Parse argv (argv[0] is "report" or "compare") into s: 0, CLI_RUN_HELP
+ * for --help, or -EINVAL with the usage error's line in err. They read no
+ * file. */
+int report_settings_parse(struct report_settings *s, int argc, char **argv, struct config_err *err);
+int report_compare_settings_parse(struct report_compare_settings *s, int argc, char **argv,
+                                  struct config_err *err);
 
 /* The subcommands; exit status 0, 1 (runtime error) or 2 (usage error). */
 int report_main(int argc, char **argv);

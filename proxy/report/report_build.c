@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/config.h"
 #include "report/report_doc.h"
 
 /* The primary table has turn 1 TTFT, a column per turn, last-turn tok/s and
@@ -15,11 +16,11 @@ _Static_assert(RESULTS_MAX_TURNS + 4 <= REPORT_DOC_MAX_COLS, "primary table too 
 /* --- plans --- */
 
 int report_plan_run(struct report_plan *plan, const struct results *run, const char *source,
-                    char *err, size_t errlen)
+                    struct config_err *err)
 {
     if (run->n_targets > REPORT_MAX_SIDES) {
-        results_set_err(err, errlen, "%zu targets; a report shows at most %d", run->n_targets,
-                        REPORT_MAX_SIDES);
+        config_err_set(err, "%zu targets; a report shows at most %d", run->n_targets,
+                       REPORT_MAX_SIDES);
         return -E2BIG;
     }
     memset(plan, 0, sizeof(*plan));
@@ -53,7 +54,7 @@ static void add_pair(struct report_plan *plan, const struct results *a,
 }
 
 int report_plan_compare(struct report_plan *plan, const struct results *a, const char *a_source,
-                        const struct results *b, const char *b_source, char *err, size_t errlen)
+                        const struct results *b, const char *b_source, struct config_err *err)
 {
     memset(plan, 0, sizeof(*plan));
     plan->compare = true;
@@ -71,9 +72,9 @@ int report_plan_compare(struct report_plan *plan, const struct results *a, const
     if (plan->n_pairs == 0 && a->n_targets == 1 && b->n_targets == 1)
         add_pair(plan, a, &a->targets[0], b, &b->targets[0]);
     if (plan->n_pairs == 0) {
-        results_set_err(err, errlen,
-                        "no target of the first run has a namesake in the second (and they do not "
-                        "have one target each)");
+        config_err_set(err,
+                       "no target of the first run has a namesake in the second (and they do not "
+                       "have one target each)");
         return -ENOENT;
     }
     return 0;

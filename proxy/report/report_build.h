@@ -12,6 +12,7 @@
 #include "report/results.h"
 #include "core/stats.h"
 
+struct config_err;
 struct report_doc;
 
 /* Targets one report shows (every extra one is compared with the first). */
@@ -41,12 +42,12 @@ struct report_plan {
 /* One run's plan: every target a side, each compared with the first.
  * 0 or -E2BIG (more than REPORT_MAX_SIDES targets, reason in err). */
 int report_plan_run(struct report_plan *plan, const struct results *run, const char *source,
-                    char *err, size_t errlen);
+                    struct config_err *err);
 
 /* Two runs' plan: targets matched by name (or the only target of each),
  * pairs (A's, B's). 0, or -ENOENT when no target matches (reason in err). */
 int report_plan_compare(struct report_plan *plan, const struct results *a, const char *a_source,
-                        const struct results *b, const char *b_source, char *err, size_t errlen);
+                        const struct results *b, const char *b_source, struct config_err *err);
 
 /* Appends the whole report (header, per-target tables in a run, the
  * comparisons, how to read it) with a CHARTS block where the HTML page

@@ -2,13 +2,13 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "core/config.h"
 
 static const char *const cell_metric_keys[RESULTS_CELL_METRICS] = {
     [RESULTS_TTFT] = "ttft_ms",
@@ -24,16 +24,6 @@ static const char *const level_metric_keys[RESULTS_LEVEL_METRICS] = {
     [RESULTS_WALL] = "wall_ms",
     [RESULTS_OUTPUT_TPS] = "output_tokens_per_s",
 };
-
-void results_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static const cJSON *get(const cJSON *j, const char *k)
 {
@@ -57,7 +47,7 @@ static double num(const cJSON *j, const char *k)
  * report loop or allocate without bound). sec[i] (sec alone when i < 0)
  * names the object in the error. 0 or -EINVAL. */
 static int count(const cJSON *j, const char *k, int lo, int hi, int dflt, int *ret, const char *sec,
-                 int i, char *err, size_t errlen)
+                 int i, struct config_err *err)
 {
     const cJSON *v = get(j, k);
     if (!cJSON_IsNumber(v)) {
@@ -67,10 +57,10 @@ static int count(const cJSON *j, const char *k, int lo, int hi, int dflt, int *r
     double d = v->valuedouble;
     if (!(d >= lo && d <= hi)) {
         if (i >= 0)
-            results_set_err(err, errlen, "%s[%d].%s is %g: expected %d to %d", sec, i, k, d, lo,
+            config_err_set(err, "%s[%d].%s is %g: expected %d to %d", sec, i, k, d, lo,
                             hi);
         else
-            results_set_err(err, errlen, "%s.%s is %g: expected %d to %d", sec, k, d, lo, hi);
+            config_err_set(err, "%s.%s is %g: expected %d to %d", sec, k, d, lo, hi);
         return -EINVAL;
     }
     *ret = (int)d;
@@ -84,7 +74,7 @@ static int count(const cJSON *j, const char *k, int lo, int hi, int dflt, int *r
 /* A section's array of objects; NULL (and a message) when the key holds
  * something else. A missing optional section is an empty array. */
 static int section(const cJSON *root, const char *k, bool required, const cJSON **ret,
-                   char *err, size_t errlen)
+                   struct config_err *err)
 {
     const cJSON *a = get(root, k);
     if (!a && !required) {
@@ -92,7 +82,7 @@ static int section(const cJSON *root, const char *k, bool required, const cJSON 
         return 0;
     }
     if (!cJSON_IsArray(a)) {
-        results_set_err(err, errlen, "\"%s\" is %s, not an array", k,
+        config_err_set(err, "\"%s\" is %s, not an array", k,
                         a ? "something else" : "missing");
         return -EINVAL;
     }
@@ -101,7 +91,7 @@ static int section(const cJSON *root, const char *k, bool required, const cJSON 
     cJSON_ArrayForEach(e, a)
     {
         if (!cJSON_IsObject(e)) {
-            results_set_err(err, errlen, "%s[%d] is not an object", k, i);
+            config_err_set(err, "%s[%d] is not an object", k, i);
             return -EINVAL;
         }
         i++;
@@ -239,11 +229,11 @@ static int read_phases(const cJSON *phases, struct results_level *l)
     return 0;
 }
 
-static int read_scenario(struct results *r, const cJSON *root, char *err, size_t errlen)
+static int read_scenario(struct results *r, const cJSON *root, struct config_err *err)
 {
     const cJSON *sc = get(root, "scenario");
     if (!cJSON_IsObject(sc)) {
-        results_set_err(err, errlen, "no \"scenario\" object");
+        config_err_set(err, "no \"scenario\" object");
         return -EINVAL;
     }
     r->scenario_name = str(sc, "name") ? str(sc, "name") : "";
@@ -251,7 +241,7 @@ static int read_scenario(struct results *r, const cJSON *root, char *err, size_t
     r->scenario_file = str(sc, "file");
     r->warmup = num(sc, "warmup");
     int rc =
-        count(sc, "repetitions", 0, MAX_COUNT, 0, &r->repetitions, "scenario", -1, err, errlen);
+        count(sc, "repetitions", 0, MAX_COUNT, 0, &r->repetitions, "scenario", -1, err);
     if (rc < 0)
         return rc;
     const cJSON *e;
@@ -260,11 +250,11 @@ static int read_scenario(struct results *r, const cJSON *root, char *err, size_t
     {
         const char *name = str(e, "name");
         if (!name) {
-            results_set_err(err, errlen, "scenario.agents[%d] has no \"name\"", i);
+            config_err_set(err, "scenario.agents[%d] has no \"name\"", i);
             return -EINVAL;
         }
         int turns;
-        rc = count(e, "turns", 1, RESULTS_MAX_TURNS, 1, &turns, "scenario.agents", i, err, errlen);
+        rc = count(e, "turns", 1, RESULTS_MAX_TURNS, 1, &turns, "scenario.agents", i, err);
         if (rc == 0)
             rc = add_agent(r, name, turns);
         if (rc < 0)
@@ -281,7 +271,7 @@ static int read_scenario(struct results *r, const cJSON *root, char *err, size_t
     {
         const char *name = str(e, "name");
         if (!name) {
-            results_set_err(err, errlen, "scenario.levels[%d] has no \"name\"", i);
+            config_err_set(err, "scenario.levels[%d] has no \"name\"", i);
             return -EINVAL;
         }
         rc = add_level(r, name, num(e, "concurrency"));
@@ -320,10 +310,10 @@ static int read_sim(const cJSON *sim, struct results_target *t)
     return 0;
 }
 
-static int read_targets(struct results *r, const cJSON *root, char *err, size_t errlen)
+static int read_targets(struct results *r, const cJSON *root, struct config_err *err)
 {
     const cJSON *a, *e;
-    int rc = section(root, "targets", true, &a, err, errlen);
+    int rc = section(root, "targets", true, &a, err);
     if (rc < 0)
         return rc;
     int i = 0;
@@ -331,7 +321,7 @@ static int read_targets(struct results *r, const cJSON *root, char *err, size_t 
     {
         const char *name = str(e, "name");
         if (!name) {
-            results_set_err(err, errlen, "targets[%d] has no \"name\"", i);
+            config_err_set(err, "targets[%d] has no \"name\"", i);
             return -EINVAL;
         }
         rc = add_target(r, name);
@@ -358,22 +348,22 @@ static int read_targets(struct results *r, const cJSON *root, char *err, size_t 
 }
 
 /* Fields every cell, level cell and request names. */
-static int where(const cJSON *e, const char *sec, int i, bool agent, char *err, size_t errlen)
+static int where(const cJSON *e, const char *sec, int i, bool agent, struct config_err *err)
 {
     static const char *const keys[] = {"target", "level", "agent"};
     for (size_t k = 0; k < (agent ? 3u : 2u); k++) {
         if (!str(e, keys[k])) {
-            results_set_err(err, errlen, "%s[%d] has no \"%s\" string", sec, i, keys[k]);
+            config_err_set(err, "%s[%d] has no \"%s\" string", sec, i, keys[k]);
             return -EINVAL;
         }
     }
     return 0;
 }
 
-static int read_cells(struct results *r, const cJSON *root, char *err, size_t errlen)
+static int read_cells(struct results *r, const cJSON *root, struct config_err *err)
 {
     const cJSON *a, *e;
-    int rc = section(root, "cells", true, &a, err, errlen);
+    int rc = section(root, "cells", true, &a, err);
     if (rc < 0)
         return rc;
     size_t n = (size_t)cJSON_GetArraySize(a);
@@ -383,29 +373,29 @@ static int read_cells(struct results *r, const cJSON *root, char *err, size_t er
     int i = 0;
     cJSON_ArrayForEach(e, a)
     {
-        rc = where(e, "cells", i, true, err, errlen);
+        rc = where(e, "cells", i, true, err);
         if (rc < 0)
             return rc;
         struct results_cell *c = &r->cells[r->n_cells++];
         c->target = str(e, "target");
         c->level = str(e, "level");
         c->agent = str(e, "agent");
-        rc = count(e, "turn", 1, RESULTS_MAX_TURNS, 1, &c->turn, "cells", i, err, errlen);
+        rc = count(e, "turn", 1, RESULTS_MAX_TURNS, 1, &c->turn, "cells", i, err);
         if (rc == 0)
-            rc = count(e, "n", 0, MAX_COUNT, 0, &c->n, "cells", i, err, errlen);
+            rc = count(e, "n", 0, MAX_COUNT, 0, &c->n, "cells", i, err);
         if (rc == 0)
-            rc = count(e, "errors", 0, MAX_COUNT, 0, &c->errors, "cells", i, err, errlen);
+            rc = count(e, "errors", 0, MAX_COUNT, 0, &c->errors, "cells", i, err);
         if (rc == 0)
-            rc = count(e, "pass", 0, MAX_COUNT, 0, &c->pass, "cells", i, err, errlen);
+            rc = count(e, "pass", 0, MAX_COUNT, 0, &c->pass, "cells", i, err);
         if (rc == 0)
-            rc = count(e, "checked", 0, MAX_COUNT, 0, &c->checked, "cells", i, err, errlen);
+            rc = count(e, "checked", 0, MAX_COUNT, 0, &c->checked, "cells", i, err);
         if (rc < 0)
             return rc;
         for (int m = 0; m < RESULTS_CELL_METRICS; m++) {
             rc = read_values(get(e, cell_metric_keys[m]), &c->m[m]);
             if (rc < 0) {
                 if (rc == -EFBIG)
-                    results_set_err(err, errlen, "cells[%d] has more than %d values per metric", i,
+                    config_err_set(err, "cells[%d] has more than %d values per metric", i,
                                     RESULTS_MAX_REPETITIONS);
                 return rc;
             }
@@ -418,10 +408,10 @@ static int read_cells(struct results *r, const cJSON *root, char *err, size_t er
     return 0;
 }
 
-static int read_level_cells(struct results *r, const cJSON *root, char *err, size_t errlen)
+static int read_level_cells(struct results *r, const cJSON *root, struct config_err *err)
 {
     const cJSON *a, *e;
-    int rc = section(root, "level_cells", true, &a, err, errlen);
+    int rc = section(root, "level_cells", true, &a, err);
     if (rc < 0)
         return rc;
     size_t n = (size_t)cJSON_GetArraySize(a);
@@ -431,23 +421,23 @@ static int read_level_cells(struct results *r, const cJSON *root, char *err, siz
     int i = 0;
     cJSON_ArrayForEach(e, a)
     {
-        rc = where(e, "level_cells", i, false, err, errlen);
+        rc = where(e, "level_cells", i, false, err);
         if (rc < 0)
             return rc;
         struct results_level_cell *c = &r->level_cells[r->n_level_cells++];
         c->target = str(e, "target");
         c->level = str(e, "level");
         c->concurrency = num(e, "concurrency");
-        rc = count(e, "n", 0, MAX_COUNT, 0, &c->n, "level_cells", i, err, errlen);
+        rc = count(e, "n", 0, MAX_COUNT, 0, &c->n, "level_cells", i, err);
         if (rc == 0)
-            rc = count(e, "errors", 0, MAX_COUNT, 0, &c->errors, "level_cells", i, err, errlen);
+            rc = count(e, "errors", 0, MAX_COUNT, 0, &c->errors, "level_cells", i, err);
         if (rc < 0)
             return rc;
         for (int m = 0; m < RESULTS_LEVEL_METRICS; m++) {
             rc = read_values(get(e, level_metric_keys[m]), &c->m[m]);
             if (rc < 0) {
                 if (rc == -EFBIG)
-                    results_set_err(err, errlen,
+                    config_err_set(err,
                                     "level_cells[%d] has more than %d values per metric", i,
                                     RESULTS_MAX_REPETITIONS);
                 return rc;
@@ -482,10 +472,10 @@ static void read_record(struct results *r, const cJSON *rec, struct results_requ
     r->n_gaps += q->n_gaps;
 }
 
-static int read_requests(struct results *r, const cJSON *root, char *err, size_t errlen)
+static int read_requests(struct results *r, const cJSON *root, struct config_err *err)
 {
     const cJSON *a, *e;
-    int rc = section(root, "requests", false, &a, err, errlen);
+    int rc = section(root, "requests", false, &a, err);
     if (rc < 0 || !a)
         return rc;
     size_t n = (size_t)cJSON_GetArraySize(a), gaps = 0;
@@ -502,7 +492,7 @@ static int read_requests(struct results *r, const cJSON *root, char *err, size_t
     int i = 0;
     cJSON_ArrayForEach(e, a)
     {
-        rc = where(e, "requests", i, true, err, errlen);
+        rc = where(e, "requests", i, true, err);
         if (rc < 0)
             return rc;
         struct results_request *q = &r->requests[r->n_requests++];
@@ -511,7 +501,7 @@ static int read_requests(struct results *r, const cJSON *root, char *err, size_t
         q->agent = str(e, "agent");
         double rep = num(e, "repetition");
         q->repetition = rep >= 0 && rep <= 1e9 ? (long)rep : 0;
-        rc = count(e, "turn", 1, RESULTS_MAX_TURNS, 1, &q->turn, "requests", i, err, errlen);
+        rc = count(e, "turn", 1, RESULTS_MAX_TURNS, 1, &q->turn, "requests", i, err);
         if (rc < 0)
             return rc;
         const cJSON *check = get(e, "check");
@@ -545,32 +535,31 @@ static int read_environment(struct results *r, const cJSON *root)
     return 0;
 }
 
-int results_from_json(const cJSON *root, struct results **ret, char *err, size_t errlen)
+int results_from_json(const cJSON *root, struct results **ret, struct config_err *err)
 {
     struct results *r = NULL;
     int rc = -EINVAL;
     const char *format = str(root, "format");
     if (!cJSON_IsObject(root) || !format) {
-        results_set_err(err, errlen, "not a tokentap results file (no \"format\": \"%s\")",
+        config_err_set(err, "not a tokentap results file (no \"format\": \"%s\")",
                         RESULTS_FORMAT);
         goto fail;
     }
     if (strcmp(format, RESULTS_FORMAT) != 0) {
-        results_set_err(err, errlen,
+        config_err_set(err,
                         "not a tokentap bench results file (format \"%.60s\", expected \"%s\")",
                         format, RESULTS_FORMAT);
         goto fail;
     }
     const cJSON *version = get(root, "version");
     if (!cJSON_IsNumber(version)) {
-        results_set_err(err, errlen,
+        config_err_set(err,
                         "results file without a format version (this tokentap reads version %d)",
                         RESULTS_VERSION);
         goto fail;
     }
     if (version->valuedouble != RESULTS_VERSION) {
-        results_set_err(
-            err, errlen,
+        config_err_set(err,
             "results format version %g is not supported (this tokentap reads version %d)",
             version->valuedouble, RESULTS_VERSION);
         goto fail;
@@ -582,28 +571,28 @@ int results_from_json(const cJSON *root, struct results **ret, char *err, size_t
     }
     r->complete = cJSON_IsTrue(get(root, "complete"));
     r->tokentap_version = str(root, "tokentap_version");
-    if ((rc = read_environment(r, root)) < 0 || (rc = read_scenario(r, root, err, errlen)) < 0 ||
-        (rc = read_targets(r, root, err, errlen)) < 0 ||
-        (rc = read_cells(r, root, err, errlen)) < 0 ||
-        (rc = read_level_cells(r, root, err, errlen)) < 0 ||
-        (rc = read_requests(r, root, err, errlen)) < 0)
+    if ((rc = read_environment(r, root)) < 0 || (rc = read_scenario(r, root, err)) < 0 ||
+        (rc = read_targets(r, root, err)) < 0 ||
+        (rc = read_cells(r, root, err)) < 0 ||
+        (rc = read_level_cells(r, root, err)) < 0 ||
+        (rc = read_requests(r, root, err)) < 0)
         goto fail;
     *ret = r;
     return 0;
 fail:
     if (rc == -ENOMEM)
-        results_set_err(err, errlen, "out of memory");
+        config_err_set(err, "out of memory");
     results_free(r);
     return rc;
 }
 
-int results_parse(const char *text, size_t len, struct results **ret, char *err, size_t errlen)
+int results_parse(const char *text, size_t len, struct results **ret, struct config_err *err)
 {
     cJSON *root = NULL;
     struct results *r = NULL;
     int rc;
     if (len > RESULTS_MAX_BYTES) {
-        results_set_err(err, errlen, "larger than %zu MiB", RESULTS_MAX_BYTES >> 20);
+        config_err_set(err, "larger than %zu MiB", RESULTS_MAX_BYTES >> 20);
         rc = -EFBIG;
         goto fail;
     }
@@ -611,11 +600,11 @@ int results_parse(const char *text, size_t len, struct results **ret, char *err,
     root = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (!root) {
         size_t at = end && end >= text ? (size_t)(end - text) : 0;
-        results_set_err(err, errlen, "not valid JSON (error near byte %zu)", at);
+        config_err_set(err, "not valid JSON (error near byte %zu)", at);
         rc = -EINVAL;
         goto fail;
     }
-    rc = results_from_json(root, &r, err, errlen);
+    rc = results_from_json(root, &r, err);
     if (rc < 0)
         goto fail;
     r->owned_root = root;

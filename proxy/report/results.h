@@ -17,6 +17,7 @@
 #include "core/stats.h"
 
 struct cJSON;
+struct config_err;
 
 #define RESULTS_FORMAT "tokentap-bench"
 #define RESULTS_VERSION 1
@@ -164,16 +165,11 @@ struct results {
  * results_free). On failure returns -EINVAL (not JSON, not a results file,
  * another format version, a malformed section), -EFBIG or -ENOMEM and
  * writes a one-line reason into err (which may be NULL). */
-int results_parse(const char *text, size_t len, struct results **ret, char *err, size_t errlen);
+int results_parse(const char *text, size_t len, struct results **ret, struct config_err *err);
 
 /* Like results_parse, on a tree the caller keeps alive (and unchanged)
  * for the struct's lifetime. */
-int results_from_json(const struct cJSON *root, struct results **ret, char *err, size_t errlen);
-
-/* Formats a one-line reason into err[0, errlen) (err may be NULL), as
- * the results and report functions that take err and errlen do. */
-void results_set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int results_from_json(const struct cJSON *root, struct results **ret, struct config_err *err);
 
 /* Frees r and, from results_parse, its tree. NULL is a no-op. */
 void results_free(struct results *r);

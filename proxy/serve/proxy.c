@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 
 #include "tap/capture.h"
+#include "core/config.h"
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "tap/live.h"
@@ -82,7 +83,7 @@ struct proxy {
 /* --- setup --- */
 
 int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct proxy **ret,
-              char *err, size_t errlen)
+              struct config_err *err)
 {
     int r = -ENOMEM;
     struct proxy *p = calloc(1, sizeof(*p));
@@ -97,7 +98,7 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
         const struct proxy_upstream_config *uc = &cfg->upstreams[i];
         struct pupstream *u = &p->ups[p->n_ups++];
-        r = url_parse(uc->url, &u->target, err, errlen);
+        r = url_parse(uc->url, &u->target, err);
         if (r < 0)
             goto fail;
         u->name = strdup(uc->name);
@@ -121,15 +122,15 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
             p->def = u;
     }
     if (!p->def) {
-        snprintf(err, errlen, "no upstream configured: give --upstream URL or upstreams: in the config");
-        r = -EINVAL;
+        r = config_err_set(
+            err, "no upstream configured: give --upstream URL or upstreams: in the config");
         goto fail;
     }
     *ret = p;
     return 0;
 oom:
     r = -ENOMEM;
-    snprintf(err, errlen, "out of memory");
+    config_err_set(err, "out of memory");
 fail:
     proxy_free(p);
     return r;
@@ -212,7 +213,12 @@ static void exchange_free(struct exchange *x)
      * left (or the proxy is shutting down): every caller let go of it. */
     assert(!x->client);
     assert(p->in_flight > 0 && (x->prev ? x->prev->next == x : p->exchanges == x));
-    finalize(x, tap_outcome(&x->tap, 0, true));
+    if (x->rec.outcome == RECORD_IN_PROGRESS) {
+        /* What the tap read so far (usage, timings, finish) goes in the
+         * record: the answer may well be whole. */
+        tap_end(&x->tap, clock_now());
+        finalize(x, tap_outcome(&x->tap, 0, true));
+    }
     tap_finish(&x->tap);
     capture_finish(&x->cap);
     if (x->rw_done)

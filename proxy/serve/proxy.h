@@ -15,6 +15,7 @@
 #include "wire/server.h"
 #include "wire/upstream.h"
 
+struct config_err;
 struct event_base;
 struct live;
 struct metrics;
@@ -63,7 +64,7 @@ struct proxy_upstream_info {
 /* Builds the proxy (pools are created, nothing connects yet). Returns 0 or
  * a negative errno with a message in err. */
 int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct proxy **ret,
-              char *err, size_t errlen);
+              struct config_err *err);
 /* Cancels exchanges in progress and closes every upstream connection. */
 void proxy_free(struct proxy *p);
 

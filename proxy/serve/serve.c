@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include "core/cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "wire/loop.h"
 #include "wire/net.h"
 #include "tap/metrics.h"
 #include "serve/admin.h"
@@ -23,33 +23,6 @@
 #include "rewrite/rewrite.h"
 #include "wire/server.h"
 #include "tap/trace.h"
-
-#define MAX_UPSTREAMS 64
-#define MAX_MODELS 64
-
-/* Everything `serve` runs with, after defaults, the file and the flags. */
-struct serve_settings {
-    const char *listen;
-    const char *upstream_url;     /* --upstream: the default upstream's URL */
-    struct proxy_upstream_config ups[MAX_UPSTREAMS];
-    const char *models[MAX_UPSTREAMS][MAX_MODELS];
-    size_t n_ups;
-    bool reject_unknown;
-    uint64_t max_body, max_header;
-    unsigned max_connections;
-    unsigned upstream_connections;
-    usec_t connect_timeout, response_timeout, stream_timeout, client_idle_timeout, drain_timeout;
-    const char *log_path;
-    bool log_gaps;
-    const char *session_header;
-    unsigned concurrency_buckets;
-    struct metrics_buckets slow_buckets, fast_buckets; /* n == 0: the defaults */
-    const char *record_dir;
-    bool record_events;
-    uint64_t record_max_file;
-    const char *redact[32];
-    size_t n_redact;
-};
 
 enum {
     OPT_CONFIG = 1,
@@ -78,7 +51,7 @@ enum {
 
 static const struct cli_option serve_options[] = {
     {"config", 'c', "FILE", "config file (YAML or JSON): upstreams, models, limits, timeouts", OPT_CONFIG},
-    {"listen", 'l', "HOST:PORT", "address to listen on; port 0 picks a free one (default 127.0.0.1:8080)", OPT_LISTEN},
+    CLI_OPTION_LISTEN(OPT_LISTEN),
     {"upstream", 'u', "URL", "the default upstream, e.g. http://127.0.0.1:7080 (default as in the file, else that)", OPT_UPSTREAM},
     {"reject-unknown-models", 0, NULL, "answer 404 for a model no upstream lists (default: send it to the default upstream)", OPT_REJECT_UNKNOWN},
     {"max-body", 0, "SIZE", "largest request body; larger gets 413 (default 64M)", OPT_MAX_BODY},
@@ -98,7 +71,7 @@ static const struct cli_option serve_options[] = {
     {"record-events", 0, NULL, "also record every response event with its arrival time", OPT_RECORD_EVENTS},
     {"record-max-file", 0, "SIZE", "start a new trace file beyond this size (default 256M)", OPT_RECORD_MAX_FILE},
     {"redact", 0, "HEADER", "also redact this header in traces (repeatable; authorization, x-api-key, cookie... always)", OPT_REDACT},
-    {"log-level", 0, "LEVEL", "error, warn, info or debug (default info)", OPT_LOG_LEVEL},
+    CLI_OPTION_LOG_LEVEL(OPT_LOG_LEVEL),
     {NULL, 0, NULL, NULL, 0},
 };
 
@@ -120,6 +93,7 @@ static const struct cli_command serve_command = {
 static void settings_default(struct serve_settings *s)
 {
     memset(s, 0, sizeof(*s));
+    s->log_level = LOG_LEVEL_INFO;
     s->listen = "127.0.0.1:8080";
     s->max_body = 64ull * 1024 * 1024;
     s->max_header = 64 * 1024;
@@ -132,7 +106,6 @@ static void settings_default(struct serve_settings *s)
     s->concurrency_buckets = 16;
 }
 
-/* Reads the config file into s; strings stay owned by doc. */
 /* metrics.buckets.slow/fast: a list of bounds (durations, ascending) or
  * {min, max, per_decade} for log-spaced ones. */
 static int load_buckets(struct config_doc *doc, const cJSON *node, struct metrics_buckets *ret,
@@ -179,34 +152,19 @@ static int load_buckets(struct config_doc *doc, const cJSON *node, struct metric
     return 0;
 }
 
-static int load_file(struct config_doc *doc, struct serve_settings *s, struct config_err *err)
+/* The file's upstreams: names, URLs, models (each listed once), one default. */
+static int load_upstreams(struct config_doc *doc, const cJSON *ups, struct serve_settings *s,
+                          struct config_err *err)
 {
-    static const char *const top[] = {"listen", "upstreams", "routing", "limits", "timeouts",
-                                      "log", "metrics", "record", "rewrite", NULL};
-    static const char *const record_keys[] = {"dir", "events", "max_file", "redact", NULL};
-    static const char *const log_keys[] = {"file", "gaps", NULL};
-    static const char *const metrics_keys[] = {"session_header", "concurrency_buckets", "buckets", NULL};
     static const char *const up_keys[] = {"name", "url", "models", "default", "max_connections", NULL};
-    static const char *const routing_keys[] = {"unknown_model", NULL};
-    static const char *const limit_keys[] = {"max_body", "max_header", "max_connections",
-                                             "upstream_connections", NULL};
-    static const char *const timeout_keys[] = {"connect", "response", "stream", "client_idle",
-                                               "drain", NULL};
-    const cJSON *root = config_root(doc);
-    int r = config_check_keys(doc, root, top, err);
-    if (r < 0)
-        return r;
-    if ((r = config_get_string(doc, root, "listen", false, &s->listen, err)) < 0)
-        return r;
-
-    const cJSON *ups = cJSON_GetObjectItemCaseSensitive(root, "upstreams");
+    int r;
     if (ups && !cJSON_IsArray(ups))
         return config_error(doc, ups, err, "'upstreams' must be a list");
     const cJSON *u;
     cJSON_ArrayForEach(u, ups)
     {
-        if (s->n_ups == MAX_UPSTREAMS)
-            return config_error(doc, u, err, "more than %d upstreams", MAX_UPSTREAMS);
+        if (s->n_ups == SERVE_MAX_UPSTREAMS)
+            return config_error(doc, u, err, "more than %d upstreams", SERVE_MAX_UPSTREAMS);
         struct proxy_upstream_config *pc = &s->ups[s->n_ups];
         memset(pc, 0, sizeof(*pc));
         if ((r = config_check_keys(doc, u, up_keys, err)) < 0 ||
@@ -218,10 +176,11 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
         if ((r = config_get_u64(doc, u, "max_connections", 1, 65536, &mc, err)) < 0)
             return r;
         pc->max_connections = (unsigned)mc;
-        char urlerr[256];
+        struct config_err urlerr;
         struct url_target t;
-        if (url_parse(pc->url, &t, urlerr, sizeof(urlerr)) < 0)
-            return config_error(doc, cJSON_GetObjectItemCaseSensitive(u, "url"), err, "%s", urlerr);
+        if (url_parse(pc->url, &t, &urlerr) < 0)
+            return config_error(doc, cJSON_GetObjectItemCaseSensitive(u, "url"), err, "%s",
+                                urlerr.msg);
         if (!pc->name)
             pc->name = pc->url;
         for (size_t i = 0; i < s->n_ups; i++)
@@ -235,8 +194,8 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
         {
             if (!cJSON_IsString(m))
                 return config_error(doc, m, err, "model names must be strings");
-            if (pc->n_models == MAX_MODELS)
-                return config_error(doc, m, err, "more than %d models for one upstream", MAX_MODELS);
+            if (pc->n_models == SERVE_MAX_MODELS)
+                return config_error(doc, m, err, "more than %d models for one upstream", SERVE_MAX_MODELS);
             for (size_t i = 0; i < s->n_ups; i++)
                 for (size_t k = 0; k < s->ups[i].n_models; k++)
                     if (strcmp(s->models[i][k], m->valuestring) == 0)
@@ -253,7 +212,60 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
         defaults += s->ups[i].is_default;
     if (defaults > 1)
         return config_error(doc, ups, err, "more than one upstream has 'default: true'");
+    return 0;
+}
 
+/* The file's record: section (traces). */
+static int load_record(struct config_doc *doc, const cJSON *record, struct serve_settings *s,
+                       struct config_err *err)
+{
+    static const char *const record_keys[] = {"dir", "events", "max_file", "redact", NULL};
+    int r;
+    if (!record)
+        return 0;
+    if ((r = config_check_keys(doc, record, record_keys, err)) < 0 ||
+        (r = config_get_string(doc, record, "dir", true, &s->record_dir, err)) < 0 ||
+        (r = config_get_bool(doc, record, "events", &s->record_events, err)) < 0 ||
+        (r = config_get_size(doc, record, "max_file", &s->record_max_file, err)) < 0)
+        return r;
+    const cJSON *redact = cJSON_GetObjectItemCaseSensitive(record, "redact");
+    if (redact && !cJSON_IsArray(redact))
+        return config_error(doc, redact, err, "'redact' must be a list of header names");
+    const cJSON *h;
+    cJSON_ArrayForEach(h, redact)
+    {
+        if (!cJSON_IsString(h) || s->n_redact == SERVE_MAX_REDACT)
+            return config_error(doc, h, err, "'redact' takes up to %d header names",
+                                SERVE_MAX_REDACT);
+        s->redact[s->n_redact++] = h->valuestring;
+    }
+    return 0;
+}
+
+/* Reads the config file into s; strings stay owned by doc. */
+static int load_file(struct config_doc *doc, struct serve_settings *s, struct config_err *err)
+{
+    static const char *const top[] = {"listen", "upstreams", "routing", "limits", "timeouts",
+                                      "log", "metrics", "record", "rewrite", NULL};
+    static const char *const log_keys[] = {"file", "gaps", NULL};
+    static const char *const metrics_keys[] = {"session_header", "concurrency_buckets", "buckets", NULL};
+    static const char *const routing_keys[] = {"unknown_model", NULL};
+    static const char *const limit_keys[] = {"max_body", "max_header", "max_connections",
+                                             "upstream_connections", NULL};
+    static const char *const timeout_keys[] = {"connect", "response", "stream", "client_idle",
+                                               "drain", NULL};
+    const cJSON *root = config_root(doc);
+    int r = config_check_keys(doc, root, top, err);
+    if (r < 0)
+        return r;
+    if ((r = config_get_string(doc, root, "listen", false, &s->listen, err)) < 0)
+        return r;
+    struct net_addr addr;
+    if (net_parse_hostport(s->listen, &addr) < 0)
+        return config_error(doc, cJSON_GetObjectItemCaseSensitive(root, "listen"), err,
+                            "'listen' must be %s", CLI_LISTEN_FORMAT);
+    if ((r = load_upstreams(doc, cJSON_GetObjectItemCaseSensitive(root, "upstreams"), s, err)) < 0)
+        return r;
     const cJSON *routing = cJSON_GetObjectItemCaseSensitive(root, "routing");
     if (routing) {
         const char *unknown = NULL;
@@ -305,24 +317,8 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
                   (r = load_buckets(doc, cJSON_GetObjectItemCaseSensitive(b, "fast"), &s->fast_buckets, err)) < 0))
             return r;
     }
-    const cJSON *record = cJSON_GetObjectItemCaseSensitive(root, "record");
-    if (record) {
-        if ((r = config_check_keys(doc, record, record_keys, err)) < 0 ||
-            (r = config_get_string(doc, record, "dir", true, &s->record_dir, err)) < 0 ||
-            (r = config_get_bool(doc, record, "events", &s->record_events, err)) < 0 ||
-            (r = config_get_size(doc, record, "max_file", &s->record_max_file, err)) < 0)
-            return r;
-        const cJSON *redact = cJSON_GetObjectItemCaseSensitive(record, "redact");
-        if (redact && !cJSON_IsArray(redact))
-            return config_error(doc, redact, err, "'redact' must be a list of header names");
-        const cJSON *h;
-        cJSON_ArrayForEach(h, redact)
-        {
-            if (!cJSON_IsString(h) || s->n_redact == 32)
-                return config_error(doc, h, err, "'redact' takes up to 32 header names");
-            s->redact[s->n_redact++] = h->valuestring;
-        }
-    }
+    if ((r = load_record(doc, cJSON_GetObjectItemCaseSensitive(root, "record"), s, err)) < 0)
+        return r;
     const cJSON *timeouts = cJSON_GetObjectItemCaseSensitive(root, "timeouts");
     if (timeouts) {
         if ((r = config_check_keys(doc, timeouts, timeout_keys, err)) < 0 ||
@@ -336,20 +332,154 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
     return 0;
 }
 
+/* The first pass: --help, usage errors and the config file's path. */
+static int first_pass(struct cli_parser *p, const char **ret_config)
+{
+    const char *v;
+    int id;
+    while ((id = cli_next(p, &v)) != CLI_END) {
+        if (id == CLI_HELP)
+            return CLI_RUN_HELP;
+        if (id == CLI_ERROR)
+            return -EINVAL;
+        if (id == CLI_POSITIONAL)
+            return cli_usage(p, "unexpected argument '%s'", v);
+        if (id == OPT_CONFIG)
+            *ret_config = v;
+    }
+    return 0;
+}
+
+/* The config file (if any) and its rewrite rules into s. 0, -EINVAL (a
+ * bad or missing file) or -ENOMEM, with the line in p's err. */
+static int load_config(struct cli_parser *p, const char *path, struct serve_settings *s)
+{
+    struct config_err cerr;
+    int r = 0;
+    if (path)
+        r = config_load_file(path, &s->doc, &cerr);
+    if (path && r == 0)
+        r = load_file(s->doc, s, &cerr);
+    /* Without a file there are no rules, but the X-Tokentap-Thinking
+     * header still works. */
+    if (r == 0)
+        r = rewrite_rules_load(s->doc,
+                               s->doc ? cJSON_GetObjectItemCaseSensitive(config_root(s->doc), "rewrite")
+                                      : NULL,
+                               &s->rules, &cerr);
+    if (r < 0) {
+        cli_error(p, "%s", cerr.msg);
+        return r == -ENOMEM ? r : -EINVAL;
+    }
+    return 0;
+}
+
+/* One flag's value into s, over the file's. */
+static int parse_option(struct cli_parser *p, int id, const char *v, struct serve_settings *s)
+{
+    struct net_addr addr;
+    struct url_target t;
+    struct config_err urlerr;
+    switch (id) {
+    case OPT_LISTEN:
+        if (net_parse_hostport(v, &addr) < 0)
+            return cli_expected(p, CLI_LISTEN_FORMAT, v);
+        s->listen = v;
+        return 0;
+    case OPT_UPSTREAM:
+        if (url_parse(v, &t, &urlerr) < 0)
+            return cli_usage(p, "--upstream: %s", urlerr.msg);
+        s->upstream_url = v;
+        return 0;
+    case OPT_REJECT_UNKNOWN: s->reject_unknown = true; return 0;
+    case OPT_MAX_BODY: return cli_size(p, v, &s->max_body);
+    case OPT_MAX_HEADER: return cli_size(p, v, &s->max_header);
+    case OPT_MAX_CONNECTIONS: return cli_unsigned(p, v, 1, 1000000, &s->max_connections);
+    case OPT_UPSTREAM_CONNECTIONS: return cli_unsigned(p, v, 1, 65536, &s->upstream_connections);
+    case OPT_CONNECT_TIMEOUT: return cli_duration(p, v, &s->connect_timeout);
+    case OPT_RESPONSE_TIMEOUT: return cli_duration(p, v, &s->response_timeout);
+    case OPT_STREAM_TIMEOUT: return cli_duration(p, v, &s->stream_timeout);
+    case OPT_IDLE_TIMEOUT: return cli_duration(p, v, &s->client_idle_timeout);
+    case OPT_DRAIN_TIMEOUT: return cli_duration(p, v, &s->drain_timeout);
+    case OPT_LOG: s->log_path = v; return 0;
+    case OPT_RECORD: s->record_dir = v; return 0;
+    case OPT_RECORD_EVENTS: s->record_events = true; return 0;
+    case OPT_RECORD_MAX_FILE: return cli_size(p, v, &s->record_max_file);
+    case OPT_REDACT:
+        if (s->n_redact == SERVE_MAX_REDACT)
+            return cli_usage(p, "--redact: at most %d headers", SERVE_MAX_REDACT);
+        s->redact[s->n_redact++] = v;
+        return 0;
+    case OPT_LOG_GAPS: s->log_gaps = true; return 0;
+    case OPT_SESSION_HEADER: s->session_header = v; return 0;
+    case OPT_CONCURRENCY_BUCKETS: return cli_unsigned(p, v, 2, 1024, &s->concurrency_buckets);
+    case OPT_LOG_LEVEL: return cli_log_level(p, v, &s->log_level);
+    default: return 0; /* --config: read in the first pass */
+    }
+}
+
+/* --upstream replaces the default upstream's URL, or is the only one. */
+static void settle_upstreams(struct serve_settings *s)
+{
+    if (s->upstream_url) {
+        size_t d = 0;
+        for (size_t i = 0; i < s->n_ups; i++)
+            if (s->ups[i].is_default)
+                d = i;
+        if (s->n_ups == 0) {
+            s->ups[0] = (struct proxy_upstream_config){.name = "default", .is_default = true};
+            s->n_ups = 1;
+        }
+        s->ups[d].url = s->upstream_url;
+    } else if (s->n_ups == 0) {
+        s->ups[0] = (struct proxy_upstream_config){
+            .name = "default", .url = "http://127.0.0.1:7080", .is_default = true};
+        s->n_ups = 1;
+    }
+}
+
+int serve_settings_parse(struct serve_settings *s, int argc, char **argv, struct config_err *err)
+{
+    struct cli_parser p;
+    const char *v, *config_path = NULL;
+    int id, r;
+    settings_default(s);
+    /* Two passes: the file first, then flags over it. */
+    cli_init(&p, &serve_command, argc, argv, err);
+    if ((r = first_pass(&p, &config_path)) != 0 || (r = load_config(&p, config_path, s)) < 0)
+        return r;
+    cli_init(&p, &serve_command, argc, argv, err);
+    while ((id = cli_next(&p, &v)) != CLI_END)
+        if ((r = parse_option(&p, id, v, s)) < 0)
+            return r;
+    settle_upstreams(s);
+    return 0;
+}
+
+void serve_settings_finish(struct serve_settings *s)
+{
+    rewrite_rules_free(s->rules);
+    s->rules = NULL;
+    config_free(s->doc);
+    s->doc = NULL;
+}
+
+/* --- the run step --- */
+
 struct serve_run {
-    struct event_base *base;
-    struct server *server;
-    struct proxy *proxy;
-    struct metrics *metrics;
-    struct live *live;
-    struct dash *dash;
-    struct admin_source admin;
-    struct reqlog *log;
-    struct trace_writer *trace;
-    struct event *drain_timer;
+    struct event_base *base;   /* owned */
+    struct loop loop;
+    struct server *server;     /* owned */
+    struct proxy *proxy;       /* owned */
+    struct metrics *metrics;   /* owned */
+    struct live *live;         /* owned: what the dashboard shows */
+    struct dash *dash;         /* owned */
+    struct admin_source admin; /* what admin reads; its ctx is this run */
+    struct reqlog *log;        /* owned, NULL without --log */
+    struct trace_writer *trace; /* owned, NULL without --record */
+    struct event *drain_timer; /* owned */
     usec_t drain_timeout;
     usec_t drain_deadline;
-    bool draining;
 };
 
 static void drain_check(evutil_socket_t fd, short what, void *arg)
@@ -366,22 +496,18 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     evtimer_add(run->drain_timer, &tv);
 }
 
-static void on_sighup(evutil_socket_t sig, short what, void *arg)
+static void on_sighup(void *arg)
 {
     struct serve_run *run = arg;
     if (run->log && reqlog_reopen(run->log) < 0)
         log_error("cannot reopen the request log: %s", strerror(errno));
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+/* The first SIGINT/SIGTERM: no new connections, streams finish (a second
+ * one stops at once: the loop's rule). */
+static void on_stop(void *arg)
 {
     struct serve_run *run = arg;
-    if (run->draining) {
-        /* A second signal: stop now. */
-        event_base_loopexit(run->base, NULL);
-        return;
-    }
-    run->draining = true;
     run->drain_deadline = clock_now() + run->drain_timeout;
     log_info("stopping: no new connections; waiting for %u requests in progress",
              proxy_in_flight(run->proxy));
@@ -474,301 +600,184 @@ static const struct server_handler router = {
     .on_abort = route_abort,
 };
 
-int serve_main(int argc, char **argv)
+/* Metrics, the dashboard's live view, the request log and the trace
+ * recorder. 0 or -errno (printed). */
+static int open_outputs(struct serve_run *run, const struct serve_settings *s)
 {
-    struct serve_settings s;
-    settings_default(&s);
-    const struct cli_command *cmd = &serve_command;
-    struct cli_parser p;
-    const char *v, *config_path = NULL;
-    int id, rc = 1;
-    uint64_t u;
-    enum log_level level;
-    struct config_doc *doc = NULL;
-    struct rewrite_rules *rules = NULL;
-
-    /* Two passes: the file first, then flags over it. */
-    cli_init(&p, cmd, argc, argv);
-    while ((id = cli_next(&p, &v)) != CLI_END) {
-        if (id == CLI_HELP)
-            return 0;
-        if (id == CLI_ERROR)
-            return 2;
-        if (id == CLI_POSITIONAL) {
-            cli_usage_error(cmd, "unexpected argument '%s'", v);
-            return 2;
-        }
-        if (id == OPT_CONFIG)
-            config_path = v;
-    }
-    if (config_path) {
-        struct config_err err;
-        if (config_load_file(config_path, &doc, &err) < 0 || load_file(doc, &s, &err) < 0 ||
-            rewrite_rules_load(doc, cJSON_GetObjectItemCaseSensitive(config_root(doc), "rewrite"),
-                               &rules, &err) < 0) {
-            fprintf(stderr, "tokentap serve: %s\n", err.msg);
-            config_free(doc);
-            return 2;
-        }
-    } else {
-        /* No rules, but the X-Tokentap-Thinking header still works. */
-        struct config_err err;
-        if (rewrite_rules_load(NULL, NULL, &rules, &err) < 0) {
-            fprintf(stderr, "tokentap serve: %s\n", err.msg);
-            return 1;
-        }
-    }
-    cli_init(&p, cmd, argc, argv);
-    while ((id = cli_next(&p, &v)) != CLI_END) {
-        switch (id) {
-        case OPT_LISTEN: s.listen = v; break;
-        case OPT_UPSTREAM: s.upstream_url = v; break;
-        case OPT_REJECT_UNKNOWN: s.reject_unknown = true; break;
-        case OPT_MAX_BODY:
-            if (cli_parse_size(cmd, "--max-body", v, &s.max_body) < 0)
-                goto usage;
-            break;
-        case OPT_MAX_HEADER:
-            if (cli_parse_size(cmd, "--max-header", v, &s.max_header) < 0)
-                goto usage;
-            break;
-        case OPT_MAX_CONNECTIONS:
-            if (cli_parse_u64(cmd, "--max-connections", v, 1, 1000000, &u) < 0)
-                goto usage;
-            s.max_connections = (unsigned)u;
-            break;
-        case OPT_UPSTREAM_CONNECTIONS:
-            if (cli_parse_u64(cmd, "--upstream-connections", v, 1, 65536, &u) < 0)
-                goto usage;
-            s.upstream_connections = (unsigned)u;
-            break;
-        case OPT_CONNECT_TIMEOUT:
-            if (cli_parse_duration(cmd, "--connect-timeout", v, &s.connect_timeout) < 0)
-                goto usage;
-            break;
-        case OPT_RESPONSE_TIMEOUT:
-            if (cli_parse_duration(cmd, "--response-timeout", v, &s.response_timeout) < 0)
-                goto usage;
-            break;
-        case OPT_STREAM_TIMEOUT:
-            if (cli_parse_duration(cmd, "--stream-timeout", v, &s.stream_timeout) < 0)
-                goto usage;
-            break;
-        case OPT_IDLE_TIMEOUT:
-            if (cli_parse_duration(cmd, "--idle-timeout", v, &s.client_idle_timeout) < 0)
-                goto usage;
-            break;
-        case OPT_DRAIN_TIMEOUT:
-            if (cli_parse_duration(cmd, "--drain-timeout", v, &s.drain_timeout) < 0)
-                goto usage;
-            break;
-        case OPT_LOG: s.log_path = v; break;
-        case OPT_RECORD: s.record_dir = v; break;
-        case OPT_RECORD_EVENTS: s.record_events = true; break;
-        case OPT_RECORD_MAX_FILE:
-            if (cli_parse_size(cmd, "--record-max-file", v, &s.record_max_file) < 0)
-                goto usage;
-            break;
-        case OPT_REDACT:
-            if (s.n_redact == 32) {
-                cli_usage_error(cmd, "--redact: at most 32 headers");
-                goto usage;
-            }
-            s.redact[s.n_redact++] = v;
-            break;
-        case OPT_LOG_GAPS: s.log_gaps = true; break;
-        case OPT_SESSION_HEADER: s.session_header = v; break;
-        case OPT_CONCURRENCY_BUCKETS:
-            if (cli_parse_u64(cmd, "--concurrency-buckets", v, 2, 1024, &u) < 0)
-                goto usage;
-            s.concurrency_buckets = (unsigned)u;
-            break;
-        case OPT_LOG_LEVEL:
-            if (log_parse_level(v, &level) < 0) {
-                cli_usage_error(cmd, "--log-level: expected error, warn, info or debug, got '%s'", v);
-                goto usage;
-            }
-            log_set_level(level);
-            break;
-        default:
-            break;
-        }
-    }
-
-    /* --upstream replaces the default upstream's URL, or is the only one. */
-    if (s.upstream_url) {
-        size_t d = 0;
-        for (size_t i = 0; i < s.n_ups; i++)
-            if (s.ups[i].is_default)
-                d = i;
-        if (s.n_ups == 0) {
-            s.ups[0] = (struct proxy_upstream_config){.name = "default", .is_default = true};
-            s.n_ups = 1;
-        }
-        s.ups[d].url = s.upstream_url;
-    } else if (s.n_ups == 0) {
-        s.ups[0] = (struct proxy_upstream_config){
-            .name = "default", .url = "http://127.0.0.1:7080", .is_default = true};
-        s.n_ups = 1;
-    }
-
-    struct proxy_config pc = {
-        .upstreams = s.ups,
-        .n_upstreams = s.n_ups,
-        .reject_unknown_models = s.reject_unknown,
-        .response_timeout = s.response_timeout,
-        .stream_timeout = s.stream_timeout,
-        .route_body_limit = 8 * 1024 * 1024,
-        .rules = rules,
-    };
-    if (rewrite_max_body(rules) > pc.route_body_limit)
-        pc.route_body_limit = rewrite_max_body(rules);
-    upstream_pool_options_default(&pc.pool);
-    pc.pool.connect_timeout = s.connect_timeout;
-    /* As many as clients by default: a request waiting in our queue for a
-     * connection is a surprise; one waiting in llama-server's is expected. */
-    pc.pool.max_connections = s.upstream_connections ? s.upstream_connections : s.max_connections;
-
-    struct serve_run run = {0};
-    struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL;
-    char err[512];
-    run.base = net_event_base_new();
-    if (!run.base) {
-        log_error("cannot create the event loop");
-        goto fail;
-    }
     struct metrics_options mo;
     metrics_options_default(&mo);
-    mo.concurrency_buckets = s.concurrency_buckets;
-    if (s.slow_buckets.n)
-        mo.slow = s.slow_buckets;
-    if (s.fast_buckets.n)
-        mo.fast = s.fast_buckets;
-    if (metrics_new(&mo, clock_now(), &run.metrics) < 0) {
+    mo.concurrency_buckets = s->concurrency_buckets;
+    if (s->slow_buckets.n)
+        mo.slow = s->slow_buckets;
+    if (s->fast_buckets.n)
+        mo.fast = s->fast_buckets;
+    if (metrics_new(&mo, clock_now(), &run->metrics) < 0) {
         log_error("out of memory");
-        goto fail;
+        return -ENOMEM;
     }
     struct live_options lvo;
     live_options_default(&lvo);
-    if (live_new(&lvo, clock_now(), &run.live) < 0) {
+    if (live_new(&lvo, clock_now(), &run->live) < 0) {
         log_error("out of memory");
-        goto fail;
+        return -ENOMEM;
     }
-    struct dash_options dso = {.live = run.live, .metrics = run.metrics, .title = "tokentap serve"};
-    if (dash_new(run.base, &dso, &run.dash) < 0) {
+    struct dash_options dso = {.live = run->live, .metrics = run->metrics, .title = "tokentap serve"};
+    if (dash_new(run->base, &dso, &run->dash) < 0) {
         log_error("out of memory");
-        goto fail;
+        return -ENOMEM;
     }
     /* The configured names are model labels of their own. */
-    for (size_t i = 0; i < s.n_ups; i++)
-        for (size_t k = 0; k < s.ups[i].n_models; k++)
-            metrics_add_model(run.metrics, s.models[i][k]);
-    if (s.log_path) {
-        int r = reqlog_open(s.log_path, s.log_gaps, &run.log);
-        if (r < 0) {
-            fprintf(stderr, "tokentap serve: cannot open the request log %s: %s\n", s.log_path,
-                    strerror(-r));
-            goto fail;
-        }
+    for (size_t i = 0; i < s->n_ups; i++)
+        for (size_t k = 0; k < s->ups[i].n_models; k++)
+            metrics_add_model(run->metrics, s->models[i][k]);
+    int r;
+    if (s->log_path && (r = reqlog_open(s->log_path, s->log_gaps, &run->log)) < 0) {
+        fprintf(stderr, "tokentap serve: cannot open the request log %s: %s\n", s->log_path,
+                strerror(-r));
+        return r;
     }
-    if (s.record_dir) {
+    if (s->record_dir) {
         struct trace_writer_options to = {
-            .dir = s.record_dir,
-            .max_file_bytes = s.record_max_file,
-            .redact_headers = s.redact,
-            .n_redact_headers = s.n_redact,
-            .events = s.record_events,
+            .dir = s->record_dir,
+            .max_file_bytes = s->record_max_file,
+            .redact_headers = s->redact,
+            .n_redact_headers = s->n_redact,
+            .events = s->record_events,
         };
-        int r = trace_writer_open(&to, &run.trace);
-        if (r < 0) {
-            fprintf(stderr, "tokentap serve: cannot record into %s: %s\n", s.record_dir, strerror(-r));
-            goto fail;
+        if ((r = trace_writer_open(&to, &run->trace)) < 0) {
+            fprintf(stderr, "tokentap serve: cannot record into %s: %s\n", s->record_dir,
+                    strerror(-r));
+            return r;
         }
         char file[512];
-        trace_writer_current_file(run.trace, file, sizeof(file));
+        trace_writer_current_file(run->trace, file, sizeof(file));
         log_info("recording every exchange to %s", file);
     }
-    pc.trace = run.trace;
-    pc.trace_events = s.record_events;
-    pc.metrics = run.metrics;
-    pc.log = run.log;
-    pc.live = run.live;
-    pc.session_header = s.session_header;
-    if (proxy_new(run.base, &pc, &run.proxy, err, sizeof(err)) < 0) {
-        fprintf(stderr, "tokentap serve: %s\n", err);
-        rc = 2;
-        goto fail;
+    return 0;
+}
+
+/* The proxy behind the listener, and the drain timer. 0 or -errno
+ * (printed). */
+static int start_proxy(struct serve_run *run, const struct serve_settings *s)
+{
+    struct proxy_config pc = {
+        .upstreams = s->ups,
+        .n_upstreams = s->n_ups,
+        .reject_unknown_models = s->reject_unknown,
+        .response_timeout = s->response_timeout,
+        .stream_timeout = s->stream_timeout,
+        .route_body_limit = 8 * 1024 * 1024,
+        .rules = s->rules,
+        .trace = run->trace,
+        .trace_events = s->record_events,
+        .metrics = run->metrics,
+        .log = run->log,
+        .live = run->live,
+        .session_header = s->session_header,
+    };
+    if (rewrite_max_body(s->rules) > pc.route_body_limit)
+        pc.route_body_limit = rewrite_max_body(s->rules);
+    upstream_pool_options_default(&pc.pool);
+    pc.pool.connect_timeout = s->connect_timeout;
+    /* As many as clients by default: a request waiting in our queue for a
+     * connection is a surprise; one waiting in llama-server's is expected. */
+    pc.pool.max_connections = s->upstream_connections ? s->upstream_connections : s->max_connections;
+    struct config_err err;
+    int r = proxy_new(run->base, &pc, &run->proxy, &err);
+    if (r < 0) {
+        fprintf(stderr, "tokentap serve: %s\n", err.msg);
+        return r;
     }
     struct server_options so;
     server_options_default(&so);
-    so.limits.max_body_bytes = s.max_body;
-    so.limits.max_head_bytes = s.max_header;
-    so.idle_timeout = s.client_idle_timeout;
-    so.max_connections = s.max_connections;
-    run.admin = (struct admin_source){
-        .metrics = run.metrics,
-        .dash = run.dash,
-        .ctx = &run,
+    so.limits.max_body_bytes = s->max_body;
+    so.limits.max_head_bytes = s->max_header;
+    so.idle_timeout = s->client_idle_timeout;
+    so.max_connections = s->max_connections;
+    run->admin = (struct admin_source){
+        .metrics = run->metrics,
+        .dash = run->dash,
+        .ctx = run,
         .in_flight = admin_in_flight,
         .n_upstreams = admin_n_upstreams,
         .upstream = admin_upstream,
     };
-    if (server_new(run.base, s.listen, &so, &router, &run, &run.server) < 0)
-        goto fail;
-    run.drain_timer = evtimer_new(run.base, drain_check, &run);
-    sigint = evsignal_new(run.base, SIGINT, on_signal, &run);
-    sigterm = evsignal_new(run.base, SIGTERM, on_signal, &run);
-    sighup = evsignal_new(run.base, SIGHUP, on_sighup, &run);
-    if (!run.drain_timer || !sigint || !sigterm || !sighup || evsignal_add(sigint, NULL) < 0 ||
-        evsignal_add(sigterm, NULL) < 0 || evsignal_add(sighup, NULL) < 0) {
-        log_error("cannot set up signal handling");
-        goto fail;
-    }
-    run.drain_timeout = s.drain_timeout;
+    if ((r = server_new(run->base, s->listen, &so, &router, run, &run->server)) < 0)
+        return r;
+    run->drain_timer = evtimer_new(run->base, drain_check, run);
+    return run->drain_timer ? 0 : -ENOMEM;
+}
 
+/* "listening on HOST:PORT" on stdout (what scripts wait for), the rest logged. */
+static void announce(const struct serve_run *run, const struct serve_settings *s)
+{
     char addr[80];
-    net_format(server_address(run.server), addr, sizeof(addr));
-    if (rewrite_rules_count(rules))
-        log_info("%zu rewrite rules", rewrite_rules_count(rules));
-    for (size_t i = 0; i < proxy_upstream_count(run.proxy); i++) {
+    net_format(server_address(run->server), addr, sizeof(addr));
+    if (rewrite_rules_count(s->rules))
+        log_info("%zu rewrite rules", rewrite_rules_count(s->rules));
+    for (size_t i = 0; i < proxy_upstream_count(run->proxy); i++) {
         struct proxy_upstream_info info;
-        proxy_upstream_info(run.proxy, i, &info);
+        proxy_upstream_info(run->proxy, i, &info);
         log_info("upstream '%s' %s%s (%zu models)", info.name, info.url,
                  info.is_default ? " [default]" : "", info.n_models);
     }
     printf("listening on %s\n", addr);
     fflush(stdout);
-    event_base_dispatch(run.base);
-    rc = 0;
-fail:
-    if (sigint)
-        event_free(sigint);
-    if (sigterm)
-        event_free(sigterm);
-    if (sighup)
-        event_free(sighup);
-    if (run.drain_timer)
-        event_free(run.drain_timer);
-    proxy_free(run.proxy);
-    dash_free(run.dash);
-    server_free(run.server);
-    if (run.trace) {
+}
+
+static void run_finish(struct serve_run *run)
+{
+    loop_finish(&run->loop);
+    if (run->drain_timer)
+        event_free(run->drain_timer);
+    proxy_free(run->proxy);
+    dash_free(run->dash);
+    server_free(run->server);
+    if (run->trace) {
         struct trace_writer_stats ts;
-        trace_writer_close(run.trace, &ts);
+        trace_writer_close(run->trace, &ts);
         log_info("trace: %llu requests recorded, %llu dropped, %llu write errors",
                  (unsigned long long)ts.lines_written, (unsigned long long)ts.lines_dropped,
                  (unsigned long long)ts.write_errors);
     }
-    reqlog_close(run.log);
-    metrics_free(run.metrics);
-    live_free(run.live);
-    rewrite_rules_free(rules);
-    if (run.base)
-        event_base_free(run.base);
-    config_free(doc);
+    reqlog_close(run->log);
+    metrics_free(run->metrics);
+    live_free(run->live);
+    if (run->base)
+        event_base_free(run->base);
+}
+
+/* Serves s until SIGINT/SIGTERM and the drain; the exit status. */
+static int serve_run(const struct serve_settings *s)
+{
+    struct serve_run run = {.drain_timeout = s->drain_timeout};
+    int rc = 1;
+    log_set_level(s->log_level);
+    run.base = net_event_base_new();
+    if (!run.base) {
+        log_error("cannot create the event loop");
+        goto fail;
+    }
+    if (open_outputs(&run, s) < 0 || start_proxy(&run, s) < 0)
+        goto fail;
+    if (loop_init(&run.loop, run.base, on_stop, on_sighup, &run) < 0) {
+        log_error("cannot set up signal handling");
+        goto fail;
+    }
+    announce(&run, s);
+    loop_run(&run.loop);
+    rc = 0;
+fail:
+    run_finish(&run);
     return rc;
-usage:
-    config_free(doc);
-    rewrite_rules_free(rules);
-    return 2;
+}
+
+int serve_main(int argc, char **argv)
+{
+    struct serve_settings s;
+    struct config_err err;
+    int r = serve_settings_parse(&s, argc, argv, &err);
+    int rc = r != 0 ? cli_exit(&serve_command, r, &err) : serve_run(&s);
+    serve_settings_finish(&s);
+    return rc;
 }

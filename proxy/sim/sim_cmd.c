@@ -1,15 +1,17 @@
 /* `tokentap sim`: runs the simulator standalone until SIGINT/SIGTERM. */
+#include "sim/sim_cmd.h"
+
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <event2/event.h>
 
 #include "core/cli.h"
+#include "core/config.h"
 #include "core/log.h"
+#include "wire/loop.h"
 #include "wire/net.h"
-#include "sim/sim.h"
 
 enum {
     OPT_LISTEN = 1,
@@ -32,7 +34,7 @@ enum {
 };
 
 static const struct cli_option sim_options[] = {
-    {"listen", 'l', "HOST:PORT", "address to listen on; port 0 picks a free one (default 127.0.0.1:8080)", OPT_LISTEN},
+    CLI_OPTION_LISTEN(OPT_LISTEN),
     {"slots", 0, "N", "parallel slots, like llama-server --parallel, up to 65536 (default 3)", OPT_SLOTS},
     {"prefill-tps", 0, "N", "prompt tokens per second per slot (default 1500)", OPT_PREFILL},
     {"decode-tps", 0, "N", "generated tokens per second per slot, alone (default 50)", OPT_DECODE},
@@ -48,7 +50,7 @@ static const struct cli_option sim_options[] = {
     {"created", 0, "SECONDS", "fixed \"created\" time stamp for reproducible bodies (default: now)", OPT_CREATED},
     {"stamp", 0, NULL, "benchmarks: send an SSE comment ': t=<monotonic µs>' before each token event", OPT_STAMP},
     {"stamp-log", 0, "FILE", "benchmarks: each streamed request's token send times to FILE (JSONL, keyed by X-Request-Id)", OPT_STAMP_LOG},
-    {"log-level", 0, "LEVEL", "error, warn, info or debug (default info)", OPT_LOG_LEVEL},
+    CLI_OPTION_LOG_LEVEL(OPT_LOG_LEVEL),
     {NULL, 0, NULL, NULL, 0},
 };
 
@@ -63,8 +65,10 @@ static const struct cli_command sim_command = {
     .epilog =
         "Routes: GET /health /v1/health /models /v1/models /props /slots /metrics /;\n"
         "POST /v1/chat/completions /chat/completions /v1/completions /completion\n"
-        "/completions /v1/messages /v1/messages/count_tokens /v1/responses /tokenize\n"
-        "/apply-template. Simulator only: GET /sim/stats (connection counters).\n"
+        "/completions /v1/messages /v1/messages/count_tokens /v1/responses /responses\n"
+        "/tokenize /apply-template; /v1/embeddings and /embeddings answer 501, as\n"
+        "llama-server without --embeddings. Simulator only: GET /sim/stats (connection\n"
+        "counters).\n"
         "\n"
         "Faults (--fault, or per request with header X-Sim-Fault; join with ','):\n"
         "  status:503             answer generation requests with this status\n"
@@ -78,122 +82,90 @@ static const struct cli_command sim_command = {
         "batch-slowdown for every other busy slot. See docs/sim.md.\n",
 };
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+void sim_settings_default(struct sim_settings *s)
 {
-    struct event_base *base = arg;
-    event_base_loopexit(base, NULL);
+    sim_options_default(&s->sim);
+    s->log_level = LOG_LEVEL_INFO;
 }
 
-int sim_main(int argc, char **argv)
+/* One option's value into s; 0 or -EINVAL with the usage error in p. */
+static int parse_option(struct cli_parser *p, int id, const char *v, struct sim_settings *s)
 {
-    struct sim_options o;
-    sim_options_default(&o);
-    struct cli_parser p;
-    cli_init(&p, &sim_command, argc, argv);
-    const char *v;
-    int id;
+    struct sim_options *o = &s->sim;
+    struct net_addr addr;
     uint64_t u;
-    enum log_level level;
-    const struct cli_command *cmd = &sim_command;
-
-    while ((id = cli_next(&p, &v)) != CLI_END) {
-        switch (id) {
-        case CLI_HELP:
-            return 0;
-        case CLI_ERROR:
-            return 2;
-        case CLI_POSITIONAL:
-            cli_usage_error(cmd, "unexpected argument '%s'", v);
-            return 2;
-        case OPT_LISTEN:
-            o.listen = v;
-            break;
-        case OPT_SLOTS:
-            if (cli_parse_u64(cmd, "--slots", v, 1, SIM_MAX_SLOTS, &u) < 0)
-                return 2;
-            o.slots = (unsigned)u;
-            break;
-        case OPT_PREFILL:
-            if (cli_parse_double(cmd, "--prefill-tps", v, 0.001, 1e9, &o.prefill_tps) < 0)
-                return 2;
-            break;
-        case OPT_DECODE:
-            if (cli_parse_double(cmd, "--decode-tps", v, 0.001, 1e7, &o.decode_tps) < 0)
-                return 2;
-            break;
-        case OPT_SLOWDOWN:
-            if (cli_parse_double(cmd, "--batch-slowdown", v, 0, 100, &o.batch_slowdown) < 0)
-                return 2;
-            break;
-        case OPT_JITTER:
-            if (cli_parse_double(cmd, "--jitter", v, 0, 1, &o.jitter) < 0)
-                return 2;
-            break;
-        case OPT_CTX:
-            if (cli_parse_u64(cmd, "--ctx-size", v, 16, 1u << 30, &u) < 0)
-                return 2;
-            o.n_ctx = (uint32_t)u;
-            break;
-        case OPT_MODEL:
-            o.model = v;
-            break;
-        case OPT_SEED:
-            if (cli_parse_u64(cmd, "--seed", v, 0, UINT32_MAX, &u) < 0)
-                return 2;
-            o.seed = u;
-            break;
-        case OPT_THINKING:
-            if (cli_parse_onoff(cmd, "--thinking", v, &o.thinking) < 0)
-                return 2;
-            break;
-        case OPT_RESPONSES:
-            o.responses_file = v;
-            break;
-        case OPT_FAULT:
-            if (sim_fault_parse(v, &o.fault) < 0) {
-                cli_usage_error(cmd, "--fault: cannot parse '%s' (e.g. disconnect:after=5)", v);
-                return 2;
-            }
-            break;
-        case OPT_MAX_BODY:
-            if (cli_parse_size(cmd, "--max-body", v, &o.max_body) < 0)
-                return 2;
-            break;
-        case OPT_CREATED:
-            if (cli_parse_u64(cmd, "--created", v, 1, 1ull << 40, &u) < 0)
-                return 2;
-            o.created = (long long)u;
-            break;
-        case OPT_STAMP:
-            o.stamp = true;
-            break;
-        case OPT_STAMP_LOG:
-            o.stamp_log = v;
-            break;
-        case OPT_LOG_LEVEL:
-            if (log_parse_level(v, &level) < 0) {
-                cli_usage_error(cmd, "--log-level: expected error, warn, info or debug, got '%s'", v);
-                return 2;
-            }
-            log_set_level(level);
-            break;
-        }
+    int r = 0;
+    switch (id) {
+    case OPT_LISTEN:
+        if (net_parse_hostport(v, &addr) < 0)
+            return cli_expected(p, CLI_LISTEN_FORMAT, v);
+        o->listen = v;
+        break;
+    case OPT_SLOTS: r = cli_unsigned(p, v, 1, SIM_MAX_SLOTS, &o->slots); break;
+    case OPT_PREFILL: r = cli_double(p, v, 0.001, 1e9, &o->prefill_tps); break;
+    case OPT_DECODE: r = cli_double(p, v, 0.001, 1e7, &o->decode_tps); break;
+    case OPT_SLOWDOWN: r = cli_double(p, v, 0, 100, &o->batch_slowdown); break;
+    case OPT_JITTER: r = cli_double(p, v, 0, 1, &o->jitter); break;
+    case OPT_CTX:
+        if ((r = cli_u64(p, v, 16, 1u << 30, &u)) == 0)
+            o->n_ctx = (uint32_t)u;
+        break;
+    case OPT_MODEL: o->model = v; break;
+    case OPT_SEED: r = cli_u64(p, v, 0, UINT32_MAX, &o->seed); break;
+    case OPT_THINKING: r = cli_onoff(p, v, &o->thinking); break;
+    case OPT_RESPONSES: o->responses_file = v; break;
+    case OPT_FAULT:
+        if (sim_fault_parse(v, &o->fault) < 0)
+            return cli_usage(p, "--fault: cannot parse '%s' (e.g. disconnect:after=5)", v);
+        break;
+    case OPT_MAX_BODY: r = cli_size(p, v, &o->max_body); break;
+    case OPT_CREATED:
+        if ((r = cli_u64(p, v, 1, 1ull << 40, &u)) == 0)
+            o->created = (long long)u;
+        break;
+    case OPT_STAMP: o->stamp = true; break;
+    case OPT_STAMP_LOG: o->stamp_log = v; break;
+    case OPT_LOG_LEVEL: r = cli_log_level(p, v, &s->log_level); break;
     }
+    return r;
+}
 
-    net_raise_fd_limit(); /* one connection per slot, and queued requests hold theirs */
+int sim_settings_parse(struct sim_settings *s, int argc, char **argv, struct config_err *err)
+{
+    struct cli_parser p;
+    const char *v;
+    int id, r;
+    sim_settings_default(s);
+    cli_init(&p, &sim_command, argc, argv, err);
+    while ((id = cli_next(&p, &v)) != CLI_END) {
+        if (id == CLI_HELP)
+            return CLI_RUN_HELP;
+        if (id == CLI_ERROR)
+            return -EINVAL;
+        if (id == CLI_POSITIONAL)
+            return cli_usage(&p, "unexpected argument '%s'", v);
+        if ((r = parse_option(&p, id, v, s)) < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* Runs the simulator until SIGINT or SIGTERM; the exit status. */
+static int sim_run(const struct sim_settings *s)
+{
     int rc = 1;
     struct sim *sim = NULL;
-    struct event *sigint = NULL, *sigterm = NULL;
+    struct loop loop = {0};
+    log_set_level(s->log_level);
+    net_raise_fd_limit(); /* one connection per slot, and queued requests hold theirs */
     struct event_base *base = net_event_base_new();
     if (!base) {
         log_error("cannot create the event loop");
         return 1;
     }
-    if (sim_new(base, &o, &sim) < 0)
+    if (sim_new(base, &s->sim, &sim) < 0)
         goto fail;
-    sigint = evsignal_new(base, SIGINT, on_signal, base);
-    sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-    if (!sigint || !sigterm || evsignal_add(sigint, NULL) < 0 || evsignal_add(sigterm, NULL) < 0) {
+    if (loop_init(&loop, base, NULL, NULL, NULL) < 0) {
         log_error("cannot install signal handlers");
         goto fail;
     }
@@ -201,14 +173,21 @@ int sim_main(int argc, char **argv)
     net_format(sim_address(sim), addr, sizeof(addr));
     printf("listening on %s\n", addr);
     fflush(stdout);
-    event_base_dispatch(base);
+    loop_run(&loop);
     rc = 0;
 fail:
-    if (sigint)
-        event_free(sigint);
-    if (sigterm)
-        event_free(sigterm);
+    loop_finish(&loop);
     sim_free(sim);
     event_base_free(base);
     return rc;
+}
+
+int sim_main(int argc, char **argv)
+{
+    struct sim_settings s;
+    struct config_err err;
+    int r = sim_settings_parse(&s, argc, argv, &err);
+    if (r != 0)
+        return cli_exit(&sim_command, r, &err);
+    return sim_run(&s);
 }

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include "core/files.h"
 #include "load/loadgen.h"
 #include "core/log.h"
+#include "wire/loop.h"
 #include "wire/net.h"
 #include "study/bench_results.h"
 #include "tap/record.h"
@@ -73,7 +73,7 @@ struct bench {
     struct event_base *base;         /* owned */
     struct target_run targets[SCENARIO_MAX_TARGETS];
     size_t n_targets;
-    char out_dir[512];
+    char out_dir[BENCH_MAX_OUT_DIR + 1];
     bool quiet, tty, all_sim, interrupted, failed;
     int thinking_override;           /* -1 none */
     /* Progress through the plan: level, repetition, group of targets. */
@@ -89,9 +89,10 @@ struct bench {
     size_t n_level_runs, cap_level_runs;
     uint64_t sent, done, errors;
     usec_t start_mono, start_wall;
-    struct event *pause, *tick, *sigint, *sigterm; /* owned */
+    struct event *pause, *tick;      /* owned */
+    struct loop loop;                /* the signal rules while the plan runs */
     char last_step[160];
-    char **argv;                     /* borrowed from main */
+    char **argv;                     /* borrowed from main: the command line, for results.json */
     int argc;
 };
 
@@ -752,9 +753,9 @@ static int setup_target(struct bench *b, struct target_run *tr, const struct sce
     lo.label = t->name;
     lo.response_timeout = b->s->timeout;
     lo.stream_timeout = b->s->timeout;
-    char err[256];
-    if (loadgen_new(b->base, &lo, &tr->lg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "tokentap bench: target '%s': %s\n", t->name, err);
+    struct config_err err;
+    if (loadgen_new(b->base, &lo, &tr->lg, &err) < 0) {
+        fprintf(stderr, "tokentap bench: target '%s': %s\n", t->name, err.msg);
         return -EINVAL;
     }
     return probe(b, tr);
@@ -777,13 +778,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     evtimer_add(b->tick, &tv);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+/* The first SIGINT/SIGTERM (the loop ends on a second one). */
+static void on_stop(void *arg)
 {
     struct bench *b = arg;
-    if (b->interrupted) {
-        event_base_loopexit(b->base, NULL);
-        return;
-    }
     b->interrupted = true;
     for (size_t i = 0; i < b->n_targets; i++)
         if (b->targets[i].lg)
@@ -812,14 +810,14 @@ static const struct cli_option bench_options[] = {
     {"thinking", 0, "on|off", "set enable_thinking on every request, whatever the scenario says", OPT_THINKING},
     {"only", 0, "T1,T2", "run only these targets (one GPU holds one quant: run each, then compare)", OPT_ONLY},
     {"quiet", 'q', NULL, "no progress line", OPT_QUIET},
-    {"log-level", 0, "LEVEL", "error, warn, info or debug (default info)", OPT_LOG_LEVEL},
+    CLI_OPTION_LOG_LEVEL(OPT_LOG_LEVEL),
     {NULL, 0, NULL, NULL, 0},
 };
 
 static const struct cli_command bench_command = {
     .name = "bench",
     .usage = "tokentap bench SCENARIO [--target NAME=URL ...] [--out DIR] [--repetitions N] "
-             "[--levels 1,2,3] [--thinking on|off]",
+             "[--levels 1,2,3] [--only T1,T2] [--thinking on|off] [OPTIONS]",
     .summary =
         "Run a multi-agent scenario across its concurrency levels and targets, several\n"
         "times, measuring every streamed token: TTFT, TTFC, ITL, decode tok/s (the\n"
@@ -830,161 +828,157 @@ static const struct cli_command bench_command = {
     .epilog = "Scenarios: config/scenarios/*.yaml; the language is in docs/bench.md.\n",
 };
 
-/* The output directory: --out, else results/<scenario>-<time>.
- * -ENAMETOOLONG when it does not fit out_dir. */
-static int make_out_dir(struct bench *b, const char *given)
+/* One option's value into s. */
+static int parse_option(struct cli_parser *p, int id, const char *v, struct bench_settings *s)
 {
-    int n;
+    bool on;
+    switch (id) {
+    case OPT_TARGET:
+        if (s->n_targets == SCENARIO_MAX_TARGETS)
+            return cli_usage(p, "--target: at most %d", SCENARIO_MAX_TARGETS);
+        s->targets[s->n_targets++] = v;
+        return 0;
+    case OPT_OUT:
+        if (strlen(v) > BENCH_MAX_OUT_DIR)
+            return cli_usage(p, "--out: at most %d bytes", BENCH_MAX_OUT_DIR);
+        s->out = v;
+        return 0;
+    case OPT_REPETITIONS: return cli_unsigned(p, v, 1, 1000, &s->repetitions);
+    case OPT_LEVELS: s->levels = v; return 0;
+    case OPT_ONLY: s->only = v; return 0;
+    case OPT_THINKING:
+        if (cli_onoff(p, v, &on) < 0)
+            return -EINVAL;
+        s->thinking = on;
+        return 0;
+    case OPT_QUIET: s->quiet = true; return 0;
+    case OPT_LOG_LEVEL: return cli_log_level(p, v, &s->log_level);
+    }
+    return 0;
+}
+
+int bench_settings_parse(struct bench_settings *s, int argc, char **argv, struct config_err *err)
+{
+    struct cli_parser p;
+    const char *v;
+    int id, r;
+    *s = (struct bench_settings){.thinking = -1, .log_level = LOG_LEVEL_INFO, .argc = argc,
+                                 .argv = argv};
+    cli_init(&p, &bench_command, argc, argv, err);
+    while ((id = cli_next(&p, &v)) != CLI_END) {
+        if (id == CLI_HELP)
+            return CLI_RUN_HELP;
+        if (id == CLI_ERROR)
+            return -EINVAL;
+        if (id == CLI_POSITIONAL && s->scenario)
+            return cli_usage(&p, "one scenario at a time (got '%s' and '%s')", s->scenario, v);
+        if (id == CLI_POSITIONAL)
+            s->scenario = v;
+        else if ((r = parse_option(&p, id, v, s)) < 0)
+            return r;
+    }
+    if (!s->scenario)
+        return cli_usage(&p, "which scenario? e.g. tokentap bench config/scenarios/quant-comparison.yaml");
+    return 0;
+}
+
+/* The output directory: --out, else results/<scenario>-<time> (a scenario
+ * name is short: it fits). */
+static void make_out_dir(struct bench *b, const char *given)
+{
     if (given) {
-        n = snprintf(b->out_dir, sizeof(b->out_dir), "%s", given);
+        snprintf(b->out_dir, sizeof(b->out_dir), "%s", given);
     } else {
         char stamp[32];
         time_t now = time(NULL);
         struct tm tm;
         localtime_r(&now, &tm);
         strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-        n = snprintf(b->out_dir, sizeof(b->out_dir), "results/%s-%s", b->s->name, stamp);
+        snprintf(b->out_dir, sizeof(b->out_dir), "results/%s-%s", b->s->name, stamp);
     }
-    return n < 0 || (size_t)n >= sizeof(b->out_dir) ? -ENAMETOOLONG : 0;
 }
 
-int bench_main(int argc, char **argv)
+/* The scenario with the command line's overrides, and the output
+ * directory. 0, -EINVAL (a scenario or usage error) or -errno; printed. */
+static int load_plan(struct bench *b, const struct bench_settings *set)
 {
-    struct bench b;
-    memset(&b, 0, sizeof(b));
-    b.thinking_override = -1;
-    b.argc = argc;
-    b.argv = argv;
-    const struct cli_command *cmd = &bench_command;
-    struct cli_parser p;
-    const char *v, *path = NULL, *out = NULL, *levels = NULL, *only = NULL;
-    const char *targets[SCENARIO_MAX_TARGETS];
-    size_t n_targets = 0;
-    uint64_t reps = 0;
-    int id, rc = 1;
-    enum log_level level;
-    struct results *run = NULL;
-    struct evbuffer *md = NULL;
-
-    cli_init(&p, cmd, argc, argv);
-    while ((id = cli_next(&p, &v)) != CLI_END) {
-        switch (id) {
-        case CLI_HELP:
-            return 0;
-        case CLI_ERROR:
-            return 2;
-        case CLI_POSITIONAL:
-            if (path) {
-                cli_usage_error(cmd, "one scenario at a time (got '%s' and '%s')", path, v);
-                return 2;
-            }
-            path = v;
-            break;
-        case OPT_TARGET:
-            if (n_targets == SCENARIO_MAX_TARGETS) {
-                cli_usage_error(cmd, "--target: at most %d", SCENARIO_MAX_TARGETS);
-                return 2;
-            }
-            targets[n_targets++] = v;
-            break;
-        case OPT_OUT: out = v; break;
-        case OPT_REPETITIONS:
-            if (cli_parse_u64(cmd, "--repetitions", v, 1, 1000, &reps) < 0)
-                return 2;
-            break;
-        case OPT_LEVELS: levels = v; break;
-        case OPT_ONLY: only = v; break;
-        case OPT_THINKING: {
-            bool on;
-            if (cli_parse_onoff(cmd, "--thinking", v, &on) < 0)
-                return 2;
-            b.thinking_override = on;
-            break;
-        }
-        case OPT_QUIET: b.quiet = true; break;
-        case OPT_LOG_LEVEL:
-            if (log_parse_level(v, &level) < 0) {
-                cli_usage_error(cmd, "--log-level: expected error, warn, info or debug, got '%s'", v);
-                return 2;
-            }
-            log_set_level(level);
-            break;
-        }
-    }
-    if (!path) {
-        cli_usage_error(cmd, "which scenario? e.g. tokentap bench config/scenarios/quant-comparison.yaml");
-        return 2;
-    }
     struct config_err err;
-    if (scenario_load(path, &b.s, &err) < 0) {
-        fprintf(stderr, "tokentap bench: %s\n", err.msg);
-        return 2;
+    int r = scenario_load(set->scenario, &b->s, &err);
+    if (r == 0) {
+        struct scenario_overrides ov = {.repetitions = set->repetitions, .levels = set->levels,
+                                        .targets = set->targets, .n_targets = set->n_targets,
+                                        .only_targets = set->only};
+        r = scenario_apply_overrides(b->s, &ov, &err);
     }
-    struct scenario_overrides ov = {.repetitions = (unsigned)reps, .levels = levels,
-                                    .targets = targets, .n_targets = n_targets,
-                                    .only_targets = only};
-    if (scenario_apply_overrides(b.s, &ov, &err) < 0) {
-        fprintf(stderr, "tokentap bench: %s\n", err.msg);
-        scenario_free(b.s);
-        return 2;
-    }
-    int r = make_out_dir(&b, out);
     if (r < 0) {
-        cli_usage_error(cmd, "--out: at most %zu bytes", sizeof(b.out_dir) - 1);
-        rc = 2;
-        goto fail;
+        fprintf(stderr, "tokentap bench: %s\n", err.msg);
+        return -EINVAL;
     }
+    make_out_dir(b, set->out);
     /* 0755: results are for sharing (the files are 0644); traces, which
      * are not, go in 0700 directories. */
-    r = files_make_dirs(b.out_dir, 0755);
-    if (r < 0) {
-        fprintf(stderr, "tokentap bench: cannot create %s: %s\n", b.out_dir, strerror(-r));
-        goto fail;
-    }
+    r = files_make_dirs(b->out_dir, 0755);
+    if (r < 0)
+        fprintf(stderr, "tokentap bench: cannot create %s: %s\n", b->out_dir, strerror(-r));
+    return r;
+}
 
-    b.base = net_event_base_new();
-    if (!b.base)
-        goto fail;
-    b.all_sim = true;
-    for (size_t i = 0; i < b.s->n_targets; i++) {
-        b.all_sim = b.all_sim && !b.s->targets[i].url;
-        if (setup_target(&b, &b.targets[i], &b.s->targets[i], i) < 0) {
-            b.n_targets = i + 1;
-            goto fail;
-        }
-        b.n_targets = i + 1;
+/* The loop, the targets (started or probed) and the timers. 0 or -1. */
+static int prepare(struct bench *b)
+{
+    b->base = net_event_base_new();
+    if (!b->base)
+        return -1;
+    b->all_sim = true;
+    for (size_t i = 0; i < b->s->n_targets; i++) {
+        b->all_sim = b->all_sim && !b->s->targets[i].url;
+        b->n_targets = i + 1;
+        if (setup_target(b, &b->targets[i], &b->s->targets[i], i) < 0)
+            return -1;
     }
-    b.pause = evtimer_new(b.base, pause_cb, &b);
-    b.tick = evtimer_new(b.base, tick_cb, &b);
-    b.sigint = evsignal_new(b.base, SIGINT, on_signal, &b);
-    b.sigterm = evsignal_new(b.base, SIGTERM, on_signal, &b);
-    if (!b.pause || !b.tick || !b.sigint || !b.sigterm || evsignal_add(b.sigint, NULL) < 0 ||
-        evsignal_add(b.sigterm, NULL) < 0)
-        goto fail;
-    b.tty = isatty(STDERR_FILENO);
-    if (!b.quiet) {
+    b->pause = evtimer_new(b->base, pause_cb, b);
+    b->tick = evtimer_new(b->base, tick_cb, b);
+    if (!b->pause || !b->tick || loop_init(&b->loop, b->base, on_stop, NULL, b) < 0)
+        return -1;
+    return 0;
+}
+
+/* Runs the plan until it is done or stopped. */
+static void run_plan(struct bench *b)
+{
+    b->tty = isatty(STDERR_FILENO);
+    if (!b->quiet) {
         fprintf(stderr, "tokentap bench: %s: %zu targets x %zu levels x %u repetitions%s -> %s/\n",
-                b.s->name, b.n_targets, b.s->n_levels, b.s->repetitions,
-                b.all_sim ? " (simulated targets side by side)" : " (targets interleaved)", b.out_dir);
+                b->s->name, b->n_targets, b->s->n_levels, b->s->repetitions,
+                b->all_sim ? " (simulated targets side by side)" : " (targets interleaved)", b->out_dir);
         struct timeval tv = {0, 250000};
-        evtimer_add(b.tick, &tv);
+        evtimer_add(b->tick, &tv);
     }
-    b.start_mono = clock_now();
-    b.start_wall = clock_wall();
-    b.level = 0;
-    b.rep = 1;
-    start(&b);
-    event_base_dispatch(b.base);
+    b->start_mono = clock_now();
+    b->start_wall = clock_wall();
+    b->level = 0;
+    b->rep = 1;
+    start(b);
+    loop_run(&b->loop);
+}
+
+/* After the run: results.json, report.md (printed) and report.html; the
+ * exit status. */
+static int finish(struct bench *b)
+{
+    struct results *run = NULL;
+    struct evbuffer *md = NULL;
+    int r, rc = 1;
     usec_t end = clock_now();
-    if (!b.quiet && b.tty)
+    if (!b->quiet && b->tty)
         fprintf(stderr, "\n");
-    if (b.interrupted)
+    if (b->interrupted)
         fprintf(stderr, "tokentap bench: interrupted: writing the results so far (marked incomplete)\n");
-    clear_running(&b);
-    if (build_results(&b, end, &run) < 0)
+    clear_running(b);
+    if (build_results(b, end, &run) < 0)
         goto fail;
     md = evbuffer_new();
-    r = md ? report_write_all(run, b.out_dir, md) : -ENOMEM;
+    r = md ? report_write_all(run, b->out_dir, md) : -ENOMEM;
     if (r < 0) {
         fprintf(stderr, "tokentap bench: cannot write the report: %s\n", strerror(-r));
     } else {
@@ -995,31 +989,66 @@ int bench_main(int argc, char **argv)
             fwrite(text, 1, len, stdout);
         fflush(stdout);
     }
-    fprintf(stderr, "tokentap bench: wrote %s/results.json, report.md, report.html\n", b.out_dir);
-    rc = b.interrupted ? 130 : b.failed ? 1 : 0;
+    fprintf(stderr, "tokentap bench: wrote %s/results.json, report.md, report.html\n", b->out_dir);
+    rc = b->interrupted ? 130 : b->failed ? 1 : 0;
 fail:
     if (md)
         evbuffer_free(md);
     results_free(run);
-    for (size_t i = 0; i < b.n_targets; i++) {
-        loadgen_free(b.targets[i].lg);
-        sim_free(b.targets[i].sim);
-        cJSON_Delete(b.targets[i].props);
-    }
-    for (size_t i = 0; i < b.n_requests; i++)
-        record_finish(&b.requests[i].rec);
-    free(b.requests);
-    free(b.level_runs);
-    if (b.pause)
-        event_free(b.pause);
-    if (b.tick)
-        event_free(b.tick);
-    if (b.sigint)
-        event_free(b.sigint);
-    if (b.sigterm)
-        event_free(b.sigterm);
-    if (b.base)
-        event_base_free(b.base);
-    scenario_free(b.s);
     return rc;
+}
+
+static void bench_free(struct bench *b)
+{
+    for (size_t i = 0; i < b->n_targets; i++) {
+        loadgen_free(b->targets[i].lg);
+        sim_free(b->targets[i].sim);
+        cJSON_Delete(b->targets[i].props);
+    }
+    for (size_t i = 0; i < b->n_requests; i++)
+        record_finish(&b->requests[i].rec);
+    free(b->requests);
+    free(b->level_runs);
+    if (b->pause)
+        event_free(b->pause);
+    if (b->tick)
+        event_free(b->tick);
+    loop_finish(&b->loop);
+    if (b->base)
+        event_base_free(b->base);
+    scenario_free(b->s);
+}
+
+/* Loads the scenario, runs it, writes what was measured; the exit status. */
+static int bench_run(const struct bench_settings *set)
+{
+    struct bench b;
+    memset(&b, 0, sizeof(b));
+    b.thinking_override = set->thinking;
+    b.quiet = set->quiet;
+    b.argc = set->argc;
+    b.argv = set->argv;
+    int r, rc = 1;
+    log_set_level(set->log_level);
+    if ((r = load_plan(&b, set)) < 0) {
+        rc = r == -EINVAL ? 2 : 1;
+        goto fail;
+    }
+    if (prepare(&b) < 0)
+        goto fail;
+    run_plan(&b);
+    rc = finish(&b);
+fail:
+    bench_free(&b);
+    return rc;
+}
+
+int bench_main(int argc, char **argv)
+{
+    struct bench_settings s;
+    struct config_err err;
+    int r = bench_settings_parse(&s, argc, argv, &err);
+    if (r != 0)
+        return cli_exit(&bench_command, r, &err);
+    return bench_run(&s);
 }

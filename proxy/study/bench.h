@@ -2,9 +2,41 @@
  * its levels, repetitions and targets (built-in simulator profiles or real
  * servers), measures every request through loadgen, checks the answers,
  * and writes results.json (docs/results-format.md), report.md and
- * report.html. */
+ * report.html. Its settings are parsed and validated from argv alone
+ * (bench_settings_parse); the run step loads the scenario and runs it. */
 #ifndef TOKENTAP_BENCH_H
 #define TOKENTAP_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/log.h"
+#include "study/scenario.h"
+
+struct config_err;
+
+/* Bytes in an output directory's name. */
+#define BENCH_MAX_OUT_DIR 511
+
+/* The command line; strings are borrowed from argv. */
+struct bench_settings {
+    const char *scenario;        /* the scenario file */
+    const char *out;             /* --out, NULL: results/<scenario>-<time> */
+    const char *levels;          /* --levels, NULL: all */
+    const char *only;            /* --only, NULL: every target */
+    const char *targets[SCENARIO_MAX_TARGETS]; /* --target NAME=URL, checked against the scenario */
+    size_t n_targets;
+    unsigned repetitions;        /* 0: the scenario's */
+    int thinking;                /* --thinking: 0 or 1, -1 as the scenario says */
+    bool quiet;
+    enum log_level log_level;
+    int argc;
+    char **argv;                 /* borrowed: the command line, for results.json */
+};
+
+/* Parses argv (argv[0] is "bench") into s: 0, CLI_RUN_HELP for --help, or
+ * -EINVAL with the usage error's line in err. Reads no file. */
+int bench_settings_parse(struct bench_settings *s, int argc, char **argv, struct config_err *err);
 
 int bench_main(int argc, char **argv);
 

@@ -382,9 +382,9 @@ static int parse_target(struct loader *L, const cJSON *obj, struct scenario_targ
     }
     if (url) {
         struct url_target ut;
-        char why[300];
-        if (url_parse(url, &ut, why, sizeof(why)) < 0)
-            return config_error(L->doc, member(obj, "url"), L->err, "bad url %s", why);
+        struct config_err why;
+        if (url_parse(url, &ut, &why) < 0)
+            return config_error(L->doc, member(obj, "url"), L->err, "bad url %s", why.msg);
         r = dup_into(L, ut.url, &t->url);
         if (r < 0)
             return r;

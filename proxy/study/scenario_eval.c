@@ -338,9 +338,9 @@ int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides
             goto fail;
         }
         struct url_target ut;
-        char why[300];
-        if (url_parse(eq + 1, &ut, why, sizeof(why)) < 0) {
-            r = fail_msg(err, "target '%s': bad url %s", s->targets[t].name, why);
+        struct config_err why;
+        if (url_parse(eq + 1, &ut, &why) < 0) {
+            r = fail_msg(err, "target '%s': bad url %s", s->targets[t].name, why.msg);
             goto fail;
         }
         char *u = strdup(ut.url);

@@ -194,8 +194,8 @@ bool record_is_generation(const struct record *r)
 
 const char *record_outcome_name(enum record_outcome o)
 {
-    static const char *const names[] = {"ok",        "http-error", "client-abort", "upstream-error",
-                                        "truncated", "timeout",    "in-progress"};
+    static const char *const names[] = {"ok",        "http-error", "client-abort",   "upstream-error",
+                                        "truncated", "timeout",    "protocol-error", "in-progress"};
     return (unsigned)o < RECORD_OUTCOMES ? names[o] : "unknown";
 }
 
@@ -261,6 +261,7 @@ void record_to_json(const struct record *r, struct evbuffer *out, bool with_gaps
     evbuffer_add_printf(out, "%d", r->status);
     key(out, "outcome");
     jsonw_cstr(out, record_outcome_name(r->outcome));
+    evbuffer_add_printf(out, ",\"client_left\":%s", r->client_left ? "true" : "false");
     evbuffer_add_printf(out, ",\"stream\":%s,\"measured\":%s", r->stream ? "true" : "false",
                         r->measured ? "true" : "false");
     str(out, "finish_reason", r->finish_reason);

@@ -25,9 +25,10 @@ enum record_outcome {
     RECORD_UPSTREAM_ERROR, /* no usable response: refused, malformed, closed before the head */
     RECORD_TRUNCATED,      /* the response was cut mid-way (or an error event ended it) */
     RECORD_TIMEOUT,        /* the upstream timed out */
+    RECORD_PROTOCOL_ERROR, /* a complete response whose stream held bytes that are no event of its API */
     RECORD_IN_PROGRESS,    /* not finished yet */
 };
-#define RECORD_OUTCOMES 7
+#define RECORD_OUTCOMES 8
 
 struct record {
     uint64_t id;
@@ -84,6 +85,7 @@ struct record {
     char response_model[96];          /* the model the upstream says answered, "" unknown */
 
     enum record_outcome outcome;
+    bool client_left;       /* the client went away before the response ended */
     char finish_reason[32];
     char error[160];
 

@@ -160,7 +160,11 @@ static int field_line(struct sse_parser *p, const char *base, size_t len)
             p->id_len = vlen;
         }
     }
-    /* retry: and unknown fields are ignored. */
+    /* retry: and unknown fields are ignored; unknown ones are counted. */
+    else if (!(name_len == 5 && memcmp(line, "retry", 5) == 0)) {
+        if (p->unknown_fields++ == 0)
+            p->first_unknown_at = p->line_at;
+    }
     return 0;
 }
 
@@ -181,6 +185,7 @@ static int dispatch(struct sse_parser *p, const char *base, sse_event_cb cb, voi
         .id_len = p->has_id ? p->id_len : 0,
     };
     p->events++;
+    p->event_at = p->ev_at;
     /* Reset first: the views stay valid (buffers are kept), and the parser
      * is between events if cb stops the feed. */
     reset_event(p);
@@ -246,13 +251,16 @@ int sse_feed(struct sse_parser *p, const char *buf, size_t len, sse_event_cb cb,
                     p->discarding = false;
                 } else if (p->ev_active) {
                     r = dispatch(p, p->ev_spilled ? p->raw : ev_base, cb, ctx);
-                    if (r)
+                    if (r) {
+                        p->fed += len;
                         return r;
+                    }
                 }
                 continue;
             }
             if (*s == ':')
                 p->comments++;
+            p->line_at = p->fed + (uint64_t)(s - buf);
             if (p->discarding || (!p->ev_active && *s == ':')) {
                 /* Comments between events and dropped lines are skipped
                  * without being stored, so they need no limit. */
@@ -261,6 +269,7 @@ int sse_feed(struct sse_parser *p, const char *buf, size_t len, sse_event_cb cb,
                 if (!p->ev_active) {
                     p->ev_active = true;
                     ev_base = s;
+                    p->ev_at = p->line_at;
                 }
                 p->line_stored = true;
                 p->line_off = p->ev_len;
@@ -308,5 +317,6 @@ int sse_feed(struct sse_parser *p, const char *buf, size_t len, sse_event_cb cb,
             p->ev_spilled = true;
         }
     }
+    p->fed += len;
     return ret;
 }

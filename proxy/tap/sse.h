@@ -61,10 +61,18 @@ struct sse_parser {
     bool bom_done;          /* the stream start was checked for a UTF-8 BOM */
     uint8_t bom_matched;
 
+    uint64_t fed;           /* stream bytes fed before the current feed */
+    uint64_t ev_at, line_at;/* stream offsets of the pending event and the current line */
+
     /* Counters, for the caller to read. */
     uint64_t events;        /* events dispatched */
     uint64_t comments;      /* `:` comment lines */
     uint64_t oversized;     /* events dropped for going over max_event_bytes */
+    /* Field lines no event stream of ours has (not data, event, id or
+     * retry): the spec ignores them, a measuring tap reports them. */
+    uint64_t unknown_fields;
+    uint64_t first_unknown_at; /* stream offset of the first such line */
+    uint64_t event_at;      /* stream offset of the event being dispatched (in the callback) */
 };
 
 /* Prepares a parser; max_event_bytes 0 means SSE_DEFAULT_MAX_EVENT_BYTES. */

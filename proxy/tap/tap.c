@@ -1,6 +1,8 @@
 #include "tap/tap.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -63,6 +65,8 @@ static int on_event(void *ctx, const struct sse_event *ev)
     uint64_t before[DIALECT_TOKEN_KINDS];
     memcpy(before, f->token_events, sizeof(before));
     int n = dialect_event(&t->dialect, ev, t->on_text, t->ctx);
+    if (n == -EINVAL && t->bad_events++ == 0)
+        t->first_bad_at = t->sse.event_at;
     if (n <= 0)
         return 0;
     uint64_t pieces[DIALECT_TOKEN_KINDS];
@@ -123,20 +127,43 @@ void tap_end(struct tap *t, usec_t now)
             r->t_first_token = r->t_first_content = r->t_last_token = r->t_first_byte;
     }
     record_take_facts(r, &t->dialect.facts);
+    /* Bytes that are no event of its API: say where, the server is
+     * broken or something between it and us is. */
+    if (!r->error[0] && (t->bad_events || t->sse.unknown_fields)) {
+        uint64_t at = t->sse.unknown_fields && (!t->bad_events || t->sse.first_unknown_at < t->first_bad_at)
+                          ? t->sse.first_unknown_at
+                          : t->first_bad_at;
+        snprintf(r->error, sizeof(r->error), "malformed event stream at byte %llu of the body",
+                 (unsigned long long)at);
+    }
 }
 
-enum record_outcome tap_outcome(const struct tap *t, int err, bool client_left)
+/* Events of the stream that its API does not have. */
+static bool malformed(const struct tap *t)
 {
-    const struct record *r = t->rec;
+    return t->mode == TAP_SSE && (t->bad_events || t->sse.unknown_fields);
+}
+
+enum record_outcome tap_outcome(struct tap *t, int err, bool client_left)
+{
+    struct record *r = t->rec;
     const struct dialect_facts *f = &t->dialect.facts;
-    if (client_left)
+    r->client_left = client_left;
+    if (client_left) {
+        /* The answer was whole: a client may hang up before the chunked
+         * terminator (httpx does, after data: [DONE]). */
+        if (!err && f->ended && !f->error && r->status < 400 && !malformed(t))
+            return RECORD_OK;
         return RECORD_CLIENT_ABORT;
+    }
     if (err == UPSTREAM_ERR_TIMEOUT || err == UPSTREAM_ERR_CONNECT_TIMEOUT)
         return RECORD_TIMEOUT;
     if (err)
         return t->head_seen ? RECORD_TRUNCATED : RECORD_UPSTREAM_ERROR;
     if (r->status >= 400)
         return RECORD_HTTP_ERROR;
+    if (malformed(t))
+        return RECORD_PROTOCOL_ERROR;
     /* An error event, or a stream that ended without its end marker. */
     if (f->error || (t->mode == TAP_SSE && r->dialect != DIALECT_UNKNOWN && !f->ended))
         return RECORD_TRUNCATED;

@@ -35,6 +35,8 @@ struct tap {
     char *json;                /* owned: a non-streamed body being collected */
     size_t json_len, json_cap;
     bool json_overflow;
+    uint64_t bad_events;       /* events the dialect could not read */
+    uint64_t first_bad_at;     /* stream offset of the first one */
     usec_t now;                /* time of the bytes being fed */
     tap_token_cb on_token;     /* may be NULL */
     dialect_token_cb on_text;  /* may be NULL: receives generated text */
@@ -62,7 +64,9 @@ void tap_end(struct tap *t, usec_t now);
 /* The verdict on an exchange that is over, decided here only (proxy and
  * load generator alike): err is how the upstream side ended (0 when the
  * response ended properly or is not over, else an UPSTREAM_ERR_* or other
- * negative errno); client_left says the client went away first. */
-enum record_outcome tap_outcome(const struct tap *t, int err, bool client_left);
+ * negative errno); client_left says the client went away first. A client
+ * that leaves after the API's own end marker ([DONE], message_stop, ...)
+ * of a complete answer lost nothing: ok. Notes client_left in the record. */
+enum record_outcome tap_outcome(struct tap *t, int err, bool client_left);
 
 #endif

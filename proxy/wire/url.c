@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-int url_parse(const char *url, struct url_target *ret, char *err, size_t errlen)
+#include "core/config.h"
+
+int url_parse(const char *url, struct url_target *ret, struct config_err *err)
 {
     struct url_target t;
     memset(&t, 0, sizeof(t));
@@ -12,42 +14,33 @@ int url_parse(const char *url, struct url_target *ret, char *err, size_t errlen)
     if (strncmp(url, "http://", 7) == 0) {
         rest = url + 7;
     } else if (strncmp(url, "https://", 8) == 0) {
-        snprintf(err, errlen, "'%s': https upstreams are not supported yet; use http://", url);
-        return -EINVAL;
+        return config_err_set(err, "'%s': https upstreams are not supported yet; use http://", url);
     } else {
-        snprintf(err, errlen, "'%s': expected http://HOST:PORT", url);
-        return -EINVAL;
+        return config_err_set(err, "'%s': expected http://HOST:PORT", url);
     }
     const char *slash = strchr(rest, '/');
     size_t hostlen = slash ? (size_t)(slash - rest) : strlen(rest);
     char hostport[300];
-    if (hostlen == 0 || hostlen >= sizeof(hostport)) {
-        snprintf(err, errlen, "'%s': missing host", url);
-        return -EINVAL;
-    }
+    if (hostlen == 0 || hostlen >= sizeof(hostport))
+        return config_err_set(err, "'%s': missing host", url);
     memcpy(hostport, rest, hostlen);
     hostport[hostlen] = '\0';
     if (!strchr(hostport, ':') || hostport[hostlen - 1] == ']') {
         /* No port: HTTP's default. */
-        if (hostlen + 4 >= sizeof(hostport)) {
-            snprintf(err, errlen, "'%s': host too long", url);
-            return -EINVAL;
-        }
+        if (hostlen + 4 >= sizeof(hostport))
+            return config_err_set(err, "'%s': host too long", url);
         strcat(hostport, ":80");
     }
-    if (net_parse_hostport(hostport, &t.addr) < 0) {
-        snprintf(err, errlen, "'%s': expected a numeric address or localhost with a port", url);
-        return -EINVAL;
-    }
+    if (net_parse_hostport(hostport, &t.addr) < 0)
+        return config_err_set(err, "'%s': expected a numeric address or localhost with a port",
+                              url);
     snprintf(t.host_header, sizeof(t.host_header), "%s", hostport);
     if (slash) {
         size_t plen = strlen(slash);
         while (plen > 0 && slash[plen - 1] == '/')
             plen--;
-        if (plen >= sizeof(t.base_path)) {
-            snprintf(err, errlen, "'%s': path too long", url);
-            return -EINVAL;
-        }
+        if (plen >= sizeof(t.base_path))
+            return config_err_set(err, "'%s': path too long", url);
         memcpy(t.base_path, slash, plen);
         t.base_path[plen] = '\0';
     }

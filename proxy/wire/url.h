@@ -9,6 +9,8 @@
 
 #include "wire/net.h"
 
+struct config_err;
+
 /* Where requests go. */
 struct url_target {
     char url[512];         /* as given, without a trailing '/' */
@@ -19,6 +21,6 @@ struct url_target {
 
 /* Parses "http://HOST:PORT[/prefix]" (numeric host or localhost; port 80
  * when none). 0, or -EINVAL with a one-line reason in err (*ret untouched). */
-int url_parse(const char *url, struct url_target *ret, char *err, size_t errlen);
+int url_parse(const char *url, struct url_target *ret, struct config_err *err);
 
 #endif
