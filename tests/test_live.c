@@ -38,12 +38,13 @@ static double num(const cJSON *j, const char *k)
     return cJSON_IsNumber(v) ? v->valuedouble : -1;
 }
 
+/* The lane or request whose record id ("rid") is id. */
 static const cJSON *find_id(const cJSON *arr, uint64_t id)
 {
     const cJSON *e;
     cJSON_ArrayForEach(e, arr)
     {
-        if ((uint64_t)num(e, "id") == id)
+        if ((uint64_t)num(e, "rid") == id)
             return e;
     }
     return NULL;
@@ -298,8 +299,33 @@ static void bounded(void)
     live_free(l);
 }
 
+/* Two load generators number their requests alike: live's ids differ. */
+static void same_record_id(void)
+{
+    struct live_options o;
+    live_options_default(&o);
+    struct live *l;
+    CHECK_INT(live_new(&o, T0, &l), 0);
+    struct record a, b;
+    start(l, &a, 1, "x", T0 + MS);
+    start(l, &b, 1, "y", T0 + MS);
+    finish(l, &a, RECORD_OK, T0 + 2 * MS);
+    finish(l, &b, RECORD_OK, T0 + 2 * MS);
+    struct live_cursor c = {0};
+    cJSON *j = frame(l, &c, T0 + 3 * MS, NULL);
+    const cJSON *d = item(j, "done");
+    CHECK_INT(cJSON_GetArraySize(d), 2);
+    CHECK(num(cJSON_GetArrayItem(d, 0), "id") != num(cJSON_GetArrayItem(d, 1), "id"));
+    CHECK_INT(num(cJSON_GetArrayItem(d, 1), "rid"), 1);
+    cJSON_Delete(j);
+    record_finish(&a);
+    record_finish(&b);
+    live_free(l);
+}
+
 int main(void)
 {
+    same_record_id();
     lanes();
     hidden();
     seconds();

@@ -5,7 +5,7 @@
  * `offset` maps them to this page's clock. Loads nothing else. */
 'use strict';
 
-const WINDOW_MS = 20000;   /* lanes show this much history */
+const WINDOW_MS = 10000;   /* lanes show this much history */
 const FADE_MS = 5000;      /* a finished lane fades out over this */
 const KEEP_DONE = 2000;    /* finished requests kept for the tables */
 const RECENT_ROWS = 200;   /* rows of the recent-requests table */
@@ -70,7 +70,7 @@ function groupFor(g, gs) {
 }
 
 function laneNew(l) {
-  const ln = { id: l.id, g: l.g || '', gs: !!l.gs, m: l.m || '', u: l.u || '', th: l.th ?? -1,
+  const ln = { id: l.id, rid: l.rid ?? l.id, g: l.g || '', gs: !!l.gs, m: l.m || '', u: l.u || '', th: l.th ?? -1,
     t0: l.t0 ?? nowMs(), ticks: [] };
   const row = el('div', 'lane');
   row.dataset.id = l.id;
@@ -251,8 +251,8 @@ function renderSeconds() {
   for (const r of (state.seconds[0] || new Map()).values()) { fin += r[3]; errs += r[4]; }
   $('k-done').textContent = fin;
   $('k-errors').textContent = errs;
-  const lastRow = rows[rows.length - 1];
-  $('k-tps').textContent = lastRow ? lastRow[5] : 0;
+  const last5 = rows.slice(-5);
+  $('k-tps').textContent = last5.length ? Math.round(last5.reduce((a, r) => a + r[5], 0) / last5.length) : 0;
 }
 
 /* --- sessions and recent requests --- */
@@ -286,10 +286,10 @@ function renderTimeline() {
   box.textContent = '';
   const now = nowMs();
   const items = reqs.map((d) => ({ t0: d.t0, w: d.slot_wait, ttft: d.ttft, end: d.t0 + d.e2e,
-    bad: d.o !== 'ok', lab: `#${d.id} ${d.o} ${d.tokens} tok` }))
+    bad: d.o !== 'ok', lab: `#${d.rid} ${d.o} ${d.tokens} tok` }))
     .concat(live.map((l) => ({ t0: l.t0, w: l.h !== null && l.h !== undefined ? l.h - l.t0 : null,
       ttft: l.f !== null && l.f !== undefined ? l.f - l.t0 : null, end: now, bad: false,
-      lab: `#${l.id} ${l.st} ${l.n || 0} tok` })));
+      lab: `#${l.rid} ${l.st} ${l.n || 0} tok` })));
   if (!items.length) return;
   const lo = Math.min(...items.map((i) => i.t0)), hi = Math.max(...items.map((i) => i.end), lo + 1);
   const pct = (t) => (100 * (t - lo) / (hi - lo)).toFixed(3) + '%';
@@ -321,7 +321,7 @@ function renderRecent() {
   for (const d of list) {
     const tr = el('tr', 'click' + (d.id === state.selRequest ? ' sel' : ''));
     tr.dataset.id = d.id;
-    const cells = [d.id, ago(d.t0 + d.e2e), d.g || '(none)', d.m, d.o, d.level, fmtMs(d.ttft),
+    const cells = [d.rid, ago(d.t0 + d.e2e), d.g || '(none)', d.m, d.o, d.level, fmtMs(d.ttft),
       d.tokens, fmtNum(d.tps, 1), fmtMs(d.e2e)];
     cells.forEach((c, i) => tr.appendChild(el('td', i === 4 && d.o !== 'ok' ? 'bad' : '', String(c))));
     tr.addEventListener('click', () => { state.selRequest = d.id; renderRecent(); renderDetail(); });
@@ -335,7 +335,7 @@ function renderDetail() {
   box.textContent = '';
   if (!d) { box.hidden = true; return; }
   box.hidden = false;
-  box.appendChild(el('h3', '', `Request #${d.id}`));
+  box.appendChild(el('h3', '', `Request #${d.rid}`));
   const dl = el('dl');
   const add = (k, v) => { dl.appendChild(el('dt', '', k)); dl.appendChild(el('dd', '', String(v))); };
   add('session or client', d.g || '(none)');

@@ -27,6 +27,8 @@
 #include "study/scenario.h"
 #include "sim/sim.h"
 #include "core/stats.h"
+#include "serve/ui.h"
+#include "tap/metrics.h"
 
 struct bench;
 
@@ -94,6 +96,9 @@ struct bench {
     char last_step[160];
     char **argv;                     /* borrowed from main: the command line, for results.json */
     int argc;
+    const char *ui_listen;           /* borrowed: --ui HOST:PORT, NULL: no dashboard */
+    struct metrics *metrics;         /* owned: --ui's level table (NULL without) */
+    struct ui *ui;                   /* owned: --ui */
 };
 
 static void step(struct bench *b);
@@ -753,6 +758,8 @@ static int setup_target(struct bench *b, struct target_run *tr, const struct sce
     lo.label = t->name;
     lo.response_timeout = b->s->timeout;
     lo.stream_timeout = b->s->timeout;
+    lo.metrics = b->metrics;
+    lo.live = b->ui ? ui_live(b->ui) : NULL;
     struct config_err err;
     if (loadgen_new(b->base, &lo, &tr->lg, &err) < 0) {
         fprintf(stderr, "tokentap bench: target '%s': %s\n", t->name, err.msg);
@@ -800,6 +807,7 @@ enum {
     OPT_ONLY,
     OPT_QUIET,
     OPT_LOG_LEVEL,
+    OPT_UI,
 };
 
 static const struct cli_option bench_options[] = {
@@ -810,6 +818,7 @@ static const struct cli_option bench_options[] = {
     {"thinking", 0, "on|off", "set enable_thinking on every request, whatever the scenario says", OPT_THINKING},
     {"only", 0, "T1,T2", "run only these targets (one GPU holds one quant: run each, then compare)", OPT_ONLY},
     {"quiet", 'q', NULL, "no progress line", OPT_QUIET},
+    {"ui", 0, "HOST:PORT", "serve the live dashboard of the run at http://HOST:PORT/tokentap/", OPT_UI},
     CLI_OPTION_LOG_LEVEL(OPT_LOG_LEVEL),
     {NULL, 0, NULL, NULL, 0},
 };
@@ -853,6 +862,7 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct benc
         return 0;
     case OPT_QUIET: s->quiet = true; return 0;
     case OPT_LOG_LEVEL: return cli_log_level(p, v, &s->log_level);
+    case OPT_UI: s->ui = v; return 0;
     }
     return 0;
 }
@@ -929,6 +939,19 @@ static int prepare(struct bench *b)
     b->base = net_event_base_new();
     if (!b->base)
         return -1;
+    if (b->ui_listen) {
+        struct metrics_options mo;
+        metrics_options_default(&mo);
+        if (metrics_new(&mo, clock_now(), &b->metrics) < 0)
+            return -1;
+        if (ui_new(b->base, b->ui_listen, "tokentap bench", b->metrics, &b->ui) < 0) {
+            fprintf(stderr, "tokentap bench: --ui %s: cannot listen there\n", b->ui_listen);
+            return -1;
+        }
+        char url[128];
+        ui_url(b->ui, url, sizeof(url));
+        fprintf(stderr, "tokentap bench: dashboard at %s\n", url);
+    }
     b->all_sim = true;
     for (size_t i = 0; i < b->s->n_targets; i++) {
         b->all_sim = b->all_sim && !b->s->targets[i].url;
@@ -1013,6 +1036,8 @@ static void bench_free(struct bench *b)
         event_free(b->pause);
     if (b->tick)
         event_free(b->tick);
+    ui_free(b->ui);
+    metrics_free(b->metrics);
     loop_finish(&b->loop);
     if (b->base)
         event_base_free(b->base);
@@ -1028,6 +1053,7 @@ static int bench_run(const struct bench_settings *set)
     b.quiet = set->quiet;
     b.argc = set->argc;
     b.argv = set->argv;
+    b.ui_listen = set->ui;
     int r, rc = 1;
     log_set_level(set->log_level);
     if ((r = load_plan(&b, set)) < 0) {

@@ -78,6 +78,7 @@ struct tick {
 
 struct lane {
     uint64_t id;      /* the record's id; 0: a free lane */
+    uint64_t key;     /* live's own serial: record ids repeat across load generators */
     uint64_t born;    /* l->version when it began */
     uint64_t version; /* l->version when it last changed */
     char group[96], model[96], upstream[64];
@@ -93,7 +94,7 @@ struct lane {
 
 struct done {
     uint64_t version;
-    uint64_t id;
+    uint64_t id, key;
     char group[96], model[96], upstream[64], route[96], rules[128], error[160], finish[32];
     bool by_session;
     int thinking, status;
@@ -137,6 +138,7 @@ struct live {
     struct live_options o;
     usec_t start;
     uint64_t version;
+    uint64_t serial;           /* the last key given to a request */
     struct lane *lanes;        /* owned, o.max_lanes */
     unsigned lanes_in_flight;  /* lanes not done */
     struct done *done;         /* owned ring, o.recent */
@@ -382,6 +384,7 @@ void live_begin(struct live *l, struct record *r, const char *group, usec_t now)
     memset(ln, 0, offsetof(struct lane, ticks));
     ln->n_ticks = 0;
     ln->id = r->id;
+    ln->key = ++l->serial;
     ln->born = ln->version = l->version;
     snprintf(ln->group, sizeof(ln->group), "%s", key);
     snprintf(ln->model, sizeof(ln->model), "%s", r->model);
@@ -456,7 +459,8 @@ static unsigned gap_bucket(uint32_t us)
     return b;
 }
 
-static void done_add(struct live *l, const struct record *r, const char *key, bool by_session)
+static void done_add(struct live *l, const struct record *r, uint64_t serial, const char *key,
+                     bool by_session)
 {
     struct done *d = &l->done[l->done_next];
     memset(d, 0, sizeof(*d));
@@ -465,6 +469,7 @@ static void done_add(struct live *l, const struct record *r, const char *key, bo
         l->done_n++;
     d->version = l->version;
     d->id = r->id;
+    d->key = serial;
     snprintf(d->group, sizeof(d->group), "%s", key);
     snprintf(d->model, sizeof(d->model), "%s", r->response_model[0] ? r->response_model : r->model);
     snprintf(d->upstream, sizeof(d->upstream), "%s", r->upstream);
@@ -529,7 +534,7 @@ void live_end(struct live *l, struct record *r, usec_t now)
         if (t > se->ttft_max)
             se->ttft_max = t;
     }
-    done_add(l, r, key, by_session);
+    done_add(l, r, ln ? ln->key : ++l->serial, key, by_session);
     if (ln) {
         ln->state = LANE_DONE;
         ln->outcome = r->outcome;
@@ -587,6 +592,8 @@ static void lane_json(struct evbuffer *out, const struct live *l, const struct l
                       const struct live_cursor *c)
 {
     EVBUFFER_ADD_LIT(out, "{\"id\":");
+    put_u64(out, ln->key);
+    EVBUFFER_ADD_LIT(out, ",\"rid\":");
     put_u64(out, ln->id);
     if (ln->born > c->version) {
         EVBUFFER_ADD_LIT(out, ",\"g\":");
@@ -626,6 +633,8 @@ static void lane_json(struct evbuffer *out, const struct live *l, const struct l
 static void done_json(struct evbuffer *out, const struct live *l, const struct done *d)
 {
     EVBUFFER_ADD_LIT(out, "{\"id\":");
+    put_u64(out, d->key);
+    EVBUFFER_ADD_LIT(out, ",\"rid\":");
     put_u64(out, d->id);
     EVBUFFER_ADD_LIT(out, ",\"g\":");
     jsonw_cstr(out, d->group);

@@ -7,7 +7,9 @@
  * percentiles, tokens, in flight, queued, errors) overall and per
  * upstream. Readers take JSON frames of what changed since their cursor,
  * so a reader that falls behind gets one coalesced frame, never a queue.
- * Memory is fixed at live_new. Pure: no I/O, the caller passes the time. */
+ * Memory is fixed at live_new. Pure: no I/O, the caller passes the time.
+ * In frames, "id" is live's own serial for a request (record ids repeat
+ * across load generators) and "rid" the record's id. */
 #ifndef TOKENTAP_LIVE_H
 #define TOKENTAP_LIVE_H
 
