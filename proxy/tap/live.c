@@ -588,14 +588,56 @@ static bool newer(uint32_t v, uint64_t since)
     return (int32_t)(v - (uint32_t)since) > 0;
 }
 
+/* A lane update is written into a small buffer first, then added at
+ * once: lanes change on every frame, and one evbuffer_add per number
+ * would be most of a frame's cost. */
+struct text {
+    char buf[LIVE_TICKS * 12 + 256];
+    size_t n;
+};
+
+static void text_lit(struct text *t, const char *s, size_t len)
+{
+    memcpy(t->buf + t->n, s, len);
+    t->n += len;
+}
+#define TEXT_LIT(t, lit) text_lit((t), (lit), sizeof(lit) - 1)
+
+static void text_u64(struct text *t, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    text_lit(t, tmp + i, sizeof(tmp) - i);
+}
+
+static void text_at(struct text *t, const struct live *l, usec_t at)
+{
+    if (at)
+        text_u64(t, ms_of(l, at));
+    else
+        TEXT_LIT(t, "null");
+}
+
+static void text_flush(struct text *t, struct evbuffer *out)
+{
+    evbuffer_add(out, t->buf, t->n);
+    t->n = 0;
+}
+
 static void lane_json(struct evbuffer *out, const struct live *l, const struct lane *ln,
                       const struct live_cursor *c)
 {
-    EVBUFFER_ADD_LIT(out, "{\"id\":");
-    put_u64(out, ln->key);
-    EVBUFFER_ADD_LIT(out, ",\"rid\":");
-    put_u64(out, ln->id);
+    struct text t = {.n = 0};
+    TEXT_LIT(&t, "{\"id\":");
+    text_u64(&t, ln->key);
+    TEXT_LIT(&t, ",\"rid\":");
+    text_u64(&t, ln->id);
     if (ln->born > c->version) {
+        text_flush(&t, out);
         EVBUFFER_ADD_LIT(out, ",\"g\":");
         jsonw_cstr(out, ln->group);
         evbuffer_add_printf(out, ",\"gs\":%s,\"m\":", ln->by_session ? "true" : "false");
@@ -605,29 +647,36 @@ static void lane_json(struct evbuffer *out, const struct live *l, const struct l
         evbuffer_add_printf(out, ",\"th\":%d,\"t0\":", ln->thinking);
         put_at(out, l, ln->t_start);
     }
-    evbuffer_add_printf(out, ",\"st\":\"%s\",\"h\":", state_names[ln->state]);
-    put_at(out, l, ln->t_head);
-    EVBUFFER_ADD_LIT(out, ",\"f\":");
-    put_at(out, l, ln->t_first);
-    EVBUFFER_ADD_LIT(out, ",\"e\":");
-    put_at(out, l, ln->t_end);
-    if (ln->state == LANE_DONE)
-        evbuffer_add_printf(out, ",\"o\":\"%s\"", record_outcome_name(ln->outcome));
-    EVBUFFER_ADD_LIT(out, ",\"n\":");
-    put_u64(out, ln->tokens);
-    EVBUFFER_ADD_LIT(out, ",\"k\":[");
+    TEXT_LIT(&t, ",\"st\":\"");
+    text_lit(&t, state_names[ln->state], strlen(state_names[ln->state]));
+    TEXT_LIT(&t, "\",\"h\":");
+    text_at(&t, l, ln->t_head);
+    TEXT_LIT(&t, ",\"f\":");
+    text_at(&t, l, ln->t_first);
+    TEXT_LIT(&t, ",\"e\":");
+    text_at(&t, l, ln->t_end);
+    if (ln->state == LANE_DONE) {
+        const char *o = record_outcome_name(ln->outcome);
+        TEXT_LIT(&t, ",\"o\":\"");
+        text_lit(&t, o, strlen(o)); /* outcome names are short: within the 256 spare bytes */
+        TEXT_LIT(&t, "\"");
+    }
+    TEXT_LIT(&t, ",\"n\":");
+    text_u64(&t, ln->tokens);
+    TEXT_LIT(&t, ",\"k\":[");
     uint64_t kept = ln->n_ticks < LIVE_TICKS ? ln->n_ticks : LIVE_TICKS;
     bool first = true;
     for (uint64_t i = ln->n_ticks - kept; i < ln->n_ticks; i++) {
-        const struct tick *t = &ln->ticks[i % LIVE_TICKS];
-        if (c->version && !newer(t->version, c->version))
+        const struct tick *k = &ln->ticks[i % LIVE_TICKS];
+        if (c->version && !newer(k->version, c->version))
             continue;
         if (!first)
-            EVBUFFER_ADD_LIT(out, ",");
+            TEXT_LIT(&t, ",");
         first = false;
-        put_u64(out, t->ms);
+        text_u64(&t, k->ms); /* at most 11 bytes with its comma: LIVE_TICKS * 12 holds them */
     }
-    EVBUFFER_ADD_LIT(out, "]}");
+    TEXT_LIT(&t, "]}");
+    text_flush(&t, out);
 }
 
 static void done_json(struct evbuffer *out, const struct live *l, const struct done *d)
