@@ -555,16 +555,23 @@ bool live_changed(struct live *l, const struct live_cursor *c, usec_t now)
     return l->version != c->version || l->cur_sec - 1 > c->second;
 }
 
-/* Appends a number as JSON without printf (ticks are many). */
+/* v in decimal at the end of buf (24 bytes); returns where it starts.
+ * Without printf: ticks are many. */
+static const char *fmt_u64(char *buf, uint64_t v)
+{
+    char *p = buf + 24;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return p;
+}
+
 static void put_u64(struct evbuffer *out, uint64_t v)
 {
     char buf[24];
-    size_t i = sizeof(buf);
-    do {
-        buf[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    evbuffer_add(out, buf + i, sizeof(buf) - i);
+    const char *p = fmt_u64(buf, v);
+    evbuffer_add(out, p, (size_t)(buf + sizeof(buf) - p));
 }
 
 /* µs as milliseconds with three decimals, exactly. */
@@ -605,13 +612,9 @@ static void text_lit(struct text *t, const char *s, size_t len)
 
 static void text_u64(struct text *t, uint64_t v)
 {
-    char tmp[24];
-    size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    text_lit(t, tmp + i, sizeof(tmp) - i);
+    char buf[24];
+    const char *p = fmt_u64(buf, v);
+    text_lit(t, p, (size_t)(buf + sizeof(buf) - p));
 }
 
 static void text_at(struct text *t, const struct live *l, usec_t at)
