@@ -324,11 +324,16 @@ def main():
             browser.close()
         for p in procs:
             p.terminate()
-        for p in procs:
+        for p, name in zip(procs, ('sim', 'serve')):
             try:
-                p.wait(10)
+                rc = p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill()
+                rc = p.wait()
+            # SIGTERM drains and exits 0; a sanitizer's report exits non-zero.
+            if rc != 0:
+                fail('%s exited with %d: %s' % (name, rc,
+                     open(os.path.join(tmp, name + '.err')).read()[-2000:]))
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:
         sys.exit(1)
