@@ -62,6 +62,11 @@ int itest_connect(int port);
  * server closes it or 5 s pass; returns malloc'd bytes. */
 char *itest_raw(int port, const char *data, size_t len, size_t *ret_len);
 
+/* Runs `$TOKENTAP args` through the shell (args may quote) to its end and
+ * returns its exit status (124 after 20 s, 128+signal when killed); out gets the first
+ * outlen - 1 bytes of its stdout and stderr. */
+int itest_run(char *out, size_t outlen, const char *args);
+
 void itest_resp_free(struct itest_resp *r);
 
 /* Value of a response header (case-insensitive) copied into buf, or NULL. */
@@ -77,8 +82,11 @@ const char *itest_fixture(const char *name, char *buf, size_t len);
 long itest_rss_kb(pid_t pid);
 
 /* A scripted raw TCP peer standing in for a misbehaving upstream: for
- * each request head it reads, it waits delay_ms, writes `response`, then
- * `body` body_repeat times (for big bodies), and closes if close_after. */
+ * each request head it reads, it waits delay_ms (from the request after
+ * the first delay_after ones on), writes `response`, then after
+ * body_delay_ms `body` body_repeat times (for big bodies), then after
+ * tail_delay_ms `tail`
+ * (a head split over two writes), and closes if close_after. */
 struct itest_peer {
     int listen_fd;
     int port;
@@ -87,10 +95,15 @@ struct itest_peer {
     const char *body;
     size_t body_len;
     size_t body_repeat;
+    const char *tail;
+    size_t tail_len;
+    unsigned tail_delay_ms;
     unsigned delay_ms;
+    unsigned delay_after;    /* requests answered without delay_ms first */
     unsigned body_delay_ms;  /* wait between `response` and `body` */
     bool close_after;
     int accepted;            /* connections accepted so far */
+    volatile int requests;   /* request heads read so far */
     volatile int stop;
     void *thread;            /* owned: pthread_t */
 };

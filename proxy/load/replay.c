@@ -174,7 +174,7 @@ static int apply_history(struct replay_run *run, struct replay_item *it, char **
     jsonscan_iter_init(&top, body, len, info.start);
     while (jsonscan_iter_next(&top, &m)) {
         struct jsonscan_key k = jsonscan_key_member(body, &m);
-        struct jsonscan_key want = jsonscan_key_token("messages", "messages" + 8);
+        struct jsonscan_key want = jsonscan_key_token("messages", &"messages"[8]);
         if (jsonscan_key_eq(k, want) && body[m.value] == '[')
             msgs = m.value;
     }
@@ -191,7 +191,7 @@ static int apply_history(struct replay_run *run, struct replay_item *it, char **
             jsonscan_iter_init(&fields, body, len, m.value);
             while (jsonscan_iter_next(&fields, &f)) {
                 struct jsonscan_key k = jsonscan_key_member(body, &f);
-                struct jsonscan_key want = jsonscan_key_token("role", "role" + 4);
+                struct jsonscan_key want = jsonscan_key_token("role", &"role"[4]);
                 if (jsonscan_key_eq(k, want) && f.value_end - f.value == 11 &&
                     memcmp(body + f.value, "\"assistant\"", 11) == 0) {
                     idx[n++ % HISTORY_MAX_PAIRS] = i;

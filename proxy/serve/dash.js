@@ -421,7 +421,8 @@ function tick() {
 }
 
 function connect() {
-  const es = new EventSource('events');
+  /* ?token=... (an admin token) goes on to the stream: EventSource sends no headers. */
+  const es = new EventSource('events' + location.search);
   es.addEventListener('hello', (ev) => {
     const h = JSON.parse(ev.data);
     $('title').textContent = h.title;
