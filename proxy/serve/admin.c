@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 
 #include "core/jsonw.h"
+#include "serve/dash.h"
 #include "tap/metrics.h"
 #include "tap/trace.h"
 
@@ -84,7 +85,8 @@ static void health(const struct admin_source *src, struct server_req *req)
     }
     evbuffer_add_printf(b, "{\"status\":\"ok\",\"version\":\"%s\",\"in_flight\":%u,\"upstreams\":[",
                         TOKENTAP_VERSION, src->in_flight(src->ctx));
-    for (size_t i = 0; i < src->n_upstreams(src->ctx); i++) {
+    size_t n = src->n_upstreams ? src->n_upstreams(src->ctx) : 0;
+    for (size_t i = 0; i < n; i++) {
         struct admin_upstream u;
         src->upstream(src->ctx, i, &u);
         evbuffer_add_printf(b, "%s{\"name\":", i ? "," : "");
@@ -213,8 +215,9 @@ static void with_buffer(const struct admin_source *src, struct server_req *req, 
     evbuffer_free(b);
 }
 
-void admin_handle(const struct admin_source *src, struct server_req *req)
+static void on_head(void *ctx, struct server_req *req)
 {
+    const struct admin_source *src = ctx;
     const char *why = NULL;
     int denied = access_check(src->access, req, &why);
     if (denied) {
@@ -223,6 +226,18 @@ void admin_handle(const struct admin_source *src, struct server_req *req)
     }
     const struct http_head *h = server_req_head(req);
     bool get = strcmp(h->method, "GET") == 0 || strcmp(h->method, "HEAD") == 0;
+    if (!admin_match(h)) {
+        if (get && path_is(h, "/")) {
+            server_req_printf(req, "HTTP/1.1 302 Found\r\nLocation: /tokentap/\r\n"
+                                   "Content-Length: 0\r\n\r\n");
+            server_req_finish(req, false);
+            return;
+        }
+        server_req_error(req, 404, "not_found_error",
+                         "this is tokentap's admin listener: GET /tokentap/ (the dashboard), "
+                         "/tokentap/health, /tokentap/metrics, /tokentap/stats, /tokentap/requests");
+        return;
+    }
     if (get && path_is(h, "/tokentap/health")) {
         health(src, req);
         return;
@@ -239,7 +254,45 @@ void admin_handle(const struct admin_source *src, struct server_req *req)
         with_buffer(src, req, 2);
         return;
     }
+    if (get && src->dash && path_is(h, "/tokentap/")) {
+        dash_page(src->dash, req);
+        return;
+    }
+    if (strcmp(h->method, "GET") == 0 && src->dash && path_is(h, "/tokentap/events")) {
+        dash_events(src->dash, req);
+        return;
+    }
     server_req_error(req, 404, "not_found_error",
-                     "unknown tokentap endpoint: GET /tokentap/health, /tokentap/metrics, "
-                     "/tokentap/stats, /tokentap/requests?limit=N&gaps=1");
+                     "unknown tokentap endpoint: GET /tokentap/ (the dashboard), /tokentap/health, "
+                     "/tokentap/metrics, /tokentap/stats, /tokentap/requests?limit=N&gaps=1, "
+                     "/tokentap/events");
+}
+
+static void on_abort(void *ctx, struct server_req *req)
+{
+    const struct admin_source *src = ctx;
+    if (src->dash)
+        dash_abort(src->dash, req);
+}
+
+/* A bad body after on_head: only the event stream is still going (the
+ * rest was answered in on_head), and it has sent bytes: cut it. */
+static void on_error(void *ctx, struct server_req *req, int status, const char *message)
+{
+    const struct admin_source *src = ctx;
+    if (!src->dash || !server_req_data(req))
+        return;
+    dash_abort(src->dash, req);
+    server_req_abort(req);
+}
+
+static const struct server_handler handler = {
+    .on_head = on_head,
+    .on_abort = on_abort,
+    .on_error = on_error,
+};
+
+const struct server_handler *admin_handler(void)
+{
+    return &handler;
 }

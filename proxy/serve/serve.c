@@ -16,7 +16,9 @@
 #include "wire/net.h"
 #include "tap/metrics.h"
 #include "serve/admin.h"
+#include "serve/dash.h"
 #include "serve/proxy.h"
+#include "tap/live.h"
 #include "tap/reqlog.h"
 #include "rewrite/rewrite.h"
 #include "wire/server.h"
@@ -91,8 +93,9 @@ static const struct cli_command serve_command = {
         "(Claude Code: ANTHROPIC_BASE_URL=http://127.0.0.1:8080; OpenAI SDKs: base_url\n"
         "http://127.0.0.1:8080/v1). Every route passes through; a request's \"model\" picks\n"
         "the upstream when several are configured. Every streamed token is time-stamped:\n"
-        "GET /tokentap/stats (JSON, per concurrency level), /tokentap/metrics (Prometheus),\n"
-        "/tokentap/requests?limit=N, /tokentap/health. Prints 'listening on HOST:PORT'.",
+        "the live dashboard is at http://HOST:PORT/tokentap/; GET /tokentap/stats (JSON,\n"
+        "per concurrency level), /tokentap/metrics (Prometheus), /tokentap/requests?limit=N,\n"
+        "/tokentap/health. Prints 'listening on HOST:PORT'.",
     .options = serve_options,
     .epilog = "Flags override the config file. See docs/serve.md and config/serve.yaml.\n",
 };
@@ -584,9 +587,11 @@ struct serve_run {
     struct loop loop;
     struct server *server;     /* owned */
     struct server *admin_server; /* owned: --admin-listen, NULL: admin on the proxy port */
-    const struct admin_access *admin; /* borrowed from the settings */
     struct proxy *proxy;       /* owned */
     struct metrics *metrics;   /* owned */
+    struct live *live;         /* owned: what the dashboard shows */
+    struct dash *dash;         /* owned */
+    struct admin_source admin_src; /* what admin reads (either listener); its ctx is this run */
     struct reqlog *log;        /* owned, NULL without --log */
     struct trace_writer *trace; /* owned, NULL without --record */
     struct event *drain_timer; /* owned */
@@ -688,95 +693,63 @@ static void admin_upstream(void *ctx, size_t i, struct admin_upstream *ret)
     };
 }
 
-static void to_admin(struct serve_run *run, struct server_req *req)
+/* Every callback of a /tokentap/ request goes to admin, the rest to the
+ * proxy (the dashboard's event stream is admin's until it aborts). */
+static bool to_admin(struct server_req *req)
 {
-    struct admin_source src = {
-        .access = run->admin,
-        .metrics = run->metrics,
-        .trace = run->trace,
-        .ctx = run,
-        .in_flight = admin_in_flight,
-        .n_upstreams = admin_n_upstreams,
-        .upstream = admin_upstream,
-    };
-    admin_handle(&src, req);
+    return admin_match(server_req_head(req));
 }
 
 static void route_head(void *ctx, struct server_req *req)
 {
     struct serve_run *run = ctx;
-    if (admin_match(server_req_head(req))) {
-        if (run->admin_server)
-            server_req_error(req, 404, "not_found_error",
-                             "the /tokentap/ endpoints are on the admin listener (--admin-listen)");
-        else
-            to_admin(run, req);
-        return;
-    }
-    proxy_handler()->on_head(run->proxy, req);
-}
-
-/* --admin-listen: /tokentap/ only; admin answers in on_head. */
-static void admin_route_head(void *ctx, struct server_req *req)
-{
-    if (admin_match(server_req_head(req)))
-        to_admin(ctx, req);
-    else
+    if (!to_admin(req))
+        proxy_handler()->on_head(run->proxy, req);
+    else if (run->admin_server)
         server_req_error(req, 404, "not_found_error",
-                         "this is tokentap's admin listener: GET /tokentap/health, /tokentap/metrics, "
-                         "/tokentap/stats, /tokentap/requests");
+                         "the /tokentap/ endpoints are on the admin listener (--admin-listen)");
+    else
+        admin_handler()->on_head(&run->admin_src, req);
 }
 
-static void admin_route_none(void *ctx, struct server_req *req)
-{
-}
-
-static void admin_route_body(void *ctx, struct server_req *req, const char *data, size_t len)
-{
-}
-
-static void admin_route_error(void *ctx, struct server_req *req, int status, const char *message)
-{
-}
-
-static const struct server_handler admin_router = {
-    .on_head = admin_route_head,
-    .on_body = admin_route_body,
-    .on_end = admin_route_none,
-    .on_drain = admin_route_none,
-    .on_abort = admin_route_none,
-    .on_error = admin_route_error,
-};
-
-/* Admin answers in on_head; the proxy skips requests it did not take. */
+/* Admin answers in on_head and reads no bodies. */
 static void route_body(void *ctx, struct server_req *req, const char *data, size_t len)
 {
     struct serve_run *run = ctx;
-    proxy_handler()->on_body(run->proxy, req, data, len);
+    if (!to_admin(req))
+        proxy_handler()->on_body(run->proxy, req, data, len);
 }
 
 static void route_end(void *ctx, struct server_req *req)
 {
     struct serve_run *run = ctx;
-    proxy_handler()->on_end(run->proxy, req);
+    if (!to_admin(req))
+        proxy_handler()->on_end(run->proxy, req);
 }
 
 static void route_drain(void *ctx, struct server_req *req)
 {
     struct serve_run *run = ctx;
-    proxy_handler()->on_drain(run->proxy, req);
+    if (!to_admin(req))
+        proxy_handler()->on_drain(run->proxy, req);
 }
 
 static void route_abort(void *ctx, struct server_req *req)
 {
     struct serve_run *run = ctx;
-    proxy_handler()->on_abort(run->proxy, req);
+    if (to_admin(req))
+        admin_handler()->on_abort(&run->admin_src, req);
+    else
+        proxy_handler()->on_abort(run->proxy, req);
 }
 
 static void route_error(void *ctx, struct server_req *req, int status, const char *message)
 {
     struct serve_run *run = ctx;
-    proxy_handler()->on_error(run->proxy, req, status, message);
+    if (to_admin(req))
+        admin_handler()->on_error(&run->admin_src, req, status, message);
+    else
+        proxy_handler()->on_error(run->proxy, req, status, message);
 }
 
 static const struct server_handler router = {
@@ -788,7 +761,8 @@ static const struct server_handler router = {
     .on_error = route_error,
 };
 
-/* Metrics, the request log and the trace recorder. 0 or -errno (printed). */
+/* Metrics, the dashboard's live view, the request log and the trace
+ * recorder. 0 or -errno (printed). */
 static int open_outputs(struct serve_run *run, const struct serve_settings *s)
 {
     struct metrics_options mo;
@@ -799,6 +773,17 @@ static int open_outputs(struct serve_run *run, const struct serve_settings *s)
     if (s->fast_buckets.n)
         mo.fast = s->fast_buckets;
     if (metrics_new(&mo, clock_now(), &run->metrics) < 0) {
+        log_error("out of memory");
+        return -ENOMEM;
+    }
+    struct live_options lvo;
+    live_options_default(&lvo);
+    if (live_new(&lvo, clock_now(), &run->live) < 0) {
+        log_error("out of memory");
+        return -ENOMEM;
+    }
+    struct dash_options dso = {.live = run->live, .metrics = run->metrics, .title = "tokentap serve"};
+    if (dash_new(run->base, &dso, &run->dash) < 0) {
         log_error("out of memory");
         return -ENOMEM;
     }
@@ -848,6 +833,7 @@ static int start_proxy(struct serve_run *run, const struct serve_settings *s)
         .trace_events = s->record_events,
         .metrics = run->metrics,
         .log = run->log,
+        .live = run->live,
         .session_header = s->session_header,
     };
     if (rewrite_max_body(s->rules) > pc.route_body_limit)
@@ -871,11 +857,20 @@ static int start_proxy(struct serve_run *run, const struct serve_settings *s)
     so.header_timeout = s->header_timeout;
     so.body_timeout = s->body_timeout;
     so.max_connections = s->max_connections;
+    run->admin_src = (struct admin_source){
+        .access = &s->admin,
+        .metrics = run->metrics,
+        .trace = run->trace,
+        .dash = run->dash,
+        .ctx = run,
+        .in_flight = admin_in_flight,
+        .n_upstreams = admin_n_upstreams,
+        .upstream = admin_upstream,
+    };
     if ((r = server_new(run->base, s->listen, &so, &router, run, &run->server)) < 0)
         return r;
-    run->admin = &s->admin;
-    if (s->admin_listen &&
-        (r = server_new(run->base, s->admin_listen, &so, &admin_router, run, &run->admin_server)) < 0)
+    if (s->admin_listen && (r = server_new(run->base, s->admin_listen, &so, admin_handler(),
+                                           &run->admin_src, &run->admin_server)) < 0)
         return r;
     run->drain_timer = evtimer_new(run->base, drain_check, run);
     if (!run->drain_timer)
@@ -924,6 +919,7 @@ static void run_finish(struct serve_run *run)
     if (run->trace_timer)
         event_free(run->trace_timer);
     proxy_free(run->proxy);
+    dash_free(run->dash);
     server_free(run->server);
     server_free(run->admin_server);
     if (run->trace) {
@@ -935,6 +931,7 @@ static void run_finish(struct serve_run *run)
     }
     reqlog_close(run->log);
     metrics_free(run->metrics);
+    live_free(run->live);
     if (run->base)
         event_base_free(run->base);
 }

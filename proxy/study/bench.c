@@ -28,6 +28,7 @@
 #include "study/scenario.h"
 #include "sim/sim.h"
 #include "core/stats.h"
+#include "serve/ui.h"
 #include "tap/metrics.h"
 
 struct bench;
@@ -99,6 +100,9 @@ struct bench {
     char last_step[160];
     char **argv;                     /* borrowed from main: the command line, for results.json */
     int argc;
+    const char *ui_listen;           /* borrowed: --ui HOST:PORT, NULL: no dashboard */
+    struct metrics *metrics;         /* owned: --ui's level table, shared by the targets (NULL without) */
+    struct ui *ui;                   /* owned: --ui */
 };
 
 static void step(struct bench *b);
@@ -755,19 +759,22 @@ static int setup_target(struct bench *b, struct target_run *tr, const struct sce
         snprintf(tr->url, sizeof(tr->url), "%s", t->url);
     }
     /* The records' levels: the most requests in flight to this target
-     * between a request's start and its first token, as serve counts them. */
+     * between a request's start and its first token, as serve counts them.
+     * With --ui every target shares the dashboard's metrics (levels are
+     * kept per upstream, i.e. per target, either way). */
     struct metrics_options mo;
     metrics_options_default(&mo);
     mo.recent = 0;
-    if (metrics_new(&mo, clock_now(), &tr->metrics) < 0)
+    if (!b->metrics && metrics_new(&mo, clock_now(), &tr->metrics) < 0)
         return -ENOMEM;
     struct loadgen_options lo;
     loadgen_options_default(&lo);
     lo.url = tr->url;
     lo.label = t->name;
-    lo.metrics = tr->metrics;
+    lo.metrics = b->metrics ? b->metrics : tr->metrics;
     lo.response_timeout = b->s->timeout;
     lo.stream_timeout = b->s->timeout;
+    lo.live = b->ui ? ui_live(b->ui) : NULL;
     struct config_err err;
     if (loadgen_new(b->base, &lo, &tr->lg, &err) < 0) {
         fprintf(stderr, "tokentap bench: target '%s': %s\n", t->name, err.msg);
@@ -818,6 +825,7 @@ enum {
     OPT_MAX_TOKENS,
     OPT_ALLOW_FAILURES,
     OPT_LIST,
+    OPT_UI,
 };
 
 static const struct cli_option bench_options[] = {
@@ -831,6 +839,7 @@ static const struct cli_option bench_options[] = {
     {"allow-failures", 0, NULL, "exit 0 even when requests fail or answer checks fail", OPT_ALLOW_FAILURES},
     {"list", 0, NULL, "list the scenarios that come with tokentap, then exit", OPT_LIST},
     {"quiet", 'q', NULL, "no progress line (without a terminal: a line every 10 s)", OPT_QUIET},
+    {"ui", 0, "HOST:PORT", "serve the live dashboard of the run at http://HOST:PORT/tokentap/", OPT_UI},
     CLI_OPTION_LOG_LEVEL(OPT_LOG_LEVEL),
     {NULL, 0, NULL, NULL, 0},
 };
@@ -880,6 +889,7 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct benc
     case OPT_ALLOW_FAILURES: s->allow_failures = true; return 0;
     case OPT_LIST: s->list = true; return 0;
     case OPT_LOG_LEVEL: return cli_log_level(p, v, &s->log_level);
+    case OPT_UI: s->ui = v; return 0;
     }
     return 0;
 }
@@ -957,6 +967,19 @@ static int prepare(struct bench *b)
     b->base = net_event_base_new();
     if (!b->base)
         return -1;
+    if (b->ui_listen) {
+        struct metrics_options mo;
+        metrics_options_default(&mo);
+        if (metrics_new(&mo, clock_now(), &b->metrics) < 0)
+            return -1;
+        if (ui_new(b->base, b->ui_listen, "tokentap bench", b->metrics, &b->ui) < 0) {
+            fprintf(stderr, "tokentap bench: --ui %s: cannot listen there\n", b->ui_listen);
+            return -1;
+        }
+        char url[128];
+        ui_url(b->ui, url, sizeof(url));
+        fprintf(stderr, "tokentap bench: dashboard at %s\n", url);
+    }
     b->all_sim = true;
     for (size_t i = 0; i < b->s->n_targets; i++) {
         b->all_sim = b->all_sim && !b->s->targets[i].url;
@@ -1047,6 +1070,8 @@ static void bench_free(struct bench *b)
         event_free(b->pause);
     if (b->tick)
         event_free(b->tick);
+    ui_free(b->ui);
+    metrics_free(b->metrics);
     loop_finish(&b->loop);
     if (b->base)
         event_base_free(b->base);
@@ -1144,6 +1169,7 @@ static int bench_run(const struct bench_settings *set)
     b.argc = set->argc;
     b.argv = set->argv;
     b.allow_failures = set->allow_failures;
+    b.ui_listen = set->ui;
     int r, rc = 1;
     log_set_level(set->log_level);
     if (set->list)
