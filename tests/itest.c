@@ -322,6 +322,18 @@ char *itest_raw(int port, const char *data, size_t len, size_t *ret_len)
     return out;
 }
 
+int itest_run(char *out, size_t outlen, const char *args)
+{
+    char cmd[4096];
+    /* A command that should have failed but serves instead ends after 20 s. */
+    snprintf(cmd, sizeof(cmd), "timeout 20 %s %s 2>&1 </dev/null", getenv("TOKENTAP"), args);
+    FILE *f = popen(cmd, "r");
+    size_t got = f ? fread(out, 1, outlen - 1, f) : 0;
+    out[got] = '\0';
+    int st = f ? pclose(f) : -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 void itest_resp_free(struct itest_resp *r)
 {
     free(r->raw);
@@ -418,12 +430,17 @@ static void *peer_thread(void *arg)
             if (!strstr(buf, "\r\n\r\n") && have < sizeof(buf) - 1)
                 continue;
             have = 0;
-            itest_sleep_ms(p->delay_ms);
+            if (++p->requests > (int)p->delay_after)
+                itest_sleep_ms(p->delay_ms);
             bool ok = write_all(fd, p->response, p->response_len);
             if (p->body_delay_ms)
                 itest_sleep_ms(p->body_delay_ms);
             for (size_t i = 0; i < p->body_repeat && ok && !p->stop; i++)
                 ok = write_all(fd, p->body, p->body_len);
+            if (p->tail && ok) {
+                itest_sleep_ms(p->tail_delay_ms);
+                ok = write_all(fd, p->tail, p->tail_len);
+            }
             if (p->close_after || !ok)
                 break;
         }
@@ -459,17 +476,12 @@ void itest_peer_stop(struct itest_peer *p)
     close(p->listen_fd);
 }
 
-int itest_run(char *out, size_t outlen, const char *fmt, ...)
+int itest_runf(char *out, size_t outlen, const char *fmt, ...)
 {
-    char args[4096], cmd[4400];
+    char args[4000];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof(args), fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof(cmd), "%s %s 2>&1", getenv("TOKENTAP"), args);
-    FILE *f = popen(cmd, "r");
-    size_t got = f ? fread(out, 1, outlen - 1, f) : 0;
-    out[got] = '\0';
-    int st = f ? pclose(f) : -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return itest_run(out, outlen, args);
 }

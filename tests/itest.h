@@ -26,11 +26,6 @@ void itest_spawn(struct itest_proc *p, const char *const *args);
  * (or 128+signal). */
 int itest_stop(struct itest_proc *p);
 
-/* Runs the tokentap binary with the arguments fmt makes (a shell command
- * line's words) to its end; returns its exit status (or 128+signal) with
- * its stdout and stderr in out (cut to outlen - 1 bytes). */
-int itest_run(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
 #define ITEST_MAX_EVENTS 8192
 
 struct itest_resp {
@@ -67,6 +62,14 @@ int itest_connect(int port);
  * server closes it or 5 s pass; returns malloc'd bytes. */
 char *itest_raw(int port, const char *data, size_t len, size_t *ret_len);
 
+/* Runs `$TOKENTAP args` through the shell (args may quote) to its end and
+ * returns its exit status (124 after 20 s, 128+signal when killed); out gets the first
+ * outlen - 1 bytes of its stdout and stderr. */
+int itest_run(char *out, size_t outlen, const char *args);
+
+/* itest_run with the arguments fmt makes. */
+int itest_runf(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 void itest_resp_free(struct itest_resp *r);
 
 /* Value of a response header (case-insensitive) copied into buf, or NULL. */
@@ -82,8 +85,11 @@ const char *itest_fixture(const char *name, char *buf, size_t len);
 long itest_rss_kb(pid_t pid);
 
 /* A scripted raw TCP peer standing in for a misbehaving upstream: for
- * each request head it reads, it waits delay_ms, writes `response`, then
- * `body` body_repeat times (for big bodies), and closes if close_after. */
+ * each request head it reads, it waits delay_ms (from the request after
+ * the first delay_after ones on), writes `response`, then after
+ * body_delay_ms `body` body_repeat times (for big bodies), then after
+ * tail_delay_ms `tail`
+ * (a head split over two writes), and closes if close_after. */
 struct itest_peer {
     int listen_fd;
     int port;
@@ -92,10 +98,15 @@ struct itest_peer {
     const char *body;
     size_t body_len;
     size_t body_repeat;
+    const char *tail;
+    size_t tail_len;
+    unsigned tail_delay_ms;
     unsigned delay_ms;
+    unsigned delay_after;    /* requests answered without delay_ms first */
     unsigned body_delay_ms;  /* wait between `response` and `body` */
     bool close_after;
     int accepted;            /* connections accepted so far */
+    volatile int requests;   /* request heads read so far */
     volatile int stop;
     void *thread;            /* owned: pthread_t */
 };

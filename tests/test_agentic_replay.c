@@ -163,7 +163,7 @@ static void test_graph(void)
     path_in(out_json, sizeof(out_json), "graph.json");
     path_in(log, sizeof(log), "graph.jsonl");
     const double speed = 200;
-    CHECK_INT(itest_run(out, sizeof(out),
+    CHECK_INT(itest_runf(out, sizeof(out),
                   "replay %s --target sim --speed 200 --isl-scale 0.05 --osl-scale 0.05 "
                   "--sim-decode-tps 20000 --sim-prefill-tps 1000000 --sim-slots 8 -o %s --log %s -q",
                   trace, out_json, log),
@@ -261,8 +261,8 @@ static void test_slots(void)
     path_in(out8, sizeof(out8), "slots8.json");
 #define SLOTS_RUN "replay %s --target sim --timing none --isl-scale 0.05 --osl-scale 0.05 " \
                   "--sim-decode-tps 20000 --sim-prefill-tps 200000 --sim-slots %d -o %s -q"
-    CHECK_INT(itest_run(out, sizeof(out), SLOTS_RUN, trace, 1, out1), 0);
-    CHECK_INT(itest_run(out, sizeof(out), SLOTS_RUN, trace, 8, out8), 0);
+    CHECK_INT(itest_runf(out, sizeof(out), SLOTS_RUN, trace, 1, out1), 0);
+    CHECK_INT(itest_runf(out, sizeof(out), SLOTS_RUN, trace, 8, out8), 0);
     cJSON *s1 = read_json(out1), *s8 = read_json(out8);
     double a1 = num(s1, "cache.achieved_hit_ratio"), a8 = num(s8, "cache.achieved_hit_ratio");
     fprintf(stderr, "achieved hit ratio: 1 slot %.3f, 8 slots %.3f (ideal %.3f)\n", a1, a8,
@@ -295,7 +295,7 @@ static void test_directory(void)
     fprintf(f, "not a trace\n");
     fclose(f);
     path_in(out_json, sizeof(out_json), "dir.json");
-    CHECK_INT(itest_run(out, sizeof(out), "replay %s --target sim --timing none --users 1 -o %s -q", dir, out_json), 0);
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target sim --timing none --users 1 -o %s -q", dir, out_json), 0);
     cJSON *s = read_json(out_json);
     CHECK_INT(num(s, "agentic.traces"), 2);
     CHECK_INT(num(s, "agentic.files_skipped"), 1);
@@ -322,7 +322,7 @@ static void test_directory(void)
     CHECK_NEAR(num(s, "cache.ideal_hit_ratio"), 60.0 / 119.0, 1e-9);
     cJSON_Delete(s);
 
-    CHECK_INT(itest_run(out, sizeof(out), "replay %s --target sim --timing none --users 2 --recycle "
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target sim --timing none --users 2 --recycle "
                   "--requests 20 -o %s -q", dir, out_json), 0);
     s = read_json(out_json);
     CHECK_INT(num(s, "requests_sent"), 20);
@@ -335,11 +335,11 @@ static void test_directory(void)
     f = fopen(jsonl, "w");
     fprintf(f, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":2}\n");
     fclose(f);
-    CHECK_INT(itest_run(out, sizeof(out), "replay %s --target sim --users 2 -q", jsonl), 2);
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target sim --users 2 -q", jsonl), 2);
     CHECK(strstr(out, "are for agentic traces, and this is a JSONL trace") != NULL);
-    CHECK_INT(itest_run(out, sizeof(out), "replay %s --target sim --rate 5 -q", synth), 2);
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target sim --rate 5 -q", synth), 2);
     CHECK(strstr(out, "an agentic trace runs its own session graph") != NULL);
-    CHECK_INT(itest_run(out, sizeof(out), "replay %s --target sim --recycle -q", dir), 2);
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target sim --recycle -q", dir), 2);
     CHECK(strstr(out, "--recycle runs until --duration D or --requests K") != NULL);
     /* A broken agentic trace: the file and the place. */
     char bad[128];
@@ -347,9 +347,9 @@ static void test_directory(void)
     f = fopen(bad, "w");
     fprintf(f, "{\"block_size\":64,\"requests\":[{\"t\":0,\"in\":5}]}\n");
     fclose(f);
-    CHECK_INT(itest_run(out, sizeof(out), "replay %s --target sim -q", bad), 2);
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target sim -q", bad), 2);
     CHECK(strstr(out, "bad.json: requests[0].out: missing") != NULL);
-    CHECK_INT(itest_run(out, sizeof(out), "replay %s --target sim -q", tmpdir), 2);
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target sim -q", tmpdir), 2);
     CHECK(strstr(out, "bad.json: requests[0].out: missing") != NULL);
 }
 
@@ -361,7 +361,7 @@ static void test_options(void)
     snprintf(trace, sizeof(trace), "%s/agentic/trace_0277.json", fixtures);
     path_in(out_json, sizeof(out_json), "options.json");
     path_in(log, sizeof(log), "options.jsonl");
-    CHECK_INT(itest_run(out, sizeof(out),
+    CHECK_INT(itest_runf(out, sizeof(out),
                   "replay %s --target sim --timing none --isl-scale 0.02 --osl-scale 0.02 --max-isl 1200 "
                   "--api openai --model-map '*opus*=big,*haiku*=small' --thinking off "
                   "--sim-decode-tps 20000 --sim-prefill-tps 1000000 -o %s --log %s -q",
@@ -475,7 +475,7 @@ static void test_export(void)
     CHECK_INT(itest_stop(&serve), 0);
 
     path_in(exported, sizeof(exported), "export.json");
-    CHECK_INT(itest_run(out, sizeof(out), "trace export %s --format agentic -o %s --upstream %s", dir, exported, url), 0);
+    CHECK_INT(itest_runf(out, sizeof(out), "trace export %s --format agentic -o %s --upstream %s", dir, exported, url), 0);
     CHECK(strstr(out, "5 requests in 2 sessions from 1 files") != NULL);
     size_t len;
     char *text = itest_read_file(exported, &len);
@@ -499,7 +499,7 @@ static void test_export(void)
     CHECK_INT(n_rec, 5);
 
     path_in(out_json, sizeof(out_json), "export-replay.json");
-    CHECK_INT(itest_run(out, sizeof(out), "replay %s --target sim --timing none --sim-slots 4 "
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target sim --timing none --sim-slots 4 "
                   "--sim-decode-tps 5000 --sim-prefill-tps 1000000 -o %s -q", exported, out_json), 0);
     cJSON *s = read_json(out_json);
     CHECK_INT(num(s, "requests_finished"), 5);
@@ -540,15 +540,15 @@ static void test_export(void)
     cJSON_Delete(s);
 
     /* Without --upstream, tokentap's own tokens; bad input says what to do. */
-    CHECK_INT(itest_run(out, sizeof(out), "trace export %s -o %s", dir, exported), 0);
+    CHECK_INT(itest_runf(out, sizeof(out), "trace export %s -o %s", dir, exported), 0);
     CHECK(strstr(out, "tokens from tokentap's estimate") != NULL);
-    CHECK_INT(itest_run(out, sizeof(out), "trace export %s", dir), 2);
+    CHECK_INT(itest_runf(out, sizeof(out), "trace export %s", dir), 2);
     CHECK(strstr(out, "where to? (-o FILE)") != NULL);
-    CHECK_INT(itest_run(out, sizeof(out), "trace export %s -o %s --format csv", dir, exported), 2);
-    CHECK_INT(itest_run(out, sizeof(out), "trace export %s/none -o %s", dir, exported), 2);
-    CHECK_INT(itest_run(out, sizeof(out), "trace export %s -o %s --upstream http://127.0.0.1:1", dir, exported), 1);
+    CHECK_INT(itest_runf(out, sizeof(out), "trace export %s -o %s --format csv", dir, exported), 2);
+    CHECK_INT(itest_runf(out, sizeof(out), "trace export %s/none -o %s", dir, exported), 2);
+    CHECK_INT(itest_runf(out, sizeof(out), "trace export %s -o %s --upstream http://127.0.0.1:1", dir, exported), 1);
     CHECK(strstr(out, "http://127.0.0.1:1/tokenize did not answer with tokens") != NULL);
-    CHECK_INT(itest_run(out, sizeof(out), "trace exprot %s", dir), 2);
+    CHECK_INT(itest_runf(out, sizeof(out), "trace exprot %s", dir), 2);
     CHECK(strstr(out, "unknown subcommand 'exprot'") != NULL);
     CHECK_INT(itest_stop(&sim), 0);
 }

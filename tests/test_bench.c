@@ -59,7 +59,11 @@ static void test_tiny(void)
     static char out[1 << 20];
     char dir[128], path[160];
     snprintf(dir, sizeof(dir), "%s/tiny", tmp);
-    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --out %s -q", dir), 0);
+    /* The side agent's check fails on purpose: exit 1, and the last line
+     * says why. */
+    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --out %s -q", dir), 1);
+    CHECK(strstr(out, "tokentap bench: 0 requests failed, 4 answer checks failed: exit 1 "
+                      "(--allow-failures to exit 0)\n") != NULL);
     /* The seed-style tables on stdout. */
     CHECK(strstr(out, "Primary task performance") != NULL);
     CHECK(strstr(out, "Side task results") != NULL);
@@ -99,6 +103,9 @@ static void test_tiny(void)
             primary_pass++;
         const cJSON *rec = cJSON_GetObjectItemCaseSensitive(e, "record");
         CHECK_STR(str(rec, "outcome"), "ok");
+        /* Every record has its level, counted as serve counts it: at
+         * level 2 three agents may run at once, at level 1 one. */
+        CHECK(num(rec, "concurrency") >= 1 && num(rec, "concurrency") <= (level == 1 ? 1 : 3));
         /* Seed-compatible fields. */
         CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "ttft_ms")));
         CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "tokens_generated")));
@@ -181,6 +188,35 @@ static void test_compare(void)
     CHECK(strstr(out, "TTFT degradation") != NULL || strstr(out, "Total time") != NULL);
     /* The slow target really is slower: turn time differs significantly. */
     CHECK(strstr(out, "*") != NULL);
+}
+
+/* --allow-failures, --max-tokens, --list. */
+static void test_options(void)
+{
+    static char out[1 << 20];
+    char dir[128], path[160];
+    snprintf(dir, sizeof(dir), "%s/opts", tmp);
+    CHECK_INT(run(out, sizeof(out),
+                  "bench fixtures/scenario-tiny.yaml --only fast --levels 2 -n 1 --max-tokens 3 "
+                  "--allow-failures --out %s -q",
+                  dir),
+              0);
+    CHECK(strstr(out, " failed (--allow-failures: exit 0)\n") != NULL);
+    snprintf(path, sizeof(path), "%s/results.json", dir);
+    cJSON *r = load(path);
+    const cJSON *e;
+    int n = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "requests"))
+    {
+        const cJSON *rec = cJSON_GetObjectItemCaseSensitive(e, "record");
+        CHECK(num(rec, "output_tokens") >= 1 && num(rec, "output_tokens") <= 3);
+        n++;
+    }
+    CHECK_INT(n, 4);
+    cJSON_Delete(r);
+    CHECK_INT(run(out, sizeof(out), "bench --list"), 0);
+    CHECK(strstr(out, "config/scenarios/quant-comparison.yaml\n    quant-comparison: 3 agents, 3 levels, 2 targets.") != NULL);
+    CHECK(strstr(out, ".responses.yaml") == NULL);
 }
 
 static void test_bad_scenarios(void)
@@ -365,6 +401,7 @@ int main(void)
         return 99;
     ITEST_RUN(test_tiny);
     ITEST_RUN(test_compare);
+    ITEST_RUN(test_options);
     ITEST_RUN(test_bad_scenarios);
     ITEST_RUN(test_invalid_utf8_answer);
     ITEST_RUN(test_prompt_too_big);

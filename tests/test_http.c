@@ -263,6 +263,66 @@ static void test_many_headers(void)
     }
 }
 
+/* What llhttp lets through and the proxy must not pass on (issue 13). */
+static void test_strict(void)
+{
+    struct body b = {0};
+    CHECK_INT(parse_one("GET / HTTP/1.1\r\nFoo Bar: x\r\n\r\n", &b), HTTP_ERR_MALFORMED);
+    CHECK_INT(parse_one("GET / HTTP/1.1\r\nFoo : x\r\n\r\n", &b), HTTP_ERR_MALFORMED);
+    CHECK_INT(parse_one("GET / HTTP/1.1\r\n: x\r\n\r\n", &b), HTTP_ERR_MALFORMED);
+    CHECK_INT(parse_one("GET /a\tb HTTP/1.1\r\nHost: x\r\n\r\n", &b), HTTP_ERR_MALFORMED);
+    CHECK_INT(parse_one("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                        "0\r\n\r\n",
+                        &b),
+              HTTP_ERR_UNSUPPORTED);
+    CHECK_INT(parse_one("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+                        "Transfer-Encoding: gzip\r\n\r\n0\r\n\r\n",
+                        &b),
+              HTTP_ERR_MALFORMED); /* llhttp: chunked not last */
+    CHECK_INT(parse_one("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n", &b),
+              HTTP_STEP_DONE);
+    CHECK_INT(parse_one("GET /ok!$&'()*+,;=:@%20?a=b HTTP/1.1\r\nX-A_b.c~1: v\r\n\r\n", &b),
+              HTTP_STEP_DONE);
+    /* Chunk extensions count against the body limit (100 here). */
+    char ext[512];
+    snprintf(ext, sizeof(ext),
+             "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;e=%0120d\r\nx\r\n0\r\n\r\n",
+             0);
+    b.len = 0;
+    CHECK_INT(parse_one(ext, &b), HTTP_ERR_BODY_TOO_LARGE);
+    b.len = 0;
+    CHECK_INT(parse_one("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;e=v\r\nx\r\n"
+                        "0\r\n\r\n",
+                        &b),
+              HTTP_STEP_DONE);
+    CHECK_MEM(b.data, b.len, "x", 1);
+
+    /* Upgrade (curl --http2 over cleartext): no switch; the next request
+     * on the connection is parsed as HTTP/1.1. */
+    const char up[] = "GET / HTTP/1.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                      "HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"
+                      "GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
+    struct http_parser *p = http_parser_new(HTTP_KIND_REQUEST, &limits, on_body, &b);
+    size_t used = 0, off = 0;
+    CHECK_INT(http_parser_feed(p, up, sizeof(up) - 1, &used), HTTP_STEP_HEAD);
+    off += used;
+    CHECK(http_parser_head(p)->upgrade);
+    CHECK(http_parser_head(p)->keep_alive);
+    CHECK_INT(http_parser_resume(p, false), HTTP_STEP_DONE);
+    http_parser_reset(p);
+    CHECK_INT(http_parser_feed(p, up + off, sizeof(up) - 1 - off, &used), HTTP_STEP_HEAD);
+    CHECK(http_str_eq(http_parser_head(p)->url, "/next"));
+    http_parser_free(p);
+
+    /* An empty reason phrase and an empty header name: the first bytes
+     * stored are an empty span, into a parser that owns no block yet
+     * (NULL + 0 and memcpy(NULL, p, 0): clang's UBSan stops there). */
+    p = http_parser_new(HTTP_KIND_RESPONSE, &limits, on_body, &b);
+    const char *r204 = "HTTP/1.1 204\r\n: v\r\n\r\n";
+    CHECK_INT(http_parser_feed(p, r204, strlen(r204), &used), HTTP_ERR_MALFORMED);
+    http_parser_free(p);
+}
+
 int main(void)
 {
     test_request_split();
@@ -270,5 +330,6 @@ int main(void)
     test_response();
     test_body_pause();
     test_many_headers();
+    test_strict();
     return check_done("test_http");
 }

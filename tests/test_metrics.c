@@ -516,8 +516,8 @@ static void test_client_leaves_after_done(void)
     static const char *const events[] = {
         "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"model\":\"m\"}\n\n",
         "data: {\"choices\":[{\"delta\":{\"content\":\"b\"}}],\"model\":\"m\"}\n\n",
-        "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],\"model\":\"m\","
-        "\"timings\":{\"prompt_n\":5,\"prompt_ms\":3.5,\"predicted_n\":2,\"predicted_ms\":20.0}}\n\n",
+        ("data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],\"model\":\"m\","
+         "\"timings\":{\"prompt_n\":5,\"prompt_ms\":3.5,\"predicted_n\":2,\"predicted_ms\":20.0}}\n\n"),
         "data: [DONE]\n\n",
     };
     static char resp[2048];

@@ -65,7 +65,7 @@ check report "$tmp/run/report.html" 6
 check compare "$tmp/compare.html" 6
 
 # And a report that tokentap bench wrote itself, on the simulator.
-(cd "$FIXTURES/.." && "$TOKENTAP" bench fixtures/scenario-tiny.yaml --out "$tmp/bench" -q >/dev/null) ||
+(cd "$FIXTURES/.." && "$TOKENTAP" bench fixtures/scenario-tiny.yaml --out "$tmp/bench" -q --allow-failures >/dev/null) ||
     fail "tokentap bench failed"
 check bench "$tmp/bench/report.html" 6
 

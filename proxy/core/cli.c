@@ -15,7 +15,8 @@ void cli_init(struct cli_parser *p, const struct cli_command *cmd, int argc, cha
     *p = (struct cli_parser){.cmd = cmd, .argc = argc, .argv = argv, .index = 1, .err = err};
 }
 
-static int vformat(struct cli_parser *p, bool hint, const char *fmt, va_list ap)
+static __attribute__((format(printf, 3, 0))) int vformat(struct cli_parser *p, bool hint,
+                                                          const char *fmt, va_list ap)
 {
     char msg[400];
     vsnprintf(msg, sizeof(msg), fmt, ap);

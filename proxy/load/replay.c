@@ -5,6 +5,7 @@
  * feed the metrics. replay_cmd.c is the command around it. */
 #include "load/replay.h"
 #include "load/replay_int.h"
+#include "serve/ui.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -173,7 +174,7 @@ static int apply_history(struct replay_run *run, struct replay_item *it, char **
     jsonscan_iter_init(&top, body, len, info.start);
     while (jsonscan_iter_next(&top, &m)) {
         struct jsonscan_key k = jsonscan_key_member(body, &m);
-        struct jsonscan_key want = jsonscan_key_token("messages", "messages" + 8);
+        struct jsonscan_key want = jsonscan_key_token("messages", &"messages"[8]);
         if (jsonscan_key_eq(k, want) && body[m.value] == '[')
             msgs = m.value;
     }
@@ -190,7 +191,7 @@ static int apply_history(struct replay_run *run, struct replay_item *it, char **
             jsonscan_iter_init(&fields, body, len, m.value);
             while (jsonscan_iter_next(&fields, &f)) {
                 struct jsonscan_key k = jsonscan_key_member(body, &f);
-                struct jsonscan_key want = jsonscan_key_token("role", "role" + 4);
+                struct jsonscan_key want = jsonscan_key_token("role", &"role"[4]);
                 if (jsonscan_key_eq(k, want) && f.value_end - f.value == 11 &&
                     memcmp(body + f.value, "\"assistant\"", 11) == 0) {
                     idx[n++ % HISTORY_MAX_PAIRS] = i;
@@ -635,6 +636,7 @@ void replay_run_free(struct replay_run *run)
 {
     loadgen_free(run->lg);
     replay_agentic_free(run->ag);
+    ui_free(run->ui);
     sim_free(run->sim);
     for (size_t i = 0; i < run->n_items; i++)
         trace_entry_finish(&run->items[i].e);

@@ -24,6 +24,7 @@ struct metrics;
 struct record;
 struct reqlog;
 struct rewrite_result;
+struct ui;
 
 enum replay_item_state {
     REPLAY_ITEM_PENDING,
@@ -58,6 +59,7 @@ struct replay_run {
     struct loadgen *lg;          /* owned */
     struct metrics *metrics;     /* owned */
     struct reqlog *log;          /* owned */
+    struct ui *ui;               /* owned: --ui, NULL without */
     struct rewrite_rules *rules; /* owned, NULL: requests go as recorded */
     struct agentic_run *ag;      /* owned: an agentic trace's run (replay_agentic.c), NULL for JSONL */
     struct replay_item *items;   /* owned */

@@ -222,6 +222,37 @@
     });
   }
 
+  /* TTFT = slot wait + prefill, stacked, one stack per side. */
+  function ttftSplit(data) {
+    if (!document.getElementById('chart-ttft-split')) return;
+    var sets = [];
+    data.sides.forEach(function (s, i) {
+      sets.push({
+        label: s.label + ' — slot wait', stack: 's' + i,
+        data: s.slot_wait.map(function (p) { return p ? p.m : null; }),
+        backgroundColor: color(i, 0.35), borderColor: color(i), borderWidth: 1
+      });
+      sets.push({
+        label: s.label + ' — prefill', stack: 's' + i,
+        data: s.prefill.map(function (p) { return p ? p.m : null; }),
+        backgroundColor: color(i, 0.85), borderColor: color(i), borderWidth: 1
+      });
+    });
+    make('chart-ttft-split', {
+      type: 'bar',
+      data: { labels: data.levels, datasets: sets },
+      options: {
+        scales: {
+          x: { stacked: true, title: axisTitle(data.level_axis) },
+          y: { stacked: true, beginAtZero: true, title: axisTitle('ms (p50)') }
+        },
+        plugins: { tooltip: { callbacks: { label: function (ctx) {
+          return ctx.dataset.label + ': ' + fmt(ctx.raw, 1) + ' ms';
+        } } } }
+      }
+    });
+  }
+
   function sideTasks(data) {
     var st = data.side_tasks;
     if (!st) return;
@@ -307,6 +338,7 @@
     lineChart('chart-ttft', data, 'ttft', 'ms', 0, 'primary turn 1 TTFT (ms)');
     lineChart('chart-total', data, 'total', 's', 2, 'primary total time (s)');
     throughput(data);
+    ttftSplit(data);
     sideTasks(data);
     timeline(data);
   } catch (e) {

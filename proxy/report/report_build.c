@@ -434,7 +434,7 @@ static void side_table(struct report_doc *doc, const struct report_side *s)
 }
 
 /* All of one metric's values over a target's cells at a level. */
-static int pool(const struct report_side *s, const char *level, enum results_metric_id m,
+int report_pool(const struct report_side *s, const char *level, enum results_metric_id m,
                 struct results_values *ret)
 {
     size_t n = 0;
@@ -450,7 +450,7 @@ static int pool(const struct report_side *s, const char *level, enum results_met
         return -ENOMEM;
     for (size_t i = 0; i < run->n_cells; i++) {
         const struct results_cell *c = &run->cells[i];
-        if (strcmp(c->target, s->target->name) == 0 && strcmp(c->level, level) == 0) {
+        if (strcmp(c->target, s->target->name) == 0 && strcmp(c->level, level) == 0 && c->m[m].n) {
             memcpy(ret->v + ret->n, c->m[m].v, c->m[m].n * sizeof(*ret->v));
             ret->n += c->m[m].n;
         }
@@ -464,7 +464,7 @@ static void pooled_cell(struct report_doc *doc, const struct report_side *s, con
     struct results_values v;
     char buf[64];
     double x = NAN;
-    if (pool(s, level, m, &v) < 0) {
+    if (report_pool(s, level, m, &v) < 0) {
         if (!doc->error)
             doc->error = -ENOMEM;
         return;
@@ -483,8 +483,9 @@ static void level_summary(struct report_doc *doc, const struct report_side *s)
 {
     const struct results *run = s->run;
     report_doc_heading(doc, 3, NULL, "Per-level summary");
-    report_doc_table(doc, 8, report_level_head(run), "Requests", "Errors", "TTFT p50 (all)",
-                     "ITL p50", "Decode tok/s (mean)", "Output tok/s", "Wall time", NULL);
+    report_doc_table(doc, 10, report_level_head(run), "Requests", "Errors", "TTFT p50 (all)",
+                     "Slot wait p50", "Prefill p50", "ITL p50", "Decode tok/s (mean)",
+                     "Output tok/s", "Wall time", NULL);
     for (size_t i = 0; i < run->n_levels; i++) {
         const struct results_level *l = &run->levels[i];
         long long requests = 0, errors = 0; /* over any number of cells */
@@ -506,6 +507,8 @@ static void level_summary(struct report_doc *doc, const struct report_side *s)
         report_doc_cell(doc, REPORT_MARK_NONE, "%lld", requests);
         report_doc_cell(doc, errors ? REPORT_MARK_FAIL : REPORT_MARK_NONE, "%lld", errors);
         pooled_cell(doc, s, l->name, RESULTS_TTFT, UNIT_MS, true);
+        pooled_cell(doc, s, l->name, RESULTS_SLOT_WAIT, UNIT_MS, true);
+        pooled_cell(doc, s, l->name, RESULTS_PREFILL, UNIT_MS, true);
         pooled_cell(doc, s, l->name, RESULTS_ITL_P50, UNIT_MS, true);
         pooled_cell(doc, s, l->name, RESULTS_DECODE_TPS, UNIT_TPS, false);
         cell_mean_ci(doc, UNIT_TPS, level_metric(s, l->name, RESULTS_OUTPUT_TPS));

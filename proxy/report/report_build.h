@@ -59,6 +59,12 @@ void report_build(struct report_doc *doc, const struct report_plan *plan);
 /* A side's level: NULL when its run has no level of that name. */
 const struct results_level *report_side_level(const struct report_side *s, const char *level);
 
+/* Every value of metric m in the side's cells at level (all agents and
+ * turns, repetition order within a cell) into ret (caller frees ret->v).
+ * 0 or -ENOMEM. */
+int report_pool(const struct report_side *s, const char *level, enum results_metric_id m,
+                struct results_values *ret);
+
 /* The first (lowest) and last (highest concurrency) levels of a run;
  * NULL when it has none. */
 const struct results_level *report_level_low(const struct results *run);

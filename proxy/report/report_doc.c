@@ -31,7 +31,8 @@ void report_doc_utf8_trim(char *s)
 }
 
 /* A malloc'ed formatted string, NULL (and the doc's error set) on failure. */
-static char *vformat(struct report_doc *doc, const char *fmt, va_list ap)
+static __attribute__((format(printf, 2, 0))) char *vformat(struct report_doc *doc,
+                                                           const char *fmt, va_list ap)
 {
     char buf[REPORT_DOC_MAX_TEXT];
     int n = vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -111,7 +112,9 @@ void report_doc_heading(struct report_doc *doc, int level, const char *id, const
     }
 }
 
-static void para(struct report_doc *doc, enum report_block_kind kind, const char *fmt, va_list ap)
+static __attribute__((format(printf, 3, 0))) void para(struct report_doc *doc,
+                                                       enum report_block_kind kind,
+                                                       const char *fmt, va_list ap)
 {
     struct report_block *b = add_block(doc, kind);
     if (b)

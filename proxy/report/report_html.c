@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 
 #include "core/jsonw.h"
+#include "core/chartjs.h"
 #include "report/report_assets.h"
 #include "report/report_build.h"
 #include "report/report_doc.h"
@@ -130,6 +131,26 @@ static cJSON *point(struct page *pg, const struct results_values *v, double div)
     return p;
 }
 
+/* The median of metric m over all of a level's requests (no CI: a
+ * pooled p50), or null. */
+static cJSON *pooled_p50(struct page *pg, const struct report_side *s, const char *level,
+                         enum results_metric_id m)
+{
+    struct results_values v;
+    double x = NAN;
+    if (report_pool(s, level, m, &v) < 0 || stats_percentile(v.v, v.n, 50, &x) == -ENOMEM) {
+        free(v.v);
+        oom(pg);
+        return cJSON_CreateNull();
+    }
+    free(v.v);
+    if (!isfinite(x))
+        return cJSON_CreateNull();
+    cJSON *p = cJSON_CreateObject();
+    add(pg, p, "m", number(x));
+    return p;
+}
+
 static const struct results_values *cell_values(const struct report_side *s, const char *level,
                                                 int turn_from_end, int turn,
                                                 enum results_metric_id m)
@@ -174,6 +195,7 @@ static void series(struct page *pg)
         cJSON *o = cJSON_CreateObject();
         cJSON *ttft = cJSON_CreateArray(), *total = cJSON_CreateArray();
         cJSON *out = cJSON_CreateArray(), *slot = cJSON_CreateArray();
+        cJSON *wait = cJSON_CreateArray(), *prefill = cJSON_CreateArray();
         add(pg, o, "label", cJSON_CreateString(s->label));
         for (size_t i = 0; i < axis->n_levels; i++) {
             const char *l = axis->levels[i].name;
@@ -182,11 +204,15 @@ static void series(struct page *pg)
             add(pg, total, NULL, has ? point(pg, level_values(s, l, RESULTS_PRIMARY_TOTAL), 1000) : cJSON_CreateNull());
             add(pg, out, NULL, has ? point(pg, level_values(s, l, RESULTS_OUTPUT_TPS), 1) : cJSON_CreateNull());
             add(pg, slot, NULL, has ? point(pg, cell_values(s, l, 1, 0, RESULTS_DECODE_TPS), 1) : cJSON_CreateNull());
+            add(pg, wait, NULL, has ? pooled_p50(pg, s, l, RESULTS_SLOT_WAIT) : cJSON_CreateNull());
+            add(pg, prefill, NULL, has ? pooled_p50(pg, s, l, RESULTS_PREFILL) : cJSON_CreateNull());
         }
         add(pg, o, "ttft", ttft);
         add(pg, o, "total", total);
         add(pg, o, "out_tps", out);
         add(pg, o, "slot_tps", slot);
+        add(pg, o, "slot_wait", wait);
+        add(pg, o, "prefill", prefill);
         add(pg, sides, NULL, o);
     }
     add(pg, pg->data, "sides", sides);
@@ -593,6 +619,11 @@ static int charts(void *arg, struct evbuffer *out)
     if (has_series(pg, "ttft"))
         figure(out, "chart-ttft", "TTFT degradation", "primary turn 1, mean and 95% CI", false,
                320);
+    if (has_series(pg, "slot_wait"))
+        figure(out, "chart-ttft-split", "Where TTFT goes",
+               "p50 of all requests per level: waiting for a slot (the server's response head) + "
+               "prefill (head to first token)",
+               false, 320);
     if (has_series(pg, "total"))
         figure(out, "chart-total", "Total time degradation",
                "primary task, first request to last response, mean and 95% CI", false, 320);
@@ -714,7 +745,7 @@ int report_html_page(const struct report_plan *plan, const struct report_doc *do
         goto fail;
     footnotes(&pg, out);
     EVBUFFER_ADD_LIT(out, "<pre id=\"errors\" hidden></pre>\n</main>\n<script>\n");
-    evbuffer_add(out, report_asset_chartjs, report_asset_chartjs_len);
+    evbuffer_add(out, chartjs_min, chartjs_min_len);
     EVBUFFER_ADD_LIT(out, "\n</script>\n<script type=\"application/json\" id=\"report-data\">");
     script_json(out, json);
     EVBUFFER_ADD_LIT(out, "</script>\n<script>\n");

@@ -17,6 +17,8 @@ static const char *const cell_metric_keys[RESULTS_CELL_METRICS] = {
     [RESULTS_TOKENS] = "tokens",
     [RESULTS_DECODE_TPS] = "decode_tps",
     [RESULTS_ITL_P50] = "itl_p50_ms",
+    [RESULTS_SLOT_WAIT] = "slot_wait_ms",
+    [RESULTS_PREFILL] = "prefill_ms",
 };
 
 static const char *const level_metric_keys[RESULTS_LEVEL_METRICS] = {

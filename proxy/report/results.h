@@ -37,6 +37,8 @@ enum results_metric_id {
     RESULTS_TOKENS,
     RESULTS_DECODE_TPS,
     RESULTS_ITL_P50,
+    RESULTS_SLOT_WAIT, /* streams: response head - start (the wait for a slot) */
+    RESULTS_PREFILL,   /* streams: first token - response head */
     RESULTS_CELL_METRICS,
 };
 

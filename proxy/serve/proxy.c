@@ -15,6 +15,7 @@
 #include "core/config.h"
 #include "core/jsonw.h"
 #include "core/log.h"
+#include "tap/live.h"
 #include "tap/metrics.h"
 #include "tap/record.h"
 #include "tap/reqlog.h"
@@ -136,13 +137,23 @@ fail:
 }
 
 static void exchange_free(struct exchange *x);
+static void finalize(struct exchange *x, enum record_outcome outcome);
 
 void proxy_free(struct proxy *p)
 {
     if (!p)
         return;
+    /* Exchanges still here at exit were cut by the shutdown (the drain
+     * timeout, or a second signal), not by their clients. */
     while (p->exchanges) {
         struct exchange *x = p->exchanges;
+        if (x->rec.outcome == RECORD_IN_PROGRESS) {
+            tap_end(&x->tap, clock_now());
+            if (!x->rec.error[0])
+                snprintf(x->rec.error, sizeof(x->rec.error),
+                         "cut at shutdown (--drain-timeout ended, or a second signal)");
+            finalize(x, RECORD_TRUNCATED);
+        }
         x->client = NULL;
         exchange_free(x);
     }
@@ -197,6 +208,8 @@ static void finalize(struct exchange *x, enum record_outcome outcome)
         return;
     x->begun = false;
     metrics_end(x->proxy->cfg.metrics, r, now);
+    if (x->proxy->cfg.live)
+        live_end(x->proxy->cfg.live, r, now);
     if (x->proxy->cfg.log)
         reqlog_write(x->proxy->cfg.log, r);
     if (x->proxy->cfg.trace)
@@ -534,6 +547,8 @@ static void on_token(void *ctx, const struct record *r, usec_t t)
 {
     struct exchange *x = ctx;
     metrics_token(x->proxy->cfg.metrics, &x->rec, t);
+    if (x->proxy->cfg.live)
+        live_token(x->proxy->cfg.live, &x->rec, t);
 }
 
 static void on_text(void *ctx, enum dialect_token_kind kind, const char *text, size_t len)
@@ -678,6 +693,8 @@ static void on_end(void *ctx, struct server_req *req)
     /* t_start is the last request byte: concurrency is counted from here. */
     if (x->up && !x->begun) {
         metrics_begin(x->proxy->cfg.metrics, &x->rec, x->rec.t_start);
+        if (x->proxy->cfg.live)
+            live_begin(x->proxy->cfg.live, &x->rec, server_req_peer(req), x->rec.t_start);
         x->begun = true;
     }
 }
@@ -700,12 +717,44 @@ static void on_abort(void *ctx, struct server_req *req)
     exchange_free(x);
 }
 
+/* The client's request failed after its head (a bad or too large body,
+ * a stalled one): answer status if nothing went out yet, and record the
+ * request either way (it never reached on_end, where records begin). */
+static void on_error(void *ctx, struct server_req *req, int status, const char *message)
+{
+    struct exchange *x = server_req_data(req);
+    if (!x) {
+        server_req_error(req, status, "invalid_request_error", message);
+        return;
+    }
+    snprintf(x->rec.error, sizeof(x->rec.error), "%s", message);
+    if (!x->rec.upstream[0]) /* the body never let it pick one */
+        snprintf(x->rec.upstream, sizeof(x->rec.upstream), "%s", x->proxy->def->name);
+    if (!x->begun) {
+        x->rec.t_start = clock_now();
+        metrics_begin(x->proxy->cfg.metrics, &x->rec, x->rec.t_start);
+        x->begun = true;
+    }
+    if (x->head_sent) {
+        tap_end(&x->tap, clock_now());
+        finalize(x, RECORD_CLIENT_ABORT);
+        x->client = NULL;
+        exchange_free(x);
+        server_req_abort(req);
+        return;
+    }
+    x->rec.status = status;
+    finalize(x, RECORD_HTTP_ERROR);
+    fail_client(x, status, "invalid_request_error", "%s", message);
+}
+
 static const struct server_handler handler = {
     .on_head = on_head,
     .on_body = on_body,
     .on_end = on_end,
     .on_drain = on_drain,
     .on_abort = on_abort,
+    .on_error = on_error,
 };
 
 const struct server_handler *proxy_handler(void)
@@ -727,6 +776,8 @@ static void up_on_head(void *ctx, const struct http_head *uh, usec_t t)
         return;
     x->rec.t_forwarded = upstream_req_ready_time(x->up);
     tap_head(&x->tap, uh, t);
+    if (x->proxy->cfg.live && x->begun)
+        live_head(x->proxy->cfg.live, &x->rec, t);
     const struct http_head *ch = server_req_head(c);
     bool client_10 = ch->version_major == 1 && ch->version_minor == 0;
     bool no_body = strcmp(ch->method, "HEAD") == 0 || uh->status == 204 || uh->status == 304 ||
@@ -773,7 +824,8 @@ static void up_on_head(void *ctx, const struct http_head *uh, usec_t t)
 static void up_on_raw(void *ctx, const char *data, size_t len, usec_t t)
 {
     struct exchange *x = ctx;
-    if (!x->client || x->resp_mode != RESP_RAW)
+    /* Nothing goes to the client before our own head. */
+    if (!x->client || !x->head_sent || x->resp_mode != RESP_RAW)
         return;
     server_req_write(x->client, data, len);
     /* A client that reads slower than the upstream writes: stop reading
@@ -821,7 +873,12 @@ static void up_on_done(void *ctx, int err, usec_t t)
     struct exchange *x = ctx;
     x->up = NULL;
     tap_end(&x->tap, t);
-    if (err)
+    /* After the head a timeout is the stream's silence, not the wait for
+     * the response. */
+    if (err == UPSTREAM_ERR_TIMEOUT && x->rec.t_response_head)
+        snprintf(x->rec.error, sizeof(x->rec.error),
+                 "stream stalled: no bytes within the stream timeout (--stream-timeout)");
+    else if (err)
         snprintf(x->rec.error, sizeof(x->rec.error), "%s", upstream_strerror(err));
     finalize(x, tap_outcome(&x->tap, err, false));
     struct server_req *c = x->client;

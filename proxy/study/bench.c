@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +28,8 @@
 #include "study/scenario.h"
 #include "sim/sim.h"
 #include "core/stats.h"
+#include "serve/ui.h"
+#include "tap/metrics.h"
 
 struct bench;
 
@@ -35,6 +38,7 @@ struct target_run {
     size_t index;
     struct sim *sim;                 /* owned: this target's simulator, if it has no URL */
     struct loadgen *lg;              /* owned */
+    struct metrics *metrics;         /* owned: counts in-flight requests, for each record's level */
     char url[300];
     cJSON *props;                    /* owned: its GET /props, NULL when it has none */
 };
@@ -88,12 +92,17 @@ struct bench {
     struct bench_level_run *level_runs; /* owned: each level repetition's wall time */
     size_t n_level_runs, cap_level_runs;
     uint64_t sent, done, errors;
+    uint64_t checks_failed;          /* measured turns whose answer check failed */
+    bool allow_failures;
     usec_t start_mono, start_wall;
     struct event *pause, *tick;      /* owned */
     struct loop loop;                /* the signal rules while the plan runs */
     char last_step[160];
     char **argv;                     /* borrowed from main: the command line, for results.json */
     int argc;
+    const char *ui_listen;           /* borrowed: --ui HOST:PORT, NULL: no dashboard */
+    struct metrics *metrics;         /* owned: --ui's level table, shared by the targets (NULL without) */
+    struct ui *ui;                   /* owned: --ui */
 };
 
 static void step(struct bench *b);
@@ -266,6 +275,8 @@ static void turn_done(void *ctx, const struct loadgen_result *res)
     memset(&cr, 0, sizeof(cr));
     if (turn->check)
         scenario_check(turn->check, res->content, res->reasoning, &cr);
+    if (turn->check && !cr.pass && !b->interrupted)
+        b->checks_failed++;
     int r = b->interrupted ? 0 : keep_request(ar, res, &cr, turn->check != NULL);
     /* Later turns carry every earlier answer: without it the agent cannot
      * go on (build_body refuses). */
@@ -747,12 +758,23 @@ static int setup_target(struct bench *b, struct target_run *tr, const struct sce
     } else {
         snprintf(tr->url, sizeof(tr->url), "%s", t->url);
     }
+    /* The records' levels: the most requests in flight to this target
+     * between a request's start and its first token, as serve counts them.
+     * With --ui every target shares the dashboard's metrics (levels are
+     * kept per upstream, i.e. per target, either way). */
+    struct metrics_options mo;
+    metrics_options_default(&mo);
+    mo.recent = 0;
+    if (!b->metrics && metrics_new(&mo, clock_now(), &tr->metrics) < 0)
+        return -ENOMEM;
     struct loadgen_options lo;
     loadgen_options_default(&lo);
     lo.url = tr->url;
     lo.label = t->name;
+    lo.metrics = b->metrics ? b->metrics : tr->metrics;
     lo.response_timeout = b->s->timeout;
     lo.stream_timeout = b->s->timeout;
+    lo.live = b->ui ? ui_live(b->ui) : NULL;
     struct config_err err;
     if (loadgen_new(b->base, &lo, &tr->lg, &err) < 0) {
         fprintf(stderr, "tokentap bench: target '%s': %s\n", t->name, err.msg);
@@ -800,6 +822,10 @@ enum {
     OPT_ONLY,
     OPT_QUIET,
     OPT_LOG_LEVEL,
+    OPT_MAX_TOKENS,
+    OPT_ALLOW_FAILURES,
+    OPT_LIST,
+    OPT_UI,
 };
 
 static const struct cli_option bench_options[] = {
@@ -809,7 +835,11 @@ static const struct cli_option bench_options[] = {
     {"levels", 'l', "L1,L2", "run only these levels (by name, e.g. 1,3)", OPT_LEVELS},
     {"thinking", 0, "on|off", "set enable_thinking on every request, whatever the scenario says", OPT_THINKING},
     {"only", 0, "T1,T2", "run only these targets (one GPU holds one quant: run each, then compare)", OPT_ONLY},
-    {"quiet", 'q', NULL, "no progress line", OPT_QUIET},
+    {"max-tokens", 0, "N", "no turn asks for more than N output tokens (fit a small test model's context)", OPT_MAX_TOKENS},
+    {"allow-failures", 0, NULL, "exit 0 even when requests fail or answer checks fail", OPT_ALLOW_FAILURES},
+    {"list", 0, NULL, "list the scenarios that come with tokentap, then exit", OPT_LIST},
+    {"quiet", 'q', NULL, "no progress line (without a terminal: a line every 10 s)", OPT_QUIET},
+    {"ui", 0, "HOST:PORT", "serve the live dashboard of the run at http://HOST:PORT/tokentap/", OPT_UI},
     CLI_OPTION_LOG_LEVEL(OPT_LOG_LEVEL),
     {NULL, 0, NULL, NULL, 0},
 };
@@ -825,7 +855,10 @@ static const struct cli_command bench_command = {
         "URL run on the built-in simulator, so this works without a GPU. Writes\n"
         "results.json, report.md (printed) and report.html (charts, offline).",
     .options = bench_options,
-    .epilog = "Scenarios: config/scenarios/*.yaml; the language is in docs/bench.md.\n",
+    .epilog = "Scenarios: config/scenarios/*.yaml (--list); the language is in docs/bench.md.\n"
+              "Exit status: 0; 1 when a request failed or an answer check failed (the last\n"
+              "line says which; --allow-failures exits 0), or the run could not go on; 2 for\n"
+              "a usage or scenario error; 130 when interrupted (results so far are written).\n",
 };
 
 /* One option's value into s. */
@@ -852,7 +885,11 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct benc
         s->thinking = on;
         return 0;
     case OPT_QUIET: s->quiet = true; return 0;
+    case OPT_MAX_TOKENS: return cli_unsigned(p, v, 1, 1000000, &s->max_tokens);
+    case OPT_ALLOW_FAILURES: s->allow_failures = true; return 0;
+    case OPT_LIST: s->list = true; return 0;
     case OPT_LOG_LEVEL: return cli_log_level(p, v, &s->log_level);
+    case OPT_UI: s->ui = v; return 0;
     }
     return 0;
 }
@@ -877,8 +914,9 @@ int bench_settings_parse(struct bench_settings *s, int argc, char **argv, struct
         else if ((r = parse_option(&p, id, v, s)) < 0)
             return r;
     }
-    if (!s->scenario)
-        return cli_usage(&p, "which scenario? e.g. tokentap bench config/scenarios/quant-comparison.yaml");
+    if (!s->scenario && !s->list)
+        return cli_usage(&p, "which scenario? e.g. tokentap bench config/scenarios/quant-comparison.yaml "
+                             "(--list shows them)");
     return 0;
 }
 
@@ -907,7 +945,7 @@ static int load_plan(struct bench *b, const struct bench_settings *set)
     if (r == 0) {
         struct scenario_overrides ov = {.repetitions = set->repetitions, .levels = set->levels,
                                         .targets = set->targets, .n_targets = set->n_targets,
-                                        .only_targets = set->only};
+                                        .only_targets = set->only, .max_tokens = set->max_tokens};
         r = scenario_apply_overrides(b->s, &ov, &err);
     }
     if (r < 0) {
@@ -929,6 +967,19 @@ static int prepare(struct bench *b)
     b->base = net_event_base_new();
     if (!b->base)
         return -1;
+    if (b->ui_listen) {
+        struct metrics_options mo;
+        metrics_options_default(&mo);
+        if (metrics_new(&mo, clock_now(), &b->metrics) < 0)
+            return -1;
+        if (ui_new(b->base, b->ui_listen, "tokentap bench", b->metrics, &b->ui) < 0) {
+            fprintf(stderr, "tokentap bench: --ui %s: cannot listen there\n", b->ui_listen);
+            return -1;
+        }
+        char url[128];
+        ui_url(b->ui, url, sizeof(url));
+        fprintf(stderr, "tokentap bench: dashboard at %s\n", url);
+    }
     b->all_sim = true;
     for (size_t i = 0; i < b->s->n_targets; i++) {
         b->all_sim = b->all_sim && !b->s->targets[i].url;
@@ -990,7 +1041,12 @@ static int finish(struct bench *b)
         fflush(stdout);
     }
     fprintf(stderr, "tokentap bench: wrote %s/results.json, report.md, report.html\n", b->out_dir);
-    rc = b->interrupted ? 130 : b->failed ? 1 : 0;
+    char why[160];
+    rc = bench_exit_status(b->errors, b->checks_failed, b->allow_failures, why, sizeof(why));
+    if (why[0])
+        fprintf(stderr, "tokentap bench: %s\n", why);
+    if (b->interrupted || b->failed)
+        rc = b->interrupted ? 130 : 1;
 fail:
     if (md)
         evbuffer_free(md);
@@ -1002,6 +1058,7 @@ static void bench_free(struct bench *b)
 {
     for (size_t i = 0; i < b->n_targets; i++) {
         loadgen_free(b->targets[i].lg);
+        metrics_free(b->targets[i].metrics);
         sim_free(b->targets[i].sim);
         cJSON_Delete(b->targets[i].props);
     }
@@ -1013,10 +1070,93 @@ static void bench_free(struct bench *b)
         event_free(b->pause);
     if (b->tick)
         event_free(b->tick);
+    ui_free(b->ui);
+    metrics_free(b->metrics);
     loop_finish(&b->loop);
     if (b->base)
         event_base_free(b->base);
     scenario_free(b->s);
+}
+
+int bench_exit_status(uint64_t failed_requests, uint64_t failed_checks, bool allow_failures,
+                      char *why, size_t len)
+{
+    why[0] = '\0';
+    if (!failed_requests && !failed_checks)
+        return 0;
+    snprintf(why, len, "%llu request%s failed, %llu answer check%s failed%s",
+             (unsigned long long)failed_requests, failed_requests == 1 ? "" : "s",
+             (unsigned long long)failed_checks, failed_checks == 1 ? "" : "s",
+             allow_failures ? " (--allow-failures: exit 0)" : ": exit 1 (--allow-failures to exit 0)");
+    return allow_failures ? 0 : 1;
+}
+
+/* Where the shipped scenarios are: config/scenarios under the working
+ * directory (a checkout), else beside the binary's build directory. */
+static DIR *open_scenarios(char *dir, size_t len)
+{
+    snprintf(dir, len, "config/scenarios");
+    DIR *d = opendir(dir);
+    if (d)
+        return d;
+    char exe[400];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(dir, len, "%s/../config/scenarios", exe);
+    return opendir(dir);
+}
+
+/* --list: each shipped scenario's file, name and description. */
+static int list_scenarios(void)
+{
+    char dir[512];
+    DIR *d = open_scenarios(dir, sizeof(dir));
+    if (!d) {
+        fprintf(stderr, "tokentap bench: no config/scenarios here or beside the binary: run from "
+                        "the tokentap checkout\n");
+        return 1;
+    }
+    char *names[64];
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 64) {
+        size_t l = strlen(e->d_name);
+        /* Scenario files, not their .responses.yaml companions. */
+        if (l > 5 && strcmp(e->d_name + l - 5, ".yaml") == 0 && !strstr(e->d_name, ".responses."))
+            names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && names[j - 1] && names[j] && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    for (size_t i = 0; i < n; i++) {
+        if (!names[i])
+            continue;
+        char path[800];
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        struct scenario *s = NULL;
+        struct config_err err;
+        if (scenario_load(path, &s, &err) == 0) {
+            size_t dl = strlen(s->description);
+            while (dl > 0 && (s->description[dl - 1] == '\n' || s->description[dl - 1] == ' '))
+                dl--;
+            printf("%s\n    %s: %zu agents, %zu levels, %zu targets. %.*s\n", path, s->name,
+                   s->n_agents, s->n_levels, s->n_targets, (int)dl, s->description);
+            scenario_free(s);
+        } else {
+            printf("%s\n    (does not load: %s)\n", path, err.msg);
+        }
+        free(names[i]);
+    }
+    return 0;
 }
 
 /* Loads the scenario, runs it, writes what was measured; the exit status. */
@@ -1028,8 +1168,12 @@ static int bench_run(const struct bench_settings *set)
     b.quiet = set->quiet;
     b.argc = set->argc;
     b.argv = set->argv;
+    b.allow_failures = set->allow_failures;
+    b.ui_listen = set->ui;
     int r, rc = 1;
     log_set_level(set->log_level);
+    if (set->list)
+        return list_scenarios();
     if ((r = load_plan(&b, set)) < 0) {
         rc = r == -EINVAL ? 2 : 1;
         goto fail;

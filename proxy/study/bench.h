@@ -27,8 +27,12 @@ struct bench_settings {
     const char *targets[SCENARIO_MAX_TARGETS]; /* --target NAME=URL, checked against the scenario */
     size_t n_targets;
     unsigned repetitions;        /* 0: the scenario's */
+    unsigned max_tokens;         /* --max-tokens: 0 as the scenario says, else a cap per turn */
+    bool allow_failures;         /* exit 0 even when requests or checks failed */
+    bool list;                   /* --list: the scenarios shipped, then exit */
     int thinking;                /* --thinking: 0 or 1, -1 as the scenario says */
     bool quiet;
+    const char *ui;              /* --ui HOST:PORT: serve the dashboard there, NULL: none */
     enum log_level log_level;
     int argc;
     char **argv;                 /* borrowed: the command line, for results.json */
@@ -39,5 +43,11 @@ struct bench_settings {
 int bench_settings_parse(struct bench_settings *s, int argc, char **argv, struct config_err *err);
 
 int bench_main(int argc, char **argv);
+
+/* The exit status of a finished run: 0, or 1 when requests failed or
+ * answer checks failed (unless allow_failures), with the line saying why
+ * in why[len] ("" for 0). */
+int bench_exit_status(uint64_t failed_requests, uint64_t failed_checks, bool allow_failures,
+                      char *why, size_t len);
 
 #endif

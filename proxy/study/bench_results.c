@@ -73,6 +73,9 @@ static void request_metrics(const struct record *r, double v[RESULTS_CELL_METRIC
     v[RESULTS_TOKENS] = (double)record_output_tokens(r);
     v[RESULTS_DECODE_TPS] = tps > 0 ? tps : NAN;
     v[RESULTS_ITL_P50] = itl_p50(r);
+    int64_t w = record_slot_wait(r), p = record_prefill(r);
+    v[RESULTS_SLOT_WAIT] = w >= 0 ? (double)w / 1000.0 : NAN;
+    v[RESULTS_PREFILL] = p >= 0 ? (double)p / 1000.0 : NAN;
 }
 
 /* --- cells: each metric over the repetitions --- */

@@ -237,6 +237,7 @@ struct scenario_overrides {
      * order); NULL = all. One 24 GB GPU holds one quant at a time, so
      * comparing real servers takes one run per target (then compare). */
     const char *only_targets;
+    uint32_t max_tokens;           /* 0 = keep; else no turn asks for more (small test models) */
 };
 
 /* Applies o to s: all or nothing. 0, or -EINVAL with a message in err

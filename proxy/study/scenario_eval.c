@@ -355,6 +355,10 @@ int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides
 
     if (o->repetitions)
         s->repetitions = o->repetitions;
+    for (size_t a = 0; o->max_tokens && a < s->n_agents; a++)
+        for (size_t t = 0; t < s->agents[a].n_turns; t++)
+            if (s->agents[a].turns[t].max_tokens > o->max_tokens)
+                s->agents[a].turns[t].max_tokens = o->max_tokens;
     for (size_t t = 0; t < s->n_targets; t++) {
         if (!urls[t])
             continue;

@@ -470,6 +470,7 @@ static void *writer_main(void *arg)
             pthread_mutex_lock(&w->mu);
             if (r < 0) {
                 w->st.write_errors++;
+                w->st.last_write_error = r;
             } else {
                 w->st.lines_written++;
                 w->st.bytes_written += it->len;

@@ -122,6 +122,7 @@ struct trace_writer_stats {
     uint64_t files;          /* files opened */
     uint64_t write_errors;   /* queued lines lost to a failed write */
     uint64_t rotate_errors;  /* new files that could not be opened (the old one went on) */
+    int last_write_error;    /* negative errno of the last failed write, 0 when none */
     uint64_t queued_lines, queued_bytes; /* waiting now */
 };
 /* After close: lines_added == lines_written + lines_dropped + write_errors. */

@@ -671,9 +671,9 @@ static int parse_request(const struct line_ctx *c, bool chat, struct trace_entry
  * token per 4 rendered bytes, rounded up; real tokenizers differ (about
  * 3-4.5 bytes per token for English and code), so a synthesized prompt is
  * input_length tokens exactly for tokentap's sim only. */
-static const char synth_before[] = CHATML_START "user\n";
-static const char synth_after[] = CHATML_END CHATML_ASSISTANT CHATML_THINK_OFF;
-#define SYNTH_OVERHEAD (sizeof(synth_before) - 1 + sizeof(synth_after) - 1)
+#define SYNTH_BEFORE CHATML_START "user\n"
+#define SYNTH_AFTER CHATML_END CHATML_ASSISTANT CHATML_THINK_OFF
+#define SYNTH_OVERHEAD (sizeof(SYNTH_BEFORE) - 1 + sizeof(SYNTH_AFTER) - 1)
 
 static const char *const synth_words[] = {
     "the", "function", "returns", "a", "buffer", "of", "tokens", "when", "request",

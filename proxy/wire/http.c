@@ -56,6 +56,10 @@ static struct http_parser *from_ll(llhttp_t *ll)
 
 static int append(struct http_parser *p, struct span *s, const char *at, size_t len)
 {
+    /* llhttp reports empty spans where a feed ends; the block may still be
+     * NULL then, and memcpy(NULL, at, 0) is undefined. */
+    if (len == 0)
+        return 0;
     if (p->block_len + len > p->limits.max_head_bytes) {
         p->error = HTTP_ERR_HEAD_TOO_LARGE;
         p->error_reason = "header block too large";
@@ -150,6 +154,69 @@ static struct http_str view(const struct http_parser *p, struct span s)
     return (struct http_str){s.len ? p->block + s.off : "", s.len};
 }
 
+/* RFC 9110 5.6.2 token characters: what a header name is made of. */
+static bool is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static bool is_token(struct http_str s)
+{
+    if (s.len == 0)
+        return false;
+    for (size_t i = 0; i < s.len; i++)
+        if (!is_tchar((unsigned char)s.p[i]))
+            return false;
+    return true;
+}
+
+/* What llhttp lets through and a proxy must not: header names that are
+ * not tokens ("Foo Bar", "Foo ", ""), control bytes (a TAB) in the
+ * request target, and transfer codings other than chunked, which a
+ * de-chunking proxy would silently drop (RFC 9112 6.1: 501). */
+static int check_head(struct http_parser *p, const struct http_head *h)
+{
+    for (size_t i = 0; i < h->n_headers; i++) {
+        if (!is_token(h->headers[i].name)) {
+            p->error = HTTP_ERR_MALFORMED;
+            p->error_reason = h->headers[i].name.len ? "header name is not a token"
+                                                     : "empty header name";
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < h->url.len; i++) {
+        unsigned char c = (unsigned char)h->url.p[i];
+        if (c <= ' ' || c == 0x7f) {
+            p->error = HTTP_ERR_MALFORMED;
+            p->error_reason = "control character in the request target";
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < h->n_headers; i++) {
+        if (!http_str_caseeq(h->headers[i].name, "transfer-encoding"))
+            continue;
+        const char *s = h->headers[i].value.p, *end = s + h->headers[i].value.len;
+        while (s < end) {
+            while (s < end && (*s == ' ' || *s == '\t' || *s == ','))
+                s++;
+            const char *start = s;
+            while (s < end && *s != ',')
+                s++;
+            const char *stop = s;
+            while (stop > start && (stop[-1] == ' ' || stop[-1] == '\t'))
+                stop--;
+            if (stop > start && !http_str_caseeq((struct http_str){start, (size_t)(stop - start)},
+                                                 "chunked")) {
+                p->error = HTTP_ERR_UNSUPPORTED;
+                p->error_reason = "transfer coding other than chunked";
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 static int on_headers_complete(llhttp_t *ll)
 {
     struct http_parser *p = from_ll(ll);
@@ -181,6 +248,13 @@ static int on_headers_complete(llhttp_t *ll)
     h->keep_alive = llhttp_should_keep_alive(ll) != 0;
     h->upgrade = ll->upgrade != 0;
     h->expect_continue = http_head_has_token(h, "expect", "100-continue");
+    /* We never switch protocols (the proxy drops Upgrade): the request is
+     * an ordinary one and the connection goes on in HTTP/1.1. Left set,
+     * llhttp would take every later byte as the new protocol's. */
+    if (p->kind == HTTP_KIND_REQUEST)
+        ll->upgrade = 0;
+    if (check_head(p, h) < 0)
+        return -1;
 
     if (p->limits.max_body_bytes && h->content_length > 0 &&
         (uint64_t)h->content_length > p->limits.max_body_bytes) {
@@ -194,6 +268,8 @@ static int on_headers_complete(llhttp_t *ll)
 static int on_body(llhttp_t *ll, const char *at, size_t len)
 {
     struct http_parser *p = from_ll(ll);
+    if (len == 0)
+        return 0; /* an empty span where a feed ended: nothing to hand on */
     p->body_bytes += len;
     if (p->limits.max_body_bytes && p->body_bytes > p->limits.max_body_bytes) {
         p->error = HTTP_ERR_BODY_TOO_LARGE;
@@ -216,6 +292,20 @@ static int on_body(llhttp_t *ll, const char *at, size_t len)
     return 0;
 }
 
+/* Chunk extensions are parsed and dropped; their bytes count against the
+ * body limit so that they cannot go on without end. */
+static int on_chunk_extension(llhttp_t *ll, const char *at, size_t len)
+{
+    struct http_parser *p = from_ll(ll);
+    p->body_bytes += len;
+    if (p->limits.max_body_bytes && p->body_bytes > p->limits.max_body_bytes) {
+        p->error = HTTP_ERR_BODY_TOO_LARGE;
+        p->error_reason = "body (with chunk extensions) larger than the limit";
+        return -1;
+    }
+    return 0;
+}
+
 static int on_message_complete(llhttp_t *ll)
 {
     struct http_parser *p = from_ll(ll);
@@ -231,6 +321,8 @@ static const llhttp_settings_t settings = {
     .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
+    .on_chunk_extension_name = on_chunk_extension,
+    .on_chunk_extension_value = on_chunk_extension,
     .on_message_complete = on_message_complete,
 };
 
@@ -316,6 +408,10 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             return HTTP_STEP_BODY;
         return p->in_message ? HTTP_STEP_HEAD : HTTP_STEP_DONE;
     }
+    /* On an error, what came before the bad byte was parsed (and body
+     * bytes in it were handed out): say how much. */
+    const char *pos = llhttp_get_error_pos(&p->ll);
+    *ret_consumed = pos >= data && pos <= data + len ? (size_t)(pos - data) : 0;
     if (p->error)
         return p->error;
     if (e == HPE_PAUSED_UPGRADE) {

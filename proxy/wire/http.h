@@ -58,6 +58,7 @@ enum http_step {
 #define HTTP_ERR_MALFORMED (-EBADMSG)     /* 400 */
 #define HTTP_ERR_HEAD_TOO_LARGE (-E2BIG)   /* 431 */
 #define HTTP_ERR_BODY_TOO_LARGE (-EMSGSIZE) /* 413 */
+#define HTTP_ERR_UNSUPPORTED (-ENOTSUP)     /* 501: a transfer coding other than chunked */
 
 /* Called with de-chunked body bytes (a view into the fed buffer). Return 0
  * to go on, HTTP_BODY_PAUSE to have feed() stop right after these bytes
@@ -76,7 +77,8 @@ void http_parser_free(struct http_parser *p);
 /* Parses up to len bytes. Stops after the head (HTTP_STEP_HEAD), after
  * the message (HTTP_STEP_DONE) and where the body callback paused
  * (HTTP_STEP_BODY); *ret_consumed says how many bytes were used, the
- * caller keeps the rest. Returns a step or a negative error. */
+ * caller keeps the rest. Returns a step or a negative error (then
+ * *ret_consumed is how much came before the bad byte). */
 int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t *ret_consumed);
 
 /* Continues after HTTP_STEP_HEAD. For a response to HEAD (or any message

@@ -36,10 +36,13 @@ struct server_req {
 struct conn {
     struct server *srv;       /* borrowed */
     struct bufferevent *bev;  /* owned */
+    struct event *head_timer; /* owned: the request head's deadline */
     struct http_parser *parser; /* owned */
     struct conn *prev, *next; /* server's list */
     uint64_t id;
     unsigned n_requests;      /* requests started on this connection */
+    usec_t idle_since;        /* when it last became idle (accepted or answered) */
+    usec_t head_start;        /* first byte of the head being read; 0 when none */
     char peer[64];
     enum conn_state state;
     struct server_req req;    /* the request in progress (valid unless CONN_IDLE) */
@@ -69,12 +72,15 @@ void server_options_default(struct server_options *o)
     *o = (struct server_options){
         .limits = {.max_head_bytes = 16 * 1024, .max_body_bytes = 64ull * 1024 * 1024},
         .idle_timeout = 60 * USEC_PER_SEC,
+        .header_timeout = 60 * USEC_PER_SEC,
+        .body_timeout = 60 * USEC_PER_SEC,
         .max_connections = 4096,
         .output_limit = 256 * 1024,
     };
 }
 
 static void conn_process(struct conn *c);
+static void pause_if_full(struct server *srv);
 
 /* --- lifetime --- */
 
@@ -95,6 +101,8 @@ static void conn_destroy(struct conn *c)
         c->next->prev = c->prev;
     srv->n_conns--;
     bufferevent_free(c->bev);
+    if (c->head_timer)
+        event_free(c->head_timer);
     http_parser_free(c->parser);
     free(c);
     if (srv->listener_paused && srv->lev && srv->n_conns < srv->opts.max_connections) {
@@ -133,17 +141,26 @@ static void conn_kill(struct conn *c)
     c->req_active = false;
 }
 
+static struct timeval tv_of(usec_t us)
+{
+    return (struct timeval){.tv_sec = (time_t)(us / USEC_PER_SEC),
+                            .tv_usec = (suseconds_t)(us % USEC_PER_SEC)};
+}
+
+/* The read timeout: while idle, how long a connection may stay silent
+ * before a request (restarted by every byte; the head's deadline bounds a
+ * head that trickles); while a body is read, the longest silence between
+ * body bytes (not counted while the body is paused for backpressure);
+ * none while a response is in progress. */
+static void set_read_timeout(struct conn *c, usec_t us)
+{
+    struct timeval tv = tv_of(us);
+    bufferevent_set_timeouts(c->bev, us ? &tv : NULL, NULL);
+}
+
 static void set_idle_timeout(struct conn *c, bool idle)
 {
-    if (idle && c->srv->opts.idle_timeout) {
-        struct timeval tv = {
-            .tv_sec = (time_t)(c->srv->opts.idle_timeout / USEC_PER_SEC),
-            .tv_usec = (suseconds_t)(c->srv->opts.idle_timeout % USEC_PER_SEC),
-        };
-        bufferevent_set_timeouts(c->bev, &tv, NULL);
-    } else {
-        bufferevent_set_timeouts(c->bev, NULL, NULL);
-    }
+    set_read_timeout(c, idle ? c->srv->opts.idle_timeout : 0);
 }
 
 /* Write interest is switched on only once something waits in the output:
@@ -223,6 +240,20 @@ static void write_error(struct conn *c, int status, const char *type, const char
     conn_write(c, NULL, 0);
 }
 
+/* The request in progress failed on the client's side (a bad or too
+ * large body, a stalled body): the handler answers if it still can and
+ * records it; without an on_error handler the connection just ends. */
+static void request_failed(struct conn *c, int status, const char *msg)
+{
+    if (c->srv->handler->on_error) {
+        c->srv->handler->on_error(c->srv->ctx, &c->req, status, msg);
+        if (!c->dead && c->req_active && !c->req.finished)
+            conn_kill(c); /* the handler did not end it */
+    } else {
+        conn_kill(c);
+    }
+}
+
 static void protocol_error(struct conn *c, int err)
 {
     int status = 400;
@@ -233,18 +264,20 @@ static void protocol_error(struct conn *c, int err)
     } else if (err == HTTP_ERR_BODY_TOO_LARGE) {
         status = 413;
         msg = "request body exceeds the limit (--max-body)";
+    } else if (err == HTTP_ERR_UNSUPPORTED) {
+        status = 501;
+        msg = "unsupported request";
     }
     if (!c->srv->opts.quiet)
         log_debug("connection %llu from %s: %d: %s", (unsigned long long)c->id, c->peer, status,
                   http_parser_error(c->parser));
     char full[256];
     snprintf(full, sizeof(full), "%s: %s", msg, http_parser_error(c->parser));
-    /* A response is only possible if the handler has not started one. */
     if (!c->req_active || c->req.finished) {
         write_error(c, status, "invalid_request_error", full);
         conn_close_after_flush(c);
     } else {
-        conn_kill(c);
+        request_failed(c, status, full);
     }
 }
 
@@ -270,7 +303,11 @@ static void start_request(struct conn *c)
     c->req.head_time = clock_now();
     c->state = CONN_BODY;
     c->req_active = true;
-    set_idle_timeout(c, false);
+    pause_if_full(srv);
+    c->head_start = 0;
+    if (c->head_timer)
+        evtimer_del(c->head_timer);
+    set_read_timeout(c, srv->opts.body_timeout);
     const struct http_head *h = http_parser_head(c->parser);
     if (h->expect_continue && h->version_minor >= 1) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -293,6 +330,12 @@ static void end_request(struct conn *c)
     http_parser_reset(c->parser);
     set_idle_timeout(c, true);
     bufferevent_enable(c->bev, EV_READ);
+    c->idle_since = clock_now();
+    /* An idle connection can give way to a new one (accept_cb). */
+    if (c->srv->listener_paused && c->srv->lev) {
+        evconnlistener_enable(c->srv->lev);
+        c->srv->listener_paused = false;
+    }
 }
 
 /* The whole request was read: hand it on, and go on with the next one if
@@ -301,6 +344,7 @@ static void request_done(struct conn *c)
 {
     c->req.received = clock_now();
     c->state = CONN_WAITING;
+    set_read_timeout(c, 0);
     if (c->req_active && c->srv->handler->on_end)
         c->srv->handler->on_end(c->srv->ctx, &c->req);
 }
@@ -315,6 +359,16 @@ static void conn_process(struct conn *c)
             return;
         if (evbuffer_get_length(in) == 0)
             return;
+        if (c->state == CONN_IDLE && c->head_start == 0) {
+            /* The head's deadline runs from its first byte: a client that
+             * trickles one byte at a time cannot hold the connection
+             * longer than --header-timeout. */
+            c->head_start = clock_now();
+            if (c->head_timer) {
+                struct timeval tv = tv_of(c->srv->opts.header_timeout);
+                evtimer_add(c->head_timer, &tv);
+            }
+        }
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             return;
@@ -371,19 +425,100 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
     conn_enter(c);
-    /* EOF, error or timeout: an idle connection just ends; a request or
+    /* A body that stalled: 408 if nothing was answered yet. EOF, error or
+     * another timeout: an idle connection just ends; a request or
      * response in progress is aborted (a client that closes mid-stream has
      * gone away; llama-server frees the slot the same way). */
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+    if ((what & BEV_EVENT_TIMEOUT) && c->state == CONN_BODY && c->req_active && !c->req.finished &&
+        !c->dead) {
+        if (!c->srv->opts.quiet)
+            log_debug("connection %llu from %s: request body stalled", (unsigned long long)c->id,
+                      c->peer);
+        request_failed(c, 408, "request body stalled: no bytes within the body timeout "
+                               "(--body-timeout)");
+    } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         conn_kill(c);
+    }
     conn_leave(c);
+}
+
+/* The request head was not complete within header_timeout of its first
+ * byte: 408 and close. */
+static void head_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    conn_enter(c);
+    if (!c->dead && !c->closing && c->state == CONN_IDLE && c->head_start) {
+        if (!c->srv->opts.quiet)
+            log_debug("connection %llu from %s: request head not complete in time",
+                      (unsigned long long)c->id, c->peer);
+        write_error(c, 408, "invalid_request_error",
+                    "request head not complete within the header timeout (--header-timeout)");
+        conn_close_after_flush(c);
+    }
+    conn_leave(c);
+}
+
+/* At the connection cap, the connection that gives way to a new one: a
+ * kept-alive one between requests, idle the longest; else the one waiting
+ * longest for a whole head (a new connection counts from its accept, so a
+ * client that just connected is the last to go). Connections with a
+ * request in progress never do. NULL when every connection is busy. */
+static struct conn *pick_victim(struct server *srv)
+{
+    struct conn *idle = NULL, *slow = NULL;
+    usec_t slow_since = 0;
+    for (struct conn *c = srv->conns; c; c = c->next) {
+        if (c->dead || c->closing || c->state != CONN_IDLE)
+            continue;
+        if (c->n_requests > 0 && c->head_start == 0 &&
+            evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+            if (!idle || c->idle_since < idle->idle_since)
+                idle = c;
+            continue;
+        }
+        usec_t since = c->head_start ? c->head_start : c->idle_since;
+        if (!slow || since < slow_since) {
+            slow = c;
+            slow_since = since;
+        }
+    }
+    return idle ? idle : slow;
+}
+
+/* At the cap with no connection that could give way, stop accepting: new
+ * clients wait in the kernel backlog until one ends or becomes idle. */
+static void pause_if_full(struct server *srv)
+{
+    if (srv->n_conns >= srv->opts.max_connections && !srv->listener_paused && srv->lev &&
+        !pick_victim(srv)) {
+        evconnlistener_disable(srv->lev);
+        srv->listener_paused = true;
+    }
 }
 
 static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
     struct server *srv = arg;
-    struct conn *c = calloc(1, sizeof(*c));
+    struct conn *c = NULL;
+    if (srv->n_conns >= srv->opts.max_connections) {
+        struct conn *v = pick_victim(srv);
+        if (!v) {
+            /* Every connection is busy (pause_if_full missed it): refuse,
+             * and stop accepting until one ends or becomes idle. */
+            evconnlistener_disable(lev);
+            srv->listener_paused = true;
+            goto fail;
+        }
+        if (!srv->opts.quiet)
+            log_debug("connection %llu from %s closed to make room (--max-connections %u)",
+                      (unsigned long long)v->id, v->peer, srv->opts.max_connections);
+        conn_enter(v);
+        conn_kill(v);
+        conn_leave(v);
+    }
+    c = calloc(1, sizeof(*c));
     if (!c)
         goto fail;
     c->srv = srv;
@@ -394,9 +529,13 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     c->parser = http_parser_new(HTTP_KIND_REQUEST, &srv->opts.limits, on_body, c);
     if (!c->parser)
         goto fail;
+    if (srv->opts.header_timeout &&
+        !(c->head_timer = evtimer_new(srv->base, head_timer_cb, c)))
+        goto fail;
     c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev)
         goto fail;
+    c->idle_since = clock_now();
     net_set_nodelay(fd);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, srv->opts.output_limit / 2, 0);
@@ -409,13 +548,12 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
         srv->conns->prev = c;
     srv->conns = c;
     srv->n_conns++;
-    if (srv->n_conns >= srv->opts.max_connections && !srv->listener_paused && srv->lev) {
-        evconnlistener_disable(lev);
-        srv->listener_paused = true;
-    }
+    pause_if_full(srv);
     return;
 fail:
     if (c) {
+        if (c->head_timer)
+            event_free(c->head_timer);
         http_parser_free(c->parser);
         free(c);
     }
@@ -601,6 +739,11 @@ bool server_req_output_full(struct server_req *req)
         return false;
     req->want_drain = true;
     return true;
+}
+
+size_t server_req_output_pending(const struct server_req *req)
+{
+    return evbuffer_get_length(bufferevent_get_output(req->conn->bev));
 }
 
 void server_req_pause_body(struct server_req *req, bool pause)

@@ -33,18 +33,27 @@ struct server_handler {
      * gone, write error, timeout). req is freed after this returns; the
      * handler must drop every reference to it. */
     void (*on_abort)(void *ctx, struct server_req *req);
+    /* The request failed on the client's side after on_head: a malformed
+     * or too large body, or a stalled one (status 400, 413, 501 or 408,
+     * message says why). The handler ends it: server_req_error() when it
+     * has sent nothing yet, else server_req_abort(). NULL: the connection
+     * just ends, through on_abort. */
+    void (*on_error)(void *ctx, struct server_req *req, int status, const char *message);
 };
 
 struct server_options {
     struct http_limits limits; /* head and body size limits */
-    usec_t idle_timeout;       /* idle keep-alive / slow head; 0 = none */
-    unsigned max_connections;  /* accepting pauses beyond this */
+    usec_t idle_timeout;       /* silence before a request (keep-alive); 0 = none */
+    usec_t header_timeout;     /* a whole request head, from its first byte (408); 0 = none */
+    usec_t body_timeout;       /* longest silence inside a request body (408); 0 = none */
+    unsigned max_connections;  /* at the cap an idle (else slow-head) connection gives way */
     size_t output_limit;       /* bytes queued to a client before it counts as full */
     const char *server_header; /* "Server:" value on the server's own errors, or NULL */
     bool quiet;                /* do not log per-connection protocol errors */
 };
 
-/* Default options: 16 KiB heads, 64 MiB bodies, 60 s idle, 4096 conns, 256 KiB output. */
+/* Default options: 16 KiB heads, 64 MiB bodies, 60 s idle, head and body
+ * timeouts, 4096 conns, 256 KiB output. */
 void server_options_default(struct server_options *o);
 
 /* Binds `listen` ("HOST:PORT", port 0 picks a free one) and starts
@@ -94,6 +103,9 @@ void server_req_flush(struct server_req *req);
 /* True when more than output_limit bytes wait for the client; the handler
  * should stop producing until on_drain. */
 bool server_req_output_full(struct server_req *req);
+
+/* Bytes queued for the client and not yet taken by the socket. */
+size_t server_req_output_pending(const struct server_req *req);
 
 /* Stops / restarts reading the request body (backpressure towards the client). */
 void server_req_pause_body(struct server_req *req, bool pause);

@@ -323,12 +323,15 @@ static void req_complete(struct conn *c, int err, usec_t t)
     dispatch(p);
 }
 
-/* A reused connection died before answering: the server closed it while
- * it sat idle. Send the request again on another one, once. */
-static bool try_replay(struct conn *c)
+/* A reused connection was closed by the server before any response byte:
+ * it closed it while it sat idle, and never saw the request. Send the
+ * request again on a fresh connection, once. Never after a timeout (the
+ * server may be working on it: a second generation) or any other error. */
+static bool try_replay(struct conn *c, int err)
 {
     struct upstream_req *r = c->req;
-    if (c->served == 0 || r->any_response_byte || r->retried || !r->replay)
+    if (err != UPSTREAM_ERR_CLOSED || c->served == 0 || r->any_response_byte || r->retried ||
+        !r->replay)
         return false;
     r->retried = true;
     c->req = NULL;
@@ -346,7 +349,7 @@ static bool try_replay(struct conn *c)
 
 static void conn_fail(struct conn *c, int err)
 {
-    if (c->req && !c->req->cancelled && try_replay(c))
+    if (c->req && !c->req->cancelled && try_replay(c, err))
         return;
     if (c->req)
         req_complete(c, err, clock_now());
@@ -360,6 +363,23 @@ static void flush_views(struct conn *c, usec_t t)
         if (r->cb.on_body)
             r->cb.on_body(r->ctx, c->views[i].p, c->views[i].len, t);
     c->n_views = 0;
+}
+
+/* Hands body bytes on: raw first (the client gets them before any parsing
+ * of ours), then the de-chunked views for the tap. False when the owner
+ * cancelled the request meanwhile (r is freed then). */
+static bool hand_on(struct conn *c, struct upstream_req *r, const char *at, size_t used, usec_t now)
+{
+    r->in_callback = true;
+    if (used > 0)
+        r->cb.on_raw(r->ctx, at, used, now);
+    flush_views(c, now);
+    r->in_callback = false;
+    if (r->cancelled) {
+        req_free(r);
+        return false;
+    }
+    return true;
 }
 
 /* Parses data[0, len) read at now and hands it on. Returns how much was
@@ -386,6 +406,10 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, usec_t 
         int step = http_parser_feed(c->parser, at, len - off, &used);
         again = step == HTTP_STEP_BODY;
         if (step < 0) {
+            /* Bad framing: what was valid before it in this read (whole
+             * chunks, events) still goes to the client and the tap. */
+            if (r->head_seen && used > 0 && !hand_on(c, r, at, used, now))
+                return len;
             conn_fail(c, UPSTREAM_ERR_MALFORMED);
             return len;
         }
@@ -409,17 +433,12 @@ static size_t conn_process(struct conn *c, const char *data, size_t len, usec_t 
                 req_complete(c, 0, now);
             continue;
         }
-        /* Body bytes: raw first (the client gets them before any parsing
-         * of ours), then the de-chunked views for the tap. */
-        r->in_callback = true;
-        if (used > 0)
-            r->cb.on_raw(r->ctx, at, used, now);
-        flush_views(c, now);
-        r->in_callback = false;
-        if (r->cancelled) {
-            req_free(r);
+        /* Head bytes that came before the head was whole belong to the
+         * head: the parser keeps them, nobody else sees them. */
+        if (!r->head_seen)
+            continue;
+        if (!hand_on(c, r, at, used, now))
             return len;
-        }
         if (step == HTTP_STEP_DONE)
             req_complete(c, 0, now);
     }
@@ -599,8 +618,13 @@ static struct conn *find_idle(struct upstream_pool *p)
 static void dispatch(struct upstream_pool *p)
 {
     while (p->wait_head) {
-        struct conn *c = find_idle(p);
+        /* A request sent again goes on a fresh connection: another idle
+         * one may be just as stale (an idle one gives way if need be). */
+        bool retry = p->wait_head->retried;
+        struct conn *c = retry ? NULL : find_idle(p);
         bool fresh = false;
+        if (retry && p->n_conns >= p->o.max_connections && p->idle_head)
+            conn_kill(p->idle_head);
         if (!c) {
             if (p->n_conns >= p->o.max_connections)
                 return;

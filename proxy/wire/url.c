@@ -11,6 +11,9 @@ int url_parse(const char *url, struct url_target *ret, struct config_err *err)
     struct url_target t;
     memset(&t, 0, sizeof(t));
     const char *rest;
+    for (const char *q = url; *q; q++)
+        if ((unsigned char)*q <= ' ' || *q == 0x7f)
+            return config_err_set(err, "'%s': a URL cannot hold spaces or control characters", url);
     if (strncmp(url, "http://", 7) == 0) {
         rest = url + 7;
     } else if (strncmp(url, "https://", 8) == 0) {
