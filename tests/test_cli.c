@@ -344,7 +344,9 @@ static void test_sim(void)
               "sim --help'",
               "sim", "--fault", "nope");
     CHECK_BAD(sim_settings_parse, &s,
-              "tokentap sim: unexpected argument 'x'; try 'tokentap sim --help'", "sim", "x");
+              "tokentap sim: unexpected argument 'x' (files are for --calibrate); try 'tokentap "
+              "sim --help'",
+              "sim", "x");
     CHECK_BAD(
         sim_settings_parse, &s,
         "tokentap sim: --thinking: expected 'on' or 'off', got 'maybe'; try 'tokentap sim --help'",
@@ -357,6 +359,31 @@ static void test_sim(void)
               "tokentap sim: --log-level: expected error, warn, info or debug, got 'x'; try "
               "'tokentap sim --help'",
               "sim", "--log-level", "x");
+
+    /* --calibrate: files, levels, the target, the slots when given. */
+    CHECK_INT(PARSE(sim_settings_parse, &s, &err, "sim"), 0);
+    CHECK(!s.calibrate.on);
+    CHECK_INT(s.calibrate.slots, 0);
+    CHECK_INT(PARSE(sim_settings_parse, &s, &err, "sim", "--calibrate", "a.json", "b.jsonl",
+                    "--levels", "1,2", "--target", "q4", "-o", "p.yaml"),
+              0);
+    CHECK(s.calibrate.on);
+    CHECK_INT(s.calibrate.n_files, 2);
+    CHECK_STR(s.calibrate.files[1], "b.jsonl");
+    CHECK_STR(s.calibrate.levels, "1,2");
+    CHECK_STR(s.calibrate.target, "q4");
+    CHECK_STR(s.calibrate.out, "p.yaml");
+    CHECK_INT(s.calibrate.slots, 0);
+    CHECK_INT(PARSE(sim_settings_parse, &s, &err, "sim", "--calibrate", "a.json", "--slots", "4"),
+              0);
+    CHECK_INT(s.calibrate.slots, 4);
+    CHECK_BAD(sim_settings_parse, &s,
+              "tokentap sim: --calibrate needs the measured files, e.g. tokentap sim --calibrate "
+              "results/run/results.json; try 'tokentap sim --help'",
+              "sim", "--calibrate");
+    CHECK_BAD(sim_settings_parse, &s,
+              "tokentap sim: --levels is an option of --calibrate; try 'tokentap sim --help'",
+              "sim", "--levels", "1");
 }
 
 static char tmp[64];

@@ -312,6 +312,23 @@ static int read_sim(const cJSON *sim, struct results_target *t)
     return 0;
 }
 
+/* A calibrated profile's origin: {"from", "target", "levels": [...]}. */
+static void read_calibration(const cJSON *c, struct results_target *t)
+{
+    t->calibrated = cJSON_IsObject(c);
+    t->calibrated_from = str(c, "from");
+    t->calibrated_target = str(c, "target");
+    t->calibrated_levels[0] = '\0';
+    size_t n = 0;
+    const cJSON *l;
+    cJSON_ArrayForEach(l, get(c, "levels"))
+    {
+        if (cJSON_IsString(l) && n < sizeof(t->calibrated_levels))
+            n += (size_t)snprintf(t->calibrated_levels + n, sizeof(t->calibrated_levels) - n,
+                                  "%s%s", n ? ", " : "", l->valuestring);
+    }
+}
+
 static int read_targets(struct results *r, const cJSON *root, struct config_err *err)
 {
     const cJSON *a, *e;
@@ -339,6 +356,8 @@ static int read_targets(struct results *r, const cJSON *root, struct config_err 
         t->on_sim = false;
         if (cJSON_IsObject(get(e, "sim")) && (rc = read_sim(get(e, "sim"), t)) < 0)
             return rc;
+        t->profile = str(e, "profile");
+        read_calibration(get(e, "calibration"), t);
         t->model = str(e, "model");
         const cJSON *th = get(e, "thinking");
         t->thinking = cJSON_IsBool(th) ? cJSON_IsTrue(th) : -1;

@@ -94,6 +94,13 @@ struct results_target {
     bool on_sim;       /* it has a simulator profile: sim[] */
     struct results_setting *sim; /* owned; n_sim settings */
     size_t n_sim;
+    const char *profile; /* borrowed: the sim profile's file, NULL when inline or none */
+    /* A profile fitted to measured requests (`tokentap sim --calibrate`):
+     * a prediction of the server it was fitted to. */
+    bool calibrated;
+    const char *calibrated_from;   /* borrowed: the measured files; NULL when unknown */
+    const char *calibrated_target; /* borrowed: the target fitted; NULL when unknown */
+    char calibrated_levels[256];   /* the levels fitted, ", "-separated; "" = all */
     const char *model; /* borrowed; may be NULL */
     int thinking;      /* 1, 0, or -1 when not set */
     double vram_gb;    /* NaN when absent */

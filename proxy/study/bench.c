@@ -734,14 +734,7 @@ static int setup_target(struct bench *b, struct target_run *tr, const struct sce
         struct sim_options so;
         sim_options_default(&so);
         so.listen = "127.0.0.1:0";
-        so.slots = t->sim.slots;
-        so.prefill_tps = t->sim.prefill_tps;
-        so.decode_tps = t->sim.decode_tps;
-        so.batch_slowdown = t->sim.batch_slowdown;
-        so.jitter = t->sim.jitter;
-        if (t->sim.ctx_size)
-            so.n_ctx = t->sim.ctx_size;
-        so.seed = t->sim.seed;
+        sim_profile_apply(&t->sim, &so);
         so.responses_file = b->s->responses;
         so.quiet = true;
         if (t->model)

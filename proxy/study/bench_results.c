@@ -19,7 +19,7 @@
 static const char *const sim_keys[SIM_SETTINGS] = {"slots", "prefill_tps", "decode_tps",
                                                    "batch_slowdown", "jitter"};
 
-static void sim_values(const struct scenario_sim *sim, double v[SIM_SETTINGS])
+static void sim_values(const struct sim_profile *sim, double v[SIM_SETTINGS])
 {
     v[0] = sim->slots;
     v[1] = sim->prefill_tps;
@@ -295,6 +295,14 @@ static int build_targets(const struct bench_results_in *in, struct results *run)
         rt->context = t->context ? (double)t->context : NAN;
         if (t->url)
             continue;
+        rt->profile = t->profile;
+        rt->calibrated = t->sim.calibrated;
+        if (rt->calibrated) {
+            const struct sim_profile_calibration *c = &t->sim.calibration;
+            rt->calibrated_from = c->from;
+            rt->calibrated_target = c->target[0] ? c->target : NULL;
+            snprintf(rt->calibrated_levels, sizeof(rt->calibrated_levels), "%s", c->levels);
+        }
         double v[SIM_SETTINGS];
         sim_values(&t->sim, v);
         rt->on_sim = true;
@@ -501,6 +509,31 @@ static cJSON *level_cells_json(const struct results *run)
     return cells;
 }
 
+/* {"from", "target", "levels": [...], "requests"} of a calibrated profile, else null. */
+static cJSON *calibration_json(const struct scenario_target *t)
+{
+    if (t->url || !t->sim.calibrated)
+        return cJSON_CreateNull();
+    const struct sim_profile_calibration *c = &t->sim.calibration;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "from", c->from);
+    if (c->target[0])
+        cJSON_AddStringToObject(o, "target", c->target);
+    else
+        cJSON_AddNullToObject(o, "target");
+    cJSON *levels = cJSON_AddArrayToObject(o, "levels");
+    for (const char *p = c->levels; *p;) {
+        const char *comma = strstr(p, ", ");
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char one[SCENARIO_MAX_NAME + 1];
+        snprintf(one, sizeof(one), "%.*s", (int)n, p);
+        cJSON_AddItemToArray(levels, cJSON_CreateString(one));
+        p += n + (comma ? 2 : 0);
+    }
+    cJSON_AddNumberToObject(o, "requests", c->requests);
+    return o;
+}
+
 static cJSON *targets_json(const struct bench_results_in *in)
 {
     cJSON *arr = cJSON_CreateArray();
@@ -520,6 +553,11 @@ static cJSON *targets_json(const struct bench_results_in *in)
             for (size_t k = 0; k < SIM_SETTINGS; k++)
                 cJSON_AddNumberToObject(sim, sim_keys[k], v[k]);
         }
+        if (t->profile)
+            cJSON_AddStringToObject(o, "profile", t->profile);
+        else
+            cJSON_AddNullToObject(o, "profile");
+        cJSON_AddItemToObject(o, "calibration", calibration_json(t));
         if (t->model)
             cJSON_AddStringToObject(o, "model", t->model);
         else

@@ -20,6 +20,7 @@
 
 #include "core/clock.h"
 #include "report/results.h"
+#include "sim/sim_profile.h"
 
 struct config_err;
 
@@ -133,21 +134,12 @@ struct scenario_level {
     size_t n_phases;
 };
 
-/* The built-in simulator's settings for a target without a URL
- * (docs/sim.md; the defaults are the simulator's). */
-struct scenario_sim {
-    unsigned slots;
-    double prefill_tps, decode_tps, batch_slowdown;
-    double jitter;
-    uint32_t ctx_size;
-    uint64_t seed;
-};
-
 struct scenario_target {
     char *name;            /* owned */
     char *label;           /* owned: defaults to the name */
     char *url;             /* owned: a real server; NULL = the simulator with `sim` */
-    struct scenario_sim sim; /* meaningful when url is NULL */
+    struct sim_profile sim; /* meaningful when url is NULL (docs/sim.md) */
+    char *profile;         /* owned: the profile file `sim` was read from, NULL = inline */
     char *model;           /* owned: the request's "model", NULL = not set */
     int thinking;          /* SCENARIO_THINKING_UNSET, 0 or 1 */
     double vram_gb;        /* metadata, 0 = not given */
@@ -231,7 +223,8 @@ struct scenario_overrides {
     const char *levels;            /* borrowed: "1,3" keeps these levels (by name, in the
                                     * file's order); NULL = all */
     const char *const *targets;    /* borrowed: n_targets "NAME=URL" strings: that target
-                                    * becomes a real server (its sim profile goes unused) */
+                                    * becomes a real server (its sim profile goes unused);
+                                    * "NAME=FILE.yaml": the simulator with that profile */
     size_t n_targets;
     /* borrowed: "q4" keeps only these targets (by name, in the file's
      * order); NULL = all. One 24 GB GPU holds one quant at a time, so

@@ -303,11 +303,23 @@ static int pick(const struct scenario *s, bool levels, const char *list, bool *k
     return 0;
 }
 
+/* NAME=FILE.yaml (or .yml, .json) is a simulator profile, not a URL. */
+static bool is_profile(const char *v)
+{
+    size_t n = strlen(v);
+    if (strstr(v, "://"))
+        return false;
+    return (n > 5 && strcmp(v + n - 5, ".yaml") == 0) || (n > 4 && strcmp(v + n - 4, ".yml") == 0) ||
+           (n > 5 && strcmp(v + n - 5, ".json") == 0);
+}
+
 int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides *o,
                              struct config_err *err)
 {
     bool keep_level[SCENARIO_MAX_LEVELS] = {0}, keep_target[SCENARIO_MAX_TARGETS] = {0};
     char *urls[SCENARIO_MAX_TARGETS] = {0}; /* owned until committed */
+    char *profiles[SCENARIO_MAX_TARGETS] = {0}; /* owned until committed: profile files */
+    struct sim_profile sims[SCENARIO_MAX_TARGETS];
     int r = 0;
 
     /* Check everything first, so a bad override leaves s as it was. */
@@ -329,7 +341,7 @@ int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides
         const char *spec = o->targets[i];
         const char *eq = strchr(spec, '=');
         if (!eq || eq == spec) {
-            r = fail_msg(err, "--target expects NAME=URL, got '%.200s'", spec);
+            r = fail_msg(err, "--target expects NAME=URL or NAME=PROFILE.yaml, got '%.200s'", spec);
             goto fail;
         }
         size_t t = find_named(s, false, spec, (size_t)(eq - spec));
@@ -339,18 +351,29 @@ int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides
         }
         struct url_target ut;
         struct config_err why;
-        if (url_parse(eq + 1, &ut, &why) < 0) {
-            r = fail_msg(err, "target '%s': bad url %s", s->targets[t].name, why.msg);
-            goto fail;
+        char *u = NULL;
+        /* The last NAME=... for a target wins. */
+        free(urls[t]);
+        free(profiles[t]);
+        urls[t] = profiles[t] = NULL;
+        if (is_profile(eq + 1)) {
+            if (sim_profile_load(eq + 1, &sims[t], &why) < 0) {
+                r = fail_msg(err, "target '%s': %s", s->targets[t].name, why.msg);
+                goto fail;
+            }
+            u = profiles[t] = strdup(eq + 1);
+        } else {
+            if (url_parse(eq + 1, &ut, &why) < 0) {
+                r = fail_msg(err, "target '%s': bad url %s", s->targets[t].name, why.msg);
+                goto fail;
+            }
+            u = urls[t] = strdup(ut.url);
         }
-        char *u = strdup(ut.url);
         if (!u) {
             fail_msg(err, "out of memory");
             r = -ENOMEM;
             goto fail;
         }
-        free(urls[t]); /* the last NAME=URL for a target wins */
-        urls[t] = u;
     }
 
     if (o->repetitions)
@@ -360,11 +383,20 @@ int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides
             if (s->agents[a].turns[t].max_tokens > o->max_tokens)
                 s->agents[a].turns[t].max_tokens = o->max_tokens;
     for (size_t t = 0; t < s->n_targets; t++) {
-        if (!urls[t])
-            continue;
-        free(s->targets[t].url);
-        s->targets[t].url = urls[t];
-        urls[t] = NULL;
+        if (urls[t]) {
+            free(s->targets[t].url);
+            s->targets[t].url = urls[t];
+            urls[t] = NULL;
+        }
+        if (profiles[t]) {
+            /* The simulator with this profile, whatever the file said. */
+            free(s->targets[t].url);
+            free(s->targets[t].profile);
+            s->targets[t].url = NULL;
+            s->targets[t].profile = profiles[t];
+            s->targets[t].sim = sims[t];
+            profiles[t] = NULL;
+        }
     }
     if (o->levels) {
         size_t n = 0;
@@ -388,7 +420,9 @@ int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides
     }
     return 0;
 fail:
-    for (size_t t = 0; t < SCENARIO_MAX_TARGETS; t++)
+    for (size_t t = 0; t < SCENARIO_MAX_TARGETS; t++) {
         free(urls[t]);
+        free(profiles[t]);
+    }
     return r;
 }
