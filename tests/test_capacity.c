@@ -218,6 +218,83 @@ static void test_predict(void)
     CHECK(strstr(out, "At the levels it was not fitted on, the largest error") != NULL);
 }
 
+/* The capacity a results.json found for its only target. */
+static const cJSON *capacity_of(const cJSON *results)
+{
+    return cJSON_GetArrayItem(get(get(results, "capacity"), "targets"), 0);
+}
+
+static void test_capacity(void)
+{
+    static char out[1 << 18];
+    char path[160];
+    /* 3 slots, a TTFT objective a queued request breaks: 3 agents. */
+    CHECK_INT(run(out, sizeof(out),
+                  "bench fixtures/scenario-capacity.yaml --capacity --out %s/cap3 -q", tmp),
+              0);
+    CHECK(strstr(out, "3 slots holds 3 agents, at TTFT p95 < 60 ms, errors < 1 %.") != NULL);
+    CHECK(strstr(out, "| 3 slots | 3 agents (95 % CI 3–3) | TTFT p95 < 60 ms: ") != NULL);
+    snprintf(path, sizeof(path), "%s/cap3/results.json", tmp);
+    cJSON *r = load(path);
+    const cJSON *c = capacity_of(r);
+    CHECK_INT(cJSON_GetNumberValue(get(c, "capacity")), 3);
+    CHECK_STR(cJSON_GetStringValue(get(c, "bound")), "found");
+    CHECK_STR(cJSON_GetStringValue(get(c, "broke")), "ttft_p95");
+    CHECK_INT(cJSON_GetNumberValue(get(c, "broke_at")), 4);
+    CHECK_INT(cJSON_GetNumberValue(cJSON_GetArrayItem(get(c, "ci95"), 0)), 3);
+    CHECK_INT(cJSON_GetNumberValue(cJSON_GetArrayItem(get(c, "ci95"), 1)), 3);
+    /* Tried 1, 2, 4 (broke), then 3; the levels are the counts, in order. */
+    const cJSON *points = get(c, "points");
+    CHECK_INT(cJSON_GetArraySize(points), 4);
+    CHECK_INT(cJSON_GetNumberValue(get(cJSON_GetArrayItem(points, 2), "users")), 3);
+    CHECK(cJSON_IsTrue(get(cJSON_GetArrayItem(points, 2), "pass")));
+    CHECK(cJSON_IsFalse(get(cJSON_GetArrayItem(points, 3), "pass")));
+    CHECK(cJSON_GetNumberValue(get(cJSON_GetArrayItem(points, 3), "repetitions")) >= 3);
+    const cJSON *levels = get(get(r, "scenario"), "levels");
+    CHECK_INT(cJSON_GetArraySize(levels), 4);
+    CHECK_INT(cJSON_GetNumberValue(get(cJSON_GetArrayItem(levels, 3), "users")), 4);
+    /* 4 users x 3 repetitions at level 4, each request saying which user. */
+    int at4 = 0, users = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, get(r, "requests"))
+    {
+        if (strcmp(cJSON_GetStringValue(get(e, "level")), "4") == 0) {
+            at4++;
+            users |= 1 << (int)cJSON_GetNumberValue(get(e, "user"));
+        }
+    }
+    CHECK_INT(at4, 4 * (int)cJSON_GetNumberValue(get(cJSON_GetArrayItem(points, 3), "repetitions")));
+    CHECK_INT(users, 0x1e);
+    cJSON_Delete(r);
+
+    /* The same user on 2 slots: 2 agents. */
+    snprintf(path, sizeof(path), "%s/two-slots.yaml", tmp);
+    FILE *f = fopen(path, "w");
+    fputs("slots: 2\nprefill_tps: 50000\ndecode_tps: 200\nbatch_slowdown: 0.05\n", f);
+    fclose(f);
+    CHECK_INT(run(out, sizeof(out),
+                  "bench fixtures/scenario-capacity.yaml --capacity --target three=%s --out %s/cap2 -q",
+                  path, tmp),
+              0);
+    snprintf(path, sizeof(path), "%s/cap2/results.json", tmp);
+    r = load(path);
+    CHECK_INT(cJSON_GetNumberValue(get(capacity_of(r), "capacity")), 2);
+    cJSON_Delete(r);
+    /* compare puts the two capacities side by side. */
+    CHECK_INT(run(out, sizeof(out), "compare %s/cap3/results.json %s/cap2/results.json", tmp, tmp), 0);
+    CHECK(strstr(out, "A: 3 slots holds 3 agents, B: 3 slots 2, at TTFT p95 < 60 ms, errors < 1 %.") !=
+          NULL);
+
+    /* An objective is needed, and must parse. */
+    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-predict.yaml --capacity --out %s/x -q", tmp),
+              2);
+    CHECK(strstr(out, "--capacity needs an objective: --slo") != NULL);
+    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-capacity.yaml --capacity --slo 'ttft<1h'"),
+              2);
+    CHECK(strstr(out, "--slo: objective 'ttft<1h': the limit of ttft is a time like 2s or 500ms") !=
+          NULL);
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof(tmp), "/tmp/tokentap-capacity-XXXXXX");
@@ -225,6 +302,7 @@ int main(void)
         return 1;
     ITEST_RUN(test_calibrate);
     ITEST_RUN(test_predict);
+    ITEST_RUN(test_capacity);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
     if (system(cmd) != 0)

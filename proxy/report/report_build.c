@@ -249,6 +249,20 @@ static enum report_mark fmt_diff(char *buf, size_t len, enum unit u, const struc
     return d->significant ? REPORT_MARK_SIG : REPORT_MARK_NS;
 }
 
+const char *report_format_unit(char *buf, size_t len, const char *unit, double v)
+{
+    if (unit && strcmp(unit, "share") == 0) {
+        if (isnan(v))
+            return fmt_value(buf, len, UNIT_COUNT, v);
+        snprintf(buf, len, "%.*f %%", v == 0 ? 0 : fabs(v) < 0.1 ? 1 : 0, v * 100);
+        return buf;
+    }
+    enum unit u = !unit || strcmp(unit, "ms") == 0 ? UNIT_MS
+                  : strcmp(unit, "tok/s") == 0     ? UNIT_TPS
+                                                   : UNIT_COUNT;
+    return fmt_value(buf, len, u, v);
+}
+
 const char *report_level_label(char *buf, size_t len, const struct results_level *l)
 {
     char c[32];
@@ -839,6 +853,7 @@ static void comparison(struct report_doc *doc, const struct report_side *a,
 void report_build(struct report_doc *doc, const struct report_plan *plan)
 {
     report_build_header(doc, plan);
+    report_build_capacity(doc, plan);
     report_doc_charts(doc);
     if (!plan->compare)
         for (size_t i = 0; i < plan->n_sides; i++)

@@ -137,6 +137,59 @@ struct results_request {
     size_t n_gaps;
 };
 
+/* Objectives one capacity search judged by. */
+#define RESULTS_MAX_OBJECTIVES 8
+/* Counts one search may have tried, per target. */
+#define RESULTS_MAX_POINTS 64
+
+/* One part of a capacity objective ("ttft_p95<2s"). */
+struct results_objective {
+    const char *name;  /* borrowed: "ttft_p95" */
+    const char *text;  /* borrowed: "TTFT p95 < 2 s"; the name when absent */
+    const char *op;    /* borrowed: "<", "<=", ">" or ">="; NULL when absent */
+    const char *unit;  /* borrowed: "ms", "tok/s", "tokens" or "share"; NULL when absent */
+    double limit;      /* in unit (a share is 0..1); NaN when absent */
+};
+
+/* One objective at one count of users. */
+struct results_judgement {
+    double value, lo, hi; /* the statistic and its 95 % CI; NaN when unknown */
+    int pass;             /* 1, 0, -1 unknown */
+    int significant;      /* the CI backs the verdict: 1, 0, -1 unknown */
+};
+
+struct results_capacity_point {
+    double users;
+    int repetitions;
+    int pass, significant; /* 1, 0, -1 unknown */
+    struct results_judgement j[RESULTS_MAX_OBJECTIVES];
+};
+
+/* One target's capacity. */
+struct results_capacity_target {
+    const char *target;   /* borrowed */
+    const char *bound;    /* borrowed: "found", "at-least", "below-one" or "none" */
+    double capacity;      /* the largest count that held; NaN when unknown */
+    double ci_lo, ci_hi;  /* its 95 % CI; NaN when unknown */
+    const char *broke;    /* borrowed: the objective that broke first (its name); NULL */
+    double broke_at;      /* the smallest count that broke; NaN when none */
+    struct results_capacity_point *points; /* owned: the counts tried, by users */
+    size_t n_points;
+};
+
+/* A capacity run's answer (bench --capacity): docs/results-format.md#capacity. */
+struct results_capacity {
+    bool present;
+    const char *objective; /* borrowed: the objectives' texts, ", "-joined */
+    struct results_objective objectives[RESULTS_MAX_OBJECTIVES];
+    size_t n_objectives;
+    const char *user_level; /* borrowed: the level whose agents are one user */
+    const char *unit;       /* borrowed: "agents" (a user is one agent) or "users" */
+    double max_users;       /* NaN when absent */
+    struct results_capacity_target *targets; /* owned */
+    size_t n_targets;
+};
+
 /* Where and when the run ran (the "environment" object). */
 struct results_environment {
     char *host, *os, *started, *finished, *command, *schedule; /* owned; NULL when absent */
@@ -168,6 +221,7 @@ struct results {
     size_t n_requests;
     double *gaps;                /* owned: every request's gaps, one list after another */
     size_t n_gaps;
+    struct results_capacity capacity; /* present: a capacity run */
 };
 
 /* Parses results.json text. On success *ret owns a new struct (free it with
@@ -195,6 +249,10 @@ const struct results_level_cell *results_level_cell(const struct results *r, con
 /* The key of a metric in results.json's cells and level cells. */
 const char *results_metric_key(enum results_metric_id m);
 const char *results_level_metric_key(enum results_level_metric_id m);
+
+/* A target's capacity in a capacity run; NULL when there is none. */
+const struct results_capacity_target *results_capacity_of(const struct results *r,
+                                                          const char *target);
 
 /* The first primary agent, or NULL when the scenario has none. */
 const struct results_agent *results_primary(const struct results *r);

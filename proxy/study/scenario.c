@@ -15,6 +15,7 @@
 #include "core/config.h"
 #include "wire/url.h"
 
+#include "study/capacity.h"
 #include "study/scenario_int.h"
 
 struct loader {
@@ -818,11 +819,60 @@ static int require(struct loader *L, const cJSON *root, const char *key, const c
     return 0;
 }
 
+/* `capacity:`: the objective (parsed now, so a typo stops the load), the
+ * user level, the search's limits. */
+static int parse_capacity(struct loader *L, const cJSON *c)
+{
+    static const char *const keys[] = {"slo", "user", "max_users", "repetitions",
+                                       "max_repetitions", NULL};
+    struct scenario_capacity *cap = &L->s->capacity;
+    const char *slo = NULL, *user = NULL;
+    uint64_t max_users = 0, reps = 0, max_reps = 0;
+    if (!c)
+        return 0;
+    if (!cJSON_IsObject(c))
+        return config_error(L->doc, c, L->err, "'capacity' must be a mapping (slo, user, ...)");
+    int r = config_check_keys(L->doc, c, keys, L->err);
+    if (r == 0)
+        r = get_nonempty(L, c, "slo", false, &slo);
+    if (r == 0)
+        r = get_nonempty(L, c, "user", false, &user);
+    if (r == 0)
+        r = config_get_u64(L->doc, c, "max_users", 1, CAPACITY_MAX_USERS, &max_users, L->err);
+    if (r == 0)
+        r = config_get_u64(L->doc, c, "repetitions", 1, CAPACITY_MAX_REPS, &reps, L->err);
+    if (r == 0)
+        r = config_get_u64(L->doc, c, "max_repetitions", 1, CAPACITY_MAX_REPS, &max_reps, L->err);
+    if (r < 0)
+        return r;
+    if (slo) {
+        struct capacity_slo parsed;
+        struct config_err why;
+        if (capacity_slo_parse(slo, &parsed, &why) < 0)
+            return config_error(L->doc, member(c, "slo"), L->err, "%s", why.msg);
+        r = dup_into(L, slo, &cap->slo);
+    }
+    if (r == 0 && user) {
+        if (!scenario_find_level(L->s, user))
+            return config_error(L->doc, member(c, "user"), L->err, "capacity: no level '%s'",
+                                user);
+        r = dup_into(L, user, &cap->user);
+    }
+    if (r == 0 && reps && max_reps && max_reps < reps)
+        return config_error(L->doc, member(c, "max_repetitions"), L->err,
+                            "'max_repetitions' must be at least 'repetitions'");
+    cap->max_users = (unsigned)max_users;
+    cap->repetitions = (unsigned)reps;
+    cap->max_repetitions = (unsigned)max_reps;
+    return r;
+}
+
 int scenario_load(const char *path, struct scenario **ret, struct config_err *err)
 {
     static const char *const keys[] = {
         "name",      "description", "repetitions", "warmup",  "pause",  "timeout", "seed",
-        "responses", "vars",        "defaults",    "targets", "agents", "levels",  NULL};
+        "responses", "vars",        "defaults",    "targets", "agents", "levels",  "capacity",
+        NULL};
     struct loader L = {
         .err = err,
         .api = SCENARIO_API_OPENAI_CHAT,
@@ -866,6 +916,8 @@ int scenario_load(const char *path, struct scenario **ret, struct config_err *er
         r = check_templates(&L);
     if (r == 0)
         r = parse_levels(&L, levels);
+    if (r == 0)
+        r = parse_capacity(&L, member(root, "capacity"));
     if (r < 0)
         goto fail;
     config_free(L.doc);
@@ -917,6 +969,11 @@ void scenario_free(struct scenario *s)
     }
     for (size_t i = 0; i < s->n_levels; i++)
         scenario_level_finish(&s->levels[i]);
+    if (s->user_level)
+        scenario_level_finish(s->user_level);
+    free(s->user_level);
+    free(s->capacity.slo);
+    free(s->capacity.user);
     free(s->vars);
     free(s->targets);
     free(s->agents);

@@ -130,6 +130,7 @@ struct scenario_phase {
 struct scenario_level {
     char *name;            /* owned: defaults to the concurrency as text */
     unsigned concurrency;  /* table label; defaults to the widest parallel phase */
+    unsigned users;        /* capacity runs: copies of the user level run at once; 0 = a level of the file */
     struct scenario_phase *phases; /* owned, n_phases >= 1 */
     size_t n_phases;
 };
@@ -144,6 +145,15 @@ struct scenario_target {
     int thinking;          /* SCENARIO_THINKING_UNSET, 0 or 1 */
     double vram_gb;        /* metadata, 0 = not given */
     uint64_t context;      /* metadata (tokens), 0 = not given */
+};
+
+/* The `capacity:` block: what `bench --capacity` searches (docs/bench.md#capacity). */
+struct scenario_capacity {
+    char *slo;             /* owned: the objective's text (checked at load), NULL = none */
+    char *user;            /* owned: the level whose agents are one user, NULL = the first */
+    unsigned max_users;    /* 0 = bench's default */
+    unsigned repetitions;  /* of every count tried; 0 = bench's default */
+    unsigned max_repetitions; /* of the boundary counts; 0 = bench's default */
 };
 
 struct scenario_var {
@@ -169,8 +179,11 @@ struct scenario {
     size_t n_targets;
     struct scenario_agent *agents;   /* owned, file order, n_agents >= 1 */
     size_t n_agents;
-    struct scenario_level *levels;   /* owned, file order, n_levels >= 1 */
+    struct scenario_level *levels;   /* owned, file order, n_levels >= 1 (capacity runs:
+                                      * the counts tried, 0 at first) */
     size_t n_levels;
+    struct scenario_capacity capacity;
+    struct scenario_level *user_level; /* owned: capacity runs' template, NULL otherwise */
 };
 
 /* Reads and validates the scenario at path. 0, or a negative errno with
@@ -239,5 +252,20 @@ struct scenario_overrides {
  * only_targets, so both may name the same target. */
 int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides *o,
                              struct config_err *err);
+
+/* Capacity runs: the level named user (NULL = the first) becomes the
+ * template of one user, and the levels are emptied; scenario_users_level
+ * makes them as the search goes. 0, or -EINVAL (no such level) with the
+ * known names in err. */
+int scenario_capacity_begin(struct scenario *s, const char *user, struct config_err *err);
+
+/* The index of the level of `users` copies of the user level (named by
+ * the count), made when it is new. 0, -E2BIG past SCENARIO_MAX_LEVELS or
+ * -ENOMEM. */
+int scenario_users_level(struct scenario *s, unsigned users, size_t *ret);
+
+/* Orders the levels by users (capacity runs make them in the order the
+ * search tries them); map[old index] = new index. */
+void scenario_sort_levels(struct scenario *s, size_t map[SCENARIO_MAX_LEVELS]);
 
 #endif

@@ -426,3 +426,82 @@ fail:
     }
     return r;
 }
+
+/* --- capacity runs: levels of n users --- */
+
+int scenario_capacity_begin(struct scenario *s, const char *user, struct config_err *err)
+{
+    const struct scenario_level *l = user ? scenario_find_level(s, user) : &s->levels[0];
+    if (!l) {
+        size_t n = strlen(user);
+        return unknown_name(s, true, user, n, err);
+    }
+    struct scenario_level *tmpl = malloc(sizeof(*tmpl));
+    struct scenario_level *levels = calloc(SCENARIO_MAX_LEVELS, sizeof(*levels));
+    if (!tmpl || !levels) {
+        free(tmpl);
+        free(levels);
+        fail_msg(err, "out of memory");
+        return -ENOMEM;
+    }
+    *tmpl = *l;
+    for (size_t i = 0; i < s->n_levels; i++)
+        if (&s->levels[i] != l)
+            scenario_level_finish(&s->levels[i]);
+    free(s->levels);
+    s->levels = levels;
+    s->n_levels = 0;
+    s->user_level = tmpl;
+    return 0;
+}
+
+int scenario_users_level(struct scenario *s, unsigned users, size_t *ret)
+{
+    for (size_t i = 0; i < s->n_levels; i++) {
+        if (s->levels[i].users == users) {
+            *ret = i;
+            return 0;
+        }
+    }
+    if (!s->user_level || s->n_levels == SCENARIO_MAX_LEVELS)
+        return -E2BIG;
+    const struct scenario_level *t = s->user_level;
+    struct scenario_level l = {.users = users, .concurrency = users * t->concurrency};
+    char name[16];
+    snprintf(name, sizeof(name), "%u", users);
+    l.name = strdup(name);
+    l.phases = calloc(t->n_phases, sizeof(*l.phases));
+    if (!l.name || !l.phases)
+        goto fail;
+    for (size_t p = 0; p < t->n_phases; p++, l.n_phases++) {
+        struct scenario_phase *ph = &l.phases[p];
+        ph->kind = t->phases[p].kind;
+        ph->agents = malloc(t->phases[p].n_agents * sizeof(*ph->agents));
+        if (!ph->agents)
+            goto fail;
+        memcpy(ph->agents, t->phases[p].agents, t->phases[p].n_agents * sizeof(*ph->agents));
+        ph->n_agents = t->phases[p].n_agents;
+    }
+    s->levels[s->n_levels] = l;
+    *ret = s->n_levels++;
+    return 0;
+fail:
+    scenario_level_finish(&l);
+    return -ENOMEM;
+}
+
+void scenario_sort_levels(struct scenario *s, size_t map[SCENARIO_MAX_LEVELS])
+{
+    struct scenario_level sorted[SCENARIO_MAX_LEVELS];
+    bool taken[SCENARIO_MAX_LEVELS] = {0};
+    for (size_t k = 0; k < s->n_levels; k++) {
+        size_t best = SIZE_MAX;
+        for (size_t i = 0; i < s->n_levels; i++)
+            if (!taken[i] && (best == SIZE_MAX || s->levels[i].users < s->levels[best].users))
+                best = i;
+        taken[best] = true;
+        map[best] = k;
+        sorted[k] = s->levels[best];
+    }
+    memcpy(s->levels, sorted, s->n_levels * sizeof(*sorted));
+}
