@@ -285,6 +285,21 @@ static void test_capacity(void)
     CHECK(strstr(out, "A: 3 slots holds 3 agents, B: 3 slots 2, at TTFT p95 < 60 ms, errors < 1 %.") !=
           NULL);
 
+    /* A sweep over the slots: each copy of the target has its own search,
+     * and the answers follow the slots. */
+    CHECK_INT(run(out, sizeof(out),
+                  "bench fixtures/scenario-capacity.yaml --capacity --sweep slots=2,4 --out %s/sweep -q",
+                  tmp),
+              0);
+    CHECK(strstr(out, "3 slots (slots=2) holds 2 agents, 3 slots (slots=4) 4, at TTFT p95 < 60 ms") !=
+          NULL);
+    CHECK(strstr(out, "- Sweep: `slots` over 2, 4") != NULL);
+    snprintf(path, sizeof(path), "%s/sweep/results.json", tmp);
+    r = load(path);
+    CHECK_STR(cJSON_GetStringValue(get(r, "sweep")), "slots");
+    CHECK_STR(cJSON_GetStringValue(get(cJSON_GetArrayItem(get(r, "targets"), 1), "sweep_value")), "4");
+    cJSON_Delete(r);
+
     /* An objective is needed, and must parse. */
     CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-predict.yaml --capacity --out %s/x -q", tmp),
               2);

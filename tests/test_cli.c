@@ -764,6 +764,42 @@ static void test_bench(void)
     }
     CHECK_INT(bench_settings_parse(&s, n, many, &err), -EINVAL);
     CHECK_STR(err.msg, "tokentap bench: --target: at most 32; try 'tokentap bench --help'");
+
+    /* --capacity with its objective, limit and user level. */
+    CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "x"), 0);
+    CHECK(!s.capacity && !s.slo && s.max_users == 0);
+    CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "x", "--capacity", "--slo",
+                    "ttft_p95<2s,errors<1%", "--max-users", "32", "--levels", "2"),
+              0);
+    CHECK(s.capacity);
+    CHECK_STR(s.slo, "ttft_p95<2s,errors<1%");
+    CHECK_INT(s.max_users, 32);
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --slo is an option of --capacity; try 'tokentap bench --help'",
+              "bench", "x", "--slo", "ttft_p95<2s");
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --slo: objective 'ttft_p95<2': the limit of ttft is a time like 2s "
+              "or 500ms, not '2'; try 'tokentap bench --help'",
+              "bench", "x", "--capacity", "--slo", "ttft_p95<2");
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --capacity runs copies of one level's agents: name one level with "
+              "--levels (e.g. --levels 1); try 'tokentap bench --help'",
+              "bench", "x", "--capacity", "--levels", "1,2");
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --max-users: expected an integer from 1 to 256, got '0'; try "
+              "'tokentap bench --help'",
+              "bench", "x", "--capacity", "--max-users", "0");
+    /* --sweep KEY=V1,V2 (the values are checked against the scenario). */
+    CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "x", "--sweep", "slots=2,3"), 0);
+    CHECK_STR(s.sweep, "slots=2,3");
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --sweep: expected KEY=V1,V2 (e.g. slots=2,3,4), got 'slots'; try "
+              "'tokentap bench --help'",
+              "bench", "x", "--sweep", "slots");
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --thinking sets every request; --sweep thinking=... varies it: one "
+              "or the other; try 'tokentap bench --help'",
+              "bench", "x", "--sweep", "thinking=on,off", "--thinking", "on");
 }
 
 static void test_report(void)

@@ -895,6 +895,73 @@ static void test_profile_file(void)
                  3, "bad-profile.yaml:2: unknown key 'speed'");
 }
 
+/* ---- sweeps ---- */
+
+static void test_sweep(void)
+{
+    const char *text = "name: t\ntargets:\n  q4: {label: Q4, sim: {slots: 3}}\n"
+                       "  real: {url: http://127.0.0.1:9}\n"
+                       "agents: {x: {user: hi, thinking: off, max_tokens: 9}}\nlevels: [{agents: [x]}]\n";
+    struct scenario *s = load_text(text);
+    if (!s)
+        return;
+    struct config_err err;
+    /* Refused whole, s unchanged. */
+    CHECK_INT(scenario_apply_sweep(s, "slots=2,4", &err), -EINVAL);
+    CHECK_STR(err.msg, "--sweep slots: target 'real' is a real server; slots is a simulator setting");
+    CHECK_INT(s->n_targets, 2);
+    CHECK_INT(scenario_apply_sweep(s, "speed=1,2", &err), -EINVAL);
+    CHECK(strstr(err.msg, "--sweep: unknown setting 'speed' (settings: thinking, max_tokens, slots"));
+    CHECK_INT(scenario_apply_sweep(s, "thinking=on,maybe", &err), -EINVAL);
+    CHECK_STR(err.msg, "--sweep thinking: expected on or off, got 'maybe'");
+    CHECK_INT(scenario_apply_sweep(s, "max_tokens=8,", &err), -EINVAL);
+    CHECK_INT(scenario_apply_sweep(s, "max_tokens", &err), -EINVAL);
+    CHECK_INT(scenario_apply_sweep(s, "max_tokens=8,8", &err), -EINVAL);
+    CHECK(strstr(err.msg, "'8' twice"));
+    CHECK_INT(scenario_apply_sweep(s, "target=q4,nope", &err), -EINVAL);
+    CHECK_STR(err.msg, "unknown target 'nope' (targets: q4, real)");
+    CHECK_INT(s->n_targets, 2);
+    CHECK(s->sweep_key == NULL);
+
+    /* thinking: a copy per value, and the value wins over the turn's. */
+    CHECK_INT(scenario_apply_sweep(s, "thinking=on,off", &err), 0);
+    CHECK_INT(s->n_targets, 4);
+    CHECK_STR(s->sweep_key, "thinking");
+    CHECK_STR(s->targets[0].name, "q4-on");
+    CHECK_STR(s->targets[0].label, "Q4 (thinking=on)");
+    CHECK_STR(s->targets[3].name, "real-off");
+    CHECK_STR(s->targets[3].url, "http://127.0.0.1:9");
+    CHECK_STR(s->targets[1].sweep_value, "off");
+    CHECK_INT(scenario_thinking(&s->agents[0].turns[0], &s->targets[0]), 1);
+    CHECK_INT(scenario_thinking(&s->agents[0].turns[0], &s->targets[1]), 0);
+    CHECK_INT(scenario_max_tokens(&s->agents[0].turns[0], &s->targets[0]), 9);
+    scenario_free(s);
+
+    /* A simulator setting, max_tokens, and values that are not names. */
+    s = load_text("name: t\ntargets:\n  q4: {sim: {slots: 3}}\n"
+                  "agents: {x: {user: hi}}\nlevels: [{agents: [x]}]\n");
+    if (!s)
+        return;
+    CHECK_INT(scenario_apply_sweep(s, "batch_slowdown=0.05, 0.2", &err), 0);
+    CHECK_INT(s->n_targets, 2);
+    CHECK_STR(s->targets[1].name, "q4-0_2");
+    CHECK_STR(s->targets[1].label, "q4 (batch_slowdown=0.2)");
+    CHECK_NEAR(s->targets[1].sim.batch_slowdown, 0.2, 1e-12);
+    CHECK_INT(s->targets[1].sim.slots, 3);
+    scenario_free(s);
+    s = load_text("name: t\ntargets:\n  q4: {}\n  q3: {}\n"
+                  "agents: {x: {user: hi}}\nlevels: [{agents: [x]}]\n");
+    if (!s)
+        return;
+    CHECK_INT(scenario_apply_sweep(s, "max_tokens=64,1000001", &err), -EINVAL);
+    CHECK_INT(scenario_apply_sweep(s, "target=q3,q4", &err), 0);
+    CHECK_STR(s->targets[0].name, "q3");
+    CHECK_STR(s->targets[0].sweep_value, "q3");
+    CHECK_INT(scenario_apply_sweep(s, "max_tokens=64", &err), 0);
+    CHECK_INT(scenario_max_tokens(&s->agents[0].turns[0], &s->targets[1]), 64);
+    scenario_free(s);
+}
+
 static void remove_tmpdir(void)
 {
     char cmd[600];
@@ -920,6 +987,7 @@ int main(void)
     test_checks();
     test_overrides();
     test_profile_file();
+    test_sweep();
     remove_tmpdir();
     return check_done("test_scenario");
 }

@@ -129,6 +129,18 @@ static void run_items(struct report_doc *doc, const struct results *run, const c
     char w[48] = "";
     if (warm > 0)
         snprintf(w, sizeof(w), ", after %g warm-up run%s", warm, warm == 1 ? "" : "s");
+    if (run->sweep_key) {
+        char values[512];
+        size_t n = 0;
+        values[0] = '\0';
+        for (size_t i = 0; i < run->n_targets && n < sizeof(values); i++)
+            if (run->targets[i].sweep_value && !strstr(values, run->targets[i].sweep_value))
+                n += (size_t)snprintf(values + n, sizeof(values) - n, "%s%s", n ? ", " : "",
+                                      run->targets[i].sweep_value);
+        report_doc_item(doc, "Sweep: `%s` over %s (each target once per value; the comparisons "
+                             "set the values side by side)",
+                        run->sweep_key, values);
+    }
     if (run->capacity.present)
         report_doc_item(doc, "Repetitions: %d per count of users tried, more at the two counts "
                              "at the edge (see Capacity)%s",

@@ -448,11 +448,13 @@ static void lane(struct page *pg, cJSON *lanes, size_t side, const struct report
     double start = (q->start_us - t0_us) / 1e6;
     double first = q->first_token_ms, end = q->end_ms;
     const struct results_agent *a = results_agent(s->run, q->agent);
-    char label[256];
+    char label[256], user[32] = "";
+    if (q->user > 0)
+        snprintf(user, sizeof(user), " u%d", q->user);
     if (a && a->turns > 1)
-        snprintf(label, sizeof(label), "%s · %s t%d", s->label, a->label, q->turn);
+        snprintf(label, sizeof(label), "%s ·%s %s t%d", s->label, user, a->label, q->turn);
     else
-        snprintf(label, sizeof(label), "%s · %s", s->label, a ? a->label : q->agent);
+        snprintf(label, sizeof(label), "%s ·%s %s", s->label, user, a ? a->label : q->agent);
     if (isnan(end))
         end = q->last_token_ms;
     if (isnan(end))

@@ -357,6 +357,7 @@ static int read_targets(struct results *r, const cJSON *root, struct config_err 
         if (cJSON_IsObject(get(e, "sim")) && (rc = read_sim(get(e, "sim"), t)) < 0)
             return rc;
         t->profile = str(e, "profile");
+        t->sweep_value = str(e, "sweep_value");
         read_calibration(get(e, "calibration"), t);
         t->model = str(e, "model");
         const cJSON *th = get(e, "thinking");
@@ -522,6 +523,8 @@ static int read_requests(struct results *r, const cJSON *root, struct config_err
         q->agent = str(e, "agent");
         double rep = num(e, "repetition");
         q->repetition = rep >= 0 && rep <= 1e9 ? (long)rep : 0;
+        double user = num(e, "user");
+        q->user = user >= 1 && user <= RESULTS_MAX_REPETITIONS ? (int)user : 0;
         rc = count(e, "turn", 1, RESULTS_MAX_TURNS, 1, &q->turn, "requests", i, err);
         if (rc < 0)
             return rc;
@@ -698,6 +701,7 @@ int results_from_json(const cJSON *root, struct results **ret, struct config_err
         goto fail;
     }
     r->complete = cJSON_IsTrue(get(root, "complete"));
+    r->sweep_key = str(root, "sweep");
     r->tokentap_version = str(root, "tokentap_version");
     if ((rc = read_environment(r, root)) < 0 || (rc = read_scenario(r, root, err)) < 0 ||
         (rc = read_targets(r, root, err)) < 0 ||

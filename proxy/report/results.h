@@ -101,6 +101,7 @@ struct results_target {
     const char *calibrated_from;   /* borrowed: the measured files; NULL when unknown */
     const char *calibrated_target; /* borrowed: the target fitted; NULL when unknown */
     char calibrated_levels[256];   /* the levels fitted, ", "-separated; "" = all */
+    const char *sweep_value; /* borrowed: its value of the run's sweep, NULL = none */
     const char *model; /* borrowed; may be NULL */
     int thinking;      /* 1, 0, or -1 when not set */
     double vram_gb;    /* NaN when absent */
@@ -126,6 +127,7 @@ struct results_level_cell {
 struct results_request {
     const char *target, *level, *agent; /* borrowed */
     long repetition;
+    int user;                    /* capacity runs: which user (1-based); 0 otherwise */
     int turn;
     int check;                   /* 1 pass, 0 fail, -1 no check */
     bool ok;                     /* outcome "ok" (or the record names none) */
@@ -203,6 +205,7 @@ struct results {
     const char *scenario_name;   /* borrowed; "" when absent */
     const char *description;     /* borrowed: the scenario's; NULL when absent */
     const char *scenario_file;   /* borrowed: the scenario's path; NULL when absent */
+    const char *sweep_key;       /* borrowed: what the run swept (--sweep); NULL when nothing */
     double warmup;               /* scenario.warmup; NaN when absent */
     int repetitions;             /* scenario.repetitions, 0 when unknown */
     bool has_environment;        /* env holds the file's "environment" */

@@ -199,7 +199,7 @@ static char *build_body(struct level_run *lr, struct agent_run *ar, const struct
         if (ok && i < ar->turn)
             ok = add_message(msgs, "assistant", ar->answers[i]);
     }
-    ok = ok && cJSON_AddNumberToObject(root, "max_tokens", turn->max_tokens) != NULL;
+    ok = ok && cJSON_AddNumberToObject(root, "max_tokens", scenario_max_tokens(turn, t)) != NULL;
     if (ok && turn->has_temperature)
         ok = cJSON_AddNumberToObject(root, "temperature", turn->temperature) != NULL;
     if (ok && lr->b->s->has_seed)
@@ -1034,6 +1034,7 @@ enum {
     OPT_CAPACITY,
     OPT_SLO,
     OPT_MAX_USERS,
+    OPT_SWEEP,
 };
 
 static const struct cli_option bench_options[] = {
@@ -1049,6 +1050,7 @@ static const struct cli_option bench_options[] = {
     {"capacity", 0, NULL, "find how many users (copies of one level's agents) each target holds within the objective", OPT_CAPACITY},
     {"slo", 0, "OBJECTIVE", "with --capacity: e.g. \"ttft_p95<2s,decode_tps_p50>20,errors<1%\" (default: the scenario's capacity.slo)", OPT_SLO},
     {"max-users", 0, "N", "with --capacity: try at most N users (default: the scenario's, else 64)", OPT_MAX_USERS},
+    {"sweep", 0, "KEY=V1,V2", "run each target once per value of KEY (thinking, max_tokens, a sim setting such as slots, or target) and compare them", OPT_SWEEP},
     {"quiet", 'q', NULL, "no progress line (without a terminal: a line every 10 s)", OPT_QUIET},
     CLI_OPTION_LOG_LEVEL(OPT_LOG_LEVEL),
     {NULL, 0, NULL, NULL, 0},
@@ -1101,6 +1103,11 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct benc
     case OPT_CAPACITY: s->capacity = true; return 0;
     case OPT_SLO: s->slo = v; return 0;
     case OPT_MAX_USERS: return cli_unsigned(p, v, 1, CAPACITY_MAX_USERS, &s->max_users);
+    case OPT_SWEEP:
+        if (!strchr(v, '='))
+            return cli_expected(p, "KEY=V1,V2 (e.g. slots=2,3,4)", v);
+        s->sweep = v;
+        return 0;
     case OPT_LOG_LEVEL: return cli_log_level(p, v, &s->log_level);
     }
     return 0;
@@ -1137,6 +1144,9 @@ int bench_settings_parse(struct bench_settings *s, int argc, char **argv, struct
         if (capacity_slo_parse(s->slo, &slo, &why) < 0)
             return cli_usage(&p, "--slo: %s", why.msg);
     }
+    if (s->sweep && s->thinking >= 0 && strncmp(s->sweep, "thinking=", 9) == 0)
+        return cli_usage(&p, "--thinking sets every request; --sweep thinking=... varies it: one "
+                             "or the other");
     if (s->capacity && s->levels && strchr(s->levels, ','))
         return cli_usage(&p, "--capacity runs copies of one level's agents: name one level with "
                              "--levels (e.g. --levels 1)");
@@ -1204,6 +1214,8 @@ static int load_plan(struct bench *b, const struct bench_settings *set)
                                         .only_targets = set->only, .max_tokens = set->max_tokens};
         r = scenario_apply_overrides(b->s, &ov, &err);
     }
+    if (r == 0 && set->sweep)
+        r = scenario_apply_sweep(b->s, set->sweep, &err);
     if (r == 0 && set->capacity)
         r = plan_capacity(b, set, &err);
     if (r < 0) {

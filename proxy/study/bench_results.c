@@ -385,6 +385,7 @@ static int build_cells(const struct bench_results_in *in, struct results *run)
 static int build_scenario(const struct scenario *s, struct results *run)
 {
     run->scenario_name = s->name ? s->name : "";
+    run->sweep_key = s->sweep_key;
     run->description = s->description;
     run->scenario_file = s->path;
     run->warmup = s->warmup;
@@ -426,7 +427,9 @@ static int build_scenario(const struct scenario *s, struct results *run)
 /* The thinking a target's requests carried: -1 (not set), 0 or 1. */
 static int target_thinking(const struct bench_results_in *in, const struct scenario_target *t)
 {
-    int thinking = in->thinking_override >= 0 ? in->thinking_override : t->thinking;
+    int thinking = in->thinking_override >= 0                       ? in->thinking_override
+                   : t->thinking_forced != SCENARIO_THINKING_UNSET ? t->thinking_forced
+                                                                   : t->thinking;
     return thinking == SCENARIO_THINKING_UNSET ? -1 : thinking == 1;
 }
 
@@ -445,6 +448,7 @@ static int build_targets(const struct bench_results_in *in, struct results *run)
         rt->thinking = target_thinking(in, t);
         rt->vram_gb = t->vram_gb > 0 ? t->vram_gb : NAN;
         rt->context = t->context ? (double)t->context : NAN;
+        rt->sweep_value = t->sweep_value;
         if (t->url)
             continue;
         rt->profile = t->profile;
@@ -519,6 +523,7 @@ static int build_requests(const struct bench_results_in *in, struct results *run
         x->level = s->levels[q->level].name;
         x->agent = s->agents[q->agent].name;
         x->repetition = q->repetition;
+        x->user = s->levels[q->level].users ? (int)q->user : 0;
         x->turn = (int)q->turn;
         x->check = q->checked ? q->check.pass : -1;
         x->ok = r->outcome == RECORD_OK;
@@ -817,6 +822,10 @@ static cJSON *targets_json(const struct bench_results_in *in)
             cJSON_AddNumberToObject(o, "context", (double)t->context);
         else
             cJSON_AddNullToObject(o, "context");
+        if (t->sweep_value)
+            cJSON_AddStringToObject(o, "sweep_value", t->sweep_value);
+        else
+            cJSON_AddNullToObject(o, "sweep_value");
         cJSON_AddItemToObject(o, "props", in->props[i] ? cJSON_Duplicate(in->props[i], true)
                                                         : cJSON_CreateNull());
         cJSON_AddItemToArray(arr, o);
@@ -1023,6 +1032,8 @@ char *bench_results_json(const struct bench_results_in *in, const struct results
     cJSON_AddStringToObject(root, "tokentap_version", TOKENTAP_VERSION);
     cJSON_AddBoolToObject(root, "complete", in->complete);
     cJSON_AddItemToObject(root, "scenario", scenario_json(in->s));
+    if (in->s->sweep_key)
+        cJSON_AddStringToObject(root, "sweep", in->s->sweep_key);
     cJSON_AddItemToObject(root, "targets", targets_json(in));
     cJSON_AddItemToObject(root, "environment", environment_json(&run->env));
     for (size_t i = 0; i < in->n_requests; i++) {

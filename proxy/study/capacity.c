@@ -99,11 +99,12 @@ static int parse_limit(const char *v, enum capacity_unit unit, double *ret)
         end++;
     switch (unit) {
     case CAPACITY_UNIT_MS:
+        /* A bare number could be seconds or milliseconds: say which. */
         if (strcmp(end, "s") == 0)
             x *= 1000;
         else if (strcmp(end, "us") == 0)
             x /= 1000;
-        else if (*end && strcmp(end, "ms") != 0)
+        else if (strcmp(end, "ms") != 0)
             return -EINVAL;
         break;
     case CAPACITY_UNIT_SHARE:

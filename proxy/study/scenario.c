@@ -357,6 +357,7 @@ static int parse_target(struct loader *L, const cJSON *obj, struct scenario_targ
         return r;
 
     sim_profile_default(&t->sim);
+    t->thinking_forced = SCENARIO_THINKING_UNSET;
     const cJSON *sim = member(obj, "sim");
     if (url && sim)
         /* One meaning per target: a real server or a simulated one. To try
@@ -936,6 +937,7 @@ void scenario_target_finish(struct scenario_target *t)
     free(t->url);
     free(t->profile);
     free(t->model);
+    free(t->sweep_value);
 }
 
 void scenario_level_finish(struct scenario_level *lv)
@@ -974,6 +976,7 @@ void scenario_free(struct scenario *s)
     free(s->user_level);
     free(s->capacity.slo);
     free(s->capacity.user);
+    free(s->sweep_key);
     free(s->vars);
     free(s->targets);
     free(s->agents);

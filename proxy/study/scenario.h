@@ -143,6 +143,10 @@ struct scenario_target {
     char *profile;         /* owned: the profile file `sim` was read from, NULL = inline */
     char *model;           /* owned: the request's "model", NULL = not set */
     int thinking;          /* SCENARIO_THINKING_UNSET, 0 or 1 */
+    /* A sweep's value for this copy of a target (scenario_apply_sweep). */
+    char *sweep_value;     /* owned: the value, NULL = not swept */
+    int thinking_forced;   /* thinking on every turn, whatever it says; UNSET = no */
+    uint32_t max_tokens;   /* every turn's max_tokens; 0 = the turns' */
     double vram_gb;        /* metadata, 0 = not given */
     uint64_t context;      /* metadata (tokens), 0 = not given */
 };
@@ -184,6 +188,7 @@ struct scenario {
     size_t n_levels;
     struct scenario_capacity capacity;
     struct scenario_level *user_level; /* owned: capacity runs' template, NULL otherwise */
+    char *sweep_key;       /* owned: what --sweep varies, NULL = no sweep */
 };
 
 /* Reads and validates the scenario at path. 0, or a negative errno with
@@ -199,10 +204,15 @@ const struct scenario_agent *scenario_find_agent(const struct scenario *s, const
 const struct scenario_level *scenario_find_level(const struct scenario *s, const char *name);
 const struct scenario_var *scenario_find_var(const struct scenario *s, const char *name);
 
-/* The thinking setting a turn's requests to target carry: the turn's
- * (from the turn, agent or defaults), else the target's; may be
- * SCENARIO_THINKING_UNSET (send nothing: the server decides). */
+/* The thinking setting a turn's requests to target carry: a sweep's
+ * value, else the turn's (from the turn, agent or defaults), else the
+ * target's; may be SCENARIO_THINKING_UNSET (send nothing: the server
+ * decides). */
 int scenario_thinking(const struct scenario_turn *t, const struct scenario_target *target);
+
+/* The max_tokens a turn's requests to target ask for: a sweep's value,
+ * else the turn's. */
+uint32_t scenario_max_tokens(const struct scenario_turn *t, const struct scenario_target *target);
 
 /* Names used in results.json: "openai-chat"/"anthropic",
  * "primary"/"side", "parallel"/"sequential". */
@@ -252,6 +262,18 @@ struct scenario_overrides {
  * only_targets, so both may name the same target. */
 int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides *o,
                              struct config_err *err);
+
+/* Values one sweep takes. */
+#define SCENARIO_MAX_SWEEP 16
+
+/* --sweep KEY=V1,V2,...: every target becomes one copy per value (named
+ * NAME-V, labelled "LABEL (KEY=V)"), so the run compares the values as it
+ * compares targets. KEY is thinking (on/off), max_tokens, a simulator
+ * setting (slots, prefill_tps, decode_tps, batch_slowdown, jitter,
+ * ctx_size: every target must be simulated) or target (the values name
+ * targets: those run, in that order). 0, or -EINVAL with the reason in err
+ * (s is then unchanged), or -ENOMEM. */
+int scenario_apply_sweep(struct scenario *s, const char *sweep, struct config_err *err);
 
 /* Capacity runs: the level named user (NULL = the first) becomes the
  * template of one user, and the levels are emptied; scenario_users_level
