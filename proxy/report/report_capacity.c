@@ -166,6 +166,11 @@ void report_build_capacity(struct report_doc *doc, const struct report_plan *pla
         report_doc_warning(doc, "The two runs searched with different objectives: A at %s, B at %s.",
                            plan->runs[0]->capacity.objective ? plan->runs[0]->capacity.objective : "none",
                            plan->runs[1]->capacity.objective);
+    for (size_t r = 0; r < (plan->compare ? 2u : 1u); r++)
+        if (plan->runs[r]->capacity.present && !plan->runs[r]->complete)
+            report_doc_warning(doc, "%s was stopped before its search ended: the capacity is what "
+                                    "the counts tried so far say.",
+                               plan->compare ? (r ? "Run B" : "Run A") : "The run");
     headline(doc, plan);
     report_doc_table(doc, 4, "Target", "Holds", "Broke first", "Counts tried", NULL);
     for (size_t i = 0; i < plan->n_sides; i++) {

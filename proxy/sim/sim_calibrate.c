@@ -224,6 +224,9 @@ static int add_file(struct calib *k, const char *path)
 
 /* --- what it says --- */
 
+static const char *const label[SIM_FIT_METRICS] = {"TTFT", "slot wait", "prefill", "decode tok/s",
+                                                   "E2E"};
+
 /* A relative error says something when the measured p50 is not ~0 (a
  * slot wait of 0.2 ms "predicted" as 0 is not a 100 % error). */
 static bool relative(const struct sim_fit_error *e)
@@ -231,14 +234,15 @@ static bool relative(const struct sim_fit_error *e)
     return e->n && isfinite(e->p50_error) && fabs(e->measured_p50) >= 1.0;
 }
 
-static void print_fit(const struct calib *k, const struct sim_fit_result *res, const char *slots_why)
+static void print_fit(const struct calib *k, const struct sim_fit_result *res, const char *slots_why,
+                      const char *levels)
 {
     const struct sim_calibrate_settings *c = k->c;
     fprintf(stderr, "tokentap sim: calibrated on %zu requests", res->n_decode);
     if (k->fitted[0])
         fprintf(stderr, " of '%s'", k->fitted);
-    if (c->levels)
-        fprintf(stderr, " (levels %s)", c->levels);
+    if (levels[0])
+        fprintf(stderr, " (levels %s)", levels);
     fprintf(stderr, " in %zu file%s\n", c->n_files, c->n_files == 1 ? "" : "s");
     fprintf(stderr, "  slots           %-9u %s\n", res->p.slots, slots_why);
     fprintf(stderr, "  prefill_tps     %-9.5g from %zu prefills\n", res->p.prefill_tps, res->n_prefill);
@@ -260,8 +264,6 @@ static void print_fit(const struct calib *k, const struct sim_fit_result *res, c
                 100.0 * (double)res->cached_tokens / (double)res->prompt_tokens, res->cache_hits);
     fprintf(stderr, "fit error: the model replaying these requests' arrivals\n"
                     "  metric          measured p50  predicted p50  error     per request (median |error|)\n");
-    static const char *const label[SIM_FIT_METRICS] = {"TTFT", "slot wait", "prefill",
-                                                       "decode tok/s", "E2E"};
     for (int m = 0; m < SIM_FIT_METRICS; m++) {
         const struct sim_fit_error *e = &res->err[m];
         const char *unit = m == SIM_FIT_DECODE_TPS ? "" : " ms";
@@ -276,7 +278,7 @@ static void print_fit(const struct calib *k, const struct sim_fit_result *res, c
 }
 
 /* The profile's header: what it is, how it was made, how well it fits. */
-static void header(const struct calib *k, const struct sim_fit_result *res, char *buf, size_t len)
+static void header(const struct sim_fit_result *res, char *buf, size_t len)
 {
     size_t n = (size_t)snprintf(buf, len,
                                 "tokentap sim profile, calibrated on %zu measured requests "
@@ -285,16 +287,20 @@ static void header(const struct calib *k, const struct sim_fit_result *res, char
                                 "Fit error, the model replaying those requests (p50, predicted vs "
                                 "measured):",
                                 res->n_decode);
-    static const char *const label[SIM_FIT_METRICS] = {"TTFT", "slot wait", "prefill",
-                                                       "decode tok/s", "E2E"};
-    for (int m = 0; m < SIM_FIT_METRICS && n < len; m++)
-        if (relative(&res->err[m]))
-            n += (size_t)snprintf(buf + n, len - n, "%s %s %+.1f %%", m ? "," : "", label[m],
-                                  100 * res->err[m].p50_error);
-    (void)k;
+    bool first = true;
+    for (int m = 0; m < SIM_FIT_METRICS && n < len; m++) {
+        if (!relative(&res->err[m]))
+            continue;
+        n += (size_t)snprintf(buf + n, len - n, "%s %s %+.1f %%", first ? "" : ",", label[m],
+                              100 * res->err[m].p50_error);
+        first = false;
+    }
 }
 
-static int write_profile(const struct calib *k, const struct sim_fit_result *res)
+/* The profile fitted: the numbers, what the server said of itself, and
+ * where they came from. */
+static void make_profile(const struct calib *k, const struct sim_fit_result *res,
+                         struct sim_profile *ret)
 {
     const struct sim_calibrate_settings *c = k->c;
     struct sim_profile p;
@@ -320,9 +326,16 @@ static int write_profile(const struct calib *k, const struct sim_fit_result *res
         l += len + (comma ? 1 : 0);
     }
     p.calibration.requests = (unsigned)res->n_decode;
+    *ret = p;
+}
+
+static int write_profile(const struct calib *k, const struct sim_profile *p,
+                         const struct sim_fit_result *res)
+{
+    const struct sim_calibrate_settings *c = k->c;
     char head[1024];
-    header(k, res, head, sizeof(head));
-    char *text = sim_profile_yaml(&p, head);
+    header(res, head, sizeof(head));
+    char *text = sim_profile_yaml(p, head);
     if (!text) {
         fprintf(stderr, "tokentap sim: out of memory\n");
         return 1;
@@ -380,8 +393,10 @@ int sim_calibrate_run(const struct sim_calibrate_settings *c)
         slots_why = "the server's /props (total_slots)";
     else if (res.slots_from == SIM_FIT_SLOTS_QUEUE)
         slots_why = "busy while requests waited for a slot";
-    print_fit(&k, &res, slots_why);
-    rc = write_profile(&k, &res);
+    struct sim_profile p;
+    make_profile(&k, &res, &p);
+    print_fit(&k, &res, slots_why, p.calibration.levels);
+    rc = write_profile(&k, &p, &res);
 done:
     sim_fit_input_finish(&k.in);
     return rc;

@@ -146,7 +146,4 @@ int sim_fit_input_add(struct sim_fit_input *in, const struct cJSON *record, unsi
 /* Frees what the input owns; a zeroed input is empty. */
 void sim_fit_input_finish(struct sim_fit_input *in);
 
-/* "ttft", "slot_wait", "prefill", "decode_tps", "e2e". */
-const char *sim_fit_metric_name(enum sim_fit_metric m);
-
 #endif

@@ -1256,9 +1256,10 @@ static void run_plan(struct bench *b)
 {
     b->tty = isatty(STDERR_FILENO);
     if (!b->quiet && b->capacity) {
-        fprintf(stderr, "tokentap bench: %s: capacity of %zu targets at %s, a user being level %s, "
+        fprintf(stderr, "tokentap bench: %s: capacity of %zu target%s at %s, a user being level %s, "
                         "up to %u users%s -> %s/\n",
-                b->s->name, b->n_targets, b->slo.text, b->s->user_level->name, b->search.max_users,
+                b->s->name, b->n_targets, b->n_targets == 1 ? "" : "s", b->slo.text,
+                b->s->user_level->name, b->search.max_users,
                 b->all_sim ? " (simulated targets side by side)" : " (one target after another)",
                 b->out_dir);
     } else if (!b->quiet) {
