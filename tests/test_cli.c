@@ -569,7 +569,7 @@ static void test_serve_bad(void)
     snprintf(path, sizeof(path), "%s", write_file("bad.yaml", "listen: 127.0.0.1:1\nlimit: {}\n"));
     snprintf(want, sizeof(want),
              "tokentap serve: %s:2: unknown key 'limit' (expected one of: listen, upstreams, "
-             "routing, limits, timeouts, log, metrics, record, rewrite)",
+             "routing, limits, timeouts, log, metrics, record, rewrite, admin)",
              path);
     SERVE_BAD(want, "serve", "-c", path);
     snprintf(path, sizeof(path), "%s", write_file("listen.yaml", "\nlisten: 8080\n"));
@@ -586,6 +586,50 @@ static void test_serve_bad(void)
     struct config_err err;
     CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-c", path), -EINVAL);
     CHECK(strncmp(err.msg, want, strlen(want)) == 0);
+    serve_settings_finish(&s);
+
+    /* The shipped examples load (config/serve.yaml uses every section). */
+    static const char *const shipped[] = {"serve.yaml", "claude-code.yaml"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *dir = getenv("SCENARIOS");
+        snprintf(path, sizeof(path), "%s/../%s", dir ? dir : "config/scenarios", shipped[i]);
+        CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-c", path), 0);
+        if (err.msg[0])
+            fprintf(stderr, "%s: %s\n", path, err.msg);
+        serve_settings_finish(&s);
+        err.msg[0] = '\0';
+    }
+
+    /* Who may use /tokentap/. */
+    SERVE_BAD("tokentap serve: --admin-allow: an address or block like 10.0.0.0/8 or ::1 (at most "
+              "16), got '10.0.0.0/33'; try 'tokentap serve --help'",
+              "serve", "--admin-allow", "10.0.0.0/33");
+    SERVE_BAD("tokentap serve: --admin-token-file /nonexistent: No such file or directory; try "
+              "'tokentap serve --help'",
+              "serve", "--admin-token-file", "/nonexistent");
+    snprintf(path, sizeof(path), "%s",
+             write_file("admin.yaml", "admin:\n  token: a\n  token_file: /etc/hostname\n"));
+    snprintf(want, sizeof(want), "tokentap serve: %s:2: 'token' or 'token_file', not both", path);
+    SERVE_BAD(want, "serve", "-c", path);
+    snprintf(path, sizeof(path), "%s",
+             write_file("admin2.yaml", "admin:\n  allow: [10.0.0.0/8, '::1', 1.2.3.4]\n  token: t0k\n"));
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-c", path), 0);
+    CHECK_INT(s.admin.n_allow, 3);
+    CHECK_STR(s.admin.token, "t0k");
+    CHECK(net_cidr_contains(&s.admin.allow[0], "10.200.1.1"));
+    CHECK(!net_cidr_contains(&s.admin.allow[0], "11.0.0.1"));
+    CHECK(net_cidr_contains(&s.admin.allow[0], "::ffff:10.0.0.9"));
+    CHECK(net_cidr_contains(&s.admin.allow[1], "::1"));
+    CHECK(!net_cidr_contains(&s.admin.allow[1], "127.0.0.1"));
+    CHECK(net_cidr_contains(&s.admin.allow[2], "1.2.3.4") && !net_cidr_contains(&s.admin.allow[2], "1.2.3.5"));
+    serve_settings_finish(&s);
+    /* Flags replace the file's list; without either, loopback only. */
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-c", path, "--admin-allow", "192.168.0.0/16"), 0);
+    CHECK_INT(s.admin.n_allow, 1);
+    serve_settings_finish(&s);
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve"), 0);
+    CHECK_INT(s.admin.n_allow, 2);
+    CHECK(net_cidr_contains(&s.admin.allow[0], "127.9.9.9") && s.admin.token == NULL);
     serve_settings_finish(&s);
 }
 

@@ -598,6 +598,9 @@ static void test_bad_traces(void)
     snprintf(want, sizeof(want), "%s:5:", trace);
     CHECK(strstr(out, want) != NULL);
     CHECK_INT(run(out, sizeof(out), "replay %s --target %s --on-error stop -q", trace, url), 2);
+    /* A trace that is not there: a bad argument, exit 2 with its name. */
+    CHECK_INT(run(out, sizeof(out), "replay %s/none.jsonl --target %s -q", dir, url), 2);
+    CHECK(strstr(out, "none.jsonl: No such file or directory") != NULL);
 
     char v9[128];
     path_in(v9, sizeof(v9), "v9.jsonl");

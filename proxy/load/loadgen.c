@@ -12,6 +12,7 @@
 #include "core/jsonw.h"
 #include <event2/event.h>
 
+#include "tap/live.h"
 #include "tap/metrics.h"
 #include "tap/reqlog.h"
 #include "tap/tap.h"
@@ -142,6 +143,8 @@ static void complete(struct lgreq *q, enum record_outcome outcome)
         r->t_end = clock_now();
     if (lg->o.metrics)
         metrics_end(lg->o.metrics, r, r->t_end);
+    if (lg->o.live)
+        live_end(lg->o.live, r, r->t_end);
     if (lg->o.log)
         reqlog_write(lg->o.log, r);
     struct loadgen_result res = {.rec = r};
@@ -173,6 +176,8 @@ static void on_token(void *ctx, const struct record *r, usec_t t)
     struct lgreq *q = ctx;
     if (q->lg->o.metrics)
         metrics_token(q->lg->o.metrics, &q->rec, t);
+    if (q->lg->o.live)
+        live_token(q->lg->o.live, &q->rec, t);
 }
 
 static void up_head(void *ctx, const struct http_head *h, usec_t t)
@@ -182,6 +187,8 @@ static void up_head(void *ctx, const struct http_head *h, usec_t t)
     q->rec.t_forwarded = q->rec.t_sent;
     tap_head(&q->tap, h, t);
     q->json_body = q->tap.mode == TAP_JSON;
+    if (q->lg->o.live)
+        live_head(q->lg->o.live, &q->rec, t);
 }
 
 static void up_raw(void *ctx, const char *data, size_t len, usec_t t)
@@ -309,6 +316,8 @@ int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_
     /* Counted in flight only once nothing can fail: complete() ends it. */
     if (lg->o.metrics)
         metrics_begin(lg->o.metrics, r, r->t_start);
+    if (lg->o.live)
+        live_begin(lg->o.live, r, NULL, now);
     return 0;
 fail:
     req_free(q);

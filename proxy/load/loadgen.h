@@ -14,6 +14,7 @@
 #include "wire/upstream.h"
 
 struct event_base;
+struct live;
 struct loadgen;
 struct metrics;
 struct reqlog;
@@ -26,6 +27,7 @@ struct loadgen_options {
     usec_t stream_timeout;      /* longest silence mid-response (0 = none) */
     struct metrics *metrics;    /* borrowed, may be NULL */
     struct reqlog *log;         /* borrowed, may be NULL */
+    struct live *live;          /* borrowed, may be NULL: what a dashboard (--ui) shows */
     size_t max_text;            /* text kept per kind (default 4 MiB); the rest is dropped */
     bool keep_text;             /* keep the answer text for loadgen_result (default true);
                                  * false saves a copy per token when nobody reads it */

@@ -5,6 +5,7 @@
  * feed the metrics. replay_cmd.c is the command around it. */
 #include "load/replay.h"
 #include "load/replay_int.h"
+#include "serve/ui.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -623,6 +624,7 @@ int replay_run_loop(struct replay_run *run)
 void replay_run_free(struct replay_run *run)
 {
     loadgen_free(run->lg);
+    ui_free(run->ui);
     sim_free(run->sim);
     for (size_t i = 0; i < run->n_items; i++)
         trace_entry_finish(&run->items[i].e);

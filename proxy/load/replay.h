@@ -41,6 +41,7 @@ struct replay_options {
     const char *config;          /* its rewrite: rules apply to every request */
     enum rewrite_thinking thinking; /* --thinking: the X-Tokentap-Thinking override */
     enum log_level log_level;
+    const char *ui;              /* --ui HOST:PORT: serve the dashboard there, NULL: none */
 };
 
 /* Parses argv (argv[0] is "replay") into o: 0, CLI_RUN_HELP for --help,

@@ -3,6 +3,7 @@
  * the summary. */
 #include "load/replay.h"
 #include "load/replay_int.h"
+#include "serve/ui.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -52,6 +53,7 @@ enum {
     OPT_LOG_LEVEL,
     OPT_THINKING,
     OPT_CONFIG,
+    OPT_UI,
 };
 
 static const struct cli_option replay_options[] = {
@@ -66,10 +68,10 @@ static const struct cli_option replay_options[] = {
     {"history", 0, "recorded|live", "later turns as recorded, or rebuilt from this run's answers (default recorded)", OPT_HISTORY},
     {"thinking", 0, "on|off|pass", "turn thinking on or off in every request, as serve's X-Tokentap-Thinking header does", OPT_THINKING},
     {"config", 0, "FILE", "apply the rewrite: rules of this serve config to every request", OPT_CONFIG},
-    {"log", 0, "FILE", "one JSON line per request (the proxy's record schema)", OPT_LOG},
+    {"log", 0, "FILE", "one JSON line per request (the proxy's record schema), appended to FILE", OPT_LOG},
     {"log-gaps", 0, NULL, "include every inter-token gap in --log lines", OPT_LOG_GAPS},
     {"out", 'o', "FILE", "summary JSON: counts, outcomes, throughput, percentiles, send lag", OPT_OUT},
-    {"quiet", 'q', NULL, "no progress lines", OPT_QUIET},
+    {"quiet", 'q', NULL, "no progress lines (without a terminal they come every 5 s)", OPT_QUIET},
     {"on-error", 0, "skip|stop", "a malformed trace line: skip it (default) or stop", OPT_ON_ERROR},
     {"seed", 0, "N", "seed for Poisson arrivals (default 1)", OPT_SEED},
     {"response-timeout", 0, "DURATION", "wait for a response head (default 10m)", OPT_RESPONSE_TIMEOUT},
@@ -77,6 +79,7 @@ static const struct cli_option replay_options[] = {
     {"sim-slots", 0, "N", "with --target sim: slots (default 3)", OPT_SIM_SLOTS},
     {"sim-decode-tps", 0, "N", "with --target sim: tokens/s per slot (default 50)", OPT_SIM_DECODE},
     {"sim-prefill-tps", 0, "N", "with --target sim: prompt tokens/s per slot (default 1500)", OPT_SIM_PREFILL},
+    {"ui", 0, "HOST:PORT", "serve the live dashboard of this run at http://HOST:PORT/tokentap/", OPT_UI},
     CLI_OPTION_LOG_LEVEL(OPT_LOG_LEVEL),
     {NULL, 0, NULL, NULL, 0},
 };
@@ -289,6 +292,7 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct repl
     case OPT_SIM_DECODE: r = cli_double(p, v, 0.001, 1e7, &o->sim.decode_tps); break;
     case OPT_SIM_PREFILL: r = cli_double(p, v, 0.001, 1e9, &o->sim.prefill_tps); break;
     case OPT_LOG_LEVEL: r = cli_log_level(p, v, &o->log_level); break;
+    case OPT_UI: o->ui = v; break;
     }
     return r;
 }
@@ -392,6 +396,16 @@ static int start_load(struct replay_run *run)
     lo.metrics = run->metrics;
     lo.log = run->log;
     lo.keep_text = run->o.history == REPLAY_HISTORY_LIVE; /* only live history reads answers */
+    if (run->o.ui) {
+        if ((r = ui_new(run->base, run->o.ui, "tokentap replay", run->metrics, &run->ui)) < 0) {
+            fprintf(stderr, "tokentap replay: --ui %s: cannot listen there\n", run->o.ui);
+            return r;
+        }
+        char url[128];
+        ui_url(run->ui, url, sizeof(url));
+        fprintf(stderr, "tokentap replay: dashboard at %s\n", url);
+        lo.live = ui_live(run->ui);
+    }
     struct config_err err;
     if ((r = loadgen_new(run->base, &lo, &run->lg, &err)) < 0)
         fprintf(stderr, "tokentap replay: %s\n", err.msg);
@@ -416,7 +430,9 @@ static int replay_run(const struct replay_options *o)
     }
     r = replay_load_trace(&run);
     if (r < 0) {
-        rc = r == -EINVAL || r == -EBADMSG ? 2 : 1;
+        /* A trace that is not there or cannot be read is as wrong an
+         * argument as one that does not parse. */
+        rc = r == -EINVAL || r == -EBADMSG || r == -ENOENT || r == -EACCES || r == -EISDIR ? 2 : 1;
         goto fail;
     }
     if (start_target(&run) < 0 || start_load(&run) < 0 || replay_run_loop(&run) < 0)

@@ -19,6 +19,7 @@ struct event_base;
 struct loadgen;
 struct metrics;
 struct reqlog;
+struct ui;
 
 enum replay_item_state {
     REPLAY_ITEM_PENDING,
@@ -53,6 +54,7 @@ struct replay_run {
     struct loadgen *lg;          /* owned */
     struct metrics *metrics;     /* owned */
     struct reqlog *log;          /* owned */
+    struct ui *ui;               /* owned: --ui, NULL without */
     struct rewrite_rules *rules; /* owned, NULL: requests go as recorded */
     struct replay_item *items;   /* owned */
     size_t n_items;

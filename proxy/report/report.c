@@ -250,7 +250,12 @@ static int report_run(const struct report_settings *s)
     const char *out_dir = s->out_dir ? s->out_dir : dir_of(s->results, dirbuf, sizeof(dirbuf));
     if (load(report_command.name, s->results, &run) < 0)
         return 1;
-    int rc = write_reports(run, s->results, out_dir, s->formats, true, NULL);
+    /* As bench --out does: the directory is made with its parents. */
+    int rc = files_make_dirs(out_dir, 0755);
+    if (rc < 0)
+        fprintf(stderr, "tokentap report: cannot create %s: %s\n", out_dir, strerror(-rc));
+    else
+        rc = write_reports(run, s->results, out_dir, s->formats, true, NULL);
     results_free(run);
     return rc < 0 ? 1 : 0;
 }

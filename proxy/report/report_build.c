@@ -464,7 +464,7 @@ int report_pool(const struct report_side *s, const char *level, enum results_met
         return -ENOMEM;
     for (size_t i = 0; i < run->n_cells; i++) {
         const struct results_cell *c = &run->cells[i];
-        if (strcmp(c->target, s->target->name) == 0 && strcmp(c->level, level) == 0) {
+        if (strcmp(c->target, s->target->name) == 0 && strcmp(c->level, level) == 0 && c->m[m].n) {
             memcpy(ret->v + ret->n, c->m[m].v, c->m[m].n * sizeof(*ret->v));
             ret->n += c->m[m].n;
         }

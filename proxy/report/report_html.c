@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 
 #include "core/jsonw.h"
+#include "core/chartjs.h"
 #include "report/report_assets.h"
 #include "report/report_build.h"
 #include "report/report_doc.h"
@@ -818,7 +819,7 @@ int report_html_page(const struct report_plan *plan, const struct report_doc *do
         goto fail;
     footnotes(&pg, out);
     EVBUFFER_ADD_LIT(out, "<pre id=\"errors\" hidden></pre>\n</main>\n<script>\n");
-    evbuffer_add(out, report_asset_chartjs, report_asset_chartjs_len);
+    evbuffer_add(out, chartjs_min, chartjs_min_len);
     EVBUFFER_ADD_LIT(out, "\n</script>\n<script type=\"application/json\" id=\"report-data\">");
     script_json(out, json);
     EVBUFFER_ADD_LIT(out, "</script>\n<script>\n");

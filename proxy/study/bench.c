@@ -29,6 +29,7 @@
 #include "study/scenario.h"
 #include "sim/sim.h"
 #include "core/stats.h"
+#include "serve/ui.h"
 #include "tap/metrics.h"
 
 struct bench;
@@ -111,6 +112,9 @@ struct bench {
     char last_step[160];
     char **argv;                     /* borrowed from main: the command line, for results.json */
     int argc;
+    const char *ui_listen;           /* borrowed: --ui HOST:PORT, NULL: no dashboard */
+    struct metrics *metrics;         /* owned: --ui's level table, shared by the targets (NULL without) */
+    struct ui *ui;                   /* owned: --ui */
     /* --capacity: each target's search for the most users the objective holds. */
     bool capacity;
     struct capacity_slo slo;
@@ -968,19 +972,22 @@ static int setup_target(struct bench *b, struct target_run *tr, const struct sce
         snprintf(tr->url, sizeof(tr->url), "%s", t->url);
     }
     /* The records' levels: the most requests in flight to this target
-     * between a request's start and its first token, as serve counts them. */
+     * between a request's start and its first token, as serve counts them.
+     * With --ui every target shares the dashboard's metrics (levels are
+     * kept per upstream, i.e. per target, either way). */
     struct metrics_options mo;
     metrics_options_default(&mo);
     mo.recent = 0;
-    if (metrics_new(&mo, clock_now(), &tr->metrics) < 0)
+    if (!b->metrics && metrics_new(&mo, clock_now(), &tr->metrics) < 0)
         return -ENOMEM;
     struct loadgen_options lo;
     loadgen_options_default(&lo);
     lo.url = tr->url;
     lo.label = t->name;
-    lo.metrics = tr->metrics;
+    lo.metrics = b->metrics ? b->metrics : tr->metrics;
     lo.response_timeout = b->s->timeout;
     lo.stream_timeout = b->s->timeout;
+    lo.live = b->ui ? ui_live(b->ui) : NULL;
     struct config_err err;
     if (loadgen_new(b->base, &lo, &tr->lg, &err) < 0) {
         fprintf(stderr, "tokentap bench: target '%s': %s\n", t->name, err.msg);
@@ -1031,6 +1038,7 @@ enum {
     OPT_MAX_TOKENS,
     OPT_ALLOW_FAILURES,
     OPT_LIST,
+    OPT_UI,
     OPT_CAPACITY,
     OPT_SLO,
     OPT_MAX_USERS,
@@ -1052,6 +1060,7 @@ static const struct cli_option bench_options[] = {
     {"max-users", 0, "N", "with --capacity: try at most N users (default: the scenario's, else 64)", OPT_MAX_USERS},
     {"sweep", 0, "KEY=V1,V2", "run each target once per value of KEY (thinking, max_tokens, a sim setting such as slots, or target) and compare them", OPT_SWEEP},
     {"quiet", 'q', NULL, "no progress line (without a terminal: a line every 10 s)", OPT_QUIET},
+    {"ui", 0, "HOST:PORT", "serve the live dashboard of the run at http://HOST:PORT/tokentap/", OPT_UI},
     CLI_OPTION_LOG_LEVEL(OPT_LOG_LEVEL),
     {NULL, 0, NULL, NULL, 0},
 };
@@ -1109,6 +1118,7 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct benc
         s->sweep = v;
         return 0;
     case OPT_LOG_LEVEL: return cli_log_level(p, v, &s->log_level);
+    case OPT_UI: s->ui = v; return 0;
     }
     return 0;
 }
@@ -1237,6 +1247,19 @@ static int prepare(struct bench *b)
     b->base = net_event_base_new();
     if (!b->base)
         return -1;
+    if (b->ui_listen) {
+        struct metrics_options mo;
+        metrics_options_default(&mo);
+        if (metrics_new(&mo, clock_now(), &b->metrics) < 0)
+            return -1;
+        if (ui_new(b->base, b->ui_listen, "tokentap bench", b->metrics, &b->ui) < 0) {
+            fprintf(stderr, "tokentap bench: --ui %s: cannot listen there\n", b->ui_listen);
+            return -1;
+        }
+        char url[128];
+        ui_url(b->ui, url, sizeof(url));
+        fprintf(stderr, "tokentap bench: dashboard at %s\n", url);
+    }
     b->all_sim = true;
     for (size_t i = 0; i < b->s->n_targets; i++) {
         b->all_sim = b->all_sim && !b->s->targets[i].url;
@@ -1339,6 +1362,8 @@ static void bench_free(struct bench *b)
         event_free(b->pause);
     if (b->tick)
         event_free(b->tick);
+    ui_free(b->ui);
+    metrics_free(b->metrics);
     loop_finish(&b->loop);
     if (b->base)
         event_base_free(b->base);
@@ -1436,6 +1461,7 @@ static int bench_run(const struct bench_settings *set)
     b.argc = set->argc;
     b.argv = set->argv;
     b.allow_failures = set->allow_failures;
+    b.ui_listen = set->ui;
     int r, rc = 1;
     log_set_level(set->log_level);
     if (set->list)

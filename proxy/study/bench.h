@@ -36,6 +36,7 @@ struct bench_settings {
     bool list;                   /* --list: the scenarios shipped, then exit */
     int thinking;                /* --thinking: 0 or 1, -1 as the scenario says */
     bool quiet;
+    const char *ui;              /* --ui HOST:PORT: serve the dashboard there, NULL: none */
     enum log_level log_level;
     int argc;
     char **argv;                 /* borrowed: the command line, for results.json */

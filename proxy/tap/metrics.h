@@ -79,6 +79,10 @@ void metrics_prometheus(struct metrics *m, struct evbuffer *out, usec_t now);
  * thinking state, per session, outcomes, concurrency and throughput. */
 void metrics_stats_json(struct metrics *m, struct evbuffer *out, usec_t now);
 
+/* The by_concurrency array of metrics_stats_json alone (the dashboard's
+ * level table): one row per concurrency level, in order. */
+void metrics_levels_json(const struct metrics *m, struct evbuffer *out);
+
 /* The last `limit` records as a JSON array, newest first. */
 void metrics_recent_json(const struct metrics *m, struct evbuffer *out, size_t limit, bool with_gaps);
 

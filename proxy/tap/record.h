@@ -81,6 +81,7 @@ struct record {
     unsigned concurrency_start;       /* ... at t_start */
     unsigned concurrency_first_token; /* ... at the first token (0 without tokens) */
     uint64_t concurrency_mark;        /* metrics' count of starts at t_start */
+    uint32_t live_lane;               /* live's lane + 1 (0: none), set by live_begin */
     char response_model[96];          /* the model the upstream says answered, "" unknown */
 
     enum record_outcome outcome;
