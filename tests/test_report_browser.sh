@@ -73,7 +73,7 @@ check bench "$tmp/bench/report.html" 7
 # limit drawn) besides the usual ones.
 (cd "$FIXTURES/.." && "$TOKENTAP" bench fixtures/scenario-capacity.yaml --capacity --out "$tmp/cap3" -q >/dev/null) ||
     fail "tokentap bench --capacity failed"
-printf 'slots: 2\nprefill_tps: 50000\ndecode_tps: 200\n' >"$tmp/two-slots.yaml"
+printf 'slots: 2\nprefill_tps: 50000\ndecode_tps: 100\n' >"$tmp/two-slots.yaml"
 (cd "$FIXTURES/.." && "$TOKENTAP" bench fixtures/scenario-capacity.yaml --capacity \
     --target "three=$tmp/two-slots.yaml" --out "$tmp/cap2" -q >/dev/null) ||
     fail "tokentap bench --capacity on 2 slots failed"
