@@ -345,7 +345,9 @@ static void test_sim(void)
               "sim --help'",
               "sim", "--fault", "nope");
     CHECK_BAD(sim_settings_parse, &s,
-              "tokentap sim: unexpected argument 'x'; try 'tokentap sim --help'", "sim", "x");
+              "tokentap sim: unexpected argument 'x' (files are for --calibrate); try 'tokentap "
+              "sim --help'",
+              "sim", "x");
     CHECK_BAD(
         sim_settings_parse, &s,
         "tokentap sim: --thinking: expected 'on' or 'off', got 'maybe'; try 'tokentap sim --help'",
@@ -358,6 +360,31 @@ static void test_sim(void)
               "tokentap sim: --log-level: expected error, warn, info or debug, got 'x'; try "
               "'tokentap sim --help'",
               "sim", "--log-level", "x");
+
+    /* --calibrate: files, levels, the target, the slots when given. */
+    CHECK_INT(PARSE(sim_settings_parse, &s, &err, "sim"), 0);
+    CHECK(!s.calibrate.on);
+    CHECK_INT(s.calibrate.slots, 0);
+    CHECK_INT(PARSE(sim_settings_parse, &s, &err, "sim", "--calibrate", "a.json", "b.jsonl",
+                    "--levels", "1,2", "--target", "q4", "-o", "p.yaml"),
+              0);
+    CHECK(s.calibrate.on);
+    CHECK_INT(s.calibrate.n_files, 2);
+    CHECK_STR(s.calibrate.files[1], "b.jsonl");
+    CHECK_STR(s.calibrate.levels, "1,2");
+    CHECK_STR(s.calibrate.target, "q4");
+    CHECK_STR(s.calibrate.out, "p.yaml");
+    CHECK_INT(s.calibrate.slots, 0);
+    CHECK_INT(PARSE(sim_settings_parse, &s, &err, "sim", "--calibrate", "a.json", "--slots", "4"),
+              0);
+    CHECK_INT(s.calibrate.slots, 4);
+    CHECK_BAD(sim_settings_parse, &s,
+              "tokentap sim: --calibrate needs the measured files, e.g. tokentap sim --calibrate "
+              "results/run/results.json; try 'tokentap sim --help'",
+              "sim", "--calibrate");
+    CHECK_BAD(sim_settings_parse, &s,
+              "tokentap sim: --levels is an option of --calibrate; try 'tokentap sim --help'",
+              "sim", "--levels", "1");
 }
 
 static char tmp[64];
@@ -885,6 +912,42 @@ static void test_bench(void)
     }
     CHECK_INT(bench_settings_parse(&s, n, many, &err), -EINVAL);
     CHECK_STR(err.msg, "tokentap bench: --target: at most 32; try 'tokentap bench --help'");
+
+    /* --capacity with its objective, limit and user level. */
+    CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "x"), 0);
+    CHECK(!s.capacity && !s.slo && s.max_users == 0);
+    CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "x", "--capacity", "--slo",
+                    "ttft_p95<2s,errors<1%", "--max-users", "32", "--levels", "2"),
+              0);
+    CHECK(s.capacity);
+    CHECK_STR(s.slo, "ttft_p95<2s,errors<1%");
+    CHECK_INT(s.max_users, 32);
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --slo is an option of --capacity; try 'tokentap bench --help'",
+              "bench", "x", "--slo", "ttft_p95<2s");
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --slo: objective 'ttft_p95<2': the limit of ttft is a time like 2s "
+              "or 500ms, not '2'; try 'tokentap bench --help'",
+              "bench", "x", "--capacity", "--slo", "ttft_p95<2");
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --capacity runs copies of one level's agents: name one level with "
+              "--levels (e.g. --levels 1); try 'tokentap bench --help'",
+              "bench", "x", "--capacity", "--levels", "1,2");
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --max-users: expected an integer from 1 to 256, got '0'; try "
+              "'tokentap bench --help'",
+              "bench", "x", "--capacity", "--max-users", "0");
+    /* --sweep KEY=V1,V2 (the values are checked against the scenario). */
+    CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "x", "--sweep", "slots=2,3"), 0);
+    CHECK_STR(s.sweep, "slots=2,3");
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --sweep: expected KEY=V1,V2 (e.g. slots=2,3,4), got 'slots'; try "
+              "'tokentap bench --help'",
+              "bench", "x", "--sweep", "slots");
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --thinking sets every request; --sweep thinking=... varies it: one "
+              "or the other; try 'tokentap bench --help'",
+              "bench", "x", "--sweep", "thinking=on,off", "--thinking", "on");
 }
 
 static void test_report(void)
