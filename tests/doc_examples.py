@@ -236,7 +236,9 @@ def json_shape(doc, act, path='$'):
     return None
 
 
-def compare_json(expected, actual):
+def compare_json(expected, actual, path):
+    """With a path (keys joined by dots), the doc shows the value there.
+    When that is an array and the doc shows no array: each element."""
     try:
         doc = json.loads('\n'.join(expected))
     except ValueError as e:
@@ -245,7 +247,15 @@ def compare_json(expected, actual):
         act = json.loads(actual)
     except ValueError as e:
         return 'the output is not JSON (%s): %r' % (e, actual[:300])
-    return json_shape(doc, act)
+    for key in path.split('.') if path else []:
+        if not isinstance(act, dict) or key not in act:
+            return 'the output has no %s' % path
+        act = act[key]
+    if isinstance(act, list) and not isinstance(doc, list):
+        if not act:
+            return 'the output\'s %s is empty' % (path or 'array')
+        return next(filter(None, (json_shape(doc, a, '%s[%d]' % (path, n)) for n, a in enumerate(act))), None)
+    return json_shape(doc, act, path or '$')
 
 
 OPT = re.compile(r'(?<![\w-])--[a-z][a-z0-9-]*')
@@ -409,7 +419,7 @@ class Session:
     def compare(self, block, expected, output, cmd=None):
         opts = block.opts
         if 'json' in opts:
-            err = compare_json(expected, output)
+            err = compare_json(expected, output, opts['json'])
         elif 'options' in opts:
             err = compare_options(block, expected, output)
         elif 'excerpt' in opts:
