@@ -427,7 +427,8 @@ class Session:
         else:
             err = compare_lines(expected, output)
         if err:
-            raise Fail('%s%s\n--- output:\n%s' % ('$ %s\n' % cmd if cmd else '', err, output.rstrip()))
+            shown = '\n'.join(l if len(l) < 300 else l[:300] + '...' for l in output.rstrip().split('\n')[:80])
+            raise Fail('%s%s\n--- output (cut at 80 lines of 300 bytes):\n%s' % ('$ %s\n' % cmd if cmd else '', err, shown))
 
 
 def main():
