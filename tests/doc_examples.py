@@ -236,17 +236,32 @@ def json_shape(doc, act, path='$'):
     return None
 
 
+def json_values(text):
+    """One JSON value, or JSON lines."""
+    try:
+        return [json.loads(text)]
+    except ValueError:
+        return [json.loads(line) for line in text.split('\n') if line.strip()]
+
+
 def compare_json(expected, actual, path):
     """With a path (keys joined by dots), the doc shows the value there.
-    When that is an array and the doc shows no array: each element."""
+    When that is an array and the doc shows no array: each element.
+    JSON lines are compared line by line."""
     try:
-        doc = json.loads('\n'.join(expected))
+        docs = json_values('\n'.join(expected))
     except ValueError as e:
         return 'the block is not JSON: %s' % e
     try:
-        act = json.loads(actual)
+        acts = json_values(actual)
     except ValueError as e:
         return 'the output is not JSON (%s): %r' % (e, actual[:300])
+    if len(docs) > 1 or len(acts) > 1:
+        if len(docs) != len(acts) or path:
+            return 'the doc shows %d JSON lines, the output has %d' % (len(docs), len(acts))
+        errs = [json_shape(d, a, 'line %d' % (n + 1)) for n, (d, a) in enumerate(zip(docs, acts))]
+        return next(filter(None, errs), None)
+    doc, act = docs[0], acts[0]
     for key in path.split('.') if path else []:
         if not isinstance(act, dict) or key not in act:
             return 'the output has no %s' % path
