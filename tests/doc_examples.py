@@ -11,10 +11,10 @@ right before a fenced block (or a table) marks it,
 
 and the output is compared by shape: numbers and hex ids normalised,
 runs of spaces collapsed, blank lines ignored, `...` a gap (a whole line:
-any lines; inside a line: any text). A command that ends in `&`, or that the block shows saying
-`listening on`, is a server: the runner starts it on a free 127.0.0.1
-port in place of the doc's, and rewrites the doc's port in every later
-command of the same file.
+any lines; inside a line: any text). A command that ends in `&`, or that
+the block shows saying `listening on`, is a server: the runner starts it
+on a free 127.0.0.1 port in place of the doc's, and rewrites the doc's
+port in every later command of the same file.
 
 Usage: doc_examples.py [FILE.md ...] (default: README.md, docs/*.md,
 bench/README.md), run from the checkout; TOKENTAP names the binary.
@@ -34,6 +34,7 @@ import time
 BLOCK_SECONDS = 20    # everything one block runs, servers' start included
 OPTIONS = ('exit', 'excerpt', 'json', 'options', 'file')
 DEFAULT_DOCS = ['README.md'] + sorted(glob.glob('docs/*.md')) + ['bench/README.md']
+CHECKOUT = ('README.md', 'bench', 'config', 'docs', 'proxy', 'tests')   # seen from the scratch directory
 
 
 class Fail(Exception):
@@ -203,9 +204,9 @@ def json_shape(doc, act, path='$'):
     element against the doc's elements ("..." strings stand for more)."""
     if doc is None or act is None or is_wild(doc):
         return None
+    if kind(doc) != kind(act):
+        return '%s: %s in the doc, %s in the output' % (path, kind(doc), kind(act))
     if isinstance(doc, dict):
-        if not isinstance(act, dict):
-            return '%s: an object in the doc, %s in the output' % (path, type(act).__name__)
         missing = [k for k in doc if k != '...' and k not in act]
         extra = [k for k in act if k not in doc] if '...' not in doc else []
         if missing or extra:
@@ -217,8 +218,6 @@ def json_shape(doc, act, path='$'):
                     return err
         return None
     if isinstance(doc, list):
-        if not isinstance(act, list):
-            return '%s: an array in the doc, %s in the output' % (path, type(act).__name__)
         shown = [d for d in doc if not is_wild(d)]
         if shown and not act:
             return '%s: the doc shows elements, the output has none' % path
@@ -226,14 +225,12 @@ def json_shape(doc, act, path='$'):
             errs = [json_shape(d, a, '%s[%d]' % (path, n)) for d in shown]
             if shown and all(errs):
                 return errs[-1]
-        return None
-    kinds = (bool, (int, float), str)
-    for kind in kinds:
-        if isinstance(doc, kind):
-            if isinstance(act, kind) and not (kind is not bool and isinstance(act, bool)):
-                return None
-            return '%s: %r in the doc, %r in the output' % (path, doc, act)
     return None
+
+
+def kind(v):
+    return {bool: 'a boolean', int: 'a number', float: 'a number', str: 'a string',
+            list: 'an array', dict: 'an object'}[type(v)]
 
 
 def loosen(text):
@@ -335,7 +332,7 @@ def compare_options(block, expected, actual):
 
 ADDR = re.compile(r'\b(127\.0\.0\.1|localhost):(\d+)\b')
 LISTEN = re.compile(r'(--listen[ =]|-l )(127\.0\.0\.1|localhost):(\d+)')
-LISTENING = re.compile(r'listening on \S+:(\d+)')
+LISTENING = re.compile(r'^listening on \S+:(\d+)', re.M)
 BACKGROUND = re.compile(r'\s*&\s*(#.*)?$')
 
 
@@ -346,9 +343,8 @@ class Session:
 
     def __init__(self, tokentap):
         self.dir = tempfile.mkdtemp(prefix='doc-examples-')
-        for name in os.listdir('.'):
-            if not name.startswith(('.', 'build')):
-                os.symlink(os.path.abspath(name), os.path.join(self.dir, name))
+        for name in CHECKOUT:
+            os.symlink(os.path.abspath(name), os.path.join(self.dir, name))
         for d in ('bin', 'build'):
             os.mkdir(os.path.join(self.dir, d))
             os.symlink(tokentap, os.path.join(self.dir, d, 'tokentap'))
@@ -383,18 +379,21 @@ class Session:
 
     def run(self, cmd, deadline):
         """A command to its end: (exit status, stdout and stderr)."""
-        left = deadline - time.time()
+        p = subprocess.Popen(['sh', '-c', self.ports_in(cmd)], cwd=self.dir, env=self.env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            p = subprocess.run(['sh', '-c', self.ports_in(cmd)], cwd=self.dir, env=self.env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, timeout=max(left, 0.1))
+            out, _ = p.communicate(timeout=max(deadline - time.time(), 0.1))
         except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)     # the shell and what it started
+            p.communicate()
             raise Fail('still running after %d s: %s' % (BLOCK_SECONDS, cmd))
-        return p.returncode, p.stdout.decode('utf-8', 'replace')
+        return p.returncode, out.decode('utf-8', 'replace')
 
     def start(self, cmd, shown, deadline):
         """A server: started on a free port, waited for until it says
-        `listening on`; returns what it printed until then."""
+        `listening on`; returns what it printed until then. The doc's
+        port is --listen's, or with port 0 the one `shown` says."""
         cmd = BACKGROUND.sub('', cmd)
         m = LISTEN.search(cmd)
         if not m:
@@ -409,18 +408,24 @@ class Session:
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
                              start_new_session=True)
         self.servers.append((p, err))
-        out = []
-        threading.Thread(target=lambda: out.extend(iter(p.stdout.readline, b'')), daemon=True).start()
+        out = []             # its stdout, read on (a full pipe would stall it)
+
+        def read():
+            for line in iter(p.stdout.readline, b''):
+                out.append(line)
+        threading.Thread(target=read, daemon=True).start()
         while True:
             said = [l.decode('utf-8', 'replace') for l in list(out)]
-            if said and LISTENING.search(said[-1]):
+            ready = [n for n, l in enumerate(said) if LISTENING.match(l)]
+            if ready:
+                said = said[:ready[0] + 1]
                 break
             if p.poll() is not None or time.time() > deadline:
                 err.seek(0)
                 raise Fail('%s did not say "listening on": %s' % (cmd, err.read().decode('utf-8', 'replace')))
             time.sleep(0.02)
         if doc_port:
-            self.ports[doc_port] = int(LISTENING.search(said[-1]).group(1))
+            self.ports[doc_port] = int(LISTENING.match(said[-1]).group(1))
         return ''.join(said)
 
     def check(self, block):
@@ -438,7 +443,7 @@ class Session:
         output = ''
         for cmd in block.hidden:
             if BACKGROUND.search(cmd):
-                self.start(cmd, cmd, deadline)
+                self.start(cmd, '', deadline)
                 continue
             rc, out = self.run(cmd, deadline)
             if rc != (want_exit if measured else 0):
