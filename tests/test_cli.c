@@ -15,6 +15,7 @@
 #include "core/cli.h"
 #include "core/config.h"
 #include "load/replay.h"
+#include "load/trace_export.h"
 #include "report/report.h"
 #include "study/bench.h"
 #include "rewrite/rewrite.h"
@@ -672,8 +673,8 @@ static void test_replay(void)
               "tokentap replay: one trace only (got 'a' and 'b'); try 'tokentap replay --help'",
               "replay", "a", "b");
     CHECK_BAD(replay_settings_parse, &o,
-              "tokentap replay: --timing: only 'original' (use --concurrency or --rate for the "
-              "others); try 'tokentap replay --help'",
+              "tokentap replay: --timing: expected original, think or none, got 'fast'; try "
+              "'tokentap replay --help'",
               "replay", "t", "--timing", "fast");
     CHECK_BAD(replay_settings_parse, &o,
               "tokentap replay: choose one of --timing original, --concurrency N, --rate R; try "
@@ -684,8 +685,8 @@ static void test_replay(void)
               "'tokentap replay --help'",
               "replay", "t", "--rate", "3", "--timing", "original");
     CHECK_BAD(replay_settings_parse, &o,
-              "tokentap replay: --duration and --requests go with --rate; try 'tokentap replay "
-              "--help'",
+              "tokentap replay: --duration and --requests go with --rate or --recycle; try "
+              "'tokentap replay --help'",
               "replay", "t", "-c", "2", "--requests", "5");
     CHECK_BAD(replay_settings_parse, &o,
               "tokentap replay: --concurrency: expected an integer from 1 to 100000, got '0'; try "
@@ -715,6 +716,109 @@ static void test_replay(void)
               "tokentap replay: --speed: expected a number from 0.001 to 1e+06, got '0'; try "
               "'tokentap replay --help'",
               "replay", "t", "--speed", "0");
+}
+
+/* The options of agentic traces: defaults, values, and their usage errors. */
+static void test_replay_agentic(void)
+{
+    struct replay_options o;
+    struct config_err err;
+    CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "dir"), 0);
+    CHECK_INT(o.agentic.timing, AGENTIC_TIMING_ORIGINAL);
+    CHECK(o.agentic.isl_scale == 1 && o.agentic.osl_scale == 1);
+    CHECK(!o.agentic.used && !o.agentic.recycle && !o.agentic.model_map);
+    CHECK_INT(o.agentic.users, 0);
+    CHECK_INT(o.agentic.api, REPLAY_API_ANTHROPIC);
+    CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "dir", "--timing", "think", "--speed",
+                    "20", "--max-gap", "30s", "-u", "4", "--ramp", "1m", "--recycle", "-d", "10m",
+                    "--isl-scale", "0.05", "--osl-scale", "0.5", "--max-isl", "32000", "--api",
+                    "openai", "--model-map", "*opus*=big,*haiku*=small"),
+              0);
+    CHECK_INT(o.agentic.timing, AGENTIC_TIMING_THINK);
+    CHECK(o.sched.speed == 20);
+    CHECK_INT(o.agentic.max_gap, 30 * USEC_PER_SEC);
+    CHECK_INT(o.agentic.users, 4);
+    CHECK_INT(o.agentic.ramp, 60 * USEC_PER_SEC);
+    CHECK(o.agentic.recycle && o.agentic.used);
+    CHECK_INT(o.duration, 600 * USEC_PER_SEC);
+    CHECK(o.agentic.isl_scale == 0.05 && o.agentic.osl_scale == 0.5);
+    CHECK_INT(o.agentic.max_isl, 32000);
+    CHECK_INT(o.agentic.api, REPLAY_API_OPENAI);
+    CHECK_STR(o.agentic.model_map, "*opus*=big,*haiku*=small");
+    CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "dir", "--timing", "none"), 0);
+    CHECK_INT(o.agentic.timing, AGENTIC_TIMING_NONE);
+    CHECK(o.agentic.used);
+    CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "dir", "--recycle", "-n", "500"), 0);
+    CHECK_INT(o.requests, 500);
+
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --recycle runs until --duration D or --requests K: give one; try "
+              "'tokentap replay --help'",
+              "replay", "dir", "--recycle");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --concurrency and --rate do not go with agentic traces' options "
+              "(their graph sets the concurrency; use --users and --timing); try 'tokentap replay "
+              "--help'",
+              "replay", "dir", "--users", "2", "-c", "3");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: choose one of --timing original, --concurrency N, --rate R; try "
+              "'tokentap replay --help'",
+              "replay", "dir", "--timing", "think", "--rate", "3");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --isl-scale: expected a number from 0.0001 to 100, got '0'; try "
+              "'tokentap replay --help'",
+              "replay", "dir", "--isl-scale", "0");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --api: expected anthropic or openai, got 'gemini'; try 'tokentap "
+              "replay --help'",
+              "replay", "dir", "--api", "gemini");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --model-map: '*opus*' is not PATTERN=NAME; try 'tokentap replay "
+              "--help'",
+              "replay", "dir", "--model-map", "*opus*");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --users: expected an integer from 1 to 100000, got '0'; try "
+              "'tokentap replay --help'",
+              "replay", "dir", "--users", "0");
+}
+
+static void test_trace_export(void)
+{
+    struct trace_export_options o;
+    struct config_err err;
+    CHECK_INT(PARSE(trace_export_settings_parse, &o, &err, "export", "rec", "-o", "t.json"), 0);
+    CHECK_STR(o.input, "rec");
+    CHECK_STR(o.out_path, "t.json");
+    CHECK(o.upstream == NULL);
+    CHECK_STR(o.id, "export");
+    CHECK_INT(o.block_size, 64);
+    CHECK_INT(PARSE(trace_export_settings_parse, &o, &err, "export", "--format", "agentic", "rec",
+                    "--out", "t.json", "--upstream", "http://127.0.0.1:8080", "--id", "mine",
+                    "--block-size", "16"),
+              0);
+    CHECK_STR(o.upstream, "http://127.0.0.1:8080");
+    CHECK_STR(o.id, "mine");
+    CHECK_INT(o.block_size, 16);
+    CHECK_INT(PARSE(trace_export_settings_parse, &o, &err, "export", "--help"), CLI_RUN_HELP);
+    CHECK_BAD(trace_export_settings_parse, &o,
+              "tokentap trace export: which recording? (tokentap trace export TRACE_DIR -o FILE); "
+              "try 'tokentap trace export --help'",
+              "export", "-o", "t.json");
+    CHECK_BAD(trace_export_settings_parse, &o,
+              "tokentap trace export: where to? (-o FILE); try 'tokentap trace export --help'",
+              "export", "rec");
+    CHECK_BAD(trace_export_settings_parse, &o,
+              "tokentap trace export: --format: expected agentic, got 'csv'; try 'tokentap trace "
+              "export --help'",
+              "export", "rec", "-o", "t", "--format", "csv");
+    CHECK_BAD(trace_export_settings_parse, &o,
+              "tokentap trace export: --upstream: 'x': expected http://HOST:PORT; try 'tokentap "
+              "trace export --help'",
+              "export", "rec", "-o", "t", "--upstream", "x");
+    CHECK_BAD(trace_export_settings_parse, &o,
+              "tokentap trace export: one trace directory only (got 'a' and 'b'); try 'tokentap "
+              "trace export --help'",
+              "export", "a", "b", "-o", "t");
 }
 
 static void test_bench(void)
@@ -846,6 +950,8 @@ int main(void)
     test_serve_file();
     test_serve_bad();
     test_replay();
+    test_replay_agentic();
+    test_trace_export();
     test_bench();
     test_report();
     char cmd[128];

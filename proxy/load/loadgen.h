@@ -49,6 +49,7 @@ struct loadgen_req {
     size_t body_len;
     usec_t intended;            /* intended send time; 0 = now (closed loop) */
     const char *session;        /* for the record, may be NULL */
+    const char *parent, *kind;  /* for the record: an agentic session's parent and kind, may be NULL */
     const char *model;          /* for the record, may be NULL */
     int thinking;               /* for the record: -1 unknown, 0 off, 1 on */
     const char *rules;          /* for the record: rewrite rules applied, may be NULL */
@@ -86,5 +87,22 @@ int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_
 void loadgen_abort_all(struct loadgen *lg);
 
 unsigned loadgen_in_flight(const struct loadgen *lg);
+
+/* One answer brought back whole by loadgen_fetch. */
+struct loadgen_fetched {
+    int status;                 /* 0: no response */
+    enum record_outcome outcome;
+    char *body;                 /* owned: a JSON body, NUL-terminated; NULL for anything else */
+    size_t body_len;
+    char error[160];            /* why there was no answer, "" */
+};
+
+/* Sends rq to url and runs base until the answer is in or timeout passed:
+ * for the few requests a command makes around its load (a probe, the
+ * target's tokenizer). Other events on base run meanwhile (an embedded
+ * sim answers). 0 with *ret filled (free ret->body), -EINVAL for a bad
+ * URL (err says why) or -ENOMEM. */
+int loadgen_fetch(struct event_base *base, const char *url, const struct loadgen_req *rq,
+                  usec_t timeout, struct loadgen_fetched *ret, struct config_err *err);
 
 #endif

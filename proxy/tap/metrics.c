@@ -117,8 +117,8 @@ void metrics_options_default(struct metrics_options *o)
         .recent = 256,
         .max_models = 64,
     };
-    metrics_buckets_log(&o->slow, 1000, 300 * USEC_PER_SEC, 10);
-    metrics_buckets_log(&o->fast, 100, 10 * USEC_PER_SEC, 10);
+    metrics_buckets_log(&o->slow, 1000, 300 * USEC_PER_SEC, 20);
+    metrics_buckets_log(&o->fast, 100, 10 * USEC_PER_SEC, 20);
 }
 
 int metrics_buckets_log(struct metrics_buckets *b, usec_t min, usec_t max, unsigned per_decade)

@@ -34,7 +34,7 @@ struct metrics_options {
     unsigned max_models;          /* model label values (configured + answered); then "other" (default 64) */
     /* Prometheus buckets: `slow` for TTFT, TTFC, slot wait, prefill,
      * queue estimate and durations (default 1 ms .. 5 min), `fast` for ITL
-     * and TPOT (default 0.1 ms .. 10 s); 10 per decade. */
+     * and TPOT (default 0.1 ms .. 10 s); 20 per decade. */
     struct metrics_buckets slow, fast;
 };
 

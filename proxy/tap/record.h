@@ -42,6 +42,8 @@ struct record {
     char upstream[64];
     char client[96];        /* User-Agent */
     char session[96];
+    char parent[96];        /* generated load: the session that spawned this one, "" none */
+    char kind[32];          /* generated load: the session's kind ("main", "Explore"), "" none */
     int status;             /* 0 until a response head */
     bool stream;            /* the response was an event stream */
     bool measured;          /* the tap could read it (not compressed, known format) */
