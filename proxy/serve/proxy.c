@@ -15,6 +15,7 @@
 #include "core/config.h"
 #include "core/jsonw.h"
 #include "core/log.h"
+#include "tap/live.h"
 #include "tap/metrics.h"
 #include "tap/record.h"
 #include "tap/reqlog.h"
@@ -207,6 +208,8 @@ static void finalize(struct exchange *x, enum record_outcome outcome)
         return;
     x->begun = false;
     metrics_end(x->proxy->cfg.metrics, r, now);
+    if (x->proxy->cfg.live)
+        live_end(x->proxy->cfg.live, r, now);
     if (x->proxy->cfg.log)
         reqlog_write(x->proxy->cfg.log, r);
     if (x->proxy->cfg.trace)
@@ -544,6 +547,8 @@ static void on_token(void *ctx, const struct record *r, usec_t t)
 {
     struct exchange *x = ctx;
     metrics_token(x->proxy->cfg.metrics, &x->rec, t);
+    if (x->proxy->cfg.live)
+        live_token(x->proxy->cfg.live, &x->rec, t);
 }
 
 static void on_text(void *ctx, enum dialect_token_kind kind, const char *text, size_t len)
@@ -688,6 +693,8 @@ static void on_end(void *ctx, struct server_req *req)
     /* t_start is the last request byte: concurrency is counted from here. */
     if (x->up && !x->begun) {
         metrics_begin(x->proxy->cfg.metrics, &x->rec, x->rec.t_start);
+        if (x->proxy->cfg.live)
+            live_begin(x->proxy->cfg.live, &x->rec, server_req_peer(req), x->rec.t_start);
         x->begun = true;
     }
 }
@@ -769,6 +776,8 @@ static void up_on_head(void *ctx, const struct http_head *uh, usec_t t)
         return;
     x->rec.t_forwarded = upstream_req_ready_time(x->up);
     tap_head(&x->tap, uh, t);
+    if (x->proxy->cfg.live && x->begun)
+        live_head(x->proxy->cfg.live, &x->rec, t);
     const struct http_head *ch = server_req_head(c);
     bool client_10 = ch->version_major == 1 && ch->version_minor == 0;
     bool no_body = strcmp(ch->method, "HEAD") == 0 || uh->status == 204 || uh->status == 304 ||

@@ -17,6 +17,7 @@
 
 struct config_err;
 struct event_base;
+struct live;
 struct metrics;
 struct proxy;
 struct reqlog;
@@ -42,6 +43,7 @@ struct proxy_config {
     struct upstream_pool_options pool;
     struct metrics *metrics;     /* borrowed: every finished request is added */
     struct reqlog *log;          /* borrowed, may be NULL */
+    struct live *live;           /* borrowed, may be NULL: what the dashboard shows */
     const char *session_header;  /* borrowed: extra header naming the session, may be NULL */
     const struct rewrite_rules *rules; /* borrowed: request rewrite rules (may be empty, not NULL) */
     struct trace_writer *trace;  /* borrowed, may be NULL: record every exchange */
