@@ -6,6 +6,7 @@
 
 #include "study/bench.h"
 #include "load/replay.h"
+#include "load/trace_export.h"
 #include "report/report.h"
 #include "serve/serve.h"
 #include "sim/sim.h"
@@ -19,6 +20,7 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
     {"serve", "streaming reverse proxy that measures every token", serve_main},
     {"replay", "replay a recorded or imported trace against a target", replay_main},
+    {"trace", "export a recording as an agentic trace without its content", trace_main},
     {"bench", "run a multi-agent scenario across concurrency levels", bench_main},
     {"report", "regenerate report.md / report.html from results.json", report_main},
     {"compare", "put two benchmark runs side by side", report_compare_main},

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -631,4 +632,14 @@ void itest_peer_stop(struct itest_peer *p)
     pthread_join(*(pthread_t *)p->thread, NULL);
     free(p->thread);
     close(p->listen_fd);
+}
+
+int itest_runf(char *out, size_t outlen, const char *fmt, ...)
+{
+    char args[4000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    return itest_run(out, outlen, args);
 }

@@ -94,6 +94,9 @@ char *itest_raw(int port, const char *data, size_t len, size_t *ret_len);
  * outlen - 1 bytes of its stdout and stderr. */
 int itest_run(char *out, size_t outlen, const char *args);
 
+/* itest_run with the arguments fmt makes. */
+int itest_runf(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 void itest_resp_free(struct itest_resp *r);
 
 /* Value of a response header (case-insensitive) copied into buf, or NULL. */

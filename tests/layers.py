@@ -21,10 +21,10 @@ INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
 
 def layer_of_object(path, layers):
-    """meson names an object of proxy/<layer>/x.c '<layer>_x.c.o'."""
-    name = os.path.basename(path)
-    if 'report_assets' in name:  # generated from proxy/report/ files
-        return 'report'
+    """meson names an object of proxy/<layer>/x.c '<layer>_x.c.o'; a
+    generated one (proxy/meson.build names it '<layer>_...c') has meson's
+    prefix before that."""
+    name = os.path.basename(path).split('meson-generated_.._')[-1]
     for layer in layers:
         if name.startswith(layer + '_'):
             return layer

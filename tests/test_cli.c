@@ -15,6 +15,7 @@
 #include "core/cli.h"
 #include "core/config.h"
 #include "load/replay.h"
+#include "load/trace_export.h"
 #include "report/report.h"
 #include "study/bench.h"
 #include "rewrite/rewrite.h"
@@ -360,7 +361,9 @@ static void test_sim(void)
               "sim --help'",
               "sim", "--fault", "nope");
     CHECK_BAD(sim_settings_parse, &s,
-              "tokentap sim: unexpected argument 'x'; try 'tokentap sim --help'", "sim", "x");
+              "tokentap sim: unexpected argument 'x' (files are for --calibrate); try 'tokentap "
+              "sim --help'",
+              "sim", "x");
     CHECK_BAD(
         sim_settings_parse, &s,
         "tokentap sim: --thinking: expected 'on' or 'off', got 'maybe'; try 'tokentap sim --help'",
@@ -373,6 +376,31 @@ static void test_sim(void)
               "tokentap sim: --log-level: expected error, warn, info or debug, got 'x'; try "
               "'tokentap sim --help'",
               "sim", "--log-level", "x");
+
+    /* --calibrate: files, levels, the target, the slots when given. */
+    CHECK_INT(PARSE(sim_settings_parse, &s, &err, "sim"), 0);
+    CHECK(!s.calibrate.on);
+    CHECK_INT(s.calibrate.slots, 0);
+    CHECK_INT(PARSE(sim_settings_parse, &s, &err, "sim", "--calibrate", "a.json", "b.jsonl",
+                    "--levels", "1,2", "--target", "q4", "-o", "p.yaml"),
+              0);
+    CHECK(s.calibrate.on);
+    CHECK_INT(s.calibrate.n_files, 2);
+    CHECK_STR(s.calibrate.files[1], "b.jsonl");
+    CHECK_STR(s.calibrate.levels, "1,2");
+    CHECK_STR(s.calibrate.target, "q4");
+    CHECK_STR(s.calibrate.out, "p.yaml");
+    CHECK_INT(s.calibrate.slots, 0);
+    CHECK_INT(PARSE(sim_settings_parse, &s, &err, "sim", "--calibrate", "a.json", "--slots", "4"),
+              0);
+    CHECK_INT(s.calibrate.slots, 4);
+    CHECK_BAD(sim_settings_parse, &s,
+              "tokentap sim: --calibrate needs the measured files, e.g. tokentap sim --calibrate "
+              "results/run/results.json; try 'tokentap sim --help'",
+              "sim", "--calibrate");
+    CHECK_BAD(sim_settings_parse, &s,
+              "tokentap sim: --levels is an option of --calibrate; try 'tokentap sim --help'",
+              "sim", "--levels", "1");
 }
 
 static char tmp[64];
@@ -560,7 +588,7 @@ static void test_serve_bad(void)
     snprintf(path, sizeof(path), "%s", write_file("bad.yaml", "listen: 127.0.0.1:1\nlimit: {}\n"));
     snprintf(want, sizeof(want),
              "tokentap serve: %s:2: unknown key 'limit' (expected one of: listen, tls, upstreams, "
-             "routing, limits, timeouts, log, metrics, record, rewrite)",
+             "routing, limits, timeouts, log, metrics, record, rewrite, admin)",
              path);
     SERVE_BAD(want, "serve", "-c", path);
     snprintf(path, sizeof(path), "%s", write_file("listen.yaml", "\nlisten: 8080\n"));
@@ -578,6 +606,50 @@ static void test_serve_bad(void)
     CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-c", path), -EINVAL);
     CHECK(strncmp(err.msg, want, strlen(want)) == 0);
     serve_settings_finish(&s);
+
+    /* The shipped examples load (config/serve.yaml uses every section). */
+    static const char *const shipped[] = {"serve.yaml", "claude-code.yaml"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *dir = getenv("SCENARIOS");
+        snprintf(path, sizeof(path), "%s/../%s", dir ? dir : "config/scenarios", shipped[i]);
+        CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-c", path), 0);
+        if (err.msg[0])
+            fprintf(stderr, "%s: %s\n", path, err.msg);
+        serve_settings_finish(&s);
+        err.msg[0] = '\0';
+    }
+
+    /* Who may use /tokentap/. */
+    SERVE_BAD("tokentap serve: --admin-allow: an address or block like 10.0.0.0/8 or ::1 (at most "
+              "16), got '10.0.0.0/33'; try 'tokentap serve --help'",
+              "serve", "--admin-allow", "10.0.0.0/33");
+    SERVE_BAD("tokentap serve: --admin-token-file /nonexistent: No such file or directory; try "
+              "'tokentap serve --help'",
+              "serve", "--admin-token-file", "/nonexistent");
+    snprintf(path, sizeof(path), "%s",
+             write_file("admin.yaml", "admin:\n  token: a\n  token_file: /etc/hostname\n"));
+    snprintf(want, sizeof(want), "tokentap serve: %s:2: 'token' or 'token_file', not both", path);
+    SERVE_BAD(want, "serve", "-c", path);
+    snprintf(path, sizeof(path), "%s",
+             write_file("admin2.yaml", "admin:\n  allow: [10.0.0.0/8, '::1', 1.2.3.4]\n  token: t0k\n"));
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-c", path), 0);
+    CHECK_INT(s.admin.n_allow, 3);
+    CHECK_STR(s.admin.token, "t0k");
+    CHECK(net_cidr_contains(&s.admin.allow[0], "10.200.1.1"));
+    CHECK(!net_cidr_contains(&s.admin.allow[0], "11.0.0.1"));
+    CHECK(net_cidr_contains(&s.admin.allow[0], "::ffff:10.0.0.9"));
+    CHECK(net_cidr_contains(&s.admin.allow[1], "::1"));
+    CHECK(!net_cidr_contains(&s.admin.allow[1], "127.0.0.1"));
+    CHECK(net_cidr_contains(&s.admin.allow[2], "1.2.3.4") && !net_cidr_contains(&s.admin.allow[2], "1.2.3.5"));
+    serve_settings_finish(&s);
+    /* Flags replace the file's list; without either, loopback only. */
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-c", path, "--admin-allow", "192.168.0.0/16"), 0);
+    CHECK_INT(s.admin.n_allow, 1);
+    serve_settings_finish(&s);
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve"), 0);
+    CHECK_INT(s.admin.n_allow, 2);
+    CHECK(net_cidr_contains(&s.admin.allow[0], "127.9.9.9") && s.admin.token == NULL);
+    serve_settings_finish(&s);
 }
 
 /* HTTPS: the listener's certificate and key, and the certificate checks
@@ -593,7 +665,7 @@ static void test_serve_tls(void)
     snprintf(ca, sizeof(ca), "%s", write_file("ca.pem", "x\n"));
 
     CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve"), 0);
-    CHECK(!s.tls_cert && !s.tls_key && !s.ups[0].ca_file && !s.ups[0].insecure);
+    CHECK(!s.tls_cert && !s.tls_key && !s.ups[0].tls.ca_file && !s.ups[0].tls.insecure);
     serve_settings_finish(&s);
 
     /* --ca-file and --insecure are the default upstream's, with --upstream. */
@@ -603,8 +675,8 @@ static void test_serve_tls(void)
     CHECK_STR(s.tls_cert, cert);
     CHECK_STR(s.tls_key, key);
     CHECK_STR(s.ups[0].url, "https://127.0.0.1:8443");
-    CHECK_STR(s.ups[0].ca_file, ca);
-    CHECK(s.ups[0].insecure);
+    CHECK_STR(s.ups[0].tls.ca_file, ca);
+    CHECK(s.ups[0].tls.insecure);
     serve_settings_finish(&s);
 
     char yaml[1024];
@@ -618,13 +690,13 @@ static void test_serve_tls(void)
     CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-c", path), 0);
     CHECK_STR(s.tls_cert, cert);
     CHECK_STR(s.tls_key, key);
-    CHECK_STR(s.ups[0].ca_file, ca);
-    CHECK(!s.ups[0].insecure && !s.ups[1].ca_file && s.ups[1].insecure);
+    CHECK_STR(s.ups[0].tls.ca_file, ca);
+    CHECK(!s.ups[0].tls.insecure && !s.ups[1].tls.ca_file && s.ups[1].tls.insecure);
     serve_settings_finish(&s);
     /* The flags go to the default upstream, over the file. */
     CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-c", path, "--ca-file", ca), 0);
-    CHECK(!s.ups[0].insecure && s.ups[1].insecure);
-    CHECK_STR(s.ups[1].ca_file, ca);
+    CHECK(!s.ups[0].tls.insecure && s.ups[1].tls.insecure);
+    CHECK_STR(s.ups[1].tls.ca_file, ca);
     serve_settings_finish(&s);
 
     SERVE_BAD("tokentap serve: HTTPS needs both a certificate and its key: --tls-cert FILE "
@@ -679,7 +751,7 @@ static void test_replay(void)
     CHECK(o.sim.quiet);
     CHECK_INT(o.sim.slots, 3);
     CHECK(!o.stop_on_error && !o.quiet && !o.log_path && !o.out_path && !o.config);
-    CHECK(!o.ca_file && !o.insecure);
+    CHECK(!o.tls.ca_file && !o.tls.insecure);
     CHECK_INT(o.log_level, LOG_LEVEL_INFO);
 
     CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "-t", "http://127.0.0.1:9",
@@ -723,8 +795,8 @@ static void test_replay(void)
                     "--ca-file", "/dev/null", "--insecure"),
               0);
     CHECK_STR(o.target, "https://localhost:8443");
-    CHECK_STR(o.ca_file, "/dev/null");
-    CHECK(o.insecure);
+    CHECK_STR(o.tls.ca_file, "/dev/null");
+    CHECK(o.tls.insecure);
     CHECK_BAD(replay_settings_parse, &o,
               "tokentap replay: --ca-file: cannot read '/no/ca.pem': No such file or directory; "
               "try 'tokentap replay --help'",
@@ -738,8 +810,8 @@ static void test_replay(void)
               "tokentap replay: one trace only (got 'a' and 'b'); try 'tokentap replay --help'",
               "replay", "a", "b");
     CHECK_BAD(replay_settings_parse, &o,
-              "tokentap replay: --timing: only 'original' (use --concurrency or --rate for the "
-              "others); try 'tokentap replay --help'",
+              "tokentap replay: --timing: expected original, think or none, got 'fast'; try "
+              "'tokentap replay --help'",
               "replay", "t", "--timing", "fast");
     CHECK_BAD(replay_settings_parse, &o,
               "tokentap replay: choose one of --timing original, --concurrency N, --rate R; try "
@@ -750,8 +822,8 @@ static void test_replay(void)
               "'tokentap replay --help'",
               "replay", "t", "--rate", "3", "--timing", "original");
     CHECK_BAD(replay_settings_parse, &o,
-              "tokentap replay: --duration and --requests go with --rate; try 'tokentap replay "
-              "--help'",
+              "tokentap replay: --duration and --requests go with --rate or --recycle; try "
+              "'tokentap replay --help'",
               "replay", "t", "-c", "2", "--requests", "5");
     CHECK_BAD(replay_settings_parse, &o,
               "tokentap replay: --concurrency: expected an integer from 1 to 100000, got '0'; try "
@@ -783,6 +855,109 @@ static void test_replay(void)
               "replay", "t", "--speed", "0");
 }
 
+/* The options of agentic traces: defaults, values, and their usage errors. */
+static void test_replay_agentic(void)
+{
+    struct replay_options o;
+    struct config_err err;
+    CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "dir"), 0);
+    CHECK_INT(o.agentic.timing, AGENTIC_TIMING_ORIGINAL);
+    CHECK(o.agentic.isl_scale == 1 && o.agentic.osl_scale == 1);
+    CHECK(!o.agentic.used && !o.agentic.recycle && !o.agentic.model_map);
+    CHECK_INT(o.agentic.users, 0);
+    CHECK_INT(o.agentic.api, REPLAY_API_ANTHROPIC);
+    CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "dir", "--timing", "think", "--speed",
+                    "20", "--max-gap", "30s", "-u", "4", "--ramp", "1m", "--recycle", "-d", "10m",
+                    "--isl-scale", "0.05", "--osl-scale", "0.5", "--max-isl", "32000", "--api",
+                    "openai", "--model-map", "*opus*=big,*haiku*=small"),
+              0);
+    CHECK_INT(o.agentic.timing, AGENTIC_TIMING_THINK);
+    CHECK(o.sched.speed == 20);
+    CHECK_INT(o.agentic.max_gap, 30 * USEC_PER_SEC);
+    CHECK_INT(o.agentic.users, 4);
+    CHECK_INT(o.agentic.ramp, 60 * USEC_PER_SEC);
+    CHECK(o.agentic.recycle && o.agentic.used);
+    CHECK_INT(o.duration, 600 * USEC_PER_SEC);
+    CHECK(o.agentic.isl_scale == 0.05 && o.agentic.osl_scale == 0.5);
+    CHECK_INT(o.agentic.max_isl, 32000);
+    CHECK_INT(o.agentic.api, REPLAY_API_OPENAI);
+    CHECK_STR(o.agentic.model_map, "*opus*=big,*haiku*=small");
+    CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "dir", "--timing", "none"), 0);
+    CHECK_INT(o.agentic.timing, AGENTIC_TIMING_NONE);
+    CHECK(o.agentic.used);
+    CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "dir", "--recycle", "-n", "500"), 0);
+    CHECK_INT(o.requests, 500);
+
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --recycle runs until --duration D or --requests K: give one; try "
+              "'tokentap replay --help'",
+              "replay", "dir", "--recycle");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --concurrency and --rate do not go with agentic traces' options "
+              "(their graph sets the concurrency; use --users and --timing); try 'tokentap replay "
+              "--help'",
+              "replay", "dir", "--users", "2", "-c", "3");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: choose one of --timing original, --concurrency N, --rate R; try "
+              "'tokentap replay --help'",
+              "replay", "dir", "--timing", "think", "--rate", "3");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --isl-scale: expected a number from 0.0001 to 100, got '0'; try "
+              "'tokentap replay --help'",
+              "replay", "dir", "--isl-scale", "0");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --api: expected anthropic or openai, got 'gemini'; try 'tokentap "
+              "replay --help'",
+              "replay", "dir", "--api", "gemini");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --model-map: '*opus*' is not PATTERN=NAME; try 'tokentap replay "
+              "--help'",
+              "replay", "dir", "--model-map", "*opus*");
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --users: expected an integer from 1 to 100000, got '0'; try "
+              "'tokentap replay --help'",
+              "replay", "dir", "--users", "0");
+}
+
+static void test_trace_export(void)
+{
+    struct trace_export_options o;
+    struct config_err err;
+    CHECK_INT(PARSE(trace_export_settings_parse, &o, &err, "export", "rec", "-o", "t.json"), 0);
+    CHECK_STR(o.input, "rec");
+    CHECK_STR(o.out_path, "t.json");
+    CHECK(o.upstream == NULL);
+    CHECK_STR(o.id, "export");
+    CHECK_INT(o.block_size, 64);
+    CHECK_INT(PARSE(trace_export_settings_parse, &o, &err, "export", "--format", "agentic", "rec",
+                    "--out", "t.json", "--upstream", "http://127.0.0.1:8080", "--id", "mine",
+                    "--block-size", "16"),
+              0);
+    CHECK_STR(o.upstream, "http://127.0.0.1:8080");
+    CHECK_STR(o.id, "mine");
+    CHECK_INT(o.block_size, 16);
+    CHECK_INT(PARSE(trace_export_settings_parse, &o, &err, "export", "--help"), CLI_RUN_HELP);
+    CHECK_BAD(trace_export_settings_parse, &o,
+              "tokentap trace export: which recording? (tokentap trace export TRACE_DIR -o FILE); "
+              "try 'tokentap trace export --help'",
+              "export", "-o", "t.json");
+    CHECK_BAD(trace_export_settings_parse, &o,
+              "tokentap trace export: where to? (-o FILE); try 'tokentap trace export --help'",
+              "export", "rec");
+    CHECK_BAD(trace_export_settings_parse, &o,
+              "tokentap trace export: --format: expected agentic, got 'csv'; try 'tokentap trace "
+              "export --help'",
+              "export", "rec", "-o", "t", "--format", "csv");
+    CHECK_BAD(trace_export_settings_parse, &o,
+              "tokentap trace export: --upstream: 'x': expected http://HOST:PORT or "
+              "https://HOST:PORT; try 'tokentap trace export --help'",
+              "export", "rec", "-o", "t", "--upstream", "x");
+    CHECK_BAD(trace_export_settings_parse, &o,
+              "tokentap trace export: one trace directory only (got 'a' and 'b'); try 'tokentap "
+              "trace export --help'",
+              "export", "a", "b", "-o", "t");
+}
+
 static void test_bench(void)
 {
     struct bench_settings s;
@@ -795,7 +970,7 @@ static void test_bench(void)
     CHECK_INT(s.thinking, -1);
     CHECK_INT(s.log_level, LOG_LEVEL_INFO);
     CHECK_INT(s.argc, 2);
-    CHECK(!s.ca_file && !s.insecure);
+    CHECK(!s.tls.ca_file && !s.tls.insecure);
 
     CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "-t", "a=http://127.0.0.1:1", "x.yaml",
                     "--target", "b=http://127.0.0.1:2", "-o", "out", "-n", "3", "-l", "1,3",
@@ -819,8 +994,8 @@ static void test_bench(void)
                     "a=https://127.0.0.1:8443", "--ca-file", "/dev/null", "--insecure"),
               0);
     CHECK_STR(s.targets[0], "a=https://127.0.0.1:8443");
-    CHECK_STR(s.ca_file, "/dev/null");
-    CHECK(s.insecure);
+    CHECK_STR(s.tls.ca_file, "/dev/null");
+    CHECK(s.tls.insecure);
     CHECK_BAD(bench_settings_parse, &s,
               "tokentap bench: --ca-file: cannot read '/no/ca.pem': No such file or directory; "
               "try 'tokentap bench --help'",
@@ -858,6 +1033,42 @@ static void test_bench(void)
     }
     CHECK_INT(bench_settings_parse(&s, n, many, &err), -EINVAL);
     CHECK_STR(err.msg, "tokentap bench: --target: at most 32; try 'tokentap bench --help'");
+
+    /* --capacity with its objective, limit and user level. */
+    CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "x"), 0);
+    CHECK(!s.capacity && !s.slo && s.max_users == 0);
+    CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "x", "--capacity", "--slo",
+                    "ttft_p95<2s,errors<1%", "--max-users", "32", "--levels", "2"),
+              0);
+    CHECK(s.capacity);
+    CHECK_STR(s.slo, "ttft_p95<2s,errors<1%");
+    CHECK_INT(s.max_users, 32);
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --slo is an option of --capacity; try 'tokentap bench --help'",
+              "bench", "x", "--slo", "ttft_p95<2s");
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --slo: objective 'ttft_p95<2': the limit of ttft is a time like 2s "
+              "or 500ms, not '2'; try 'tokentap bench --help'",
+              "bench", "x", "--capacity", "--slo", "ttft_p95<2");
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --capacity runs copies of one level's agents: name one level with "
+              "--levels (e.g. --levels 1); try 'tokentap bench --help'",
+              "bench", "x", "--capacity", "--levels", "1,2");
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --max-users: expected an integer from 1 to 256, got '0'; try "
+              "'tokentap bench --help'",
+              "bench", "x", "--capacity", "--max-users", "0");
+    /* --sweep KEY=V1,V2 (the values are checked against the scenario). */
+    CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "x", "--sweep", "slots=2,3"), 0);
+    CHECK_STR(s.sweep, "slots=2,3");
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --sweep: expected KEY=V1,V2 (e.g. slots=2,3,4), got 'slots'; try "
+              "'tokentap bench --help'",
+              "bench", "x", "--sweep", "slots");
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --thinking sets every request; --sweep thinking=... varies it: one "
+              "or the other; try 'tokentap bench --help'",
+              "bench", "x", "--sweep", "thinking=on,off", "--thinking", "on");
 }
 
 static void test_report(void)
@@ -924,6 +1135,8 @@ int main(void)
     test_serve_tls();
     test_serve_bad();
     test_replay();
+    test_replay_agentic();
+    test_trace_export();
     test_bench();
     test_report();
     char cmd[128];

@@ -297,6 +297,24 @@ static void test_strict(void)
               HTTP_STEP_DONE);
     CHECK_MEM(b.data, b.len, "x", 1);
 
+    /* A length past INT64_MAX (llhttp takes up to UINT64_MAX) is refused,
+     * never read as "no body" (fuzz_http found it). */
+    struct http_limits unlimited = {.max_head_bytes = 1024, .max_body_bytes = 0};
+    struct http_parser *big = http_parser_new(HTTP_KIND_REQUEST, &unlimited, on_body, &b);
+    const char cl[] = "POST / HTTP/1.1\r\nContent-Length: 9223372036854775808\r\n\r\nGET /x HTTP/1.1\r\n\r\n";
+    size_t bused;
+    CHECK_INT(http_parser_feed(big, cl, sizeof(cl) - 1, &bused), HTTP_ERR_BODY_TOO_LARGE);
+    http_parser_free(big);
+    big = http_parser_new(HTTP_KIND_RESPONSE, &unlimited, on_body, &b);
+    const char rl[] = "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n";
+    CHECK_INT(http_parser_feed(big, rl, sizeof(rl) - 1, &bused), HTTP_ERR_BODY_TOO_LARGE);
+    http_parser_free(big);
+    big = http_parser_new(HTTP_KIND_REQUEST, &unlimited, on_body, &b);
+    const char ok[] = "POST / HTTP/1.1\r\nContent-Length: 9223372036854775807\r\n\r\n";
+    CHECK_INT(http_parser_feed(big, ok, sizeof(ok) - 1, &bused), HTTP_STEP_HEAD);
+    CHECK(http_parser_head(big)->content_length == INT64_MAX);
+    http_parser_free(big);
+
     /* Upgrade (curl --http2 over cleartext): no switch; the next request
      * on the connection is parsed as HTTP/1.1. */
     const char up[] = "GET / HTTP/1.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"

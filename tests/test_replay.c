@@ -3,7 +3,6 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,23 +31,6 @@ static void trace_file(const char *dir, char *buf, size_t len)
             snprintf(buf, len, "%.120s/%.120s", dir, e->d_name);
     if (d)
         closedir(d);
-}
-
-/* Runs tokentap with args; returns the exit status and stdout+stderr. */
-static int run(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char *out, size_t outlen, const char *fmt, ...)
-{
-    char args[2048], cmd[2300];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof(args), fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof(cmd), "%s %s 2>&1", getenv("TOKENTAP"), args);
-    FILE *f = popen(cmd, "r");
-    size_t got = f ? fread(out, 1, outlen - 1, f) : 0;
-    out[got] = '\0';
-    int st = f ? pclose(f) : -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /* Parses a JSONL file into an array. */
@@ -142,12 +124,12 @@ static void test_record_and_replay(void)
     /* Replay at speed 1 and 10 against the sim. */
     path_in(log1, sizeof(log1), "replay1.jsonl");
     path_in(out1, sizeof(out1), "replay1.json");
-    CHECK_INT(run(out, sizeof(out), "replay %s --target http://127.0.0.1:%d --log %s --out %s -q",
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target http://127.0.0.1:%d --log %s --out %s -q",
                   trace, sim.port, log1, out1),
               0);
     CHECK(strstr(out, "5 requests") != NULL);
     path_in(log10, sizeof(log10), "replay10.jsonl");
-    CHECK_INT(run(out, sizeof(out), "replay %s --target http://127.0.0.1:%d --speed 10 --log %s -q",
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target http://127.0.0.1:%d --speed 10 --log %s -q",
                   trace, sim.port, log10),
               0);
 
@@ -209,7 +191,7 @@ static void test_record_and_replay(void)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", sim.port);
     const char *args[] = {"serve", "--listen", "127.0.0.1:0", "--upstream", url, "--record", dir2, NULL};
     itest_spawn(&serve, args);
-    CHECK_INT(run(out, sizeof(out), "replay %s --target http://127.0.0.1:%d --speed 20 --history live -q",
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target http://127.0.0.1:%d --speed 20 --history live -q",
                   trace, serve.port),
               0);
     CHECK_INT(itest_stop(&serve), 0);
@@ -267,7 +249,7 @@ static void test_live_history(void)
         fprintf(f, "\"role\":\"assistant\",");
     fprintf(f, "\"content\":\"RECD\"},{\"role\":\"user\",\"content\":\"d1\"}]}\n");
     fclose(f);
-    CHECK_INT(run(out, sizeof(out), "replay %s --target http://127.0.0.1:%d --history live -q",
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target http://127.0.0.1:%d --history live -q",
                   trace, serve.port),
               0);
     CHECK_INT(itest_stop(&serve), 0);
@@ -309,7 +291,7 @@ static void test_modes(void)
     fclose(f);
 
     path_in(log, sizeof(log), "conc.jsonl");
-    CHECK_INT(run(out, sizeof(out), "replay %s --concurrency 4 --sim-slots 8 --sim-decode-tps 400 --sim-prefill-tps 20000 --log %s -q",
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --concurrency 4 --sim-slots 8 --sim-decode-tps 400 --sim-prefill-tps 20000 --log %s -q",
                   trace, log),
               0);
     cJSON *recs = read_jsonl(log);
@@ -329,7 +311,7 @@ static void test_modes(void)
     cJSON_Delete(recs);
 
     path_in(log, sizeof(log), "rate.jsonl");
-    CHECK_INT(run(out, sizeof(out), "replay %s --rate 40 --requests 120 --seed 3 --sim-slots 64 --sim-decode-tps 2000 --sim-prefill-tps 200000 --log %s -q",
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --rate 40 --requests 120 --seed 3 --sim-slots 64 --sim-decode-tps 2000 --sim-prefill-tps 200000 --log %s -q",
                   trace, log),
               0);
     recs = read_jsonl(log);
@@ -350,7 +332,7 @@ static void test_modes(void)
 
     /* --rate R --duration D sends R x D requests: the end is not included. */
     path_in(log, sizeof(log), "window.jsonl");
-    CHECK_INT(run(out, sizeof(out),
+    CHECK_INT(itest_runf(out, sizeof(out),
                   "replay %s --rate 5 --duration 2s --arrival constant --sim-decode-tps 5000 --log %s -q",
                   trace, log),
               0);
@@ -371,7 +353,7 @@ static void test_modes(void)
     fclose(f);
     path_in(log, sizeof(log), "repeat.jsonl");
     CHECK_INT(
-        run(out, sizeof(out),
+        itest_runf(out, sizeof(out),
             "replay %s --rate 20 --arrival constant --requests 6 --sim-decode-tps 5000 --log %s -q",
             trace, log),
         0);
@@ -533,7 +515,7 @@ static void test_rewrite(void)
                  cases[c].thinking_arg);
         path_in(log, sizeof(log), "think-log.jsonl");
         unlink(log);
-        CHECK_INT(run(out, sizeof(out), "replay %s %s --concurrency 3 --sim-decode-tps 1000 --log %s -q", trace,
+        CHECK_INT(itest_runf(out, sizeof(out), "replay %s %s --concurrency 3 --sim-decode-tps 1000 --log %s -q", trace,
                       extra, log),
                   0);
         cJSON *recs = read_jsonl(log);
@@ -549,12 +531,12 @@ static void test_rewrite(void)
         }
         cJSON_Delete(recs);
     }
-    CHECK_INT(run(out, sizeof(out), "replay %s --thinking maybe -q", trace), 2);
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --thinking maybe -q", trace), 2);
     CHECK(strstr(out, "expected on, off or pass") != NULL);
     f = fopen(conf, "w");
     fprintf(f, "rewrite:\n  rules:\n    - name: bad\n      thinkin: off\n");
     fclose(f);
-    CHECK_INT(run(out, sizeof(out), "replay %s --config %s -q", trace, conf), 2);
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --config %s -q", trace, conf), 2);
     char want[200];
     snprintf(want, sizeof(want), "%s:4: unknown key 'thinkin'", conf);
     CHECK(strstr(out, want) != NULL);
@@ -584,32 +566,35 @@ static void test_bad_traces(void)
     kill(serve.pid, SIGKILL);
     itest_stop(&serve);
     trace_file(dir, trace, sizeof(trace));
-    CHECK_INT(run(out, sizeof(out), "replay %s --target %s --speed 100 -q", trace, url), 0);
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target %s --speed 100 -q", trace, url), 0);
     CHECK(strstr(out, "3 requests") != NULL);
 
     /* A torn last line and garbage: skipped with file:line, or stop. */
     FILE *f = fopen(trace, "a");
     fprintf(f, "not json at all\n{\"v\":1,\"method\":\"POST\",\"pa");
     fclose(f);
-    CHECK_INT(run(out, sizeof(out), "replay %s --target %s --speed 100 -q", trace, url), 0);
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target %s --speed 100 -q", trace, url), 0);
     char want[300];
     snprintf(want, sizeof(want), "%s:4:", trace);
     CHECK(strstr(out, want) != NULL);
     snprintf(want, sizeof(want), "%s:5:", trace);
     CHECK(strstr(out, want) != NULL);
-    CHECK_INT(run(out, sizeof(out), "replay %s --target %s --on-error stop -q", trace, url), 2);
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target %s --on-error stop -q", trace, url), 2);
+    /* A trace that is not there: a bad argument, exit 2 with its name. */
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s/none.jsonl --target %s -q", dir, url), 2);
+    CHECK(strstr(out, "none.jsonl: No such file or directory") != NULL);
 
     char v9[128];
     path_in(v9, sizeof(v9), "v9.jsonl");
     f = fopen(v9, "w");
     fprintf(f, "{\"v\":9,\"method\":\"POST\",\"path\":\"/v1/chat/completions\"}\n");
     fclose(f);
-    run(out, sizeof(out), "replay %s --target %s -q", v9, url);
+    itest_runf(out, sizeof(out), "replay %s --target %s -q", v9, url);
     CHECK(strstr(out, "newer than this tokentap understands") != NULL);
 
     /* An unreachable target fails before the run. */
     itest_stop(&sim);
-    CHECK_INT(run(out, sizeof(out), "replay %s --target %s -q", trace, url), 1);
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target %s -q", trace, url), 1);
     CHECK(strstr(out, "does not answer") != NULL);
 }
 

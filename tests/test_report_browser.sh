@@ -44,7 +44,7 @@ check() {
     grep -q '<pre id="errors" hidden=""></pre>' "$dom" ||
         fail "$name: errors on the page: $(sed -n '/<pre id="errors"/,/<\/pre>/p' "$dom" | head -20)"
     # Chart.js sizes every canvas it draws on.
-    drawn=$(grep -o '<canvas id="chart-[a-z]*"[^>]*box-sizing' "$dom" | wc -l)
+    drawn=$(grep -o '<canvas id="chart-[a-z0-9-]*"[^>]*box-sizing' "$dom" | wc -l)
     [ "$drawn" -eq "$canvases" ] || fail "$name: $drawn of $canvases canvases drawn"
     if grep -q 'CONSOLE' "$tmp/$name-dom.log"; then
         fail "$name: console output: $(grep 'CONSOLE' "$tmp/$name-dom.log" | head -5)"
@@ -67,7 +67,21 @@ check compare "$tmp/compare.html" 6
 # And a report that tokentap bench wrote itself, on the simulator.
 (cd "$FIXTURES/.." && "$TOKENTAP" bench fixtures/scenario-tiny.yaml --out "$tmp/bench" -q --allow-failures >/dev/null) ||
     fail "tokentap bench failed"
-check bench "$tmp/bench/report.html" 6
+check bench "$tmp/bench/report.html" 7
+
+# A capacity search, and two side by side: a chart per objective (the
+# limit drawn) besides the usual ones.
+(cd "$FIXTURES/.." && "$TOKENTAP" bench fixtures/scenario-capacity.yaml --capacity --out "$tmp/cap3" -q >/dev/null) ||
+    fail "tokentap bench --capacity failed"
+printf 'slots: 2\nprefill_tps: 50000\ndecode_tps: 100\n' >"$tmp/two-slots.yaml"
+(cd "$FIXTURES/.." && "$TOKENTAP" bench fixtures/scenario-capacity.yaml --capacity \
+    --target "three=$tmp/two-slots.yaml" --out "$tmp/cap2" -q >/dev/null) ||
+    fail "tokentap bench --capacity on 2 slots failed"
+"$TOKENTAP" compare "$tmp/cap3/results.json" "$tmp/cap2/results.json" --html \
+    --out "$tmp/capacity-compare.html" || fail "tokentap compare of two capacity runs failed"
+check capacity "$tmp/cap3/report.html" 8
+check capacity-compare "$tmp/capacity-compare.html" 8
+grep -q 'chart-capacity-1' "$tmp/capacity-compare.html" || fail "capacity compare: no chart per objective"
 
 # A page whose chart code throws must be caught: the check itself works.
 sed 's/Chart.defaults.animation = false;/Chart.defaults.animation = false; null.boom;/' \
@@ -77,5 +91,5 @@ grep -q '<body data-charts="error">' "$tmp/broken.out" || fail "a throwing page 
 grep -q 'charts: TypeError: Cannot read properties of null' "$tmp/broken.out" ||
     fail "the exception did not reach <pre id=errors>"
 
-echo "test_report_browser: screenshots in $shotdir/report-screenshot.png, $shotdir/compare-screenshot.png, $shotdir/bench-screenshot.png" >&2
+echo "test_report_browser: screenshots in $shotdir/report-screenshot.png, $shotdir/compare-screenshot.png, $shotdir/bench-screenshot.png, $shotdir/capacity-screenshot.png, $shotdir/capacity-compare-screenshot.png" >&2
 [ "$failures" -eq 0 ]

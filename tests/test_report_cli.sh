@@ -98,8 +98,14 @@ checks=$((checks + 1))
 expect 0 "$TOKENTAP" report --html -o "$tmp/html" "$FIXTURES/results-quant.json"
 checks=$((checks + 1))
 [ -f "$tmp/html/report.html" ] && [ ! -e "$tmp/html/report.md" ] || fail "--html wrote the wrong files"
-expect 1 "$TOKENTAP" report "$FIXTURES/results-quant.json" --out "$tmp/nowhere/deeper"
-has "$tmp/err" "cannot write $tmp/nowhere/deeper/report.md"
+# A directory that does not exist yet is made, with its parents (as bench
+# --out does); one that cannot be is an error naming it.
+expect 0 "$TOKENTAP" report "$FIXTURES/results-quant.json" --out "$tmp/nowhere/deeper"
+checks=$((checks + 1))
+[ -f "$tmp/nowhere/deeper/report.md" ] && [ -f "$tmp/nowhere/deeper/report.html" ] || fail "--out DIR was not made"
+touch "$tmp/afile"
+expect 1 "$TOKENTAP" report "$FIXTURES/results-quant.json" --out "$tmp/afile/deeper"
+has "$tmp/err" "cannot create $tmp/afile/deeper"
 
 # Regenerating gives the same bytes (fixed bootstrap seed).
 expect 0 "$TOKENTAP" report "$FIXTURES/results-quant.json" --out "$tmp/html" --md

@@ -792,7 +792,7 @@ static void test_overrides(void)
     const char *no_eq[] = {"q4"};
     o = (struct scenario_overrides){.targets = no_eq, .n_targets = 1};
     CHECK_INT(scenario_apply_overrides(s, &o, &err), -EINVAL);
-    CHECK_STR(err.msg, "--target expects NAME=URL, got 'q4'");
+    CHECK_STR(err.msg, "--target expects NAME=URL or NAME=PROFILE.yaml, got 'q4'");
     const char *bad_url[] = {"q4=127.0.0.1:7080"};
     o = (struct scenario_overrides){.targets = bad_url, .n_targets = 1};
     CHECK_INT(scenario_apply_overrides(s, &o, &err), -EINVAL);
@@ -831,6 +831,134 @@ static void test_overrides(void)
     CHECK_STR(s->targets[0].name, "q3");
     CHECK_STR(s->targets[0].url, "http://127.0.0.1:7090");
     CHECK(scenario_find_target(s, "q4") == NULL);
+
+    /* NAME=PROFILE.yaml: back on the simulator, with that profile. */
+    char prof[1100];
+    snprintf(prof, sizeof(prof), "q3=%s", write_file("fitted.yaml", "slots: 2\ndecode_tps: 33\n"
+                                                                   "calibration: {from: a.json}\n"));
+    const char *to_profile[] = {prof};
+    o = (struct scenario_overrides){.targets = to_profile, .n_targets = 1};
+    CHECK_INT(scenario_apply_overrides(s, &o, &err), 0);
+    CHECK(s->targets[0].url == NULL);
+    CHECK_INT(s->targets[0].sim.slots, 2);
+    CHECK_NEAR(s->targets[0].sim.decode_tps, 33, 1e-9);
+    CHECK_NEAR(s->targets[0].sim.prefill_tps, 1500, 1e-9); /* the default */
+    CHECK(s->targets[0].sim.calibrated);
+    CHECK_STR(s->targets[0].profile, prof + 3);
+    snprintf(prof, sizeof(prof), "q3=%s", write_file("broken.yaml", "slots: 0\n"));
+    CHECK_INT(scenario_apply_overrides(s, &o, &err), -EINVAL);
+    CHECK(strstr(err.msg, "target 'q3': ") && strstr(err.msg, "broken.yaml:1: 'slots' must be"));
+    scenario_free(s);
+}
+
+/* A target's sim: names a profile file, beside the scenario. */
+static void test_profile_file(void)
+{
+    write_file("q4.yaml", "# fitted\nslots: 4\nprefill_tps: 900\nbatch_slowdown: 0.2\n"
+                          "calibration:\n  from: [m/results.json]\n  target: real\n"
+                          "  levels: [\"1\", \"2\"]\n  requests: 12\n");
+    struct scenario *s = load_text("name: t\ntargets:\n  q4: {sim: q4.yaml}\n  q3: {sim: {slots: 2}}\n"
+                                   "agents: {x: {user: hi}}\nlevels: [{agents: [x]}]\n");
+    if (!s)
+        return;
+    const struct sim_profile *p = &s->targets[0].sim;
+    CHECK_INT(p->slots, 4);
+    CHECK_NEAR(p->prefill_tps, 900, 1e-9);
+    CHECK_NEAR(p->decode_tps, 50, 1e-9);
+    CHECK_NEAR(p->batch_slowdown, 0.2, 1e-9);
+    CHECK(p->calibrated);
+    CHECK_STR(p->calibration.from, "m/results.json");
+    CHECK_STR(p->calibration.target, "real");
+    CHECK_STR(p->calibration.levels, "1, 2");
+    CHECK_INT(p->calibration.requests, 12);
+    CHECK(strstr(s->targets[0].profile, "/q4.yaml") != NULL);
+    CHECK(!s->targets[1].sim.calibrated && !s->targets[1].profile);
+    /* The profile writes back what it read. */
+    char *yaml = sim_profile_yaml(p, "made\nby hand");
+    CHECK(yaml && strstr(yaml, "# made\n# by hand\nslots: 4\nprefill_tps: 900\n"));
+    CHECK(yaml && strstr(yaml, "calibration:\n  from: [\"m/results.json\"]\n  target: \"real\"\n"
+                               "  levels: [\"1\", \"2\"]\n  requests: 12\n"));
+    const char *again = write_file("again.yaml", yaml ? yaml : "");
+    struct sim_profile q;
+    struct config_err err;
+    CHECK_INT(sim_profile_load(again, &q, &err), 0);
+    CHECK(q.slots == 4 && q.prefill_tps == 900 && q.batch_slowdown == 0.2 && q.calibrated);
+    free(yaml);
+    scenario_free(s);
+
+    EXPECT_ERROR("name: t\ntargets:\n  a: {sim: nowhere.yaml}\n"
+                 "agents: {x: {user: hi}}\nlevels: [{agents: [x]}]\n",
+                 3, "sim profile: ");
+    write_file("bad-profile.yaml", "slots: 2\nspeed: 3\n");
+    EXPECT_ERROR("name: t\ntargets:\n  a: {sim: bad-profile.yaml}\n"
+                 "agents: {x: {user: hi}}\nlevels: [{agents: [x]}]\n",
+                 3, "bad-profile.yaml:2: unknown key 'speed'");
+}
+
+/* ---- sweeps ---- */
+
+static void test_sweep(void)
+{
+    const char *text = "name: t\ntargets:\n  q4: {label: Q4, sim: {slots: 3}}\n"
+                       "  real: {url: http://127.0.0.1:9}\n"
+                       "agents: {x: {user: hi, thinking: off, max_tokens: 9}}\nlevels: [{agents: [x]}]\n";
+    struct scenario *s = load_text(text);
+    if (!s)
+        return;
+    struct config_err err;
+    /* Refused whole, s unchanged. */
+    CHECK_INT(scenario_apply_sweep(s, "slots=2,4", &err), -EINVAL);
+    CHECK_STR(err.msg, "--sweep slots: target 'real' is a real server; slots is a simulator setting");
+    CHECK_INT(s->n_targets, 2);
+    CHECK_INT(scenario_apply_sweep(s, "speed=1,2", &err), -EINVAL);
+    CHECK(strstr(err.msg, "--sweep: unknown setting 'speed' (settings: thinking, max_tokens, slots"));
+    CHECK_INT(scenario_apply_sweep(s, "thinking=on,maybe", &err), -EINVAL);
+    CHECK_STR(err.msg, "--sweep thinking: expected on or off, got 'maybe'");
+    CHECK_INT(scenario_apply_sweep(s, "max_tokens=8,", &err), -EINVAL);
+    CHECK_INT(scenario_apply_sweep(s, "max_tokens", &err), -EINVAL);
+    CHECK_INT(scenario_apply_sweep(s, "max_tokens=8,8", &err), -EINVAL);
+    CHECK(strstr(err.msg, "'8' twice"));
+    CHECK_INT(scenario_apply_sweep(s, "target=q4,nope", &err), -EINVAL);
+    CHECK_STR(err.msg, "unknown target 'nope' (targets: q4, real)");
+    CHECK_INT(s->n_targets, 2);
+    CHECK(s->sweep_key == NULL);
+
+    /* thinking: a copy per value, and the value wins over the turn's. */
+    CHECK_INT(scenario_apply_sweep(s, "thinking=on,off", &err), 0);
+    CHECK_INT(s->n_targets, 4);
+    CHECK_STR(s->sweep_key, "thinking");
+    CHECK_STR(s->targets[0].name, "q4-on");
+    CHECK_STR(s->targets[0].label, "Q4 (thinking=on)");
+    CHECK_STR(s->targets[3].name, "real-off");
+    CHECK_STR(s->targets[3].url, "http://127.0.0.1:9");
+    CHECK_STR(s->targets[1].sweep_value, "off");
+    CHECK_INT(scenario_thinking(&s->agents[0].turns[0], &s->targets[0]), 1);
+    CHECK_INT(scenario_thinking(&s->agents[0].turns[0], &s->targets[1]), 0);
+    CHECK_INT(scenario_max_tokens(&s->agents[0].turns[0], &s->targets[0]), 9);
+    scenario_free(s);
+
+    /* A simulator setting, max_tokens, and values that are not names. */
+    s = load_text("name: t\ntargets:\n  q4: {sim: {slots: 3}}\n"
+                  "agents: {x: {user: hi}}\nlevels: [{agents: [x]}]\n");
+    if (!s)
+        return;
+    CHECK_INT(scenario_apply_sweep(s, "batch_slowdown=0.05, 0.2", &err), 0);
+    CHECK_INT(s->n_targets, 2);
+    CHECK_STR(s->targets[1].name, "q4-0_2");
+    CHECK_STR(s->targets[1].label, "q4 (batch_slowdown=0.2)");
+    CHECK_NEAR(s->targets[1].sim.batch_slowdown, 0.2, 1e-12);
+    CHECK_INT(s->targets[1].sim.slots, 3);
+    scenario_free(s);
+    s = load_text("name: t\ntargets:\n  q4: {}\n  q3: {}\n"
+                  "agents: {x: {user: hi}}\nlevels: [{agents: [x]}]\n");
+    if (!s)
+        return;
+    CHECK_INT(scenario_apply_sweep(s, "max_tokens=64,1000001", &err), -EINVAL);
+    CHECK_INT(scenario_apply_sweep(s, "target=q3,q4", &err), 0);
+    CHECK_STR(s->targets[0].name, "q3");
+    CHECK_STR(s->targets[0].sweep_value, "q3");
+    CHECK_INT(scenario_apply_sweep(s, "max_tokens=64", &err), 0);
+    CHECK_INT(scenario_max_tokens(&s->agents[0].turns[0], &s->targets[1]), 64);
     scenario_free(s);
 }
 
@@ -858,6 +986,8 @@ int main(void)
     test_expand();
     test_checks();
     test_overrides();
+    test_profile_file();
+    test_sweep();
     remove_tmpdir();
     return check_done("test_scenario");
 }

@@ -1,6 +1,7 @@
 /* Integration tests for `tokentap serve`: sim as upstream (or a scripted
  * raw peer for misbehaviour), curl-like clients, real processes on
  * 127.0.0.1. */
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -650,6 +651,85 @@ static void test_many_chunks_one_send(void)
     itest_peer_stop(&peer);
 }
 
+/* Reads the child's stdout until a line starting with prefix; its rest
+ * (the address) into buf. */
+static bool read_line_after(int fd, const char *prefix, char *buf, size_t len)
+{
+    char acc[1024];
+    size_t got = 0;
+    for (int tries = 0; tries < 100 && got < sizeof(acc) - 1; tries++) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = read(fd, acc + got, sizeof(acc) - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        acc[got] = '\0';
+        const char *at = strstr(acc, prefix);
+        const char *nl = at ? strchr(at, '\n') : NULL;
+        if (nl) {
+            snprintf(buf, len, "%.*s", (int)(nl - at - strlen(prefix)), at + strlen(prefix));
+            return true;
+        }
+    }
+    return false;
+}
+
+static int status_of(int port, const char *path, const char *headers)
+{
+    struct itest_resp r;
+    itest_request(port, "GET", path, headers, NULL, 0, &r);
+    int st = r.status;
+    itest_resp_free(&r);
+    return st;
+}
+
+/* Who may read /tokentap/: loopback clients by default, the --admin-allow
+ * blocks, only the admin listener with --admin-listen, and only with the
+ * token when there is one. */
+static void test_admin_access(void)
+{
+    struct itest_proc sim, serve;
+    start_sim(&sim, NULL, NULL);
+    start_serve(&serve, sim.port, NULL);
+    CHECK_INT(status_of(serve.port, "/tokentap/health", NULL), 200);
+    itest_stop(&serve);
+
+    /* Our client is 127.0.0.1: outside 127.0.0.2/32. */
+    const char *other[] = {"--admin-allow", "127.0.0.2/32", NULL};
+    start_serve(&serve, sim.port, other);
+    struct itest_resp r;
+    itest_request(serve.port, "GET", "/tokentap/requests", NULL, NULL, 0, &r);
+    CHECK_INT(r.status, 403);
+    CHECK(r.body && strstr(r.body, "--admin-allow") != NULL);
+    itest_resp_free(&r);
+    CHECK_INT(status_of(serve.port, "/health", NULL), 200); /* the proxy still is */
+    itest_stop(&serve);
+
+    char tokfile[] = "/tmp/tokentap-token-XXXXXX";
+    int fd = mkstemp(tokfile);
+    CHECK(write(fd, "s3cret\n", 7) == 7);
+    close(fd);
+    const char *apart[] = {"--admin-listen", "127.0.0.1:0", "--admin-token-file", tokfile, NULL};
+    start_serve(&serve, sim.port, apart);
+    char addr[64] = "";
+    CHECK(read_line_after(serve.out_fd, "admin listening on ", addr, sizeof(addr)));
+    const char *colon = strrchr(addr, ':');
+    int admin_port = colon ? atoi(colon + 1) : 0;
+    CHECK(admin_port > 0);
+    CHECK_INT(status_of(serve.port, "/tokentap/health", "Authorization: Bearer s3cret\r\n"), 404);
+    CHECK_INT(status_of(admin_port, "/tokentap/health", NULL), 401);
+    CHECK_INT(status_of(admin_port, "/tokentap/health", "Authorization: Bearer wrong\r\n"), 401);
+    CHECK_INT(status_of(admin_port, "/tokentap/health", "Authorization: Bearer s3cret\r\n"), 200);
+    CHECK_INT(status_of(admin_port, "/tokentap/stats?token=s3cret", NULL), 200);
+    CHECK_INT(status_of(admin_port, "/v1/models", "Authorization: Bearer s3cret\r\n"), 404);
+    CHECK_INT(status_of(serve.port, "/v1/models", NULL), 200);
+    CHECK_INT(itest_stop(&serve), 0);
+    unlink(tokfile);
+    itest_stop(&sim);
+}
+
 /* SIGTERM: stop accepting, let the stream in progress finish, exit 0. */
 static void *long_stream(void *arg)
 {
@@ -697,5 +777,6 @@ int main(void)
     ITEST_RUN(test_slow_reader_bounded);
     ITEST_RUN(test_routing);
     ITEST_RUN(test_drain);
+    ITEST_RUN(test_admin_access);
     return check_done("test_serve");
 }

@@ -636,6 +636,89 @@ static void test_many_slots(void)
     CHECK_INT(itest_stop(&sim), 0);
 }
 
+/* ignore_eos (which replay asks for, as llama-server understands it): the
+ * answer runs to max_tokens, past where the made-up answer would end
+ * (48..431 tokens), on every API. */
+static void test_ignore_eos(int port)
+{
+    const char *chat = "{\"messages\":[{\"role\":\"user\",\"content\":\"go on\"}],\"max_tokens\":520,"
+                       "\"ignore_eos\":true}";
+    const char *anth = "{\"model\":\"m\",\"max_tokens\":470,\"ignore_eos\":true,\"messages\":[{\"role\":"
+                       "\"user\",\"content\":\"go on\"}]}";
+    const char *plain = "{\"messages\":[{\"role\":\"user\",\"content\":\"go on\"}],\"max_tokens\":520}";
+    struct itest_resp r;
+    itest_request(port, "POST", "/v1/chat/completions", NULL, chat, strlen(chat), &r);
+    CHECK_INT(r.status, 200);
+    CHECK_INT(json_int(r.body, "\"completion_tokens\":"), 520);
+    CHECK(strstr(r.body, "\"finish_reason\":\"length\"") != NULL);
+    itest_resp_free(&r);
+    itest_request(port, "POST", "/v1/messages", NULL, anth, strlen(anth), &r);
+    CHECK_INT(r.status, 200);
+    CHECK_INT(json_int(r.body, "\"output_tokens\":"), 470);
+    CHECK(strstr(r.body, "\"stop_reason\":\"max_tokens\"") != NULL);
+    itest_resp_free(&r);
+    /* Without it the answer ends by itself. */
+    itest_request(port, "POST", "/v1/chat/completions", NULL, plain, strlen(plain), &r);
+    CHECK(json_int(r.body, "\"completion_tokens\":") < 520);
+    CHECK(strstr(r.body, "\"finish_reason\":\"stop\"") != NULL);
+    itest_resp_free(&r);
+}
+
+/* A chat body of one user message: `words` words seeded by `seed`,
+ * then `extra` more seeded by seed + 1 (so A and A+more share A). */
+static char *words_body(unsigned seed, size_t words, size_t extra)
+{
+    static const char *const vocab[] = {"red", "sky", "dog", "cat", "sun", "map", "box", "pen"};
+    size_t cap = (words + extra) * 4 + 128;
+    char *b = malloc(cap);
+    size_t n = (size_t)snprintf(b, cap, "{\"messages\":[{\"role\":\"user\",\"content\":\"");
+    for (size_t i = 0; i < words + extra; i++) {
+        unsigned s = (i < words ? seed : seed + 1) * 2654435761u + (unsigned)i * 40503u;
+        n += (size_t)snprintf(b + n, cap - n, " %s", vocab[(s >> 13) % 8]);
+    }
+    snprintf(b + n, cap - n, "\"}],\"max_tokens\":2}");
+    return b;
+}
+
+static long cache_n_of(int port, const char *body)
+{
+    struct itest_resp r;
+    itest_request(port, "POST", "/v1/chat/completions", NULL, body, strlen(body), &r);
+    CHECK_INT(r.status, 200);
+    long n = json_int(r.body, "\"cache_n\":");
+    itest_resp_free(&r);
+    return n;
+}
+
+/* The slot cache as llama-server keeps it: a request goes to the free slot
+ * whose cached prompt shares the longest prefix with it, only the rest is
+ * prefilled (cache_n tokens come from the cache), and a slot's cache is
+ * what it last ran. With two slots, A and B keep theirs and A grown by a
+ * turn finds A's; with one, B replaced A and the grown A starts over. */
+static void test_slot_cache(void)
+{
+    char *a = words_body(1, 1000, 0), *b = words_body(2, 1000, 0), *a2 = words_body(1, 1000, 200);
+    for (int slots = 1; slots <= 2; slots++) {
+        struct itest_proc sim;
+        char n[8];
+        snprintf(n, sizeof(n), "%d", slots);
+        const char *args[] = {"sim", "--listen", "127.0.0.1:0", "--slots", n, "--decode-tps", "2000",
+                              "--prefill-tps", "1000000", NULL};
+        itest_spawn(&sim, args);
+        CHECK_INT(cache_n_of(sim.port, a), 0);
+        CHECK(cache_n_of(sim.port, b) < 10); /* at most the template's start */
+        long hit = cache_n_of(sim.port, a2);
+        if (slots == 2)
+            CHECK(hit >= 1000 && hit <= 1010); /* the 1000 words (4 bytes, a token each) and the template's start */
+        else
+            CHECK(hit < 10);
+        CHECK_INT(itest_stop(&sim), 0);
+    }
+    free(a);
+    free(b);
+    free(a2);
+}
+
 int main(void)
 {
     struct itest_proc sim;
@@ -646,6 +729,7 @@ int main(void)
     test_chunks(sim.port);
     test_faults(sim.port);
     test_thinking(sim.port);
+    test_ignore_eos(sim.port);
     test_bad_input(sim.port);
     test_keepalive(sim.port);
     test_cli_errors(sim.port);
@@ -655,6 +739,7 @@ int main(void)
     test_timings();
     test_disconnect_frees_slot();
     test_many_slots();
+    test_slot_cache();
     test_stamp_log();
     return check_done("test_sim");
 }

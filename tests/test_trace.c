@@ -762,7 +762,10 @@ static void test_errors(void)
                         "{\"messages\":{}}\n"                                          /* 16 */
                         "{\"prompt\":\"x\",\"timestamp\":\"soon\"}\n");                /* 17 */
     evbuffer_add(b, longline, sizeof(longline));                                       /* 18 */
-    evbuffer_add_printf(b, "{\"prompt\":\"ok\"}\n");                                   /* 19 ok */
+    evbuffer_add_printf(b, "{\"prompt\":\"ok\"}\n"                                   /* 19 ok */
+                           "{\"v\":1,\"method\":\"GET\",\"path\":\"\"}\n"             /* 20 */
+                           "{\"v\":1,\"method\":\"GET\",\"path\":\"/a b\"}\n"         /* 21 */
+                           "{\"v\":1,\"method\":\"\",\"path\":\"/\"}\n");             /* 22 */
     size_t n = evbuffer_get_length(b);
     spit(path, (const char *)evbuffer_pullup(b, -1), n);
     evbuffer_free(b);
@@ -800,6 +803,10 @@ static void test_errors(void)
     CHECK_INT(trace_reader_next(r, &g, &err), 1);
     CHECK_INT(g.line, 19);
     trace_entry_finish(&g);
+    /* Replay would send "GET  HTTP/1.1" (fuzz_trace_read found line 20). */
+    expect_error(r, path, 20, -EBADMSG, "\"path\" must start with /");
+    expect_error(r, path, 21, -EBADMSG, "\"path\" must start with /");
+    expect_error(r, path, 22, -EBADMSG, "\"method\" must be a word");
     CHECK_INT(trace_reader_next(r, &g, &err), 0);
     trace_reader_close(r);
 

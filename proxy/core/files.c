@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,5 +94,69 @@ fail:
     if (fd >= 0)
         close(fd);
     unlink(tmp);
+    return rc;
+}
+
+int files_read(const char *path, size_t max, char **ret_buf, size_t *ret_len)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    struct stat st;
+    int rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        rc = -EISDIR;
+        goto fail;
+    }
+    if (st.st_size < 0 || (uint64_t)st.st_size > max) {
+        rc = -EFBIG;
+        goto fail;
+    }
+    size_t cap = (size_t)st.st_size + 1;
+    buf = malloc(cap);
+    if (!buf) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (;;) {
+        if (len + 1 >= cap) {
+            /* The file grew since fstat (or is a pipe): grow, within the limit. */
+            if (cap > max) {
+                rc = -EFBIG;
+                goto fail;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                rc = -ENOMEM;
+                goto fail;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    close(fd);
+    *ret_buf = buf;
+    *ret_len = len;
+    return 0;
+fail:
+    free(buf);
+    close(fd);
     return rc;
 }

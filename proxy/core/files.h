@@ -20,4 +20,9 @@ int files_make_dirs(const char *path, mode_t mode);
  * failure path is unchanged (atomic case) and no temporary file is left. */
 int files_write_atomic(const char *path, const void *data, size_t len);
 
+/* Reads the whole file at path (at most max bytes) into a malloc'ed,
+ * NUL-terminated buffer. 0, -EISDIR, -EFBIG (larger than max), -ENOMEM or
+ * -errno. */
+int files_read(const char *path, size_t max, char **ret_buf, size_t *ret_len);
+
 #endif

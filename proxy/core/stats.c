@@ -117,13 +117,7 @@ fail:
     return r;
 }
 
-/* splitmix64: tiny, fast, and the same sequence on every platform, which
- * is all a reproducible bootstrap needs. */
-struct rng {
-    uint64_t state;
-};
-
-static uint64_t rng_next(struct rng *g)
+uint64_t stats_rng_next(struct stats_rng *g)
 {
     uint64_t z = (g->state += UINT64_C(0x9e3779b97f4a7c15));
     z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
@@ -131,23 +125,23 @@ static uint64_t rng_next(struct rng *g)
     return z ^ (z >> 31);
 }
 
-/* Uniform in [0, n) without modulo bias: reject the short top range. */
-static size_t rng_below(struct rng *g, size_t n)
+/* Rejects the short top range: no modulo bias. */
+size_t stats_rng_below(struct stats_rng *g, size_t n)
 {
     uint64_t bound = (uint64_t)n;
     uint64_t threshold = (0 - bound) % bound;
     for (;;) {
-        uint64_t x = rng_next(g);
+        uint64_t x = stats_rng_next(g);
         if (x >= threshold)
             return (size_t)(x % bound);
     }
 }
 
-static double resample_mean(struct rng *g, const double *s, size_t k)
+static double resample_mean(struct stats_rng *g, const double *s, size_t k)
 {
     double sum = 0;
     for (size_t i = 0; i < k; i++)
-        sum += s[rng_below(g, k)];
+        sum += s[stats_rng_below(g, k)];
     return sum / (double)k;
 }
 
@@ -180,7 +174,7 @@ int stats_bootstrap_ci(const double *v, size_t n, double confidence, double *ret
         r = -ENOMEM;
         goto fail;
     }
-    struct rng g = {STATS_BOOTSTRAP_SEED};
+    struct stats_rng g = {STATS_BOOTSTRAP_SEED};
     for (size_t i = 0; i < STATS_BOOTSTRAP_RESAMPLES; i++)
         dist[i] = resample_mean(&g, s, k);
     interval(dist, confidence, ret_lo, ret_hi);
@@ -247,7 +241,7 @@ int stats_bootstrap_diff(const double *a, size_t n_a, const double *b, size_t n_
         }
         /* One stream for both sides: each resample draws a's values, then
          * b's, so the pair is reproducible as a whole. */
-        struct rng g = {STATS_BOOTSTRAP_SEED};
+        struct stats_rng g = {STATS_BOOTSTRAP_SEED};
         for (size_t i = 0; i < STATS_BOOTSTRAP_RESAMPLES; i++) {
             double ma = resample_mean(&g, sa, ka);
             double mb = resample_mean(&g, sb, kb);

@@ -18,6 +18,18 @@
  * bootstrap costs RESAMPLES x n draws. */
 #define STATS_MAX_VALUES 1000000
 
+/* The bootstrap's PRNG, splitmix64: tiny, fast, and the same sequence on
+ * every platform, which is all a reproducible bootstrap needs. Start it
+ * with {STATS_BOOTSTRAP_SEED} (or any seed) for other resampling. */
+struct stats_rng {
+    uint64_t state;
+};
+
+/* The next 64 random bits. */
+uint64_t stats_rng_next(struct stats_rng *g);
+/* Uniform in [0, n), n > 0. */
+size_t stats_rng_below(struct stats_rng *g, size_t n);
+
 /* Everything a results cell shows for one metric. */
 struct stats_summary {
     size_t n;            /* non-missing values */

@@ -12,6 +12,7 @@
 #include "core/jsonw.h"
 #include <event2/event.h>
 
+#include "tap/live.h"
 #include "tap/metrics.h"
 #include "tap/reqlog.h"
 #include "tap/tap.h"
@@ -142,6 +143,8 @@ static void complete(struct lgreq *q, enum record_outcome outcome)
         r->t_end = clock_now();
     if (lg->o.metrics)
         metrics_end(lg->o.metrics, r, r->t_end);
+    if (lg->o.live)
+        live_end(lg->o.live, r, r->t_end);
     if (lg->o.log)
         reqlog_write(lg->o.log, r);
     struct loadgen_result res = {.rec = r};
@@ -173,6 +176,8 @@ static void on_token(void *ctx, const struct record *r, usec_t t)
     struct lgreq *q = ctx;
     if (q->lg->o.metrics)
         metrics_token(q->lg->o.metrics, &q->rec, t);
+    if (q->lg->o.live)
+        live_token(q->lg->o.live, &q->rec, t);
 }
 
 static void up_head(void *ctx, const struct http_head *h, usec_t t)
@@ -182,6 +187,8 @@ static void up_head(void *ctx, const struct http_head *h, usec_t t)
     q->rec.t_forwarded = q->rec.t_sent;
     tap_head(&q->tap, h, t);
     q->json_body = q->tap.mode == TAP_JSON;
+    if (q->lg->o.live)
+        live_head(q->lg->o.live, &q->rec, t);
 }
 
 static void up_raw(void *ctx, const char *data, size_t len, usec_t t)
@@ -273,6 +280,10 @@ int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_
     snprintf(r->client, sizeof(r->client), "tokentap/%s", TOKENTAP_VERSION);
     if (rq->session)
         snprintf(r->session, sizeof(r->session), "%s", rq->session);
+    if (rq->parent)
+        snprintf(r->parent, sizeof(r->parent), "%s", rq->parent);
+    if (rq->kind)
+        snprintf(r->kind, sizeof(r->kind), "%s", rq->kind);
     if (rq->model)
         snprintf(r->model, sizeof(r->model), "%s", rq->model);
     r->thinking = rq->thinking;
@@ -309,6 +320,8 @@ int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_
     /* Counted in flight only once nothing can fail: complete() ends it. */
     if (lg->o.metrics)
         metrics_begin(lg->o.metrics, r, r->t_start);
+    if (lg->o.live)
+        live_begin(lg->o.live, r, NULL, now);
     return 0;
 fail:
     req_free(q);
@@ -326,4 +339,67 @@ void loadgen_abort_all(struct loadgen *lg)
         tap_end(&q->tap, clock_now());
         complete(q, tap_outcome(&q->tap, 0, true));
     }
+}
+
+struct fetch {
+    struct event_base *base; /* borrowed */
+    struct loadgen_fetched *f; /* borrowed */
+    bool done;
+    int err;
+};
+
+static void fetch_done(void *ctx, const struct loadgen_result *res)
+{
+    struct fetch *x = ctx;
+    struct loadgen_fetched *f = x->f;
+    f->status = res->rec->status;
+    f->outcome = res->rec->outcome;
+    snprintf(f->error, sizeof(f->error), "%s", res->rec->error);
+    if (res->body) {
+        f->body = malloc(res->body_len + 1);
+        if (f->body) {
+            memcpy(f->body, res->body, res->body_len + 1);
+            f->body_len = res->body_len;
+        } else {
+            x->err = -ENOMEM;
+        }
+    }
+    x->done = true;
+    event_base_loopexit(x->base, NULL);
+}
+
+int loadgen_fetch(struct event_base *base, const char *url, const struct upstream_tls_options *tls,
+                  const struct loadgen_req *rq, usec_t timeout, struct loadgen_fetched *ret,
+                  struct config_err *err)
+{
+    struct loadgen_options o;
+    loadgen_options_default(&o);
+    o.url = url;
+    if (tls)
+        o.pool.tls = *tls;
+    o.response_timeout = timeout;
+    o.stream_timeout = timeout;
+    o.keep_text = false;
+    struct loadgen *lg = NULL;
+    int r = loadgen_new(base, &o, &lg, err);
+    if (r < 0)
+        return r;
+    memset(ret, 0, sizeof(*ret));
+    struct fetch x = {.base = base, .f = ret};
+    r = loadgen_send(lg, rq, fetch_done, &x);
+    while (r == 0 && !x.done) {
+        /* 0: a loopexit (perhaps an earlier one); else nothing is left to wait for. */
+        if (event_base_dispatch(base) != 0 && !x.done) {
+            snprintf(ret->error, sizeof(ret->error), "the event loop ended first");
+            break;
+        }
+    }
+    loadgen_free(lg);
+    if (r == 0)
+        r = x.err;
+    if (r < 0) {
+        free(ret->body);
+        ret->body = NULL;
+    }
+    return r;
 }

@@ -14,6 +14,7 @@
 #include "wire/upstream.h"
 
 struct event_base;
+struct live;
 struct loadgen;
 struct metrics;
 struct reqlog;
@@ -26,6 +27,7 @@ struct loadgen_options {
     usec_t stream_timeout;      /* longest silence mid-response (0 = none) */
     struct metrics *metrics;    /* borrowed, may be NULL */
     struct reqlog *log;         /* borrowed, may be NULL */
+    struct live *live;          /* borrowed, may be NULL: what a dashboard (--ui) shows */
     size_t max_text;            /* text kept per kind (default 4 MiB); the rest is dropped */
     bool keep_text;             /* keep the answer text for loadgen_result (default true);
                                  * false saves a copy per token when nobody reads it */
@@ -47,6 +49,7 @@ struct loadgen_req {
     size_t body_len;
     usec_t intended;            /* intended send time; 0 = now (closed loop) */
     const char *session;        /* for the record, may be NULL */
+    const char *parent, *kind;  /* for the record: an agentic session's parent and kind, may be NULL */
     const char *model;          /* for the record, may be NULL */
     int thinking;               /* for the record: -1 unknown, 0 off, 1 on */
     const char *rules;          /* for the record: rewrite rules applied, may be NULL */
@@ -84,5 +87,24 @@ int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_
 void loadgen_abort_all(struct loadgen *lg);
 
 unsigned loadgen_in_flight(const struct loadgen *lg);
+
+/* One answer brought back whole by loadgen_fetch. */
+struct loadgen_fetched {
+    int status;                 /* 0: no response */
+    enum record_outcome outcome;
+    char *body;                 /* owned: a JSON body, NUL-terminated; NULL for anything else */
+    size_t body_len;
+    char error[160];            /* why there was no answer, "" */
+};
+
+/* Sends rq to url (https: with tls, NULL for the defaults) and runs base
+ * until the answer is in or timeout passed: for the few requests a
+ * command makes around its load (a probe, the target's tokenizer). Other
+ * events on base run meanwhile (an embedded sim answers). 0 with *ret
+ * filled (free ret->body), -EINVAL for a bad URL or CA file (err says
+ * why) or -ENOMEM. */
+int loadgen_fetch(struct event_base *base, const char *url, const struct upstream_tls_options *tls,
+                  const struct loadgen_req *rq, usec_t timeout, struct loadgen_fetched *ret,
+                  struct config_err *err);
 
 #endif

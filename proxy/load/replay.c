@@ -5,6 +5,7 @@
  * feed the metrics. replay_cmd.c is the command around it. */
 #include "load/replay.h"
 #include "load/replay_int.h"
+#include "serve/ui.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -255,7 +256,7 @@ static void finish_run(struct replay_run *run);
  * only -ENOMEM): nothing more is sent and the loop ends after this pass;
  * replay_run_loop then aborts what is in flight. It frees nothing, so it
  * is safe inside a loadgen callback. */
-static void fail_run(struct replay_run *run, int err)
+void replay_fail(struct replay_run *run, int err)
 {
     if (!run->failed)
         fprintf(stderr, "tokentap replay: %s: stopping\n", strerror(-err));
@@ -265,16 +266,20 @@ static void fail_run(struct replay_run *run, int err)
     event_base_loopexit(run->base, NULL);
 }
 
-static void on_done(void *ctx, const struct loadgen_result *res)
+void replay_count_done(struct replay_run *run, const struct record *r)
 {
-    struct sendctx *sc = ctx;
-    struct replay_run *run = sc->run;
-    const struct record *r = res->rec;
     run->finished++;
     if (r->t_sent >= r->t_start)
         hist_record(&run->send_lag, r->t_sent - r->t_start);
     if (r->outcome == RECORD_OK && r->t_first_token && r->t_sent)
         hist_record(&run->ttft_uncorrected, clock_diff(r->t_first_token, r->t_sent));
+}
+
+static void on_done(void *ctx, const struct loadgen_result *res)
+{
+    struct sendctx *sc = ctx;
+    struct replay_run *run = sc->run;
+    replay_count_done(run, res->rec);
     if (sc->item != SIZE_MAX) {
         struct replay_item *it = &run->items[sc->item];
         it->state = REPLAY_ITEM_DONE;
@@ -291,7 +296,7 @@ static void on_done(void *ctx, const struct loadgen_result *res)
                 s->answers[s->n_answers++] = answer;
             } else {
                 free(answer);
-                fail_run(run, -ENOMEM);
+                replay_fail(run, -ENOMEM);
             }
         }
     }
@@ -305,21 +310,21 @@ static void on_done(void *ctx, const struct loadgen_result *res)
 /* Runs the rewrite rules (and --thinking) on a request as serve would on
  * its way to an upstream: hdrs and *body are updated in place; res keeps
  * the new body and the header edits' strings alive until the send. */
-static int apply_rules(struct replay_run *run, const struct trace_entry *e, struct loadgen_header *hdrs,
-                       size_t *nh, size_t cap, const char *body, size_t body_len,
-                       struct rewrite_result *res)
+int replay_apply_rules(struct replay_run *run, const char *method, const char *path,
+                       struct loadgen_header *hdrs, size_t *nh, size_t cap, const char *body,
+                       size_t body_len, struct rewrite_result *res)
 {
     struct http_header views[HTTP_MAX_HEADERS];
     struct http_head head = {.kind = HTTP_KIND_REQUEST, .content_length = -1, .headers = views};
     for (size_t i = 0; i < *nh && i < HTTP_MAX_HEADERS; i++)
         views[head.n_headers++] = (struct http_header){
             {hdrs[i].name, strlen(hdrs[i].name)}, {hdrs[i].value, strlen(hdrs[i].value)}};
-    const char *qm = strchr(e->path, '?');
+    const char *qm = strchr(path, '?');
     struct rewrite_request q = {
-        .method = e->method,
-        .path = e->path,
-        .path_len = qm ? (size_t)(qm - e->path) : strlen(e->path),
-        .dialect = dialect_from_path(e->path, strlen(e->path)),
+        .method = method,
+        .path = path,
+        .path_len = qm ? (size_t)(qm - path) : strlen(path),
+        .dialect = dialect_from_path(path, strlen(path)),
         .head = &head,
         .override = run->o.thinking,
     };
@@ -387,7 +392,8 @@ static int send_item(struct replay_run *run, size_t index, usec_t intended)
     struct rewrite_result rw = {0};
     char model[96];
     if (run->rules) {
-        int r = apply_rules(run, e, hdrs, &nh, 64, rq.body, rq.body ? rq.body_len : 0, &rw);
+        int r = replay_apply_rules(run, e->method, e->path, hdrs, &nh, 64, rq.body,
+                                   rq.body ? rq.body_len : 0, &rw);
         if (r < 0) {
             free(body);
             free(sc);
@@ -443,7 +449,7 @@ static usec_t session_ready(struct replay_run *run, const struct replay_item *it
     return s->last_done + think;
 }
 
-static void arm(struct replay_run *run, usec_t at)
+void replay_arm(struct replay_run *run, usec_t at)
 {
     usec_t now = clock_now();
     usec_t wait = at > now ? at - now : 0;
@@ -454,6 +460,10 @@ static void arm(struct replay_run *run, usec_t at)
 
 static void dispatch(struct replay_run *run)
 {
+    if (run->ag) {
+        replay_agentic_dispatch(run);
+        return;
+    }
     usec_t now = clock_now();
     struct arrival *sc = &run->o.sched;
     if (sc->mode == ARRIVAL_CONCURRENCY) {
@@ -468,7 +478,7 @@ static void dispatch(struct replay_run *run)
                 continue;
             int r = send_item(run, i, 0);
             if (r < 0) {
-                fail_run(run, r);
+                replay_fail(run, r);
                 return;
             }
         }
@@ -486,14 +496,14 @@ static void dispatch(struct replay_run *run)
                 break;
             }
             if (at > now) {
-                arm(run, at);
+                replay_arm(run, at);
                 return;
             }
             arrival_next_arrival(sc);
             size_t i = run->sent < run->n_items ? run->order[run->sent] : SIZE_MAX;
             int r = send_item(run, i, at);
             if (r < 0) {
-                fail_run(run, r);
+                replay_fail(run, r);
                 return;
             }
         }
@@ -526,7 +536,7 @@ static void dispatch(struct replay_run *run)
         }
         int r = send_item(run, i, due > ready ? due : ready);
         if (r < 0) {
-            fail_run(run, r);
+            replay_fail(run, r);
             return;
         }
     }
@@ -535,7 +545,7 @@ static void dispatch(struct replay_run *run)
             run->items[run->order[run->next]].state == REPLAY_ITEM_DONE))
         run->next++;
     if (next_wake != USEC_INFINITY)
-        arm(run, next_wake);
+        replay_arm(run, next_wake);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -596,7 +606,8 @@ int replay_run_loop(struct replay_run *run)
     if (!run->timer || !run->progress || loop_init(&run->loop, run->base, on_stop, NULL, run) < 0)
         return -ENOMEM;
 
-    run->total = run->n_items;
+    if (!run->ag)
+        run->total = run->n_items;
     if (run->o.sched.mode == ARRIVAL_RATE) {
         run->total = run->o.requests ? run->o.requests : run->n_items;
         if (run->o.duration && !run->o.requests)
@@ -604,8 +615,9 @@ int replay_run_loop(struct replay_run *run)
     }
     run->tty = isatty(STDERR_FILENO);
     if (!run->o.quiet) {
-        fprintf(stderr, "tokentap replay: %zu requests from %s to %s%s\n", run->n_items, run->o.trace,
-                run->target_url, run->skipped_lines ? " (bad lines skipped)" : "");
+        if (!run->ag)
+            fprintf(stderr, "tokentap replay: %zu requests from %s to %s%s\n", run->n_items,
+                    run->o.trace, run->target_url, run->skipped_lines ? " (bad lines skipped)" : "");
         struct timeval tv = {0, 250000};
         evtimer_add(run->progress, &tv);
     }
@@ -623,6 +635,8 @@ int replay_run_loop(struct replay_run *run)
 void replay_run_free(struct replay_run *run)
 {
     loadgen_free(run->lg);
+    replay_agentic_free(run->ag);
+    ui_free(run->ui);
     sim_free(run->sim);
     for (size_t i = 0; i < run->n_items; i++)
         trace_entry_finish(&run->items[i].e);

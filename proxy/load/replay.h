@@ -12,9 +12,11 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "load/agentic_plan.h"
 #include "load/arrival.h"
 #include "rewrite/rewrite.h"
 #include "sim/sim.h"
+#include "wire/upstream.h"
 
 struct config_err;
 
@@ -23,15 +25,35 @@ enum replay_history {
     REPLAY_HISTORY_LIVE,
 };
 
+/* What the requests of an agentic trace are sent as. */
+enum replay_api {
+    REPLAY_API_ANTHROPIC, /* /v1/messages, as Claude Code sends */
+    REPLAY_API_OPENAI,    /* /v1/chat/completions */
+};
+
+/* Agentic traces (a directory of them, or one file, told by content). */
+struct replay_agentic_options {
+    enum agentic_timing timing;  /* --timing original|think|none */
+    usec_t max_gap;              /* --max-gap: the longest wait (0 = no cap) */
+    unsigned users;              /* --users: traces running at once (0 = all) */
+    usec_t ramp;                 /* --ramp: their starts spread over this */
+    bool recycle;                /* --recycle: the next trace (again) when one ends */
+    double isl_scale, osl_scale; /* --isl-scale, --osl-scale */
+    uint64_t max_isl;            /* --max-isl: drop longer requests (0 = none) */
+    enum replay_api api;         /* --api */
+    const char *model_map;       /* --model-map PATTERN=NAME,..., NULL = recorded names */
+    bool used;                   /* an option above that only agentic traces take was given */
+};
+
 /* The settings: the command line; strings are borrowed from argv. */
 struct replay_options {
     const char *trace;
     const char *target;          /* URL or "sim" */
-    const char *ca_file;         /* https target: CAs to trust instead of the system's, or NULL */
-    bool insecure;               /* https target: no certificate checks */
+    struct upstream_tls_options tls; /* https target: how its certificate is checked */
     struct arrival sched;
-    usec_t duration;             /* rate mode: stop sending after this */
-    uint64_t requests;           /* rate mode: stop after this many (0 = trace size) */
+    usec_t duration;             /* rate mode, --recycle: stop sending after this */
+    uint64_t requests;           /* rate mode, --recycle: stop after this many (0 = trace size) */
+    struct replay_agentic_options agentic;
     enum replay_history history;
     const char *log_path;
     bool log_gaps;
@@ -43,6 +65,7 @@ struct replay_options {
     const char *config;          /* its rewrite: rules apply to every request */
     enum rewrite_thinking thinking; /* --thinking: the X-Tokentap-Thinking override */
     enum log_level log_level;
+    const char *ui;              /* --ui HOST:PORT: serve the dashboard there, NULL: none */
 };
 
 /* Parses argv (argv[0] is "replay") into o: 0, CLI_RUN_HELP for --help,

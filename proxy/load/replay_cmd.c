@@ -3,6 +3,7 @@
  * the summary. */
 #include "load/replay.h"
 #include "load/replay_int.h"
+#include "serve/ui.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include "core/config.h"
 #include "core/files.h"
 #include "core/jsonw.h"
+#include "load/agentic.h"
 #include "load/loadgen.h"
 #include "core/log.h"
 #include "tap/metrics.h"
@@ -52,6 +54,16 @@ enum {
     OPT_LOG_LEVEL,
     OPT_THINKING,
     OPT_CONFIG,
+    OPT_UI,
+    OPT_MAX_GAP,
+    OPT_USERS,
+    OPT_RAMP,
+    OPT_RECYCLE,
+    OPT_ISL_SCALE,
+    OPT_OSL_SCALE,
+    OPT_MAX_ISL,
+    OPT_API,
+    OPT_MODEL_MAP,
     OPT_CA_FILE,
     OPT_INSECURE,
 };
@@ -60,20 +72,29 @@ static const struct cli_option replay_options[] = {
     {"target", 't', "URL|sim", "where to send: http://HOST:PORT, https://..., or 'sim' for the built-in simulator (default sim)", OPT_TARGET},
     CLI_OPTION_CA_FILE(OPT_CA_FILE),
     CLI_OPTION_INSECURE(OPT_INSECURE),
-    {"timing", 0, "original", "send each request at its recorded offset (default unless --concurrency or --rate)", OPT_TIMING},
-    {"speed", 0, "X", "original timing: offsets divided by X (default 1)", OPT_SPEED},
+    {"timing", 0, "original|think|none", "original: each request at its recorded offset (default unless --concurrency or --rate); agentic traces also: think (the recorded think time after what it waits for), none (back to back)", OPT_TIMING},
+    {"speed", 0, "X", "recorded offsets and waits divided by X (default 1)", OPT_SPEED},
+    {"max-gap", 0, "DURATION", "agentic traces: no wait longer than this", OPT_MAX_GAP},
     {"concurrency", 'c', "N", "closed loop: keep N requests in flight", OPT_CONCURRENCY},
     {"rate", 'r', "R", "open loop: R requests per second", OPT_RATE},
     {"arrival", 0, "poisson|constant", "open loop arrivals (default poisson)", OPT_ARRIVAL},
-    {"duration", 'd', "DURATION", "open loop: stop sending after this long", OPT_DURATION},
-    {"requests", 'n', "K", "open loop: send K requests (default: the trace's size)", OPT_REQUESTS},
+    {"duration", 'd', "DURATION", "open loop, --recycle: stop sending after this long", OPT_DURATION},
+    {"requests", 'n', "K", "open loop, --recycle: send K requests (default: the trace's size)", OPT_REQUESTS},
+    {"users", 'u', "N", "agentic traces: N traces running at once, the next starting when one ends (default all)", OPT_USERS},
+    {"ramp", 0, "DURATION", "agentic traces: spread the first N starts over this long", OPT_RAMP},
+    {"recycle", 0, NULL, "agentic traces: start the traces over when all ran (needs --duration or --requests)", OPT_RECYCLE},
+    {"isl-scale", 0, "F", "agentic traces: scale every input by F, blocks and all (default 1)", OPT_ISL_SCALE},
+    {"osl-scale", 0, "F", "agentic traces: scale every output by F (default 1)", OPT_OSL_SCALE},
+    {"max-isl", 0, "N", "agentic traces: drop requests of more than N (scaled) input tokens, and what waits for them", OPT_MAX_ISL},
+    {"api", 0, "anthropic|openai", "agentic traces: send /v1/messages (default) or /v1/chat/completions", OPT_API},
+    {"model-map", 0, "PATTERN=NAME,...", "agentic traces: send recorded models matching PATTERN as NAME (e.g. '*opus*=big,*haiku*=small')", OPT_MODEL_MAP},
     {"history", 0, "recorded|live", "later turns as recorded, or rebuilt from this run's answers (default recorded)", OPT_HISTORY},
     {"thinking", 0, "on|off|pass", "turn thinking on or off in every request, as serve's X-Tokentap-Thinking header does", OPT_THINKING},
     {"config", 0, "FILE", "apply the rewrite: rules of this serve config to every request", OPT_CONFIG},
-    {"log", 0, "FILE", "one JSON line per request (the proxy's record schema)", OPT_LOG},
+    {"log", 0, "FILE", "one JSON line per request (the proxy's record schema), appended to FILE", OPT_LOG},
     {"log-gaps", 0, NULL, "include every inter-token gap in --log lines", OPT_LOG_GAPS},
     {"out", 'o', "FILE", "summary JSON: counts, outcomes, throughput, percentiles, send lag", OPT_OUT},
-    {"quiet", 'q', NULL, "no progress lines", OPT_QUIET},
+    {"quiet", 'q', NULL, "no progress lines (without a terminal they come every 5 s)", OPT_QUIET},
     {"on-error", 0, "skip|stop", "a malformed trace line: skip it (default) or stop", OPT_ON_ERROR},
     {"seed", 0, "N", "seed for Poisson arrivals (default 1)", OPT_SEED},
     {"response-timeout", 0, "DURATION", "wait for a response head (default 10m)", OPT_RESPONSE_TIMEOUT},
@@ -81,6 +102,7 @@ static const struct cli_option replay_options[] = {
     {"sim-slots", 0, "N", "with --target sim: slots (default 3)", OPT_SIM_SLOTS},
     {"sim-decode-tps", 0, "N", "with --target sim: tokens/s per slot (default 50)", OPT_SIM_DECODE},
     {"sim-prefill-tps", 0, "N", "with --target sim: prompt tokens/s per slot (default 1500)", OPT_SIM_PREFILL},
+    {"ui", 0, "HOST:PORT", "serve the live dashboard of this run at http://HOST:PORT/tokentap/", OPT_UI},
     CLI_OPTION_LOG_LEVEL(OPT_LOG_LEVEL),
     {NULL, 0, NULL, NULL, 0},
 };
@@ -88,13 +110,18 @@ static const struct cli_option replay_options[] = {
 static const struct cli_command replay_command = {
     .name = "replay",
     .usage = "tokentap replay TRACE [--target URL|sim] [--timing original [--speed X] | "
-             "--concurrency N | --rate R [--duration D | --requests K]] [OPTIONS]",
+             "--concurrency N | --rate R [--duration D | --requests K]] [OPTIONS]\n"
+             "       tokentap replay AGENTIC_TRACE|DIR [--timing original|think|none] [--users N] "
+             "[--isl-scale F] [OPTIONS]",
     .summary =
         "Send a trace to a target and measure every streamed token. TRACE is a file written\n"
         "by 'tokentap serve --record', a JSONL of {\"messages\":[...]} or {\"prompt\":...}\n"
         "requests, or a length-only trace ({\"timestamp\",\"input_length\",\"output_length\"}).\n"
         "Requests of one session are sent in order, each after the previous one finished.\n"
-        "Open-loop latency counts from the intended send time (no coordinated omission).",
+        "Open-loop latency counts from the intended send time (no coordinated omission).\n"
+        "An agentic trace (kv-cache-tester's format: a main agent and its sub-agents, with\n"
+        "hash ids per prompt block), or a directory of them, replays its session graph with\n"
+        "prompts that share exactly the recorded prefixes, and reports prompt-cache reuse.",
     .options = replay_options,
     .epilog = "See docs/replay.md for the trace format and the timing modes.\n",
 };
@@ -115,7 +142,8 @@ static int write_summary(struct replay_run *run, usec_t end)
     jsonw_cstr(b, run->o.trace);
     evbuffer_add_printf(b, ",\"target\":");
     jsonw_cstr(b, run->target_url);
-    const char *mode = run->o.sched.mode == ARRIVAL_ORIGINAL  ? "original"
+    static const char *const timings[] = {"original", "think", "none"};
+    const char *mode = run->o.sched.mode == ARRIVAL_ORIGINAL  ? timings[run->o.agentic.timing]
                        : run->o.sched.mode == ARRIVAL_CONCURRENCY ? "concurrency"
                                                                : "rate";
     evbuffer_add_printf(b, ",\"mode\":{\"timing\":\"%s\",\"speed\":", mode);
@@ -142,6 +170,8 @@ static int write_summary(struct replay_run *run, usec_t end)
     metrics_hist_json(b, "ttft_uncorrected_ms", &run->ttft_uncorrected);
     EVBUFFER_ADD_LIT(b, ",\"stats\":");
     metrics_stats_json(run->metrics, b, end);
+    if (run->ag)
+        replay_agentic_summary(run, b);
     EVBUFFER_ADD_LIT(b, "}\n");
 
     size_t len = evbuffer_get_length(b);
@@ -161,47 +191,21 @@ static int write_summary(struct replay_run *run, usec_t end)
 }
 
 /* Fails fast when the target does not answer at all. */
-struct probe {
-    struct event_base *base; /* borrowed */
-    int outcome;
-    char error[160];
-};
-
-static void probe_done(void *ctx, const struct loadgen_result *res)
-{
-    struct probe *p = ctx;
-    p->outcome = res->rec->outcome;
-    snprintf(p->error, sizeof(p->error), "%s", res->rec->error);
-    event_base_loopexit(p->base, NULL);
-}
-
 static int probe_target(struct replay_run *run)
 {
-    struct loadgen_options o;
-    loadgen_options_default(&o);
-    o.url = run->target_url;
-    o.pool.ca_file = run->o.ca_file;
-    o.pool.insecure = run->o.insecure;
-    o.response_timeout = 10 * USEC_PER_SEC;
-    struct loadgen *lg = NULL;
-    struct config_err err;
-    if (loadgen_new(run->base, &o, &lg, &err) < 0) {
-        fprintf(stderr, "tokentap replay: --target %s\n", err.msg);
-        return -EINVAL;
-    }
-    struct probe p = {.base = run->base, .outcome = -1};
     struct loadgen_req rq = {.method = "GET", .path = "/health", .thinking = -1};
-    int r = loadgen_send(lg, &rq, probe_done, &p);
+    struct loadgen_fetched f;
+    struct config_err err;
+    int r = loadgen_fetch(run->base, run->target_url, &run->o.tls, &rq, 10 * USEC_PER_SEC, &f,
+                          &err);
     if (r < 0) {
-        fprintf(stderr, "tokentap replay: %s\n", strerror(-r));
-        loadgen_free(lg);
+        fprintf(stderr, "tokentap replay: %s\n", r == -EINVAL ? err.msg : strerror(-r));
         return r;
     }
-    event_base_dispatch(run->base);
-    loadgen_free(lg);
-    if (p.outcome == RECORD_UPSTREAM_ERROR || p.outcome == RECORD_TIMEOUT || p.outcome < 0) {
+    free(f.body);
+    if (f.outcome == RECORD_UPSTREAM_ERROR || f.outcome == RECORD_TIMEOUT || !f.status) {
         fprintf(stderr, "tokentap replay: target %s does not answer: %s\n", run->target_url,
-                p.error[0] ? p.error : "no response");
+                f.error[0] ? f.error : "no response");
         return -ECONNREFUSED;
     }
     return 0;
@@ -214,9 +218,18 @@ static int parse_timing(struct cli_parser *p, int id, const char *v, struct repl
     static const enum arrival_mode modes[] = {[OPT_TIMING] = ARRIVAL_ORIGINAL,
                                               [OPT_CONCURRENCY] = ARRIVAL_CONCURRENCY,
                                               [OPT_RATE] = ARRIVAL_RATE};
+    static const char *const timings[] = {"original", "think", "none", NULL};
     int r = 0;
-    if (id == OPT_TIMING && strcmp(v, "original") != 0)
-        return cli_usage(p, "--timing: only 'original' (use --concurrency or --rate for the others)");
+    if (id == OPT_TIMING) {
+        int i = 0;
+        for (; timings[i] && strcmp(v, timings[i]) != 0; i++)
+            ;
+        if (!timings[i])
+            return cli_expected(p, "original, think or none", v);
+        o->agentic.timing = (enum agentic_timing)i;
+        if (i)
+            o->agentic.used = true;
+    }
     if (*timing_set && o->sched.mode != modes[id])
         return cli_usage(p, "choose one of --timing original, --concurrency N, --rate R");
     if (id == OPT_CONCURRENCY)
@@ -241,6 +254,34 @@ static int parse_choice(struct cli_parser *p, const char *v, const char *const *
         }
     }
     return cli_expected(p, what, v);
+}
+
+/* The options only agentic traces take. */
+static int parse_agentic(struct cli_parser *p, int id, const char *v, struct replay_agentic_options *a)
+{
+    static const char *const apis[] = {"anthropic", "openai", NULL};
+    struct config_err maperr;
+    int i = 0, r = 0;
+    a->used = true;
+    switch (id) {
+    case OPT_MAX_GAP: r = cli_duration(p, v, &a->max_gap); break;
+    case OPT_USERS: r = cli_unsigned(p, v, 1, 100000, &a->users); break;
+    case OPT_RAMP: r = cli_duration(p, v, &a->ramp); break;
+    case OPT_RECYCLE: a->recycle = true; break;
+    case OPT_ISL_SCALE: r = cli_double(p, v, 0.0001, 100, &a->isl_scale); break;
+    case OPT_OSL_SCALE: r = cli_double(p, v, 0.0001, 100, &a->osl_scale); break;
+    case OPT_MAX_ISL: r = cli_u64(p, v, 1, 100000000, &a->max_isl); break;
+    case OPT_API:
+        if ((r = parse_choice(p, v, apis, false, "anthropic or openai", &i)) == 0)
+            a->api = i ? REPLAY_API_OPENAI : REPLAY_API_ANTHROPIC;
+        break;
+    case OPT_MODEL_MAP:
+        if (agentic_model_map_check(v, &maperr) < 0)
+            return cli_usage(p, "--model-map: %s", maperr.msg);
+        a->model_map = v;
+        break;
+    }
+    return r;
 }
 
 /* Any option but the timing mode. */
@@ -277,8 +318,8 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct repl
             o->thinking = thinking_values[i];
         break;
     case OPT_CONFIG: o->config = v; break;
-    case OPT_CA_FILE: o->ca_file = v; r = cli_readable(p, v); break;
-    case OPT_INSECURE: o->insecure = true; break;
+    case OPT_CA_FILE: o->tls.ca_file = v; r = cli_readable(p, v); break;
+    case OPT_INSECURE: o->tls.insecure = true; break;
     case OPT_LOG: o->log_path = v; break;
     case OPT_LOG_GAPS: o->log_gaps = true; break;
     case OPT_OUT: o->out_path = v; break;
@@ -297,6 +338,8 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct repl
     case OPT_SIM_DECODE: r = cli_double(p, v, 0.001, 1e7, &o->sim.decode_tps); break;
     case OPT_SIM_PREFILL: r = cli_double(p, v, 0.001, 1e9, &o->sim.prefill_tps); break;
     case OPT_LOG_LEVEL: r = cli_log_level(p, v, &o->log_level); break;
+    case OPT_UI: o->ui = v; break;
+    default: return parse_agentic(p, id, v, &o->agentic);
     }
     return r;
 }
@@ -313,6 +356,7 @@ static void settings_default(struct replay_options *o)
     o->sim.listen = "127.0.0.1:0";
     o->sim.quiet = true;
     o->log_level = LOG_LEVEL_INFO;
+    o->agentic.isl_scale = o->agentic.osl_scale = 1;
 }
 
 int replay_settings_parse(struct replay_options *o, int argc, char **argv, struct config_err *err)
@@ -341,8 +385,13 @@ int replay_settings_parse(struct replay_options *o, int argc, char **argv, struc
         return r;
     if (!o->trace)
         return cli_usage(&p, "which trace? (tokentap replay TRACE ...)");
-    if (o->sched.mode != ARRIVAL_RATE && (o->duration || o->requests))
-        return cli_usage(&p, "--duration and --requests go with --rate");
+    if (o->sched.mode != ARRIVAL_RATE && !o->agentic.recycle && (o->duration || o->requests))
+        return cli_usage(&p, "--duration and --requests go with --rate or --recycle");
+    if (o->agentic.recycle && !o->duration && !o->requests)
+        return cli_usage(&p, "--recycle runs until --duration D or --requests K: give one");
+    if (o->agentic.used && o->sched.mode != ARRIVAL_ORIGINAL)
+        return cli_usage(&p, "--concurrency and --rate do not go with agentic traces' options "
+                             "(their graph sets the concurrency; use --users and --timing)");
     return 0;
 }
 
@@ -374,7 +423,7 @@ static int start_target(struct replay_run *run)
         snprintf(run->target_url, sizeof(run->target_url), "http://%s", addr);
     } else {
         snprintf(run->target_url, sizeof(run->target_url), "%s", run->o.target);
-        if (run->o.insecure && strncmp(run->target_url, "https:", 6) == 0)
+        if (run->o.tls.insecure && strncmp(run->target_url, "https:", 6) == 0)
             log_warn("%s: certificate checks are off (--insecure): anyone on the way can read "
                      "and change this traffic", run->target_url);
     }
@@ -400,15 +449,42 @@ static int start_load(struct replay_run *run)
     lo.label = strcmp(run->o.target, "sim") == 0 ? "sim" : run->target_url;
     lo.response_timeout = run->o.response_timeout;
     lo.stream_timeout = run->o.stream_timeout;
-    lo.pool.ca_file = run->o.ca_file;
-    lo.pool.insecure = run->o.insecure;
+    lo.pool.tls = run->o.tls;
     lo.metrics = run->metrics;
     lo.log = run->log;
     lo.keep_text = run->o.history == REPLAY_HISTORY_LIVE; /* only live history reads answers */
+    if (run->o.ui) {
+        if ((r = ui_new(run->base, run->o.ui, "tokentap replay", run->metrics, &run->ui)) < 0) {
+            fprintf(stderr, "tokentap replay: --ui %s: cannot listen there\n", run->o.ui);
+            return r;
+        }
+        char url[128];
+        ui_url(run->ui, url, sizeof(url));
+        fprintf(stderr, "tokentap replay: dashboard at %s\n", url);
+        lo.live = ui_live(run->ui);
+    }
     struct config_err err;
     if ((r = loadgen_new(run->base, &lo, &run->lg, &err)) < 0)
         fprintf(stderr, "tokentap replay: %s\n", err.msg);
     return r;
+}
+
+/* Options that do not fit the trace's kind: true after printing why.
+ * (Settings cannot tell: the kind is in the file.) */
+static bool agentic_misuse(const struct replay_options *o, bool agentic)
+{
+    const char *why = NULL;
+    if (!agentic && o->agentic.used)
+        why = "--timing think|none, --max-gap, --users, --ramp, --recycle, --isl-scale, --osl-scale, "
+              "--max-isl, --api and --model-map are for agentic traces, and this is a JSONL trace";
+    else if (agentic && o->sched.mode != ARRIVAL_ORIGINAL)
+        why = "an agentic trace runs its own session graph: --concurrency and --rate do not apply "
+              "(use --timing original|think|none and --users)";
+    else if (agentic && o->history == REPLAY_HISTORY_LIVE)
+        why = "--history live does not apply to an agentic trace (its prompts are made from hash ids)";
+    if (why)
+        fprintf(stderr, "tokentap replay: %s: %s\n", o->trace, why);
+    return why != NULL;
 }
 
 /* Reads the trace and the rules, sends, writes the summary; the exit status. */
@@ -427,12 +503,20 @@ static int replay_run(const struct replay_options *o)
         rc = 2;
         goto fail;
     }
-    r = replay_load_trace(&run);
+    bool agentic = false;
+    r = replay_agentic_detect(run.o.trace, &agentic);
+    if (r == 0 && agentic_misuse(&run.o, agentic))
+        r = -EINVAL;
+    if (r == 0)
+        r = agentic ? replay_agentic_load(&run) : replay_load_trace(&run);
     if (r < 0) {
-        rc = r == -EINVAL || r == -EBADMSG ? 2 : 1;
+        /* A trace that is not there or cannot be read is as wrong an
+         * argument as one that does not parse. */
+        rc = r == -EINVAL || r == -EBADMSG || r == -ENOENT || r == -EACCES || r == -EISDIR ? 2 : 1;
         goto fail;
     }
-    if (start_target(&run) < 0 || start_load(&run) < 0 || replay_run_loop(&run) < 0)
+    if (start_target(&run) < 0 || start_load(&run) < 0 ||
+        (agentic && replay_agentic_calibrate(&run) < 0) || replay_run_loop(&run) < 0)
         goto fail;
     usec_t end = clock_now();
     if (!run.o.quiet && run.tty)

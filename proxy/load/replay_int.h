@@ -14,11 +14,17 @@
 #include "tap/trace.h"
 #include "wire/loop.h"
 
+struct agentic_run;
 struct event;
 struct event_base;
+struct evbuffer;
 struct loadgen;
+struct loadgen_header;
 struct metrics;
+struct record;
 struct reqlog;
+struct rewrite_result;
+struct ui;
 
 enum replay_item_state {
     REPLAY_ITEM_PENDING,
@@ -53,7 +59,9 @@ struct replay_run {
     struct loadgen *lg;          /* owned */
     struct metrics *metrics;     /* owned */
     struct reqlog *log;          /* owned */
+    struct ui *ui;               /* owned: --ui, NULL without */
     struct rewrite_rules *rules; /* owned, NULL: requests go as recorded */
+    struct agentic_run *ag;      /* owned: an agentic trace's run (replay_agentic.c), NULL for JSONL */
     struct replay_item *items;   /* owned */
     size_t n_items;
     size_t *order;               /* owned: items by due time */
@@ -85,5 +93,31 @@ int replay_run_loop(struct replay_run *run);
 
 /* Frees everything run owns (not run itself). */
 void replay_run_free(struct replay_run *run);
+
+/* For replay_agentic.c, from replay.c: */
+/* Counts a finished request in run (finished, send lag, uncorrected TTFT). */
+void replay_count_done(struct replay_run *run, const struct record *r);
+/* Stops the run after an error that is not the request's (-ENOMEM). */
+void replay_fail(struct replay_run *run, int err);
+/* Wakes the dispatcher at `at` (monotonic). */
+void replay_arm(struct replay_run *run, usec_t at);
+/* Runs the rewrite rules (and --thinking) on a request: see replay.c. */
+int replay_apply_rules(struct replay_run *run, const char *method, const char *path,
+                       struct loadgen_header *hdrs, size_t *nh, size_t cap, const char *body,
+                       size_t body_len, struct rewrite_result *res);
+
+/* replay_agentic.c: agentic traces (one file, or a directory of them). */
+/* Whether path is an agentic trace or a directory (of them). 0 or -errno (printed). */
+int replay_agentic_detect(const char *path, bool *ret);
+/* Reads the trace(s) into run->ag; errors are printed. 0, -EINVAL or -ENOMEM. */
+int replay_agentic_load(struct replay_run *run);
+/* Asks the target for its tokenizer and template (run->lg and the target
+ * are up). 0 or -ENOMEM; a target that cannot tell makes an estimate. */
+int replay_agentic_calibrate(struct replay_run *run);
+/* Sends what is due; ends the loop when all is done. */
+void replay_agentic_dispatch(struct replay_run *run);
+/* Appends the agentic parts of the summary JSON (",\"agentic\":...") to b. */
+void replay_agentic_summary(struct replay_run *run, struct evbuffer *b);
+void replay_agentic_free(struct agentic_run *ag);
 
 #endif

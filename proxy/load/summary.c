@@ -84,6 +84,58 @@ void summary_print_levels(FILE *out, const cJSON *stats)
     }
 }
 
+/* A ratio as a percentage, in a table column or (width 0) in a sentence. */
+static void percent(FILE *out, const cJSON *v, int width)
+{
+    if (cJSON_IsNumber(v))
+        fprintf(out, " %*.1f%%", width ? width - 1 : 0, v->valuedouble * 100);
+    else
+        fprintf(out, " %*s", width, "-");
+}
+
+/* An agentic replay: prompt tokens from cache, achieved against ideal,
+ * and the latencies per kind of session. */
+static void print_agentic(FILE *out, const cJSON *s)
+{
+    const cJSON *cache = get(s, "cache"), *fan = get(cache, "main_after_fanout"), *ag = get(s, "agentic");
+    fprintf(out, "\nprompt tokens served from cache: achieved");
+    percent(out, get(cache, "achieved_hit_ratio"), 0);
+    fprintf(out, " vs ideal");
+    percent(out, get(cache, "ideal_hit_ratio"), 0);
+    if (num(fan, "requests", 0) > 0) {
+        fprintf(out, "\n  main agent after a fan-out (%.0f requests): achieved", num(fan, "requests", 0));
+        percent(out, get(fan, "achieved_hit_ratio"), 0);
+        fprintf(out, " vs ideal");
+        percent(out, get(fan, "ideal_hit_ratio"), 0);
+    }
+    fprintf(out, "\nprompt sizes: %s", cJSON_GetStringValue(get(ag, "tokenizer_note")));
+    const cJSON *m;
+    cJSON_ArrayForEach(m, get(ag, "template_tokens"))
+    {
+        if (cJSON_IsNumber(m))
+            fprintf(out, "; %s's template %.0f tokens", m->string, m->valuedouble);
+    }
+    if (num(ag, "requests_dropped", 0) > 0)
+        fprintf(out, "\n%.0f requests over --max-isl dropped, with what waits for them",
+                num(ag, "requests_dropped", 0));
+    if (num(ag, "requests_not_sent", 0) > 0)
+        fprintf(out, "\n%.0f requests not sent", num(ag, "requests_not_sent", 0));
+    fprintf(out, "\n\n  %-16s %8s %9s %9s %9s %9s %8s %8s\n", "kind", "requests", "TTFT p50",
+            "TTFT p90", "wait p50", "wait p90", "cache", "ideal");
+    const cJSON *k;
+    cJSON_ArrayForEach(k, get(s, "by_kind"))
+    {
+        fprintf(out, "  %-16.16s %8.0f", cJSON_GetStringValue(get(k, "kind")), num(k, "requests", 0));
+        cell(out, get(get(k, "ttft_ms"), "p50"));
+        cell(out, get(get(k, "ttft_ms"), "p90"));
+        cell(out, get(get(k, "slot_wait_ms"), "p50"));
+        cell(out, get(get(k, "slot_wait_ms"), "p90"));
+        percent(out, get(k, "achieved_hit_ratio"), 8);
+        percent(out, get(k, "ideal_hit_ratio"), 8);
+        fprintf(out, "\n");
+    }
+}
+
 void summary_print(FILE *out, const cJSON *s)
 {
     const cJSON *stats = get(s, "stats");
@@ -93,15 +145,21 @@ void summary_print(FILE *out, const cJSON *s)
     const char *t = cJSON_IsString(timing) ? timing->valuestring : "?";
     fprintf(out, "\nreplay of %s -> %s (", cJSON_GetStringValue(get(s, "trace")),
             cJSON_GetStringValue(get(s, "target")));
-    if (strcmp(t, "original") == 0)
+    const cJSON *ag = get(s, "agentic");
+    if (ag)
+        fprintf(out, "agentic, %s timing, speed %g, inputs x%g, outputs x%g, %s", t,
+                num(mode, "speed", 1), num(ag, "isl_scale", 1), num(ag, "osl_scale", 1),
+                cJSON_GetStringValue(get(ag, "api")));
+    else if (strcmp(t, "original") == 0)
         fprintf(out, "original timing, speed %g", num(mode, "speed", 1));
     else if (strcmp(t, "concurrency") == 0)
         fprintf(out, "concurrency %.0f", num(mode, "concurrency", 1));
     else
         fprintf(out, "%s arrivals at %g/s", cJSON_GetStringValue(get(mode, "arrival")),
                 num(mode, "rate", 0));
-    fprintf(out, ", history %s)%s\n", cJSON_GetStringValue(get(mode, "history")),
-            cJSON_IsFalse(get(s, "complete")) ? " INCOMPLETE" : "");
+    if (!ag)
+        fprintf(out, ", history %s", cJSON_GetStringValue(get(mode, "history")));
+    fprintf(out, ")%s\n", cJSON_IsFalse(get(s, "complete")) ? " INCOMPLETE" : "");
     fprintf(out, "%.0f requests in %.1f s:", num(s, "requests_finished", 0), num(s, "duration_s", 0));
     const cJSON *o;
     bool first = true;
@@ -115,4 +173,6 @@ void summary_print(FILE *out, const cJSON *s)
             num(tp, "output_tokens_per_s", 0));
     summary_print_latencies(out, overall, get(s, "send_lag_ms"));
     summary_print_levels(out, stats);
+    if (ag)
+        print_agentic(out, s);
 }

@@ -1,14 +1,10 @@
 #include "report/report.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 
@@ -82,71 +78,6 @@ fail:
 }
 
 /* --- files --- */
-
-/* Reads a whole file (up to RESULTS_MAX_BYTES) into a malloc'ed buffer. */
-static int read_file(const char *path, char **ret_buf, size_t *ret_len)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    struct stat st;
-    int rc;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    if (fstat(fd, &st) < 0) {
-        rc = -errno;
-        goto fail;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        rc = -EISDIR;
-        goto fail;
-    }
-    if (st.st_size < 0 || (uint64_t)st.st_size > RESULTS_MAX_BYTES) {
-        rc = -EFBIG;
-        goto fail;
-    }
-    size_t cap = (size_t)st.st_size + 1;
-    buf = malloc(cap);
-    if (!buf) {
-        rc = -ENOMEM;
-        goto fail;
-    }
-    for (;;) {
-        if (len + 1 >= cap) {
-            /* The file grew since fstat (or is a pipe): grow, within the limit. */
-            if (cap > RESULTS_MAX_BYTES) {
-                rc = -EFBIG;
-                goto fail;
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                rc = -ENOMEM;
-                goto fail;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t n = read(fd, buf + len, cap - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            goto fail;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    buf[len] = '\0';
-    close(fd);
-    *ret_buf = buf;
-    *ret_len = len;
-    return 0;
-fail:
-    free(buf);
-    close(fd);
-    return rc;
-}
 
 /* Writes out's bytes to path (files_write_atomic). 0 or -errno. */
 static int write_file(const char *path, struct evbuffer *out)
@@ -227,7 +158,7 @@ static int load(const char *cmd, const char *path, struct results **ret)
     char *text = NULL;
     struct config_err err = {""};
     size_t len = 0;
-    int rc = read_file(path, &text, &len);
+    int rc = files_read(path, RESULTS_MAX_BYTES, &text, &len);
     if (rc < 0) {
         if (rc == -EFBIG)
             fprintf(stderr, "tokentap %s: %s: larger than %zu MiB; not a results file?\n", cmd,
@@ -319,7 +250,12 @@ static int report_run(const struct report_settings *s)
     const char *out_dir = s->out_dir ? s->out_dir : dir_of(s->results, dirbuf, sizeof(dirbuf));
     if (load(report_command.name, s->results, &run) < 0)
         return 1;
-    int rc = write_reports(run, s->results, out_dir, s->formats, true, NULL);
+    /* As bench --out does: the directory is made with its parents. */
+    int rc = files_make_dirs(out_dir, 0755);
+    if (rc < 0)
+        fprintf(stderr, "tokentap report: cannot create %s: %s\n", out_dir, strerror(-rc));
+    else
+        rc = write_reports(run, s->results, out_dir, s->formats, true, NULL);
     results_free(run);
     return rc < 0 ? 1 : 0;
 }

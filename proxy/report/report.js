@@ -328,6 +328,58 @@
     });
   }
 
+  /* One chart per objective: its value at each count of users tried, per
+   * side, and the limit as a dashed line across. Shares are drawn in %. */
+  function capacityCharts(data) {
+    var cap = data.capacity;
+    if (!cap) return;
+    cap.objectives.forEach(function (o, i) {
+      var share = o.unit === 'share', k = share ? 100 : 1;
+      var xs = [];
+      cap.sides.forEach(function (s) { s.points.forEach(function (p) { xs.push(p.x); }); });
+      var lo = Math.min.apply(null, xs.concat([1])), hi = Math.max.apply(null, xs.concat([1]));
+      var sets = cap.sides.map(function (s, j) {
+        return {
+          label: s.label + (s.capacity !== null ? ' (holds ' + s.capacity + ')' : ''),
+          data: s.points.map(function (p) {
+            return { x: p.x, y: p.v[i].m === null ? null : p.v[i].m * k };
+          }),
+          ci: s.points.map(function (p) {
+            var v = p.v[i];
+            return v.lo !== null && v.hi !== null ? [v.lo * k, v.hi * k] : null;
+          }),
+          borderColor: color(j), errorColor: color(j),
+          pointBackgroundColor: s.points.map(function (p) {
+            return p.v[i].pass ? color(j) : '#fff';
+          }),
+          pointRadius: 5, tension: 0, showLine: true
+        };
+      });
+      sets.push({
+        label: 'limit: ' + o.text,
+        data: [{ x: lo, y: o.limit * k }, { x: hi, y: o.limit * k }],
+        borderColor: FAIL, backgroundColor: '#fff', borderDash: [6, 4], pointRadius: 0,
+        borderWidth: 2, showLine: true
+      });
+      var unit = share ? '%' : o.unit;
+      make('chart-capacity-' + i, {
+        type: 'scatter',
+        data: { datasets: sets },
+        options: {
+          scales: {
+            x: { type: 'linear', title: axisTitle(cap.unit + ' at once'), ticks: { precision: 0 } },
+            y: { beginAtZero: true, grace: '10%',
+                 title: axisTitle(o.text + (unit ? ' (' + unit + ')' : '')) }
+          },
+          plugins: { tooltip: { callbacks: { label: function (ctx) {
+            return ctx.dataset.label + ': ' + fmt(ctx.parsed.y, 1) + ' ' + unit + ' at ' + ctx.parsed.x;
+          } } } }
+        },
+        plugins: [errorBars]
+      });
+    });
+  }
+
   try {
     var data = JSON.parse(document.getElementById('report-data').textContent);
     Chart.defaults.animation = false;
@@ -341,6 +393,7 @@
     ttftSplit(data);
     sideTasks(data);
     timeline(data);
+    capacityCharts(data);
   } catch (e) {
     fail('charts', e);
   }

@@ -1,5 +1,5 @@
 /* report_assets: files embedded into the binary at build time by
- * proxy/report/embed.py (see proxy/meson.build), so report.html is one
+ * proxy/embed.py (see proxy/meson.build), so report.html is one
  * self-contained file and tokentap needs no data files at run time. Each
  * array holds the bytes and a NUL that _len does not count. */
 #ifndef TOKENTAP_REPORT_ASSETS_H
@@ -7,9 +7,7 @@
 
 #include <stddef.h>
 
-/* Chart.js 3.9 (Debian's libjs-chart.js, chart.min.js, MIT licence). */
-extern const unsigned char report_asset_chartjs[];
-extern const size_t report_asset_chartjs_len;
+/* Chart.js itself is core/chartjs.h, shared with the dashboard. */
 
 /* proxy/report/report.js: draws the charts from the page's JSON. */
 extern const unsigned char report_asset_js[];

@@ -249,6 +249,20 @@ static enum report_mark fmt_diff(char *buf, size_t len, enum unit u, const struc
     return d->significant ? REPORT_MARK_SIG : REPORT_MARK_NS;
 }
 
+const char *report_format_unit(char *buf, size_t len, const char *unit, double v)
+{
+    if (unit && strcmp(unit, "share") == 0) {
+        if (isnan(v))
+            return fmt_value(buf, len, UNIT_COUNT, v);
+        snprintf(buf, len, "%.*f %%", v == 0 ? 0 : fabs(v) < 0.1 ? 1 : 0, v * 100);
+        return buf;
+    }
+    enum unit u = !unit || strcmp(unit, "ms") == 0 ? UNIT_MS
+                  : strcmp(unit, "tok/s") == 0     ? UNIT_TPS
+                                                   : UNIT_COUNT;
+    return fmt_value(buf, len, u, v);
+}
+
 const char *report_level_label(char *buf, size_t len, const struct results_level *l)
 {
     char c[32];
@@ -450,7 +464,7 @@ int report_pool(const struct report_side *s, const char *level, enum results_met
         return -ENOMEM;
     for (size_t i = 0; i < run->n_cells; i++) {
         const struct results_cell *c = &run->cells[i];
-        if (strcmp(c->target, s->target->name) == 0 && strcmp(c->level, level) == 0) {
+        if (strcmp(c->target, s->target->name) == 0 && strcmp(c->level, level) == 0 && c->m[m].n) {
             memcpy(ret->v + ret->n, c->m[m].v, c->m[m].n * sizeof(*ret->v));
             ret->n += c->m[m].n;
         }
@@ -458,16 +472,17 @@ int report_pool(const struct report_side *s, const char *level, enum results_met
     return 0;
 }
 
-static void pooled_cell(struct report_doc *doc, const struct report_side *s, const char *level,
-                        enum results_metric_id m, enum unit u, bool median)
+/* The median (or mean) of metric m over all of a side's requests at a
+ * level; NaN when there are none. */
+static double pooled(struct report_doc *doc, const struct report_side *s, const char *level,
+                     enum results_metric_id m, bool median)
 {
     struct results_values v;
-    char buf[64];
     double x = NAN;
     if (report_pool(s, level, m, &v) < 0) {
         if (!doc->error)
             doc->error = -ENOMEM;
-        return;
+        return NAN;
     }
     if (median) {
         if (stats_percentile(v.v, v.n, 50, &x) == -ENOMEM && !doc->error)
@@ -476,7 +491,15 @@ static void pooled_cell(struct report_doc *doc, const struct report_side *s, con
         x = stats_mean(v.v, v.n);
     }
     free(v.v);
-    report_doc_cell(doc, REPORT_MARK_NONE, "%s", fmt_value(buf, sizeof(buf), u, x));
+    return x;
+}
+
+static void pooled_cell(struct report_doc *doc, const struct report_side *s, const char *level,
+                        enum results_metric_id m, enum unit u, bool median)
+{
+    char buf[64];
+    report_doc_cell(doc, REPORT_MARK_NONE, "%s",
+                    fmt_value(buf, sizeof(buf), u, pooled(doc, s, level, m, median)));
 }
 
 static void level_summary(struct report_doc *doc, const struct report_side *s)
@@ -699,6 +722,103 @@ static void pass_rate_table(struct report_doc *doc, const struct report_side *a,
     drop_empty(doc, mark);
 }
 
+/* --- a calibrated simulator against the server it was fitted to --- */
+
+/* Whether level is one the calibrated side's profile was fitted on ("":
+ * all of them). */
+static bool fitted_level(const struct results_target *t, const char *level)
+{
+    size_t n = strlen(level);
+    if (!t->calibrated_levels[0])
+        return true;
+    for (const char *p = t->calibrated_levels; *p;) {
+        const char *comma = strstr(p, ", ");
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == n && strncmp(p, level, n) == 0)
+            return true;
+        p += len + (comma ? 2 : 0);
+    }
+    return false;
+}
+
+/* Measured (m) against predicted (p), per level and metric, with the
+ * error: what a calibrated profile is worth at levels it never saw. */
+static void prediction(struct report_doc *doc, const struct report_side *m,
+                       const struct report_side *p)
+{
+    static const struct {
+        const char *name;
+        enum results_metric_id id;
+        enum unit u;
+        bool median;
+    } metrics[] = {
+        {"TTFT p50", RESULTS_TTFT, UNIT_MS, true},
+        {"Slot wait p50", RESULTS_SLOT_WAIT, UNIT_MS, true},
+        {"Prefill p50", RESULTS_PREFILL, UNIT_MS, true},
+        {"Decode tok/s p50", RESULTS_DECODE_TPS, UNIT_TPS, true},
+        {"Turn time p50", RESULTS_RESPONSE_TIME, UNIT_MS, true},
+    };
+    const struct results_target *t = p->target;
+    size_t mark = doc->n_blocks;
+    double worst = 0;
+    const char *worst_metric = NULL, *worst_level = NULL;
+    char origin[400] = "";
+    if (t->calibrated_target || t->calibrated_levels[0])
+        snprintf(origin, sizeof(origin), " (%s%s%s%s%s)", t->calibrated_target ? "target " : "",
+                 t->calibrated_target ? t->calibrated_target : "",
+                 t->calibrated_target && t->calibrated_levels[0] ? ", " : "",
+                 t->calibrated_levels[0] ? "levels " : "", t->calibrated_levels);
+    report_doc_heading(doc, 3, NULL, "Prediction check: %s predicts %s", p->label, m->label);
+    report_doc_para(doc,
+                    "%s is the simulator with a profile calibrated on `%s`%s. Each metric is the "
+                    "p50 over every request of the level; the error is predicted − measured, as "
+                    "%% of measured. Levels marked *fit* are the ones the profile was fitted on; "
+                    "the others are predictions.",
+                    p->label, t->calibrated_from ? t->calibrated_from : "measured requests", origin);
+    report_doc_table(doc, 5, report_level_head(m->run), "Metric", "Measured", "Predicted",
+                     "Error", NULL);
+    for (size_t i = 0; i < m->run->n_levels; i++) {
+        const struct results_level *l = &m->run->levels[i];
+        if (!report_side_level(p, l->name))
+            continue;
+        bool fit = fitted_level(t, l->name);
+        for (size_t k = 0; k < sizeof(metrics) / sizeof(metrics[0]); k++) {
+            double vm = pooled(doc, m, l->name, metrics[k].id, metrics[k].median);
+            double vp = pooled(doc, p, l->name, metrics[k].id, metrics[k].median);
+            if (isnan(vm) && isnan(vp))
+                continue;
+            char lab[96], a[64], b[64], e[32] = "—";
+            report_level_label(lab, sizeof(lab), l);
+            /* Below a millisecond (a slot wait of 0.2 ms) a ratio says nothing. */
+            double err = fabs(vm) >= 1 ? (vp - vm) / vm : NAN;
+            if (!isnan(err))
+                fmt_pct(e, sizeof(e), err);
+            if (!fit && !isnan(err) && fabs(err) > fabs(worst) &&
+                metrics[k].id != RESULTS_SLOT_WAIT) {
+                worst = err;
+                worst_metric = metrics[k].name;
+                worst_level = l->name;
+            }
+            report_doc_row(doc);
+            report_doc_cell(doc, REPORT_MARK_LABEL, "%s%s", lab, fit ? " *fit*" : "");
+            report_doc_cell(doc, REPORT_MARK_NONE, "%s", metrics[k].name);
+            report_doc_cell(doc, REPORT_MARK_NONE, "%s", fmt_value(a, sizeof(a), metrics[k].u, vm));
+            report_doc_cell(doc, REPORT_MARK_NONE, "%s", fmt_value(b, sizeof(b), metrics[k].u, vp));
+            report_doc_cell(doc, isnan(err) ? REPORT_MARK_NONE
+                                 : fabs(err) <= 0.1 ? REPORT_MARK_PASS : REPORT_MARK_FAIL,
+                            "%s", e);
+        }
+    }
+    drop_empty(doc, mark);
+    if (doc->n_blocks > mark && worst_metric) {
+        char pct[32];
+        report_doc_para(doc,
+                        "At the levels it was not fitted on, the largest error (slot wait aside) "
+                        "is %s (%s, level %s).",
+                        fmt_pct(pct, sizeof(pct), worst), worst_metric, worst_level);
+    }
+}
+
 static void comparison(struct report_doc *doc, const struct report_side *a,
                        const struct report_side *b)
 {
@@ -723,11 +843,17 @@ static void comparison(struct report_doc *doc, const struct report_side *a,
     compare_table(doc, a, b, "Aggregate throughput (output tok/s, all agents)", NULL, m_out_tps,
                   UNIT_TPS, false);
     pass_rate_table(doc, a, b);
+    /* One side a simulator calibrated to stand for the other: how close. */
+    if (b->target->calibrated && !a->target->calibrated)
+        prediction(doc, a, b);
+    else if (a->target->calibrated && !b->target->calibrated)
+        prediction(doc, b, a);
 }
 
 void report_build(struct report_doc *doc, const struct report_plan *plan)
 {
     report_build_header(doc, plan);
+    report_build_capacity(doc, plan);
     report_doc_charts(doc);
     if (!plan->compare)
         for (size_t i = 0; i < plan->n_sides; i++)

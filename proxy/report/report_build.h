@@ -95,6 +95,13 @@ const char *report_level_label(char *buf, size_t len, const struct results_level
  * some level's name is not its concurrency. */
 const char *report_level_head(const struct results *run);
 
+/* A value in a results unit ("ms", "tok/s", "tokens", "share") as the
+ * tables show it: "96 ms", "2.4 s", "53.2", "1.0 %"; "—" for NaN. Returns buf. */
+const char *report_format_unit(char *buf, size_t len, const char *unit, double v);
+
+/* report_capacity.c: the capacity section of a capacity run (or two). */
+void report_build_capacity(struct report_doc *doc, const struct report_plan *plan);
+
 /* report_header.c: the header (run facts, targets, scenario) and the
  * closing "How to read this" section. */
 void report_build_header(struct report_doc *doc, const struct report_plan *plan);

@@ -129,7 +129,24 @@ static void run_items(struct report_doc *doc, const struct results *run, const c
     char w[48] = "";
     if (warm > 0)
         snprintf(w, sizeof(w), ", after %g warm-up run%s", warm, warm == 1 ? "" : "s");
-    report_doc_item(doc, "Repetitions: %d per cell%s", run->repetitions, w);
+    if (run->sweep_key) {
+        char values[512];
+        size_t n = 0;
+        values[0] = '\0';
+        for (size_t i = 0; i < run->n_targets && n < sizeof(values); i++)
+            if (run->targets[i].sweep_value && !strstr(values, run->targets[i].sweep_value))
+                n += (size_t)snprintf(values + n, sizeof(values) - n, "%s%s", n ? ", " : "",
+                                      run->targets[i].sweep_value);
+        report_doc_item(doc, "Sweep: `%s` over %s (each target once per value; the comparisons "
+                             "set the values side by side)",
+                        run->sweep_key, values);
+    }
+    if (run->capacity.present)
+        report_doc_item(doc, "Repetitions: %d per count of users tried, more at the two counts "
+                             "at the edge (see Capacity)%s",
+                        run->repetitions, w);
+    else
+        report_doc_item(doc, "Repetitions: %d per cell%s", run->repetitions, w);
     report_doc_item(doc, "Complete: %s",
                     run->complete ? "yes" : "no (interrupted, or a target failed)");
     if (run->has_environment) {
@@ -198,10 +215,15 @@ void report_build_how_to_read(struct report_doc *doc, const struct report_plan *
 {
     report_doc_heading(doc, 2, "how-to-read", "How to read this");
     report_doc_list(doc);
-    report_doc_item(doc, "Every number is the mean over the repetitions of its cell (%d per cell "
-                         "in %s); a repetition whose request failed is left out and counted "
-                         "as an error.",
-                    plan->runs[0]->repetitions, plan->compare ? "run A" : "this run");
+    if (plan->runs[0]->capacity.present)
+        report_doc_item(doc, "Every number is the mean over its cell: one value per repetition "
+                             "and user (a count of users is a level here); a request that "
+                             "failed is left out and counted as an error.");
+    else
+        report_doc_item(doc, "Every number is the mean over the repetitions of its cell (%d per cell "
+                             "in %s); a repetition whose request failed is left out and counted "
+                             "as an error.",
+                        plan->runs[0]->repetitions, plan->compare ? "run A" : "this run");
     report_doc_item(doc, "`±x` is half the width of the 95 %% confidence interval of the mean: "
                          "a bootstrap over the repetitions (percentile method, %d resamples, "
                          "fixed seed, so the same results give the same interval).",

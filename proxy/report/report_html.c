@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 
 #include "core/jsonw.h"
+#include "core/chartjs.h"
 #include "report/report_assets.h"
 #include "report/report_build.h"
 #include "report/report_doc.h"
@@ -448,11 +449,13 @@ static void lane(struct page *pg, cJSON *lanes, size_t side, const struct report
     double start = (q->start_us - t0_us) / 1e6;
     double first = q->first_token_ms, end = q->end_ms;
     const struct results_agent *a = results_agent(s->run, q->agent);
-    char label[256];
+    char label[256], user[32] = "";
+    if (q->user > 0)
+        snprintf(user, sizeof(user), " u%d", q->user);
     if (a && a->turns > 1)
-        snprintf(label, sizeof(label), "%s · %s t%d", s->label, a->label, q->turn);
+        snprintf(label, sizeof(label), "%s ·%s %s t%d", s->label, user, a->label, q->turn);
     else
-        snprintf(label, sizeof(label), "%s · %s", s->label, a ? a->label : q->agent);
+        snprintf(label, sizeof(label), "%s ·%s %s", s->label, user, a ? a->label : q->agent);
     if (isnan(end))
         end = q->last_token_ms;
     if (isnan(end))
@@ -562,6 +565,65 @@ static void timeline(struct page *pg)
     add(pg, pg->data, "timeline", tl);
 }
 
+/* --- capacity: each objective against the users, the limit drawn --- */
+
+static void capacity(struct page *pg)
+{
+    const struct report_plan *plan = pg->plan;
+    const struct results_capacity *c = NULL;
+    for (size_t k = 0; k < plan->n_sides && !c; k++)
+        if (plan->sides[k].run->capacity.present)
+            c = &plan->sides[k].run->capacity;
+    if (!c || c->n_objectives == 0) {
+        add(pg, pg->data, "capacity", cJSON_CreateNull());
+        return;
+    }
+    cJSON *o = cJSON_CreateObject(), *objs = cJSON_CreateArray(), *sides = cJSON_CreateArray();
+    add(pg, o, "unit", cJSON_CreateString(c->unit ? c->unit : "users"));
+    for (size_t i = 0; i < c->n_objectives; i++) {
+        cJSON *x = cJSON_CreateObject();
+        add(pg, x, "name", cJSON_CreateString(c->objectives[i].name));
+        add(pg, x, "text", cJSON_CreateString(c->objectives[i].text));
+        add(pg, x, "unit", cJSON_CreateString(c->objectives[i].unit ? c->objectives[i].unit : ""));
+        add(pg, x, "limit", number(c->objectives[i].limit));
+        add(pg, objs, NULL, x);
+    }
+    for (size_t k = 0; k < plan->n_sides; k++) {
+        const struct report_side *s = &plan->sides[k];
+        const struct results_capacity *sc = &s->run->capacity;
+        const struct results_capacity_target *t =
+            sc->present ? results_capacity_of(s->run, s->target->name) : NULL;
+        cJSON *side = cJSON_CreateObject(), *points = cJSON_CreateArray();
+        add(pg, side, "label", cJSON_CreateString(s->label));
+        add(pg, side, "capacity", number(t ? t->capacity : NAN));
+        for (size_t i = 0; t && i < t->n_points; i++) {
+            const struct results_capacity_point *p = &t->points[i];
+            cJSON *pt = cJSON_CreateObject(), *vals = cJSON_CreateArray();
+            add(pg, pt, "x", number(p->users));
+            for (size_t j = 0; j < c->n_objectives; j++) {
+                /* The run's own objective of that name (compare: both ran one). */
+                const struct results_judgement *jd = NULL;
+                for (size_t q = 0; q < sc->n_objectives; q++)
+                    if (strcmp(sc->objectives[q].name, c->objectives[j].name) == 0)
+                        jd = &p->j[q];
+                cJSON *v = cJSON_CreateObject();
+                add(pg, v, "m", number(jd ? jd->value : NAN));
+                add(pg, v, "lo", number(jd ? jd->lo : NAN));
+                add(pg, v, "hi", number(jd ? jd->hi : NAN));
+                add(pg, v, "pass", cJSON_CreateBool(jd && jd->pass == 1));
+                add(pg, vals, NULL, v);
+            }
+            add(pg, pt, "v", vals);
+            add(pg, points, NULL, pt);
+        }
+        add(pg, side, "points", points);
+        add(pg, sides, NULL, side);
+    }
+    add(pg, o, "objectives", objs);
+    add(pg, o, "sides", sides);
+    add(pg, pg->data, "capacity", o);
+}
+
 /* --- the page --- */
 
 static bool has(const struct page *pg, const char *key)
@@ -607,6 +669,18 @@ static int charts(void *arg, struct evbuffer *out)
     char buf[512];
     EVBUFFER_ADD_LIT(out, "<section class=\"charts\">\n<h2 id=\"charts\">Charts</h2>\n"
                           "<div class=\"grid\">\n");
+    const cJSON *cap = get(pg->data, "capacity"), *obj;
+    int i = 0;
+    cJSON_ArrayForEach(obj, get(cap, "objectives"))
+    {
+        char id[32], caption[160];
+        snprintf(id, sizeof(id), "chart-capacity-%d", i++);
+        snprintf(caption, sizeof(caption), "Capacity: %s", get(obj, "text")->valuestring);
+        figure(out, id, caption,
+               "each count of users tried: the objective's value with its 95% CI (hollow: the "
+               "count broke it); dashed: the limit",
+               false, 320);
+    }
     if (has(pg, "radar"))
         figure(out, "chart-radar", "Overall profile",
                "0–100, higher is better; axes defined in the footnotes", false, 380);
@@ -717,6 +791,7 @@ int report_html_page(const struct report_plan *plan, const struct report_doc *do
     radar(&pg);
     side_tasks(&pg);
     timeline(&pg);
+    capacity(&pg);
     rc = pg.error;
     if (rc < 0)
         goto fail;
@@ -744,7 +819,7 @@ int report_html_page(const struct report_plan *plan, const struct report_doc *do
         goto fail;
     footnotes(&pg, out);
     EVBUFFER_ADD_LIT(out, "<pre id=\"errors\" hidden></pre>\n</main>\n<script>\n");
-    evbuffer_add(out, report_asset_chartjs, report_asset_chartjs_len);
+    evbuffer_add(out, chartjs_min, chartjs_min_len);
     EVBUFFER_ADD_LIT(out, "\n</script>\n<script type=\"application/json\" id=\"report-data\">");
     script_json(out, json);
     EVBUFFER_ADD_LIT(out, "</script>\n<script>\n");

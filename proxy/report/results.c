@@ -312,6 +312,23 @@ static int read_sim(const cJSON *sim, struct results_target *t)
     return 0;
 }
 
+/* A calibrated profile's origin: {"from", "target", "levels": [...]}. */
+static void read_calibration(const cJSON *c, struct results_target *t)
+{
+    t->calibrated = cJSON_IsObject(c);
+    t->calibrated_from = str(c, "from");
+    t->calibrated_target = str(c, "target");
+    t->calibrated_levels[0] = '\0';
+    size_t n = 0;
+    const cJSON *l;
+    cJSON_ArrayForEach(l, get(c, "levels"))
+    {
+        if (cJSON_IsString(l) && n < sizeof(t->calibrated_levels))
+            n += (size_t)snprintf(t->calibrated_levels + n, sizeof(t->calibrated_levels) - n,
+                                  "%s%s", n ? ", " : "", l->valuestring);
+    }
+}
+
 static int read_targets(struct results *r, const cJSON *root, struct config_err *err)
 {
     const cJSON *a, *e;
@@ -339,6 +356,9 @@ static int read_targets(struct results *r, const cJSON *root, struct config_err 
         t->on_sim = false;
         if (cJSON_IsObject(get(e, "sim")) && (rc = read_sim(get(e, "sim"), t)) < 0)
             return rc;
+        t->profile = str(e, "profile");
+        t->sweep_value = str(e, "sweep_value");
+        read_calibration(get(e, "calibration"), t);
         t->model = str(e, "model");
         const cJSON *th = get(e, "thinking");
         t->thinking = cJSON_IsBool(th) ? cJSON_IsTrue(th) : -1;
@@ -503,6 +523,8 @@ static int read_requests(struct results *r, const cJSON *root, struct config_err
         q->agent = str(e, "agent");
         double rep = num(e, "repetition");
         q->repetition = rep >= 0 && rep <= 1e9 ? (long)rep : 0;
+        double user = num(e, "user");
+        q->user = user >= 1 && user <= RESULTS_MAX_REPETITIONS ? (int)user : 0;
         rc = count(e, "turn", 1, RESULTS_MAX_TURNS, 1, &q->turn, "requests", i, err);
         if (rc < 0)
             return rc;
@@ -511,6 +533,113 @@ static int read_requests(struct results *r, const cJSON *root, struct config_err
         q->check = cJSON_IsBool(pass) ? cJSON_IsTrue(pass) : -1;
         read_record(r, cJSON_IsObject(get(e, "record")) ? get(e, "record") : NULL, q);
         i++;
+    }
+    return 0;
+}
+
+/* --- capacity --- */
+
+/* [lo, hi] of k, NaN each when absent. */
+static void read_pair(const cJSON *j, const char *k, double *lo, double *hi)
+{
+    const cJSON *a = get(j, k);
+    const cJSON *x = cJSON_GetArrayItem(a, 0), *y = cJSON_GetArrayItem(a, 1);
+    *lo = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+    *hi = cJSON_IsNumber(y) ? y->valuedouble : NAN;
+}
+
+static int tristate(const cJSON *j, const char *k)
+{
+    const cJSON *v = get(j, k);
+    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : -1;
+}
+
+static int read_capacity_target(struct results_capacity *c, const cJSON *e,
+                                struct results_capacity_target *t, int i, struct config_err *err)
+{
+    t->target = str(e, "target");
+    t->bound = str(e, "bound");
+    t->capacity = num(e, "capacity");
+    read_pair(e, "ci95", &t->ci_lo, &t->ci_hi);
+    t->broke = str(e, "broke");
+    t->broke_at = num(e, "broke_at");
+    if (!t->target) {
+        config_err_set(err, "capacity.targets[%d] has no \"target\" string", i);
+        return -EINVAL;
+    }
+    const cJSON *points = get(e, "points"), *p;
+    int n = cJSON_GetArraySize(points);
+    if (n > RESULTS_MAX_POINTS) {
+        config_err_set(err, "capacity.targets[%d] has %d points: at most %d", i, n,
+                       RESULTS_MAX_POINTS);
+        return -EINVAL;
+    }
+    t->points = calloc(n > 0 ? (size_t)n : 1, sizeof(*t->points));
+    if (!t->points)
+        return -ENOMEM;
+    cJSON_ArrayForEach(p, points)
+    {
+        struct results_capacity_point *x = &t->points[t->n_points++];
+        x->users = num(p, "users");
+        int rc = count(p, "repetitions", 0, MAX_COUNT, 0, &x->repetitions, "capacity points", i, err);
+        if (rc < 0)
+            return rc;
+        x->pass = tristate(p, "pass");
+        x->significant = tristate(p, "significant");
+        for (size_t o = 0; o < c->n_objectives; o++) {
+            const cJSON *v = get(get(p, "values"), c->objectives[o].name);
+            struct results_judgement *j = &x->j[o];
+            j->value = num(v, "value");
+            read_pair(v, "ci95", &j->lo, &j->hi);
+            j->pass = tristate(v, "pass");
+            j->significant = tristate(v, "significant");
+        }
+    }
+    return 0;
+}
+
+/* The optional "capacity" section (docs/results-format.md#capacity). */
+static int read_capacity(struct results *r, const cJSON *root, struct config_err *err)
+{
+    const cJSON *cap = get(root, "capacity"), *e;
+    struct results_capacity *c = &r->capacity;
+    if (!cJSON_IsObject(cap))
+        return 0;
+    c->present = true;
+    c->objective = str(cap, "objective");
+    c->user_level = str(get(cap, "user"), "level");
+    c->unit = str(cap, "unit");
+    c->max_users = num(cap, "max_users");
+    int i = 0;
+    cJSON_ArrayForEach(e, get(cap, "objectives"))
+    {
+        if (c->n_objectives == RESULTS_MAX_OBJECTIVES) {
+            config_err_set(err, "capacity has more than %d objectives", RESULTS_MAX_OBJECTIVES);
+            return -EINVAL;
+        }
+        struct results_objective *o = &c->objectives[c->n_objectives++];
+        o->name = str(e, "name");
+        if (!o->name) {
+            config_err_set(err, "capacity.objectives[%d] has no \"name\" string", i);
+            return -EINVAL;
+        }
+        o->text = str(e, "text") ? str(e, "text") : o->name;
+        o->op = str(e, "op");
+        o->unit = str(e, "unit");
+        o->limit = num(e, "limit");
+        i++;
+    }
+    const cJSON *targets = get(cap, "targets");
+    int n = cJSON_GetArraySize(targets);
+    c->targets = calloc(n > 0 ? (size_t)n : 1, sizeof(*c->targets));
+    if (!c->targets)
+        return -ENOMEM;
+    i = 0;
+    cJSON_ArrayForEach(e, targets)
+    {
+        int rc = read_capacity_target(c, e, &c->targets[c->n_targets++], i++, err);
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
@@ -572,12 +701,13 @@ int results_from_json(const cJSON *root, struct results **ret, struct config_err
         goto fail;
     }
     r->complete = cJSON_IsTrue(get(root, "complete"));
+    r->sweep_key = str(root, "sweep");
     r->tokentap_version = str(root, "tokentap_version");
     if ((rc = read_environment(r, root)) < 0 || (rc = read_scenario(r, root, err)) < 0 ||
         (rc = read_targets(r, root, err)) < 0 ||
         (rc = read_cells(r, root, err)) < 0 ||
         (rc = read_level_cells(r, root, err)) < 0 ||
-        (rc = read_requests(r, root, err)) < 0)
+        (rc = read_requests(r, root, err)) < 0 || (rc = read_capacity(r, root, err)) < 0)
         goto fail;
     *ret = r;
     return 0;
@@ -634,6 +764,9 @@ void results_free(struct results *r)
     }
     for (size_t i = 0; i < r->n_targets; i++)
         free(r->targets[i].sim);
+    for (size_t i = 0; i < r->capacity.n_targets; i++)
+        free(r->capacity.targets[i].points);
+    free(r->capacity.targets);
     struct results_environment *e = &r->env;
     free(e->host);
     free(e->os);
@@ -687,6 +820,15 @@ const struct results_level_cell *results_level_cell(const struct results *r, con
         if (strcmp(c->target, target) == 0 && strcmp(c->level, level) == 0)
             return c;
     }
+    return NULL;
+}
+
+const struct results_capacity_target *results_capacity_of(const struct results *r,
+                                                          const char *target)
+{
+    for (size_t i = 0; i < r->capacity.n_targets; i++)
+        if (strcmp(r->capacity.targets[i].target, target) == 0)
+            return &r->capacity.targets[i];
     return NULL;
 }
 

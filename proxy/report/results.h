@@ -94,6 +94,14 @@ struct results_target {
     bool on_sim;       /* it has a simulator profile: sim[] */
     struct results_setting *sim; /* owned; n_sim settings */
     size_t n_sim;
+    const char *profile; /* borrowed: the sim profile's file, NULL when inline or none */
+    /* A profile fitted to measured requests (`tokentap sim --calibrate`):
+     * a prediction of the server it was fitted to. */
+    bool calibrated;
+    const char *calibrated_from;   /* borrowed: the measured files; NULL when unknown */
+    const char *calibrated_target; /* borrowed: the target fitted; NULL when unknown */
+    char calibrated_levels[256];   /* the levels fitted, ", "-separated; "" = all */
+    const char *sweep_value; /* borrowed: its value of the run's sweep, NULL = none */
     const char *model; /* borrowed; may be NULL */
     int thinking;      /* 1, 0, or -1 when not set */
     double vram_gb;    /* NaN when absent */
@@ -119,6 +127,7 @@ struct results_level_cell {
 struct results_request {
     const char *target, *level, *agent; /* borrowed */
     long repetition;
+    int user;                    /* capacity runs: which user (1-based); 0 otherwise */
     int turn;
     int check;                   /* 1 pass, 0 fail, -1 no check */
     bool ok;                     /* outcome "ok" (or the record names none) */
@@ -128,6 +137,59 @@ struct results_request {
     const double *gaps_us;       /* borrowed from the struct's gaps: the gaps between
                                   * token events, NaN where the file has no number */
     size_t n_gaps;
+};
+
+/* Objectives one capacity search judged by. */
+#define RESULTS_MAX_OBJECTIVES 8
+/* Counts one search may have tried, per target. */
+#define RESULTS_MAX_POINTS 64
+
+/* One part of a capacity objective ("ttft_p95<2s"). */
+struct results_objective {
+    const char *name;  /* borrowed: "ttft_p95" */
+    const char *text;  /* borrowed: "TTFT p95 < 2 s"; the name when absent */
+    const char *op;    /* borrowed: "<", "<=", ">" or ">="; NULL when absent */
+    const char *unit;  /* borrowed: "ms", "tok/s", "tokens" or "share"; NULL when absent */
+    double limit;      /* in unit (a share is 0..1); NaN when absent */
+};
+
+/* One objective at one count of users. */
+struct results_judgement {
+    double value, lo, hi; /* the statistic and its 95 % CI; NaN when unknown */
+    int pass;             /* 1, 0, -1 unknown */
+    int significant;      /* the CI backs the verdict: 1, 0, -1 unknown */
+};
+
+struct results_capacity_point {
+    double users;
+    int repetitions;
+    int pass, significant; /* 1, 0, -1 unknown */
+    struct results_judgement j[RESULTS_MAX_OBJECTIVES];
+};
+
+/* One target's capacity. */
+struct results_capacity_target {
+    const char *target;   /* borrowed */
+    const char *bound;    /* borrowed: "found", "at-least", "below-one" or "none" */
+    double capacity;      /* the largest count that held; NaN when unknown */
+    double ci_lo, ci_hi;  /* its 95 % CI; NaN when unknown */
+    const char *broke;    /* borrowed: the objective that broke first (its name); NULL */
+    double broke_at;      /* the smallest count that broke; NaN when none */
+    struct results_capacity_point *points; /* owned: the counts tried, by users */
+    size_t n_points;
+};
+
+/* A capacity run's answer (bench --capacity): docs/results-format.md#capacity. */
+struct results_capacity {
+    bool present;
+    const char *objective; /* borrowed: the objectives' texts, ", "-joined */
+    struct results_objective objectives[RESULTS_MAX_OBJECTIVES];
+    size_t n_objectives;
+    const char *user_level; /* borrowed: the level whose agents are one user */
+    const char *unit;       /* borrowed: "agents" (a user is one agent) or "users" */
+    double max_users;       /* NaN when absent */
+    struct results_capacity_target *targets; /* owned */
+    size_t n_targets;
 };
 
 /* Where and when the run ran (the "environment" object). */
@@ -143,6 +205,7 @@ struct results {
     const char *scenario_name;   /* borrowed; "" when absent */
     const char *description;     /* borrowed: the scenario's; NULL when absent */
     const char *scenario_file;   /* borrowed: the scenario's path; NULL when absent */
+    const char *sweep_key;       /* borrowed: what the run swept (--sweep); NULL when nothing */
     double warmup;               /* scenario.warmup; NaN when absent */
     int repetitions;             /* scenario.repetitions, 0 when unknown */
     bool has_environment;        /* env holds the file's "environment" */
@@ -161,6 +224,7 @@ struct results {
     size_t n_requests;
     double *gaps;                /* owned: every request's gaps, one list after another */
     size_t n_gaps;
+    struct results_capacity capacity; /* present: a capacity run */
 };
 
 /* Parses results.json text. On success *ret owns a new struct (free it with
@@ -188,6 +252,10 @@ const struct results_level_cell *results_level_cell(const struct results *r, con
 /* The key of a metric in results.json's cells and level cells. */
 const char *results_metric_key(enum results_metric_id m);
 const char *results_level_metric_key(enum results_level_metric_id m);
+
+/* A target's capacity in a capacity run; NULL when there is none. */
+const struct results_capacity_target *results_capacity_of(const struct results *r,
+                                                          const char *target);
 
 /* The first primary agent, or NULL when the scenario has none. */
 const struct results_agent *results_primary(const struct results *r);

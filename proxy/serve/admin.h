@@ -1,7 +1,10 @@
 /* admin: tokentap's own endpoints under /tokentap/ on the proxy port
- * (health, metrics, stats, recent requests). It reads the serving side
- * only through struct admin_source, filled by whoever routes requests to
- * it (serve), so it does not know the proxy. */
+ * (health, metrics, stats, recent requests, and the dashboard: the page
+ * and its event stream, through dash). It reads the serving side only
+ * through struct admin_source, filled by whoever routes requests to it
+ * (serve; replay and bench for --ui), so it does not know the proxy or the
+ * load generator. Every /tokentap/ path goes through admin_handler, so
+ * access rules added here hold for all of them. */
 #ifndef TOKENTAP_ADMIN_H
 #define TOKENTAP_ADMIN_H
 
@@ -9,9 +12,11 @@
 #include <stddef.h>
 
 #include "wire/http.h"
+#include "wire/net.h"
 #include "wire/server.h"
 #include "wire/upstream.h"
 
+struct dash;
 struct metrics;
 struct trace_writer;
 
@@ -26,13 +31,30 @@ struct admin_upstream {
     struct upstream_pool_stats pool;
 };
 
+#define ADMIN_MAX_ALLOW 16
+
+/* Who may ask. The endpoints show every session's ids, clients, models
+ * and errors, so by default only loopback clients may. */
+struct admin_access {
+    struct net_cidr allow[ADMIN_MAX_ALLOW]; /* client addresses that may ask */
+    size_t n_allow;            /* 0: any client that reaches the listener */
+    const char *token;         /* borrowed: required as "Authorization: Bearer T" or
+                                * ?token=T (a browser's EventSource sends no header); NULL: none */
+};
+
+/* Loopback only (127.0.0.0/8, ::1), no token: the default on the proxy port. */
+void admin_access_loopback(struct admin_access *a);
+
 /* What admin reads, at the moment it answers. */
 struct admin_source {
+    const struct admin_access *access; /* borrowed; NULL: anyone */
     struct metrics *metrics;   /* borrowed */
     struct trace_writer *trace; /* borrowed: the recorder, NULL when not recording */
+    struct dash *dash;         /* borrowed, may be NULL: no dashboard */
     void *ctx;                 /* borrowed: passed to the functions below */
     /* Requests in progress. */
     unsigned (*in_flight)(void *ctx);
+    /* Upstreams for /tokentap/health (NULL: none). */
     size_t (*n_upstreams)(void *ctx);
     /* Upstream i (< n_upstreams) into *ret, strings valid until return. */
     void (*upstream)(void *ctx, size_t i, struct admin_upstream *ret);
@@ -41,7 +63,12 @@ struct admin_source {
 /* True for paths under the reserved prefix /tokentap/. */
 bool admin_match(const struct http_head *h);
 
-/* Answers an admin request completely. */
-void admin_handle(const struct admin_source *src, struct server_req *req);
+/* The server handler for admin's requests; its ctx is a const struct
+ * admin_source that outlives them. Every request is answered in on_head
+ * (403 for a client outside access->allow, 401 without the token), except
+ * the dashboard's event stream, which lasts until on_abort. A path
+ * outside /tokentap/ (on a listener that is only admin: --admin-listen,
+ * --ui) gets / redirected to /tokentap/, anything else 404. */
+const struct server_handler *admin_handler(void);
 
 #endif

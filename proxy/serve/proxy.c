@@ -15,6 +15,7 @@
 #include "core/config.h"
 #include "core/jsonw.h"
 #include "core/log.h"
+#include "tap/live.h"
 #include "tap/metrics.h"
 #include "tap/record.h"
 #include "tap/reqlog.h"
@@ -114,8 +115,7 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
         struct upstream_pool_options po = cfg->pool;
         if (uc->max_connections)
             po.max_connections = uc->max_connections;
-        po.ca_file = uc->ca_file;
-        po.insecure = uc->insecure;
+        po.tls = uc->tls;
         struct config_err perr;
         r = upstream_pool_new(base, &u->target, &po, &u->pool, &perr);
         if (r < 0) {
@@ -212,6 +212,8 @@ static void finalize(struct exchange *x, enum record_outcome outcome)
         return;
     x->begun = false;
     metrics_end(x->proxy->cfg.metrics, r, now);
+    if (x->proxy->cfg.live)
+        live_end(x->proxy->cfg.live, r, now);
     if (x->proxy->cfg.log)
         reqlog_write(x->proxy->cfg.log, r);
     if (x->proxy->cfg.trace)
@@ -549,6 +551,8 @@ static void on_token(void *ctx, const struct record *r, usec_t t)
 {
     struct exchange *x = ctx;
     metrics_token(x->proxy->cfg.metrics, &x->rec, t);
+    if (x->proxy->cfg.live)
+        live_token(x->proxy->cfg.live, &x->rec, t);
 }
 
 static void on_text(void *ctx, enum dialect_token_kind kind, const char *text, size_t len)
@@ -693,6 +697,8 @@ static void on_end(void *ctx, struct server_req *req)
     /* t_start is the last request byte: concurrency is counted from here. */
     if (x->up && !x->begun) {
         metrics_begin(x->proxy->cfg.metrics, &x->rec, x->rec.t_start);
+        if (x->proxy->cfg.live)
+            live_begin(x->proxy->cfg.live, &x->rec, server_req_peer(req), x->rec.t_start);
         x->begun = true;
     }
 }
@@ -774,6 +780,8 @@ static void up_on_head(void *ctx, const struct http_head *uh, usec_t t)
         return;
     x->rec.t_forwarded = upstream_req_ready_time(x->up);
     tap_head(&x->tap, uh, t);
+    if (x->proxy->cfg.live && x->begun)
+        live_head(x->proxy->cfg.live, &x->rec, t);
     const struct http_head *ch = server_req_head(c);
     bool client_10 = ch->version_major == 1 && ch->version_minor == 0;
     bool no_body = strcmp(ch->method, "HEAD") == 0 || uh->status == 204 || uh->status == 304 ||

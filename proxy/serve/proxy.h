@@ -17,6 +17,7 @@
 
 struct config_err;
 struct event_base;
+struct live;
 struct metrics;
 struct proxy;
 struct reqlog;
@@ -30,8 +31,7 @@ struct proxy_upstream_config {
     size_t n_models;
     bool is_default;
     unsigned max_connections;  /* 0 = pool default */
-    const char *ca_file;       /* borrowed: https: CAs to trust instead of the system's, or NULL */
-    bool insecure;             /* https: no certificate verification */
+    struct upstream_tls_options tls; /* https: how its certificate is checked */
 };
 
 struct proxy_config {
@@ -44,6 +44,7 @@ struct proxy_config {
     struct upstream_pool_options pool;
     struct metrics *metrics;     /* borrowed: every finished request is added */
     struct reqlog *log;          /* borrowed, may be NULL */
+    struct live *live;           /* borrowed, may be NULL: what the dashboard shows */
     const char *session_header;  /* borrowed: extra header naming the session, may be NULL */
     const struct rewrite_rules *rules; /* borrowed: request rewrite rules (may be empty, not NULL) */
     struct trace_writer *trace;  /* borrowed, may be NULL: record every exchange */

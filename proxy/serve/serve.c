@@ -17,7 +17,9 @@
 #include "wire/net.h"
 #include "tap/metrics.h"
 #include "serve/admin.h"
+#include "serve/dash.h"
 #include "serve/proxy.h"
+#include "tap/live.h"
 #include "tap/reqlog.h"
 #include "rewrite/rewrite.h"
 #include "wire/server.h"
@@ -53,6 +55,9 @@ enum {
     OPT_TLS_KEY,
     OPT_CA_FILE,
     OPT_INSECURE,
+    OPT_ADMIN_LISTEN,
+    OPT_ADMIN_ALLOW,
+    OPT_ADMIN_TOKEN_FILE,
 };
 
 static const struct cli_option serve_options[] = {
@@ -83,6 +88,9 @@ static const struct cli_option serve_options[] = {
     {"record-events", 0, NULL, "also record every response event with its arrival time", OPT_RECORD_EVENTS},
     {"record-max-file", 0, "SIZE", "start a new trace file beyond this size (default 256M)", OPT_RECORD_MAX_FILE},
     {"redact", 0, "HEADER", "also redact this header in traces (repeatable; authorization, x-api-key, cookie... always)", OPT_REDACT},
+    {"admin-listen", 0, "HOST:PORT", "serve /tokentap/ on a listener of its own (default: on the proxy port, to loopback clients)", OPT_ADMIN_LISTEN},
+    {"admin-allow", 0, "CIDR", "client addresses that may use /tokentap/ (repeatable; default 127.0.0.0/8 and ::1 on the proxy port)", OPT_ADMIN_ALLOW},
+    {"admin-token-file", 0, "FILE", "/tokentap/ asks for this token: Authorization: Bearer TOKEN, or ?token=TOKEN", OPT_ADMIN_TOKEN_FILE},
     CLI_OPTION_LOG_LEVEL(OPT_LOG_LEVEL),
     {NULL, 0, NULL, NULL, 0},
 };
@@ -95,8 +103,9 @@ static const struct cli_command serve_command = {
         "(Claude Code: ANTHROPIC_BASE_URL=http://127.0.0.1:8080; OpenAI SDKs: base_url\n"
         "http://127.0.0.1:8080/v1). Every route passes through; a request's \"model\" picks\n"
         "the upstream when several are configured. Every streamed token is time-stamped:\n"
-        "GET /tokentap/stats (JSON, per concurrency level), /tokentap/metrics (Prometheus),\n"
-        "/tokentap/requests?limit=N, /tokentap/health. Prints 'listening on HOST:PORT'.",
+        "the live dashboard is at http://HOST:PORT/tokentap/; GET /tokentap/stats (JSON,\n"
+        "per concurrency level), /tokentap/metrics (Prometheus), /tokentap/requests?limit=N,\n"
+        "/tokentap/health. Prints 'listening on HOST:PORT'.",
     .options = serve_options,
     .epilog = "Flags override the config file. See docs/serve.md and config/serve.yaml.\n",
 };
@@ -188,12 +197,12 @@ static int load_upstreams(struct config_doc *doc, const cJSON *ups, struct serve
             (r = config_get_string(doc, u, "url", true, &pc->url, err)) < 0 ||
             (r = config_get_string(doc, u, "name", false, &pc->name, err)) < 0 ||
             (r = config_get_bool(doc, u, "default", &pc->is_default, err)) < 0 ||
-            (r = config_get_string(doc, u, "ca_file", false, &pc->ca_file, err)) < 0 ||
-            (r = config_get_bool(doc, u, "insecure", &pc->insecure, err)) < 0)
+            (r = config_get_string(doc, u, "ca_file", false, &pc->tls.ca_file, err)) < 0 ||
+            (r = config_get_bool(doc, u, "insecure", &pc->tls.insecure, err)) < 0)
             return r;
-        if (pc->ca_file && access(pc->ca_file, R_OK) < 0)
+        if (pc->tls.ca_file && access(pc->tls.ca_file, R_OK) < 0)
             return config_error(doc, cJSON_GetObjectItemCaseSensitive(u, "ca_file"), err,
-                                "cannot read ca_file '%s': %s", pc->ca_file, strerror(errno));
+                                "cannot read ca_file '%s': %s", pc->tls.ca_file, strerror(errno));
         uint64_t mc = 0;
         if ((r = config_get_u64(doc, u, "max_connections", 1, 65536, &mc, err)) < 0)
             return r;
@@ -286,17 +295,88 @@ static int load_tls(struct config_doc *doc, const cJSON *tls, struct serve_setti
 }
 
 /* Reads the config file into s; strings stay owned by doc. */
+/* A token file's first line; NULL (errno) when it cannot be read or is empty. */
+static char *read_token(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char line[512];
+    char *t = fgets(line, sizeof(line), f) ? line : NULL;
+    fclose(f);
+    if (t)
+        t[strcspn(t, "\r\n")] = '\0';
+    if (!t || !t[0]) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return strdup(t);
+}
+
+/* One more allowed block, from the file (1) or a flag (2): the first
+ * from a source replaces what came before. */
+static int admin_allow(struct serve_settings *s, const char *cidr, int from)
+{
+    if (s->admin_allow_from != from) {
+        s->admin.n_allow = 0;
+        s->admin_allow_from = from;
+    }
+    if (s->admin.n_allow == ADMIN_MAX_ALLOW)
+        return -ENOSPC;
+    return net_parse_cidr(cidr, &s->admin.allow[s->admin.n_allow++]) < 0 ? -EINVAL : 0;
+}
+
+/* admin: {listen, allow: [CIDR...], token | token_file}. */
+static int load_admin(struct config_doc *doc, const cJSON *a, struct serve_settings *s,
+                      struct config_err *err)
+{
+    static const char *const keys[] = {"listen", "allow", "token", "token_file", NULL};
+    const char *token = NULL, *file = NULL;
+    int r;
+    if (!a)
+        return 0;
+    struct net_addr addr;
+    if ((r = config_check_keys(doc, a, keys, err)) < 0 ||
+        (r = config_get_string(doc, a, "listen", false, &s->admin_listen, err)) < 0 ||
+        (r = config_get_string(doc, a, "token", false, &token, err)) < 0 ||
+        (r = config_get_string(doc, a, "token_file", false, &file, err)) < 0)
+        return r;
+    if (s->admin_listen && net_parse_hostport(s->admin_listen, &addr) < 0)
+        return config_error(doc, cJSON_GetObjectItemCaseSensitive(a, "listen"), err,
+                            "'listen' must be %s", CLI_LISTEN_FORMAT);
+    const cJSON *allow = cJSON_GetObjectItemCaseSensitive(a, "allow"), *e;
+    if (allow && !cJSON_IsArray(allow))
+        return config_error(doc, allow, err, "'allow' must be a list of addresses like 10.0.0.0/8");
+    cJSON_ArrayForEach(e, allow)
+    {
+        if (!cJSON_IsString(e) || admin_allow(s, e->valuestring, 1) < 0)
+            return config_error(doc, e, err, "'allow': an address or block like 10.0.0.0/8 or ::1 "
+                                             "(at most %d)", ADMIN_MAX_ALLOW);
+    }
+    if (token && file)
+        return config_error(doc, a, err, "'token' or 'token_file', not both");
+    free(s->admin_token);
+    s->admin_token = token ? strdup(token) : file ? read_token(file) : NULL;
+    if ((token || file) && !s->admin_token)
+        return config_error(doc, cJSON_GetObjectItemCaseSensitive(a, file ? "token_file" : "token"),
+                            err, "cannot read the admin token%s%s: %s", file ? " from " : "",
+                            file ? file : "", errno == EINVAL ? "empty" : strerror(errno));
+    return 0;
+}
+
 static int load_file(struct config_doc *doc, struct serve_settings *s, struct config_err *err)
 {
     static const char *const top[] = {"listen", "tls", "upstreams", "routing", "limits",
-                                      "timeouts", "log", "metrics", "record", "rewrite", NULL};
+                                      "timeouts", "log", "metrics", "record", "rewrite", "admin",
+                                      NULL};
     static const char *const log_keys[] = {"file", "gaps", NULL};
     static const char *const metrics_keys[] = {"session_header", "concurrency_buckets", "buckets", NULL};
     static const char *const routing_keys[] = {"unknown_model", NULL};
     static const char *const limit_keys[] = {"max_body", "max_header", "max_connections",
                                              "upstream_connections", NULL};
-    static const char *const timeout_keys[] = {"connect", "response", "stream", "client_idle",
-                                               "client_header", "client_body", "drain", NULL};
+    static const char *const timeout_keys[] = {"connect",     "response",      "stream",
+                                               "client_idle", "client_header", "client_body",
+                                               "drain",       NULL};
     const cJSON *root = config_root(doc);
     int r = config_check_keys(doc, root, top, err);
     if (r < 0)
@@ -308,7 +388,8 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
         return config_error(doc, cJSON_GetObjectItemCaseSensitive(root, "listen"), err,
                             "'listen' must be %s", CLI_LISTEN_FORMAT);
     if ((r = load_tls(doc, cJSON_GetObjectItemCaseSensitive(root, "tls"), s, err)) < 0 ||
-        (r = load_upstreams(doc, cJSON_GetObjectItemCaseSensitive(root, "upstreams"), s, err)) < 0)
+        (r = load_upstreams(doc, cJSON_GetObjectItemCaseSensitive(root, "upstreams"), s, err)) < 0 ||
+        (r = load_admin(doc, cJSON_GetObjectItemCaseSensitive(root, "admin"), s, err)) < 0)
         return r;
     const cJSON *routing = cJSON_GetObjectItemCaseSensitive(root, "routing");
     if (routing) {
@@ -439,8 +520,8 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct serv
         return 0;
     case OPT_TLS_CERT: s->tls_cert = v; return cli_readable(p, v);
     case OPT_TLS_KEY: s->tls_key = v; return cli_readable(p, v);
-    case OPT_CA_FILE: s->ca_file = v; return cli_readable(p, v);
-    case OPT_INSECURE: s->insecure = true; return 0;
+    case OPT_CA_FILE: s->tls.ca_file = v; return cli_readable(p, v);
+    case OPT_INSECURE: s->tls.insecure = true; return 0;
     case OPT_REJECT_UNKNOWN: s->reject_unknown = true; return 0;
     case OPT_MAX_BODY: return cli_size(p, v, &s->max_body);
     case OPT_MAX_HEADER: return cli_size(p, v, &s->max_header);
@@ -466,6 +547,23 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct serv
     case OPT_SESSION_HEADER: s->session_header = v; return 0;
     case OPT_CONCURRENCY_BUCKETS: return cli_unsigned(p, v, 2, 1024, &s->concurrency_buckets);
     case OPT_LOG_LEVEL: return cli_log_level(p, v, &s->log_level);
+    case OPT_ADMIN_LISTEN:
+        if (net_parse_hostport(v, &addr) < 0)
+            return cli_expected(p, CLI_LISTEN_FORMAT, v);
+        s->admin_listen = v;
+        return 0;
+    case OPT_ADMIN_ALLOW:
+        if (admin_allow(s, v, 2) < 0)
+            return cli_usage(p, "--admin-allow: an address or block like 10.0.0.0/8 or ::1 (at most %d), "
+                                "got '%s'", ADMIN_MAX_ALLOW, v);
+        return 0;
+    case OPT_ADMIN_TOKEN_FILE:
+        free(s->admin_token);
+        s->admin_token = read_token(v);
+        if (!s->admin_token)
+            return cli_usage(p, "--admin-token-file %s: %s", v,
+                             errno == EINVAL ? "empty" : strerror(errno));
+        return 0;
     default: return 0; /* --config: read in the first pass */
     }
 }
@@ -485,10 +583,10 @@ static void settle_upstreams(struct serve_settings *s)
     }
     if (s->upstream_url)
         s->ups[d].url = s->upstream_url;
-    if (s->ca_file)
-        s->ups[d].ca_file = s->ca_file;
-    if (s->insecure)
-        s->ups[d].insecure = true;
+    if (s->tls.ca_file)
+        s->ups[d].tls.ca_file = s->tls.ca_file;
+    if (s->tls.insecure)
+        s->ups[d].tls.insecure = true;
 }
 
 int serve_settings_parse(struct serve_settings *s, int argc, char **argv, struct config_err *err)
@@ -511,6 +609,11 @@ int serve_settings_parse(struct serve_settings *s, int argc, char **argv, struct
         return cli_usage(&p, "HTTPS needs both a certificate and its key: --tls-cert FILE "
                              "--tls-key FILE (or tls: {cert, key} in the config)");
     settle_upstreams(s);
+    /* Loopback clients only on the proxy port, unless said otherwise; a
+     * listener of its own answers whoever reaches it. */
+    if (!s->admin_allow_from && !s->admin_listen)
+        admin_access_loopback(&s->admin);
+    s->admin.token = s->admin_token;
     return 0;
 }
 
@@ -520,6 +623,8 @@ void serve_settings_finish(struct serve_settings *s)
     s->rules = NULL;
     config_free(s->doc);
     s->doc = NULL;
+    free(s->admin_token);
+    s->admin_token = NULL;
 }
 
 /* --- the run step --- */
@@ -528,10 +633,14 @@ struct serve_run {
     struct event_base *base;   /* owned */
     struct loop loop;
     struct server *server;     /* owned */
+    struct server *admin_server; /* owned: --admin-listen, NULL: admin on the proxy port */
     struct tls_server *tls;    /* owned: the HTTPS listener's certificate, NULL for HTTP */
     const char *tls_cert;      /* borrowed: its file, for the log */
     struct proxy *proxy;       /* owned */
     struct metrics *metrics;   /* owned */
+    struct live *live;         /* owned: what the dashboard shows */
+    struct dash *dash;         /* owned */
+    struct admin_source admin_src; /* what admin reads (either listener); its ctx is this run */
     struct reqlog *log;        /* owned, NULL without --log */
     struct trace_writer *trace; /* owned, NULL without --record */
     struct event *drain_timer; /* owned */
@@ -605,6 +714,8 @@ static void on_stop(void *arg)
     log_info("stopping: no new connections; waiting for %u requests in progress",
              proxy_in_flight(run->proxy));
     server_shutdown(run->server);
+    if (run->admin_server)
+        server_shutdown(run->admin_server);
     drain_check(-1, 0, run);
 }
 
@@ -638,53 +749,63 @@ static void admin_upstream(void *ctx, size_t i, struct admin_upstream *ret)
     };
 }
 
+/* Every callback of a /tokentap/ request goes to admin, the rest to the
+ * proxy (the dashboard's event stream is admin's until it aborts). */
+static bool to_admin(struct server_req *req)
+{
+    return admin_match(server_req_head(req));
+}
+
 static void route_head(void *ctx, struct server_req *req)
 {
     struct serve_run *run = ctx;
-    if (admin_match(server_req_head(req))) {
-        struct admin_source src = {
-            .metrics = run->metrics,
-            .trace = run->trace,
-            .ctx = run,
-            .in_flight = admin_in_flight,
-            .n_upstreams = admin_n_upstreams,
-            .upstream = admin_upstream,
-        };
-        admin_handle(&src, req);
-        return;
-    }
-    proxy_handler()->on_head(run->proxy, req);
+    if (!to_admin(req))
+        proxy_handler()->on_head(run->proxy, req);
+    else if (run->admin_server)
+        server_req_error(req, 404, "not_found_error",
+                         "the /tokentap/ endpoints are on the admin listener (--admin-listen)");
+    else
+        admin_handler()->on_head(&run->admin_src, req);
 }
 
-/* Admin answers in on_head; the proxy skips requests it did not take. */
+/* Admin answers in on_head and reads no bodies. */
 static void route_body(void *ctx, struct server_req *req, const char *data, size_t len)
 {
     struct serve_run *run = ctx;
-    proxy_handler()->on_body(run->proxy, req, data, len);
+    if (!to_admin(req))
+        proxy_handler()->on_body(run->proxy, req, data, len);
 }
 
 static void route_end(void *ctx, struct server_req *req)
 {
     struct serve_run *run = ctx;
-    proxy_handler()->on_end(run->proxy, req);
+    if (!to_admin(req))
+        proxy_handler()->on_end(run->proxy, req);
 }
 
 static void route_drain(void *ctx, struct server_req *req)
 {
     struct serve_run *run = ctx;
-    proxy_handler()->on_drain(run->proxy, req);
+    if (!to_admin(req))
+        proxy_handler()->on_drain(run->proxy, req);
 }
 
 static void route_abort(void *ctx, struct server_req *req)
 {
     struct serve_run *run = ctx;
-    proxy_handler()->on_abort(run->proxy, req);
+    if (to_admin(req))
+        admin_handler()->on_abort(&run->admin_src, req);
+    else
+        proxy_handler()->on_abort(run->proxy, req);
 }
 
 static void route_error(void *ctx, struct server_req *req, int status, const char *message)
 {
     struct serve_run *run = ctx;
-    proxy_handler()->on_error(run->proxy, req, status, message);
+    if (to_admin(req))
+        admin_handler()->on_error(&run->admin_src, req, status, message);
+    else
+        proxy_handler()->on_error(run->proxy, req, status, message);
 }
 
 static const struct server_handler router = {
@@ -696,7 +817,8 @@ static const struct server_handler router = {
     .on_error = route_error,
 };
 
-/* Metrics, the request log and the trace recorder. 0 or -errno (printed). */
+/* Metrics, the dashboard's live view, the request log and the trace
+ * recorder. 0 or -errno (printed). */
 static int open_outputs(struct serve_run *run, const struct serve_settings *s)
 {
     struct metrics_options mo;
@@ -707,6 +829,17 @@ static int open_outputs(struct serve_run *run, const struct serve_settings *s)
     if (s->fast_buckets.n)
         mo.fast = s->fast_buckets;
     if (metrics_new(&mo, clock_now(), &run->metrics) < 0) {
+        log_error("out of memory");
+        return -ENOMEM;
+    }
+    struct live_options lvo;
+    live_options_default(&lvo);
+    if (live_new(&lvo, clock_now(), &run->live) < 0) {
+        log_error("out of memory");
+        return -ENOMEM;
+    }
+    struct dash_options dso = {.live = run->live, .metrics = run->metrics, .title = "tokentap serve"};
+    if (dash_new(run->base, &dso, &run->dash) < 0) {
         log_error("out of memory");
         return -ENOMEM;
     }
@@ -756,6 +889,7 @@ static int start_proxy(struct serve_run *run, const struct serve_settings *s)
         .trace_events = s->record_events,
         .metrics = run->metrics,
         .log = run->log,
+        .live = run->live,
         .session_header = s->session_header,
     };
     if (rewrite_max_body(s->rules) > pc.route_body_limit)
@@ -779,6 +913,16 @@ static int start_proxy(struct serve_run *run, const struct serve_settings *s)
     so.header_timeout = s->header_timeout;
     so.body_timeout = s->body_timeout;
     so.max_connections = s->max_connections;
+    run->admin_src = (struct admin_source){
+        .access = &s->admin,
+        .metrics = run->metrics,
+        .trace = run->trace,
+        .dash = run->dash,
+        .ctx = run,
+        .in_flight = admin_in_flight,
+        .n_upstreams = admin_n_upstreams,
+        .upstream = admin_upstream,
+    };
     if (s->tls_cert) {
         if ((r = tls_server_new(s->tls_cert, s->tls_key, &run->tls, &err)) < 0) {
             fprintf(stderr, "tokentap serve: %s\n", err.msg);
@@ -788,6 +932,10 @@ static int start_proxy(struct serve_run *run, const struct serve_settings *s)
         so.tls = run->tls;
     }
     if ((r = server_new(run->base, s->listen, &so, &router, run, &run->server)) < 0)
+        return r;
+    /* The admin listener has the proxy port's rules, TLS included. */
+    if (s->admin_listen && (r = server_new(run->base, s->admin_listen, &so, admin_handler(),
+                                           &run->admin_src, &run->admin_server)) < 0)
         return r;
     run->drain_timer = evtimer_new(run->base, drain_check, run);
     if (!run->drain_timer)
@@ -815,13 +963,23 @@ static void announce(const struct serve_run *run, const struct serve_settings *s
                  info.is_default ? " [default]" : "", info.n_models);
     }
     for (size_t i = 0; i < s->n_ups; i++)
-        if (s->ups[i].insecure && strncmp(s->ups[i].url, "https:", 6) == 0)
+        if (s->ups[i].tls.insecure && strncmp(s->ups[i].url, "https:", 6) == 0)
             log_warn("upstream '%s' (%s): certificate checks are off (insecure): anyone on the "
                      "way can read and change this traffic",
                      s->ups[i].name, s->ups[i].url);
     if (run->tls)
         log_info("serving HTTPS with %s", run->tls_cert);
     printf("listening on %s\n", addr);
+    if (run->admin_server) {
+        net_format(server_address(run->admin_server), addr, sizeof(addr));
+        printf("admin listening on %s\n", addr);
+    }
+    if (s->admin.token)
+        log_info("/tokentap/ asks for the admin token");
+    else if (s->admin.n_allow == 0)
+        log_warn("/tokentap/ answers any client that reaches %s, without a token: it shows every "
+                 "session's requests (see docs/serve.md, admin)", run->admin_server ? "the admin listener"
+                                                                                      : "the proxy port");
     fflush(stdout);
 }
 
@@ -833,7 +991,9 @@ static void run_finish(struct serve_run *run)
     if (run->trace_timer)
         event_free(run->trace_timer);
     proxy_free(run->proxy);
+    dash_free(run->dash);
     server_free(run->server);
+    server_free(run->admin_server);
     tls_server_free(run->tls);
     if (run->trace) {
         struct trace_writer_stats ts;
@@ -844,6 +1004,7 @@ static void run_finish(struct serve_run *run)
     }
     reqlog_close(run->log);
     metrics_free(run->metrics);
+    live_free(run->live);
     if (run->base)
         event_base_free(run->base);
 }

@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "serve/admin.h"
 #include "serve/proxy.h"
 #include "tap/metrics.h"
 
@@ -28,8 +29,7 @@ struct serve_settings {
     const char *listen;
     const char *tls_cert, *tls_key; /* HTTPS listener: PEM files, both or neither */
     const char *upstream_url;     /* --upstream: the default upstream's URL */
-    const char *ca_file;          /* --ca-file: the default upstream's CAs */
-    bool insecure;                /* --insecure: for the default upstream */
+    struct upstream_tls_options tls; /* --ca-file, --insecure: the default upstream's */
     struct proxy_upstream_config ups[SERVE_MAX_UPSTREAMS];
     const char *models[SERVE_MAX_UPSTREAMS][SERVE_MAX_MODELS];
     size_t n_ups;
@@ -50,6 +50,13 @@ struct serve_settings {
     const char *redact[SERVE_MAX_REDACT];
     size_t n_redact;
     enum log_level log_level;
+    /* The /tokentap/ endpoints: on the proxy port (admin_listen NULL;
+     * loopback clients by default) or on a listener of their own (any
+     * client that reaches it by default); a token when one is set. */
+    const char *admin_listen;
+    struct admin_access admin;
+    int admin_allow_from;         /* 0: default; 1: admin.allow; 2: --admin-allow (replaces the file's) */
+    char *admin_token;            /* owned: read from the token file, or a copy of admin.token */
     struct config_doc *doc;       /* owned: the config file, NULL without one */
     struct rewrite_rules *rules;  /* owned: its rewrite rules (empty without a file) */
 };

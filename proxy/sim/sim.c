@@ -423,11 +423,16 @@ static void route_generate(struct exchange *x)
     if (x->rq.thinking)
         reasoning = c && c->reasoning ? strdup(c->reasoning)
                                       : sim_text_generate(h ^ 0x7417ull, 32 + h % 96, SIM_PIECE_REASONING);
-    content = c ? strdup(c->text) : sim_text_generate(h, sim_text_natural_length(h), SIM_PIECE_CONTENT);
     size_t limit = x->rq.max_tokens > 0 ? (size_t)x->rq.max_tokens : 0;
     size_t room = sim->o.n_ctx - prompt_tokens;
     if (limit == 0 || limit > room)
         limit = room ? room : 1;
+    /* ignore_eos: llama-server goes on past the end of the answer until
+     * the limit, so made-up text a little longer than it, cut there. */
+    if (x->rq.ignore_eos)
+        content = sim_text_generate(h, limit + limit / 8 + 16, SIM_PIECE_CONTENT);
+    else
+        content = c ? strdup(c->text) : sim_text_generate(h, sim_text_natural_length(h), SIM_PIECE_CONTENT);
     r = (!content || (x->rq.thinking && !reasoning))
             ? -ENOMEM
             : sim_script_from_text(&x->script, reasoning, content, limit);

@@ -34,11 +34,15 @@ enum {
     OPT_STAMP_LOG,
     OPT_SSL_CERT,
     OPT_SSL_KEY,
+    OPT_CALIBRATE,
+    OPT_LEVELS,
+    OPT_TARGET,
+    OPT_OUT,
 };
 
 static const struct cli_option sim_options[] = {
     CLI_OPTION_LISTEN(OPT_LISTEN),
-    {"slots", 0, "N", "parallel slots, like llama-server --parallel, up to 65536 (default 3)", OPT_SLOTS},
+    {"slots", 0, "N", "parallel slots, like llama-server --parallel, up to 65536 (default 3); with --calibrate: the measured server's", OPT_SLOTS},
     {"prefill-tps", 0, "N", "prompt tokens per second per slot (default 1500)", OPT_PREFILL},
     {"decode-tps", 0, "N", "generated tokens per second per slot, alone (default 50)", OPT_DECODE},
     {"batch-slowdown", 0, "F", "extra step time per other busy slot, 0.05 = +5% (default 0.05)", OPT_SLOWDOWN},
@@ -55,13 +59,17 @@ static const struct cli_option sim_options[] = {
     {"ssl-cert-file", 0, "FILE", "serve HTTPS with this PEM certificate (chain), as llama-server does", OPT_SSL_CERT},
     {"ssl-key-file", 0, "FILE", "the certificate's PEM private key", OPT_SSL_KEY},
     {"stamp-log", 0, "FILE", "benchmarks: each streamed request's token send times to FILE (JSONL, keyed by X-Request-Id)", OPT_STAMP_LOG},
+    {"calibrate", 0, NULL, "fit the timing model to measured requests (FILE...: bench results.json, replay or serve --log) and write a profile", OPT_CALIBRATE},
+    {"levels", 0, "L1,L2", "with --calibrate: only these bench levels", OPT_LEVELS},
+    {"target", 0, "NAME", "with --calibrate: the bench target (or the log's upstream) to fit", OPT_TARGET},
+    {"out", 'o', "FILE", "with --calibrate: write the profile here (default stdout)", OPT_OUT},
     CLI_OPTION_LOG_LEVEL(OPT_LOG_LEVEL),
     {NULL, 0, NULL, NULL, 0},
 };
 
 static const struct cli_command sim_command = {
     .name = "sim",
-    .usage = "tokentap sim [OPTIONS]",
+    .usage = "tokentap sim [OPTIONS]\n       tokentap sim --calibrate FILE... [--levels L1,L2] [--target NAME] [--slots N] [--out PROFILE.yaml]",
     .summary =
         "Run a llama-server simulator: same routes, framing and JSON as llama.cpp's\n"
         "llama-server, with slots, a FIFO queue, prompt cache, and prefill/decode speeds\n"
@@ -84,7 +92,12 @@ static const struct cli_command sim_command = {
         "\n"
         "Timing model: a request waits (no bytes sent) until a slot is free; prefill takes\n"
         "prompt_n / prefill-tps; then one token per 1/decode-tps, each step slowed by\n"
-        "batch-slowdown for every other busy slot. See docs/sim.md.\n",
+        "batch-slowdown for every other busy slot. See docs/sim.md.\n"
+        "\n"
+        "Calibration: --calibrate reads measured requests (bench's results.json, replay's\n"
+        "or serve's --log with timings per request) and fits slots, prefill-tps,\n"
+        "decode-tps and batch-slowdown to them; the profile it writes is a bench target's\n"
+        "sim: (or --target NAME=PROFILE.yaml). It prints the fit and its error per metric.\n",
 };
 
 void sim_settings_default(struct sim_settings *s)
@@ -107,7 +120,10 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct sim_
             return cli_expected(p, CLI_LISTEN_FORMAT, v);
         o->listen = v;
         break;
-    case OPT_SLOTS: r = cli_unsigned(p, v, 1, SIM_MAX_SLOTS, &o->slots); break;
+    case OPT_SLOTS:
+        r = cli_unsigned(p, v, 1, SIM_MAX_SLOTS, &o->slots);
+        s->calibrate.slots = o->slots;
+        break;
     case OPT_PREFILL: r = cli_double(p, v, 0.001, 1e9, &o->prefill_tps); break;
     case OPT_DECODE: r = cli_double(p, v, 0.001, 1e7, &o->decode_tps); break;
     case OPT_SLOWDOWN: r = cli_double(p, v, 0, 100, &o->batch_slowdown); break;
@@ -134,6 +150,10 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct sim_
     case OPT_SSL_CERT: s->ssl_cert = v; r = cli_readable(p, v); break;
     case OPT_SSL_KEY: s->ssl_key = v; r = cli_readable(p, v); break;
     case OPT_LOG_LEVEL: r = cli_log_level(p, v, &s->log_level); break;
+    case OPT_CALIBRATE: s->calibrate.on = true; break;
+    case OPT_LEVELS: s->calibrate.levels = v; break;
+    case OPT_TARGET: s->calibrate.target = v; break;
+    case OPT_OUT: s->calibrate.out = v; break;
     }
     return r;
 }
@@ -150,11 +170,24 @@ int sim_settings_parse(struct sim_settings *s, int argc, char **argv, struct con
             return CLI_RUN_HELP;
         if (id == CLI_ERROR)
             return -EINVAL;
-        if (id == CLI_POSITIONAL)
-            return cli_usage(&p, "unexpected argument '%s'", v);
+        if (id == CLI_POSITIONAL) {
+            if (s->calibrate.n_files == SIM_CALIBRATE_MAX_FILES)
+                return cli_usage(&p, "at most %d files to calibrate on", SIM_CALIBRATE_MAX_FILES);
+            s->calibrate.files[s->calibrate.n_files++] = v;
+            continue;
+        }
         if ((r = parse_option(&p, id, v, s)) < 0)
             return r;
     }
+    const struct sim_calibrate_settings *c = &s->calibrate;
+    if (c->n_files && !c->on)
+        return cli_usage(&p, "unexpected argument '%s' (files are for --calibrate)", c->files[0]);
+    if (!c->on && (c->levels || c->target || c->out))
+        return cli_usage(&p, "--%s is an option of --calibrate",
+                         c->levels ? "levels" : c->target ? "target" : "out");
+    if (c->on && !c->n_files)
+        return cli_usage(&p, "--calibrate needs the measured files, e.g. tokentap sim --calibrate "
+                             "results/run/results.json");
     if (!s->ssl_cert != !s->ssl_key)
         return cli_usage(&p, "HTTPS needs both --ssl-cert-file and --ssl-key-file");
     return 0;
@@ -210,5 +243,7 @@ int sim_main(int argc, char **argv)
     int r = sim_settings_parse(&s, argc, argv, &err);
     if (r != 0)
         return cli_exit(&sim_command, r, &err);
+    if (s.calibrate.on)
+        return sim_calibrate_run(&s.calibrate);
     return sim_run(&s);
 }

@@ -336,6 +336,7 @@ int sim_request_parse(enum sim_api api, const cJSON *body, bool default_thinking
     r.include_usage = cJSON_IsObject(so) &&
                       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
     r.cache_prompt = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(body, "cache_prompt"));
+    r.ignore_eos = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "ignore_eos"));
     switch (api) {
     case SIM_API_CHAT:
         r.max_tokens = int_field(body, "max_completion_tokens", int_field(body, "max_tokens", -1));

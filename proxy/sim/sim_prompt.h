@@ -19,6 +19,7 @@ struct sim_request {
     bool include_usage;
     bool thinking;      /* effective: request kwargs, else the server default */
     bool cache_prompt;
+    bool ignore_eos;    /* llama-server's ignore_eos: generate until max_tokens */
     int64_t max_tokens; /* -1: until the answer ends */
     bool has_seed;
     int64_t seed;

@@ -25,14 +25,17 @@
 #include "report/report.h"
 #include "report/report_doc.h"
 #include "report/results.h"
+#include "study/capacity.h"
 #include "study/scenario.h"
 #include "sim/sim.h"
 #include "core/stats.h"
+#include "serve/ui.h"
 #include "tap/metrics.h"
 
 struct bench;
 
 struct target_run {
+    struct bench *b;                 /* borrowed */
     const struct scenario_target *t; /* borrowed from the scenario */
     size_t index;
     struct sim *sim;                 /* owned: this target's simulator, if it has no URL */
@@ -40,6 +43,15 @@ struct target_run {
     struct metrics *metrics;         /* owned: counts in-flight requests, for each record's level */
     char url[300];
     cJSON *props;                    /* owned: its GET /props, NULL when it has none */
+    /* Capacity runs: the target's search, and the users of the
+     * repetition in progress (each one copy of the user level). */
+    struct capacity_search *search;  /* owned */
+    struct level_run **users;        /* owned: n_users runs, each owned */
+    unsigned n_users, users_left;
+    size_t level;                    /* the count in progress: an index into scenario.levels */
+    unsigned reps[SCENARIO_MAX_LEVELS]; /* repetitions run of each level */
+    struct event *pause;             /* owned: the pause before a new count */
+    bool started, searched;
 };
 
 /* One agent's conversation inside one level repetition. */
@@ -62,6 +74,7 @@ struct level_run {
     struct target_run *tr;           /* borrowed */
     size_t level;                    /* index into scenario.levels */
     unsigned rep;                    /* 1-based */
+    unsigned user;                   /* 1-based: which copy of the level (capacity runs) */
     size_t phase;                    /* the phase in progress */
     size_t seq_next;                 /* sequential phase: next member */
     size_t active;                   /* agents of this phase not done yet */
@@ -93,17 +106,24 @@ struct bench {
     uint64_t sent, done, errors;
     uint64_t checks_failed;          /* measured turns whose answer check failed */
     bool allow_failures;
-    const char *ca_file;             /* borrowed: https targets' CAs, NULL: the system's */
-    bool insecure;                   /* https targets: no certificate checks */
+    struct upstream_tls_options tls; /* https targets (strings borrowed from argv) */
     usec_t start_mono, start_wall;
     struct event *pause, *tick;      /* owned */
     struct loop loop;                /* the signal rules while the plan runs */
     char last_step[160];
     char **argv;                     /* borrowed from main: the command line, for results.json */
     int argc;
+    const char *ui_listen;           /* borrowed: --ui HOST:PORT, NULL: no dashboard */
+    struct metrics *metrics;         /* owned: --ui's level table, shared by the targets (NULL without) */
+    struct ui *ui;                   /* owned: --ui */
+    /* --capacity: each target's search for the most users the objective holds. */
+    bool capacity;
+    struct capacity_slo slo;
+    struct capacity_settings search;
 };
 
 static void step(struct bench *b);
+static void cap_user_done(struct level_run *lr);
 static void level_agent_done(struct level_run *lr);
 
 /* Ends the run early: the results so far are written, marked incomplete. */
@@ -184,7 +204,7 @@ static char *build_body(struct level_run *lr, struct agent_run *ar, const struct
         if (ok && i < ar->turn)
             ok = add_message(msgs, "assistant", ar->answers[i]);
     }
-    ok = ok && cJSON_AddNumberToObject(root, "max_tokens", turn->max_tokens) != NULL;
+    ok = ok && cJSON_AddNumberToObject(root, "max_tokens", scenario_max_tokens(turn, t)) != NULL;
     if (ok && turn->has_temperature)
         ok = cJSON_AddNumberToObject(root, "temperature", turn->temperature) != NULL;
     if (ok && lr->b->s->has_seed)
@@ -236,6 +256,7 @@ static int keep_request(struct agent_run *ar, const struct loadgen_result *res,
         .level = lr->level,
         .agent = ar->agent,
         .repetition = lr->rep,
+        .user = lr->user,
         .turn = ar->turn + 1,
         .phase = ar->phase,
         .checked = checked,
@@ -308,7 +329,12 @@ static bool tag_first_message(struct level_run *lr, struct agent_run *ar)
     char *tagged = malloc(n);
     if (!tagged)
         return false;
-    snprintf(tagged, n, "[run L%s.%u] %s", lr->b->s->levels[lr->level].name, lr->rep, *first);
+    const struct scenario_level *l = &lr->b->s->levels[lr->level];
+    if (l->users)
+        /* Users of one repetition do not share a cache either. */
+        snprintf(tagged, n, "[run L%s.%u u%u] %s", l->name, lr->rep, lr->user, *first);
+    else
+        snprintf(tagged, n, "[run L%s.%u] %s", l->name, lr->rep, *first);
     free(*first);
     *first = tagged;
     return true;
@@ -428,6 +454,10 @@ static void level_agent_done(struct level_run *lr)
     }
     lr->done = true;
     lr->end = clock_now();
+    if (b->capacity) {
+        cap_user_done(lr);
+        return;
+    }
     for (size_t i = 0; i < b->n_running; i++)
         if (!b->running[i]->done)
             return;
@@ -473,15 +503,17 @@ static void level_run_free(struct level_run *lr)
     free(lr);
 }
 
-static struct level_run *level_run_new(struct bench *b, struct target_run *tr)
+static struct level_run *level_run_new(struct bench *b, struct target_run *tr, size_t level,
+                                       unsigned rep, unsigned user)
 {
     struct level_run *lr = calloc(1, sizeof(*lr));
     if (!lr)
         return NULL;
     lr->b = b;
     lr->tr = tr;
-    lr->level = b->level;
-    lr->rep = b->rep;
+    lr->level = level;
+    lr->rep = rep;
+    lr->user = user;
     lr->agents = calloc(b->s->n_agents, sizeof(*lr->agents));
     if (!lr->agents) {
         free(lr);
@@ -497,28 +529,37 @@ static struct level_run *level_run_new(struct bench *b, struct target_run *tr)
 
 /* --- the plan: level by level, repetition by repetition --- */
 
+/* The level's wall time goes into results; the run itself is done (freed). */
+static void keep_level_run(struct bench *b, struct level_run *lr)
+{
+    struct bench_level_run *rows =
+        grow(b->level_runs, sizeof(*rows), b->n_level_runs, &b->cap_level_runs);
+    if (rows) {
+        b->level_runs = rows;
+        rows[b->n_level_runs++] = (struct bench_level_run){
+            .target = lr->tr->index,
+            .level = lr->level,
+            .repetition = lr->rep,
+            .user = lr->user,
+            .start = lr->start,
+            .wall = clock_diff(lr->end, lr->start),
+        };
+    } else {
+        log_error("out of memory");
+        stop_failed(b);
+    }
+    level_run_free(lr);
+}
+
+static void clear_users(struct target_run *tr);
+
 static void clear_running(struct bench *b)
 {
-    for (size_t i = 0; i < b->n_running; i++) {
-        struct level_run *lr = b->running[i];
-        /* The level's wall time goes into results now; the run itself is done. */
-        struct bench_level_run *rows =
-            grow(b->level_runs, sizeof(*rows), b->n_level_runs, &b->cap_level_runs);
-        if (rows) {
-            b->level_runs = rows;
-            rows[b->n_level_runs++] = (struct bench_level_run){
-                .target = lr->tr->index,
-                .level = lr->level,
-                .repetition = lr->rep,
-                .wall = clock_diff(lr->end, lr->start),
-            };
-        } else {
-            log_error("out of memory");
-            stop_failed(b);
-        }
-        level_run_free(lr);
-    }
+    for (size_t i = 0; i < b->n_running; i++)
+        keep_level_run(b, b->running[i]);
     b->n_running = 0;
+    for (size_t i = 0; i < b->n_targets; i++)
+        clear_users(&b->targets[i]);
 }
 
 static void start_group(struct bench *b)
@@ -533,7 +574,7 @@ static void start_group(struct bench *b)
     }
     for (size_t k = 0; k < count; k++) {
         struct target_run *tr = &b->targets[(first + k) % b->n_targets];
-        struct level_run *lr = level_run_new(b, tr);
+        struct level_run *lr = level_run_new(b, tr, b->level, b->rep, 1);
         if (!lr) {
             log_error("out of memory");
             stop_failed(b);
@@ -576,17 +617,161 @@ static void step(struct bench *b)
     start_group(b);
 }
 
+/* --- capacity: each target's search, one repetition of n users at a time --- */
+
+static void cap_step(struct target_run *tr);
+
+static void clear_users(struct target_run *tr)
+{
+    for (unsigned u = 0; u < tr->n_users; u++)
+        keep_level_run(tr->b, tr->users[u]);
+    free(tr->users);
+    tr->users = NULL;
+    tr->n_users = 0;
+}
+
+/* Starts one repetition of the count in progress: that many copies of
+ * the user level at once, each its own conversations. */
+static void cap_run(struct target_run *tr)
+{
+    struct bench *b = tr->b;
+    unsigned users = b->s->levels[tr->level].users;
+    unsigned rep = ++tr->reps[tr->level];
+    tr->users = calloc(users, sizeof(*tr->users));
+    if (!tr->users)
+        goto fail;
+    for (unsigned u = 0; u < users; u++) {
+        tr->users[u] = level_run_new(b, tr, tr->level, rep, u + 1);
+        if (!tr->users[u])
+            goto fail;
+        tr->n_users++;
+    }
+    tr->users_left = users;
+    for (unsigned u = 0; u < users && !b->failed; u++)
+        phase_start(tr->users[u]);
+    return;
+fail:
+    log_error("out of memory");
+    stop_failed(b);
+}
+
+static void cap_pause_cb(evutil_socket_t fd, short what, void *arg)
+{
+    cap_run(arg);
+}
+
+/* The next target to search (real servers one at a time), or the end. */
+static void cap_next_target(struct bench *b)
+{
+    for (size_t i = 0; i < b->n_targets; i++) {
+        struct target_run *tr = &b->targets[i];
+        if (tr->searched)
+            continue;
+        if (!tr->started) {
+            tr->started = true;
+            cap_step(tr);
+        }
+        return;
+    }
+    event_base_loopexit(b->base, NULL);
+}
+
+/* Asks the target's search what to run next and runs it. */
+static void cap_step(struct target_run *tr)
+{
+    struct bench *b = tr->b;
+    unsigned users;
+    size_t level;
+    int r = capacity_next(tr->search, &users);
+    if (r == 0) {
+        tr->searched = true;
+        cap_next_target(b);
+        return;
+    }
+    if (r > 0)
+        r = scenario_users_level(b->s, users, &level);
+    if (r < 0) {
+        if (r == -E2BIG)
+            log_error("target %s: the capacity search tried more than %d counts; stopping",
+                      tr->t->name, SCENARIO_MAX_LEVELS);
+        else
+            log_error("out of memory");
+        stop_failed(b);
+        return;
+    }
+    bool new_count = level != tr->level;
+    tr->level = level;
+    snprintf(b->last_step, sizeof(b->last_step), "%s: %u users, repetition %u", tr->t->name, users,
+             tr->reps[level] + 1);
+    if (new_count && b->s->pause) {
+        struct timeval tv = {.tv_sec = (time_t)(b->s->pause / USEC_PER_SEC),
+                             .tv_usec = (suseconds_t)(b->s->pause % USEC_PER_SEC)};
+        evtimer_add(tr->pause, &tv);
+        return;
+    }
+    cap_run(tr);
+}
+
+/* A user's level run finished; when the repetition's last one does, its
+ * values go to the search and the next step runs. */
+static void cap_user_done(struct level_run *lr)
+{
+    struct target_run *tr = lr->tr;
+    struct bench *b = tr->b;
+    if (--tr->users_left > 0)
+        return;
+    size_t level = tr->level;
+    unsigned rep = tr->reps[level];
+    clear_users(tr);
+    if (b->failed || b->interrupted)
+        return;
+    struct bench_results_in in = {.s = b->s,
+                                  .requests = b->requests,
+                                  .n_requests = b->n_requests,
+                                  .level_runs = b->level_runs,
+                                  .n_level_runs = b->n_level_runs};
+    double *values[CAPACITY_MAX_OBJECTIVES];
+    size_t n[CAPACITY_MAX_OBJECTIVES];
+    int r = bench_results_capacity_values(&in, tr->index, level, rep, &b->slo, values, n);
+    if (r == 0) {
+        r = capacity_add(tr->search, b->s->levels[level].users, (const double *const *)values, n);
+        for (size_t o = 0; o < b->slo.n; o++)
+            free(values[o]);
+    }
+    if (r < 0) {
+        log_error(r == -E2BIG ? "the capacity search ran out of room" : "out of memory");
+        stop_failed(b);
+        return;
+    }
+    cap_step(tr);
+}
+
 /* --- warmup --- */
+
+/* The measured part: the levels in order, or the capacity searches
+ * (simulated targets side by side, real servers one after the other). */
+static void begin(struct bench *b)
+{
+    b->level = 0;
+    b->rep = 1;
+    b->group = 0;
+    if (!b->capacity) {
+        start_group(b);
+        return;
+    }
+    for (size_t i = 0; i < b->n_targets; i++) {
+        if (b->all_sim || i == 0) {
+            b->targets[i].started = true;
+            cap_step(&b->targets[i]);
+        }
+    }
+}
 
 static void warmup_done(void *ctx, const struct loadgen_result *res)
 {
     struct bench *b = ctx;
-    if (--b->warmups_left == 0 && !b->interrupted) {
-        b->level = 0;
-        b->rep = 1;
-        b->group = 0;
-        start_group(b);
-    }
+    if (--b->warmups_left == 0 && !b->interrupted)
+        begin(b);
 }
 
 /* A short request that loads the model and warms its caches (built as
@@ -613,8 +798,7 @@ static void start(struct bench *b)
 {
     b->warmups_left = b->s->warmup * b->n_targets;
     if (b->warmups_left == 0) {
-        b->rep = 1;
-        start_group(b);
+        begin(b);
         return;
     }
     for (size_t i = 0; i < b->n_targets; i++) {
@@ -655,6 +839,30 @@ static int build_results(struct bench *b, usec_t end, struct results **ret)
         .interleaved = !b->all_sim,
         .complete = !b->interrupted && !b->failed && b->level >= b->s->n_levels,
     };
+    struct capacity_answer answers[SCENARIO_MAX_TARGETS];
+    size_t n_answers = 0;
+    if (b->capacity) {
+        /* The counts in order of users, as the tables show them. */
+        size_t map[SCENARIO_MAX_LEVELS];
+        scenario_sort_levels(b->s, map);
+        for (size_t i = 0; i < b->n_requests; i++)
+            b->requests[i].level = map[b->requests[i].level];
+        for (size_t i = 0; i < b->n_level_runs; i++)
+            b->level_runs[i].level = map[b->level_runs[i].level];
+        in.capacity = true;
+        in.slo = &b->slo;
+        in.search = &b->search;
+        in.complete = !b->interrupted && !b->failed;
+        for (size_t t = 0; t < b->n_targets; t++) {
+            struct target_run *tr = &b->targets[t];
+            in.complete = in.complete && tr->searched;
+            for (size_t l = 0; l < b->s->n_levels; l++)
+                in.reps[t][map[l]] = tr->reps[l];
+            if (capacity_answer(tr->search, &answers[t]) < 0)
+                goto oom;
+            in.answers[t] = &answers[n_answers++];
+        }
+    }
     char *p = in.command;
     size_t left = sizeof(in.command);
     int n = snprintf(p, left, "tokentap");
@@ -677,6 +885,9 @@ static int build_results(struct bench *b, usec_t end, struct results **ret)
         r = text ? files_write_atomic(path, text, strlen(text)) : -ENOMEM;
     }
     free(text);
+    /* The answers' points are copied into run. */
+    for (size_t t = 0; t < n_answers; t++)
+        capacity_answer_finish(&answers[t]);
     if (r < 0) {
         log_error("cannot write %s: %s", path, strerror(-r));
         results_free(run);
@@ -684,6 +895,11 @@ static int build_results(struct bench *b, usec_t end, struct results **ret)
     }
     *ret = run;
     return 0;
+oom:
+    for (size_t t = 0; t < n_answers; t++)
+        capacity_answer_finish(&answers[t]);
+    log_error("out of memory");
+    return -ENOMEM;
 }
 
 /* --- targets --- */
@@ -730,20 +946,20 @@ static int probe(struct bench *b, struct target_run *tr)
 static int setup_target(struct bench *b, struct target_run *tr, const struct scenario_target *t,
                         size_t index)
 {
+    tr->b = b;
     tr->t = t;
     tr->index = index;
+    tr->level = SIZE_MAX;
+    if (b->capacity) {
+        tr->pause = evtimer_new(b->base, cap_pause_cb, tr);
+        if (!tr->pause || capacity_search_new(&b->slo, &b->search, &tr->search) < 0)
+            return -ENOMEM;
+    }
     if (!t->url) {
         struct sim_options so;
         sim_options_default(&so);
         so.listen = "127.0.0.1:0";
-        so.slots = t->sim.slots;
-        so.prefill_tps = t->sim.prefill_tps;
-        so.decode_tps = t->sim.decode_tps;
-        so.batch_slowdown = t->sim.batch_slowdown;
-        so.jitter = t->sim.jitter;
-        if (t->sim.ctx_size)
-            so.n_ctx = t->sim.ctx_size;
-        so.seed = t->sim.seed;
+        sim_profile_apply(&t->sim, &so);
         so.responses_file = b->s->responses;
         so.quiet = true;
         if (t->model)
@@ -755,26 +971,28 @@ static int setup_target(struct bench *b, struct target_run *tr, const struct sce
         snprintf(tr->url, sizeof(tr->url), "http://%s", addr);
     } else {
         snprintf(tr->url, sizeof(tr->url), "%s", t->url);
-        if (b->insecure && strncmp(tr->url, "https:", 6) == 0)
+        if (b->tls.insecure && strncmp(tr->url, "https:", 6) == 0)
             log_warn("target '%s' (%s): certificate checks are off (--insecure): anyone on the "
                      "way can read and change this traffic", t->name, tr->url);
     }
     /* The records' levels: the most requests in flight to this target
-     * between a request's start and its first token, as serve counts them. */
+     * between a request's start and its first token, as serve counts them.
+     * With --ui every target shares the dashboard's metrics (levels are
+     * kept per upstream, i.e. per target, either way). */
     struct metrics_options mo;
     metrics_options_default(&mo);
     mo.recent = 0;
-    if (metrics_new(&mo, clock_now(), &tr->metrics) < 0)
+    if (!b->metrics && metrics_new(&mo, clock_now(), &tr->metrics) < 0)
         return -ENOMEM;
     struct loadgen_options lo;
     loadgen_options_default(&lo);
     lo.url = tr->url;
     lo.label = t->name;
-    lo.metrics = tr->metrics;
+    lo.metrics = b->metrics ? b->metrics : tr->metrics;
     lo.response_timeout = b->s->timeout;
     lo.stream_timeout = b->s->timeout;
-    lo.pool.ca_file = b->ca_file;
-    lo.pool.insecure = b->insecure;
+    lo.pool.tls = b->tls;
+    lo.live = b->ui ? ui_live(b->ui) : NULL;
     struct config_err err;
     if (loadgen_new(b->base, &lo, &tr->lg, &err) < 0) {
         fprintf(stderr, "tokentap bench: target '%s': %s\n", t->name, err.msg);
@@ -827,6 +1045,11 @@ enum {
     OPT_LIST,
     OPT_CA_FILE,
     OPT_INSECURE,
+    OPT_UI,
+    OPT_CAPACITY,
+    OPT_SLO,
+    OPT_MAX_USERS,
+    OPT_SWEEP,
 };
 
 static const struct cli_option bench_options[] = {
@@ -841,7 +1064,12 @@ static const struct cli_option bench_options[] = {
     {"max-tokens", 0, "N", "no turn asks for more than N output tokens (fit a small test model's context)", OPT_MAX_TOKENS},
     {"allow-failures", 0, NULL, "exit 0 even when requests fail or answer checks fail", OPT_ALLOW_FAILURES},
     {"list", 0, NULL, "list the scenarios that come with tokentap, then exit", OPT_LIST},
+    {"capacity", 0, NULL, "find how many users (copies of one level's agents) each target holds within the objective", OPT_CAPACITY},
+    {"slo", 0, "OBJECTIVE", "with --capacity: e.g. \"ttft_p95<2s,decode_tps_p50>20,errors<1%\" (default: the scenario's capacity.slo)", OPT_SLO},
+    {"max-users", 0, "N", "with --capacity: try at most N users (default: the scenario's, else 64)", OPT_MAX_USERS},
+    {"sweep", 0, "KEY=V1,V2", "run each target once per value of KEY (thinking, max_tokens, a sim setting such as slots, or target) and compare them", OPT_SWEEP},
     {"quiet", 'q', NULL, "no progress line (without a terminal: a line every 10 s)", OPT_QUIET},
+    {"ui", 0, "HOST:PORT", "serve the live dashboard of the run at http://HOST:PORT/tokentap/", OPT_UI},
     CLI_OPTION_LOG_LEVEL(OPT_LOG_LEVEL),
     {NULL, 0, NULL, NULL, 0},
 };
@@ -890,9 +1118,18 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct benc
     case OPT_MAX_TOKENS: return cli_unsigned(p, v, 1, 1000000, &s->max_tokens);
     case OPT_ALLOW_FAILURES: s->allow_failures = true; return 0;
     case OPT_LIST: s->list = true; return 0;
-    case OPT_CA_FILE: s->ca_file = v; return cli_readable(p, v);
-    case OPT_INSECURE: s->insecure = true; return 0;
+    case OPT_CA_FILE: s->tls.ca_file = v; return cli_readable(p, v);
+    case OPT_INSECURE: s->tls.insecure = true; return 0;
+    case OPT_CAPACITY: s->capacity = true; return 0;
+    case OPT_SLO: s->slo = v; return 0;
+    case OPT_MAX_USERS: return cli_unsigned(p, v, 1, CAPACITY_MAX_USERS, &s->max_users);
+    case OPT_SWEEP:
+        if (!strchr(v, '='))
+            return cli_expected(p, "KEY=V1,V2 (e.g. slots=2,3,4)", v);
+        s->sweep = v;
+        return 0;
     case OPT_LOG_LEVEL: return cli_log_level(p, v, &s->log_level);
+    case OPT_UI: s->ui = v; return 0;
     }
     return 0;
 }
@@ -920,6 +1157,20 @@ int bench_settings_parse(struct bench_settings *s, int argc, char **argv, struct
     if (!s->scenario && !s->list)
         return cli_usage(&p, "which scenario? e.g. tokentap bench config/scenarios/quant-comparison.yaml "
                              "(--list shows them)");
+    if (!s->capacity && (s->slo || s->max_users))
+        return cli_usage(&p, "--%s is an option of --capacity", s->slo ? "slo" : "max-users");
+    if (s->slo) {
+        struct capacity_slo slo;
+        struct config_err why;
+        if (capacity_slo_parse(s->slo, &slo, &why) < 0)
+            return cli_usage(&p, "--slo: %s", why.msg);
+    }
+    if (s->sweep && s->thinking >= 0 && strncmp(s->sweep, "thinking=", 9) == 0)
+        return cli_usage(&p, "--thinking sets every request; --sweep thinking=... varies it: one "
+                             "or the other");
+    if (s->capacity && s->levels && strchr(s->levels, ','))
+        return cli_usage(&p, "--capacity runs copies of one level's agents: name one level with "
+                             "--levels (e.g. --levels 1)");
     return 0;
 }
 
@@ -939,6 +1190,39 @@ static void make_out_dir(struct bench *b, const char *given)
     }
 }
 
+/* --capacity: the objective (--slo, else the scenario's), the search's
+ * limits, and the level whose agents are one user (--levels, else the
+ * scenario's capacity.user, else the first level). 0 or -EINVAL. */
+static int plan_capacity(struct bench *b, const struct bench_settings *set, struct config_err *err)
+{
+    const struct scenario_capacity *c = &b->s->capacity;
+    const char *slo = set->slo ? set->slo : c->slo;
+    if (!slo)
+        return config_err_set(err, "--capacity needs an objective: --slo \"ttft_p95<2s,errors<1%%\", "
+                                   "or capacity: {slo: ...} in the scenario");
+    int r = capacity_slo_parse(slo, &b->slo, err);
+    if (r < 0)
+        return r;
+    b->capacity = true;
+    b->search = (struct capacity_settings){
+        .max_users = set->max_users ? set->max_users : c->max_users ? c->max_users : 64,
+        .search_reps = set->repetitions ? set->repetitions : c->repetitions ? c->repetitions : 2,
+        .max_reps = c->max_repetitions ? c->max_repetitions : 10,
+    };
+    if (b->search.max_reps < b->search.search_reps)
+        b->search.max_reps = b->search.search_reps;
+    if (b->search.max_reps > CAPACITY_MAX_REPS)
+        return config_err_set(err, "--capacity: at most %d repetitions of a count", CAPACITY_MAX_REPS);
+    b->search.boundary_reps = b->search.search_reps > 3 ? b->search.search_reps : 3;
+    /* results.json's repetitions: of every count tried. */
+    b->s->repetitions = b->search.search_reps;
+    if (b->search.boundary_reps > b->search.max_reps)
+        b->search.boundary_reps = b->search.max_reps;
+    /* --levels has kept the one level asked for. */
+    const char *user = set->levels ? b->s->levels[0].name : c->user;
+    return scenario_capacity_begin(b->s, user, err);
+}
+
 /* The scenario with the command line's overrides, and the output
  * directory. 0, -EINVAL (a scenario or usage error) or -errno; printed. */
 static int load_plan(struct bench *b, const struct bench_settings *set)
@@ -951,6 +1235,10 @@ static int load_plan(struct bench *b, const struct bench_settings *set)
                                         .only_targets = set->only, .max_tokens = set->max_tokens};
         r = scenario_apply_overrides(b->s, &ov, &err);
     }
+    if (r == 0 && set->sweep)
+        r = scenario_apply_sweep(b->s, set->sweep, &err);
+    if (r == 0 && set->capacity)
+        r = plan_capacity(b, set, &err);
     if (r < 0) {
         fprintf(stderr, "tokentap bench: %s\n", err.msg);
         return -EINVAL;
@@ -970,6 +1258,19 @@ static int prepare(struct bench *b)
     b->base = net_event_base_new();
     if (!b->base)
         return -1;
+    if (b->ui_listen) {
+        struct metrics_options mo;
+        metrics_options_default(&mo);
+        if (metrics_new(&mo, clock_now(), &b->metrics) < 0)
+            return -1;
+        if (ui_new(b->base, b->ui_listen, "tokentap bench", b->metrics, &b->ui) < 0) {
+            fprintf(stderr, "tokentap bench: --ui %s: cannot listen there\n", b->ui_listen);
+            return -1;
+        }
+        char url[128];
+        ui_url(b->ui, url, sizeof(url));
+        fprintf(stderr, "tokentap bench: dashboard at %s\n", url);
+    }
     b->all_sim = true;
     for (size_t i = 0; i < b->s->n_targets; i++) {
         b->all_sim = b->all_sim && !b->s->targets[i].url;
@@ -988,10 +1289,19 @@ static int prepare(struct bench *b)
 static void run_plan(struct bench *b)
 {
     b->tty = isatty(STDERR_FILENO);
-    if (!b->quiet) {
+    if (!b->quiet && b->capacity) {
+        fprintf(stderr, "tokentap bench: %s: capacity of %zu target%s at %s, a user being level %s, "
+                        "up to %u users%s -> %s/\n",
+                b->s->name, b->n_targets, b->n_targets == 1 ? "" : "s", b->slo.text,
+                b->s->user_level->name, b->search.max_users,
+                b->all_sim ? " (simulated targets side by side)" : " (one target after another)",
+                b->out_dir);
+    } else if (!b->quiet) {
         fprintf(stderr, "tokentap bench: %s: %zu targets x %zu levels x %u repetitions%s -> %s/\n",
                 b->s->name, b->n_targets, b->s->n_levels, b->s->repetitions,
                 b->all_sim ? " (simulated targets side by side)" : " (targets interleaved)", b->out_dir);
+    }
+    if (!b->quiet) {
         struct timeval tv = {0, 250000};
         evtimer_add(b->tick, &tv);
     }
@@ -1051,6 +1361,9 @@ static void bench_free(struct bench *b)
         metrics_free(b->targets[i].metrics);
         sim_free(b->targets[i].sim);
         cJSON_Delete(b->targets[i].props);
+        capacity_search_free(b->targets[i].search);
+        if (b->targets[i].pause)
+            event_free(b->targets[i].pause);
     }
     for (size_t i = 0; i < b->n_requests; i++)
         record_finish(&b->requests[i].rec);
@@ -1060,6 +1373,8 @@ static void bench_free(struct bench *b)
         event_free(b->pause);
     if (b->tick)
         event_free(b->tick);
+    ui_free(b->ui);
+    metrics_free(b->metrics);
     loop_finish(&b->loop);
     if (b->base)
         event_base_free(b->base);
@@ -1157,8 +1472,8 @@ static int bench_run(const struct bench_settings *set)
     b.argc = set->argc;
     b.argv = set->argv;
     b.allow_failures = set->allow_failures;
-    b.ca_file = set->ca_file;
-    b.insecure = set->insecure;
+    b.tls = set->tls;
+    b.ui_listen = set->ui;
     int r, rc = 1;
     log_set_level(set->log_level);
     if (set->list)

@@ -12,6 +12,7 @@
 
 #include "core/log.h"
 #include "study/scenario.h"
+#include "wire/upstream.h"
 
 struct config_err;
 
@@ -26,14 +27,18 @@ struct bench_settings {
     const char *only;            /* --only, NULL: every target */
     const char *targets[SCENARIO_MAX_TARGETS]; /* --target NAME=URL, checked against the scenario */
     size_t n_targets;
-    const char *ca_file;         /* https targets: CAs to trust instead of the system's, or NULL */
-    bool insecure;               /* https targets: no certificate checks */
+    struct upstream_tls_options tls; /* https targets: how their certificates are checked */
     unsigned repetitions;        /* 0: the scenario's */
     unsigned max_tokens;         /* --max-tokens: 0 as the scenario says, else a cap per turn */
     bool allow_failures;         /* exit 0 even when requests or checks failed */
+    bool capacity;               /* --capacity: search each target's capacity */
+    const char *slo;             /* --slo: its objective, NULL: the scenario's */
+    unsigned max_users;          /* --max-users, 0: the scenario's, else 64 */
+    const char *sweep;           /* --sweep KEY=V1,V2: each target once per value, NULL: none */
     bool list;                   /* --list: the scenarios shipped, then exit */
     int thinking;                /* --thinking: 0 or 1, -1 as the scenario says */
     bool quiet;
+    const char *ui;              /* --ui HOST:PORT: serve the dashboard there, NULL: none */
     enum log_level log_level;
     int argc;
     char **argv;                 /* borrowed: the command line, for results.json */

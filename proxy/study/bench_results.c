@@ -13,13 +13,14 @@
 
 #include "core/stats.h"
 #include "report/results.h"
+#include "study/bench_results_int.h"
 
 /* The simulator profile as results.json lists it. */
 #define SIM_SETTINGS 5
 static const char *const sim_keys[SIM_SETTINGS] = {"slots", "prefill_tps", "decode_tps",
                                                    "batch_slowdown", "jitter"};
 
-static void sim_values(const struct scenario_sim *sim, double v[SIM_SETTINGS])
+static void sim_values(const struct sim_profile *sim, double v[SIM_SETTINGS])
 {
     v[0] = sim->slots;
     v[1] = sim->prefill_tps;
@@ -64,7 +65,7 @@ static double itl_p50(const struct record *r)
 }
 
 /* The per-turn metrics of a request that went well. */
-static void request_metrics(const struct record *r, double v[RESULTS_CELL_METRICS])
+void bench_results_request_metrics(const struct record *r, double v[RESULTS_CELL_METRICS])
 {
     double tps = record_decode_tps(r);
     v[RESULTS_TTFT] = ms(record_ttft(r), r->t_first_token != 0);
@@ -111,32 +112,53 @@ static bool runs_in(const struct scenario_level *lv, size_t agent)
     return false;
 }
 
+/* Repetitions of level li on target ti, and the users of each. */
+static unsigned reps_of(const struct bench_results_in *in, size_t ti, size_t li)
+{
+    return in->capacity ? in->reps[ti][li] : in->s->repetitions;
+}
+
+unsigned bench_results_users_of(const struct bench_results_in *in, size_t li)
+{
+    return in->s->levels[li].users ? in->s->levels[li].users : 1;
+}
+
+/* Where a row's value goes: repetition by repetition, user by user in
+ * each; -1 outside the cell. */
+static long slot_of(unsigned rep, unsigned user, unsigned reps, unsigned users)
+{
+    user = user ? user : 1;
+    if (rep < 1 || rep > reps || user > users)
+        return -1;
+    return (long)(rep - 1) * users + (user - 1);
+}
+
 /* One target x level x agent x turn. */
 static int turn_cell(const struct bench_results_in *in, size_t ti, size_t li, size_t ai,
                      size_t turn, struct results_cell *c)
 {
     const struct scenario *s = in->s;
-    unsigned reps = s->repetitions;
+    unsigned reps = reps_of(in, ti, li), users = bench_results_users_of(in, li);
     c->target = s->targets[ti].name;
     c->level = s->levels[li].name;
     c->agent = s->agents[ai].name;
     c->turn = (int)turn;
     for (int m = 0; m < RESULTS_CELL_METRICS; m++)
-        if (values_init(&c->m[m], reps) < 0)
+        if (values_init(&c->m[m], (size_t)reps * users) < 0)
             return -ENOMEM;
     for (size_t i = 0; i < in->n_requests; i++) {
         const struct bench_request *q = &in->requests[i];
-        if (q->target != ti || q->level != li || q->agent != ai || q->turn != turn ||
-            q->repetition < 1 || q->repetition > reps)
+        long at = slot_of(q->repetition, q->user, reps, users);
+        if (q->target != ti || q->level != li || q->agent != ai || q->turn != turn || at < 0)
             continue;
         c->n++;
         if (q->rec.outcome != RECORD_OK) {
             c->errors++;
         } else {
             double v[RESULTS_CELL_METRICS];
-            request_metrics(&q->rec, v);
+            bench_results_request_metrics(&q->rec, v);
             for (int m = 0; m < RESULTS_CELL_METRICS; m++)
-                c->m[m].v[q->repetition - 1] = as_json(v[m]);
+                c->m[m].v[at] = as_json(v[m]);
         }
         if (q->checked) {
             c->checked++;
@@ -149,49 +171,81 @@ static int turn_cell(const struct bench_results_in *in, size_t ti, size_t li, si
     return 0;
 }
 
-/* One target x level: the primary's total, the wall time and the output
- * rate of each repetition. */
+struct bench_rep_facts bench_results_rep_facts(const struct bench_results_in *in, size_t ti, size_t li,
+                                  unsigned rep)
+{
+    struct bench_rep_facts f = {.wall = NAN};
+    usec_t first = 0, last = 0;
+    for (size_t k = 0; k < in->n_level_runs; k++) {
+        const struct bench_level_run *lr = &in->level_runs[k];
+        if (lr->target != ti || lr->level != li || lr->repetition != rep)
+            continue;
+        if (!first || lr->start < first)
+            first = lr->start;
+        if (lr->start + lr->wall > last)
+            last = lr->start + lr->wall;
+    }
+    if (first)
+        f.wall = (double)(last - first) / 1000.0;
+    for (size_t i = 0; i < in->n_requests; i++) {
+        const struct bench_request *q = &in->requests[i];
+        if (q->target != ti || q->level != li || q->repetition != rep)
+            continue;
+        f.bad = f.bad || q->rec.outcome != RECORD_OK;
+        f.tokens += (double)record_output_tokens(&q->rec);
+    }
+    return f;
+}
+
+double bench_results_primary_total(const struct bench_results_in *in, size_t ti, size_t li, unsigned rep,
+                            unsigned user)
+{
+    double first = INFINITY, last = 0;
+    for (size_t i = 0; i < in->n_requests; i++) {
+        const struct bench_request *q = &in->requests[i];
+        if (q->target != ti || q->level != li || q->repetition != rep ||
+            (q->user ? q->user : 1) != user)
+            continue;
+        if (q->rec.outcome != RECORD_OK)
+            return NAN;
+        if (in->s->agents[q->agent].role != SCENARIO_ROLE_PRIMARY)
+            continue;
+        double st = (double)q->rec.t_start / 1000.0;
+        double end = st + rel_ms(q->rec.t_end, q->rec.t_start);
+        if (st < first)
+            first = st;
+        if (end > last)
+            last = end;
+    }
+    return last > 0 ? last - first : NAN;
+}
+
+/* One target x level: the primary's total (per user), the wall time and
+ * the output rate of each repetition. */
 static int level_cell(const struct bench_results_in *in, size_t ti, size_t li,
                       struct results_level_cell *lc)
 {
     const struct scenario *s = in->s;
-    unsigned reps = s->repetitions;
+    unsigned reps = reps_of(in, ti, li), users = bench_results_users_of(in, li);
     lc->target = s->targets[ti].name;
     lc->level = s->levels[li].name;
     lc->concurrency = s->levels[li].concurrency;
-    for (int m = 0; m < RESULTS_LEVEL_METRICS; m++)
-        if (values_init(&lc->m[m], reps) < 0)
-            return -ENOMEM;
-    for (size_t k = 0; k < in->n_level_runs; k++) {
-        const struct bench_level_run *lr = &in->level_runs[k];
-        unsigned rep = lr->repetition;
-        if (lr->target != ti || lr->level != li || rep < 1 || rep > reps)
+    if (values_init(&lc->m[RESULTS_PRIMARY_TOTAL], (size_t)reps * users) < 0 ||
+        values_init(&lc->m[RESULTS_WALL], reps) < 0 || values_init(&lc->m[RESULTS_OUTPUT_TPS], reps) < 0)
+        return -ENOMEM;
+    for (unsigned rep = 1; rep <= reps; rep++) {
+        struct bench_rep_facts f = bench_results_rep_facts(in, ti, li, rep);
+        if (isnan(f.wall))
             continue;
         lc->n++;
-        double wall = (double)lr->wall / 1000.0, first = INFINITY, last = 0, tokens = 0;
-        bool bad = false;
-        for (size_t i = 0; i < in->n_requests; i++) {
-            const struct bench_request *q = &in->requests[i];
-            if (q->target != ti || q->level != li || q->repetition != rep)
-                continue;
-            bad = bad || q->rec.outcome != RECORD_OK;
-            tokens += (double)record_output_tokens(&q->rec);
-            if (s->agents[q->agent].role != SCENARIO_ROLE_PRIMARY)
-                continue;
-            double st = (double)q->rec.t_start / 1000.0;
-            double end = st + rel_ms(q->rec.t_end, q->rec.t_start);
-            if (st < first)
-                first = st;
-            if (end > last)
-                last = end;
-        }
-        if (bad)
+        if (f.bad)
             lc->errors++;
-        lc->m[RESULTS_WALL].v[rep - 1] = as_json(wall);
-        if (last > 0 && !bad)
-            lc->m[RESULTS_PRIMARY_TOTAL].v[rep - 1] = as_json(last - first);
-        if (wall > 0)
-            lc->m[RESULTS_OUTPUT_TPS].v[rep - 1] = as_json(tokens / (wall / 1000.0));
+        lc->m[RESULTS_WALL].v[rep - 1] = as_json(f.wall);
+        if (f.wall > 0)
+            lc->m[RESULTS_OUTPUT_TPS].v[rep - 1] = as_json(f.tokens / (f.wall / 1000.0));
+        for (unsigned u = 1; u <= users; u++)
+            lc->m[RESULTS_PRIMARY_TOTAL].v[slot_of(rep, u, reps, users)] =
+                as_json(bench_results_primary_total(in, ti, li, rep, u));
     }
     for (int m = 0; m < RESULTS_LEVEL_METRICS; m++)
         if (summarize(&lc->m[m]) < 0)
@@ -209,11 +263,14 @@ static int build_cells(const struct bench_results_in *in, struct results *run)
                 n += s->agents[ai].n_turns;
     n *= s->n_targets;
     run->cells = calloc(n ? n : 1, sizeof(*run->cells));
-    run->level_cells = calloc(s->n_targets * s->n_levels, sizeof(*run->level_cells));
+    run->level_cells = calloc(s->n_targets * s->n_levels + 1, sizeof(*run->level_cells));
     if (!run->cells || !run->level_cells)
         return -ENOMEM;
     for (size_t ti = 0; ti < s->n_targets; ti++) {
         for (size_t li = 0; li < s->n_levels; li++) {
+            /* A capacity search tries its own counts: no cells for the others. */
+            if (in->capacity && reps_of(in, ti, li) == 0)
+                continue;
             for (size_t ai = 0; ai < s->n_agents; ai++) {
                 if (!runs_in(&s->levels[li], ai))
                     continue;
@@ -233,6 +290,7 @@ static int build_cells(const struct bench_results_in *in, struct results *run)
 static int build_scenario(const struct scenario *s, struct results *run)
 {
     run->scenario_name = s->name ? s->name : "";
+    run->sweep_key = s->sweep_key;
     run->description = s->description;
     run->scenario_file = s->path;
     run->warmup = s->warmup;
@@ -274,7 +332,9 @@ static int build_scenario(const struct scenario *s, struct results *run)
 /* The thinking a target's requests carried: -1 (not set), 0 or 1. */
 static int target_thinking(const struct bench_results_in *in, const struct scenario_target *t)
 {
-    int thinking = in->thinking_override >= 0 ? in->thinking_override : t->thinking;
+    int thinking = in->thinking_override >= 0                       ? in->thinking_override
+                   : t->thinking_forced != SCENARIO_THINKING_UNSET ? t->thinking_forced
+                                                                   : t->thinking;
     return thinking == SCENARIO_THINKING_UNSET ? -1 : thinking == 1;
 }
 
@@ -293,8 +353,17 @@ static int build_targets(const struct bench_results_in *in, struct results *run)
         rt->thinking = target_thinking(in, t);
         rt->vram_gb = t->vram_gb > 0 ? t->vram_gb : NAN;
         rt->context = t->context ? (double)t->context : NAN;
+        rt->sweep_value = t->sweep_value;
         if (t->url)
             continue;
+        rt->profile = t->profile;
+        rt->calibrated = t->sim.calibrated;
+        if (rt->calibrated) {
+            const struct sim_profile_calibration *c = &t->sim.calibration;
+            rt->calibrated_from = c->from;
+            rt->calibrated_target = c->target[0] ? c->target : NULL;
+            snprintf(rt->calibrated_levels, sizeof(rt->calibrated_levels), "%s", c->levels);
+        }
         double v[SIM_SETTINGS];
         sim_values(&t->sim, v);
         rt->on_sim = true;
@@ -359,6 +428,7 @@ static int build_requests(const struct bench_results_in *in, struct results *run
         x->level = s->levels[q->level].name;
         x->agent = s->agents[q->agent].name;
         x->repetition = q->repetition;
+        x->user = s->levels[q->level].users ? (int)q->user : 0;
         x->turn = (int)q->turn;
         x->check = q->checked ? q->check.pass : -1;
         x->ok = r->outcome == RECORD_OK;
@@ -385,7 +455,7 @@ int bench_results_build(const struct bench_results_in *in, struct results **ret)
     run->tokentap_version = TOKENTAP_VERSION;
     if ((rc = build_environment(in, run)) < 0 || (rc = build_scenario(in->s, run)) < 0 ||
         (rc = build_targets(in, run)) < 0 || (rc = build_cells(in, run)) < 0 ||
-        (rc = build_requests(in, run)) < 0)
+        (rc = build_requests(in, run)) < 0 || (rc = bench_capacity_build(in, run)) < 0)
         goto fail;
     *ret = run;
     return 0;
@@ -421,6 +491,8 @@ static cJSON *scenario_json(const struct scenario *s)
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", l->name);
         cJSON_AddNumberToObject(o, "concurrency", l->concurrency);
+        if (l->users)
+            cJSON_AddNumberToObject(o, "users", l->users);
         cJSON *phases = cJSON_AddArrayToObject(o, "phases");
         for (size_t p = 0; p < l->n_phases; p++) {
             cJSON *ph = cJSON_CreateObject();
@@ -501,6 +573,31 @@ static cJSON *level_cells_json(const struct results *run)
     return cells;
 }
 
+/* {"from", "target", "levels": [...], "requests"} of a calibrated profile, else null. */
+static cJSON *calibration_json(const struct scenario_target *t)
+{
+    if (t->url || !t->sim.calibrated)
+        return cJSON_CreateNull();
+    const struct sim_profile_calibration *c = &t->sim.calibration;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "from", c->from);
+    if (c->target[0])
+        cJSON_AddStringToObject(o, "target", c->target);
+    else
+        cJSON_AddNullToObject(o, "target");
+    cJSON *levels = cJSON_AddArrayToObject(o, "levels");
+    for (const char *p = c->levels; *p;) {
+        const char *comma = strstr(p, ", ");
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char one[SCENARIO_MAX_NAME + 1];
+        snprintf(one, sizeof(one), "%.*s", (int)n, p);
+        cJSON_AddItemToArray(levels, cJSON_CreateString(one));
+        p += n + (comma ? 2 : 0);
+    }
+    cJSON_AddNumberToObject(o, "requests", c->requests);
+    return o;
+}
+
 static cJSON *targets_json(const struct bench_results_in *in)
 {
     cJSON *arr = cJSON_CreateArray();
@@ -520,6 +617,11 @@ static cJSON *targets_json(const struct bench_results_in *in)
             for (size_t k = 0; k < SIM_SETTINGS; k++)
                 cJSON_AddNumberToObject(sim, sim_keys[k], v[k]);
         }
+        if (t->profile)
+            cJSON_AddStringToObject(o, "profile", t->profile);
+        else
+            cJSON_AddNullToObject(o, "profile");
+        cJSON_AddItemToObject(o, "calibration", calibration_json(t));
         if (t->model)
             cJSON_AddStringToObject(o, "model", t->model);
         else
@@ -537,6 +639,10 @@ static cJSON *targets_json(const struct bench_results_in *in)
             cJSON_AddNumberToObject(o, "context", (double)t->context);
         else
             cJSON_AddNullToObject(o, "context");
+        if (t->sweep_value)
+            cJSON_AddStringToObject(o, "sweep_value", t->sweep_value);
+        else
+            cJSON_AddNullToObject(o, "sweep_value");
         cJSON_AddItemToObject(o, "props", in->props[i] ? cJSON_Duplicate(in->props[i], true)
                                                         : cJSON_CreateNull());
         cJSON_AddItemToArray(arr, o);
@@ -597,6 +703,7 @@ static cJSON *request_json(const struct scenario *s, const struct bench_request 
     if (!cJSON_AddStringToObject(e, "target", s->targets[q->target].name) ||
         !cJSON_AddStringToObject(e, "level", s->levels[q->level].name) ||
         !cJSON_AddNumberToObject(e, "repetition", q->repetition) ||
+        (s->levels[q->level].users && !cJSON_AddNumberToObject(e, "user", q->user)) ||
         !cJSON_AddStringToObject(e, "agent", s->agents[q->agent].name) ||
         !cJSON_AddNumberToObject(e, "turn", (double)q->turn) ||
         !cJSON_AddNumberToObject(e, "phase", (double)q->phase))
@@ -656,6 +763,8 @@ char *bench_results_json(const struct bench_results_in *in, const struct results
     cJSON_AddStringToObject(root, "tokentap_version", TOKENTAP_VERSION);
     cJSON_AddBoolToObject(root, "complete", in->complete);
     cJSON_AddItemToObject(root, "scenario", scenario_json(in->s));
+    if (in->s->sweep_key)
+        cJSON_AddStringToObject(root, "sweep", in->s->sweep_key);
     cJSON_AddItemToObject(root, "targets", targets_json(in));
     cJSON_AddItemToObject(root, "environment", environment_json(&run->env));
     for (size_t i = 0; i < in->n_requests; i++) {
@@ -669,6 +778,8 @@ char *bench_results_json(const struct bench_results_in *in, const struct results
     requests = NULL;
     cJSON_AddItemToObject(root, "cells", cells_json(run));
     cJSON_AddItemToObject(root, "level_cells", level_cells_json(run));
+    if (run->capacity.present)
+        cJSON_AddItemToObject(root, "capacity", bench_capacity_json(in, &run->capacity));
     text = cJSON_Print(root);
 fail:
     cJSON_Delete(requests);

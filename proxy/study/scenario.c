@@ -13,9 +13,9 @@
 #include <cjson/cJSON.h>
 
 #include "core/config.h"
-#include "sim/sim.h"
 #include "wire/url.h"
 
+#include "study/capacity.h"
 #include "study/scenario_int.h"
 
 struct loader {
@@ -188,6 +188,21 @@ static int parse_settings(struct loader *L, const cJSON *obj, struct request_set
 
 /* ---- top level, vars, defaults ---- */
 
+/* A file the scenario names, relative to the scenario file, so the
+ * scenario runs from any directory. */
+static int resolve(struct loader *L, const char *name, char **ret)
+{
+    const char *slash = strrchr(L->s->path, '/');
+    size_t dirlen = (name[0] == '/' || !slash) ? 0 : (size_t)(slash - L->s->path) + 1;
+    size_t len = dirlen + strlen(name) + 1;
+    char *path = malloc(len);
+    if (!path)
+        return oom(L);
+    snprintf(path, len, "%.*s%s", (int)dirlen, L->s->path, name);
+    *ret = path;
+    return 0;
+}
+
 static int parse_top(struct loader *L, const cJSON *root)
 {
     struct scenario *s = L->s;
@@ -236,14 +251,9 @@ static int parse_top(struct loader *L, const cJSON *root)
     r = get_nonempty(L, root, "responses", false, &responses);
     if (r < 0 || !responses)
         return r;
-    /* Relative to the scenario file, so the scenario runs from any directory. */
-    const char *slash = strrchr(s->path, '/');
-    size_t dirlen = (responses[0] == '/' || !slash) ? 0 : (size_t)(slash - s->path) + 1;
-    size_t len = dirlen + strlen(responses) + 1;
-    s->responses = malloc(len);
-    if (!s->responses)
-        return oom(L);
-    snprintf(s->responses, len, "%.*s%s", (int)dirlen, s->path, responses);
+    r = resolve(L, responses, &s->responses);
+    if (r < 0)
+        return r;
     /* Parse it now: a broken responses file should stop the run before it starts. */
     struct config_doc *rdoc = NULL;
     struct config_err rerr;
@@ -308,31 +318,18 @@ static int parse_defaults(struct loader *L, const cJSON *d)
 
 /* ---- targets ---- */
 
-static int parse_sim(struct loader *L, const cJSON *obj, struct scenario_sim *sim)
+/* A target's `sim:`, a mapping or the name of a profile file (relative
+ * to the scenario's directory, as `responses` is). */
+static int parse_sim(struct loader *L, const cJSON *obj, struct scenario_target *t)
 {
-    static const char *const keys[] = {"slots", "prefill_tps", "decode_tps", "batch_slowdown",
-                                       "jitter", "seed", "ctx_size", NULL};
-    /* The same ranges as `tokentap sim`'s options. */
-    uint64_t slots = sim->slots, ctx = sim->ctx_size;
-    int r = config_check_keys(L->doc, obj, keys, L->err);
-    if (r == 0)
-        r = config_get_u64(L->doc, obj, "slots", 1, 1024, &slots, L->err);
-    if (r == 0)
-        r = config_get_double(L->doc, obj, "prefill_tps", 0.001, 1e9, &sim->prefill_tps, L->err);
-    if (r == 0)
-        r = config_get_double(L->doc, obj, "decode_tps", 0.001, 1e7, &sim->decode_tps, L->err);
-    if (r == 0)
-        r = config_get_double(L->doc, obj, "batch_slowdown", 0, 100, &sim->batch_slowdown, L->err);
-    if (r == 0)
-        r = config_get_double(L->doc, obj, "jitter", 0, 1, &sim->jitter, L->err);
-    if (r == 0)
-        r = config_get_u64(L->doc, obj, "seed", 0, UINT32_MAX, &sim->seed, L->err);
-    if (r == 0)
-        r = config_get_u64(L->doc, obj, "ctx_size", 16, 1u << 30, &ctx, L->err);
+    if (!cJSON_IsString(obj))
+        return sim_profile_parse(L->doc, obj, &t->sim, L->err);
+    int r = resolve(L, obj->valuestring, &t->profile);
     if (r < 0)
         return r;
-    sim->slots = (unsigned)slots;
-    sim->ctx_size = (uint32_t)ctx;
+    struct config_err why;
+    if (sim_profile_load(t->profile, &t->sim, &why) < 0)
+        return config_error(L->doc, obj, L->err, "sim profile: %s", why.msg);
     return 0;
 }
 
@@ -359,14 +356,8 @@ static int parse_target(struct loader *L, const cJSON *obj, struct scenario_targ
     if (r < 0)
         return r;
 
-    const struct sim_options *so = &sim_defaults;
-    t->sim = (struct scenario_sim){.slots = so->slots,
-                                   .prefill_tps = so->prefill_tps,
-                                   .decode_tps = so->decode_tps,
-                                   .batch_slowdown = so->batch_slowdown,
-                                   .jitter = so->jitter,
-                                   .ctx_size = so->n_ctx,
-                                   .seed = so->seed};
+    sim_profile_default(&t->sim);
+    t->thinking_forced = SCENARIO_THINKING_UNSET;
     const cJSON *sim = member(obj, "sim");
     if (url && sim)
         /* One meaning per target: a real server or a simulated one. To try
@@ -376,7 +367,7 @@ static int parse_target(struct loader *L, const cJSON *obj, struct scenario_targ
                             "(url) or the simulator (sim)",
                             t->name);
     if (sim) {
-        r = parse_sim(L, sim, &t->sim);
+        r = parse_sim(L, sim, t);
         if (r < 0)
             return r;
     }
@@ -829,11 +820,60 @@ static int require(struct loader *L, const cJSON *root, const char *key, const c
     return 0;
 }
 
+/* `capacity:`: the objective (parsed now, so a typo stops the load), the
+ * user level, the search's limits. */
+static int parse_capacity(struct loader *L, const cJSON *c)
+{
+    static const char *const keys[] = {"slo", "user", "max_users", "repetitions",
+                                       "max_repetitions", NULL};
+    struct scenario_capacity *cap = &L->s->capacity;
+    const char *slo = NULL, *user = NULL;
+    uint64_t max_users = 0, reps = 0, max_reps = 0;
+    if (!c)
+        return 0;
+    if (!cJSON_IsObject(c))
+        return config_error(L->doc, c, L->err, "'capacity' must be a mapping (slo, user, ...)");
+    int r = config_check_keys(L->doc, c, keys, L->err);
+    if (r == 0)
+        r = get_nonempty(L, c, "slo", false, &slo);
+    if (r == 0)
+        r = get_nonempty(L, c, "user", false, &user);
+    if (r == 0)
+        r = config_get_u64(L->doc, c, "max_users", 1, CAPACITY_MAX_USERS, &max_users, L->err);
+    if (r == 0)
+        r = config_get_u64(L->doc, c, "repetitions", 1, CAPACITY_MAX_REPS, &reps, L->err);
+    if (r == 0)
+        r = config_get_u64(L->doc, c, "max_repetitions", 1, CAPACITY_MAX_REPS, &max_reps, L->err);
+    if (r < 0)
+        return r;
+    if (slo) {
+        struct capacity_slo parsed;
+        struct config_err why;
+        if (capacity_slo_parse(slo, &parsed, &why) < 0)
+            return config_error(L->doc, member(c, "slo"), L->err, "%s", why.msg);
+        r = dup_into(L, slo, &cap->slo);
+    }
+    if (r == 0 && user) {
+        if (!scenario_find_level(L->s, user))
+            return config_error(L->doc, member(c, "user"), L->err, "capacity: no level '%s'",
+                                user);
+        r = dup_into(L, user, &cap->user);
+    }
+    if (r == 0 && reps && max_reps && max_reps < reps)
+        return config_error(L->doc, member(c, "max_repetitions"), L->err,
+                            "'max_repetitions' must be at least 'repetitions'");
+    cap->max_users = (unsigned)max_users;
+    cap->repetitions = (unsigned)reps;
+    cap->max_repetitions = (unsigned)max_reps;
+    return r;
+}
+
 int scenario_load(const char *path, struct scenario **ret, struct config_err *err)
 {
     static const char *const keys[] = {
         "name",      "description", "repetitions", "warmup",  "pause",  "timeout", "seed",
-        "responses", "vars",        "defaults",    "targets", "agents", "levels",  NULL};
+        "responses", "vars",        "defaults",    "targets", "agents", "levels",  "capacity",
+        NULL};
     struct loader L = {
         .err = err,
         .api = SCENARIO_API_OPENAI_CHAT,
@@ -877,6 +917,8 @@ int scenario_load(const char *path, struct scenario **ret, struct config_err *er
         r = check_templates(&L);
     if (r == 0)
         r = parse_levels(&L, levels);
+    if (r == 0)
+        r = parse_capacity(&L, member(root, "capacity"));
     if (r < 0)
         goto fail;
     config_free(L.doc);
@@ -893,7 +935,9 @@ void scenario_target_finish(struct scenario_target *t)
     free(t->name);
     free(t->label);
     free(t->url);
+    free(t->profile);
     free(t->model);
+    free(t->sweep_value);
 }
 
 void scenario_level_finish(struct scenario_level *lv)
@@ -927,6 +971,12 @@ void scenario_free(struct scenario *s)
     }
     for (size_t i = 0; i < s->n_levels; i++)
         scenario_level_finish(&s->levels[i]);
+    if (s->user_level)
+        scenario_level_finish(s->user_level);
+    free(s->user_level);
+    free(s->capacity.slo);
+    free(s->capacity.user);
+    free(s->sweep_key);
     free(s->vars);
     free(s->targets);
     free(s->agents);

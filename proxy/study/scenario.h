@@ -20,6 +20,7 @@
 
 #include "core/clock.h"
 #include "report/results.h"
+#include "sim/sim_profile.h"
 
 struct config_err;
 
@@ -129,29 +130,34 @@ struct scenario_phase {
 struct scenario_level {
     char *name;            /* owned: defaults to the concurrency as text */
     unsigned concurrency;  /* table label; defaults to the widest parallel phase */
+    unsigned users;        /* capacity runs: copies of the user level run at once; 0 = a level of the file */
     struct scenario_phase *phases; /* owned, n_phases >= 1 */
     size_t n_phases;
-};
-
-/* The built-in simulator's settings for a target without a URL
- * (docs/sim.md; the defaults are the simulator's). */
-struct scenario_sim {
-    unsigned slots;
-    double prefill_tps, decode_tps, batch_slowdown;
-    double jitter;
-    uint32_t ctx_size;
-    uint64_t seed;
 };
 
 struct scenario_target {
     char *name;            /* owned */
     char *label;           /* owned: defaults to the name */
     char *url;             /* owned: a real server; NULL = the simulator with `sim` */
-    struct scenario_sim sim; /* meaningful when url is NULL */
+    struct sim_profile sim; /* meaningful when url is NULL (docs/sim.md) */
+    char *profile;         /* owned: the profile file `sim` was read from, NULL = inline */
     char *model;           /* owned: the request's "model", NULL = not set */
     int thinking;          /* SCENARIO_THINKING_UNSET, 0 or 1 */
+    /* A sweep's value for this copy of a target (scenario_apply_sweep). */
+    char *sweep_value;     /* owned: the value, NULL = not swept */
+    int thinking_forced;   /* thinking on every turn, whatever it says; UNSET = no */
+    uint32_t max_tokens;   /* every turn's max_tokens; 0 = the turns' */
     double vram_gb;        /* metadata, 0 = not given */
     uint64_t context;      /* metadata (tokens), 0 = not given */
+};
+
+/* The `capacity:` block: what `bench --capacity` searches (docs/bench.md#capacity). */
+struct scenario_capacity {
+    char *slo;             /* owned: the objective's text (checked at load), NULL = none */
+    char *user;            /* owned: the level whose agents are one user, NULL = the first */
+    unsigned max_users;    /* 0 = bench's default */
+    unsigned repetitions;  /* of every count tried; 0 = bench's default */
+    unsigned max_repetitions; /* of the boundary counts; 0 = bench's default */
 };
 
 struct scenario_var {
@@ -177,8 +183,12 @@ struct scenario {
     size_t n_targets;
     struct scenario_agent *agents;   /* owned, file order, n_agents >= 1 */
     size_t n_agents;
-    struct scenario_level *levels;   /* owned, file order, n_levels >= 1 */
+    struct scenario_level *levels;   /* owned, file order, n_levels >= 1 (capacity runs:
+                                      * the counts tried, 0 at first) */
     size_t n_levels;
+    struct scenario_capacity capacity;
+    struct scenario_level *user_level; /* owned: capacity runs' template, NULL otherwise */
+    char *sweep_key;       /* owned: what --sweep varies, NULL = no sweep */
 };
 
 /* Reads and validates the scenario at path. 0, or a negative errno with
@@ -194,10 +204,15 @@ const struct scenario_agent *scenario_find_agent(const struct scenario *s, const
 const struct scenario_level *scenario_find_level(const struct scenario *s, const char *name);
 const struct scenario_var *scenario_find_var(const struct scenario *s, const char *name);
 
-/* The thinking setting a turn's requests to target carry: the turn's
- * (from the turn, agent or defaults), else the target's; may be
- * SCENARIO_THINKING_UNSET (send nothing: the server decides). */
+/* The thinking setting a turn's requests to target carry: a sweep's
+ * value, else the turn's (from the turn, agent or defaults), else the
+ * target's; may be SCENARIO_THINKING_UNSET (send nothing: the server
+ * decides). */
 int scenario_thinking(const struct scenario_turn *t, const struct scenario_target *target);
+
+/* The max_tokens a turn's requests to target ask for: a sweep's value,
+ * else the turn's. */
+uint32_t scenario_max_tokens(const struct scenario_turn *t, const struct scenario_target *target);
 
 /* Names used in results.json: "openai-chat"/"anthropic",
  * "primary"/"side", "parallel"/"sequential". */
@@ -231,7 +246,8 @@ struct scenario_overrides {
     const char *levels;            /* borrowed: "1,3" keeps these levels (by name, in the
                                     * file's order); NULL = all */
     const char *const *targets;    /* borrowed: n_targets "NAME=URL" strings: that target
-                                    * becomes a real server (its sim profile goes unused) */
+                                    * becomes a real server (its sim profile goes unused);
+                                    * "NAME=FILE.yaml": the simulator with that profile */
     size_t n_targets;
     /* borrowed: "q4" keeps only these targets (by name, in the file's
      * order); NULL = all. One 24 GB GPU holds one quant at a time, so
@@ -246,5 +262,32 @@ struct scenario_overrides {
  * only_targets, so both may name the same target. */
 int scenario_apply_overrides(struct scenario *s, const struct scenario_overrides *o,
                              struct config_err *err);
+
+/* Values one sweep takes. */
+#define SCENARIO_MAX_SWEEP 16
+
+/* --sweep KEY=V1,V2,...: every target becomes one copy per value (named
+ * NAME-V, labelled "LABEL (KEY=V)"), so the run compares the values as it
+ * compares targets. KEY is thinking (on/off), max_tokens, a simulator
+ * setting (slots, prefill_tps, decode_tps, batch_slowdown, jitter,
+ * ctx_size: every target must be simulated) or target (the values name
+ * targets: those run, in that order). 0, or -EINVAL with the reason in err
+ * (s is then unchanged), or -ENOMEM. */
+int scenario_apply_sweep(struct scenario *s, const char *sweep, struct config_err *err);
+
+/* Capacity runs: the level named user (NULL = the first) becomes the
+ * template of one user, and the levels are emptied; scenario_users_level
+ * makes them as the search goes. 0, or -EINVAL (no such level) with the
+ * known names in err. */
+int scenario_capacity_begin(struct scenario *s, const char *user, struct config_err *err);
+
+/* The index of the level of `users` copies of the user level (named by
+ * the count), made when it is new. 0, -E2BIG past SCENARIO_MAX_LEVELS or
+ * -ENOMEM. */
+int scenario_users_level(struct scenario *s, unsigned users, size_t *ret);
+
+/* Orders the levels by users (capacity runs make them in the order the
+ * search tries them); map[old index] = new index. */
+void scenario_sort_levels(struct scenario *s, size_t map[SCENARIO_MAX_LEVELS]);
 
 #endif

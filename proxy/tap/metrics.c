@@ -89,6 +89,10 @@ struct metrics {
     usec_t start;
     struct group *groups;       /* owned */
     size_t n_groups;
+    /* The same requests by level alone (index level - 1), kept as they end:
+     * the level table (/tokentap/stats, the dashboard each second) then
+     * merges nothing. */
+    struct group *levels;       /* owned, o.concurrency_buckets */
     struct upstate ups[MAX_UPSTREAMS];
     size_t n_ups;
     struct session *sessions;   /* owned, o.max_sessions */
@@ -113,8 +117,8 @@ void metrics_options_default(struct metrics_options *o)
         .recent = 256,
         .max_models = 64,
     };
-    metrics_buckets_log(&o->slow, 1000, 300 * USEC_PER_SEC, 10);
-    metrics_buckets_log(&o->fast, 100, 10 * USEC_PER_SEC, 10);
+    metrics_buckets_log(&o->slow, 1000, 300 * USEC_PER_SEC, 20);
+    metrics_buckets_log(&o->fast, 100, 10 * USEC_PER_SEC, 20);
 }
 
 int metrics_buckets_log(struct metrics_buckets *b, usec_t min, usec_t max, unsigned per_decade)
@@ -148,10 +152,11 @@ int metrics_new(const struct metrics_options *o, usec_t now, struct metrics **re
         m->o.concurrency_buckets = 2;
     m->start = now;
     m->groups = calloc(o->max_groups ? o->max_groups : 1, sizeof(*m->groups));
+    m->levels = calloc(m->o.concurrency_buckets, sizeof(*m->levels));
     m->sessions = calloc(o->max_sessions ? o->max_sessions : 1, sizeof(*m->sessions));
     m->recent = calloc(o->recent ? o->recent : 1, sizeof(*m->recent));
     m->models = calloc(o->max_models ? o->max_models : 1, sizeof(*m->models));
-    if (!m->groups || !m->sessions || !m->recent || !m->models) {
+    if (!m->groups || !m->levels || !m->sessions || !m->recent || !m->models) {
         metrics_free(m);
         return -ENOMEM;
     }
@@ -166,6 +171,10 @@ void metrics_free(struct metrics *m)
     if (m->groups)
         for (size_t i = 0; i < m->n_groups; i++)
             free(m->groups[i].h);
+    if (m->levels)
+        for (unsigned i = 0; i < m->o.concurrency_buckets; i++)
+            free(m->levels[i].h);
+    free(m->levels);
     if (m->recent)
         for (size_t i = 0; i < m->recent_n; i++)
             record_finish(&m->recent[i]);
@@ -511,6 +520,9 @@ void metrics_end(struct metrics *m, struct record *r, usec_t now)
             u->in_flight--;
         }
         group_add(group_for(m, r), r);
+        struct group *lv = &m->levels[level_of(m, r->concurrency) - 1];
+        lv->level = level_of(m, r->concurrency);
+        group_add(lv, r);
         session_add(m, r, now);
     } else {
         route_add(m, r);
@@ -827,7 +839,6 @@ static void group_json(struct evbuffer *out, const struct group *g)
 enum view {
     VIEW_ALL,
     VIEW_GROUP,   /* upstream, model, route */
-    VIEW_LEVEL,
     VIEW_THINKING,
 };
 
@@ -839,8 +850,6 @@ static bool same_key(enum view v, const struct group *a, const struct group *b)
     case VIEW_GROUP:
         return strcmp(a->upstream, b->upstream) == 0 && strcmp(a->model, b->model) == 0 &&
                a->route == b->route;
-    case VIEW_LEVEL:
-        return a->level == b->level;
     case VIEW_THINKING:
         return a->thinking == b->thinking;
     }
@@ -872,14 +881,6 @@ static size_t aggregate(const struct metrics *m, enum view v, struct group **ret
         }
         group_merge(&rows[r], g);
     }
-    /* Concurrency rows in order 1, 2, 3, ... */
-    if (v == VIEW_LEVEL)
-        for (size_t i = 1; i < n; i++)
-            for (size_t j = i; j > 0 && rows[j - 1].level > rows[j].level; j--) {
-                struct group t = rows[j];
-                rows[j] = rows[j - 1];
-                rows[j - 1] = t;
-            }
     *ret = rows;
     return n;
 }
@@ -889,6 +890,25 @@ static void free_rows(struct group *rows, size_t n)
     for (size_t i = 0; i < n; i++)
         free(rows[i].h);
     free(rows);
+}
+
+void metrics_levels_json(const struct metrics *m, struct evbuffer *out)
+{
+    EVBUFFER_ADD_LIT(out, "[");
+    bool first = true;
+    for (unsigned i = 0; i < m->o.concurrency_buckets; i++) {
+        const struct group *g = &m->levels[i];
+        if (!g->requests)
+            continue;
+        if (g->level >= m->o.concurrency_buckets)
+            evbuffer_add_printf(out, "%s{\"concurrency\":\"%u+\",", first ? "" : ",", g->level);
+        else
+            evbuffer_add_printf(out, "%s{\"concurrency\":%u,", first ? "" : ",", g->level);
+        group_json(out, g);
+        EVBUFFER_ADD_LIT(out, "}");
+        first = false;
+    }
+    EVBUFFER_ADD_LIT(out, "]");
 }
 
 void metrics_stats_json(struct metrics *m, struct evbuffer *out, usec_t now)
@@ -905,19 +925,10 @@ void metrics_stats_json(struct metrics *m, struct evbuffer *out, usec_t now)
         EVBUFFER_ADD_LIT(out, "\"requests\":0");
     free_rows(rows, n);
 
-    EVBUFFER_ADD_LIT(out, "},\"by_concurrency\":[");
-    n = aggregate(m, VIEW_LEVEL, &rows);
-    for (size_t i = 0; i < n; i++) {
-        if (rows[i].level >= m->o.concurrency_buckets)
-            evbuffer_add_printf(out, "%s{\"concurrency\":\"%u+\",", i ? "," : "", rows[i].level);
-        else
-            evbuffer_add_printf(out, "%s{\"concurrency\":%u,", i ? "," : "", rows[i].level);
-        group_json(out, &rows[i]);
-        EVBUFFER_ADD_LIT(out, "}");
-    }
-    free_rows(rows, n);
+    EVBUFFER_ADD_LIT(out, "},\"by_concurrency\":");
+    metrics_levels_json(m, out);
 
-    EVBUFFER_ADD_LIT(out, "],\"by_group\":[");
+    EVBUFFER_ADD_LIT(out, ",\"by_group\":[");
     n = aggregate(m, VIEW_GROUP, &rows);
     for (size_t i = 0; i < n; i++) {
         evbuffer_add_printf(out, "%s{\"upstream\":", i ? "," : "");

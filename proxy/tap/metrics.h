@@ -34,7 +34,7 @@ struct metrics_options {
     unsigned max_models;          /* model label values (configured + answered); then "other" (default 64) */
     /* Prometheus buckets: `slow` for TTFT, TTFC, slot wait, prefill,
      * queue estimate and durations (default 1 ms .. 5 min), `fast` for ITL
-     * and TPOT (default 0.1 ms .. 10 s); 10 per decade. */
+     * and TPOT (default 0.1 ms .. 10 s); 20 per decade. */
     struct metrics_buckets slow, fast;
 };
 
@@ -78,6 +78,10 @@ void metrics_prometheus(struct metrics *m, struct evbuffer *out, usec_t now);
 /* JSON statistics: overall, per group, per concurrency level, per
  * thinking state, per session, outcomes, concurrency and throughput. */
 void metrics_stats_json(struct metrics *m, struct evbuffer *out, usec_t now);
+
+/* The by_concurrency array of metrics_stats_json alone (the dashboard's
+ * level table): one row per concurrency level, in order. */
+void metrics_levels_json(const struct metrics *m, struct evbuffer *out);
 
 /* The last `limit` records as a JSON array, newest first. */
 void metrics_recent_json(const struct metrics *m, struct evbuffer *out, size_t limit, bool with_gaps);

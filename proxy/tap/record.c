@@ -257,6 +257,11 @@ void record_to_json(const struct record *r, struct evbuffer *out, bool with_gaps
     str(out, "upstream", r->upstream);
     str(out, "client", r->client);
     str(out, "session", r->session);
+    /* Only replays of agentic traces know these: other lines stay as they were. */
+    if (r->parent[0])
+        str(out, "parent", r->parent);
+    if (r->kind[0])
+        str(out, "kind", r->kind);
     key(out, "status");
     evbuffer_add_printf(out, "%d", r->status);
     key(out, "outcome");

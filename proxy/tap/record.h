@@ -42,6 +42,8 @@ struct record {
     char upstream[64];
     char client[96];        /* User-Agent */
     char session[96];
+    char parent[96];        /* generated load: the session that spawned this one, "" none */
+    char kind[32];          /* generated load: the session's kind ("main", "Explore"), "" none */
     int status;             /* 0 until a response head */
     bool stream;            /* the response was an event stream */
     bool measured;          /* the tap could read it (not compressed, known format) */
@@ -81,6 +83,7 @@ struct record {
     unsigned concurrency_start;       /* ... at t_start */
     unsigned concurrency_first_token; /* ... at the first token (0 without tokens) */
     uint64_t concurrency_mark;        /* metrics' count of starts at t_start */
+    uint32_t live_lane;               /* live's lane + 1 (0: none), set by live_begin */
     char response_model[96];          /* the model the upstream says answered, "" unknown */
 
     enum record_outcome outcome;

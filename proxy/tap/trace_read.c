@@ -2,6 +2,7 @@
  * request lines and length-only lines (see trace.h, docs/trace-format.md). */
 #include "tap/trace.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -488,6 +489,26 @@ static int empty_texts(const struct line_ctx *c, struct trace_entry *e)
     return 0;
 }
 
+/* A method: letters, digits and RFC 9110 token marks. */
+static bool is_token_text(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+            return false;
+    return true;
+}
+
+/* A request target: no spaces, no control bytes. */
+static bool is_target_text(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s <= ' ' || *s == 0x7f)
+            return false;
+    return true;
+}
+
 static int parse_v1(const struct line_ctx *c, struct trace_entry *e)
 {
     struct jsonscan_iter it;
@@ -553,6 +574,12 @@ static int parse_v1(const struct line_ctx *c, struct trace_entry *e)
         return BAD(c, "both \"body\" and \"body_b64\"");
     if (!e->method || !e->path)
         return BAD(c, "a v1 line needs \"method\" and \"path\"");
+    /* Replayed as "METHOD PATH HTTP/1.1": an empty one (or one with a
+     * space or control byte) would make a broken request line. */
+    if (!is_token_text(e->method))
+        return BAD(c, "\"method\" must be a word like GET or POST");
+    if (e->path[0] != '/' || !is_target_text(e->path))
+        return BAD(c, "\"path\" must start with / and hold no spaces or control characters");
     return empty_texts(c, e);
 }
 

@@ -244,6 +244,14 @@ static int on_headers_complete(llhttp_t *ll)
         p->headers[i].value = view(p, p->spans[i].value);
     }
     h->chunked = (ll->flags & F_CHUNKED) != 0;
+    /* llhttp takes lengths up to UINT64_MAX; one past INT64_MAX would turn
+     * negative here, read as "no body" while llhttp waits for one: the
+     * body would pass unframed (found by fuzz_http). */
+    if ((ll->flags & F_CONTENT_LENGTH) && ll->content_length > (uint64_t)INT64_MAX) {
+        p->error = HTTP_ERR_BODY_TOO_LARGE;
+        p->error_reason = "Content-Length too large";
+        return -1;
+    }
     h->content_length = (ll->flags & F_CONTENT_LENGTH) ? (int64_t)ll->content_length : -1;
     h->keep_alive = llhttp_should_keep_alive(ll) != 0;
     h->upgrade = ll->upgrade != 0;

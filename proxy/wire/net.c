@@ -133,3 +133,61 @@ int net_write_bufferevent_output(struct bufferevent *bev)
     evbuffer_freeze(out, 1);
     return n;
 }
+
+int net_parse_cidr(const char *s, struct net_cidr *ret)
+{
+    char host[INET6_ADDRSTRLEN + 8];
+    const char *slash = strchr(s, '/');
+    size_t n = slash ? (size_t)(slash - s) : strlen(s);
+    if (n == 0 || n >= sizeof(host))
+        return -EINVAL;
+    memcpy(host, s, n);
+    host[n] = '\0';
+    struct net_cidr c = {0};
+    unsigned max;
+    if (inet_pton(AF_INET, host, c.addr) == 1) {
+        c.family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, host, c.addr) == 1) {
+        c.family = AF_INET6;
+        max = 128;
+    } else {
+        return -EINVAL;
+    }
+    c.prefix = max;
+    if (slash) {
+        char *end;
+        errno = 0;
+        unsigned long p = strtoul(slash + 1, &end, 10);
+        if (errno || end == slash + 1 || *end || p > max)
+            return -EINVAL;
+        c.prefix = (unsigned)p;
+    }
+    *ret = c;
+    return 0;
+}
+
+static bool prefix_equal(const unsigned char *a, const unsigned char *b, unsigned bits)
+{
+    unsigned whole = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, whole) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (a[whole] & mask) == (b[whole] & mask);
+}
+
+bool net_cidr_contains(const struct net_cidr *c, const char *ip)
+{
+    unsigned char a[16];
+    if (inet_pton(AF_INET, ip, a) == 1)
+        return c->family == AF_INET && prefix_equal(a, c->addr, c->prefix);
+    if (inet_pton(AF_INET6, ip, a) != 1)
+        return false;
+    if (c->family == AF_INET6)
+        return prefix_equal(a, c->addr, c->prefix);
+    /* An IPv4 client of a dual-stack socket: ::ffff:a.b.c.d. */
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return memcmp(a, mapped, 12) == 0 && prefix_equal(a + 12, c->addr, c->prefix);
+}

@@ -3,6 +3,7 @@
 #ifndef TOKENTAP_NET_H
 #define TOKENTAP_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -48,5 +49,20 @@ int net_write_bufferevent_output(struct bufferevent *bev);
 
 /* The local address a socket is bound to. */
 int net_sockname(int fd, struct net_addr *ret);
+
+/* An address block: "127.0.0.0/8", "::1/128", or one address ("10.1.2.3"
+ * is /32, "::1" /128). */
+struct net_cidr {
+    int family;            /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    unsigned prefix;       /* bits */
+};
+
+/* Parses s into *ret: 0 or -EINVAL. */
+int net_parse_cidr(const char *s, struct net_cidr *ret);
+
+/* True when the numeric address ip ("127.0.0.1", "::1", an IPv4-mapped
+ * "::ffff:10.0.0.1") lies in c. */
+bool net_cidr_contains(const struct net_cidr *c, const char *ip);
 
 #endif

@@ -827,6 +827,11 @@ bool server_req_output_full(struct server_req *req)
     return true;
 }
 
+size_t server_req_output_pending(const struct server_req *req)
+{
+    return evbuffer_get_length(bufferevent_get_output(req->conn->bev));
+}
+
 void server_req_pause_body(struct server_req *req, bool pause)
 {
     struct conn *c = req->conn;

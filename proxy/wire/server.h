@@ -107,6 +107,9 @@ void server_req_flush(struct server_req *req);
  * should stop producing until on_drain. */
 bool server_req_output_full(struct server_req *req);
 
+/* Bytes queued for the client and not yet taken by the socket. */
+size_t server_req_output_pending(const struct server_req *req);
+
 /* Stops / restarts reading the request body (backpressure towards the client). */
 void server_req_pause_body(struct server_req *req, bool pause);
 

@@ -769,10 +769,10 @@ int upstream_pool_new(struct event_base *base, const struct url_target *t,
     p->base = base;
     p->target = *t;
     p->o = *o;
-    p->o.ca_file = NULL;
+    p->o.tls.ca_file = NULL;
     if (t->tls) {
-        struct tls_client_options to = {.host = t->host, .ca_file = o->ca_file,
-                                        .insecure = o->insecure};
+        struct tls_client_options to = {.host = t->host, .ca_file = o->tls.ca_file,
+                                        .insecure = o->tls.insecure};
         int r = tls_client_new(&to, &p->tls, err);
         if (r < 0) {
             free(p);

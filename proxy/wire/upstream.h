@@ -55,6 +55,13 @@ struct upstream_cb {
     void (*on_done)(void *ctx, int err, usec_t t);
 };
 
+/* How an https target's certificate is checked: signed by a CA in the
+ * system's store (or ca_file), for the URL's host; insecure: not at all. */
+struct upstream_tls_options {
+    const char *ca_file; /* borrowed: PEM CAs to trust instead of the system's, NULL: the system's */
+    bool insecure;       /* no certificate verification (the caller warns) */
+};
+
 struct upstream_pool_options {
     unsigned max_connections; /* open connections to the target (default 256) */
     unsigned max_queue;       /* requests waiting for one (default 4096) */
@@ -62,16 +69,13 @@ struct upstream_pool_options {
     usec_t idle_timeout;      /* keep-alive idle; below llama-server's 5 s (default 4 s) */
     size_t max_head_bytes;    /* response head limit (default 64 KiB) */
     size_t output_limit;      /* request bytes queued before "full" (default 256 KiB) */
-    /* https targets: certificates are verified against the system store
-     * (or ca_file), name included, unless insecure (the caller warns). */
-    const char *ca_file;      /* borrowed: PEM CAs to trust instead, NULL: the system's */
-    bool insecure;            /* no certificate verification */
+    struct upstream_tls_options tls; /* https targets */
 };
 
 void upstream_pool_options_default(struct upstream_pool_options *o);
 
-/* A pool for target (with its TLS context when https). 0, or -EINVAL
- * with a reason in err (an unreadable ca_file), or -ENOMEM. */
+/* A pool for target (with its TLS context when https; o->tls is not kept).
+ * 0, or -EINVAL with a reason in err (an unreadable ca_file), or -ENOMEM. */
 int upstream_pool_new(struct event_base *base, const struct url_target *t,
                       const struct upstream_pool_options *o, struct upstream_pool **ret,
                       struct config_err *err);
