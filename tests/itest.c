@@ -101,6 +101,29 @@ void itest_spawn(struct itest_proc *p, const char *const *args)
     die("the process did not print 'listening on HOST:PORT' within 10 s");
 }
 
+bool itest_read_line_after(struct itest_proc *p, const char *prefix, char *buf, size_t len)
+{
+    char acc[1024];
+    size_t got = 0;
+    for (int tries = 0; tries < 100 && got < sizeof(acc) - 1; tries++) {
+        struct pollfd pfd = {.fd = p->out_fd, .events = POLLIN};
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        ssize_t n = read(p->out_fd, acc + got, sizeof(acc) - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        acc[got] = '\0';
+        const char *at = strstr(acc, prefix);
+        const char *nl = at ? strchr(at, '\n') : NULL;
+        if (nl) {
+            snprintf(buf, len, "%.*s", (int)(nl - at - strlen(prefix)), at + strlen(prefix));
+            return true;
+        }
+    }
+    return false;
+}
+
 int itest_stop(struct itest_proc *p)
 {
     if (p->pid <= 0)

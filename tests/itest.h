@@ -22,6 +22,10 @@ struct itest_proc {
  * Aborts the test on failure. */
 void itest_spawn(struct itest_proc *p, const char *const *args);
 
+/* Reads p's stdout (after its listening line) until a line starting with
+ * prefix, and its rest (an address) into buf; false after 10 s. */
+bool itest_read_line_after(struct itest_proc *p, const char *prefix, char *buf, size_t len);
+
 /* SIGTERM, then waits up to 10 s (SIGKILL after); returns the exit status
  * (or 128+signal). */
 int itest_stop(struct itest_proc *p);

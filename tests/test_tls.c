@@ -283,6 +283,29 @@ static void test_listener(void)
     CHECK_INT(r.status, 200);
     itest_resp_free(&r);
     CHECK_INT(itest_stop(&s), 0);
+
+    /* The admin endpoints on a listener of their own speak TLS too. */
+    char tokfile[128], addr[64] = "";
+    FILE *f = fopen(in_tmp(tokfile, sizeof(tokfile), "token"), "w");
+    fputs("s3cret\n", f);
+    fclose(f);
+    start_serve(&s, "server", url_of(url, sizeof(url), "http", "127.0.0.1", sim.port),
+                "--admin-listen", "127.0.0.1:0", "--admin-token-file", tokfile, NULL);
+    CHECK(itest_read_line_after(&s, "admin listening on ", addr, sizeof(addr)));
+    const char *colon = strrchr(addr, ':');
+    int admin_port = colon ? atoi(colon + 1) : 0;
+    CHECK(admin_port > 0);
+    CHECK(itest_request_tls(admin_port, ca, "GET", "/tokentap/health",
+                            "Authorization: Bearer s3cret\r\n", NULL, 0, &r));
+    CHECK_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"status\":\"ok\"") != NULL);
+    itest_resp_free(&r);
+    itest_request(admin_port, "GET", "/tokentap/health", "Authorization: Bearer s3cret\r\n", NULL,
+                  0, &r);
+    CHECK_INT(r.status, 400);
+    CHECK(strstr(r.body, "this port speaks TLS: use https://") != NULL);
+    itest_resp_free(&r);
+    CHECK_INT(itest_stop(&s), 0);
     itest_stop(&sim);
 }
 
