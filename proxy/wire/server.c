@@ -488,8 +488,9 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
             c->head_start = 0;
             if (c->head_timer)
                 evtimer_del(c->head_timer);
-        } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+        } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
             handshake_failed(c, what);
+        }
         conn_leave(c);
         return;
     }

@@ -35,7 +35,7 @@ struct tls_server {
     char *cert_file, *key_file; /* owned */
 };
 
-/* The first queued OpenSSL error as a phrase, and the queue cleared. */
+/* The last queued OpenSSL error as a phrase, and the queue cleared. */
 static const char *ssl_reason(void)
 {
     unsigned long e = ERR_peek_last_error();
