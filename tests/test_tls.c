@@ -19,19 +19,7 @@
 #include "itest.h"
 
 static char tmp[64];
-static char ca[128];      /* the test CA */
-
-/* `tokentap ARGS` to its end: the exit status, stdout and stderr in out. */
-static int run(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char *out, size_t outlen, const char *fmt, ...)
-{
-    char args[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof(args), fmt, ap);
-    va_end(ap);
-    return itest_run(out, outlen, args);
-}
+static char ca[128]; /* the test CA */
 
 /* A file in tmp. */
 static const char *in_tmp(char *buf, size_t len, const char *name)
@@ -72,9 +60,17 @@ static void start_sim(struct itest_proc *p, const char *cert, const char *decode
     char crt[128], key[128], c[64], k[64];
     snprintf(c, sizeof(c), "%s.crt", cert ? cert : "");
     snprintf(k, sizeof(k), "%s.key", cert ? cert : "");
-    const char *args[] = {"sim", "--listen", "127.0.0.1:0", "--decode-tps", decode_tps,
-                          "--prefill-tps", "100000", cert ? "--ssl-cert-file" : NULL,
-                          in_tmp(crt, sizeof(crt), c), "--ssl-key-file", in_tmp(key, sizeof(key), k),
+    const char *args[] = {"sim",
+                          "--listen",
+                          "127.0.0.1:0",
+                          "--decode-tps",
+                          decode_tps,
+                          "--prefill-tps",
+                          "100000",
+                          cert ? "--ssl-cert-file" : NULL,
+                          in_tmp(crt, sizeof(crt), c),
+                          "--ssl-key-file",
+                          in_tmp(key, sizeof(key), k),
                           NULL};
     itest_spawn(p, args);
 }
@@ -207,8 +203,8 @@ static void test_chain(void)
     itest_read_delay_ms = 1500;
     body = chat(20000, "m");
     struct itest_proc fast;
-    const char *fargs[] = {"sim", "--listen", "127.0.0.1:0", "--decode-tps", "1000000",
-                           "--prefill-tps", "1e9", "--responses", responses, NULL};
+    const char *fargs[] = {"sim",           "--listen", "127.0.0.1:0", "--decode-tps", "1000000",
+                           "--prefill-tps", "1e9",      "--responses", responses,      NULL};
     itest_spawn(&fast, fargs);
     struct itest_proc a2, b2;
     start_serve(&a2, "server", url_of(url, sizeof(url), "http", "127.0.0.1", fast.port), NULL);
@@ -322,18 +318,19 @@ static void test_certificate_errors(void)
     itest_peer_start(&silent);
 
     char cfg[128], yaml[2048];
-    snprintf(yaml, sizeof(yaml),
-             "upstreams:\n"
-             "  - {name: good, url: https://127.0.0.1:%d, ca_file: %s, models: [good], default: true}\n"
-             "  - {name: untrusted, url: https://127.0.0.1:%d, models: [untrusted]}\n"
-             "  - {name: wrong, url: https://localhost:%d, ca_file: %s, models: [wrong]}\n"
-             "  - {name: expired, url: https://127.0.0.1:%d, ca_file: %s, models: [expired]}\n"
-             "  - {name: plain, url: https://127.0.0.1:%d, ca_file: %s, models: [plain]}\n"
-             "  - {name: silent, url: https://127.0.0.1:%d, ca_file: %s, models: [silent]}\n"
-             "  - {name: careless, url: https://127.0.0.1:%d, insecure: true, models: [careless]}\n"
-             "timeouts: {connect: 1s}\n",
-             good.port, ca, good.port, wrong.port, ca, expired.port, ca, plain.port, ca,
-             silent.port, ca, wrong.port);
+    snprintf(
+        yaml, sizeof(yaml),
+        "upstreams:\n"
+        "  - {name: good, url: https://127.0.0.1:%d, ca_file: %s, models: [good], default: true}\n"
+        "  - {name: untrusted, url: https://127.0.0.1:%d, models: [untrusted]}\n"
+        "  - {name: wrong, url: https://localhost:%d, ca_file: %s, models: [wrong]}\n"
+        "  - {name: expired, url: https://127.0.0.1:%d, ca_file: %s, models: [expired]}\n"
+        "  - {name: plain, url: https://127.0.0.1:%d, ca_file: %s, models: [plain]}\n"
+        "  - {name: silent, url: https://127.0.0.1:%d, ca_file: %s, models: [silent]}\n"
+        "  - {name: careless, url: https://127.0.0.1:%d, insecure: true, models: [careless]}\n"
+        "timeouts: {connect: 1s}\n",
+        good.port, ca, good.port, wrong.port, ca, expired.port, ca, plain.port, ca, silent.port, ca,
+        wrong.port);
     in_tmp(cfg, sizeof(cfg), "errors.yaml");
     FILE *f = fopen(cfg, "w");
     fputs(yaml, f);
@@ -346,9 +343,12 @@ static void test_certificate_errors(void)
         const char *message, *outcome;
     } cases[] = {
         {"good", 200, NULL, "ok"},
-        {"untrusted", 502, "TLS: the upstream's certificate is not trusted; give its CA (ca_file, "
-                           "--ca-file) or turn checks off (insecure)", "upstream-error"},
-        {"wrong", 502, "TLS: the upstream's certificate is for another host name", "upstream-error"},
+        {"untrusted", 502,
+         "TLS: the upstream's certificate is not trusted; give its CA (ca_file, "
+         "--ca-file) or turn checks off (insecure)",
+         "upstream-error"},
+        {"wrong", 502, "TLS: the upstream's certificate is for another host name",
+         "upstream-error"},
         {"expired", 502, "TLS: the upstream's certificate has expired or is not valid yet",
          "upstream-error"},
         {"plain", 502, "TLS: the upstream answered without TLS (plain HTTP?); use an http:// URL",
@@ -382,8 +382,9 @@ static void test_certificate_errors(void)
     /* A CA file that is not one: serve says so and does not start. */
     char out[4096], bad[128];
     in_tmp(bad, sizeof(bad), "server.key");
-    CHECK_INT(run(out, sizeof(out),
-                  "serve --listen 127.0.0.1:0 --upstream https://127.0.0.1:1 --ca-file %s", bad),
+    CHECK_INT(itest_runf(out, sizeof(out),
+                         "serve --listen 127.0.0.1:0 --upstream https://127.0.0.1:1 --ca-file %s",
+                         bad),
               1);
     CHECK(strstr(out, "upstream 'default': ca_file '") != NULL);
     CHECK(strstr(out, "no CA certificate read") != NULL);
@@ -495,23 +496,25 @@ static void test_replay_bench(void)
     struct itest_proc sim, s, wrong;
     char url[64], trace[128], out[1 << 16], summary[128], responses[256], dir[128];
     itest_fixture("scenario-tiny.responses.yaml", responses, sizeof(responses));
-    const char *sargs[] = {"sim", "--listen", "127.0.0.1:0", "--decode-tps", "400",
-                           "--responses", responses, NULL};
+    const char *sargs[] = {"sim", "--listen",    "127.0.0.1:0", "--decode-tps",
+                           "400", "--responses", responses,     NULL};
     itest_spawn(&sim, sargs);
     start_serve(&s, "server", url_of(url, sizeof(url), "http", "127.0.0.1", sim.port), NULL);
     start_sim(&wrong, "wronghost", "400");
     in_tmp(trace, sizeof(trace), "trace.jsonl");
     FILE *f = fopen(trace, "w");
     for (int i = 0; i < 4; i++)
-        fprintf(f, "{\"messages\":[{\"role\":\"user\",\"content\":\"replay %d\"}],\"stream\":true,"
-                   "\"max_tokens\":5}\n", i);
+        fprintf(f,
+                "{\"messages\":[{\"role\":\"user\",\"content\":\"replay %d\"}],\"stream\":true,"
+                "\"max_tokens\":5}\n",
+                i);
     fclose(f);
     in_tmp(summary, sizeof(summary), "summary.json");
 
-    CHECK_INT(run(out, sizeof(out),
-                        "replay %s --target https://127.0.0.1:%d --ca-file %s --concurrency 2 -q "
-                        "-o %s",
-                        trace, s.port, ca, summary),
+    CHECK_INT(itest_runf(out, sizeof(out),
+                         "replay %s --target https://127.0.0.1:%d --ca-file %s --concurrency 2 -q "
+                         "-o %s",
+                         trace, s.port, ca, summary),
               0);
     size_t len;
     char *text = itest_read_file(summary, &len);
@@ -525,33 +528,39 @@ static void test_replay_bench(void)
 
     /* The error lines: no CA given (the system's does not know ours), a
      * certificate for another host; --insecure warns and goes on. */
-    CHECK_INT(run(out, sizeof(out), "replay %s --target https://127.0.0.1:%d -q", trace,
-                        s.port) != 0, 1);
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target https://127.0.0.1:%d -q", trace,
+                         s.port) != 0,
+              1);
     CHECK(strstr(out, "does not answer: TLS: the upstream's certificate is not trusted") != NULL);
-    CHECK_INT(run(out, sizeof(out), "replay %s --target https://localhost:%d --ca-file %s -q",
-                        trace, wrong.port, ca) != 0, 1);
+    CHECK_INT(itest_runf(out, sizeof(out),
+                         "replay %s --target https://localhost:%d --ca-file %s -q", trace,
+                         wrong.port, ca) != 0,
+              1);
     CHECK(strstr(out, "does not answer: TLS: the upstream's certificate is for another host") !=
           NULL);
-    CHECK_INT(run(out, sizeof(out), "replay %s --target https://localhost:%d --insecure -q",
-                        trace, wrong.port), 0);
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target https://localhost:%d --insecure -q",
+                         trace, wrong.port),
+              0);
     CHECK(strstr(out, "certificate checks are off (--insecure)") != NULL);
-    CHECK_INT(run(out, sizeof(out), "replay %s --target https://127.0.0.1:%d -q", trace,
-                        sim.port) != 0, 1);
+    CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target https://127.0.0.1:%d -q", trace,
+                         sim.port) != 0,
+              1);
     CHECK(strstr(out, "TLS: the upstream answered without TLS") != NULL);
 
     /* bench: a scenario's target on the HTTPS listener. */
     char scen[256];
     itest_fixture("scenario-tiny.yaml", scen, sizeof(scen));
     in_tmp(dir, sizeof(dir), "bench");
-    CHECK_INT(run(out, sizeof(out),
-                        "bench %s --only fast --levels 1 -n 1 --target fast=https://127.0.0.1:%d "
-                        "--ca-file %s --out %s -q",
-                        scen, s.port, ca, dir),
+    CHECK_INT(itest_runf(out, sizeof(out),
+                         "bench %s --only fast --levels 1 -n 1 --target fast=https://127.0.0.1:%d "
+                         "--ca-file %s --out %s -q",
+                         scen, s.port, ca, dir),
               0);
-    CHECK_INT(run(out, sizeof(out),
-                        "bench %s --only fast --levels 1 -n 1 --target fast=https://127.0.0.1:%d "
-                        "--out %s/x -q",
-                        scen, s.port, dir) != 0, 1);
+    CHECK_INT(itest_runf(out, sizeof(out),
+                         "bench %s --only fast --levels 1 -n 1 --target fast=https://127.0.0.1:%d "
+                         "--out %s/x -q",
+                         scen, s.port, dir) != 0,
+              1);
     CHECK(strstr(out, "does not answer: TLS: the upstream's certificate is not trusted") != NULL);
 
     itest_stop(&wrong);

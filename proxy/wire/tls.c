@@ -23,15 +23,15 @@
 #define WRITE_PIECE 16384
 
 struct tls_client {
-    SSL_CTX *ctx;           /* owned */
+    SSL_CTX *ctx; /* owned */
     char host[256];
     bool host_is_ip;
     bool insecure;
-    SSL_SESSION *session;   /* owned: the last one the server gave, NULL before */
+    SSL_SESSION *session; /* owned: the last one the server gave, NULL before */
 };
 
 struct tls_server {
-    SSL_CTX *ctx;           /* owned: for connections accepted from now on */
+    SSL_CTX *ctx;               /* owned: for connections accepted from now on */
     char *cert_file, *key_file; /* owned */
 };
 
@@ -93,7 +93,8 @@ int tls_client_new(const struct tls_client_options *o, struct tls_client **ret,
     SSL_CTX_set_read_ahead(c->ctx, 1);
     SSL_CTX_set_app_data(c->ctx, c);
     /* Sessions are kept here, one per target, not in OpenSSL's cache. */
-    SSL_CTX_set_session_cache_mode(c->ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_set_session_cache_mode(c->ctx,
+                                   SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(c->ctx, on_new_session);
     if (o->insecure) {
         SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
@@ -110,8 +111,10 @@ int tls_client_new(const struct tls_client_options *o, struct tls_client **ret,
                 goto fail;
             }
         } else if (SSL_CTX_set_default_verify_paths(c->ctx) != 1) {
-            r = config_err_set(err, "cannot use the system's CA store (%s): install "
-                               "ca-certificates or give ca_file", ssl_reason());
+            r = config_err_set(err,
+                               "cannot use the system's CA store (%s): install "
+                               "ca-certificates or give ca_file",
+                               ssl_reason());
             goto fail;
         }
     }
@@ -149,9 +152,8 @@ struct bufferevent *tls_client_bufferevent(struct tls_client *c, struct event_ba
         goto fail;
     if (c->session && SSL_SESSION_is_resumable(c->session))
         SSL_set_session(ssl, c->session);
-    struct bufferevent *bev = bufferevent_openssl_socket_new(base, fd, ssl,
-                                                             BUFFEREVENT_SSL_CONNECTING,
-                                                             BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, fd, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
     if (!bev)
         goto fail;
     return bev;

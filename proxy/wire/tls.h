@@ -23,9 +23,10 @@ struct tls_server;
 /* --- the client side: https upstreams --- */
 
 struct tls_client_options {
-    const char *host;    /* borrowed: the name the certificate must carry (SNI too): DNS name or IP */
-    const char *ca_file; /* borrowed: PEM CAs to trust instead of the system store; NULL: the system's */
-    bool insecure;       /* no certificate verification at all */
+    const char *host; /* borrowed: the name the certificate must carry (SNI too): DNS name or IP */
+    const char
+        *ca_file;  /* borrowed: PEM CAs to trust instead of the system store; NULL: the system's */
+    bool insecure; /* no certificate verification at all */
 };
 
 /* A client context for one target (TLS 1.2 or later). 0, or -EINVAL with
