@@ -10,7 +10,8 @@
  * processes around and during the run, so that the window is exactly the
  * run. Results: one line of key=value pairs on stdout; diagnostics on
  * stderr. Exit status 0 only if every stream ended cleanly with the
- * expected number of token events.
+ * expected number of token events. With --tls it speaks TLS (no
+ * certificate check: loopback, and the client's cost is not measured).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,6 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #define PREFIX_MAX 40    /* bytes of each SSE line we keep: enough for ": t=<20 digits>" */
 #define HEAD_MAX 8192    /* response head limit */
 #define EXACT_US 100000  /* 1 µs buckets below 100 ms ... */
@@ -38,7 +42,7 @@
 #define MAX_PIDS 8
 #define SAMPLE_US 100000 /* RSS sampling period while all streams are open */
 
-enum conn_state { C_WAIT, C_CONNECTING, C_SENDING, C_HEAD, C_BODY, C_DONE, C_FAILED };
+enum conn_state { C_WAIT, C_CONNECTING, C_HANDSHAKE, C_SENDING, C_HEAD, C_BODY, C_DONE, C_FAILED };
 enum chunk_state {
     CH_SIZE,
     CH_EXT,
@@ -52,6 +56,7 @@ enum chunk_state {
 
 struct conn {
     int fd;
+    SSL *ssl; /* --tls */
     enum conn_state state;
     enum chunk_state ch;
     uint64_t chunk_left;
@@ -95,6 +100,7 @@ static struct {
     bool quiet;
     const char *dump; /* --dump FILE: one line per event */
     const char *hist; /* --hist FILE: the latency histogram */
+    SSL_CTX *tls;     /* --tls */
 } opt = {.n = 1,
          .max_tokens = 100,
          .timeout_us = 120000000,
@@ -165,15 +171,24 @@ static uint64_t quantile(double q)
     return max_lat;
 }
 
+/* Closes the socket (which leaves the epoll set) and the TLS state. */
+static void conn_close(struct conn *c)
+{
+    if (c->ssl)
+        SSL_free(c->ssl);
+    c->ssl = NULL;
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
 static void conn_error(struct conn *c, unsigned idx, const char *what)
 {
     if (errors_logged < 10) {
         fprintf(stderr, "streamclient: stream %u: %s (events %u)\n", idx, what, c->events);
         errors_logged++;
     }
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
+    conn_close(c);
     free(c->head);
     c->head = NULL;
     c->state = C_FAILED;
@@ -532,6 +547,41 @@ static int parse_watch(const char *arg)
 
 /* --- connections --- */
 
+/* The I/O that waits: EPOLLIN or EPOLLOUT for this connection. */
+static void conn_want(struct conn *c, int ep, unsigned idx, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.u32 = idx};
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+        conn_error(c, idx, strerror(errno));
+}
+
+/* --tls: goes on with the handshake; C_SENDING when it is done. */
+static void conn_handshake(struct conn *c, int ep, unsigned idx)
+{
+    if (!c->ssl) {
+        c->ssl = SSL_new(opt.tls);
+        if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+            conn_error(c, idx, "cannot start TLS");
+            return;
+        }
+        c->state = C_HANDSHAKE;
+    }
+    int r = SSL_connect(c->ssl);
+    if (r == 1) {
+        c->state = C_SENDING;
+        conn_want(c, ep, idx, EPOLLOUT);
+        return;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        conn_want(c, ep, idx, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
+        return;
+    }
+    unsigned long err = ERR_get_error();
+    ERR_clear_error();
+    conn_error(c, idx, err ? ERR_reason_error_string(err) : "TLS handshake failed");
+}
+
 static int conn_start(struct conn *c, int ep, unsigned idx)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -560,7 +610,15 @@ static int conn_start(struct conn *c, int ep, unsigned idx)
 static void conn_send(struct conn *c, int ep, unsigned idx)
 {
     while (c->sent < opt.request_len) {
-        ssize_t w = write(c->fd, opt.request + c->sent, opt.request_len - c->sent);
+        ssize_t w;
+        if (c->ssl) {
+            int r = SSL_write(c->ssl, opt.request + c->sent, (int)(opt.request_len - c->sent));
+            w = r > 0 ? r : -1;
+            int e = r > 0 ? 0 : SSL_get_error(c->ssl, r);
+            errno = e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? EAGAIN : EPIPE;
+        } else {
+            w = write(c->fd, opt.request + c->sent, opt.request_len - c->sent);
+        }
         if (w < 0) {
             if (errno == EAGAIN)
                 return; /* EPOLLOUT stays on */
@@ -583,7 +641,19 @@ static char rbuf[65536];
 static bool conn_read(struct conn *c, unsigned idx)
 {
     for (;;) {
-        ssize_t r = read(c->fd, rbuf, sizeof(rbuf));
+        ssize_t r;
+        if (c->ssl) {
+            int n = SSL_read(c->ssl, rbuf, (int)sizeof(rbuf));
+            r = n;
+            if (n <= 0) {
+                int e = SSL_get_error(c->ssl, n);
+                ERR_clear_error();
+                r = e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+                errno = e == SSL_ERROR_WANT_READ ? EAGAIN : ECONNRESET;
+            }
+        } else {
+            r = read(c->fd, rbuf, sizeof(rbuf));
+        }
         uint64_t now = now_us();
         if (r < 0) {
             if (errno == EAGAIN)
@@ -610,13 +680,14 @@ static bool conn_read(struct conn *c, unsigned idx)
             return true;
         }
         if (c->state == C_BODY && c->ch == CH_END) {
-            close(c->fd); /* also removes it from the epoll set */
-            c->fd = -1;
+            conn_close(c); /* also removes it from the epoll set */
             c->state = C_DONE;
             return true;
         }
-        if ((size_t)r < sizeof(rbuf))
-            return false; /* level-triggered: come back when there is more */
+        /* Level-triggered: come back when there is more. TLS reads one
+         * record at a time; go on until it would block. */
+        if (!c->ssl && (size_t)r < sizeof(rbuf))
+            return false;
     }
 }
 
@@ -642,6 +713,7 @@ static void usage(FILE *f)
             "                           latency (µs), stream index\n"
             "      --hist FILE          write the latency histogram: lines 'µs count' (1 µs\n"
             "                           buckets below 100 ms, then 1 ms buckets at their middle)\n"
+            "      --tls                speak TLS (no certificate check)\n"
             "  -q, --quiet              no progress on stderr\n",
             MAX_WATCH);
 }
@@ -692,6 +764,7 @@ int main(int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"dump", required_argument, NULL, 'D'},
         {"hist", required_argument, NULL, 'H'},
+        {"tls", no_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -746,6 +819,14 @@ int main(int argc, char **argv)
             break;
         case 'H':
             opt.hist = optarg;
+            break;
+        case 'S':
+            opt.tls = SSL_CTX_new(TLS_client_method());
+            if (!opt.tls) {
+                fprintf(stderr, "streamclient: cannot create a TLS context\n");
+                return 1;
+            }
+            SSL_CTX_set_verify(opt.tls, SSL_VERIFY_NONE, NULL);
             break;
         case 'h':
             usage(stdout);
@@ -889,7 +970,14 @@ int main(int argc, char **argv)
                     finished++;
                     continue;
                 }
-                c->state = C_SENDING;
+                c->state = opt.tls ? C_HANDSHAKE : C_SENDING;
+            }
+            if (c->state == C_HANDSHAKE) {
+                conn_handshake(c, ep, idx);
+                if (c->state == C_FAILED)
+                    finished++;
+                if (c->state != C_SENDING)
+                    continue;
             }
             if (c->state == C_SENDING) {
                 conn_send(c, ep, idx);
@@ -928,8 +1016,7 @@ int main(int argc, char **argv)
                 ok++;
         } else {
             failed++;
-            if (c->fd >= 0)
-                close(c->fd);
+            conn_close(c);
         }
     }
     double cpu_us = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) * 1e6 +

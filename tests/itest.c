@@ -18,7 +18,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include "wire/http.h"
+
+unsigned itest_read_delay_ms;
+
+/* A connection: plain, or TLS over the same socket. */
+struct io {
+    int fd;
+    SSL *ssl; /* borrowed, NULL for plain */
+};
 
 static void die(const char *what)
 {
@@ -89,6 +101,29 @@ void itest_spawn(struct itest_proc *p, const char *const *args)
     die("the process did not print 'listening on HOST:PORT' within 10 s");
 }
 
+bool itest_read_line_after(struct itest_proc *p, const char *prefix, char *buf, size_t len)
+{
+    char acc[1024];
+    size_t got = 0;
+    for (int tries = 0; tries < 100 && got < sizeof(acc) - 1; tries++) {
+        struct pollfd pfd = {.fd = p->out_fd, .events = POLLIN};
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        ssize_t n = read(p->out_fd, acc + got, sizeof(acc) - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        acc[got] = '\0';
+        const char *at = strstr(acc, prefix);
+        const char *nl = at ? strchr(at, '\n') : NULL;
+        if (nl) {
+            snprintf(buf, len, "%.*s", (int)(nl - at - strlen(prefix)), at + strlen(prefix));
+            return true;
+        }
+    }
+    return false;
+}
+
 int itest_stop(struct itest_proc *p)
 {
     if (p->pid <= 0)
@@ -121,6 +156,11 @@ int itest_connect(int port)
         die("socket");
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (itest_read_delay_ms) {
+        /* A slow client's buffer fills soon. */
+        int small = 32 * 1024;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    }
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         close(fd);
         return -1;
@@ -142,6 +182,43 @@ static bool write_all(int fd, const char *data, size_t len)
         len -= (size_t)n;
     }
     return true;
+}
+
+static bool io_write_all(struct io *io, const char *data, size_t len)
+{
+    if (!io->ssl)
+        return write_all(io->fd, data, len);
+    while (len > 0) {
+        int n = SSL_write(io->ssl, data, (int)len);
+        if (n <= 0)
+            return false;
+        data += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* Waits up to ms for bytes (TLS: decrypted ones may already wait). */
+static bool io_wait(struct io *io, int ms)
+{
+    if (io->ssl && SSL_has_pending(io->ssl))
+        return true;
+    struct pollfd pfd = {.fd = io->fd, .events = POLLIN};
+    return poll(&pfd, 1, ms) > 0;
+}
+
+/* recv() or SSL_read(): >0 bytes, 0 at the end, -1 on an error (errno). */
+static ssize_t io_read(struct io *io, char *buf, size_t len)
+{
+    if (!io->ssl)
+        return recv(io->fd, buf, len, 0);
+    int n = SSL_read(io->ssl, buf, (int)len);
+    if (n > 0)
+        return n;
+    int e = SSL_get_error(io->ssl, n);
+    ERR_clear_error();
+    errno = e == SSL_ERROR_WANT_READ ? EINTR : ECONNRESET;
+    return e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
 }
 
 struct collect {
@@ -196,8 +273,9 @@ static void append_raw(struct itest_resp *r, size_t *cap, const char *data, size
     r->raw[r->raw_len] = '\0';
 }
 
-bool itest_request_fd(int fd, const char *method, const char *path, const char *extra_headers,
-                      const char *body, size_t body_len, struct itest_resp *r)
+static bool request_io(struct io *io, const char *method, const char *path,
+                       const char *extra_headers, const char *body, size_t body_len,
+                       struct itest_resp *r)
 {
     memset(r, 0, sizeof(*r));
     char head[4096];
@@ -207,9 +285,11 @@ bool itest_request_fd(int fd, const char *method, const char *path, const char *
         n += snprintf(head + n, sizeof(head) - (size_t)n,
                       "Content-Type: application/json\r\nContent-Length: %zu\r\n", body_len);
     n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
-    if (!write_all(fd, head, (size_t)n) || (body && !write_all(fd, body, body_len)))
+    if (!io_write_all(io, head, (size_t)n) || (body && !io_write_all(io, body, body_len)))
         return false;
     r->t_sent = clock_now();
+    if (itest_read_delay_ms)
+        itest_sleep_ms(itest_read_delay_ms);
 
     struct http_limits limits = {.max_head_bytes = 65536, .max_body_bytes = 0};
     struct collect c = {.r = r};
@@ -219,11 +299,9 @@ bool itest_request_fd(int fd, const char *method, const char *path, const char *
     char buf[65536];
     usec_t deadline = clock_now() + 30 * USEC_PER_SEC;
     while (!r->complete && clock_now() < deadline) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int pr = poll(&pfd, 1, 200);
-        if (pr <= 0)
+        if (!io_wait(io, 200))
             continue;
-        ssize_t got = recv(fd, buf, sizeof(buf), 0);
+        ssize_t got = io_read(io, buf, sizeof(buf));
         c.now = clock_now();
         if (got < 0 && errno == EINTR)
             continue;
@@ -279,6 +357,109 @@ out:
     if (!r->raw)
         r->raw = calloc(1, 1);
     return true;
+}
+
+bool itest_request_fd(int fd, const char *method, const char *path, const char *extra_headers,
+                      const char *body, size_t body_len, struct itest_resp *r)
+{
+    struct io io = {.fd = fd};
+    return request_io(&io, method, path, extra_headers, body, body_len, r);
+}
+
+struct itest_tls {
+    int fd;
+    SSL_CTX *ctx; /* owned */
+    SSL *ssl;     /* owned */
+};
+
+struct itest_tls *itest_tls_connect(int port, const char *ca_file, const char *host, char *err,
+                                    size_t errlen)
+{
+    struct itest_tls *t = calloc(1, sizeof(*t));
+    if (!t)
+        die("out of memory");
+    t->fd = itest_connect(port);
+    t->ctx = SSL_CTX_new(TLS_client_method());
+    if (t->fd < 0 || !t->ctx)
+        die("tls connect");
+    SSL_CTX_set_verify(t->ctx, ca_file ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    if (ca_file && SSL_CTX_load_verify_locations(t->ctx, ca_file, NULL) != 1)
+        die("cannot load the test CA");
+    t->ssl = SSL_new(t->ctx);
+    SSL_set_fd(t->ssl, t->fd);
+    unsigned char ip[16];
+    if (inet_pton(AF_INET, host, ip) == 1) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), host);
+    } else {
+        SSL_set_tlsext_host_name(t->ssl, host);
+        SSL_set1_host(t->ssl, host);
+    }
+    if (SSL_connect(t->ssl) != 1) {
+        unsigned long e = ERR_peek_last_error();
+        long v = SSL_get_verify_result(t->ssl);
+        snprintf(err, errlen, "%s",
+                 v != X509_V_OK ? X509_verify_cert_error_string(v)
+                 : e            ? ERR_reason_error_string(e)
+                                : "handshake failed");
+        ERR_clear_error();
+        itest_tls_close(t);
+        return NULL;
+    }
+    return t;
+}
+
+bool itest_tls_request(struct itest_tls *t, const char *method, const char *path,
+                       const char *extra_headers, const char *body, size_t body_len,
+                       struct itest_resp *r)
+{
+    struct io io = {.fd = t->fd, .ssl = t->ssl};
+    return request_io(&io, method, path, extra_headers, body, body_len, r);
+}
+
+const char *itest_tls_peer_cn(struct itest_tls *t, char *buf, size_t len)
+{
+    X509 *cert = SSL_get1_peer_certificate(t->ssl);
+    buf[0] = '\0';
+    if (cert) {
+        X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf, (int)len);
+        X509_free(cert);
+    }
+    return buf;
+}
+
+const char *itest_tls_version(struct itest_tls *t)
+{
+    return SSL_get_version(t->ssl);
+}
+
+void itest_tls_close(struct itest_tls *t)
+{
+    if (!t)
+        return;
+    SSL_free(t->ssl);
+    SSL_CTX_free(t->ctx);
+    if (t->fd >= 0)
+        close(t->fd);
+    free(t);
+}
+
+bool itest_request_tls(int port, const char *ca_file, const char *method, const char *path,
+                       const char *extra_headers, const char *body, size_t body_len,
+                       struct itest_resp *r)
+{
+    char err[160];
+    struct itest_tls *t = itest_tls_connect(port, ca_file, "127.0.0.1", err, sizeof(err));
+    if (!t) {
+        fprintf(stderr, "itest: TLS to port %d: %s\n", port, err);
+        memset(r, 0, sizeof(*r));
+        r->closed = true;
+        r->body = calloc(1, 1);
+        r->raw = calloc(1, 1);
+        return false;
+    }
+    bool ok = itest_tls_request(t, method, path, extra_headers, body, body_len, r);
+    itest_tls_close(t);
+    return ok;
 }
 
 void itest_request(int port, const char *method, const char *path, const char *extra_headers,

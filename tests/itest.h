@@ -22,6 +22,10 @@ struct itest_proc {
  * Aborts the test on failure. */
 void itest_spawn(struct itest_proc *p, const char *const *args);
 
+/* Reads p's stdout (after its listening line) until a line starting with
+ * prefix, and its rest (an address) into buf; false after 10 s. */
+bool itest_read_line_after(struct itest_proc *p, const char *prefix, char *buf, size_t len);
+
 /* SIGTERM, then waits up to 10 s (SIGKILL after); returns the exit status
  * (or 128+signal). */
 int itest_stop(struct itest_proc *p);
@@ -57,6 +61,33 @@ bool itest_request_fd(int fd, const char *method, const char *path, const char *
                       const char *body, size_t body_len, struct itest_resp *r);
 
 int itest_connect(int port);
+
+/* Milliseconds to wait after sending a request before reading the
+ * response (a slow client, for backpressure tests; its connections get a
+ * 32 KiB receive buffer); 0 by default. */
+extern unsigned itest_read_delay_ms;
+
+/* TLS (tests of HTTPS listeners). A TLS connection to 127.0.0.1:port that
+ * checks the server's certificate against ca_file (NULL: no check) for
+ * host, a name or an IP address; NULL with the reason in err when the
+ * handshake failed. */
+struct itest_tls;
+struct itest_tls *itest_tls_connect(int port, const char *ca_file, const char *host, char *err,
+                                    size_t errlen);
+/* One request on it, as itest_request_fd. */
+bool itest_tls_request(struct itest_tls *t, const char *method, const char *path,
+                       const char *extra_headers, const char *body, size_t body_len,
+                       struct itest_resp *r);
+/* The common name of the certificate the server showed. */
+const char *itest_tls_peer_cn(struct itest_tls *t, char *buf, size_t len);
+/* "TLSv1.3", ... */
+const char *itest_tls_version(struct itest_tls *t);
+void itest_tls_close(struct itest_tls *t);
+/* One request on a new TLS connection checked against ca_file for
+ * 127.0.0.1; false (and a closed, empty response) when the handshake failed. */
+bool itest_request_tls(int port, const char *ca_file, const char *method, const char *path,
+                       const char *extra_headers, const char *body, size_t body_len,
+                       struct itest_resp *r);
 
 /* Sends raw bytes on a new connection and reads the reply until the
  * server closes it or 5 s pass; returns malloc'd bytes. */

@@ -330,7 +330,23 @@ static void test_sim(void)
     CHECK(s.sim.stamp);
     CHECK_STR(s.sim.stamp_log, "s.jsonl");
     CHECK_INT(s.log_level, LOG_LEVEL_DEBUG);
+    CHECK(!s.ssl_cert && !s.ssl_key);
     CHECK_INT(PARSE(sim_settings_parse, &s, &err, "sim", "--slots", "2", "--help"), CLI_RUN_HELP);
+    /* HTTPS with llama-server's flags, both or neither (contents are read
+     * when the sim starts). */
+    CHECK_INT(PARSE(sim_settings_parse, &s, &err, "sim", "--ssl-cert-file", "/dev/null",
+                    "--ssl-key-file", "/dev/null"),
+              0);
+    CHECK_STR(s.ssl_cert, "/dev/null");
+    CHECK_STR(s.ssl_key, "/dev/null");
+    CHECK_BAD(sim_settings_parse, &s,
+              "tokentap sim: HTTPS needs both --ssl-cert-file and --ssl-key-file; try 'tokentap "
+              "sim --help'",
+              "sim", "--ssl-cert-file", "/dev/null");
+    CHECK_BAD(sim_settings_parse, &s,
+              "tokentap sim: --ssl-key-file: cannot read '/no/key.pem': No such file or "
+              "directory; try 'tokentap sim --help'",
+              "sim", "--ssl-cert-file", "/dev/null", "--ssl-key-file", "/no/key.pem");
 
     CHECK_BAD(sim_settings_parse, &s,
               "tokentap sim: --slots: expected an integer from 1 to 65536, got '0'; try 'tokentap "
@@ -477,7 +493,7 @@ static void test_serve_file(void)
                                       "     models: [m2, m3], max_connections: 4}\n"
                                       "routing: {unknown_model: reject}\n"
                                       "limits: {max_body: 2M, upstream_connections: 7}\n"
-                                      "timeouts: {drain: 1s}\n"
+                                      "timeouts: {drain: 1s, client_header: 2s, client_body: 3s}\n"
                                       "record: {dir: rec, redact: [x-k]}\n"
                                       "rewrite:\n"
                                       "  rules:\n"
@@ -494,6 +510,8 @@ static void test_serve_file(void)
     CHECK_INT(s.max_body, 2 << 20);
     CHECK_INT(s.upstream_connections, 7);
     CHECK_INT(s.drain_timeout, USEC_PER_SEC);
+    CHECK_INT(s.header_timeout, 2 * USEC_PER_SEC);
+    CHECK_INT(s.body_timeout, 3 * USEC_PER_SEC);
     CHECK_STR(s.record_dir, "rec");
     CHECK_INT(s.n_redact, 1);
     CHECK_INT(rewrite_rules_count(s.rules), 1);
@@ -547,8 +565,8 @@ static void test_serve_bad(void)
     SERVE_BAD("tokentap serve: --listen: expected HOST:PORT like 127.0.0.1:8080, got 'nothing'; "
               "try 'tokentap serve --help'",
               "serve", "--listen", "nothing");
-    SERVE_BAD("tokentap serve: --upstream: 'ftp://x': expected http://HOST:PORT; try 'tokentap "
-              "serve --help'",
+    SERVE_BAD("tokentap serve: --upstream: 'ftp://x': expected http://HOST:PORT or "
+              "https://HOST:PORT; try 'tokentap serve --help'",
               "serve", "--upstream", "ftp://x");
     SERVE_BAD("tokentap serve: --log-level: expected error, warn, info or debug, got 'loud'; try "
               "'tokentap serve --help'",
@@ -569,7 +587,7 @@ static void test_serve_bad(void)
     char path[128], want[300];
     snprintf(path, sizeof(path), "%s", write_file("bad.yaml", "listen: 127.0.0.1:1\nlimit: {}\n"));
     snprintf(want, sizeof(want),
-             "tokentap serve: %s:2: unknown key 'limit' (expected one of: listen, upstreams, "
+             "tokentap serve: %s:2: unknown key 'limit' (expected one of: listen, tls, upstreams, "
              "routing, limits, timeouts, log, metrics, record, rewrite, admin)",
              path);
     SERVE_BAD(want, "serve", "-c", path);
@@ -634,6 +652,86 @@ static void test_serve_bad(void)
     serve_settings_finish(&s);
 }
 
+/* HTTPS: the listener's certificate and key, and the certificate checks
+ * of https upstreams, from flags and from the file. The files only need
+ * to be readable here; their contents are checked when serve starts. */
+static void test_serve_tls(void)
+{
+    struct serve_settings s;
+    struct config_err err;
+    char cert[128], key[128], ca[128], path[128], want[400];
+    snprintf(cert, sizeof(cert), "%s", write_file("cert.pem", "x\n"));
+    snprintf(key, sizeof(key), "%s", write_file("key.pem", "x\n"));
+    snprintf(ca, sizeof(ca), "%s", write_file("ca.pem", "x\n"));
+
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve"), 0);
+    CHECK(!s.tls_cert && !s.tls_key && !s.ups[0].tls.ca_file && !s.ups[0].tls.insecure);
+    serve_settings_finish(&s);
+
+    /* --ca-file and --insecure are the default upstream's, with --upstream. */
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "--tls-cert", cert, "--tls-key", key,
+                    "--upstream", "https://127.0.0.1:8443", "--ca-file", ca, "--insecure"),
+              0);
+    CHECK_STR(s.tls_cert, cert);
+    CHECK_STR(s.tls_key, key);
+    CHECK_STR(s.ups[0].url, "https://127.0.0.1:8443");
+    CHECK_STR(s.ups[0].tls.ca_file, ca);
+    CHECK(s.ups[0].tls.insecure);
+    serve_settings_finish(&s);
+
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml),
+             "tls: {cert: %s, key: %s}\n"
+             "upstreams:\n"
+             "  - {name: a, url: https://127.0.0.1:8443, ca_file: %s}\n"
+             "  - {name: b, url: https://localhost:8444, insecure: true, default: true}\n",
+             cert, key, ca);
+    snprintf(path, sizeof(path), "%s", write_file("tls.yaml", yaml));
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-c", path), 0);
+    CHECK_STR(s.tls_cert, cert);
+    CHECK_STR(s.tls_key, key);
+    CHECK_STR(s.ups[0].tls.ca_file, ca);
+    CHECK(!s.ups[0].tls.insecure && !s.ups[1].tls.ca_file && s.ups[1].tls.insecure);
+    serve_settings_finish(&s);
+    /* The flags go to the default upstream, over the file. */
+    CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-c", path, "--ca-file", ca), 0);
+    CHECK(!s.ups[0].tls.insecure && s.ups[1].tls.insecure);
+    CHECK_STR(s.ups[1].tls.ca_file, ca);
+    serve_settings_finish(&s);
+
+    SERVE_BAD("tokentap serve: HTTPS needs both a certificate and its key: --tls-cert FILE "
+              "--tls-key FILE (or tls: {cert, key} in the config); try 'tokentap serve --help'",
+              "serve", "--tls-cert", cert);
+    SERVE_BAD("tokentap serve: HTTPS needs both a certificate and its key: --tls-cert FILE "
+              "--tls-key FILE (or tls: {cert, key} in the config); try 'tokentap serve --help'",
+              "serve", "--tls-key", key);
+    SERVE_BAD("tokentap serve: --tls-cert: cannot read '/nonexistent.pem': No such file or "
+              "directory; try 'tokentap serve --help'",
+              "serve", "--tls-cert", "/nonexistent.pem", "--tls-key", key);
+    SERVE_BAD("tokentap serve: --ca-file: cannot read '/nonexistent.pem': No such file or "
+              "directory; try 'tokentap serve --help'",
+              "serve", "--ca-file", "/nonexistent.pem");
+    snprintf(yaml, sizeof(yaml), "tls:\n  cert: /x.pem\n  key: %s\n", key);
+    snprintf(path, sizeof(path), "%s", write_file("tls1.yaml", yaml));
+    snprintf(want, sizeof(want), "tokentap serve: %s:2: cannot read '/x.pem': No such file or "
+             "directory", path);
+    SERVE_BAD(want, "serve", "-c", path);
+    snprintf(yaml, sizeof(yaml), "tls: {cert: %s}\n", cert);
+    snprintf(path, sizeof(path), "%s", write_file("tls2.yaml", yaml));
+    snprintf(want, sizeof(want), "tokentap serve: %s:1: missing required key 'key'", path);
+    SERVE_BAD(want, "serve", "-c", path);
+    snprintf(path, sizeof(path), "%s",
+             write_file("tls3.yaml", "upstreams:\n  - url: https://127.0.0.1:1\n"
+                                     "    ca_file: /no/ca.pem\n"));
+    snprintf(want, sizeof(want), "tokentap serve: %s:3: cannot read ca_file '/no/ca.pem': No such "
+             "file or directory", path);
+    SERVE_BAD(want, "serve", "-c", path);
+    snprintf(path, sizeof(path), "%s",
+             write_file("tls4.yaml", "upstreams:\n  - {url: https://127.0.0.1:1, insecure: 1}\n"));
+    snprintf(want, sizeof(want), "tokentap serve: %s:2: 'insecure' must be true or false", path);
+    SERVE_BAD(want, "serve", "-c", path);
+}
+
 static void test_replay(void)
 {
     struct replay_options o;
@@ -653,6 +751,7 @@ static void test_replay(void)
     CHECK(o.sim.quiet);
     CHECK_INT(o.sim.slots, 3);
     CHECK(!o.stop_on_error && !o.quiet && !o.log_path && !o.out_path && !o.config);
+    CHECK(!o.tls.ca_file && !o.tls.insecure);
     CHECK_INT(o.log_level, LOG_LEVEL_INFO);
 
     CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "-t", "http://127.0.0.1:9",
@@ -691,6 +790,17 @@ static void test_replay(void)
     CHECK_INT(o.requests, 100);
     CHECK_INT(o.sched.rng, 9);
     CHECK_INT(o.thinking, REWRITE_THINKING_PASS);
+    /* An https target, its CAs, or no checks at all. */
+    CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "t", "-t", "https://localhost:8443",
+                    "--ca-file", "/dev/null", "--insecure"),
+              0);
+    CHECK_STR(o.target, "https://localhost:8443");
+    CHECK_STR(o.tls.ca_file, "/dev/null");
+    CHECK(o.tls.insecure);
+    CHECK_BAD(replay_settings_parse, &o,
+              "tokentap replay: --ca-file: cannot read '/no/ca.pem': No such file or directory; "
+              "try 'tokentap replay --help'",
+              "replay", "t", "--ca-file", "/no/ca.pem");
     CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "--help"), CLI_RUN_HELP);
 
     CHECK_BAD(replay_settings_parse, &o,
@@ -736,8 +846,8 @@ static void test_replay(void)
               "replay --help'",
               "replay", "t", "--arrival", "x");
     CHECK_BAD(replay_settings_parse, &o,
-              "tokentap replay: --target: 'ftp://x': expected http://HOST:PORT; try 'tokentap "
-              "replay --help'",
+              "tokentap replay: --target: 'ftp://x': expected http://HOST:PORT or "
+              "https://HOST:PORT; try 'tokentap replay --help'",
               "replay", "t", "--target", "ftp://x");
     CHECK_BAD(replay_settings_parse, &o,
               "tokentap replay: --speed: expected a number from 0.001 to 1e+06, got '0'; try "
@@ -839,8 +949,8 @@ static void test_trace_export(void)
               "export --help'",
               "export", "rec", "-o", "t", "--format", "csv");
     CHECK_BAD(trace_export_settings_parse, &o,
-              "tokentap trace export: --upstream: 'x': expected http://HOST:PORT; try 'tokentap "
-              "trace export --help'",
+              "tokentap trace export: --upstream: 'x': expected http://HOST:PORT or "
+              "https://HOST:PORT; try 'tokentap trace export --help'",
               "export", "rec", "-o", "t", "--upstream", "x");
     CHECK_BAD(trace_export_settings_parse, &o,
               "tokentap trace export: one trace directory only (got 'a' and 'b'); try 'tokentap "
@@ -860,6 +970,7 @@ static void test_bench(void)
     CHECK_INT(s.thinking, -1);
     CHECK_INT(s.log_level, LOG_LEVEL_INFO);
     CHECK_INT(s.argc, 2);
+    CHECK(!s.tls.ca_file && !s.tls.insecure);
 
     CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "-t", "a=http://127.0.0.1:1", "x.yaml",
                     "--target", "b=http://127.0.0.1:2", "-o", "out", "-n", "3", "-l", "1,3",
@@ -879,6 +990,16 @@ static void test_bench(void)
     CHECK_INT(bench_settings_parse(&s, 3, line, &err), 0);
     CHECK(s.argv == line && s.argc == 3); /* the command line, for results.json */
     CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "-h"), CLI_RUN_HELP);
+    CHECK_INT(PARSE(bench_settings_parse, &s, &err, "bench", "x.yaml", "-t",
+                    "a=https://127.0.0.1:8443", "--ca-file", "/dev/null", "--insecure"),
+              0);
+    CHECK_STR(s.targets[0], "a=https://127.0.0.1:8443");
+    CHECK_STR(s.tls.ca_file, "/dev/null");
+    CHECK(s.tls.insecure);
+    CHECK_BAD(bench_settings_parse, &s,
+              "tokentap bench: --ca-file: cannot read '/no/ca.pem': No such file or directory; "
+              "try 'tokentap bench --help'",
+              "bench", "x.yaml", "--ca-file", "/no/ca.pem");
 
     CHECK_BAD(bench_settings_parse, &s,
               "tokentap bench: which scenario? e.g. tokentap bench "
@@ -1011,6 +1132,7 @@ int main(void)
     test_sim();
     test_serve_defaults();
     test_serve_file();
+    test_serve_tls();
     test_serve_bad();
     test_replay();
     test_replay_agentic();

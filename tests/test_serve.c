@@ -1,7 +1,6 @@
 /* Integration tests for `tokentap serve`: sim as upstream (or a scripted
  * raw peer for misbehaviour), curl-like clients, real processes on
  * 127.0.0.1. */
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -651,31 +650,6 @@ static void test_many_chunks_one_send(void)
     itest_peer_stop(&peer);
 }
 
-/* Reads the child's stdout until a line starting with prefix; its rest
- * (the address) into buf. */
-static bool read_line_after(int fd, const char *prefix, char *buf, size_t len)
-{
-    char acc[1024];
-    size_t got = 0;
-    for (int tries = 0; tries < 100 && got < sizeof(acc) - 1; tries++) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 100) <= 0)
-            continue;
-        ssize_t n = read(fd, acc + got, sizeof(acc) - 1 - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-        acc[got] = '\0';
-        const char *at = strstr(acc, prefix);
-        const char *nl = at ? strchr(at, '\n') : NULL;
-        if (nl) {
-            snprintf(buf, len, "%.*s", (int)(nl - at - strlen(prefix)), at + strlen(prefix));
-            return true;
-        }
-    }
-    return false;
-}
-
 static int status_of(int port, const char *path, const char *headers)
 {
     struct itest_resp r;
@@ -714,7 +688,7 @@ static void test_admin_access(void)
     const char *apart[] = {"--admin-listen", "127.0.0.1:0", "--admin-token-file", tokfile, NULL};
     start_serve(&serve, sim.port, apart);
     char addr[64] = "";
-    CHECK(read_line_after(serve.out_fd, "admin listening on ", addr, sizeof(addr)));
+    CHECK(itest_read_line_after(&serve, "admin listening on ", addr, sizeof(addr)));
     const char *colon = strrchr(addr, ':');
     int admin_port = colon ? atoi(colon + 1) : 0;
     CHECK(admin_port > 0);

@@ -11,20 +11,33 @@
 struct good {
     const char *in;
     const char *url, *host_header, *base_path, *addr;
+    const char *host; /* what TLS checks */
+    bool tls;
 };
 
 static const struct good goods[] = {
-    {"http://127.0.0.1:7080", "http://127.0.0.1:7080", "127.0.0.1:7080", "", "127.0.0.1:7080"},
-    {"http://127.0.0.1:7080/", "http://127.0.0.1:7080", "127.0.0.1:7080", "", "127.0.0.1:7080"},
+    {"http://127.0.0.1:7080", "http://127.0.0.1:7080", "127.0.0.1:7080", "", "127.0.0.1:7080",
+     "127.0.0.1", false},
+    {"http://127.0.0.1:7080/", "http://127.0.0.1:7080", "127.0.0.1:7080", "", "127.0.0.1:7080",
+     "127.0.0.1", false},
     {"http://127.0.0.1:8080/llm/v2//", "http://127.0.0.1:8080/llm/v2", "127.0.0.1:8080", "/llm/v2",
-     "127.0.0.1:8080"},
+     "127.0.0.1:8080", "127.0.0.1", false},
     /* No port: HTTP's. */
-    {"http://127.0.0.1", "http://127.0.0.1", "127.0.0.1:80", "", "127.0.0.1:80"},
-    {"http://127.0.0.1/x", "http://127.0.0.1/x", "127.0.0.1:80", "/x", "127.0.0.1:80"},
+    {"http://127.0.0.1", "http://127.0.0.1", "127.0.0.1:80", "", "127.0.0.1:80", "127.0.0.1", false},
+    {"http://127.0.0.1/x", "http://127.0.0.1/x", "127.0.0.1:80", "/x", "127.0.0.1:80", "127.0.0.1",
+     false},
     /* localhost is the one name taken, as 127.0.0.1; Host keeps the name. */
-    {"http://localhost:9000", "http://localhost:9000", "localhost:9000", "", "127.0.0.1:9000"},
-    {"http://[::1]:8081/p", "http://[::1]:8081/p", "[::1]:8081", "/p", "[::1]:8081"},
-    {"http://[::1]", "http://[::1]", "[::1]:80", "", "[::1]:80"},
+    {"http://localhost:9000", "http://localhost:9000", "localhost:9000", "", "127.0.0.1:9000",
+     "localhost", false},
+    {"http://[::1]:8081/p", "http://[::1]:8081/p", "[::1]:8081", "/p", "[::1]:8081", "::1", false},
+    {"http://[::1]", "http://[::1]", "[::1]:80", "", "[::1]:80", "::1", false},
+    /* https: TLS, port 443 without one; the host is the name the
+     * certificate must carry. */
+    {"https://127.0.0.1:8443", "https://127.0.0.1:8443", "127.0.0.1:8443", "", "127.0.0.1:8443",
+     "127.0.0.1", true},
+    {"https://localhost/v1/", "https://localhost/v1", "localhost:443", "/v1", "127.0.0.1:443",
+     "localhost", true},
+    {"https://[::1]", "https://[::1]", "[::1]:443", "", "[::1]:443", "::1", true},
 };
 
 struct bad {
@@ -33,8 +46,9 @@ struct bad {
 };
 
 static const struct bad bads[] = {
-    {"https://127.0.0.1:8080", "https upstreams are not supported yet; use http://"},
-    {"127.0.0.1:8080", "expected http://HOST:PORT"},
+    {"127.0.0.1:8080", "expected http://HOST:PORT or https://HOST:PORT"},
+    {"https://", "missing host"},
+    {"https://example.com", "expected a numeric address or localhost with a port"},
     {"ftp://127.0.0.1:21", "expected http://HOST:PORT"},
     {"", "expected http://HOST:PORT"},
     {"http://", "missing host"},
@@ -61,6 +75,8 @@ static void test_good(void)
         CHECK_STR(t.url, g->url);
         CHECK_STR(t.host_header, g->host_header);
         CHECK_STR(t.base_path, g->base_path);
+        CHECK_STR(t.host, g->host);
+        CHECK(t.tls == g->tls);
         net_format(&t.addr, addr, sizeof(addr));
         CHECK_STR(addr, g->addr);
     }

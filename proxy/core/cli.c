@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/config.h"
 
@@ -284,5 +285,13 @@ int cli_size(struct cli_parser *p, const char *s, uint64_t *ret)
 {
     if (cli_size_value(s, ret) < 0)
         return cli_expected(p, "a size like 512K, 64M or 1G", s);
+    return 0;
+}
+
+int cli_readable(struct cli_parser *p, const char *path)
+{
+    if (access(path, R_OK) < 0)
+        return cli_usage(p, "--%s: cannot read '%s': %s", p->opt ? p->opt->name : "?", path,
+                         strerror(errno));
     return 0;
 }

@@ -32,6 +32,11 @@ struct cli_option {
      "address to listen on; port 0 picks a free one (default 127.0.0.1:8080)", (id)}
 /* What a --listen value must look like (the address is parsed by net). */
 #define CLI_LISTEN_FORMAT "HOST:PORT like 127.0.0.1:8080"
+/* Certificate checks of https targets (upstreams, replay and bench targets). */
+#define CLI_OPTION_CA_FILE(id) \
+    {"ca-file", 0, "FILE", "https: trust the CAs in this PEM file instead of the system's", (id)}
+#define CLI_OPTION_INSECURE(id) \
+    {"insecure", 0, NULL, "https: do not check certificates at all (a warning says so)", (id)}
 
 struct cli_command {
     const char *name;                 /* "sim" */
@@ -94,6 +99,9 @@ int cli_onoff(struct cli_parser *p, const char *s, bool *ret);
 int cli_duration(struct cli_parser *p, const char *s, usec_t *ret);
 /* Accepts "64M", "8MiB", "512K", "1G" or bytes. */
 int cli_size(struct cli_parser *p, const char *s, uint64_t *ret);
+/* A file the command will read: "--OPT: cannot read 'PATH': REASON" when
+ * it cannot. */
+int cli_readable(struct cli_parser *p, const char *path);
 /* "error", "warn", "info" or "debug". */
 int cli_log_level(struct cli_parser *p, const char *s, enum log_level *ret);
 

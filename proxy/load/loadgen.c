@@ -73,10 +73,10 @@ int loadgen_new(struct event_base *base, const struct loadgen_options *o, struct
         lg->o.max_text = 4u * 1024 * 1024;
     snprintf(lg->label, sizeof(lg->label), "%.*s", (int)sizeof(lg->label) - 1,
              o->label ? o->label : t.url);
-    lg->pool = upstream_pool_new(base, &t, &lg->o.pool);
-    if (!lg->pool) {
+    r = upstream_pool_new(base, &t, &lg->o.pool, &lg->pool, err);
+    if (r < 0) {
         free(lg);
-        return -ENOMEM;
+        return r;
     }
     *ret = lg;
     return 0;
@@ -368,12 +368,15 @@ static void fetch_done(void *ctx, const struct loadgen_result *res)
     event_base_loopexit(x->base, NULL);
 }
 
-int loadgen_fetch(struct event_base *base, const char *url, const struct loadgen_req *rq,
-                  usec_t timeout, struct loadgen_fetched *ret, struct config_err *err)
+int loadgen_fetch(struct event_base *base, const char *url, const struct upstream_tls_options *tls,
+                  const struct loadgen_req *rq, usec_t timeout, struct loadgen_fetched *ret,
+                  struct config_err *err)
 {
     struct loadgen_options o;
     loadgen_options_default(&o);
     o.url = url;
+    if (tls)
+        o.pool.tls = *tls;
     o.response_timeout = timeout;
     o.stream_timeout = timeout;
     o.keep_text = false;

@@ -97,12 +97,14 @@ struct loadgen_fetched {
     char error[160];            /* why there was no answer, "" */
 };
 
-/* Sends rq to url and runs base until the answer is in or timeout passed:
- * for the few requests a command makes around its load (a probe, the
- * target's tokenizer). Other events on base run meanwhile (an embedded
- * sim answers). 0 with *ret filled (free ret->body), -EINVAL for a bad
- * URL (err says why) or -ENOMEM. */
-int loadgen_fetch(struct event_base *base, const char *url, const struct loadgen_req *rq,
-                  usec_t timeout, struct loadgen_fetched *ret, struct config_err *err);
+/* Sends rq to url (https: with tls, NULL for the defaults) and runs base
+ * until the answer is in or timeout passed: for the few requests a
+ * command makes around its load (a probe, the target's tokenizer). Other
+ * events on base run meanwhile (an embedded sim answers). 0 with *ret
+ * filled (free ret->body), -EINVAL for a bad URL or CA file (err says
+ * why) or -ENOMEM. */
+int loadgen_fetch(struct event_base *base, const char *url, const struct upstream_tls_options *tls,
+                  const struct loadgen_req *rq, usec_t timeout, struct loadgen_fetched *ret,
+                  struct config_err *err);
 
 #endif

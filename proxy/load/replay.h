@@ -16,6 +16,7 @@
 #include "load/arrival.h"
 #include "rewrite/rewrite.h"
 #include "sim/sim.h"
+#include "wire/upstream.h"
 
 struct config_err;
 
@@ -48,6 +49,7 @@ struct replay_agentic_options {
 struct replay_options {
     const char *trace;
     const char *target;          /* URL or "sim" */
+    struct upstream_tls_options tls; /* https target: how its certificate is checked */
     struct arrival sched;
     usec_t duration;             /* rate mode, --recycle: stop sending after this */
     uint64_t requests;           /* rate mode, --recycle: stop after this many (0 = trace size) */

@@ -387,7 +387,7 @@ static long prompt_tokens_of(const char *json, size_t len)
 static int fetch(struct replay_run *run, const struct loadgen_req *rq, struct loadgen_fetched *f)
 {
     struct config_err err;
-    int r = loadgen_fetch(run->base, run->target_url, rq, 60 * USEC_PER_SEC, f, &err);
+    int r = loadgen_fetch(run->base, run->target_url, &run->o.tls, rq, 60 * USEC_PER_SEC, f, &err);
     if (r == -EINVAL)
         fprintf(stderr, "tokentap replay: %s\n", err.msg);
     return r;

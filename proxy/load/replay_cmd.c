@@ -64,10 +64,14 @@ enum {
     OPT_MAX_ISL,
     OPT_API,
     OPT_MODEL_MAP,
+    OPT_CA_FILE,
+    OPT_INSECURE,
 };
 
 static const struct cli_option replay_options[] = {
-    {"target", 't', "URL|sim", "where to send: http://HOST:PORT, or 'sim' for the built-in simulator (default sim)", OPT_TARGET},
+    {"target", 't', "URL|sim", "where to send: http://HOST:PORT, https://..., or 'sim' for the built-in simulator (default sim)", OPT_TARGET},
+    CLI_OPTION_CA_FILE(OPT_CA_FILE),
+    CLI_OPTION_INSECURE(OPT_INSECURE),
     {"timing", 0, "original|think|none", "original: each request at its recorded offset (default unless --concurrency or --rate); agentic traces also: think (the recorded think time after what it waits for), none (back to back)", OPT_TIMING},
     {"speed", 0, "X", "recorded offsets and waits divided by X (default 1)", OPT_SPEED},
     {"max-gap", 0, "DURATION", "agentic traces: no wait longer than this", OPT_MAX_GAP},
@@ -192,7 +196,8 @@ static int probe_target(struct replay_run *run)
     struct loadgen_req rq = {.method = "GET", .path = "/health", .thinking = -1};
     struct loadgen_fetched f;
     struct config_err err;
-    int r = loadgen_fetch(run->base, run->target_url, &rq, 10 * USEC_PER_SEC, &f, &err);
+    int r = loadgen_fetch(run->base, run->target_url, &run->o.tls, &rq, 10 * USEC_PER_SEC, &f,
+                          &err);
     if (r < 0) {
         fprintf(stderr, "tokentap replay: %s\n", r == -EINVAL ? err.msg : strerror(-r));
         return r;
@@ -313,6 +318,8 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct repl
             o->thinking = thinking_values[i];
         break;
     case OPT_CONFIG: o->config = v; break;
+    case OPT_CA_FILE: o->tls.ca_file = v; r = cli_readable(p, v); break;
+    case OPT_INSECURE: o->tls.insecure = true; break;
     case OPT_LOG: o->log_path = v; break;
     case OPT_LOG_GAPS: o->log_gaps = true; break;
     case OPT_OUT: o->out_path = v; break;
@@ -416,6 +423,9 @@ static int start_target(struct replay_run *run)
         snprintf(run->target_url, sizeof(run->target_url), "http://%s", addr);
     } else {
         snprintf(run->target_url, sizeof(run->target_url), "%s", run->o.target);
+        if (run->o.tls.insecure && strncmp(run->target_url, "https:", 6) == 0)
+            log_warn("%s: certificate checks are off (--insecure): anyone on the way can read "
+                     "and change this traffic", run->target_url);
     }
     return probe_target(run);
 }
@@ -439,6 +449,7 @@ static int start_load(struct replay_run *run)
     lo.label = strcmp(run->o.target, "sim") == 0 ? "sim" : run->target_url;
     lo.response_timeout = run->o.response_timeout;
     lo.stream_timeout = run->o.stream_timeout;
+    lo.pool.tls = run->o.tls;
     lo.metrics = run->metrics;
     lo.log = run->log;
     lo.keep_text = run->o.history == REPLAY_HISTORY_LIVE; /* only live history reads answers */

@@ -248,7 +248,7 @@ static int tokenize_upstream(struct export *x, const char *text, uint64_t **ret,
     rq.body = (const char *)evbuffer_pullup(b, -1);
     struct loadgen_fetched f;
     struct config_err err;
-    int rc = rq.body ? loadgen_fetch(x->base, x->o.upstream, &rq, 60 * USEC_PER_SEC, &f, &err) : -ENOMEM;
+    int rc = rq.body ? loadgen_fetch(x->base, x->o.upstream, NULL, &rq, 60 * USEC_PER_SEC, &f, &err) : -ENOMEM;
     evbuffer_free(b);
     if (rc < 0)
         return rc;

@@ -102,10 +102,11 @@ static void health(const struct admin_source *src, struct server_req *req)
         evbuffer_add_printf(b,
                             "],\"in_flight\":%u,\"connections_open\":%u,\"connections_idle\":%u,"
                             "\"waiting\":%u,\"connects\":%llu,\"reuses\":%llu,\"requests\":%llu,"
-                            "\"failures\":%llu}",
+                            "\"failures\":%llu,\"tls_resumed\":%llu}",
                             u.in_flight, u.pool.open, u.pool.idle, u.pool.waiting,
                             (unsigned long long)u.pool.connects, (unsigned long long)u.pool.reuses,
-                            (unsigned long long)u.pool.requests, (unsigned long long)u.pool.failures);
+                            (unsigned long long)u.pool.requests, (unsigned long long)u.pool.failures,
+                            (unsigned long long)u.pool.tls_resumed);
     }
     evbuffer_add_printf(b, "]");
     health_trace(src, b);

@@ -115,9 +115,13 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
         struct upstream_pool_options po = cfg->pool;
         if (uc->max_connections)
             po.max_connections = uc->max_connections;
-        u->pool = upstream_pool_new(base, &u->target, &po);
-        if (!u->pool)
-            goto oom;
+        po.tls = uc->tls;
+        struct config_err perr;
+        r = upstream_pool_new(base, &u->target, &po, &u->pool, &perr);
+        if (r < 0) {
+            config_err_set(err, "upstream '%s': %s", uc->name, perr.msg);
+            goto fail;
+        }
         if (u->is_default || !p->def)
             p->def = u;
     }
@@ -859,6 +863,7 @@ static int error_status(int err)
 {
     switch (err) {
     case UPSTREAM_ERR_CONNECT_TIMEOUT:
+    case UPSTREAM_ERR_TLS_TIMEOUT:
     case UPSTREAM_ERR_TIMEOUT:
         return 504;
     case UPSTREAM_ERR_QUEUE_FULL:

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <event2/event.h>
@@ -22,6 +23,7 @@
 #include "tap/reqlog.h"
 #include "rewrite/rewrite.h"
 #include "wire/server.h"
+#include "wire/tls.h"
 #include "tap/trace.h"
 
 enum {
@@ -49,6 +51,10 @@ enum {
     OPT_REDACT,
     OPT_HEADER_TIMEOUT,
     OPT_BODY_TIMEOUT,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_CA_FILE,
+    OPT_INSECURE,
     OPT_ADMIN_LISTEN,
     OPT_ADMIN_ALLOW,
     OPT_ADMIN_TOKEN_FILE,
@@ -57,7 +63,11 @@ enum {
 static const struct cli_option serve_options[] = {
     {"config", 'c', "FILE", "config file (YAML or JSON): upstreams, models, limits, timeouts", OPT_CONFIG},
     CLI_OPTION_LISTEN(OPT_LISTEN),
-    {"upstream", 'u', "URL", "the default upstream, e.g. http://127.0.0.1:7080 (default as in the file, else that)", OPT_UPSTREAM},
+    {"tls-cert", 0, "FILE", "serve HTTPS (TLS 1.2+): PEM certificate chain, with --tls-key; reread on SIGHUP", OPT_TLS_CERT},
+    {"tls-key", 0, "FILE", "the certificate's PEM private key", OPT_TLS_KEY},
+    {"upstream", 'u', "URL", "the default upstream, e.g. http://127.0.0.1:7080 or https://... (default as in the file, else that)", OPT_UPSTREAM},
+    {"ca-file", 0, "FILE", "https default upstream: trust the CAs in this PEM file instead of the system's", OPT_CA_FILE},
+    {"insecure", 0, NULL, "https default upstream: do not check its certificate at all (a warning says so)", OPT_INSECURE},
     {"reject-unknown-models", 0, NULL, "answer 404 for a model no upstream lists (default: send it to the default upstream)", OPT_REJECT_UNKNOWN},
     {"max-body", 0, "SIZE", "largest request body; larger gets 413 (default 64M)", OPT_MAX_BODY},
     {"max-header", 0, "SIZE", "largest request header block; larger gets 431 (default 64K)", OPT_MAX_HEADER},
@@ -168,7 +178,8 @@ static int load_buckets(struct config_doc *doc, const cJSON *node, struct metric
 static int load_upstreams(struct config_doc *doc, const cJSON *ups, struct serve_settings *s,
                           struct config_err *err)
 {
-    static const char *const up_keys[] = {"name", "url", "models", "default", "max_connections", NULL};
+    static const char *const up_keys[] = {"name", "url", "models", "default", "max_connections",
+                                          "ca_file", "insecure", NULL};
     int r;
     if (ups && !cJSON_IsArray(ups))
         return config_error(doc, ups, err, "'upstreams' must be a list");
@@ -185,8 +196,13 @@ static int load_upstreams(struct config_doc *doc, const cJSON *ups, struct serve
         if ((r = config_check_keys(doc, u, up_keys, err)) < 0 ||
             (r = config_get_string(doc, u, "url", true, &pc->url, err)) < 0 ||
             (r = config_get_string(doc, u, "name", false, &pc->name, err)) < 0 ||
-            (r = config_get_bool(doc, u, "default", &pc->is_default, err)) < 0)
+            (r = config_get_bool(doc, u, "default", &pc->is_default, err)) < 0 ||
+            (r = config_get_string(doc, u, "ca_file", false, &pc->tls.ca_file, err)) < 0 ||
+            (r = config_get_bool(doc, u, "insecure", &pc->tls.insecure, err)) < 0)
             return r;
+        if (pc->tls.ca_file && access(pc->tls.ca_file, R_OK) < 0)
+            return config_error(doc, cJSON_GetObjectItemCaseSensitive(u, "ca_file"), err,
+                                "cannot read ca_file '%s': %s", pc->tls.ca_file, strerror(errno));
         uint64_t mc = 0;
         if ((r = config_get_u64(doc, u, "max_connections", 1, 65536, &mc, err)) < 0)
             return r;
@@ -254,6 +270,27 @@ static int load_record(struct config_doc *doc, const cJSON *record, struct serve
                                 SERVE_MAX_REDACT);
         s->redact[s->n_redact++] = h->valuestring;
     }
+    return 0;
+}
+
+/* The file's tls: section (the HTTPS listener). */
+static int load_tls(struct config_doc *doc, const cJSON *tls, struct serve_settings *s,
+                    struct config_err *err)
+{
+    static const char *const tls_keys[] = {"cert", "key", NULL};
+    int r;
+    if (!tls)
+        return 0;
+    if ((r = config_check_keys(doc, tls, tls_keys, err)) < 0 ||
+        (r = config_get_string(doc, tls, "cert", true, &s->tls_cert, err)) < 0 ||
+        (r = config_get_string(doc, tls, "key", true, &s->tls_key, err)) < 0)
+        return r;
+    const char *const names[] = {"cert", "key"};
+    const char *const files[] = {s->tls_cert, s->tls_key};
+    for (size_t i = 0; i < 2; i++)
+        if (access(files[i], R_OK) < 0)
+            return config_error(doc, cJSON_GetObjectItemCaseSensitive(tls, names[i]), err,
+                                "cannot read '%s': %s", files[i], strerror(errno));
     return 0;
 }
 
@@ -329,8 +366,9 @@ static int load_admin(struct config_doc *doc, const cJSON *a, struct serve_setti
 
 static int load_file(struct config_doc *doc, struct serve_settings *s, struct config_err *err)
 {
-    static const char *const top[] = {"listen", "upstreams", "routing", "limits", "timeouts",
-                                      "log", "metrics", "record", "rewrite", "admin", NULL};
+    static const char *const top[] = {"listen", "tls", "upstreams", "routing", "limits",
+                                      "timeouts", "log", "metrics", "record", "rewrite", "admin",
+                                      NULL};
     static const char *const log_keys[] = {"file", "gaps", NULL};
     static const char *const metrics_keys[] = {"session_header", "concurrency_buckets", "buckets", NULL};
     static const char *const routing_keys[] = {"unknown_model", NULL};
@@ -349,7 +387,8 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
     if (net_parse_hostport(s->listen, &addr) < 0)
         return config_error(doc, cJSON_GetObjectItemCaseSensitive(root, "listen"), err,
                             "'listen' must be %s", CLI_LISTEN_FORMAT);
-    if ((r = load_upstreams(doc, cJSON_GetObjectItemCaseSensitive(root, "upstreams"), s, err)) < 0 ||
+    if ((r = load_tls(doc, cJSON_GetObjectItemCaseSensitive(root, "tls"), s, err)) < 0 ||
+        (r = load_upstreams(doc, cJSON_GetObjectItemCaseSensitive(root, "upstreams"), s, err)) < 0 ||
         (r = load_admin(doc, cJSON_GetObjectItemCaseSensitive(root, "admin"), s, err)) < 0)
         return r;
     const cJSON *routing = cJSON_GetObjectItemCaseSensitive(root, "routing");
@@ -479,6 +518,10 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct serv
             return cli_usage(p, "--upstream: %s", urlerr.msg);
         s->upstream_url = v;
         return 0;
+    case OPT_TLS_CERT: s->tls_cert = v; return cli_readable(p, v);
+    case OPT_TLS_KEY: s->tls_key = v; return cli_readable(p, v);
+    case OPT_CA_FILE: s->tls.ca_file = v; return cli_readable(p, v);
+    case OPT_INSECURE: s->tls.insecure = true; return 0;
     case OPT_REJECT_UNKNOWN: s->reject_unknown = true; return 0;
     case OPT_MAX_BODY: return cli_size(p, v, &s->max_body);
     case OPT_MAX_HEADER: return cli_size(p, v, &s->max_header);
@@ -525,24 +568,25 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct serv
     }
 }
 
-/* --upstream replaces the default upstream's URL, or is the only one. */
+/* --upstream replaces the default upstream's URL, or is the only one;
+ * --ca-file and --insecure are the default upstream's. */
 static void settle_upstreams(struct serve_settings *s)
 {
-    if (s->upstream_url) {
-        size_t d = 0;
-        for (size_t i = 0; i < s->n_ups; i++)
-            if (s->ups[i].is_default)
-                d = i;
-        if (s->n_ups == 0) {
-            s->ups[0] = (struct proxy_upstream_config){.name = "default", .is_default = true};
-            s->n_ups = 1;
-        }
-        s->ups[d].url = s->upstream_url;
-    } else if (s->n_ups == 0) {
+    size_t d = 0;
+    for (size_t i = 0; i < s->n_ups; i++)
+        if (s->ups[i].is_default)
+            d = i;
+    if (s->n_ups == 0) {
         s->ups[0] = (struct proxy_upstream_config){
             .name = "default", .url = "http://127.0.0.1:7080", .is_default = true};
         s->n_ups = 1;
     }
+    if (s->upstream_url)
+        s->ups[d].url = s->upstream_url;
+    if (s->tls.ca_file)
+        s->ups[d].tls.ca_file = s->tls.ca_file;
+    if (s->tls.insecure)
+        s->ups[d].tls.insecure = true;
 }
 
 int serve_settings_parse(struct serve_settings *s, int argc, char **argv, struct config_err *err)
@@ -561,6 +605,9 @@ int serve_settings_parse(struct serve_settings *s, int argc, char **argv, struct
             return r;
     if (s->max_header == 0)
         return cli_usage(&p, "--max-header (limits.max_header) must be more than 0, e.g. 64K");
+    if (!s->tls_cert != !s->tls_key)
+        return cli_usage(&p, "HTTPS needs both a certificate and its key: --tls-cert FILE "
+                             "--tls-key FILE (or tls: {cert, key} in the config)");
     settle_upstreams(s);
     /* Loopback clients only on the proxy port, unless said otherwise; a
      * listener of its own answers whoever reaches it. */
@@ -587,6 +634,8 @@ struct serve_run {
     struct loop loop;
     struct server *server;     /* owned */
     struct server *admin_server; /* owned: --admin-listen, NULL: admin on the proxy port */
+    struct tls_server *tls;    /* owned: the HTTPS listener's certificate, NULL for HTTP */
+    const char *tls_cert;      /* borrowed: its file, for the log */
     struct proxy *proxy;       /* owned */
     struct metrics *metrics;   /* owned */
     struct live *live;         /* owned: what the dashboard shows */
@@ -647,6 +696,13 @@ static void on_sighup(void *arg)
     struct serve_run *run = arg;
     if (run->log && reqlog_reopen(run->log) < 0)
         log_error("cannot reopen the request log: %s", strerror(errno));
+    if (run->tls) {
+        struct config_err err;
+        if (tls_server_reload(run->tls, &err) < 0)
+            log_error("%s; still serving the previous certificate", err.msg);
+        else
+            log_info("TLS certificate reloaded from %s", run->tls_cert);
+    }
 }
 
 /* The first SIGINT/SIGTERM: no new connections, streams finish (a second
@@ -867,8 +923,17 @@ static int start_proxy(struct serve_run *run, const struct serve_settings *s)
         .n_upstreams = admin_n_upstreams,
         .upstream = admin_upstream,
     };
+    if (s->tls_cert) {
+        if ((r = tls_server_new(s->tls_cert, s->tls_key, &run->tls, &err)) < 0) {
+            fprintf(stderr, "tokentap serve: %s\n", err.msg);
+            return r;
+        }
+        run->tls_cert = s->tls_cert;
+        so.tls = run->tls;
+    }
     if ((r = server_new(run->base, s->listen, &so, &router, run, &run->server)) < 0)
         return r;
+    /* The admin listener has the proxy port's rules, TLS included. */
     if (s->admin_listen && (r = server_new(run->base, s->admin_listen, &so, admin_handler(),
                                            &run->admin_src, &run->admin_server)) < 0)
         return r;
@@ -897,6 +962,13 @@ static void announce(const struct serve_run *run, const struct serve_settings *s
         log_info("upstream '%s' %s%s (%zu models)", info.name, info.url,
                  info.is_default ? " [default]" : "", info.n_models);
     }
+    for (size_t i = 0; i < s->n_ups; i++)
+        if (s->ups[i].tls.insecure && strncmp(s->ups[i].url, "https:", 6) == 0)
+            log_warn("upstream '%s' (%s): certificate checks are off (insecure): anyone on the "
+                     "way can read and change this traffic",
+                     s->ups[i].name, s->ups[i].url);
+    if (run->tls)
+        log_info("serving HTTPS with %s", run->tls_cert);
     printf("listening on %s\n", addr);
     if (run->admin_server) {
         net_format(server_address(run->admin_server), addr, sizeof(addr));
@@ -922,6 +994,7 @@ static void run_finish(struct serve_run *run)
     dash_free(run->dash);
     server_free(run->server);
     server_free(run->admin_server);
+    tls_server_free(run->tls);
     if (run->trace) {
         struct trace_writer_stats ts;
         trace_writer_close(run->trace, &ts);

@@ -27,7 +27,9 @@ struct rewrite_rules;
  * Strings are borrowed from argv or from doc. */
 struct serve_settings {
     const char *listen;
+    const char *tls_cert, *tls_key; /* HTTPS listener: PEM files, both or neither */
     const char *upstream_url;     /* --upstream: the default upstream's URL */
+    struct upstream_tls_options tls; /* --ca-file, --insecure: the default upstream's */
     struct proxy_upstream_config ups[SERVE_MAX_UPSTREAMS];
     const char *models[SERVE_MAX_UPSTREAMS][SERVE_MAX_MODELS];
     size_t n_ups;

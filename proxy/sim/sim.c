@@ -784,6 +784,7 @@ int sim_new(struct event_base *base, const struct sim_options *o, struct sim **r
      * the usual limit, for idle and queued clients. */
     so.max_connections += o->slots;
     so.quiet = o->quiet;
+    so.tls = o->tls;
     r = server_new(base, o->listen, &so, &sim_handler, sim, &sim->server);
     if (r < 0)
         goto fail;

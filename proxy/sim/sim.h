@@ -13,6 +13,7 @@
 
 struct event_base;
 struct sim;
+struct tls_server;
 
 struct sim_fault {
     int status;              /* answer every generation with this status (0 = no) */
@@ -45,6 +46,7 @@ struct sim_options {
     const char *stamp_log;    /* borrowed: benchmarks: each streamed request's token send
                                  times to this JSONL file (docs/sim.md), NULL = none */
     bool quiet;
+    struct tls_server *tls;   /* borrowed: serve HTTPS, as llama-server --ssl-cert-file (NULL: HTTP) */
 };
 
 /* The simulator's defaults (docs/sim.md), as data: the scenario loader

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "wire/loop.h"
 #include "wire/net.h"
+#include "wire/tls.h"
 
 enum {
     OPT_LISTEN = 1,
@@ -31,6 +32,8 @@ enum {
     OPT_LOG_LEVEL,
     OPT_STAMP,
     OPT_STAMP_LOG,
+    OPT_SSL_CERT,
+    OPT_SSL_KEY,
     OPT_CALIBRATE,
     OPT_LEVELS,
     OPT_TARGET,
@@ -53,6 +56,8 @@ static const struct cli_option sim_options[] = {
     {"max-body", 0, "SIZE", "largest request body; larger gets 413 (default 64M)", OPT_MAX_BODY},
     {"created", 0, "SECONDS", "fixed \"created\" time stamp for reproducible bodies (default: now)", OPT_CREATED},
     {"stamp", 0, NULL, "benchmarks: send an SSE comment ': t=<monotonic µs>' before each token event", OPT_STAMP},
+    {"ssl-cert-file", 0, "FILE", "serve HTTPS with this PEM certificate (chain), as llama-server does", OPT_SSL_CERT},
+    {"ssl-key-file", 0, "FILE", "the certificate's PEM private key", OPT_SSL_KEY},
     {"stamp-log", 0, "FILE", "benchmarks: each streamed request's token send times to FILE (JSONL, keyed by X-Request-Id)", OPT_STAMP_LOG},
     {"calibrate", 0, NULL, "fit the timing model to measured requests (FILE...: bench results.json, replay or serve --log) and write a profile", OPT_CALIBRATE},
     {"levels", 0, "L1,L2", "with --calibrate: only these bench levels", OPT_LEVELS},
@@ -142,6 +147,8 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct sim_
         break;
     case OPT_STAMP: o->stamp = true; break;
     case OPT_STAMP_LOG: o->stamp_log = v; break;
+    case OPT_SSL_CERT: s->ssl_cert = v; r = cli_readable(p, v); break;
+    case OPT_SSL_KEY: s->ssl_key = v; r = cli_readable(p, v); break;
     case OPT_LOG_LEVEL: r = cli_log_level(p, v, &s->log_level); break;
     case OPT_CALIBRATE: s->calibrate.on = true; break;
     case OPT_LEVELS: s->calibrate.levels = v; break;
@@ -181,6 +188,8 @@ int sim_settings_parse(struct sim_settings *s, int argc, char **argv, struct con
     if (c->on && !c->n_files)
         return cli_usage(&p, "--calibrate needs the measured files, e.g. tokentap sim --calibrate "
                              "results/run/results.json");
+    if (!s->ssl_cert != !s->ssl_key)
+        return cli_usage(&p, "HTTPS needs both --ssl-cert-file and --ssl-key-file");
     return 0;
 }
 
@@ -189,7 +198,9 @@ static int sim_run(const struct sim_settings *s)
 {
     int rc = 1;
     struct sim *sim = NULL;
+    struct tls_server *tls = NULL;
     struct loop loop = {0};
+    struct sim_options o = s->sim;
     log_set_level(s->log_level);
     net_raise_fd_limit(); /* one connection per slot, and queued requests hold theirs */
     struct event_base *base = net_event_base_new();
@@ -197,7 +208,15 @@ static int sim_run(const struct sim_settings *s)
         log_error("cannot create the event loop");
         return 1;
     }
-    if (sim_new(base, &s->sim, &sim) < 0)
+    if (s->ssl_cert) {
+        struct config_err err;
+        if (tls_server_new(s->ssl_cert, s->ssl_key, &tls, &err) < 0) {
+            log_error("%s", err.msg);
+            goto fail;
+        }
+        o.tls = tls;
+    }
+    if (sim_new(base, &o, &sim) < 0)
         goto fail;
     if (loop_init(&loop, base, NULL, NULL, NULL) < 0) {
         log_error("cannot install signal handlers");
@@ -212,6 +231,7 @@ static int sim_run(const struct sim_settings *s)
 fail:
     loop_finish(&loop);
     sim_free(sim);
+    tls_server_free(tls);
     event_base_free(base);
     return rc;
 }

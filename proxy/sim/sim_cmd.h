@@ -27,6 +27,7 @@ struct sim_calibrate_settings {
 
 struct sim_settings {
     struct sim_options sim; /* its strings are borrowed from argv */
+    const char *ssl_cert, *ssl_key; /* HTTPS: PEM files (llama-server's flags), both or neither */
     enum log_level log_level;
     struct sim_calibrate_settings calibrate;
 };

@@ -106,6 +106,7 @@ struct bench {
     uint64_t sent, done, errors;
     uint64_t checks_failed;          /* measured turns whose answer check failed */
     bool allow_failures;
+    struct upstream_tls_options tls; /* https targets (strings borrowed from argv) */
     usec_t start_mono, start_wall;
     struct event *pause, *tick;      /* owned */
     struct loop loop;                /* the signal rules while the plan runs */
@@ -970,6 +971,9 @@ static int setup_target(struct bench *b, struct target_run *tr, const struct sce
         snprintf(tr->url, sizeof(tr->url), "http://%s", addr);
     } else {
         snprintf(tr->url, sizeof(tr->url), "%s", t->url);
+        if (b->tls.insecure && strncmp(tr->url, "https:", 6) == 0)
+            log_warn("target '%s' (%s): certificate checks are off (--insecure): anyone on the "
+                     "way can read and change this traffic", t->name, tr->url);
     }
     /* The records' levels: the most requests in flight to this target
      * between a request's start and its first token, as serve counts them.
@@ -987,6 +991,7 @@ static int setup_target(struct bench *b, struct target_run *tr, const struct sce
     lo.metrics = b->metrics ? b->metrics : tr->metrics;
     lo.response_timeout = b->s->timeout;
     lo.stream_timeout = b->s->timeout;
+    lo.pool.tls = b->tls;
     lo.live = b->ui ? ui_live(b->ui) : NULL;
     struct config_err err;
     if (loadgen_new(b->base, &lo, &tr->lg, &err) < 0) {
@@ -1038,6 +1043,8 @@ enum {
     OPT_MAX_TOKENS,
     OPT_ALLOW_FAILURES,
     OPT_LIST,
+    OPT_CA_FILE,
+    OPT_INSECURE,
     OPT_UI,
     OPT_CAPACITY,
     OPT_SLO,
@@ -1047,6 +1054,8 @@ enum {
 
 static const struct cli_option bench_options[] = {
     {"target", 't', "NAME=URL", "run target NAME on a real server instead of its sim profile (repeatable)", OPT_TARGET},
+    CLI_OPTION_CA_FILE(OPT_CA_FILE),
+    CLI_OPTION_INSECURE(OPT_INSECURE),
     {"out", 'o', "DIR", "where results.json, report.md and report.html go (default results/<scenario>-<time>/)", OPT_OUT},
     {"repetitions", 'n', "N", "repetitions per level (default: the scenario's, else 5)", OPT_REPETITIONS},
     {"levels", 'l', "L1,L2", "run only these levels (by name, e.g. 1,3)", OPT_LEVELS},
@@ -1109,6 +1118,8 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct benc
     case OPT_MAX_TOKENS: return cli_unsigned(p, v, 1, 1000000, &s->max_tokens);
     case OPT_ALLOW_FAILURES: s->allow_failures = true; return 0;
     case OPT_LIST: s->list = true; return 0;
+    case OPT_CA_FILE: s->tls.ca_file = v; return cli_readable(p, v);
+    case OPT_INSECURE: s->tls.insecure = true; return 0;
     case OPT_CAPACITY: s->capacity = true; return 0;
     case OPT_SLO: s->slo = v; return 0;
     case OPT_MAX_USERS: return cli_unsigned(p, v, 1, CAPACITY_MAX_USERS, &s->max_users);
@@ -1461,6 +1472,7 @@ static int bench_run(const struct bench_settings *set)
     b.argc = set->argc;
     b.argv = set->argv;
     b.allow_failures = set->allow_failures;
+    b.tls = set->tls;
     b.ui_listen = set->ui;
     int r, rc = 1;
     log_set_level(set->log_level);

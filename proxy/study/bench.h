@@ -12,6 +12,7 @@
 
 #include "core/log.h"
 #include "study/scenario.h"
+#include "wire/upstream.h"
 
 struct config_err;
 
@@ -26,6 +27,7 @@ struct bench_settings {
     const char *only;            /* --only, NULL: every target */
     const char *targets[SCENARIO_MAX_TARGETS]; /* --target NAME=URL, checked against the scenario */
     size_t n_targets;
+    struct upstream_tls_options tls; /* https targets: how their certificates are checked */
     unsigned repetitions;        /* 0: the scenario's */
     unsigned max_tokens;         /* --max-tokens: 0 as the scenario says, else a cap per turn */
     bool allow_failures;         /* exit 0 even when requests or checks failed */

@@ -156,7 +156,8 @@ enum record_outcome tap_outcome(struct tap *t, int err, bool client_left)
             return RECORD_OK;
         return RECORD_CLIENT_ABORT;
     }
-    if (err == UPSTREAM_ERR_TIMEOUT || err == UPSTREAM_ERR_CONNECT_TIMEOUT)
+    if (err == UPSTREAM_ERR_TIMEOUT || err == UPSTREAM_ERR_CONNECT_TIMEOUT ||
+        err == UPSTREAM_ERR_TLS_TIMEOUT)
         return RECORD_TIMEOUT;
     if (err)
         return t->head_seen ? RECORD_TRUNCATED : RECORD_UPSTREAM_ERROR;

@@ -15,6 +15,7 @@
 #include <event2/listener.h>
 
 #include "core/log.h"
+#include "wire/tls.h"
 
 enum conn_state {
     CONN_IDLE,      /* waiting for (the rest of) a request head */
@@ -49,6 +50,8 @@ struct conn {
     bool req_active;          /* handler knows about req */
     bool closing;             /* flush output, then free */
     bool staged;              /* output holds bytes not yet tried on the socket */
+    bool tls;                 /* bev is a TLS bufferevent */
+    bool handshaking;         /* its handshake is not done yet */
     bool dead;                /* free when depth returns to 0 */
     int depth;                /* nesting of entry points, for deferred free */
 };
@@ -100,6 +103,8 @@ static void conn_destroy(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->n_conns--;
+    if (c->tls)
+        tls_close_notify(c->bev);
     bufferevent_free(c->bev);
     if (c->head_timer)
         event_free(c->head_timer);
@@ -178,23 +183,31 @@ static void out_queued(struct conn *c)
  * epoll_ctl calls of write interest. Staged bytes (a response head built
  * piece by piece) go out together with data; bytes queued behind a full
  * socket stay behind it. What the socket does not take is queued; errors
- * surface there. */
+ * surface there. TLS the same through tls_write, under its rules (tls.h):
+ * the output is written directly only while the bufferevent is not
+ * writing itself. */
 static int conn_write(struct conn *c, const void *data, size_t len)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    int fd = bufferevent_getfd(c->bev);
     if (c->staged) {
         c->staged = false;
         if (len && evbuffer_add(out, data, len) < 0)
             return -ENOMEM;
-        net_write_bufferevent_output(c->bev);
+        if (!c->tls)
+            net_write_bufferevent_output(c->bev);
+        else if (!(bufferevent_get_enabled(c->bev) & EV_WRITE))
+            tls_write_output(c->bev);
         len = 0;
     } else if (evbuffer_get_length(out) == 0 && len) {
-        ssize_t n = send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            data = (const char *)data + n;
-            len -= (size_t)n;
+        size_t n;
+        if (c->tls) {
+            n = tls_write(c->bev, data, len);
+        } else {
+            ssize_t k = send(bufferevent_getfd(c->bev), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            n = k > 0 ? (size_t)k : 0;
         }
+        data = (const char *)data + n;
+        len -= n;
     }
     if (len && evbuffer_add(out, data, len) < 0)
         return -ENOMEM;
@@ -330,6 +343,8 @@ static void end_request(struct conn *c)
     http_parser_reset(c->parser);
     set_idle_timeout(c, true);
     bufferevent_enable(c->bev, EV_READ);
+    if (c->tls)
+        tls_idle(c->bev);
     c->idle_since = clock_now();
     /* An idle connection can give way to a new one (accept_cb). */
     if (c->srv->listener_paused && c->srv->lev) {
@@ -410,6 +425,9 @@ static void write_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     conn_enter(c);
+    /* TLS: all written; conn_write writes directly again. */
+    if (c->tls && !c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);
     if (c->closing) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
             conn_kill(c);
@@ -421,10 +439,61 @@ static void write_cb(struct bufferevent *bev, void *arg)
     conn_leave(c);
 }
 
+/* A plain HTTP request on the TLS port gets a plain answer saying so
+ * (nginx does the same), instead of a reset the client cannot explain. */
+static void plain_http_answer(struct conn *c)
+{
+    static const char body[] =
+        "{\"error\":{\"code\":400,\"message\":\"this port speaks TLS: use https:// "
+        "(a plain HTTP request was sent)\",\"type\":\"invalid_request_error\"}}";
+    char msg[512];
+    int n = snprintf(msg, sizeof(msg),
+                     "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     sizeof(body) - 1, body);
+    int fd = bufferevent_getfd(c->bev);
+    /* The rest of the request is read first: closing with unread bytes
+     * would reset the connection, and the answer with it. */
+    char sink[4096];
+    for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+        ;
+    if (send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && !c->srv->opts.quiet)
+        log_debug("connection %llu from %s: cannot answer a plain HTTP request",
+                  (unsigned long long)c->id, c->peer);
+}
+
+/* The TLS handshake failed or timed out: nothing can be answered in
+ * HTTP over TLS, so the connection just ends. */
+static void handshake_failed(struct conn *c, short what)
+{
+    char why[160] = "timed out";
+    bool plain = !(what & BEV_EVENT_TIMEOUT) && tls_accept_failure(c->bev, why, sizeof(why));
+    if (plain)
+        plain_http_answer(c);
+    if (!c->srv->opts.quiet)
+        log_debug("connection %llu from %s: TLS handshake failed: %s", (unsigned long long)c->id,
+                  c->peer, plain ? "a plain HTTP request on the TLS port" : why);
+    conn_kill(c);
+}
+
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
     conn_enter(c);
+    if (c->handshaking) {
+        if (what & BEV_EVENT_CONNECTED) {
+            /* The first head's deadline runs from its first byte, as on
+             * a plain connection. */
+            c->handshaking = false;
+            c->head_start = 0;
+            if (c->head_timer)
+                evtimer_del(c->head_timer);
+        } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+            handshake_failed(c, what);
+        }
+        conn_leave(c);
+        return;
+    }
     /* A body that stalled: 408 if nothing was answered yet. EOF, error or
      * another timeout: an idle connection just ends; a request or
      * response in progress is aborted (a client that closes mid-stream has
@@ -448,7 +517,12 @@ static void head_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
     conn_enter(c);
-    if (!c->dead && !c->closing && c->state == CONN_IDLE && c->head_start) {
+    if (!c->dead && c->handshaking) {
+        if (!c->srv->opts.quiet)
+            log_debug("connection %llu from %s: TLS handshake not done in time",
+                      (unsigned long long)c->id, c->peer);
+        conn_kill(c);
+    } else if (!c->dead && !c->closing && c->state == CONN_IDLE && c->head_start) {
         if (!c->srv->opts.quiet)
             log_debug("connection %llu from %s: request head not complete in time",
                       (unsigned long long)c->id, c->peer);
@@ -532,11 +606,23 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     if (srv->opts.header_timeout &&
         !(c->head_timer = evtimer_new(srv->base, head_timer_cb, c)))
         goto fail;
-    c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    net_set_nodelay(fd);
+    if (srv->opts.tls) {
+        c->bev = tls_server_bufferevent(srv->opts.tls, srv->base, fd);
+        fd = -1; /* the bufferevent's, or closed */
+        c->tls = c->handshaking = true;
+    } else {
+        c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (!c->bev)
         goto fail;
     c->idle_since = clock_now();
-    net_set_nodelay(fd);
+    if (c->tls && c->head_timer) {
+        /* The handshake has the head's deadline. */
+        struct timeval tv = tv_of(srv->opts.header_timeout);
+        c->head_start = c->idle_since;
+        evtimer_add(c->head_timer, &tv);
+    }
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, srv->opts.output_limit / 2, 0);
     set_idle_timeout(c, true);
@@ -557,7 +643,8 @@ fail:
         http_parser_free(c->parser);
         free(c);
     }
-    evutil_closesocket(fd);
+    if (fd >= 0)
+        evutil_closesocket(fd);
 }
 
 static void accept_error_cb(struct evconnlistener *lev, void *arg)

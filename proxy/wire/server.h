@@ -17,6 +17,7 @@
 struct event_base;
 struct server;
 struct server_req;
+struct tls_server;
 
 struct server_handler {
     /* The request head is complete. The handler may answer at once or wait
@@ -50,6 +51,8 @@ struct server_options {
     size_t output_limit;       /* bytes queued to a client before it counts as full */
     const char *server_header; /* "Server:" value on the server's own errors, or NULL */
     bool quiet;                /* do not log per-connection protocol errors */
+    struct tls_server *tls;    /* borrowed: speak TLS (wire/tls.h), NULL: plain HTTP. The
+                                * handshake and the first head share header_timeout. */
 };
 
 /* Default options: 16 KiB heads, 64 MiB bodies, 60 s idle, head and body

@@ -12,6 +12,9 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "core/config.h"
+#include "wire/tls.h"
+
 /* A request on a reused connection that the server had just closed is
  * sent again once, if this much or less was written. */
 #define REPLAY_LIMIT (1024 * 1024)
@@ -29,10 +32,13 @@ struct body_view {
 /* Connections connect and write through a bufferevent, but read with
  * their own event and recv() into a stack buffer that is parsed in place:
  * a bufferevent read costs an ioctl(FIONREAD), a copy and an allocation
- * per token, which at thousands of streams is most of the proxy's work. */
+ * per token, which at thousands of streams is most of the proxy's work.
+ * TLS connections are the same with SSL_read (wire/tls.h): once the socket
+ * is connected, a TLS bufferevent takes it over for the handshake and the
+ * writing side. */
 struct conn {
     struct upstream_pool *pool;   /* borrowed */
-    struct bufferevent *bev;      /* owned: connect and write side */
+    struct bufferevent *bev;      /* owned: connect and write side (TLS: the TLS one) */
     struct event *rev;            /* owned: read readiness, once connected */
     struct evbuffer *in;          /* owned: bytes read but not consumed yet (paused) */
     usec_t read_timeout;          /* longest wait for the next bytes, 0 none */
@@ -40,7 +46,9 @@ struct conn {
     struct conn *prev, *next;     /* the pool's list */
     struct conn *idle_prev, *idle_next; /* the pool's idle list, while idle */
     struct upstream_req *req;     /* borrowed: the request in progress, NULL when idle */
-    bool connected;
+    bool connected;               /* ready for requests (TLS: handshake done) */
+    bool tls;                     /* bev is a TLS bufferevent */
+    bool handshaking;             /* TLS handshake in progress */
     bool idle;                    /* connected, no request, alive: in the idle list */
     unsigned served;              /* requests completed on it */
     int depth;                    /* callback nesting, for deferred free */
@@ -71,8 +79,9 @@ struct upstream_pool {
     struct conn *conns;           /* owned: every open connection */
     struct conn *idle_head;       /* borrowed: the idle ones, last released first */
     struct upstream_req *wait_head, *wait_tail; /* owned: requests without a connection */
+    struct tls_client *tls;       /* owned: https targets, NULL for http */
     unsigned n_conns, n_idle, n_waiting;
-    uint64_t connects, reuses, requests, failures;
+    uint64_t connects, reuses, requests, failures, tls_resumed;
 };
 
 static void conn_read(struct conn *c);
@@ -88,6 +97,19 @@ const char *upstream_strerror(int err)
     case UPSTREAM_ERR_CLOSED: return "connection closed before the response ended";
     case UPSTREAM_ERR_MALFORMED: return "malformed HTTP response";
     case UPSTREAM_ERR_QUEUE_FULL: return "too many requests waiting for a connection";
+    case UPSTREAM_ERR_TLS_UNTRUSTED:
+        return "TLS: the upstream's certificate is not trusted; give its CA (ca_file, --ca-file) "
+               "or turn checks off (insecure)";
+    case UPSTREAM_ERR_TLS_HOSTNAME:
+        return "TLS: the upstream's certificate is for another host name; use a name it lists "
+               "in the URL";
+    case UPSTREAM_ERR_TLS_EXPIRED:
+        return "TLS: the upstream's certificate has expired or is not valid yet";
+    case UPSTREAM_ERR_TLS_NOT_TLS:
+        return "TLS: the upstream answered without TLS (plain HTTP?); use an http:// URL for it";
+    case UPSTREAM_ERR_TLS_TIMEOUT:
+        return "TLS handshake timed out (does the upstream speak TLS on that port?)";
+    case UPSTREAM_ERR_TLS: return "TLS handshake failed";
     case -ENOMEM: return "out of memory";
     default: return "upstream error";
     }
@@ -225,8 +247,14 @@ static void conn_flush(struct conn *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     if (evbuffer_get_length(out) == 0)
         return;
-    if (!(c->req && c->req->want_drain))
-        net_write_bufferevent_output(c->bev);
+    /* TLS: only while the bufferevent is not writing itself; it may be in
+     * the middle of a record (tls.h). */
+    if (!(c->req && c->req->want_drain)) {
+        if (!c->tls)
+            net_write_bufferevent_output(c->bev);
+        else if (!(bufferevent_get_enabled(c->bev) & EV_WRITE))
+            tls_write_output(c->bev);
+    }
     if (evbuffer_get_length(out) > 0)
         bufferevent_enable(c->bev, EV_WRITE);
 }
@@ -244,6 +272,8 @@ static void conn_destroy(struct conn *c)
         c->next->prev = c->prev;
     p->n_conns--;
     idle_remove(c);
+    if (c->tls)
+        tls_close_notify(c->bev);
     bufferevent_free(c->bev);
     if (c->rev)
         event_free(c->rev);
@@ -308,6 +338,8 @@ static void req_complete(struct conn *c, int err, usec_t t)
         /* Writing stays off while idle (see conn_flush). */
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
             bufferevent_disable(c->bev, EV_WRITE);
+        if (c->tls)
+            tls_idle(c->bev);
         idle_push(c);
         set_read_timeout(c, p->o.idle_timeout);
     } else {
@@ -486,6 +518,14 @@ static void conn_eof(struct conn *c)
     }
 }
 
+/* TLS holds bytes it read ahead, or decrypted ones a paused request left:
+ * no readiness event comes for them, so the read callback runs again. */
+static void tls_read_more(struct conn *c)
+{
+    if (c->tls && c->rev && !c->dead && !(c->req && c->req->paused) && tls_read_pending(c->bev))
+        event_active(c->rev, EV_READ, 0);
+}
+
 static void rev_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
@@ -499,22 +539,24 @@ static void rev_cb(evutil_socket_t fd, short what, void *arg)
         if (c->dead || (c->in && evbuffer_get_length(c->in)) || (c->req && c->req->paused))
             break;
         char buf[READ_BUF];
-        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        ssize_t n = c->tls ? tls_read(c->bev, buf, sizeof(buf)) : recv(fd, buf, sizeof(buf), 0);
         if (n > 0) {
             size_t used = conn_process(c, buf, (size_t)n, clock_now());
             if (!c->dead && used < (size_t)n)
                 conn_keep(c, buf + used, (size_t)n - used);
+            /* A short read emptied the socket (TLS: and what it read ahead). */
             if ((size_t)n < sizeof(buf))
                 break;
         } else if (n == 0) {
             conn_eof(c);
             break;
         } else {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            if (c->tls ? n != -EAGAIN : errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 conn_fail(c, UPSTREAM_ERR_CLOSED);
             break;
         }
     }
+    tls_read_more(c);
 out:
     conn_leave(c);
 }
@@ -523,6 +565,9 @@ static void write_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     struct upstream_req *r = c->req;
+    /* TLS: all written; conn_flush writes directly again. */
+    if (c->tls && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);
     if (!r || !r->want_drain || r->cancelled)
         return;
     conn_enter(c);
@@ -537,25 +582,91 @@ static void write_cb(struct bufferevent *bev, void *arg)
     conn_leave(c);
 }
 
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* https: the socket is connected; a TLS bufferevent takes it over, with
+ * the request bytes queued so far, and does the handshake within the
+ * connect timeout. */
+static void start_tls(struct conn *c)
+{
+    struct upstream_pool *p = c->pool;
+    struct bufferevent *plain = c->bev;
+    int fd = bufferevent_getfd(plain);
+    net_set_nodelay(fd);
+    struct bufferevent *tb = tls_client_bufferevent(p->tls, p->base, fd);
+    if (!tb) {
+        conn_fail(c, -ENOMEM);
+        return;
+    }
+    /* The socket bufferevent lets go of the socket (libevent keeps it
+     * alive until this callback returns). */
+    bufferevent_disable(plain, EV_READ | EV_WRITE);
+    bufferevent_setfd(plain, -1);
+    evbuffer_add_buffer(bufferevent_get_output(tb), bufferevent_get_output(plain));
+    bufferevent_free(plain);
+    c->bev = tb;
+    c->tls = true;
+    c->handshaking = true;
+    bufferevent_setcb(tb, NULL, write_cb, event_cb, c);
+    bufferevent_setwatermark(tb, EV_WRITE, p->o.output_limit / 2, 0);
+    struct timeval ct = tv_of(p->o.connect_timeout);
+    bufferevent_set_timeouts(tb, &ct, &ct);
+}
+
+static int tls_error(struct bufferevent *bev)
+{
+    switch (tls_failure(bev)) {
+    case TLS_FAILURE_UNTRUSTED: return UPSTREAM_ERR_TLS_UNTRUSTED;
+    case TLS_FAILURE_HOSTNAME: return UPSTREAM_ERR_TLS_HOSTNAME;
+    case TLS_FAILURE_EXPIRED: return UPSTREAM_ERR_TLS_EXPIRED;
+    case TLS_FAILURE_NOT_TLS: return UPSTREAM_ERR_TLS_NOT_TLS;
+    default: return UPSTREAM_ERR_TLS;
+    }
+}
+
+/* Connected (TLS: handshake done): reading starts, queued bytes go out. */
+static void conn_ready(struct conn *c)
+{
+    struct bufferevent *bev = c->bev;
+    c->connected = true;
+    if (c->tls) {
+        c->handshaking = false;
+        if (tls_resumed(bev))
+            c->pool->tls_resumed++;
+        /* Writing is conn_flush's from here (tls.h). */
+        bufferevent_disable(bev, EV_WRITE);
+    } else {
+        net_set_nodelay(bufferevent_getfd(bev));
+    }
+    bufferevent_set_timeouts(bev, NULL, NULL);
+    c->rev = event_new(c->pool->base, bufferevent_getfd(bev), EV_READ | EV_PERSIST, rev_cb, c);
+    if (!c->rev) {
+        conn_fail(c, UPSTREAM_ERR_REFUSED);
+        return;
+    }
+    if (c->req) {
+        c->req->ready_time = clock_now();
+        set_read_timeout(c, c->req->o.response_timeout);
+    }
+    if (c->tls)
+        conn_flush(c);
+}
+
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
     conn_enter(c);
     if (what & BEV_EVENT_CONNECTED) {
-        c->connected = true;
-        net_set_nodelay(bufferevent_getfd(bev));
-        bufferevent_set_timeouts(bev, NULL, NULL);
-        c->rev = event_new(c->pool->base, bufferevent_getfd(bev), EV_READ | EV_PERSIST, rev_cb, c);
-        if (!c->rev) {
-            conn_fail(c, UPSTREAM_ERR_REFUSED);
-        } else if (c->req) {
-            c->req->ready_time = clock_now();
-            set_read_timeout(c, c->req->o.response_timeout);
-        }
+        if (c->pool->tls && !c->tls)
+            start_tls(c);
+        else
+            conn_ready(c);
     } else if (what & BEV_EVENT_TIMEOUT) {
-        conn_fail(c, UPSTREAM_ERR_CONNECT_TIMEOUT);
+        conn_fail(c, c->handshaking ? UPSTREAM_ERR_TLS_TIMEOUT : UPSTREAM_ERR_CONNECT_TIMEOUT);
     } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        conn_fail(c, c->connected ? UPSTREAM_ERR_CLOSED : UPSTREAM_ERR_REFUSED);
+        conn_fail(c, c->handshaking ? tls_error(bev)
+                     : c->connected  ? UPSTREAM_ERR_CLOSED
+                                     : UPSTREAM_ERR_REFUSED);
     }
     conn_leave(c);
 }
@@ -648,16 +759,28 @@ static void dispatch(struct upstream_pool *p)
 
 /* --- pool --- */
 
-struct upstream_pool *upstream_pool_new(struct event_base *base, const struct url_target *t,
-                                        const struct upstream_pool_options *o)
+int upstream_pool_new(struct event_base *base, const struct url_target *t,
+                      const struct upstream_pool_options *o, struct upstream_pool **ret,
+                      struct config_err *err)
 {
     struct upstream_pool *p = calloc(1, sizeof(*p));
     if (!p)
-        return NULL;
+        return config_err_set(err, "out of memory"), -ENOMEM;
     p->base = base;
     p->target = *t;
     p->o = *o;
-    return p;
+    p->o.tls.ca_file = NULL;
+    if (t->tls) {
+        struct tls_client_options to = {.host = t->host, .ca_file = o->tls.ca_file,
+                                        .insecure = o->tls.insecure};
+        int r = tls_client_new(&to, &p->tls, err);
+        if (r < 0) {
+            free(p);
+            return r;
+        }
+    }
+    *ret = p;
+    return 0;
 }
 
 void upstream_pool_free(struct upstream_pool *p)
@@ -679,6 +802,7 @@ void upstream_pool_free(struct upstream_pool *p)
         wait_remove(p, r);
         req_free(r);
     }
+    tls_client_free(p->tls);
     free(p);
 }
 
@@ -698,6 +822,7 @@ void upstream_pool_stats(const struct upstream_pool *p, struct upstream_pool_sta
         .reuses = p->reuses,
         .requests = p->requests,
         .failures = p->failures,
+        .tls_resumed = p->tls_resumed,
     };
 }
 
@@ -791,6 +916,7 @@ void upstream_req_pause(struct upstream_req *r, bool pause)
     arm_read(c);
     if (pause)
         return;
+    tls_read_more(c);
     if (!r->in_callback) {
         conn_enter(c);
         conn_read(c);

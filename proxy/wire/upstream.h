@@ -17,6 +17,7 @@
 #include "wire/net.h"
 #include "wire/url.h"
 
+struct config_err;
 struct event_base;
 struct upstream_pool;
 struct upstream_req;
@@ -28,6 +29,14 @@ struct upstream_req;
 #define UPSTREAM_ERR_CLOSED (-ECONNRESET)      /* closed before the response ended */
 #define UPSTREAM_ERR_MALFORMED (-EBADMSG)      /* not HTTP */
 #define UPSTREAM_ERR_QUEUE_FULL (-EBUSY)       /* too many requests waiting */
+/* https targets: the handshake failed, and why (errno values picked for
+ * their names; each has its own phrase in upstream_strerror). */
+#define UPSTREAM_ERR_TLS_UNTRUSTED (-EKEYREJECTED) /* no trusted CA signed the certificate: 502 */
+#define UPSTREAM_ERR_TLS_HOSTNAME (-ENOKEY)        /* the certificate is for another name: 502 */
+#define UPSTREAM_ERR_TLS_EXPIRED (-EKEYEXPIRED)    /* expired or not valid yet: 502 */
+#define UPSTREAM_ERR_TLS_NOT_TLS (-EPROTONOSUPPORT) /* the server answered without TLS: 502 */
+#define UPSTREAM_ERR_TLS_TIMEOUT (-ENOLINK)        /* no handshake within the connect timeout: 504 */
+#define UPSTREAM_ERR_TLS (-EPROTO)                 /* any other handshake failure: 502 */
 
 /* Short English phrase for an UPSTREAM_ERR_* code. */
 const char *upstream_strerror(int err);
@@ -46,6 +55,13 @@ struct upstream_cb {
     void (*on_done)(void *ctx, int err, usec_t t);
 };
 
+/* How an https target's certificate is checked: signed by a CA in the
+ * system's store (or ca_file), for the URL's host; insecure: not at all. */
+struct upstream_tls_options {
+    const char *ca_file; /* borrowed: PEM CAs to trust instead of the system's, NULL: the system's */
+    bool insecure;       /* no certificate verification (the caller warns) */
+};
+
 struct upstream_pool_options {
     unsigned max_connections; /* open connections to the target (default 256) */
     unsigned max_queue;       /* requests waiting for one (default 4096) */
@@ -53,13 +69,16 @@ struct upstream_pool_options {
     usec_t idle_timeout;      /* keep-alive idle; below llama-server's 5 s (default 4 s) */
     size_t max_head_bytes;    /* response head limit (default 64 KiB) */
     size_t output_limit;      /* request bytes queued before "full" (default 256 KiB) */
+    struct upstream_tls_options tls; /* https targets */
 };
 
 void upstream_pool_options_default(struct upstream_pool_options *o);
 
-/* Returns a pool for target, or NULL on allocation failure. */
-struct upstream_pool *upstream_pool_new(struct event_base *base, const struct url_target *t,
-                                        const struct upstream_pool_options *o);
+/* A pool for target (with its TLS context when https; o->tls is not kept).
+ * 0, or -EINVAL with a reason in err (an unreadable ca_file), or -ENOMEM. */
+int upstream_pool_new(struct event_base *base, const struct url_target *t,
+                      const struct upstream_pool_options *o, struct upstream_pool **ret,
+                      struct config_err *err);
 /* Closes every connection; pending requests get no more callbacks. */
 void upstream_pool_free(struct upstream_pool *p);
 
@@ -68,6 +87,7 @@ const struct url_target *upstream_pool_target(const struct upstream_pool *p);
 struct upstream_pool_stats {
     unsigned open, idle, busy, waiting;
     uint64_t connects, reuses, requests, failures;
+    uint64_t tls_resumed;  /* https: connections that resumed a TLS session */
 };
 void upstream_pool_stats(const struct upstream_pool *p, struct upstream_pool_stats *ret);
 

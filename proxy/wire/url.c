@@ -17,9 +17,10 @@ int url_parse(const char *url, struct url_target *ret, struct config_err *err)
     if (strncmp(url, "http://", 7) == 0) {
         rest = url + 7;
     } else if (strncmp(url, "https://", 8) == 0) {
-        return config_err_set(err, "'%s': https upstreams are not supported yet; use http://", url);
+        rest = url + 8;
+        t.tls = true;
     } else {
-        return config_err_set(err, "'%s': expected http://HOST:PORT", url);
+        return config_err_set(err, "'%s': expected http://HOST:PORT or https://HOST:PORT", url);
     }
     const char *slash = strchr(rest, '/');
     size_t hostlen = slash ? (size_t)(slash - rest) : strlen(rest);
@@ -29,15 +30,24 @@ int url_parse(const char *url, struct url_target *ret, struct config_err *err)
     memcpy(hostport, rest, hostlen);
     hostport[hostlen] = '\0';
     if (!strchr(hostport, ':') || hostport[hostlen - 1] == ']') {
-        /* No port: HTTP's default. */
-        if (hostlen + 4 >= sizeof(hostport))
+        /* No port: HTTP's default, or HTTPS's. */
+        if (hostlen + 5 >= sizeof(hostport))
             return config_err_set(err, "'%s': host too long", url);
-        strcat(hostport, ":80");
+        strcat(hostport, t.tls ? ":443" : ":80");
     }
     if (net_parse_hostport(hostport, &t.addr) < 0)
         return config_err_set(err, "'%s': expected a numeric address or localhost with a port",
                               url);
     snprintf(t.host_header, sizeof(t.host_header), "%s", hostport);
+    /* The host without its port and brackets: what a certificate names. */
+    const char *colon = strrchr(hostport, ':');
+    const char *h = hostport;
+    size_t hl = (size_t)(colon - hostport);
+    if (h[0] == '[') {
+        h++;
+        hl -= 2;
+    }
+    snprintf(t.host, sizeof(t.host), "%.*s", (int)hl, h);
     if (slash) {
         size_t plen = strlen(slash);
         while (plen > 0 && slash[plen - 1] == '/')
