@@ -15,6 +15,7 @@
 #include "serve/proxy.h"
 #include "tap/metrics.h"
 
+struct cli_command;
 struct config_doc;
 struct config_err;
 struct rewrite_rules;
@@ -70,5 +71,8 @@ int serve_settings_parse(struct serve_settings *s, int argc, char **argv, struct
 void serve_settings_finish(struct serve_settings *s);
 
 int serve_main(int argc, char **argv);
+
+/* The command's options and --help (serve_settings.c). */
+extern const struct cli_command serve_command;
 
 #endif

@@ -14,6 +14,7 @@
 #include "study/scenario.h"
 #include "wire/upstream.h"
 
+struct cli_command;
 struct config_err;
 
 /* Bytes in an output directory's name. */
@@ -49,6 +50,13 @@ struct bench_settings {
 int bench_settings_parse(struct bench_settings *s, int argc, char **argv, struct config_err *err);
 
 int bench_main(int argc, char **argv);
+
+/* The command's options and --help (bench_cmd.c). */
+extern const struct cli_command bench_command;
+
+/* --list: each shipped scenario's file, name and description on stdout;
+ * the exit status. */
+int bench_list_scenarios(void);
 
 /* The exit status of a finished run: 0, or 1 when requests failed or
  * answer checks failed (unless allow_failures), with the line saying why

@@ -12,101 +12,7 @@
 #include "core/hist.h"
 #include "core/jsonw.h"
 
-enum {
-    H_TTFT,
-    H_TTFC,
-    H_ITL,
-    H_TPOT,
-    H_E2E,
-    H_QUEUE,
-    H_SLOT_WAIT,
-    H_PREFILL,
-    H_COUNT,
-};
-
-#define WINDOW_SECONDS 64
-#define MAX_UPSTREAMS 64
-#define MAX_SKIP_REASONS 16
-#define MAX_ROUTE_STATS 128
-#define MODEL_LEN 96
-
-struct group {
-    char upstream[64], model[MODEL_LEN];
-    const char *route; /* static: dialect_route_label() */
-    unsigned level;   /* 1..concurrency_buckets; the last means "N+" */
-    int thinking;     /* -1 unknown, 0 off, 1 on */
-    struct hist *h;   /* owned: H_COUNT histograms, allocated at the first ok request */
-    uint64_t requests;
-    uint64_t outcomes[RECORD_OUTCOMES];
-    uint64_t output_tokens, prompt_tokens, cached_tokens, token_events;
-    double decode_tps_sum;
-    uint64_t decode_n;
-};
-
-/* A rise of the in-flight count: the n-th start brought it to value. */
-struct rise {
-    uint64_t n;
-    unsigned value;
-};
-
-struct upstate {
-    char name[64];
-    unsigned in_flight, peak;
-    /* The highest in-flight count since any past start, for levels: rises
-     * with strictly falling values (a rise hides every lower one before
-     * it), so at most `peak` of them. */
-    struct rise *rises;  /* owned */
-    size_t n_rises, cap_rises;
-    uint64_t starts;
-    usec_t last_change;
-    double area;      /* ∫ in_flight dt, in µs */
-    uint64_t tokens;  /* token events delivered */
-    uint64_t per_second[WINDOW_SECONDS]; /* token events by second (ring) */
-    uint64_t second;  /* the second per_second[second % W] holds */
-};
-
-struct session {
-    char id[96];
-    uint64_t requests, errors, output_tokens, ttft_n;
-    usec_t ttft_sum, ttft_max, e2e_sum, last_seen;
-};
-
-struct skip {
-    char reason[48];
-    uint64_t n;
-};
-
-/* Requests on routes that generate nothing (/health, /v1/models, ...). */
-struct route_stat {
-    const char *route; /* static: dialect_route_label() */
-    int status;
-    uint64_t n;
-    struct hist *duration; /* owned */
-};
-
-struct metrics {
-    struct metrics_options o;
-    usec_t start;
-    struct group *groups;       /* owned */
-    size_t n_groups;
-    /* The same requests by level alone (index level - 1), kept as they end:
-     * the level table (/tokentap/stats, the dashboard each second) then
-     * merges nothing. */
-    struct group *levels;       /* owned, o.concurrency_buckets */
-    struct upstate ups[MAX_UPSTREAMS];
-    size_t n_ups;
-    struct session *sessions;   /* owned, o.max_sessions */
-    size_t n_sessions;
-    struct record *recent;      /* owned ring of o.recent records (with their gaps) */
-    size_t recent_next, recent_n;
-    struct skip skips[MAX_SKIP_REASONS];
-    size_t n_skips;
-    struct route_stat routes[MAX_ROUTE_STATS];
-    size_t n_routes;
-    char (*models)[MODEL_LEN];  /* owned, o.max_models: the model label values */
-    size_t n_models;
-    uint64_t requests;
-};
+#include "tap/metrics_int.h"
 
 void metrics_options_default(struct metrics_options *o)
 {
@@ -205,7 +111,7 @@ static struct upstate *upstate(struct metrics *m, const char *name, usec_t now)
     return u;
 }
 
-static void account(struct upstate *u, usec_t now)
+void metrics_account(struct upstate *u, usec_t now)
 {
     u->area += (double)u->in_flight * (double)clock_diff(now, u->last_change);
     u->last_change = now;
@@ -225,7 +131,7 @@ static void advance(struct upstate *u, uint64_t sec)
 }
 
 /* Token events per second over the last `seconds` whole seconds. */
-static double rate(struct upstate *u, usec_t now, unsigned seconds)
+double metrics_rate(struct upstate *u, usec_t now, unsigned seconds)
 {
     uint64_t sec = now / USEC_PER_SEC;
     advance(u, sec);
@@ -280,7 +186,7 @@ void metrics_begin(struct metrics *m, struct record *r, usec_t now)
     if (!record_is_generation(r))
         return;
     struct upstate *u = upstate(m, r->upstream, now);
-    account(u, now);
+    metrics_account(u, now);
     u->in_flight++;
     u->starts++;
     if (u->in_flight > u->peak)
@@ -515,7 +421,7 @@ void metrics_end(struct metrics *m, struct record *r, usec_t now)
         if (r->concurrency_mark) {
             if (!r->t_first_token)
                 r->concurrency = rise_max_since(u, r->concurrency_mark);
-            account(u, now);
+            metrics_account(u, now);
             assert(u->in_flight > 0);
             u->in_flight--;
         }
@@ -544,212 +450,9 @@ void metrics_rewrite_skipped(struct metrics *m, const char *reason)
     m->skips[m->n_skips++].n = 1;
 }
 
-/* --- Prometheus --- */
-
-static const struct {
-    const char *name, *help;
-    int hist;
-} hist_families[] = {
-    {"tokentap_time_to_first_token_seconds", "Time from the last request byte to the first token event.", H_TTFT},
-    {"tokentap_time_to_first_content_token_seconds", "Time from the last request byte to the first content (not reasoning) token.", H_TTFC},
-    {"tokentap_inter_token_latency_seconds", "Gaps between consecutive token events.", H_ITL},
-    {"tokentap_time_per_output_token_seconds", "(last token - first token) / (output tokens - 1), per request.", H_TPOT},
-    {"tokentap_request_duration_seconds", "Time from the last request byte to the end of the response.", H_E2E},
-    {"tokentap_queue_estimate_seconds", "Time to first token minus the server's prompt_ms: time not spent in prefill.", H_QUEUE},
-    {"tokentap_slot_wait_seconds", "Time from the last request byte to the response head: llama-server sends the head when the request gets a slot.", H_SLOT_WAIT},
-    {"tokentap_prefill_seconds", "Time from the response head to the first token event: prompt processing.", H_PREFILL},
-};
-
-/* Prometheus label values escape \, " and newline. */
-static void label(struct evbuffer *out, const char *name, const char *value, bool first)
-{
-    evbuffer_add_printf(out, "%s%s=\"", first ? "" : ",", name);
-    for (const char *p = value; *p; p++) {
-        if (*p == '\\' || *p == '"')
-            evbuffer_add_printf(out, "\\%c", *p);
-        else if (*p == '\n')
-            EVBUFFER_ADD_LIT(out, "\\n");
-        else
-            evbuffer_add(out, p, 1);
-    }
-    EVBUFFER_ADD_LIT(out, "\"");
-}
-
-static const char *thinking_name(int t)
+const char *metrics_thinking_name(int t)
 {
     return t < 0 ? "unknown" : t ? "on" : "off";
-}
-
-static void group_labels(const struct metrics *m, struct evbuffer *out, const struct group *g)
-{
-    char level[16];
-    if (g->level >= m->o.concurrency_buckets)
-        snprintf(level, sizeof(level), "%u+", g->level);
-    else
-        snprintf(level, sizeof(level), "%u", g->level);
-    label(out, "upstream", g->upstream, true);
-    label(out, "model", g->model[0] ? g->model : "unknown", false);
-    label(out, "route", g->route ? g->route : "other", false);
-    label(out, "concurrency", level, false);
-    label(out, "thinking", thinking_name(g->thinking), false);
-}
-
-static void prom_double(struct evbuffer *out, double v)
-{
-    char buf[40];
-    snprintf(buf, sizeof(buf), "%.9g", v);
-    evbuffer_add(out, buf, strlen(buf));
-}
-
-static void route_labels(struct evbuffer *out, const struct route_stat *st)
-{
-    char status[16];
-    snprintf(status, sizeof(status), "%d", st->status);
-    label(out, "route", st->route, true);
-    label(out, "status", status, false);
-}
-
-/* One histogram's _bucket, _sum and _count lines; labels is the label
- * list without braces. */
-static void prom_hist(struct evbuffer *out, const char *name, struct evbuffer *labels,
-                      const struct hist *h, const struct metrics_buckets *b)
-{
-    size_t ll = evbuffer_get_length(labels);
-    const char *l = (const char *)evbuffer_pullup(labels, -1);
-    for (size_t i = 0; i < b->n; i++) {
-        evbuffer_add_printf(out, "%s_bucket{%.*s,le=\"", name, (int)ll, l);
-        prom_double(out, (double)b->le[i] / 1e6);
-        evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)hist_count_le(h, b->le[i]));
-    }
-    evbuffer_add_printf(out, "%s_bucket{%.*s,le=\"+Inf\"} %llu\n%s_sum{%.*s} ", name, (int)ll, l,
-                        (unsigned long long)hist_count(h), name, (int)ll, l);
-    prom_double(out, (double)hist_sum(h) / 1e6);
-    evbuffer_add_printf(out, "\n%s_count{%.*s} %llu\n", name, (int)ll, l,
-                        (unsigned long long)hist_count(h));
-}
-
-void metrics_prometheus(struct metrics *m, struct evbuffer *out, usec_t now)
-{
-    for (size_t f = 0; f < sizeof(hist_families) / sizeof(hist_families[0]); f++) {
-        int hi = hist_families[f].hist;
-        bool fast = hi == H_ITL || hi == H_TPOT;
-        const char *name = hist_families[f].name;
-        evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, hist_families[f].help,
-                            name);
-        for (size_t i = 0; i < m->n_groups; i++) {
-            const struct group *g = &m->groups[i];
-            if (!g->h)
-                continue;
-            struct evbuffer *labels = evbuffer_new();
-            if (!labels)
-                return;
-            group_labels(m, labels, g);
-            prom_hist(out, name, labels, &g->h[hi], fast ? &m->o.fast : &m->o.slow);
-            evbuffer_free(labels);
-        }
-    }
-
-    evbuffer_add_printf(out, "# HELP tokentap_http_requests_total Requests on routes that generate nothing, by route and status.\n"
-                             "# TYPE tokentap_http_requests_total counter\n");
-    for (size_t i = 0; i < m->n_routes; i++) {
-        EVBUFFER_ADD_LIT(out, "tokentap_http_requests_total{");
-        route_labels(out, &m->routes[i]);
-        evbuffer_add_printf(out, "} %llu\n", (unsigned long long)m->routes[i].n);
-    }
-    static const char dur[] = "tokentap_http_request_duration_seconds";
-    evbuffer_add_printf(out, "# HELP %s Duration of requests on routes that generate nothing.\n"
-                             "# TYPE %s histogram\n", dur, dur);
-    for (size_t i = 0; i < m->n_routes; i++) {
-        struct evbuffer *labels = evbuffer_new();
-        if (!labels)
-            return;
-        route_labels(labels, &m->routes[i]);
-        if (m->routes[i].duration)
-            prom_hist(out, dur, labels, m->routes[i].duration, &m->o.slow);
-        evbuffer_free(labels);
-    }
-
-    evbuffer_add_printf(out, "# HELP tokentap_requests_total Finished requests by outcome.\n"
-                             "# TYPE tokentap_requests_total counter\n");
-    for (size_t i = 0; i < m->n_groups; i++)
-        for (int o = 0; o < RECORD_OUTCOMES; o++) {
-            if (!m->groups[i].outcomes[o])
-                continue;
-            EVBUFFER_ADD_LIT(out, "tokentap_requests_total{");
-            group_labels(m, out, &m->groups[i]);
-            label(out, "outcome", record_outcome_name((enum record_outcome)o), false);
-            evbuffer_add_printf(out, "} %llu\n", (unsigned long long)m->groups[i].outcomes[o]);
-        }
-
-    static const struct {
-        const char *name, *help;
-        size_t offset;
-    } counters[] = {
-        {"tokentap_output_tokens_total", "Output tokens (the server's count when given, else token events).", offsetof(struct group, output_tokens)},
-        {"tokentap_prompt_tokens_total", "Prompt tokens as the server reported them.", offsetof(struct group, prompt_tokens)},
-        {"tokentap_cached_prompt_tokens_total", "Prompt tokens served from the server's cache.", offsetof(struct group, cached_tokens)},
-        {"tokentap_token_events_total", "Streamed events that carried output.", offsetof(struct group, token_events)},
-    };
-    for (size_t c = 0; c < sizeof(counters) / sizeof(counters[0]); c++) {
-        evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n", counters[c].name, counters[c].help,
-                            counters[c].name);
-        for (size_t i = 0; i < m->n_groups; i++) {
-            const struct group *g = &m->groups[i];
-            evbuffer_add_printf(out, "%s{", counters[c].name);
-            group_labels(m, out, g);
-            evbuffer_add_printf(out, "} %llu\n",
-                                (unsigned long long)*(const uint64_t *)((const char *)g + counters[c].offset));
-        }
-    }
-
-    evbuffer_add_printf(out, "# HELP tokentap_requests_in_flight Requests in progress per upstream.\n"
-                             "# TYPE tokentap_requests_in_flight gauge\n");
-    for (size_t i = 0; i < m->n_ups; i++) {
-        EVBUFFER_ADD_LIT(out, "tokentap_requests_in_flight{");
-        label(out, "upstream", m->ups[i].name, true);
-        evbuffer_add_printf(out, "} %u\n", m->ups[i].in_flight);
-    }
-    evbuffer_add_printf(out, "# HELP tokentap_concurrency_peak Most requests in flight at once per upstream.\n"
-                             "# TYPE tokentap_concurrency_peak gauge\n");
-    for (size_t i = 0; i < m->n_ups; i++) {
-        EVBUFFER_ADD_LIT(out, "tokentap_concurrency_peak{");
-        label(out, "upstream", m->ups[i].name, true);
-        evbuffer_add_printf(out, "} %u\n", m->ups[i].peak);
-    }
-    evbuffer_add_printf(out, "# HELP tokentap_concurrency_mean Time-weighted mean of requests in flight since start.\n"
-                             "# TYPE tokentap_concurrency_mean gauge\n");
-    for (size_t i = 0; i < m->n_ups; i++) {
-        struct upstate *u = &m->ups[i];
-        account(u, now);
-        usec_t span = clock_diff(now, m->start);
-        EVBUFFER_ADD_LIT(out, "tokentap_concurrency_mean{");
-        label(out, "upstream", u->name, true);
-        EVBUFFER_ADD_LIT(out, "} ");
-        prom_double(out, span ? u->area / (double)span : 0);
-        EVBUFFER_ADD_LIT(out, "\n");
-    }
-    evbuffer_add_printf(out, "# HELP tokentap_token_events_per_second Token events delivered per second over a sliding window.\n"
-                             "# TYPE tokentap_token_events_per_second gauge\n");
-    for (size_t i = 0; i < m->n_ups; i++) {
-        static const unsigned windows[] = {10, 60};
-        for (size_t w = 0; w < 2; w++) {
-            char win[8];
-            snprintf(win, sizeof(win), "%us", windows[w]);
-            EVBUFFER_ADD_LIT(out, "tokentap_token_events_per_second{");
-            label(out, "upstream", m->ups[i].name, true);
-            label(out, "window", win, false);
-            EVBUFFER_ADD_LIT(out, "} ");
-            prom_double(out, rate(&m->ups[i], now, windows[w]));
-            EVBUFFER_ADD_LIT(out, "\n");
-        }
-    }
-    evbuffer_add_printf(out, "# HELP tokentap_rewrite_skipped_total Request bodies the rewrite rules left unchanged, by reason.\n"
-                             "# TYPE tokentap_rewrite_skipped_total counter\n");
-    for (size_t i = 0; i < m->n_skips; i++) {
-        EVBUFFER_ADD_LIT(out, "tokentap_rewrite_skipped_total{");
-        label(out, "reason", m->skips[i].reason, true);
-        evbuffer_add_printf(out, "} %llu\n", (unsigned long long)m->skips[i].n);
-    }
 }
 
 /* --- JSON statistics --- */
@@ -946,7 +649,7 @@ void metrics_stats_json(struct metrics *m, struct evbuffer *out, usec_t now)
     EVBUFFER_ADD_LIT(out, "],\"by_thinking\":[");
     n = aggregate(m, VIEW_THINKING, &rows);
     for (size_t i = 0; i < n; i++) {
-        evbuffer_add_printf(out, "%s{\"thinking\":\"%s\",", i ? "," : "", thinking_name(rows[i].thinking));
+        evbuffer_add_printf(out, "%s{\"thinking\":\"%s\",", i ? "," : "", metrics_thinking_name(rows[i].thinking));
         group_json(out, &rows[i]);
         EVBUFFER_ADD_LIT(out, "}");
     }
@@ -955,7 +658,7 @@ void metrics_stats_json(struct metrics *m, struct evbuffer *out, usec_t now)
     EVBUFFER_ADD_LIT(out, "],\"upstreams\":[");
     for (size_t i = 0; i < m->n_ups; i++) {
         struct upstate *u = &m->ups[i];
-        account(u, now);
+        metrics_account(u, now);
         usec_t span = clock_diff(now, m->start);
         evbuffer_add_printf(out, "%s{\"upstream\":", i ? "," : "");
         jsonw_cstr(out, u->name);
@@ -964,9 +667,9 @@ void metrics_stats_json(struct metrics *m, struct evbuffer *out, usec_t now)
         jsonw_double(out, span ? u->area / (double)span : 0);
         evbuffer_add_printf(out, ",\"token_events\":%llu,\"token_events_per_s_10s\":",
                             (unsigned long long)u->tokens);
-        jsonw_double(out, rate(u, now, 10));
+        jsonw_double(out, metrics_rate(u, now, 10));
         EVBUFFER_ADD_LIT(out, ",\"token_events_per_s_60s\":");
-        jsonw_double(out, rate(u, now, 60));
+        jsonw_double(out, metrics_rate(u, now, 60));
         EVBUFFER_ADD_LIT(out, "}");
     }
 
@@ -1036,7 +739,7 @@ void metrics_brief(struct metrics *m, usec_t now, struct metrics_brief *ret)
         b.ttft_p50 = hist_percentile(ttft, 50);
     free(ttft);
     for (size_t i = 0; i < m->n_ups; i++) {
-        b.token_events_per_s += rate(&m->ups[i], now, 10);
+        b.token_events_per_s += metrics_rate(&m->ups[i], now, 10);
         b.token_events += m->ups[i].tokens;
     }
     *ret = b;
