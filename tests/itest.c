@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -562,6 +563,22 @@ char *itest_read_file(const char *path, size_t *ret_len)
     fclose(f);
     *ret_len = (size_t)n;
     return s;
+}
+
+double itest_json_num(const cJSON *j, const char *path)
+{
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s", path);
+    const cJSON *cur = j;
+    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k && cur; k = strtok_r(NULL, ".", &save))
+        cur = cJSON_GetObjectItemCaseSensitive(cur, k);
+    return cJSON_IsNumber(cur) ? cur->valuedouble : -1;
+}
+
+const char *itest_json_str(const cJSON *j, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
 }
 
 const char *itest_fixture(const char *name, char *buf, size_t len)

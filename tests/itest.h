@@ -11,6 +11,8 @@
 
 #include "core/clock.h"
 
+struct cJSON;
+
 struct itest_proc {
     pid_t pid;
     int port;       /* from "listening on 127.0.0.1:PORT" */
@@ -108,6 +110,12 @@ const char *itest_header(const struct itest_resp *r, const char *name, char *buf
 
 /* Reads a whole file (aborts on failure); *ret_len gets its size. */
 char *itest_read_file(const char *path, size_t *ret_len);
+
+/* The number at a dotted path of objects ("a.b.c"; a plain key is a
+ * path of one), or -1 when there is none. */
+double itest_json_num(const struct cJSON *j, const char *path);
+/* The string at key, or "" when there is none. */
+const char *itest_json_str(const struct cJSON *j, const char *key);
 
 /* Path of a file in ../shared/llama-server or tests/fixtures ($FIXTURES). */
 const char *itest_fixture(const char *name, char *buf, size_t len);

@@ -33,22 +33,6 @@ static cJSON *read_json(const char *path)
     return j;
 }
 
-static double num(const cJSON *j, const char *path)
-{
-    char buf[128];
-    snprintf(buf, sizeof(buf), "%s", path);
-    const cJSON *cur = j;
-    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k && cur; k = strtok_r(NULL, ".", &save))
-        cur = cJSON_GetObjectItemCaseSensitive(cur, k);
-    return cJSON_IsNumber(cur) ? cur->valuedouble : -1;
-}
-
-static const char *str(const cJSON *j, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
 /* --- the graph, read from the trace file here --- */
 
 #define MAX_REQ 256
@@ -78,11 +62,11 @@ static int walk(struct graph *g, const cJSON *reqs, const char *name, double sta
     const cJSON *e;
     cJSON_ArrayForEach(e, reqs)
     {
-        double t = num(e, "t");
-        if (strcmp(str(e, "type"), "subagent") == 0) {
+        double t = itest_json_num(e, "t");
+        if (strcmp(itest_json_str(e, "type"), "subagent") == 0) {
             char child[128];
-            snprintf(child, sizeof(child), "trace_0277/%s", str(e, "agent_id"));
-            double spawn = t - num(e, "duration_ms") / 1000.0;
+            snprintf(child, sizeof(child), "trace_0277/%s", itest_json_str(e, "agent_id"));
+            double spawn = t - itest_json_num(e, "duration_ms") / 1000.0;
             int last = walk(g, cJSON_GetObjectItem(e, "requests"), child, start + spawn, prev);
             if (n_pending < 8)
                 pending[n_pending++] = last;
@@ -92,8 +76,8 @@ static int walk(struct graph *g, const cJSON *reqs, const char *name, double sta
         snprintf(r->session, sizeof(r->session), "%s", name);
         r->index = prev < 0 ? 0 : g->r[prev].index + 1;
         r->at = start + t;
-        r->in = (int)num(e, "in");
-        r->out = (int)num(e, "out");
+        r->in = (int)itest_json_num(e, "in");
+        r->out = (int)itest_json_num(e, "out");
         r->hash = cJSON_GetObjectItem(e, "hash_ids");
         r->n_hash = cJSON_GetArraySize(r->hash);
         r->prev = prev;
@@ -143,7 +127,7 @@ static const cJSON *row(const cJSON *summary, const struct greq *r)
     const cJSON *x;
     cJSON_ArrayForEach(x, cJSON_GetObjectItem(summary, "requests"))
     {
-        if (strcmp(str(x, "session"), r->session) == 0 && num(x, "index") == r->index)
+        if (strcmp(itest_json_str(x, "session"), r->session) == 0 && itest_json_num(x, "index") == r->index)
             return x;
     }
     return NULL;
@@ -176,23 +160,23 @@ static void test_graph(void)
     cJSON *s = read_json(out_json);
     CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(s, "requests")), 53);
     CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(s, "sessions")), 5);
-    CHECK_STR(str(cJSON_GetObjectItem(s, "agentic"), "tokenizer"), "exact");
+    CHECK_STR(itest_json_str(cJSON_GetObjectItem(s, "agentic"), "tokenizer"), "exact");
     for (int i = 0; i < g.n; i++) {
         const struct greq *r = &g.r[i];
         const cJSON *x = row(s, r);
         CHECK(x != NULL);
         if (!x)
             continue;
-        CHECK_STR(str(x, "state"), "ok");
-        double sent = num(x, "sent_ms"), due = num(x, "due_ms"), ready = num(x, "ready_ms");
+        CHECK_STR(itest_json_str(x, "state"), "ok");
+        double sent = itest_json_num(x, "sent_ms"), due = itest_json_num(x, "due_ms"), ready = itest_json_num(x, "ready_ms");
         /* What it waits for ended before it went. */
         double waited = 0;
         if (r->prev >= 0)
-            waited = num(row(s, &g.r[r->prev]), "end_ms");
+            waited = itest_json_num(row(s, &g.r[r->prev]), "end_ms");
         if (r->spawned_after >= 0)
-            waited = num(row(s, &g.r[r->spawned_after]), "end_ms");
+            waited = itest_json_num(row(s, &g.r[r->spawned_after]), "end_ms");
         for (int j = 0; j < r->n_joins; j++) {
-            double e = num(row(s, &g.r[r->joins[j]]), "end_ms");
+            double e = itest_json_num(row(s, &g.r[r->joins[j]]), "end_ms");
             if (e > waited)
                 waited = e;
         }
@@ -203,11 +187,11 @@ static void test_graph(void)
         CHECK(fabs(due - (rec > ready ? rec : ready)) < 0.01);
         CHECK(sent >= due - 0.01 && sent < due + 500);
         /* Sizes: the scaled recording, within one (3.2-token) block. */
-        CHECK_INT(num(x, "isl"), lround(r->in * 0.05));
-        CHECK(fabs(num(x, "prompt_tokens") - num(x, "isl")) <= 3.2);
+        CHECK_INT(itest_json_num(x, "isl"), lround(r->in * 0.05));
+        CHECK(fabs(itest_json_num(x, "prompt_tokens") - itest_json_num(x, "isl")) <= 3.2);
         long osl = lround(r->out * 0.05);
-        CHECK_INT(num(x, "output_tokens"), osl ? osl : 1);
-        CHECK_STR(str(x, "kind"), strcmp(r->session, "trace_0277/main") == 0 ? "main"
+        CHECK_INT(itest_json_num(x, "output_tokens"), osl ? osl : 1);
+        CHECK_STR(itest_json_str(x, "kind"), strcmp(r->session, "trace_0277/main") == 0 ? "main"
                                   : strcmp(r->session, "trace_0277/agent_004") == 0 ? "Plan"
                                                                                    : "Explore");
     }
@@ -219,16 +203,16 @@ static void test_graph(void)
             if (strcmp(g.r[i].session, explore[a]) == 0) {
                 const cJSON *x = row(s, &g.r[i]);
                 if (g.r[i].index == 0)
-                    first[a] = num(x, "sent_ms");
-                last[a] = num(x, "end_ms");
+                    first[a] = itest_json_num(x, "sent_ms");
+                last[a] = itest_json_num(x, "end_ms");
             }
     for (int a = 0; a < 3; a++)
         for (int b = 0; b < 3; b++)
             CHECK(first[a] < last[b]);
     /* The ideal hit ratio is the file's own. */
-    CHECK_NEAR(num(s, "cache.ideal_hit_ratio"), ideal_from_file(&g), 1e-9);
-    CHECK(num(s, "cache.achieved_hit_ratio") > 0.5);
-    CHECK_INT(num(s, "cache.main_after_fanout.requests"), 2);
+    CHECK_NEAR(itest_json_num(s, "cache.ideal_hit_ratio"), ideal_from_file(&g), 1e-9);
+    CHECK(itest_json_num(s, "cache.achieved_hit_ratio") > 0.5);
+    CHECK_INT(itest_json_num(s, "cache.main_after_fanout.requests"), 2);
     /* The request log names session, parent and kind. */
     size_t len;
     char *text = itest_read_file(log, &len);
@@ -237,11 +221,11 @@ static void test_graph(void)
         *nl = '\0';
         cJSON *j = cJSON_Parse(p);
         lines++;
-        CHECK(strncmp(str(j, "session"), "trace_0277/", 11) == 0);
-        CHECK(str(j, "kind")[0] != '\0');
-        if (strcmp(str(j, "parent"), "trace_0277/main") == 0)
+        CHECK(strncmp(itest_json_str(j, "session"), "trace_0277/", 11) == 0);
+        CHECK(itest_json_str(j, "kind")[0] != '\0');
+        if (strcmp(itest_json_str(j, "parent"), "trace_0277/main") == 0)
             with_parent++;
-        CHECK_STR(str(j, "route"), "/v1/messages");
+        CHECK_STR(itest_json_str(j, "route"), "/v1/messages");
         cJSON_Delete(j);
     }
     free(text);
@@ -264,15 +248,15 @@ static void test_slots(void)
     CHECK_INT(itest_runf(out, sizeof(out), SLOTS_RUN, trace, 1, out1), 0);
     CHECK_INT(itest_runf(out, sizeof(out), SLOTS_RUN, trace, 8, out8), 0);
     cJSON *s1 = read_json(out1), *s8 = read_json(out8);
-    double a1 = num(s1, "cache.achieved_hit_ratio"), a8 = num(s8, "cache.achieved_hit_ratio");
+    double a1 = itest_json_num(s1, "cache.achieved_hit_ratio"), a8 = itest_json_num(s8, "cache.achieved_hit_ratio");
     fprintf(stderr, "achieved hit ratio: 1 slot %.3f, 8 slots %.3f (ideal %.3f)\n", a1, a8,
-            num(s8, "cache.ideal_hit_ratio"));
+            itest_json_num(s8, "cache.ideal_hit_ratio"));
     CHECK(a1 >= 0 && a8 > a1 + 0.2);
-    CHECK(a8 > num(s8, "cache.ideal_hit_ratio") - 0.05);
+    CHECK(a8 > itest_json_num(s8, "cache.ideal_hit_ratio") - 0.05);
     /* The main agent's cache after its sub-agents: gone with one slot. */
-    CHECK(num(s1, "cache.main_after_fanout.achieved_hit_ratio") < 0.1);
-    CHECK(num(s8, "cache.main_after_fanout.achieved_hit_ratio") > 0.8);
-    CHECK_NEAR(num(s1, "cache.ideal_hit_ratio"), num(s8, "cache.ideal_hit_ratio"), 1e-12);
+    CHECK(itest_json_num(s1, "cache.main_after_fanout.achieved_hit_ratio") < 0.1);
+    CHECK(itest_json_num(s8, "cache.main_after_fanout.achieved_hit_ratio") > 0.8);
+    CHECK_NEAR(itest_json_num(s1, "cache.ideal_hit_ratio"), itest_json_num(s8, "cache.ideal_hit_ratio"), 1e-12);
     cJSON_Delete(s1);
     cJSON_Delete(s8);
 }
@@ -297,36 +281,36 @@ static void test_directory(void)
     path_in(out_json, sizeof(out_json), "dir.json");
     CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target sim --timing none --users 1 -o %s -q", dir, out_json), 0);
     cJSON *s = read_json(out_json);
-    CHECK_INT(num(s, "agentic.traces"), 2);
-    CHECK_INT(num(s, "agentic.files_skipped"), 1);
-    CHECK_INT(num(s, "requests_finished"), 16);
+    CHECK_INT(itest_json_num(s, "agentic.traces"), 2);
+    CHECK_INT(itest_json_num(s, "agentic.files_skipped"), 1);
+    CHECK_INT(itest_json_num(s, "requests_finished"), 16);
     /* One at a time: the second trace's main agent starts after the first
      * trace's last request ended. */
     double first_end = 0, second_start = 1e18;
     const cJSON *x;
     cJSON_ArrayForEach(x, cJSON_GetObjectItem(s, "sessions"))
     {
-        if (strcmp(str(x, "trace"), "synthetic") == 0 && num(x, "end_ms") > first_end)
-            first_end = num(x, "end_ms");
-        if (strcmp(str(x, "trace"), "synthetic~2") == 0 || strcmp(str(x, "session"), "synthetic/main") != 0)
+        if (strcmp(itest_json_str(x, "trace"), "synthetic") == 0 && itest_json_num(x, "end_ms") > first_end)
+            first_end = itest_json_num(x, "end_ms");
+        if (strcmp(itest_json_str(x, "trace"), "synthetic~2") == 0 || strcmp(itest_json_str(x, "session"), "synthetic/main") != 0)
             continue;
     }
     cJSON_ArrayForEach(x, cJSON_GetObjectItem(s, "requests"))
     {
-        if (strcmp(str(x, "trace"), "synthetic") != 0 && num(x, "sent_ms") < second_start)
-            second_start = num(x, "sent_ms");
+        if (strcmp(itest_json_str(x, "trace"), "synthetic") != 0 && itest_json_num(x, "sent_ms") < second_start)
+            second_start = itest_json_num(x, "sent_ms");
     }
     CHECK(second_start >= first_end);
     /* Same trace twice, but its ids are its own: the second run shares
      * nothing with the first, so the ideal is each run's alone. */
-    CHECK_NEAR(num(s, "cache.ideal_hit_ratio"), 60.0 / 119.0, 1e-9);
+    CHECK_NEAR(itest_json_num(s, "cache.ideal_hit_ratio"), 60.0 / 119.0, 1e-9);
     cJSON_Delete(s);
 
     CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target sim --timing none --users 2 --recycle "
                   "--requests 20 -o %s -q", dir, out_json), 0);
     s = read_json(out_json);
-    CHECK_INT(num(s, "requests_sent"), 20);
-    CHECK(num(s, "agentic.runs") >= 3); /* a fourth may start before the 20th request goes */
+    CHECK_INT(itest_json_num(s, "requests_sent"), 20);
+    CHECK(itest_json_num(s, "agentic.runs") >= 3); /* a fourth may start before the 20th request goes */
     cJSON_Delete(s);
 
     /* Wrong options for the kind of trace. */
@@ -371,15 +355,15 @@ static void test_options(void)
     /* Over 1200 tokens at 2 %: main's requests from 63096 tokens on (6),
      * the Plan agent spawned after one of them (11), and the last 3 and 7
      * requests of two Explore agents. */
-    CHECK_INT(num(s, "agentic.requests_dropped"), 6 + 11 + 3 + 7);
-    CHECK_INT(num(s, "requests_finished"), 53 - 27);
+    CHECK_INT(itest_json_num(s, "agentic.requests_dropped"), 6 + 11 + 3 + 7);
+    CHECK_INT(itest_json_num(s, "requests_finished"), 53 - 27);
     CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(s, "agentic"), "template_tokens"), "big") != NULL);
     const cJSON *x;
     cJSON_ArrayForEach(x, cJSON_GetObjectItem(s, "requests"))
     {
-        if (strcmp(str(x, "state"), "ok") != 0)
+        if (strcmp(itest_json_str(x, "state"), "ok") != 0)
             continue;
-        CHECK(fabs(num(x, "prompt_tokens") - num(x, "isl")) <= 1.3);
+        CHECK(fabs(itest_json_num(x, "prompt_tokens") - itest_json_num(x, "isl")) <= 1.3);
     }
     size_t len;
     char *text = itest_read_file(log, &len);
@@ -502,7 +486,7 @@ static void test_export(void)
     CHECK_INT(itest_runf(out, sizeof(out), "replay %s --target sim --timing none --sim-slots 4 "
                   "--sim-decode-tps 5000 --sim-prefill-tps 1000000 -o %s -q", exported, out_json), 0);
     cJSON *s = read_json(out_json);
-    CHECK_INT(num(s, "requests_finished"), 5);
+    CHECK_INT(itest_json_num(s, "requests_finished"), 5);
     /* Recorded request i (log order = end order, one at a time here) and
      * its replay: the same session, place, input and sharing. */
     static const struct {
@@ -514,19 +498,19 @@ static void test_export(void)
         const cJSON *x = NULL, *y;
         cJSON_ArrayForEach(y, cJSON_GetObjectItem(s, "requests"))
         {
-            if (strcmp(str(y, "session"), map[i].session) == 0 && num(y, "index") == map[i].index)
+            if (strcmp(itest_json_str(y, "session"), map[i].session) == 0 && itest_json_num(y, "index") == map[i].index)
                 x = y;
         }
         CHECK(x != NULL);
         if (!x)
             continue;
-        CHECK_STR(str(rec[i], "session"), i == 1 || i == 2 ? "helper" : "main");
-        CHECK_INT(num(x, "in"), num(rec[i], "prompt_tokens"));
-        CHECK(fabs(num(x, "prompt_tokens") - num(rec[i], "prompt_tokens")) <= 64);
-        CHECK_INT(num(x, "out"), num(rec[i], "output_tokens"));
-        double got = num(x, "cached_tokens"), want = num(rec[i], "cached_tokens");
+        CHECK_STR(itest_json_str(rec[i], "session"), i == 1 || i == 2 ? "helper" : "main");
+        CHECK_INT(itest_json_num(x, "in"), itest_json_num(rec[i], "prompt_tokens"));
+        CHECK(fabs(itest_json_num(x, "prompt_tokens") - itest_json_num(rec[i], "prompt_tokens")) <= 64);
+        CHECK_INT(itest_json_num(x, "out"), itest_json_num(rec[i], "output_tokens"));
+        double got = itest_json_num(x, "cached_tokens"), want = itest_json_num(rec[i], "cached_tokens");
         fprintf(stderr, "%s[%d]: prompt %g/%g cached %g/%g\n", map[i].session, map[i].index,
-                num(x, "prompt_tokens"), num(rec[i], "prompt_tokens"), got, want);
+                itest_json_num(x, "prompt_tokens"), itest_json_num(rec[i], "prompt_tokens"), got, want);
         CHECK(fabs(got - want) <= 64 + 8);
         cJSON_Delete(rec[i]);
     }
@@ -534,8 +518,8 @@ static void test_export(void)
     const cJSON *y;
     cJSON_ArrayForEach(y, cJSON_GetObjectItem(s, "requests"))
     {
-        if (num(y, "index") > 0)
-            CHECK(num(y, "ideal_blocks") > 5);
+        if (itest_json_num(y, "index") > 0)
+            CHECK(itest_json_num(y, "ideal_blocks") > 5);
     }
     cJSON_Delete(s);
 

@@ -3,6 +3,7 @@
  * timings, land in the right concurrency levels and outcomes, and export
  * as valid Prometheus text. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -44,23 +45,6 @@ static cJSON *get_json(const char *path)
         fprintf(stderr, "GET %s: not JSON: %.200s\n", path, r.body ? r.body : "(none)");
     itest_resp_free(&r);
     return j;
-}
-
-static double num(const cJSON *j, const char *path)
-{
-    /* "a.b.c" */
-    char buf[128];
-    snprintf(buf, sizeof(buf), "%s", path);
-    const cJSON *cur = j;
-    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k && cur; k = strtok_r(NULL, ".", &save))
-        cur = cJSON_GetObjectItemCaseSensitive(cur, k);
-    return cJSON_IsNumber(cur) ? cur->valuedouble : -1;
-}
-
-static const char *str(const cJSON *j, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    return cJSON_IsString(v) ? v->valuestring : "";
 }
 
 struct job {
@@ -119,19 +103,19 @@ static void test_numbers_agree(void)
     const cJSON *r;
     cJSON_ArrayForEach(r, reqs)
     {
-        CHECK_STR(str(r, "outcome"), "ok");
-        CHECK_INT(num(r, "output_tokens"), 25);
-        CHECK_INT(num(r, "server_predicted_n"), 25);
-        CHECK_INT(num(r, "token_events"), 25);
-        CHECK(num(r, "ttft_ms") > 0);
+        CHECK_STR(itest_json_str(r, "outcome"), "ok");
+        CHECK_INT(itest_json_num(r, "output_tokens"), 25);
+        CHECK_INT(itest_json_num(r, "server_predicted_n"), 25);
+        CHECK_INT(itest_json_num(r, "token_events"), 25);
+        CHECK(itest_json_num(r, "ttft_ms") > 0);
         /* Our TPOT against the sim's own predicted_ms / (n - 1). */
-        double server_tpot = num(r, "server_predicted_ms") / 24.0;
-        CHECK_NEAR(num(r, "tpot_ms"), server_tpot, 0.2);
+        double server_tpot = itest_json_num(r, "server_predicted_ms") / 24.0;
+        CHECK_NEAR(itest_json_num(r, "tpot_ms"), server_tpot, 0.2);
     }
     cJSON_Delete(reqs);
 
     cJSON *stats = get_json("/tokentap/stats");
-    double itl50 = num(stats, "overall.itl_ms.p50");
+    double itl50 = itest_json_num(stats, "overall.itl_ms.p50");
     CHECK_NEAR(itl50, 20.0, 0.2); /* 1 / 50 tokens/s */
     const cJSON *levels = cJSON_GetObjectItemCaseSensitive(stats, "by_concurrency");
     CHECK_INT(cJSON_GetArraySize(levels), 3);
@@ -139,11 +123,11 @@ static void test_numbers_agree(void)
     const cJSON *row;
     cJSON_ArrayForEach(row, levels)
     {
-        int level = (int)num(row, "concurrency");
+        int level = (int)itest_json_num(row, "concurrency");
         CHECK(level >= 1 && level <= 3);
         if (level >= 1 && level <= 3) {
-            CHECK_INT(num(row, "requests"), level);
-            ttft_level[level] = num(row, "ttft_ms.max");
+            CHECK_INT(itest_json_num(row, "requests"), level);
+            ttft_level[level] = itest_json_num(row, "ttft_ms.max");
         }
     }
     /* The queued request waited for a slot: at least the 24 decode steps
@@ -171,10 +155,10 @@ static void test_thinking(void)
     const cJSON *r;
     cJSON_ArrayForEach(r, reqs)
     {
-        CHECK(num(r, "ttfc_ms") > num(r, "ttft_ms"));
-        CHECK(num(r, "pieces.reasoning") > 0);
-        CHECK(num(r, "pieces.content") > 0);
-        CHECK_INT(num(r, "output_tokens"), num(r, "pieces.reasoning") + num(r, "pieces.content"));
+        CHECK(itest_json_num(r, "ttfc_ms") > itest_json_num(r, "ttft_ms"));
+        CHECK(itest_json_num(r, "pieces.reasoning") > 0);
+        CHECK(itest_json_num(r, "pieces.content") > 0);
+        CHECK_INT(itest_json_num(r, "output_tokens"), itest_json_num(r, "pieces.reasoning") + itest_json_num(r, "pieces.content"));
     }
     cJSON_Delete(reqs);
     stop();
@@ -209,12 +193,12 @@ static void test_outcomes(void)
     itest_resp_free(&bad.r);
 
     cJSON *stats = get_json("/tokentap/stats");
-    CHECK_INT(num(stats, "overall.outcomes.ok"), 1);
-    CHECK_INT(num(stats, "overall.outcomes.truncated"), 1);
-    CHECK_INT(num(stats, "overall.outcomes.client-abort"), 1);
-    CHECK_INT(num(stats, "overall.outcomes.http-error"), 1);
-    CHECK_INT(num(stats, "overall.ttft_ms.count"), 1);  /* only the ok one */
-    CHECK_INT(num(stats, "overall.e2e_ms.count"), 1);
+    CHECK_INT(itest_json_num(stats, "overall.outcomes.ok"), 1);
+    CHECK_INT(itest_json_num(stats, "overall.outcomes.truncated"), 1);
+    CHECK_INT(itest_json_num(stats, "overall.outcomes.client-abort"), 1);
+    CHECK_INT(itest_json_num(stats, "overall.outcomes.http-error"), 1);
+    CHECK_INT(itest_json_num(stats, "overall.ttft_ms.count"), 1);  /* only the ok one */
+    CHECK_INT(itest_json_num(stats, "overall.e2e_ms.count"), 1);
     cJSON_Delete(stats);
     stop();
 
@@ -237,9 +221,9 @@ static void test_outcomes(void)
     itest_resp_free(&ev.r);
     cJSON *reqs = get_json("/tokentap/requests?limit=1");
     const cJSON *r = cJSON_GetArrayItem(reqs, 0);
-    CHECK_STR(str(r, "outcome"), "truncated");
-    CHECK_STR(str(r, "error"), "context shift failed");
-    CHECK_INT(num(r, "token_events"), 2);
+    CHECK_STR(itest_json_str(r, "outcome"), "truncated");
+    CHECK_STR(itest_json_str(r, "error"), "context shift failed");
+    CHECK_INT(itest_json_num(r, "token_events"), 2);
     cJSON_Delete(reqs);
     itest_stop(&serve);
     itest_peer_stop(&peer);
@@ -299,13 +283,13 @@ static void test_queued_levels(void)
         const cJSON *r;
         cJSON_ArrayForEach(r, reqs)
         {
-            CHECK_STR(str(r, "route"), cases[c].path);
-            CHECK_INT(num(r, "concurrency"), 5);
+            CHECK_STR(itest_json_str(r, "route"), cases[c].path);
+            CHECK_INT(itest_json_num(r, "concurrency"), 5);
             if (n < 5) {
-                wait[n] = num(r, "slot_wait_ms");
-                e2e[n] = num(r, "e2e_ms");
+                wait[n] = itest_json_num(r, "slot_wait_ms");
+                e2e[n] = itest_json_num(r, "e2e_ms");
                 /* TTFT = slot wait + prefill, to rounding. */
-                CHECK_NEAR(num(r, "ttft_ms"), wait[n] + num(r, "prefill_ms"), 0.01);
+                CHECK_NEAR(itest_json_num(r, "ttft_ms"), wait[n] + itest_json_num(r, "prefill_ms"), 0.01);
                 n++;
             }
         }
@@ -335,11 +319,11 @@ static void test_queued_levels(void)
     const cJSON *levels = cJSON_GetObjectItemCaseSensitive(stats, "by_concurrency");
     CHECK_INT(cJSON_GetArraySize(levels), 1);
     const cJSON *row = cJSON_GetArrayItem(levels, 0);
-    CHECK_INT(num(row, "concurrency"), 5);
-    CHECK_INT(num(row, "requests"), 10);
-    CHECK_INT(num(row, "slot_wait_ms.count"), 10);
-    CHECK(num(row, "slot_wait_ms.max") > num(row, "slot_wait_ms.p50"));
-    CHECK(num(row, "prefill_ms.count") == 10);
+    CHECK_INT(itest_json_num(row, "concurrency"), 5);
+    CHECK_INT(itest_json_num(row, "requests"), 10);
+    CHECK_INT(itest_json_num(row, "slot_wait_ms.count"), 10);
+    CHECK(itest_json_num(row, "slot_wait_ms.max") > itest_json_num(row, "slot_wait_ms.p50"));
+    CHECK(itest_json_num(row, "prefill_ms.count") == 10);
     cJSON_Delete(stats);
     stop();
 }
@@ -360,17 +344,17 @@ static void test_other_routes(void)
     const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"g\"}],\"stream\":true,\"max_tokens\":5}";
     burst(5, body);
     cJSON *stats = get_json("/tokentap/stats");
-    CHECK_INT(num(stats, "overall.ttft_ms.count"), 5);
-    CHECK_INT(num(stats, "overall.requests"), 5);
-    CHECK_INT(num(stats, "requests"), 15);
+    CHECK_INT(itest_json_num(stats, "overall.ttft_ms.count"), 5);
+    CHECK_INT(itest_json_num(stats, "overall.requests"), 5);
+    CHECK_INT(itest_json_num(stats, "requests"), 15);
     const cJSON *others = cJSON_GetObjectItemCaseSensitive(stats, "other_routes");
     int health = 0;
     const cJSON *o;
     cJSON_ArrayForEach(o, others)
     {
-        if (strcmp(str(o, "route"), "/health") == 0 && num(o, "status") == 200)
-            health = (int)num(o, "requests");
-        CHECK(num(o, "duration_ms.count") == num(o, "requests"));
+        if (strcmp(itest_json_str(o, "route"), "/health") == 0 && itest_json_num(o, "status") == 200)
+            health = (int)itest_json_num(o, "requests");
+        CHECK(itest_json_num(o, "duration_ms.count") == itest_json_num(o, "requests"));
     }
     CHECK_INT(health, 2);
     cJSON_Delete(stats);
@@ -515,9 +499,13 @@ static void test_bucket_quantiles(void)
         {"tokentap_inter_token_latency_seconds", "overall.itl_ms.p50", 0.5},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        double exact = num(stats, cases[i].stat);
+        double exact = itest_json_num(stats, cases[i].stat);
         double est = r.body ? prom_quantile(r.body, cases[i].family, cases[i].q) * 1000.0 : -1;
-        CHECK(exact > 0 && est > exact * 0.9 && est < exact * 1.1);
+        /* Both fall in the bucket of the same sample, so they differ by
+         * at most one bucket's width: a factor 10^(1/20) at 20 per decade
+         * (a flat 10 % failed on 451.6 vs 501 ms, a bucket's top). */
+        double width = pow(10.0, 1.0 / 20.0) * 1.005;
+        CHECK(exact > 0 && est > exact / width && est < exact * width);
         fprintf(stderr, "%s q%.2f: buckets %.2f ms, exact %.2f ms\n", cases[i].family, cases[i].q, est,
                 exact);
     }
@@ -577,15 +565,15 @@ static void test_client_leaves_after_done(void)
 
     cJSON *reqs = get_json("/tokentap/requests?limit=1");
     const cJSON *r = cJSON_GetArrayItem(reqs, 0);
-    CHECK_STR(str(r, "outcome"), "ok");
+    CHECK_STR(itest_json_str(r, "outcome"), "ok");
     CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "client_left")));
-    CHECK_STR(str(r, "finish_reason"), "stop");
-    CHECK_INT(num(r, "server_predicted_n"), 2);
-    CHECK_INT(num(r, "output_tokens"), 2);
-    CHECK(num(r, "server_prompt_ms") > 3.4);
+    CHECK_STR(itest_json_str(r, "finish_reason"), "stop");
+    CHECK_INT(itest_json_num(r, "server_predicted_n"), 2);
+    CHECK_INT(itest_json_num(r, "output_tokens"), 2);
+    CHECK(itest_json_num(r, "server_prompt_ms") > 3.4);
     cJSON_Delete(reqs);
     cJSON *stats = get_json("/tokentap/stats");
-    CHECK_INT(num(stats, "overall.ttft_ms.count"), 1);
+    CHECK_INT(itest_json_num(stats, "overall.ttft_ms.count"), 1);
     cJSON_Delete(stats);
     CHECK_INT(itest_stop(&serve), 0);
     itest_peer_stop(&peer);

@@ -49,22 +49,6 @@ static cJSON *read_jsonl(const char *path)
     return arr;
 }
 
-static double num(const cJSON *j, const char *path)
-{
-    char buf[128];
-    snprintf(buf, sizeof(buf), "%s", path);
-    const cJSON *cur = j;
-    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k && cur; k = strtok_r(NULL, ".", &save))
-        cur = cJSON_GetObjectItemCaseSensitive(cur, k);
-    return cJSON_IsNumber(cur) ? cur->valuedouble : -1;
-}
-
-static const char *str(const cJSON *j, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
 /* Record a small workload through serve: two sessions of two turns and
  * two single requests, spaced out in time. */
 static void record_workload(int sim_port, const char *dir)
@@ -139,13 +123,13 @@ static void test_record_and_replay(void)
     /* Offsets: recorded starts vs replayed intended starts. */
     double rec_first = 1e30, rep_first = 1e30, rep10_first = 1e30;
     const cJSON *e;
-    cJSON_ArrayForEach(e, recorded) if (num(e, "t_mono_us") < rec_first) rec_first = num(e, "t_mono_us");
-    cJSON_ArrayForEach(e, r1) if (num(e, "t.start_us") < rep_first) rep_first = num(e, "t.start_us");
-    cJSON_ArrayForEach(e, r10) if (num(e, "t.start_us") < rep10_first) rep10_first = num(e, "t.start_us");
+    cJSON_ArrayForEach(e, recorded) if (itest_json_num(e, "t_mono_us") < rec_first) rec_first = itest_json_num(e, "t_mono_us");
+    cJSON_ArrayForEach(e, r1) if (itest_json_num(e, "t.start_us") < rep_first) rep_first = itest_json_num(e, "t.start_us");
+    cJSON_ArrayForEach(e, r10) if (itest_json_num(e, "t.start_us") < rep10_first) rep10_first = itest_json_num(e, "t.start_us");
     double rec_span = 0, rep_span = 0, rep10_span = 0;
-    cJSON_ArrayForEach(e, recorded) if (num(e, "t_mono_us") - rec_first > rec_span) rec_span = num(e, "t_mono_us") - rec_first;
-    cJSON_ArrayForEach(e, r1) if (num(e, "t.start_us") - rep_first > rep_span) rep_span = num(e, "t.start_us") - rep_first;
-    cJSON_ArrayForEach(e, r10) if (num(e, "t.start_us") - rep10_first > rep10_span) rep10_span = num(e, "t.start_us") - rep10_first;
+    cJSON_ArrayForEach(e, recorded) if (itest_json_num(e, "t_mono_us") - rec_first > rec_span) rec_span = itest_json_num(e, "t_mono_us") - rec_first;
+    cJSON_ArrayForEach(e, r1) if (itest_json_num(e, "t.start_us") - rep_first > rep_span) rep_span = itest_json_num(e, "t.start_us") - rep_first;
+    cJSON_ArrayForEach(e, r10) if (itest_json_num(e, "t.start_us") - rep10_first > rep10_span) rep10_span = itest_json_num(e, "t.start_us") - rep10_first;
     CHECK(rec_span > 1000000); /* the four 300 ms pauses and the requests */
     CHECK_NEAR(rep_span, rec_span, 0.15);
     CHECK(rep10_span < rec_span / 5);
@@ -153,17 +137,17 @@ static void test_record_and_replay(void)
      * session's second turn started after its first ended. */
     cJSON_ArrayForEach(e, r1)
     {
-        CHECK_STR(str(e, "outcome"), "ok");
-        if (strcmp(str(e, "session"), "alpha") != 0)
+        CHECK_STR(itest_json_str(e, "outcome"), "ok");
+        if (strcmp(itest_json_str(e, "session"), "alpha") != 0)
             continue;
     }
     double alpha_end[2] = {0}, alpha_start[2] = {0};
     int k = 0;
     cJSON_ArrayForEach(e, r10)
     {
-        if (strcmp(str(e, "session"), "alpha") == 0 && k < 2) {
-            alpha_start[k] = num(e, "t.start_us") + num(e, "t.sent") * 1000;
-            alpha_end[k] = num(e, "t.start_us") + num(e, "t.end") * 1000;
+        if (strcmp(itest_json_str(e, "session"), "alpha") == 0 && k < 2) {
+            alpha_start[k] = itest_json_num(e, "t.start_us") + itest_json_num(e, "t.sent") * 1000;
+            alpha_end[k] = itest_json_num(e, "t.start_us") + itest_json_num(e, "t.end") * 1000;
             k++;
         }
     }
@@ -175,9 +159,9 @@ static void test_record_and_replay(void)
     summary = cJSON_Parse(text);
     free(text);
     CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(summary, "complete")));
-    CHECK_INT(num(summary, "requests_finished"), 5);
-    CHECK(num(summary, "stats.overall.ttft_ms.count") == 5);
-    CHECK(num(summary, "send_lag_ms.count") == 5);
+    CHECK_INT(itest_json_num(summary, "requests_finished"), 5);
+    CHECK(itest_json_num(summary, "stats.overall.ttft_ms.count") == 5);
+    CHECK(itest_json_num(summary, "send_lag_ms.count") == 5);
     cJSON_Delete(summary);
     cJSON_Delete(r1);
     cJSON_Delete(r10);
@@ -205,7 +189,7 @@ static void test_record_and_replay(void)
         const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(e, "body"), "messages");
         if (cJSON_GetArraySize(msgs) != 3)
             continue;
-        const char *answer = str(cJSON_GetArrayItem(msgs, 1), "content");
+        const char *answer = itest_json_str(cJSON_GetArrayItem(msgs, 1), "content");
         CHECK(strcmp(answer, "RECORDED ANSWER") != 0);
         CHECK(strlen(answer) > 0);
         found++;
@@ -262,14 +246,14 @@ static void test_live_history(void)
     {
         const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(e, "body"), "messages");
-        const char *last = str(cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1), "content");
+        const char *last = itest_json_str(cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1), "content");
         if (strcmp(last, "u2") == 0) {
-            CHECK_STR(str(cJSON_GetArrayItem(msgs, 1), "content"), "OLD0");
-            const char *answer = str(cJSON_GetArrayItem(msgs, 3), "content");
+            CHECK_STR(itest_json_str(cJSON_GetArrayItem(msgs, 1), "content"), "OLD0");
+            const char *answer = itest_json_str(cJSON_GetArrayItem(msgs, 3), "content");
             CHECK(strcmp(answer, "REC1") != 0 && strlen(answer) > 0);
             seen++;
         } else if (strcmp(last, "d1") == 0) {
-            const char *answer = str(cJSON_GetArrayItem(msgs, 1), "content");
+            const char *answer = itest_json_str(cJSON_GetArrayItem(msgs, 1), "content");
             CHECK(strcmp(answer, "RECD") != 0 && strlen(answer) > 0);
             seen++;
         }
@@ -300,12 +284,12 @@ static void test_modes(void)
     const cJSON *e;
     cJSON_ArrayForEach(e, recs)
     {
-        int c = (int)num(e, "concurrency");
+        int c = (int)itest_json_num(e, "concurrency");
         if (c > max_c)
             max_c = c;
-        CHECK_INT(num(e, "output_tokens"), 20);
+        CHECK_INT(itest_json_num(e, "output_tokens"), 20);
         /* The sim charged exactly the stated input length. */
-        CHECK_INT(num(e, "prompt_tokens") - 100 >= 0 && ((int)num(e, "prompt_tokens") - 100) % 20 == 0, 1);
+        CHECK_INT(itest_json_num(e, "prompt_tokens") - 100 >= 0 && ((int)itest_json_num(e, "prompt_tokens") - 100) % 20 == 0, 1);
     }
     CHECK_INT(max_c, 4);
     cJSON_Delete(recs);
@@ -319,7 +303,7 @@ static void test_modes(void)
     double first = 1e30, last = 0;
     cJSON_ArrayForEach(e, recs)
     {
-        double t = num(e, "t.start_us");
+        double t = itest_json_num(e, "t.start_us");
         if (t < first)
             first = t;
         if (t > last)
@@ -367,11 +351,11 @@ static void test_modes(void)
         {
             int rank = 0;
             const cJSON *o;
-            cJSON_ArrayForEach(o, recs) if (num(o, "t.start_us") < num(e, "t.start_us")) rank++;
+            cJSON_ArrayForEach(o, recs) if (itest_json_num(o, "t.start_us") < itest_json_num(e, "t.start_us")) rank++;
             if (rank == k)
                 best = e;
         }
-        order[k] = best ? str(best, "session")[1] : '?';
+        order[k] = best ? itest_json_str(best, "session")[1] : '?';
     }
     CHECK_STR(order, "012012");
     cJSON_Delete(recs);
@@ -472,7 +456,7 @@ static void test_closed_loop(void)
         int at_n = 0;
         /* After the first wave, each request starts while the n - 1
          * others run. */
-        cJSON_ArrayForEach(e, recs) if (num(e, "id") <= n || (int)num(e, "concurrency") == n) at_n++;
+        cJSON_ArrayForEach(e, recs) if (itest_json_num(e, "id") <= n || (int)itest_json_num(e, "concurrency") == n) at_n++;
         CHECK_INT(at_n, total);
         if (at_n != total || mode != n)
             fprintf(stderr, "closed loop %d: mode %ld max %ld, %d/%d records at level %d\n", n, mode,
@@ -525,8 +509,8 @@ static void test_rewrite(void)
         {
             const cJSON *th = cJSON_GetObjectItemCaseSensitive(e, "thinking");
             CHECK_INT(cJSON_IsTrue(th), cases[c].thinking);
-            CHECK_INT(num(e, "pieces.reasoning") > 0, cases[c].thinking);
-            CHECK_STR(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "rules")) ? str(e, "rules") : "",
+            CHECK_INT(itest_json_num(e, "pieces.reasoning") > 0, cases[c].thinking);
+            CHECK_STR(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "rules")) ? itest_json_str(e, "rules") : "",
                       cases[c].rules);
         }
         cJSON_Delete(recs);
@@ -628,9 +612,9 @@ static void test_interrupt(void)
     cJSON *s = cJSON_Parse(text);
     free(text);
     CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(s, "complete")));
-    CHECK(num(s, "requests_finished") >= 2);
-    CHECK(num(s, "requests_finished") < 20);
-    CHECK(num(s, "stats.overall.outcomes.client-abort") >= 1);
+    CHECK(itest_json_num(s, "requests_finished") >= 2);
+    CHECK(itest_json_num(s, "requests_finished") < 20);
+    CHECK(itest_json_num(s, "stats.overall.outcomes.client-abort") >= 1);
     cJSON_Delete(s);
 }
 

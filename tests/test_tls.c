@@ -131,23 +131,12 @@ static cJSON *admin_json(int port, const char *ca_file, const char *path)
     return j;
 }
 
-static double num(const cJSON *j, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : -1;
-}
-
-static const char *str(const cJSON *j, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
 /* The default upstream's pool counters in /tokentap/health. */
 static double pool_count(int port, const char *ca_file, const char *key)
 {
     cJSON *h = admin_json(port, ca_file, "/tokentap/health");
-    double v = num(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(h, "upstreams"), 0), key);
+    double v = itest_json_num(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(h, "upstreams"), 0), key);
     cJSON_Delete(h);
     return v;
 }
@@ -180,10 +169,10 @@ static void test_chain(void)
     for (int i = 0; i < 2; i++) {
         cJSON *reqs = admin_json(ports[i], ca, "/tokentap/requests?limit=1&gaps=1");
         const cJSON *rec = cJSON_GetArrayItem(reqs, 0);
-        CHECK_STR(str(rec, "outcome"), "ok");
-        CHECK_INT(num(rec, "token_events"), 20);
+        CHECK_STR(itest_json_str(rec, "outcome"), "ok");
+        CHECK_INT(itest_json_num(rec, "token_events"), 20);
         CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(rec, "gaps_us")), 19);
-        ttft[i] = num(rec, "ttft_ms");
+        ttft[i] = itest_json_num(rec, "ttft_ms");
         cJSON_Delete(reqs);
     }
     /* B's clock starts before A's and its first token comes after A's. */
@@ -219,11 +208,11 @@ static void test_chain(void)
     CHECK(strstr(r.body, "data: [DONE]") != NULL);
     itest_resp_free(&r);
     cJSON *reqs = admin_json(a2.port, ca, "/tokentap/requests?limit=1");
-    CHECK_INT(num(cJSON_GetArrayItem(reqs, 0), "token_events"), 20000);
+    CHECK_INT(itest_json_num(cJSON_GetArrayItem(reqs, 0), "token_events"), 20000);
     cJSON_Delete(reqs);
     reqs = admin_json(b2.port, ca, "/tokentap/requests?limit=1");
-    CHECK_STR(str(cJSON_GetArrayItem(reqs, 0), "outcome"), "ok");
-    CHECK_INT(num(cJSON_GetArrayItem(reqs, 0), "token_events"), 20000);
+    CHECK_STR(itest_json_str(cJSON_GetArrayItem(reqs, 0), "outcome"), "ok");
+    CHECK_INT(itest_json_num(cJSON_GetArrayItem(reqs, 0), "token_events"), 20000);
     cJSON_Delete(reqs);
 
     CHECK_INT(itest_stop(&b2), 0);
@@ -371,10 +360,10 @@ static void test_certificate_errors(void)
         itest_resp_free(&r);
         cJSON *reqs = admin_json(s.port, NULL, "/tokentap/requests?limit=1");
         const cJSON *rec = cJSON_GetArrayItem(reqs, 0);
-        CHECK_STR(str(rec, "upstream"), cases[i].model);
-        CHECK_STR(str(rec, "outcome"), cases[i].outcome);
+        CHECK_STR(itest_json_str(rec, "upstream"), cases[i].model);
+        CHECK_STR(itest_json_str(rec, "outcome"), cases[i].outcome);
         if (cases[i].message)
-            CHECK(strncmp(str(rec, "error"), cases[i].message, 30) == 0);
+            CHECK(strncmp(itest_json_str(rec, "error"), cases[i].message, 30) == 0);
         cJSON_Delete(reqs);
     }
     CHECK_INT(itest_stop(&s), 0);
@@ -520,7 +509,7 @@ static void test_replay_bench(void)
     char *text = itest_read_file(summary, &len);
     cJSON *j = cJSON_Parse(text);
     free(text);
-    CHECK_INT(num(j, "requests_finished"), 4);
+    CHECK_INT(itest_json_num(j, "requests_finished"), 4);
     cJSON_Delete(j);
     cJSON *reqs = admin_json(s.port, ca, "/tokentap/requests?limit=10");
     CHECK_INT(cJSON_GetArraySize(reqs), 5); /* the probe and the four */
