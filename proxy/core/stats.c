@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/splitmix.h"
+
 size_t stats_count(const double *v, size_t n)
 {
     size_t k = 0;
@@ -119,10 +121,7 @@ fail:
 
 uint64_t stats_rng_next(struct stats_rng *g)
 {
-    uint64_t z = (g->state += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
+    return splitmix_next(&g->state);
 }
 
 /* Rejects the short top range: no modulo bias. */

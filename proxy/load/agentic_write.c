@@ -7,6 +7,7 @@
 #include <event2/buffer.h>
 
 #include "core/jsonw.h"
+#include "core/splitmix.h"
 
 struct sess {
     const char *name;
@@ -22,15 +23,6 @@ struct ids {
     uint32_t *vals;
     size_t cap, n;
 };
-
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x ? x : 1;
-}
 
 static int ids_grow(struct ids *m)
 {
@@ -80,7 +72,7 @@ size_t agentic_block_hashes(const uint64_t *tokens, size_t n, uint32_t block_siz
     size_t nb = n / block_size;
     for (size_t k = 0; k < nb; k++) {
         for (size_t t = 0; t < block_size; t++)
-            h = mix(h ^ tokens[k * block_size + t]);
+            h = splitmix_hash(h ^ tokens[k * block_size + t]);
         ret[k] = h;
     }
     return nb;

@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 
 #include "core/config.h"
+#include "core/splitmix.h"
 
 /* Common three-letter English words. */
 static const char builtin[BLOCKS_MAX_WORDS][4] = {
@@ -96,20 +97,12 @@ long blocks_count_tokens(const char *json, size_t len)
     return n;
 }
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 void blocks_append(const struct blocks_vocab *v, uint64_t seed, size_t n, struct evbuffer *out)
 {
     char buf[BLOCKS_WORD_BYTES * 64];
     size_t used = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *w = v->words[splitmix64(&seed) % v->n];
+        const char *w = v->words[splitmix_next(&seed) % v->n];
         buf[used] = ' ';
         memcpy(buf + used + 1, w, 3);
         used += BLOCKS_WORD_BYTES;
@@ -124,7 +117,7 @@ void blocks_append(const struct blocks_vocab *v, uint64_t seed, size_t n, struct
 uint64_t blocks_seed(uint64_t salt, uint64_t id)
 {
     uint64_t s = salt * 0x9e3779b97f4a7c15ull ^ id;
-    return splitmix64(&s);
+    return splitmix_next(&s);
 }
 
 uint64_t blocks_before(const struct blocks_layout *l, size_t i)

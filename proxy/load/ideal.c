@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "core/splitmix.h"
+
 /* An open-addressing set of 64-bit keys, one per prefix: key(i) chains
  * key(i - 1) with id i, so equal keys mean equal prefixes (up to a 2^-64
  * chance). 0 is the empty mark (a key of 0 is stored as 1). */
@@ -12,15 +14,6 @@ struct ideal {
     size_t cap, n;
     int full;
 };
-
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x ? x : 1;
-}
 
 int ideal_new(struct ideal **ret)
 {
@@ -94,11 +87,11 @@ int ideal_add(struct ideal *c, uint64_t salt, const uint64_t *ids, size_t n, siz
         return -ENOMEM;
     /* Every prefix of a remembered prompt is remembered, so the shared
      * ones are a run from the start. */
-    uint64_t k = mix(salt);
+    uint64_t k = splitmix_hash(salt);
     size_t shared = 0;
     bool hit = true;
     for (size_t i = 0; i < n; i++) {
-        k = mix(k ^ mix(ids[i]));
+        k = splitmix_hash(k ^ splitmix_hash(ids[i]));
         if (hit && has(c, k)) {
             shared = i + 1;
             continue;

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/splitmix.h"
+
 uint64_t sim_text_hash(const void *data, size_t len, uint64_t seed)
 {
     const unsigned char *p = data;
@@ -22,14 +24,6 @@ uint32_t sim_text_count_tokens(size_t len)
     if (n == 0)
         n = 1;
     return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
-}
-
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
 }
 
 /* A piece: optional leading spaces, then a run of up to 4 word characters,
@@ -144,7 +138,7 @@ static int generate_words(char **buf, size_t *len, size_t *cap, uint64_t *rng, s
 {
     size_t produced = 0, sentence = 0;
     while (produced < tokens) {
-        const char *w = words[splitmix64(rng) % n_words];
+        const char *w = words[splitmix_next(rng) % n_words];
         size_t wl = strlen(w);
         if (*len + wl + 4 > *cap) {
             size_t c = *cap ? *cap * 2 : 256;
@@ -161,10 +155,10 @@ static int generate_words(char **buf, size_t *len, size_t *cap, uint64_t *rng, s
         memcpy(*buf + *len, w, wl);
         *len += wl;
         produced += (wl + 3) / 4;
-        if (++sentence >= 8 + splitmix64(rng) % 8) {
+        if (++sentence >= 8 + splitmix_next(rng) % 8) {
             (*buf)[(*len)++] = '.';
             produced++;
-            if (splitmix64(rng) % 3 == 0) {
+            if (splitmix_next(rng) % 3 == 0) {
                 (*buf)[(*len)++] = '\n';
                 produced++;
             }
@@ -199,7 +193,7 @@ char *sim_text_generate(uint64_t seed, size_t tokens, enum sim_piece_kind kind)
 size_t sim_text_natural_length(uint64_t seed)
 {
     uint64_t rng = seed ^ 0x5eedull;
-    return 48 + (size_t)(splitmix64(&rng) % 384);
+    return 48 + (size_t)(splitmix_next(&rng) % 384);
 }
 
 void sim_script_finish(struct sim_script *s)
