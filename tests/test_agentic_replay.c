@@ -2,7 +2,8 @@
  * trace_0277 (a main agent and four sub-agents) and of the synthetic one
  * against the built-in sim, checked against the session graph read here
  * from the file itself; the sim's slot cache seen through them; and
- * tokentap trace export of a recorded serve session, replayed again. */
+ * tokentap trace export of a recorded serve session, replayed again; and
+ * --model-map through serve to two upstreams. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <signal.h>
@@ -39,6 +40,7 @@ static cJSON *read_json(const char *path)
 
 struct greq {
     char session[128];
+    char model[64];       /* as recorded: claude-opus-..., claude-haiku-... */
     int index;
     double at;            /* recorded start, s from the trace's start */
     int in, out;
@@ -74,6 +76,7 @@ static int walk(struct graph *g, const cJSON *reqs, const char *name, double sta
         }
         struct greq *r = &g->r[g->n];
         snprintf(r->session, sizeof(r->session), "%s", name);
+        snprintf(r->model, sizeof(r->model), "%s", itest_json_str(e, "model"));
         r->index = prev < 0 ? 0 : g->r[prev].index + 1;
         r->at = start + t;
         r->in = (int)itest_json_num(e, "in");
@@ -537,6 +540,81 @@ static void test_export(void)
     CHECK_INT(itest_stop(&sim), 0);
 }
 
+/* --model-map through serve to two upstreams: the main agent and the Plan
+ * sub-agent (Opus in the trace) go to the "big" sim, the Explore
+ * sub-agents (Haiku) to the "small" one; serve rejects unknown models, so
+ * a request the map missed would fail (404). */
+static void test_model_map(void)
+{
+    struct itest_proc big, small, serve;
+    const char *bargs[] = {"sim", "--listen", "127.0.0.1:0", "--model", "big", "--decode-tps", "20000",
+                           "--prefill-tps", "1000000", NULL};
+    const char *sargs[] = {"sim", "--listen", "127.0.0.1:0", "--model", "small", "--decode-tps", "20000",
+                           "--prefill-tps", "1000000", NULL};
+    itest_spawn(&big, bargs);
+    itest_spawn(&small, sargs);
+    char conf[128], log[128], trace[600], url[64], out[65536];
+    path_in(conf, sizeof(conf), "two.yaml");
+    path_in(log, sizeof(log), "two.jsonl");
+    FILE *f = fopen(conf, "w");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fprintf(f,
+            "upstreams:\n"
+            "  - {name: big, url: 'http://127.0.0.1:%d', models: [big]}\n"
+            "  - {name: small, url: 'http://127.0.0.1:%d', models: [small]}\n"
+            "routing: {unknown_model: reject}\n",
+            big.port, small.port);
+    fclose(f);
+    const char *args[] = {"serve", "-c", conf, "--listen", "127.0.0.1:0", "--log", log, NULL};
+    itest_spawn(&serve, args);
+    snprintf(trace, sizeof(trace), "%s/agentic/trace_0277.json", fixtures);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", serve.port);
+    CHECK_INT(itest_runf(out, sizeof(out),
+                         "replay %s --target %s --timing none --isl-scale 0.01 --osl-scale 0.05 "
+                         "--model-map '*opus*=big,*haiku*=small' -q",
+                         trace, url),
+              0);
+    itest_stop(&serve);
+    itest_stop(&big);
+    itest_stop(&small);
+
+    /* Each record's upstream against its session's model in the file. */
+    struct graph *g = calloc(1, sizeof(*g));
+    graph_read(g, trace);
+    int want_big = 0, want_small = 0, got_big = 0, got_small = 0, wrong = 0, failed = 0;
+    for (int i = 0; i < g->n; i++)
+        strstr(g->r[i].model, "haiku") ? want_small++ : want_big++;
+    size_t len;
+    char *text = itest_read_file(log, &len);
+    for (char *p = text, *nl; (nl = strchr(p, '\n')); p = nl + 1) {
+        *nl = '\0';
+        cJSON *r = cJSON_Parse(p);
+        const char *session = itest_json_str(r, "session");
+        if (r && *session) {
+            bool to_small = strcmp(itest_json_str(r, "upstream"), "small") == 0;
+            const char *model = "";
+            for (int i = 0; i < g->n && !*model; i++)
+                if (strcmp(g->r[i].session, session) == 0)
+                    model = g->r[i].model;
+            to_small ? got_small++ : got_big++;
+            wrong += (strstr(model, "haiku") != NULL) != to_small;
+            failed += strcmp(itest_json_str(r, "outcome"), "ok") != 0;
+        }
+        cJSON_Delete(r);
+    }
+    free(text);
+    fprintf(stderr, "model map: big %d of %d, small %d of %d\n", got_big, want_big, got_small, want_small);
+    CHECK(want_big > 0 && want_small > 0);
+    CHECK_INT(got_big, want_big);
+    CHECK_INT(got_small, want_small);
+    CHECK_INT(wrong, 0);
+    CHECK_INT(failed, 0);
+    cJSON_Delete(g->doc);
+    free(g);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -549,6 +627,7 @@ int main(void)
     ITEST_RUN(test_directory);
     ITEST_RUN(test_options);
     ITEST_RUN(test_export);
+    ITEST_RUN(test_model_map);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
     if (system(cmd) != 0)
