@@ -710,10 +710,10 @@ static void trace_end(void *ctx, struct agentic_driver_run *run, int err)
     cap_user_done(tu->tr);
 }
 
-/* Starts one repetition of n trace users: user u runs the (u-1)th trace
- * (round the directory's traces), each with prompts of its own. Users
- * 1..n of n traces are one pass, like one of replay's rounds: only
- * global hash ids (the same text in every trace) are shared in a pass. */
+/* Starts one repetition of n trace users: user u (from 1) runs trace
+ * (u-1) mod n_traces, each with prompts of its own. Users 1..n_traces are
+ * one pass, like one of replay's rounds: only global hash ids (the same
+ * text in every trace) are shared within a pass. */
 static void cap_run_traces(struct target_run *tr, unsigned users, unsigned rep)
 {
     struct bench *b = tr->b;
