@@ -2,7 +2,8 @@
  * the simulator on a run against a separate `tokentap sim` with hidden
  * settings (they come back within 5 %), predicting the levels it was not
  * calibrated on (within 10 % of measured TTFT p50 and decode tok/s), the
- * capacity search on a simulator whose answer is known, and sweeps. */
+ * capacity search on a simulator whose answer is known (with users that
+ * are a scenario's agents, or runs of an agentic trace), and sweeps. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
@@ -310,6 +311,111 @@ static void test_capacity(void)
           NULL);
 }
 
+/* Users that are runs of an agentic trace (trace_0277, 53 requests each,
+ * scaled down) against a `tokentap sim` of one slot: the search finds at
+ * least one user, and every request of every user of every repetition is
+ * in the results, ok, under its level (the count), its user and its
+ * session's kind, in sessions of that user's own. */
+static void test_capacity_trace(void)
+{
+    static char out[1 << 18];
+    char path[160];
+    struct itest_proc sim;
+    const char *args[] = {"sim",  "--listen",         "127.0.0.1:0", "--slots",
+                          "1",    "--prefill-tps",    "1000000",     "--decode-tps",
+                          "5000", "--batch-slowdown", "0.05",        NULL};
+    itest_spawn(&sim, args);
+    CHECK_INT(run(out, sizeof(out),
+                  "bench fixtures/scenario-capacity-trace.yaml --capacity --target "
+                  "one=http://127.0.0.1:%d --out %s/trace -q",
+                  sim.port, tmp),
+              0);
+    CHECK_INT(itest_stop(&sim), 0);
+    CHECK(strstr(out, "A user is one run of an agentic trace from "
+                      "`fixtures/agentic/trace_0277.json`") != NULL);
+    snprintf(path, sizeof(path), "%s/trace/results.json", tmp);
+    cJSON *r = load(path);
+    const cJSON *cap = get(r, "capacity"), *c = capacity_of(r), *e;
+    CHECK_STR(cJSON_GetStringValue(get(cap, "unit")), "users");
+    CHECK_STR(cJSON_GetStringValue(get(get(cap, "user"), "trace")),
+              "fixtures/agentic/trace_0277.json");
+    const cJSON *agents = get(get(cap, "user"), "agents");
+    CHECK_INT(cJSON_GetArraySize(agents), 3);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(agents, 0)), "main");
+    double found = cJSON_GetNumberValue(get(c, "capacity"));
+    const char *bound = cJSON_GetStringValue(get(c, "bound"));
+    CHECK(found >= 1);
+    CHECK(bound && (strcmp(bound, "found") == 0 || strcmp(bound, "at-least") == 0));
+    char line[200];
+    snprintf(line, sizeof(line), "1 slot holds %g user%s, at TTFT p95 < 50 ms", found,
+             found == 1 ? "" : "s");
+    CHECK(strstr(out, line) != NULL);
+    /* Every user of every repetition: 53 requests, all ok, in its own
+     * sessions ("trace_0277 L<count>.<rep> u<user>/..."). */
+    int want = 0;
+    cJSON_ArrayForEach(e, get(c, "points")) want +=
+        53 * (int)cJSON_GetNumberValue(get(e, "users")) *
+        (int)cJSON_GetNumberValue(get(e, "repetitions"));
+    CHECK(want >= 53 * 3);
+    int n = 0, ok = 0, placed = 0;
+    unsigned seen[5][11] = {{0}}; /* [users][rep]: a bit per user seen */
+    cJSON_ArrayForEach(e, get(r, "requests"))
+    {
+        const cJSON *rec = get(e, "record");
+        const char *level = cJSON_GetStringValue(get(e, "level"));
+        int users = level ? atoi(level) : 0, rep = (int)cJSON_GetNumberValue(get(e, "repetition"));
+        int user = (int)cJSON_GetNumberValue(get(e, "user"));
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "trace_0277 L%d.%d u%d/", users, rep, user);
+        const char *session = cJSON_GetStringValue(get(rec, "session"));
+        const char *kind = cJSON_GetStringValue(get(rec, "kind"));
+        n++;
+        ok += strcmp(cJSON_GetStringValue(get(rec, "outcome")), "ok") == 0;
+        if (users >= 1 && users <= 4 && rep >= 1 && rep <= 10 && user >= 1 && user <= users &&
+            session && strncmp(session, prefix, strlen(prefix)) == 0 && kind &&
+            strcmp(kind, cJSON_GetStringValue(get(e, "agent"))) == 0) {
+            placed++;
+            seen[users][rep] |= 1u << user;
+        }
+    }
+    CHECK_INT(n, want);
+    CHECK_INT(ok, want);
+    CHECK_INT(placed, want);
+    cJSON_ArrayForEach(e, get(c, "points"))
+    {
+        int users = (int)cJSON_GetNumberValue(get(e, "users"));
+        for (int rep = 1; users <= 4 && rep <= (int)cJSON_GetNumberValue(get(e, "repetitions"));
+             rep++)
+            CHECK_INT(seen[users][rep], ((1u << (users + 1)) - 2));
+    }
+    cJSON_Delete(r);
+    /* compare shows the answer as it does a level's. */
+    CHECK_INT(
+        run(out, sizeof(out), "compare %s/trace/results.json %s/trace/results.json", tmp, tmp), 0);
+    snprintf(line, sizeof(line), "A: 1 slot holds %g user%s, B: 1 slot %g, at TTFT p95 < 50 ms",
+             found, found == 1 ? "" : "s", found);
+    CHECK(strstr(out, line) != NULL);
+
+    /* A trace user is no level: --levels and a run without --capacity say
+     * so; a trace that is not there is named. */
+    CHECK_INT(run(out, sizeof(out),
+                  "bench fixtures/scenario-capacity-trace.yaml --capacity --levels 1 -q"),
+              2);
+    CHECK(strstr(out, "--levels: the capacity user of fixtures/scenario-capacity-trace.yaml is a "
+                      "trace, not a level") != NULL);
+    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-capacity-trace.yaml -q"), 2);
+    CHECK(strstr(out, "has no levels: its capacity user is a trace, so it runs with --capacity") !=
+          NULL);
+    snprintf(path, sizeof(path), "%s/missing.yaml", tmp);
+    FILE *f = fopen(path, "w");
+    fputs("name: missing\ntargets:\n  one: {sim: {slots: 1}}\ncapacity:\n  slo: \"errors<1%\"\n"
+          "  user: {trace: nothing.json}\n",
+          f);
+    fclose(f);
+    CHECK_INT(run(out, sizeof(out), "bench %s --capacity -q", path), 2);
+    CHECK(strstr(out, "capacity.user.trace: ") != NULL && strstr(out, "nothing.json") != NULL);
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof(tmp), "/tmp/tokentap-capacity-XXXXXX");
@@ -318,6 +424,7 @@ int main(void)
     ITEST_RUN(test_calibrate);
     ITEST_RUN(test_predict);
     ITEST_RUN(test_capacity);
+    ITEST_RUN(test_capacity_trace);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
     if (system(cmd) != 0)

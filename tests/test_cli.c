@@ -865,7 +865,7 @@ static void test_replay_agentic(void)
     CHECK(o.agentic.isl_scale == 1 && o.agentic.osl_scale == 1);
     CHECK(!o.agentic.used && !o.agentic.recycle && !o.agentic.model_map);
     CHECK_INT(o.agentic.users, 0);
-    CHECK_INT(o.agentic.api, REPLAY_API_ANTHROPIC);
+    CHECK_INT(o.agentic.api, AGENTIC_API_ANTHROPIC);
     CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "dir", "--timing", "think", "--speed",
                     "20", "--max-gap", "30s", "-u", "4", "--ramp", "1m", "--recycle", "-d", "10m",
                     "--isl-scale", "0.05", "--osl-scale", "0.5", "--max-isl", "32000", "--api",
@@ -880,7 +880,7 @@ static void test_replay_agentic(void)
     CHECK_INT(o.duration, 600 * USEC_PER_SEC);
     CHECK(o.agentic.isl_scale == 0.05 && o.agentic.osl_scale == 0.5);
     CHECK_INT(o.agentic.max_isl, 32000);
-    CHECK_INT(o.agentic.api, REPLAY_API_OPENAI);
+    CHECK_INT(o.agentic.api, AGENTIC_API_OPENAI);
     CHECK_STR(o.agentic.model_map, "*opus*=big,*haiku*=small");
     CHECK_INT(PARSE(replay_settings_parse, &o, &err, "replay", "dir", "--timing", "none"), 0);
     CHECK_INT(o.agentic.timing, AGENTIC_TIMING_NONE);

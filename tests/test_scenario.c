@@ -962,6 +962,62 @@ static void test_sweep(void)
     scenario_free(s);
 }
 
+/* capacity.user as a trace: its settings (replay's defaults but for the
+ * think timing), a scenario without agents or levels, and the agents and
+ * user level bench makes of the trace's kinds of session. */
+static void test_trace_user(void)
+{
+    struct scenario *s =
+        load_text(HEAD "capacity:\n  slo: \"errors<1%\"\n"
+                       "  user: {trace: traces/t.json, speed: 20, osl_scale: 0.1}\n");
+    if (!s)
+        return;
+    const struct scenario_trace_user *u = &s->capacity.trace;
+    char want[1100];
+    snprintf(want, sizeof(want), "%s/traces/t.json", tmpdir);
+    CHECK_STR(u->path, want);
+    CHECK_INT(u->timing, AGENTIC_TIMING_THINK);
+    CHECK_NEAR(u->speed, 20, 1e-12);
+    CHECK_NEAR(u->isl_scale, 1, 1e-12);
+    CHECK_NEAR(u->osl_scale, 0.1, 1e-12);
+    CHECK_INT(u->max_isl, 0);
+    CHECK_INT(u->api, SCENARIO_API_ANTHROPIC);
+    CHECK_INT(s->n_agents, 0);
+    CHECK_INT(s->n_levels, 0);
+    struct config_err err;
+    const char *const kinds[] = {"main", "Explore", "Plan"};
+    CHECK_INT(scenario_capacity_trace(s, kinds, 0, &err), -EINVAL);
+    CHECK_INT(scenario_capacity_trace(s, kinds, 3, &err), 0);
+    CHECK_INT(s->n_agents, 3);
+    CHECK_STR(s->agents[1].name, "Explore");
+    CHECK_INT(s->agents[0].role, SCENARIO_ROLE_PRIMARY);
+    CHECK_INT(s->agents[2].role, SCENARIO_ROLE_SIDE);
+    CHECK_INT(s->agents[2].n_turns, 1);
+    CHECK(s->user_level && s->user_level->n_phases == 1 && s->user_level->phases[0].n_agents == 3);
+    size_t level = 9;
+    CHECK_INT(scenario_users_level(s, 4, &level), 0);
+    CHECK_INT(level, 0);
+    CHECK_INT(s->levels[0].users, 4);
+    CHECK_STR(s->levels[0].name, "4");
+    scenario_free(s);
+
+    s = load_text(HEAD "capacity:\n  user: {trace: /t.json, timing: none, max_isl: 8000, api: "
+                       "openai-chat}\n");
+    if (s) {
+        CHECK_STR(s->capacity.trace.path, "/t.json");
+        CHECK_INT(s->capacity.trace.timing, AGENTIC_TIMING_NONE);
+        CHECK_INT(s->capacity.trace.max_isl, 8000);
+        CHECK_INT(s->capacity.trace.api, SCENARIO_API_OPENAI_CHAT);
+        scenario_free(s);
+    }
+    EXPECT_ERROR(HEAD "capacity:\n  user: {trace: t.json, timing: later}\n", 5,
+                 "'timing' must be original, think or none, not 'later'");
+    EXPECT_ERROR(HEAD "capacity:\n  user: {speed: 2}\n", 5, "'trace'");
+    EXPECT_ERROR(HEAD "capacity:\n  user: {trace: t.json, sped: 2}\n", 5, "unknown key 'sped'");
+    /* A level user still needs agents and levels. */
+    EXPECT_ERROR(HEAD "capacity:\n  user: \"1\"\n", 1, "'agents'");
+}
+
 static void remove_tmpdir(void)
 {
     char cmd[600];
@@ -988,6 +1044,7 @@ int main(void)
     test_overrides();
     test_profile_file();
     test_sweep();
+    test_trace_user();
     remove_tmpdir();
     return check_done("test_scenario");
 }

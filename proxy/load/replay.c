@@ -262,6 +262,7 @@ void replay_fail(struct replay_run *run, int err)
         fprintf(stderr, "tokentap replay: %s: stopping\n", strerror(-err));
     run->failed = true;
     run->stopping = true;
+    replay_agentic_stop(run);
     evtimer_del(run->timer);
     event_base_loopexit(run->base, NULL);
 }
@@ -594,6 +595,7 @@ static void on_stop(void *arg)
     /* Stop sending; abort what is in flight; write what we have. */
     run->interrupted = true;
     run->stopping = true;
+    replay_agentic_stop(run);
     evtimer_del(run->timer);
     loadgen_abort_all(run->lg);
     event_base_loopexit(run->base, NULL);

@@ -12,7 +12,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
-#include "load/agentic_plan.h"
+#include "load/agentic_driver.h"
 #include "load/arrival.h"
 #include "rewrite/rewrite.h"
 #include "sim/sim.h"
@@ -25,12 +25,6 @@ enum replay_history {
     REPLAY_HISTORY_LIVE,
 };
 
-/* What the requests of an agentic trace are sent as. */
-enum replay_api {
-    REPLAY_API_ANTHROPIC, /* /v1/messages, as Claude Code sends */
-    REPLAY_API_OPENAI,    /* /v1/chat/completions */
-};
-
 /* Agentic traces (a directory of them, or one file, told by content). */
 struct replay_agentic_options {
     enum agentic_timing timing;  /* --timing original|think|none */
@@ -40,7 +34,7 @@ struct replay_agentic_options {
     bool recycle;                /* --recycle: the next trace (again) when one ends */
     double isl_scale, osl_scale; /* --isl-scale, --osl-scale */
     uint64_t max_isl;            /* --max-isl: drop longer requests (0 = none) */
-    enum replay_api api;         /* --api */
+    enum agentic_api api;        /* --api */
     const char *model_map;       /* --model-map PATTERN=NAME,..., NULL = recorded names */
     bool used;                   /* an option above that only agentic traces take was given */
 };

@@ -11,6 +11,7 @@
 
 #include "core/hist.h"
 #include "core/jsonw.h"
+#include "load/ideal.h"
 #include "load/replay_agentic_int.h"
 #include "tap/metrics.h"
 
@@ -30,7 +31,7 @@ struct kind {
 };
 
 static void tally_add(struct tally *t, const struct agentic_trace *tr, const struct agentic_request *r,
-                      const struct ag_result *res)
+                      const struct agentic_driver_result *res)
 {
     t->requests++;
     t->input += r->in;
@@ -90,7 +91,7 @@ static void i64(struct evbuffer *b, const char *key, int64_t v)
 }
 
 static void name(struct evbuffer *b, const char *key, const struct agentic_run *ag,
-                 const struct ag_instance *in, size_t s)
+                 const struct agentic_driver_run *in, size_t s)
 {
     evbuffer_add_printf(b, ",\"%s\":", key);
     if (s == SIZE_MAX) {
@@ -98,7 +99,7 @@ static void name(struct evbuffer *b, const char *key, const struct agentic_run *
         return;
     }
     char buf[256];
-    snprintf(buf, sizeof(buf), "%s/%s", in->prefix, ag->traces[in->trace].sessions[s].agent_id);
+    snprintf(buf, sizeof(buf), "%s/%s", in->prefix, ag->traces.t[in->trace].sessions[s].agent_id);
     jsonw_cstr(b, buf);
 }
 
@@ -112,7 +113,7 @@ static void settings_json(struct replay_run *run, struct evbuffer *b, uint64_t n
     const struct agentic_run *ag = run->ag;
     const struct replay_agentic_options *o = &run->o.agentic;
     evbuffer_add_printf(b, ",\"agentic\":{\"traces\":%zu,\"runs\":%zu,\"files_skipped\":%u,\"timing\":\"%s\",\"speed\":",
-                        ag->n_traces, ag->n_inst, ag->skipped_files, timing_name(o->timing));
+                        ag->traces.n, ag->n_inst, ag->traces.skipped_files, timing_name(o->timing));
     jsonw_double(b, run->o.sched.speed);
     evbuffer_add_printf(b, ",\"max_gap_ms\":");
     jsonw_double(b, (double)o->max_gap / 1000.0);
@@ -125,21 +126,21 @@ static void settings_json(struct replay_run *run, struct evbuffer *b, uint64_t n
     evbuffer_add_printf(b, ",\"max_isl\":%llu,\"api\":\"%s\",\"requests_dropped\":%llu,"
                            "\"requests_not_sent\":%llu,\"tokenizer\":\"%s\",\"tokenizer_note\":",
                         (unsigned long long)o->max_isl,
-                        o->api == REPLAY_API_OPENAI ? "openai" : "anthropic",
-                        (unsigned long long)ag->dropped, (unsigned long long)not_sent,
-                        ag->vocab.exact ? "exact" : "estimate");
-    jsonw_cstr(b, ag->tokenizer_note);
+                        o->api == AGENTIC_API_OPENAI ? "openai" : "anthropic",
+                        (unsigned long long)ag->d->dropped, (unsigned long long)not_sent,
+                        ag->d->vocab.exact ? "exact" : "estimate");
+    jsonw_cstr(b, ag->d->tokenizer_note);
     EVBUFFER_ADD_LIT(b, ",\"template_tokens\":{");
-    for (size_t i = 0; i < ag->n_models; i++) {
+    for (size_t i = 0; i < ag->d->n_models; i++) {
         if (i)
             EVBUFFER_ADD_LIT(b, ",");
-        jsonw_cstr(b, ag->models[i].name);
-        if (ag->models[i].measured)
-            evbuffer_add_printf(b, ":%u", ag->models[i].overhead);
+        jsonw_cstr(b, ag->d->models[i].name);
+        if (ag->d->models[i].measured)
+            evbuffer_add_printf(b, ":%u", ag->d->models[i].overhead);
         else
             EVBUFFER_ADD_LIT(b, ":null");
     }
-    evbuffer_add_printf(b, "},\"ideal_full\":%s}", ideal_full(ag->ideal) ? "true" : "false");
+    evbuffer_add_printf(b, "},\"ideal_full\":%s}", ideal_full(ag->d->ideal) ? "true" : "false");
 }
 
 static struct kind *kind_of(struct kind *kinds, size_t *n, size_t cap, const char *k)
@@ -154,14 +155,14 @@ static struct kind *kind_of(struct kind *kinds, size_t *n, size_t cap, const cha
     return x;
 }
 
-static void request_json(struct evbuffer *b, struct replay_run *run, const struct ag_instance *in,
+static void request_json(struct evbuffer *b, struct replay_run *run, const struct agentic_driver_run *in,
                          size_t s, size_t k)
 {
     const struct agentic_run *ag = run->ag;
-    const struct agentic_session *ts = &ag->traces[in->trace].sessions[s];
+    const struct agentic_session *ts = &ag->traces.t[in->trace].sessions[s];
     const struct agentic_request *r = &ts->requests[k];
     const struct agentic_step *st = &in->plan.s[s].steps[k];
-    const struct ag_result *res = &in->res[s][k];
+    const struct agentic_driver_result *res = &in->res[s][k];
     EVBUFFER_ADD_LIT(b, "{\"trace\":");
     jsonw_cstr(b, in->prefix);
     name(b, "session", ag, in, s);
@@ -192,10 +193,10 @@ static void request_json(struct evbuffer *b, struct replay_run *run, const struc
     EVBUFFER_ADD_LIT(b, "}");
 }
 
-static void session_json(struct evbuffer *b, struct replay_run *run, const struct ag_instance *in, size_t s)
+static void session_json(struct evbuffer *b, struct replay_run *run, const struct agentic_driver_run *in, size_t s)
 {
     const struct agentic_run *ag = run->ag;
-    const struct agentic_session *ts = &ag->traces[in->trace].sessions[s];
+    const struct agentic_session *ts = &ag->traces.t[in->trace].sessions[s];
     const struct agentic_plan_session *ps = &in->plan.s[s];
     EVBUFFER_ADD_LIT(b, "{\"trace\":");
     jsonw_cstr(b, in->prefix);
@@ -220,11 +221,11 @@ void replay_agentic_summary(struct replay_run *run, struct evbuffer *b)
     if (!kinds)
         return;
     for (size_t i = 0; i < ag->n_inst; i++) {
-        const struct ag_instance *in = &ag->inst[i];
-        const struct agentic_trace *t = &ag->traces[in->trace];
+        const struct agentic_driver_run *in = ag->inst[i];
+        const struct agentic_trace *t = &ag->traces.t[in->trace];
         for (size_t s = 0; s < t->n_sessions; s++) {
             for (size_t k = 0; k < t->sessions[s].n; k++) {
-                const struct ag_result *res = &in->res[s][k];
+                const struct agentic_driver_result *res = &in->res[s][k];
                 const struct agentic_request *r = &t->sessions[s].requests[k];
                 if (in->plan.s[s].steps[k].state == AGENTIC_STEP_WAITING)
                     not_sent++;
@@ -268,20 +269,20 @@ void replay_agentic_summary(struct replay_run *run, struct evbuffer *b)
     free(kinds);
     EVBUFFER_ADD_LIT(b, "],\"sessions\":[");
     for (size_t i = 0, n = 0; i < ag->n_inst; i++)
-        for (size_t s = 0; s < ag->traces[ag->inst[i].trace].n_sessions; s++, n++) {
+        for (size_t s = 0; s < ag->traces.t[ag->inst[i]->trace].n_sessions; s++, n++) {
             if (n)
                 EVBUFFER_ADD_LIT(b, ",");
-            session_json(b, run, &ag->inst[i], s);
+            session_json(b, run, ag->inst[i], s);
         }
     EVBUFFER_ADD_LIT(b, "],\"requests\":[");
     size_t rows = 0;
     for (size_t i = 0; i < ag->n_inst; i++) {
-        const struct agentic_trace *t = &ag->traces[ag->inst[i].trace];
+        const struct agentic_trace *t = &ag->traces.t[ag->inst[i]->trace];
         for (size_t s = 0; s < t->n_sessions; s++)
             for (size_t k = 0; k < t->sessions[s].n && rows < MAX_ROWS; k++) {
                 if (rows++)
                     EVBUFFER_ADD_LIT(b, ",");
-                request_json(b, run, &ag->inst[i], s, k);
+                request_json(b, run, ag->inst[i], s, k);
             }
     }
     evbuffer_add_printf(b, "],\"requests_truncated\":%s", rows >= MAX_ROWS ? "true" : "false");

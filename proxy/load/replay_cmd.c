@@ -273,7 +273,7 @@ static int parse_agentic(struct cli_parser *p, int id, const char *v, struct rep
     case OPT_MAX_ISL: r = cli_u64(p, v, 1, 100000000, &a->max_isl); break;
     case OPT_API:
         if ((r = parse_choice(p, v, apis, false, "anthropic or openai", &i)) == 0)
-            a->api = i ? REPLAY_API_OPENAI : REPLAY_API_ANTHROPIC;
+            a->api = i ? AGENTIC_API_OPENAI : AGENTIC_API_ANTHROPIC;
         break;
     case OPT_MODEL_MAP:
         if (agentic_model_map_check(v, &maperr) < 0)

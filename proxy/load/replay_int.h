@@ -114,8 +114,10 @@ int replay_agentic_load(struct replay_run *run);
 /* Asks the target for its tokenizer and template (run->lg and the target
  * are up). 0 or -ENOMEM; a target that cannot tell makes an estimate. */
 int replay_agentic_calibrate(struct replay_run *run);
-/* Sends what is due; ends the loop when all is done. */
+/* Starts runs as --users says; ends the loop when all is done. */
 void replay_agentic_dispatch(struct replay_run *run);
+/* Nothing more is sent (before aborting what is in flight); a no-op for a JSONL trace. */
+void replay_agentic_stop(struct replay_run *run);
 /* Appends the agentic parts of the summary JSON (",\"agentic\":...") to b. */
 void replay_agentic_summary(struct replay_run *run, struct evbuffer *b);
 void replay_agentic_free(struct agentic_run *ag);

@@ -150,15 +150,23 @@ void report_build_capacity(struct report_doc *doc, const struct report_plan *pla
     if (!c)
         return;
     report_doc_heading(doc, 2, "capacity", "Capacity");
+    char user[400];
+    if (c->user_trace)
+        snprintf(user, sizeof(user),
+                 "one run of an agentic trace from `%s`, with prompt text of its own (the "
+                 "kinds of its sessions are the agents)",
+                 c->user_trace);
+    else
+        snprintf(user, sizeof(user), "one copy of level `%s`'s agents",
+                 c->user_level ? c->user_level : "?");
     report_doc_para(doc,
-                    "How many %s each target holds while %s. A user is one copy of level "
-                    "`%s`'s agents; the search ran 1, 2, 4, ... users at once until the objective "
-                    "broke, bisected between the last count that held and the first that broke, "
-                    "and repeated those two until the 95 %% bootstrap CI of each verdict lay on "
-                    "one side of the limit. The capacity's CI comes from judging every count "
-                    "again on its repetitions resampled.",
-                    noun(c, 2), c->objective ? c->objective : "the objective",
-                    c->user_level ? c->user_level : "?");
+                    "How many %s each target holds while %s. A user is %s; the search ran 1, 2, "
+                    "4, ... users at once until the objective broke, bisected between the last "
+                    "count that held and the first that broke, and repeated those two until the "
+                    "95 %% bootstrap CI of each verdict lay on one side of the limit. The "
+                    "capacity's CI comes from judging every count again on its repetitions "
+                    "resampled.",
+                    noun(c, 2), c->objective ? c->objective : "the objective", user);
     if (plan->compare && plan->runs[1]->capacity.present && c->objective &&
         plan->runs[1]->capacity.objective &&
         strcmp(plan->runs[0]->capacity.objective ? plan->runs[0]->capacity.objective : "",

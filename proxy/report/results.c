@@ -608,6 +608,7 @@ static int read_capacity(struct results *r, const cJSON *root, struct config_err
     c->present = true;
     c->objective = str(cap, "objective");
     c->user_level = str(get(cap, "user"), "level");
+    c->user_trace = str(get(cap, "user"), "trace");
     c->unit = str(cap, "unit");
     c->max_users = num(cap, "max_users");
     int i = 0;

@@ -185,7 +185,9 @@ struct results_capacity {
     const char *objective; /* borrowed: the objectives' texts, ", "-joined */
     struct results_objective objectives[RESULTS_MAX_OBJECTIVES];
     size_t n_objectives;
-    const char *user_level; /* borrowed: the level whose agents are one user */
+    const char *user_level; /* borrowed: the level whose agents are one user, or NULL */
+    const char *user_trace; /* borrowed: or the agentic trace (a file or directory) one
+                             * run of which is a user; NULL when the user is a level */
     const char *unit;       /* borrowed: "agents" (a user is one agent) or "users" */
     double max_users;       /* NaN when absent */
     struct results_capacity_target *targets; /* owned */

@@ -15,6 +15,7 @@
 #include "core/cli.h"
 #include "core/config.h"
 #include "core/files.h"
+#include "load/agentic_driver.h"
 #include "load/loadgen.h"
 #include "core/log.h"
 #include "wire/loop.h"
@@ -32,6 +33,7 @@
 #include "tap/metrics.h"
 
 struct bench;
+struct trace_user;
 
 struct target_run {
     struct bench *b;                 /* borrowed */
@@ -43,9 +45,13 @@ struct target_run {
     char url[300];
     cJSON *props;                    /* owned: its GET /props, NULL when it has none */
     /* Capacity runs: the target's search, and the users of the
-     * repetition in progress (each one copy of the user level). */
+     * repetition in progress (each one copy of the user level, or one run
+     * of the user trace). */
     struct capacity_search *search;  /* owned */
-    struct level_run **users;        /* owned: n_users runs, each owned */
+    struct level_run **users;        /* owned: n_users runs, each owned (NULL for trace users) */
+    struct trace_user *tusers;       /* owned: n_users trace users (NULL for level copies) */
+    struct agentic_driver *ag;       /* owned: runs trace users (NULL without) */
+    unsigned rounds;                 /* passes over the traces started (trace text of their own) */
     unsigned n_users, users_left;
     size_t level;                    /* the count in progress: an index into scenario.levels */
     unsigned reps[SCENARIO_MAX_LEVELS]; /* repetitions run of each level */
@@ -65,6 +71,15 @@ struct agent_run {
     char *system;                    /* owned: expanded system prompt, NULL = none */
     char *joined;                    /* owned: the last {{agents.X.all}} text handed out */
     bool running, done;
+};
+
+/* A capacity user that is one run of the scenario's trace. */
+struct trace_user {
+    struct target_run *tr;          /* borrowed */
+    struct agentic_driver_run *run; /* owned */
+    size_t level;                   /* index into scenario.levels */
+    unsigned rep, user;             /* 1-based */
+    usec_t start, end;              /* its start, its last answer */
 };
 
 /* One target running one level once. */
@@ -117,18 +132,28 @@ struct bench {
     struct ui *ui;                   /* owned: --ui */
     /* --capacity: each target's search for the most users the objective holds. */
     bool capacity;
+    struct agentic_driver_traces traces; /* owned: the user trace(s); n == 0 without */
     struct capacity_slo slo;
     struct capacity_settings search;
 };
 
 static void step(struct bench *b);
-static void cap_user_done(struct level_run *lr);
+static void cap_user_done(struct target_run *tr);
 static void level_agent_done(struct level_run *lr);
+
+/* Nothing more goes from the trace users (before aborting what is in flight). */
+static void stop_traces(struct bench *b)
+{
+    for (size_t i = 0; i < b->n_targets; i++)
+        if (b->targets[i].ag)
+            agentic_driver_stop(b->targets[i].ag);
+}
 
 /* Ends the run early: the results so far are written, marked incomplete. */
 static void stop_failed(struct bench *b)
 {
     b->failed = true;
+    stop_traces(b);
     event_base_loopexit(b->base, NULL);
 }
 
@@ -238,29 +263,18 @@ static void *grow(void *rows, size_t size, size_t n, size_t *cap)
     return p;
 }
 
-/* A finished turn becomes a row of the results. 0 or -ENOMEM. */
-static int keep_request(struct agent_run *ar, const struct loadgen_result *res,
-                        const struct scenario_check_result *cr, bool checked)
+/* A finished request becomes a row of the results: where (the record and
+ * the preview from res). 0 or -ENOMEM. */
+static int keep_request(struct bench *b, const struct bench_request *where,
+                        const struct loadgen_result *res)
 {
-    struct level_run *lr = ar->lr;
-    struct bench *b = lr->b;
     struct bench_request *rows =
         grow(b->requests, sizeof(*rows), b->n_requests, &b->cap_requests);
     if (!rows)
         return -ENOMEM;
     b->requests = rows;
     struct bench_request *q = &rows[b->n_requests];
-    *q = (struct bench_request){
-        .target = lr->tr->index,
-        .level = lr->level,
-        .agent = ar->agent,
-        .repetition = lr->rep,
-        .user = lr->user,
-        .turn = ar->turn + 1,
-        .phase = ar->phase,
-        .checked = checked,
-        .check = *cr,
-    };
+    *q = *where;
     if (record_copy(&q->rec, res->rec, true) < 0)
         return -ENOMEM;
     /* The first BENCH_PREVIEW_CHARS characters, and at most the bytes
@@ -295,7 +309,18 @@ static void turn_done(void *ctx, const struct loadgen_result *res)
         scenario_check(turn->check, res->content, res->reasoning, &cr);
     if (turn->check && !cr.pass && !b->interrupted)
         b->checks_failed++;
-    int r = b->interrupted ? 0 : keep_request(ar, res, &cr, turn->check != NULL);
+    struct bench_request where = {
+        .target = lr->tr->index,
+        .level = lr->level,
+        .agent = ar->agent,
+        .repetition = lr->rep,
+        .user = lr->user,
+        .turn = ar->turn + 1,
+        .phase = ar->phase,
+        .checked = turn->check != NULL,
+        .check = cr,
+    };
+    int r = b->interrupted ? 0 : keep_request(b, &where, res);
     /* Later turns carry every earlier answer: without it the agent cannot
      * go on (build_body refuses). */
     char *answer = r == 0 ? strdup(res->content ? res->content : "") : NULL;
@@ -454,7 +479,7 @@ static void level_agent_done(struct level_run *lr)
     lr->done = true;
     lr->end = clock_now();
     if (b->capacity) {
-        cap_user_done(lr);
+        cap_user_done(lr->tr);
         return;
     }
     for (size_t i = 0; i < b->n_running; i++)
@@ -528,25 +553,29 @@ static struct level_run *level_run_new(struct bench *b, struct target_run *tr, s
 
 /* --- the plan: level by level, repetition by repetition --- */
 
-/* The level's wall time goes into results; the run itself is done (freed). */
-static void keep_level_run(struct bench *b, struct level_run *lr)
+/* A level run's (or a trace user's) wall time goes into results. */
+static void keep_wall(struct bench *b, const struct bench_level_run *row)
 {
     struct bench_level_run *rows =
         grow(b->level_runs, sizeof(*rows), b->n_level_runs, &b->cap_level_runs);
     if (rows) {
         b->level_runs = rows;
-        rows[b->n_level_runs++] = (struct bench_level_run){
-            .target = lr->tr->index,
-            .level = lr->level,
-            .repetition = lr->rep,
-            .user = lr->user,
-            .start = lr->start,
-            .wall = clock_diff(lr->end, lr->start),
-        };
+        rows[b->n_level_runs++] = *row;
     } else {
         log_error("out of memory");
         stop_failed(b);
     }
+}
+
+/* The level's wall time goes into results; the run itself is done (freed). */
+static void keep_level_run(struct bench *b, struct level_run *lr)
+{
+    keep_wall(b, &(struct bench_level_run){.target = lr->tr->index,
+                                           .level = lr->level,
+                                           .repetition = lr->rep,
+                                           .user = lr->user,
+                                           .start = lr->start,
+                                           .wall = clock_diff(lr->end, lr->start)});
     level_run_free(lr);
 }
 
@@ -622,11 +651,97 @@ static void cap_step(struct target_run *tr);
 
 static void clear_users(struct target_run *tr)
 {
-    for (unsigned u = 0; u < tr->n_users; u++)
+    for (unsigned u = 0; u < tr->n_users && tr->users; u++)
         keep_level_run(tr->b, tr->users[u]);
+    for (unsigned u = 0; u < tr->n_users && tr->tusers; u++) {
+        struct trace_user *tu = &tr->tusers[u];
+        keep_wall(tr->b, &(struct bench_level_run){.target = tr->index,
+                                                   .level = tu->level,
+                                                   .repetition = tu->rep,
+                                                   .user = tu->user,
+                                                   .start = tu->start,
+                                                   .wall = clock_diff(tu->end, tu->start)});
+        agentic_driver_run_free(tu->run);
+    }
     free(tr->users);
+    free(tr->tusers);
     tr->users = NULL;
+    tr->tusers = NULL;
     tr->n_users = 0;
+}
+
+/* A trace user's request finished: a row of the results, in the agent of
+ * its session's kind, turn 1. */
+static void trace_record(void *ctx, struct agentic_driver_run *run, size_t session, size_t index,
+                         const struct loadgen_result *res)
+{
+    struct trace_user *tu = ctx;
+    struct bench *b = tu->tr->b;
+    b->done++;
+    if (res->rec->outcome != RECORD_OK)
+        b->errors++;
+    tu->end = clock_now();
+    if (b->interrupted)
+        return;
+    const char *kind = b->traces.t[run->trace].sessions[session].kind;
+    const struct scenario_agent *a = scenario_find_agent(b->s, kind);
+    struct bench_request where = {
+        .target = tu->tr->index,
+        .level = tu->level,
+        .agent = a ? (size_t)(a - b->s->agents) : b->s->n_agents - 1, /* the last takes the rest */
+        .repetition = tu->rep,
+        .user = tu->user,
+        .turn = 1,
+    };
+    if (keep_request(b, &where, res) < 0) {
+        log_error("out of memory");
+        stop_failed(b);
+    }
+}
+
+static void trace_end(void *ctx, struct agentic_driver_run *run, int err)
+{
+    struct trace_user *tu = ctx;
+    if (err < 0) {
+        log_error("out of memory");
+        stop_failed(tu->tr->b);
+        return;
+    }
+    cap_user_done(tu->tr);
+}
+
+/* Starts one repetition of n trace users: user u (from 1) runs trace
+ * (u-1) mod n_traces, each with prompts of its own. Users 1..n_traces are
+ * one pass, like one of replay's rounds: only global hash ids (the same
+ * text in every trace) are shared within a pass. */
+static void cap_run_traces(struct target_run *tr, unsigned users, unsigned rep)
+{
+    struct bench *b = tr->b;
+    usec_t now = clock_now();
+    unsigned first = tr->rounds + 1;
+    tr->rounds += (unsigned)((users + b->traces.n - 1) / b->traces.n);
+    tr->tusers = calloc(users, sizeof(*tr->tusers));
+    if (!tr->tusers)
+        goto fail;
+    tr->users_left = users;
+    for (unsigned u = 0; u < users; u++) {
+        struct trace_user *tu = &tr->tusers[u];
+        size_t trace = u % b->traces.n;
+        *tu = (struct trace_user){
+            .tr = tr, .level = tr->level, .rep = rep, .user = u + 1, .start = now, .end = now};
+        char prefix[160];
+        snprintf(prefix, sizeof(prefix), "%s L%s.%u u%u", b->traces.t[trace].id,
+                 b->s->levels[tr->level].name, rep, u + 1);
+        struct agentic_driver_cbs cbs = {.record = trace_record, .end = trace_end, .ctx = tu};
+        unsigned round = first + (unsigned)(u / b->traces.n);
+        if (agentic_driver_start(tr->ag, trace, now, round, prefix, &cbs, &tu->run) < 0)
+            goto fail;
+        tr->n_users++;
+    }
+    return;
+fail:
+    log_error("out of memory");
+    stop_failed(b);
 }
 
 /* Starts one repetition of the count in progress: that many copies of
@@ -636,6 +751,10 @@ static void cap_run(struct target_run *tr)
     struct bench *b = tr->b;
     unsigned users = b->s->levels[tr->level].users;
     unsigned rep = ++tr->reps[tr->level];
+    if (tr->ag) {
+        cap_run_traces(tr, users, rep);
+        return;
+    }
     tr->users = calloc(users, sizeof(*tr->users));
     if (!tr->users)
         goto fail;
@@ -711,11 +830,10 @@ static void cap_step(struct target_run *tr)
     cap_run(tr);
 }
 
-/* A user's level run finished; when the repetition's last one does, its
- * values go to the search and the next step runs. */
-static void cap_user_done(struct level_run *lr)
+/* A user (level run or trace run) finished; when the repetition's last
+ * one does, its values go to the search and the next step runs. */
+static void cap_user_done(struct target_run *tr)
 {
-    struct target_run *tr = lr->tr;
     struct bench *b = tr->b;
     if (--tr->users_left > 0)
         return;
@@ -942,6 +1060,39 @@ static int probe(struct bench *b, struct target_run *tr)
     return 0;
 }
 
+/* Trace users: their prompt text calibrated on the target's tokenizer
+ * and template, as replay does. 0 or -1 (printed). */
+static int setup_traces(struct bench *b, struct target_run *tr)
+{
+    const struct scenario_trace_user *u = &b->s->capacity.trace;
+    struct agentic_driver_options o = {
+        .base = b->base,
+        .lg = tr->lg,
+        .url = tr->url,
+        .tls = b->tls,
+        .traces = &b->traces,
+        .timing = u->timing,
+        .speed = u->speed,
+        .isl_scale = u->isl_scale,
+        .osl_scale = u->osl_scale,
+        .max_isl = u->max_isl,
+        .api = u->api == SCENARIO_API_OPENAI_CHAT ? AGENTIC_API_OPENAI : AGENTIC_API_ANTHROPIC,
+        .model = tr->t->model,
+    };
+    struct config_err err;
+    int r = agentic_driver_new(&o, &tr->ag);
+    if (r == 0)
+        r = agentic_driver_calibrate(tr->ag, &err);
+    if (r == -EINVAL)
+        fprintf(stderr, "tokentap bench: target '%s': %s\n", tr->t->name, err.msg);
+    else if (r < 0)
+        log_error("out of memory");
+    else if (!b->quiet)
+        fprintf(stderr, "tokentap bench: target '%s': trace prompt sizes: %s\n", tr->t->name,
+                tr->ag->tokenizer_note);
+    return r < 0 ? -1 : 0;
+}
+
 static int setup_target(struct bench *b, struct target_run *tr, const struct scenario_target *t,
                         size_t index)
 {
@@ -992,12 +1143,14 @@ static int setup_target(struct bench *b, struct target_run *tr, const struct sce
     lo.stream_timeout = b->s->timeout;
     lo.pool.tls = b->tls;
     lo.live = b->ui ? ui_live(b->ui) : NULL;
+    lo.keep_text = b->traces.n == 0; /* trace users' answers are not read */
     struct config_err err;
     if (loadgen_new(b->base, &lo, &tr->lg, &err) < 0) {
         fprintf(stderr, "tokentap bench: target '%s': %s\n", t->name, err.msg);
         return -EINVAL;
     }
-    return probe(b, tr);
+    int r = probe(b, tr);
+    return r == 0 && b->traces.n ? setup_traces(b, tr) : r;
 }
 
 /* --- progress and signals --- */
@@ -1022,6 +1175,7 @@ static void on_stop(void *arg)
 {
     struct bench *b = arg;
     b->interrupted = true;
+    stop_traces(b);
     for (size_t i = 0; i < b->n_targets; i++)
         if (b->targets[i].lg)
             loadgen_abort_all(b->targets[i].lg);
@@ -1042,6 +1196,32 @@ static void make_out_dir(struct bench *b, const char *given)
         strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
         snprintf(b->out_dir, sizeof(b->out_dir), "results/%s-%s", b->s->name, stamp);
     }
+}
+
+/* A user that is a trace: its traces read, and the scenario's agents made
+ * of their kinds of session ("main" first), whose cells hold the trace
+ * users' requests. 0, -EINVAL or -ENOMEM. */
+static int plan_trace_users(struct bench *b, struct config_err *err)
+{
+    struct config_err why;
+    int r = agentic_driver_load(b->s->capacity.trace.path, &b->traces, &why);
+    if (r < 0) {
+        config_err_set(err, "%s: capacity.user.trace: %s", b->s->path, why.msg);
+        return r;
+    }
+    const char *kinds[SCENARIO_MAX_AGENTS] = {"main"};
+    size_t n = 1;
+    for (size_t i = 0; i < b->traces.n; i++) {
+        const struct agentic_trace *t = &b->traces.t[i];
+        for (size_t k = 0; k < t->n_sessions && n < SCENARIO_MAX_AGENTS; k++) {
+            size_t j = 0;
+            while (j < n && strcmp(kinds[j], t->sessions[k].kind) != 0)
+                j++;
+            if (j == n)
+                kinds[n++] = t->sessions[k].kind;
+        }
+    }
+    return scenario_capacity_trace(b->s, kinds, n, err);
 }
 
 /* --capacity: the objective (--slo, else the scenario's), the search's
@@ -1072,6 +1252,8 @@ static int plan_capacity(struct bench *b, const struct bench_settings *set, stru
     b->s->repetitions = b->search.search_reps;
     if (b->search.boundary_reps > b->search.max_reps)
         b->search.boundary_reps = b->search.max_reps;
+    if (c->trace.path)
+        return plan_trace_users(b, err);
     /* --levels has kept the one level asked for. */
     const char *user = set->levels ? b->s->levels[0].name : c->user;
     return scenario_capacity_begin(b->s, user, err);
@@ -1083,6 +1265,9 @@ static int load_plan(struct bench *b, const struct bench_settings *set)
 {
     struct config_err err;
     int r = scenario_load(set->scenario, &b->s, &err);
+    if (r == 0 && set->capacity && set->levels && b->s->capacity.trace.path)
+        r = config_err_set(&err, "--levels: the capacity user of %s is a trace, not a level",
+                           b->s->path);
     if (r == 0) {
         struct scenario_overrides ov = {.repetitions = set->repetitions, .levels = set->levels,
                                         .targets = set->targets, .n_targets = set->n_targets,
@@ -1093,6 +1278,11 @@ static int load_plan(struct bench *b, const struct bench_settings *set)
         r = scenario_apply_sweep(b->s, set->sweep, &err);
     if (r == 0 && set->capacity)
         r = plan_capacity(b, set, &err);
+    if (r == 0 && b->s->n_levels == 0 && !set->capacity)
+        r = config_err_set(&err,
+                           "%s has no levels: its capacity user is a trace, so it runs with "
+                           "--capacity",
+                           b->s->path);
     if (r < 0) {
         fprintf(stderr, "tokentap bench: %s\n", err.msg);
         return -EINVAL;
@@ -1144,10 +1334,16 @@ static void run_plan(struct bench *b)
 {
     b->tty = isatty(STDERR_FILENO);
     if (!b->quiet && b->capacity) {
-        fprintf(stderr, "tokentap bench: %s: capacity of %zu target%s at %s, a user being level %s, "
-                        "up to %u users%s -> %s/\n",
-                b->s->name, b->n_targets, b->n_targets == 1 ? "" : "s", b->slo.text,
-                b->s->user_level->name, b->search.max_users,
+        char user[300];
+        if (b->traces.n)
+            snprintf(user, sizeof(user), "one run of %s", b->s->capacity.trace.path);
+        else
+            snprintf(user, sizeof(user), "level %s", b->s->user_level->name);
+        fprintf(stderr,
+                "tokentap bench: %s: capacity of %zu target%s at %s, a user being %s, "
+                "up to %u users%s -> %s/\n",
+                b->s->name, b->n_targets, b->n_targets == 1 ? "" : "s", b->slo.text, user,
+                b->search.max_users,
                 b->all_sim ? " (simulated targets side by side)" : " (one target after another)",
                 b->out_dir);
     } else if (!b->quiet) {
@@ -1211,6 +1407,7 @@ fail:
 static void bench_free(struct bench *b)
 {
     for (size_t i = 0; i < b->n_targets; i++) {
+        agentic_driver_free(b->targets[i].ag);
         loadgen_free(b->targets[i].lg);
         metrics_free(b->targets[i].metrics);
         sim_free(b->targets[i].sim);
@@ -1223,6 +1420,7 @@ static void bench_free(struct bench *b)
         record_finish(&b->requests[i].rec);
     free(b->requests);
     free(b->level_runs);
+    agentic_driver_traces_finish(&b->traces);
     if (b->pause)
         event_free(b->pause);
     if (b->tick)

@@ -123,9 +123,12 @@ static const char *const unit_names[] = {
 static const char *const op_names[] = {[CAPACITY_LT] = "<", [CAPACITY_LE] = "<=",
                                        [CAPACITY_GT] = ">", [CAPACITY_GE] = ">="};
 
-/* A user is one agent when the user level runs one agent. */
+/* A user is one agent when the user level runs one agent (a trace's run
+ * is a user, whatever its sessions). */
 static const char *user_unit(const struct scenario *s)
 {
+    if (s->capacity.trace.path)
+        return "users";
     size_t agents = 0;
     for (size_t p = 0; s->user_level && p < s->user_level->n_phases; p++)
         agents += s->user_level->phases[p].n_agents;
@@ -149,7 +152,8 @@ int bench_capacity_build(const struct bench_results_in *in, struct results *run)
             .unit = unit_names[capacity_metric_unit(slo->o[o].metric)],
             .limit = slo->o[o].limit,
         };
-    c->user_level = in->s->user_level ? in->s->user_level->name : NULL;
+    c->user_trace = in->s->capacity.trace.path;
+    c->user_level = in->s->user_level && !c->user_trace ? in->s->user_level->name : NULL;
     c->unit = user_unit(in->s);
     c->max_users = in->search ? (double)in->search->max_users : NAN;
     c->targets = calloc(in->n_targets ? in->n_targets : 1, sizeof(*c->targets));
@@ -227,7 +231,10 @@ cJSON *bench_capacity_json(const struct bench_results_in *in, const struct resul
         cJSON_AddItemToArray(objs, x);
     }
     cJSON *user = cJSON_AddObjectToObject(o, "user");
-    cJSON_AddStringToObject(user, "level", c->user_level ? c->user_level : "");
+    if (c->user_trace)
+        cJSON_AddStringToObject(user, "trace", c->user_trace);
+    else
+        cJSON_AddStringToObject(user, "level", c->user_level ? c->user_level : "");
     cJSON *agents = cJSON_AddArrayToObject(user, "agents");
     for (size_t p = 0; s->user_level && p < s->user_level->n_phases; p++)
         for (size_t k = 0; k < s->user_level->phases[p].n_agents; k++)

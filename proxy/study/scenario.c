@@ -820,8 +820,53 @@ static int require(struct loader *L, const cJSON *root, const char *key, const c
     return 0;
 }
 
+/* capacity.user as a mapping: a user is one run of an agentic trace. The
+ * trace itself is read by bench (this module reads no trace). */
+static int parse_trace_user(struct loader *L, const cJSON *u)
+{
+    static const char *const keys[] = {"trace",     "timing",  "speed", "isl_scale",
+                                       "osl_scale", "max_isl", "api",   NULL};
+    static const char *const timings[] = {[AGENTIC_TIMING_ORIGINAL] = "original",
+                                          [AGENTIC_TIMING_THINK] = "think",
+                                          [AGENTIC_TIMING_NONE] = "none"};
+    struct scenario_trace_user *t = &L->s->capacity.trace;
+    const char *path = NULL, *timing = NULL;
+    *t = (struct scenario_trace_user){.timing = AGENTIC_TIMING_THINK,
+                                      .speed = 1,
+                                      .isl_scale = 1,
+                                      .osl_scale = 1,
+                                      .api = SCENARIO_API_ANTHROPIC};
+    int r = config_check_keys(L->doc, u, keys, L->err);
+    if (r == 0)
+        r = get_nonempty(L, u, "trace", true, &path);
+    if (r == 0)
+        r = config_get_string(L->doc, u, "timing", false, &timing, L->err);
+    if (r == 0)
+        r = config_get_double(L->doc, u, "speed", 0.001, 1e6, &t->speed, L->err);
+    if (r == 0)
+        r = config_get_double(L->doc, u, "isl_scale", 0.0001, 100, &t->isl_scale, L->err);
+    if (r == 0)
+        r = config_get_double(L->doc, u, "osl_scale", 0.0001, 100, &t->osl_scale, L->err);
+    if (r == 0)
+        r = config_get_u64(L->doc, u, "max_isl", 1, 100000000, &t->max_isl, L->err);
+    if (r == 0)
+        r = parse_api(L, u, &t->api);
+    if (r < 0)
+        return r;
+    if (timing) {
+        size_t i = 0;
+        while (i < 3 && strcmp(timing, timings[i]) != 0)
+            i++;
+        if (i == 3)
+            return config_error(L->doc, member(u, "timing"), L->err,
+                                "'timing' must be original, think or none, not '%.80s'", timing);
+        t->timing = (enum agentic_timing)i;
+    }
+    return resolve(L, path, &t->path);
+}
+
 /* `capacity:`: the objective (parsed now, so a typo stops the load), the
- * user level, the search's limits. */
+ * user (a level, or a trace), the search's limits. */
 static int parse_capacity(struct loader *L, const cJSON *c)
 {
     static const char *const keys[] = {"slo", "user", "max_users", "repetitions",
@@ -836,7 +881,9 @@ static int parse_capacity(struct loader *L, const cJSON *c)
     int r = config_check_keys(L->doc, c, keys, L->err);
     if (r == 0)
         r = get_nonempty(L, c, "slo", false, &slo);
-    if (r == 0)
+    if (r == 0 && cJSON_IsObject(member(c, "user")))
+        r = parse_trace_user(L, member(c, "user"));
+    else if (r == 0)
         r = get_nonempty(L, c, "user", false, &user);
     if (r == 0)
         r = config_get_u64(L->doc, c, "max_users", 1, CAPACITY_MAX_USERS, &max_users, L->err);
@@ -880,7 +927,8 @@ int scenario_load(const char *path, struct scenario **ret, struct config_err *er
         .max_tokens = SCENARIO_DEFAULT_MAX_TOKENS,
         .thinking = SCENARIO_THINKING_UNSET,
     };
-    const cJSON *root, *targets = NULL, *agents = NULL, *levels = NULL;
+    const cJSON *root, *targets = NULL, *agents = NULL, *levels = NULL, *cap;
+    bool trace_user;
     struct scenario *s = calloc(1, sizeof(*s));
     int r = -ENOMEM;
     if (!s || !(s->path = strdup(path))) {
@@ -896,14 +944,19 @@ int scenario_load(const char *path, struct scenario **ret, struct config_err *er
     if (r < 0)
         goto fail;
     root = config_root(L.doc);
+    /* A scenario whose capacity user is a trace needs no agents or levels. */
+    cap = member(root, "capacity");
+    trace_user = cJSON_IsObject(cap) && cJSON_IsObject(member(cap, "user"));
+    agents = member(root, "agents");
+    levels = member(root, "levels");
     r = config_check_keys(L.doc, root, keys, err);
     if (r == 0)
         r = parse_top(&L, root);
     if (r == 0)
         r = require(&L, root, "targets", &targets);
-    if (r == 0)
+    if (r == 0 && !trace_user)
         r = require(&L, root, "agents", &agents);
-    if (r == 0)
+    if (r == 0 && !trace_user)
         r = require(&L, root, "levels", &levels);
     if (r == 0)
         r = parse_vars(&L, member(root, "vars"));
@@ -911,14 +964,14 @@ int scenario_load(const char *path, struct scenario **ret, struct config_err *er
         r = parse_defaults(&L, member(root, "defaults"));
     if (r == 0)
         r = parse_targets(&L, targets);
-    if (r == 0)
+    if (r == 0 && agents)
         r = parse_agents(&L, agents);
     if (r == 0)
         r = check_templates(&L);
-    if (r == 0)
+    if (r == 0 && levels)
         r = parse_levels(&L, levels);
     if (r == 0)
-        r = parse_capacity(&L, member(root, "capacity"));
+        r = parse_capacity(&L, cap);
     if (r < 0)
         goto fail;
     config_free(L.doc);
@@ -940,6 +993,18 @@ void scenario_target_finish(struct scenario_target *t)
     free(t->sweep_value);
 }
 
+void scenario_agent_finish(struct scenario_agent *a)
+{
+    free(a->name);
+    free(a->label);
+    free(a->system);
+    for (size_t t = 0; t < a->n_turns; t++) {
+        free(a->turns[t].user);
+        scenario_check_free(a->turns[t].check);
+    }
+    free(a->turns);
+}
+
 void scenario_level_finish(struct scenario_level *lv)
 {
     free(lv->name);
@@ -958,17 +1023,8 @@ void scenario_free(struct scenario *s)
     }
     for (size_t i = 0; i < s->n_targets; i++)
         scenario_target_finish(&s->targets[i]);
-    for (size_t i = 0; i < s->n_agents; i++) {
-        struct scenario_agent *a = &s->agents[i];
-        free(a->name);
-        free(a->label);
-        free(a->system);
-        for (size_t t = 0; t < a->n_turns; t++) {
-            free(a->turns[t].user);
-            scenario_check_free(a->turns[t].check);
-        }
-        free(a->turns);
-    }
+    for (size_t i = 0; i < s->n_agents; i++)
+        scenario_agent_finish(&s->agents[i]);
     for (size_t i = 0; i < s->n_levels; i++)
         scenario_level_finish(&s->levels[i]);
     if (s->user_level)
@@ -976,6 +1032,7 @@ void scenario_free(struct scenario *s)
     free(s->user_level);
     free(s->capacity.slo);
     free(s->capacity.user);
+    free(s->capacity.trace.path);
     free(s->sweep_key);
     free(s->vars);
     free(s->targets);

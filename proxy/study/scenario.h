@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "core/clock.h"
+#include "load/agentic_plan.h"
 #include "report/results.h"
 #include "sim/sim_profile.h"
 
@@ -151,10 +152,22 @@ struct scenario_target {
     uint64_t context;      /* metadata (tokens), 0 = not given */
 };
 
+/* capacity.user as a mapping: a user is one run of an agentic trace
+ * (docs/bench.md#trace-users). */
+struct scenario_trace_user {
+    char *path;            /* owned: a trace or a directory of them, resolved against
+                            * the scenario's directory; NULL = the user is a level */
+    enum agentic_timing timing;
+    double speed, isl_scale, osl_scale; /* as replay's --speed, --isl-scale, --osl-scale */
+    uint64_t max_isl;      /* 0 = no limit */
+    enum scenario_api api;
+};
+
 /* The `capacity:` block: what `bench --capacity` searches (docs/bench.md#capacity). */
 struct scenario_capacity {
     char *slo;             /* owned: the objective's text (checked at load), NULL = none */
     char *user;            /* owned: the level whose agents are one user, NULL = the first */
+    struct scenario_trace_user trace; /* or a trace, when trace.path */
     unsigned max_users;    /* 0 = bench's default */
     unsigned repetitions;  /* of every count tried; 0 = bench's default */
     unsigned max_repetitions; /* of the boundary counts; 0 = bench's default */
@@ -181,10 +194,12 @@ struct scenario {
     size_t n_vars;
     struct scenario_target *targets; /* owned, file order, n_targets >= 1 */
     size_t n_targets;
-    struct scenario_agent *agents;   /* owned, file order, n_agents >= 1 */
+    struct scenario_agent *agents;   /* owned, file order, n_agents >= 1 (0 when the
+                                      * capacity user is a trace and none are given) */
     size_t n_agents;
     struct scenario_level *levels;   /* owned, file order, n_levels >= 1 (capacity runs:
-                                      * the counts tried, 0 at first) */
+                                      * the counts tried, 0 at first; 0 when the capacity
+                                      * user is a trace and none are given) */
     size_t n_levels;
     struct scenario_capacity capacity;
     struct scenario_level *user_level; /* owned: capacity runs' template, NULL otherwise */
@@ -280,6 +295,15 @@ int scenario_apply_sweep(struct scenario *s, const char *sweep, struct config_er
  * makes them as the search goes. 0, or -EINVAL (no such level) with the
  * known names in err. */
 int scenario_capacity_begin(struct scenario *s, const char *user, struct config_err *err);
+
+/* Capacity runs whose user is a trace: the agents become the n kinds of
+ * its sessions, each of one turn (kinds[0], the main agent, primary; the
+ * sub-agent types side tasks), the user level one parallel phase of them
+ * all, and the levels are emptied. The caller puts each request of a
+ * trace user in its kind's agent, turn 1. 0, or -EINVAL (n is 0 or more
+ * than SCENARIO_MAX_AGENTS) or -ENOMEM with the reason in err. */
+int scenario_capacity_trace(struct scenario *s, const char *const *kinds, size_t n,
+                            struct config_err *err);
 
 /* The index of the level of `users` copies of the user level (named by
  * the count), made when it is new. 0, -E2BIG past SCENARIO_MAX_LEVELS or

@@ -646,6 +646,31 @@ int scenario_apply_sweep(struct scenario *s, const char *sweep, struct config_er
 
 /* --- capacity runs: levels of n users --- */
 
+/* The user level becomes *tmpl (taking what it owns), the levels are
+ * freed, but for `keep` (whose insides tmpl took), and room is made for
+ * the counts the search tries. 0 or -ENOMEM (nothing changed). */
+static int make_user_level(struct scenario *s, const struct scenario_level *tmpl,
+                           const struct scenario_level *keep, struct config_err *err)
+{
+    struct scenario_level *user = malloc(sizeof(*user));
+    struct scenario_level *levels = calloc(SCENARIO_MAX_LEVELS, sizeof(*levels));
+    if (!user || !levels) {
+        free(user);
+        free(levels);
+        fail_msg(err, "out of memory");
+        return -ENOMEM;
+    }
+    *user = *tmpl;
+    for (size_t i = 0; i < s->n_levels; i++)
+        if (&s->levels[i] != keep)
+            scenario_level_finish(&s->levels[i]);
+    free(s->levels);
+    s->levels = levels;
+    s->n_levels = 0;
+    s->user_level = user;
+    return 0;
+}
+
 int scenario_capacity_begin(struct scenario *s, const char *user, struct config_err *err)
 {
     const struct scenario_level *l = user ? scenario_find_level(s, user) : &s->levels[0];
@@ -653,23 +678,50 @@ int scenario_capacity_begin(struct scenario *s, const char *user, struct config_
         size_t n = strlen(user);
         return unknown_name(s, true, user, n, err);
     }
-    struct scenario_level *tmpl = malloc(sizeof(*tmpl));
-    struct scenario_level *levels = calloc(SCENARIO_MAX_LEVELS, sizeof(*levels));
-    if (!tmpl || !levels) {
-        free(tmpl);
-        free(levels);
-        fail_msg(err, "out of memory");
-        return -ENOMEM;
+    return make_user_level(s, l, l, err);
+}
+
+int scenario_capacity_trace(struct scenario *s, const char *const *kinds, size_t n,
+                            struct config_err *err)
+{
+    if (n == 0 || n > SCENARIO_MAX_AGENTS)
+        return fail_msg(err, "a trace user has 1 to %d kinds of session, not %zu",
+                        SCENARIO_MAX_AGENTS, n);
+    struct scenario_agent *agents = calloc(n, sizeof(*agents));
+    struct scenario_level l = {.concurrency = 1, .name = strdup("user")};
+    l.phases = calloc(1, sizeof(*l.phases));
+    if (l.phases)
+        l.phases[l.n_phases++] = (struct scenario_phase){.kind = SCENARIO_PHASE_PARALLEL,
+                                                         .agents = calloc(n, sizeof(size_t))};
+    bool ok = agents && l.name && l.phases && l.phases[0].agents;
+    for (size_t i = 0; ok && i < n; i++) {
+        /* One turn, never sent: it holds the kind's cells (turn 1). */
+        struct scenario_agent *a = &agents[i];
+        a->role = i == 0 ? SCENARIO_ROLE_PRIMARY : SCENARIO_ROLE_SIDE;
+        a->api = s->capacity.trace.api;
+        a->name = strdup(kinds[i]);
+        a->label = strdup(kinds[i]);
+        a->turns = calloc(1, sizeof(*a->turns));
+        ok = a->name && a->label && a->turns;
+        if (ok)
+            a->turns[a->n_turns++].thinking = SCENARIO_THINKING_UNSET;
+        l.phases[0].agents[l.phases[0].n_agents++] = i;
     }
-    *tmpl = *l;
-    for (size_t i = 0; i < s->n_levels; i++)
-        if (&s->levels[i] != l)
-            scenario_level_finish(&s->levels[i]);
-    free(s->levels);
-    s->levels = levels;
-    s->n_levels = 0;
-    s->user_level = tmpl;
-    return 0;
+    if (!ok)
+        fail_msg(err, "out of memory");
+    if (ok && make_user_level(s, &l, NULL, err) == 0) {
+        for (size_t i = 0; i < s->n_agents; i++)
+            scenario_agent_finish(&s->agents[i]);
+        free(s->agents);
+        s->agents = agents;
+        s->n_agents = n;
+        return 0;
+    }
+    for (size_t i = 0; agents && i < n; i++)
+        scenario_agent_finish(&agents[i]);
+    free(agents);
+    scenario_level_finish(&l);
+    return -ENOMEM;
 }
 
 int scenario_users_level(struct scenario *s, unsigned users, size_t *ret)

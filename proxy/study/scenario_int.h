@@ -46,8 +46,9 @@ int scenario_check_parse(const struct config_doc *doc, const struct cJSON *obj,
 /* Frees c and everything it owns; NULL is a no-op. */
 void scenario_check_free(struct scenario_check *c);
 
-/* Free what one target or level owns (not the struct: it sits in an array). */
+/* Free what one target, agent or level owns (not the struct: it sits in an array). */
 void scenario_target_finish(struct scenario_target *t);
+void scenario_agent_finish(struct scenario_agent *a);
 void scenario_level_finish(struct scenario_level *lv);
 
 #endif
