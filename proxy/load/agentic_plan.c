@@ -5,6 +5,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char *const timing_names[] = {[AGENTIC_TIMING_ORIGINAL] = "original",
+                                           [AGENTIC_TIMING_THINK] = "think",
+                                           [AGENTIC_TIMING_NONE] = "none"};
+
+const char *agentic_timing_name(enum agentic_timing t)
+{
+    return timing_names[t];
+}
+
+int agentic_timing_parse(const char *s, enum agentic_timing *ret)
+{
+    for (size_t i = 0; i < sizeof(timing_names) / sizeof(timing_names[0]); i++)
+        if (strcmp(s, timing_names[i]) == 0) {
+            *ret = (enum agentic_timing)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
 int agentic_plan_init(struct agentic_plan *p, const struct agentic_trace *t,
                       const struct agentic_plan_options *o, usec_t base)
 {

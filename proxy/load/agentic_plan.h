@@ -22,6 +22,11 @@ enum agentic_timing {
     AGENTIC_TIMING_NONE,     /* as soon as what it waits for ended */
 };
 
+/* "original", "think" or "none". */
+const char *agentic_timing_name(enum agentic_timing t);
+/* The timing named s into *ret: 0, or -EINVAL when s names none. */
+int agentic_timing_parse(const char *s, enum agentic_timing *ret);
+
 struct agentic_plan_options {
     enum agentic_timing timing;
     double speed;      /* recorded times and waits are divided by it */

@@ -103,17 +103,15 @@ static void name(struct evbuffer *b, const char *key, const struct agentic_run *
     jsonw_cstr(b, buf);
 }
 
-static const char *timing_name(enum agentic_timing t)
-{
-    return t == AGENTIC_TIMING_THINK ? "think" : t == AGENTIC_TIMING_NONE ? "none" : "original";
-}
-
 static void settings_json(struct replay_run *run, struct evbuffer *b, uint64_t not_sent)
 {
     const struct agentic_run *ag = run->ag;
     const struct replay_agentic_options *o = &run->o.agentic;
-    evbuffer_add_printf(b, ",\"agentic\":{\"traces\":%zu,\"runs\":%zu,\"files_skipped\":%u,\"timing\":\"%s\",\"speed\":",
-                        ag->traces.n, ag->n_inst, ag->traces.skipped_files, timing_name(o->timing));
+    evbuffer_add_printf(b,
+                        ",\"agentic\":{\"traces\":%zu,\"runs\":%zu,\"files_skipped\":%u,\"timing\":"
+                        "\"%s\",\"speed\":",
+                        ag->traces.n, ag->n_inst, ag->traces.skipped_files,
+                        agentic_timing_name(o->timing));
     jsonw_double(b, run->o.sched.speed);
     evbuffer_add_printf(b, ",\"max_gap_ms\":");
     jsonw_double(b, (double)o->max_gap / 1000.0);

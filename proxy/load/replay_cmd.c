@@ -142,10 +142,10 @@ static int write_summary(struct replay_run *run, usec_t end)
     jsonw_cstr(b, run->o.trace);
     evbuffer_add_printf(b, ",\"target\":");
     jsonw_cstr(b, run->target_url);
-    static const char *const timings[] = {"original", "think", "none"};
-    const char *mode = run->o.sched.mode == ARRIVAL_ORIGINAL  ? timings[run->o.agentic.timing]
-                       : run->o.sched.mode == ARRIVAL_CONCURRENCY ? "concurrency"
-                                                               : "rate";
+    const char *mode = run->o.sched.mode == ARRIVAL_CONCURRENCY ? "concurrency"
+                       : run->o.sched.mode == ARRIVAL_RATE
+                           ? "rate"
+                           : agentic_timing_name(run->o.agentic.timing);
     evbuffer_add_printf(b, ",\"mode\":{\"timing\":\"%s\",\"speed\":", mode);
     jsonw_double(b, run->o.sched.speed);
     evbuffer_add_printf(b, ",\"concurrency\":%u,\"rate\":", run->o.sched.concurrency);
@@ -218,16 +218,11 @@ static int parse_timing(struct cli_parser *p, int id, const char *v, struct repl
     static const enum arrival_mode modes[] = {[OPT_TIMING] = ARRIVAL_ORIGINAL,
                                               [OPT_CONCURRENCY] = ARRIVAL_CONCURRENCY,
                                               [OPT_RATE] = ARRIVAL_RATE};
-    static const char *const timings[] = {"original", "think", "none", NULL};
     int r = 0;
     if (id == OPT_TIMING) {
-        int i = 0;
-        for (; timings[i] && strcmp(v, timings[i]) != 0; i++)
-            ;
-        if (!timings[i])
+        if (agentic_timing_parse(v, &o->agentic.timing) < 0)
             return cli_expected(p, "original, think or none", v);
-        o->agentic.timing = (enum agentic_timing)i;
-        if (i)
+        if (o->agentic.timing != AGENTIC_TIMING_ORIGINAL)
             o->agentic.used = true;
     }
     if (*timing_set && o->sched.mode != modes[id])

@@ -826,9 +826,6 @@ static int parse_trace_user(struct loader *L, const cJSON *u)
 {
     static const char *const keys[] = {"trace",     "timing",  "speed", "isl_scale",
                                        "osl_scale", "max_isl", "api",   NULL};
-    static const char *const timings[] = {[AGENTIC_TIMING_ORIGINAL] = "original",
-                                          [AGENTIC_TIMING_THINK] = "think",
-                                          [AGENTIC_TIMING_NONE] = "none"};
     struct scenario_trace_user *t = &L->s->capacity.trace;
     const char *path = NULL, *timing = NULL;
     *t = (struct scenario_trace_user){.timing = AGENTIC_TIMING_THINK,
@@ -853,15 +850,9 @@ static int parse_trace_user(struct loader *L, const cJSON *u)
         r = parse_api(L, u, &t->api);
     if (r < 0)
         return r;
-    if (timing) {
-        size_t i = 0;
-        while (i < 3 && strcmp(timing, timings[i]) != 0)
-            i++;
-        if (i == 3)
-            return config_error(L->doc, member(u, "timing"), L->err,
-                                "'timing' must be original, think or none, not '%.80s'", timing);
-        t->timing = (enum agentic_timing)i;
-    }
+    if (timing && agentic_timing_parse(timing, &t->timing) < 0)
+        return config_error(L->doc, member(u, "timing"), L->err,
+                            "'timing' must be original, think or none, not '%.80s'", timing);
     return resolve(L, path, &t->path);
 }
 
