@@ -231,11 +231,12 @@ int bench_list_scenarios(void)
             while (dl > 0 && (s->description[dl - 1] == '\n' || s->description[dl - 1] == ' '))
                 dl--;
             if (s->capacity.trace.path && s->n_levels == 0)
-                printf("%s\n    %s: agentic-trace users (--capacity), %zu targets. %.*s\n", path,
-                       s->name, s->n_targets, (int)dl, s->description);
+                printf("%s\n    %s: agentic-trace users (--capacity), %zu target%s. %.*s\n", path,
+                       s->name, s->n_targets, s->n_targets == 1 ? "" : "s", (int)dl, s->description);
             else
-                printf("%s\n    %s: %zu agents, %zu levels, %zu targets. %.*s\n", path, s->name,
-                       s->n_agents, s->n_levels, s->n_targets, (int)dl, s->description);
+                printf("%s\n    %s: %zu agents, %zu levels, %zu target%s. %.*s\n", path, s->name,
+                       s->n_agents, s->n_levels, s->n_targets, s->n_targets == 1 ? "" : "s", (int)dl,
+                       s->description);
             scenario_free(s);
         } else {
             printf("%s\n    (does not load: %s)\n", path, err.msg);
