@@ -410,7 +410,7 @@ static int serve_run(const struct serve_settings *s)
     struct serve_run run = {.drain_timeout = s->drain_timeout};
     int rc = 1;
     log_set_level(s->log_level);
-    run.base = net_event_base_new();
+    run.base = net_event_base_new(false);
     if (!run.base) {
         log_error("cannot create the event loop");
         goto fail;

@@ -105,12 +105,13 @@ int net_sockname(int fd, struct net_addr *ret)
     return 0;
 }
 
-struct event_base *net_event_base_new(void)
+struct event_base *net_event_base_new(bool precise)
 {
     struct event_config *cfg = event_config_new();
     if (!cfg)
         return NULL;
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    if (precise)
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
     struct event_base *base = event_base_new_with_config(cfg);
     event_config_free(cfg);
     return base;

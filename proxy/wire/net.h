@@ -30,10 +30,12 @@ int net_set_nodelay(int fd);
 
 struct event_base;
 
-/* A libevent loop with precise timers: the default uses a coarse clock
- * (jiffies) that lets timers fire up to ~4 ms early, too coarse for the
- * simulator's token pacing. NULL on failure. */
-struct event_base *net_event_base_new(void);
+/* A libevent loop. precise: timers on a precise clock (a timerfd with
+ * epoll), for the simulator's token pacing and the load generator's send
+ * times; the default clock is coarse (jiffies: timers may fire up to ~4 ms
+ * early) but costs no timerfd_settime call per loop pass, which a proxy
+ * whose timers are all timeouts does not need. NULL on failure. */
+struct event_base *net_event_base_new(bool precise);
 
 /* Raises the soft open-file limit to the hard one: many streams need many
  * descriptors. Best effort (the limit stays as it was on failure). */
