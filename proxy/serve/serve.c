@@ -308,6 +308,9 @@ static int start_proxy(struct serve_run *run, const struct serve_settings *s)
     so.header_timeout = s->header_timeout;
     so.body_timeout = s->body_timeout;
     so.max_connections = s->max_connections;
+    /* A burst of clients is let in a batch at a time, between the bytes
+     * of streams in progress (the loop's priorities, wire/net.h). */
+    so.accept_batch = NET_PRIO_BATCH;
     run->admin_src = (struct admin_source){
         .access = &s->admin,
         .metrics = run->metrics,
@@ -410,7 +413,7 @@ static int serve_run(const struct serve_settings *s)
     struct serve_run run = {.drain_timeout = s->drain_timeout};
     int rc = 1;
     log_set_level(s->log_level);
-    run.base = net_event_base_new(false);
+    run.base = net_event_base_new(NET_LOOP_PRIORITIES);
     if (!run.base) {
         log_error("cannot create the event loop");
         goto fail;
