@@ -3,7 +3,8 @@
  * table row per case: TTFT, inter-token gaps, time per output token, E2E,
  * slot wait and prefill, and the exchange's verdict (tap_outcome) for complete, truncated,
  * error-status, timed-out, refused and client-left exchanges; and
- * record_begin, the start every record shares. */
+ * record_begin, the start every record shares; and tapq, which holds a
+ * burst's bytes back from the taps and must change nothing they measure. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "check.h"
 #include "tap/record.h"
 #include "tap/tap.h"
+#include "tap/tapq.h"
 #include "wire/http.h"
 #include "wire/upstream.h"
 
@@ -282,10 +284,90 @@ static void test_record_begin(void)
     record_finish(&r);
 }
 
+/* Two streams whose reads interleave, fed through a small tapq the way
+ * the proxy does (a full queue is flushed), read what one stream fed
+ * directly reads: the same events, times and gaps. A piece larger than
+ * the queue is refused whole. */
+static void test_tapq(void)
+{
+    struct response res;
+    if (load(&res, "10_chat_stream.txt", BY_EVENT) < 0) {
+        CHECK(false);
+        unload(&res);
+        return;
+    }
+    struct record direct, rq[2];
+    struct tap td, tq[2];
+    record_begin(&direct, 1, "POST", "/v1/chat/completions", 20, T0);
+    tap_init(&td, &direct, direct.dialect);
+    tap_head(&td, res.head, T0 + HEAD_AFTER);
+    for (int k = 0; k < 2; k++) {
+        record_begin(&rq[k], 2 + k, "POST", "/v1/chat/completions", 20, T0);
+        tap_init(&tq[k], &rq[k], rq[k].dialect);
+        tap_head(&tq[k], res.head, T0 + HEAD_AFTER);
+    }
+    struct tapq q;
+    /* Room for about two reads of both streams: a flush feeds pieces of
+     * different times. */
+    CHECK_INT(tapq_init(&q, 1024, 8), 0);
+    size_t flushes = 0;
+    for (size_t i = 0; i < res.n_reads; i++) {
+        tap_body(&td, res.read_p[i], res.read_len[i], read_time(i));
+        for (int k = 0; k < 2; k++) {
+            /* A read handed on in two views is one piece. */
+            size_t half = res.read_len[i] / 2;
+            const char *p[2] = {res.read_p[i], res.read_p[i] + half};
+            size_t len[2] = {half, res.read_len[i] - half};
+            for (int v = 0; v < 2; v++) {
+                if (tapq_push(&q, &tq[k], p[v], len[v], read_time(i)))
+                    continue;
+                tapq_flush(&q);
+                CHECK(tapq_empty(&q));
+                CHECK(tapq_push(&q, &tq[k], p[v], len[v], read_time(i)));
+                flushes++;
+            }
+        }
+    }
+    tapq_flush(&q);
+    CHECK(flushes > 10); /* the queue filled up again and again */
+    /* What does not fit is refused whole (the caller flushes, or feeds
+     * it itself); what is queued is dropped at tapq_finish. */
+    struct tapq small;
+    char bytes[17] = {0};
+    CHECK_INT(tapq_init(&small, 16, 1), 0);
+    CHECK(!tapq_push(&small, &tq[0], bytes, 17, 1));
+    CHECK(tapq_empty(&small));
+    CHECK(tapq_push(&small, &tq[0], bytes, 8, 1));
+    CHECK(tapq_push(&small, &tq[0], bytes, 8, 1)); /* the same read: one piece */
+    CHECK(!tapq_push(&small, &tq[0], bytes, 1, 1));
+    CHECK_INT(small.n_pieces, 1);
+    tapq_finish(&small);
+    usec_t end = read_time(res.n_reads - 1) + END_AFTER;
+    tap_end(&td, end);
+    for (int k = 0; k < 2; k++) {
+        tap_end(&tq[k], end);
+        CHECK_INT(rq[k].token_events, direct.token_events);
+        CHECK_INT(record_ttft(&rq[k]), record_ttft(&direct));
+        CHECK_INT(record_tpot(&rq[k]), record_tpot(&direct));
+        CHECK_INT(rq[k].n_gaps, direct.n_gaps);
+        for (size_t i = 0; i < direct.n_gaps && i < rq[k].n_gaps; i++)
+            CHECK_INT(rq[k].gaps[i], direct.gaps[i]);
+        CHECK_INT(tap_outcome(&tq[k], 0, false), RECORD_OK);
+        tap_finish(&tq[k]);
+        record_finish(&rq[k]);
+    }
+    CHECK_INT(direct.token_events, 24);
+    tap_finish(&td);
+    record_finish(&direct);
+    tapq_finish(&q);
+    unload(&res);
+}
+
 int main(void)
 {
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         run_case(&cases[i]);
     test_record_begin();
+    test_tapq();
     return check_done("test_tap");
 }

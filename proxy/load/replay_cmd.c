@@ -491,7 +491,7 @@ static int replay_run(const struct replay_options *o)
     int r, rc = 1;
     log_set_level(o->log_level);
     net_raise_fd_limit();
-    run.base = net_event_base_new();
+    run.base = net_event_base_new(NET_LOOP_PRECISE);
     if (!run.base)
         goto fail;
     if ((run.o.config || run.o.thinking != REWRITE_THINKING_UNSET) && load_rules(&run) < 0) {

@@ -431,7 +431,7 @@ static int export_run(const struct trace_export_options *o)
     struct evbuffer *out = NULL;
     int r, rc = 1;
     log_set_level(o->log_level);
-    if (o->upstream && !(x.base = net_event_base_new()))
+    if (o->upstream && !(x.base = net_event_base_new(NET_LOOP_PRECISE)))
         goto done;
     r = read_input(&x);
     if (r < 0) {

@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "tap/capture.h"
 #include "core/config.h"
@@ -21,6 +22,8 @@
 #include "tap/reqlog.h"
 #include "rewrite/rewrite.h"
 #include "tap/tap.h"
+#include "tap/tapq.h"
+#include "wire/net.h"
 
 struct pupstream {
     char *name;                   /* owned */
@@ -78,9 +81,22 @@ struct proxy {
     struct pupstream *def;        /* borrowed: the default upstream */
     struct exchange *exchanges;   /* owned list */
     unsigned in_flight;
+    struct tapq tapq;             /* response bytes the taps read after the loop pass */
+    struct event *tap_ev;         /* owned: runs when nothing more urgent is ready */
 };
 
+/* What the taps may hold back at most (a full queue is read at once). */
+#define TAPQ_BYTES (256 * 1024)
+#define TAPQ_PIECES 4096
+
 /* --- setup --- */
+
+/* The taps read what the streams forwarded in this loop pass (tapq.h). */
+static void tap_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy *p = arg;
+    tapq_flush(&p->tapq);
+}
 
 int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct proxy **ret,
               struct config_err *err)
@@ -92,6 +108,10 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
     p->base = base;
     p->cfg = *cfg;
     p->cfg.upstreams = NULL;
+    if (tapq_init(&p->tapq, TAPQ_BYTES, TAPQ_PIECES) < 0 ||
+        !(p->tap_ev = event_new(base, -1, 0, tap_later_cb, p)))
+        goto oom;
+    event_priority_set(p->tap_ev, NET_PRIO_LATER);
     p->ups = calloc(cfg->n_upstreams ? cfg->n_upstreams : 1, sizeof(*p->ups));
     if (!p->ups)
         goto oom;
@@ -142,17 +162,19 @@ fail:
 
 static void exchange_free(struct exchange *x);
 static void finalize(struct exchange *x, enum record_outcome outcome);
+static void tap_done(struct exchange *x, usec_t t);
 
 void proxy_free(struct proxy *p)
 {
     if (!p)
         return;
+    tapq_flush(&p->tapq);
     /* Exchanges still here at exit were cut by the shutdown (the drain
      * timeout, or a second signal), not by their clients. */
     while (p->exchanges) {
         struct exchange *x = p->exchanges;
         if (x->rec.outcome == RECORD_IN_PROGRESS) {
-            tap_end(&x->tap, clock_now());
+            tap_done(x, clock_now());
             if (!x->rec.error[0])
                 snprintf(x->rec.error, sizeof(x->rec.error),
                          "cut at shutdown (--drain-timeout ended, or a second signal)");
@@ -170,6 +192,9 @@ void proxy_free(struct proxy *p)
         free(u->name);
     }
     free(p->ups);
+    if (p->tap_ev)
+        event_free(p->tap_ev);
+    tapq_finish(&p->tapq);
     free(p);
 }
 
@@ -199,6 +224,30 @@ void proxy_upstream_info(const struct proxy *p, size_t i, struct proxy_upstream_
 
 /* --- exchanges --- */
 
+/* The response ended at t: the tap reads what it still holds back, then
+ * its final facts go in the record. */
+static void tap_done(struct exchange *x, usec_t t)
+{
+    tapq_flush(&x->proxy->tapq);
+    tap_end(&x->tap, t);
+}
+
+/* Body bytes read at t go to the tap after the loop pass: in a burst, the
+ * other streams' bytes go out first (tapq.h). */
+static void tap_later(struct exchange *x, const char *data, size_t len, usec_t t)
+{
+    struct proxy *p = x->proxy;
+    bool was_empty = tapq_empty(&p->tapq);
+    if (tapq_push(&p->tapq, &x->tap, data, len, t)) {
+        if (was_empty)
+            event_active(p->tap_ev, EV_TIMEOUT, 0);
+        return;
+    }
+    tapq_flush(&p->tapq);
+    if (!tapq_push(&p->tapq, &x->tap, data, len, t))
+        tap_body(&x->tap, data, len, t); /* more than the queue holds */
+}
+
 /* The request is over: its record goes to metrics and the log. */
 static void finalize(struct exchange *x, enum record_outcome outcome)
 {
@@ -227,10 +276,12 @@ static void exchange_free(struct exchange *x)
      * left (or the proxy is shutting down): every caller let go of it. */
     assert(!x->client);
     assert(p->in_flight > 0 && (x->prev ? x->prev->next == x : p->exchanges == x));
+    /* The queue must not outlive the tap it points to. */
+    tapq_flush(&p->tapq);
     if (x->rec.outcome == RECORD_IN_PROGRESS) {
         /* What the tap read so far (usage, timings, finish) goes in the
          * record: the answer may well be whole. */
-        tap_end(&x->tap, clock_now());
+        tap_done(x, clock_now());
         finalize(x, tap_outcome(&x->tap, 0, true));
     }
     tap_finish(&x->tap);
@@ -740,7 +791,7 @@ static void on_error(void *ctx, struct server_req *req, int status, const char *
         x->begun = true;
     }
     if (x->head_sent) {
-        tap_end(&x->tap, clock_now());
+        tap_done(x, clock_now());
         finalize(x, RECORD_CLIENT_ABORT);
         x->client = NULL;
         exchange_free(x);
@@ -848,8 +899,8 @@ static void up_on_body(void *ctx, const char *data, size_t len, usec_t t)
         if (server_req_output_full(x->client))
             upstream_req_pause(x->up, true);
     }
-    /* The bytes are on their way to the client; now look at them. */
-    tap_body(&x->tap, data, len, t);
+    /* The bytes are on their way to the client; look at them later. */
+    tap_later(x, data, len, t);
 }
 
 static void up_on_drain(void *ctx)
@@ -877,7 +928,7 @@ static void up_on_done(void *ctx, int err, usec_t t)
 {
     struct exchange *x = ctx;
     x->up = NULL;
-    tap_end(&x->tap, t);
+    tap_done(x, t);
     /* After the head a timeout is the stream's silence, not the wait for
      * the response. */
     if (err == UPSTREAM_ERR_TIMEOUT && x->rec.t_response_head)

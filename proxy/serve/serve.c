@@ -308,6 +308,11 @@ static int start_proxy(struct serve_run *run, const struct serve_settings *s)
     so.header_timeout = s->header_timeout;
     so.body_timeout = s->body_timeout;
     so.max_connections = s->max_connections;
+    /* A burst of clients is let in one at a time, between the bytes of
+     * streams in progress (the loop's priorities, wire/net.h): streams
+     * accepted together reach the upstream together and then tick
+     * together for their whole life (docs/performance.md, issue 18). */
+    so.accept_batch = 1;
     run->admin_src = (struct admin_source){
         .access = &s->admin,
         .metrics = run->metrics,
@@ -410,7 +415,7 @@ static int serve_run(const struct serve_settings *s)
     struct serve_run run = {.drain_timeout = s->drain_timeout};
     int rc = 1;
     log_set_level(s->log_level);
-    run.base = net_event_base_new();
+    run.base = net_event_base_new(NET_LOOP_PRIORITIES);
     if (!run.base) {
         log_error("cannot create the event loop");
         goto fail;

@@ -203,7 +203,7 @@ static int sim_run(const struct sim_settings *s)
     struct sim_options o = s->sim;
     log_set_level(s->log_level);
     net_raise_fd_limit(); /* one connection per slot, and queued requests hold theirs */
-    struct event_base *base = net_event_base_new();
+    struct event_base *base = net_event_base_new(NET_LOOP_PRECISE);
     if (!base) {
         log_error("cannot create the event loop");
         return 1;

@@ -1299,7 +1299,7 @@ static int load_plan(struct bench *b, const struct bench_settings *set)
 /* The loop, the targets (started or probed) and the timers. 0 or -1. */
 static int prepare(struct bench *b)
 {
-    b->base = net_event_base_new();
+    b->base = net_event_base_new(NET_LOOP_PRECISE);
     if (!b->base)
         return -1;
     if (b->ui_listen) {

@@ -105,14 +105,26 @@ int net_sockname(int fd, struct net_addr *ret)
     return 0;
 }
 
-struct event_base *net_event_base_new(void)
+struct event_base *net_event_base_new(unsigned flags)
 {
     struct event_config *cfg = event_config_new();
     if (!cfg)
         return NULL;
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    if (flags & NET_LOOP_PRECISE)
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    /* After NET_PRIO_BATCH callbacks of NET_PRIO_NEW or later, the loop
+     * looks for new readiness again (and runs NET_PRIO_IO first). */
+    if ((flags & NET_LOOP_PRIORITIES) &&
+        event_config_set_max_dispatch_interval(cfg, NULL, NET_PRIO_BATCH, NET_PRIO_NEW) < 0) {
+        event_config_free(cfg);
+        return NULL;
+    }
     struct event_base *base = event_base_new_with_config(cfg);
     event_config_free(cfg);
+    if (base && (flags & NET_LOOP_PRIORITIES) && event_base_priority_init(base, NET_PRIOS) < 0) {
+        event_base_free(base);
+        return NULL;
+    }
     return base;
 }
 

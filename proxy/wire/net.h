@@ -30,10 +30,29 @@ int net_set_nodelay(int fd);
 
 struct event_base;
 
-/* A libevent loop with precise timers: the default uses a coarse clock
- * (jiffies) that lets timers fire up to ~4 ms early, too coarse for the
- * simulator's token pacing. NULL on failure. */
-struct event_base *net_event_base_new(void);
+/* A libevent loop. NET_LOOP_PRECISE: timers on a precise clock (a
+ * timerfd with epoll), for the simulator's token pacing and the load
+ * generator's send times; the default clock is coarse (jiffies: timers may
+ * fire up to ~4 ms early) but costs no timerfd_settime call per loop pass,
+ * which a proxy whose timers are all timeouts does not need.
+ * NET_LOOP_PRIORITIES: the priorities below. NULL on failure. */
+enum { NET_LOOP_PRECISE = 1, NET_LOOP_PRIORITIES = 2 };
+struct event_base *net_event_base_new(unsigned flags);
+
+/* Event priorities of a loop made with NET_LOOP_PRIORITIES, most
+ * urgent first. Each pass of the loop runs only the most urgent ones that
+ * are ready, and at most NET_PRIO_BATCH callbacks of the others before it
+ * looks for new readiness: bytes of streams in progress go before new
+ * connections and requests, and both before work that can wait (reading
+ * what went out). Events that set none are NET_PRIO_NEW. Setting one on a
+ * loop without priorities does nothing (it stays at the only one). */
+enum net_prio {
+    NET_PRIO_IO = 0,    /* a stream's bytes: upstream reads, writes */
+    NET_PRIO_NEW = 1,   /* new connections, request heads, timers */
+    NET_PRIO_LATER = 2, /* deferred work */
+    NET_PRIOS = 3,
+};
+#define NET_PRIO_BATCH 16
 
 /* Raises the soft open-file limit to the hard one: many streams need many
  * descriptors. Best effort (the limit stays as it was on failure). */

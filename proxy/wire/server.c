@@ -2,17 +2,18 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include "core/log.h"
 #include "wire/tls.h"
@@ -58,7 +59,8 @@ struct conn {
 
 struct server {
     struct event_base *base;      /* borrowed */
-    struct evconnlistener *lev;   /* owned */
+    struct event *lev;            /* owned: the listening socket's readiness; NULL once shut */
+    int lfd;                      /* owned: the listening socket, -1 once shut */
     struct server_options opts;
     const struct server_handler *handler; /* borrowed */
     void *ctx;                    /* borrowed */
@@ -85,6 +87,22 @@ void server_options_default(struct server_options *o)
 static void conn_process(struct conn *c);
 static void pause_if_full(struct server *srv);
 
+/* Accepting stops at the connection cap (new clients wait in the
+ * kernel's backlog) and starts again when a connection ends or idles. */
+static void listener_pause(struct server *srv)
+{
+    if (srv->lev && !srv->listener_paused)
+        event_del(srv->lev);
+    srv->listener_paused = true;
+}
+
+static void listener_resume(struct server *srv)
+{
+    if (srv->lev && srv->listener_paused)
+        event_add(srv->lev, NULL);
+    srv->listener_paused = false;
+}
+
 /* --- lifetime --- */
 
 static void conn_enter(struct conn *c)
@@ -110,10 +128,8 @@ static void conn_destroy(struct conn *c)
         event_free(c->head_timer);
     http_parser_free(c->parser);
     free(c);
-    if (srv->listener_paused && srv->lev && srv->n_conns < srv->opts.max_connections) {
-        evconnlistener_enable(srv->lev);
-        srv->listener_paused = false;
-    }
+    if (srv->listener_paused && srv->n_conns < srv->opts.max_connections)
+        listener_resume(srv);
 }
 
 /* Leaves an entry point. At the outermost level, frees a dead connection,
@@ -316,6 +332,8 @@ static void start_request(struct conn *c)
     c->req.head_time = clock_now();
     c->state = CONN_BODY;
     c->req_active = true;
+    /* From here its bytes are a stream's (net.h); idle again at the end. */
+    bufferevent_priority_set(c->bev, NET_PRIO_IO);
     pause_if_full(srv);
     c->head_start = 0;
     if (c->head_timer)
@@ -342,15 +360,14 @@ static void end_request(struct conn *c)
     }
     http_parser_reset(c->parser);
     set_idle_timeout(c, true);
+    bufferevent_priority_set(c->bev, NET_PRIO_NEW);
     bufferevent_enable(c->bev, EV_READ);
     if (c->tls)
         tls_idle(c->bev);
     c->idle_since = clock_now();
     /* An idle connection can give way to a new one (accept_cb). */
-    if (c->srv->listener_paused && c->srv->lev) {
-        evconnlistener_enable(c->srv->lev);
-        c->srv->listener_paused = false;
-    }
+    if (c->srv->listener_paused)
+        listener_resume(c->srv);
 }
 
 /* The whole request was read: hand it on, and go on with the next one if
@@ -565,24 +582,19 @@ static struct conn *pick_victim(struct server *srv)
 static void pause_if_full(struct server *srv)
 {
     if (srv->n_conns >= srv->opts.max_connections && !srv->listener_paused && srv->lev &&
-        !pick_victim(srv)) {
-        evconnlistener_disable(srv->lev);
-        srv->listener_paused = true;
-    }
+        !pick_victim(srv))
+        listener_pause(srv);
 }
 
-static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+static void accept_conn(struct server *srv, evutil_socket_t fd, struct sockaddr *sa, int salen)
 {
-    struct server *srv = arg;
     struct conn *c = NULL;
     if (srv->n_conns >= srv->opts.max_connections) {
         struct conn *v = pick_victim(srv);
         if (!v) {
             /* Every connection is busy (pause_if_full missed it): refuse,
              * and stop accepting until one ends or becomes idle. */
-            evconnlistener_disable(lev);
-            srv->listener_paused = true;
+            listener_pause(srv);
             goto fail;
         }
         if (!srv->opts.quiet)
@@ -623,6 +635,9 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
         c->head_start = c->idle_since;
         evtimer_add(c->head_timer, &tv);
     }
+    /* A new connection waits behind the bytes of streams in progress;
+     * start_request moves it up for its request (net.h). */
+    bufferevent_priority_set(c->bev, NET_PRIO_NEW);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, srv->opts.output_limit / 2, 0);
     set_idle_timeout(c, true);
@@ -647,10 +662,58 @@ fail:
         evutil_closesocket(fd);
 }
 
-static void accept_error_cb(struct evconnlistener *lev, void *arg)
+/* Accepts up to accept_batch connections per readiness: in a burst of
+ * arrivals the loop goes back to the streams in progress between batches
+ * (and the listener's priority puts them first, net.h). */
+static void listen_cb(evutil_socket_t lfd, short what, void *arg)
 {
-    int err = EVUTIL_SOCKET_ERROR();
-    log_warn("accept failed: %s", evutil_socket_error_to_string(err));
+    struct server *srv = arg;
+    unsigned batch = srv->opts.accept_batch ? srv->opts.accept_batch : UINT_MAX;
+    for (unsigned i = 0; i < batch && srv->lev && !srv->listener_paused; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                log_warn("accept failed: %s", strerror(errno));
+            return;
+        }
+        accept_conn(srv, fd, (struct sockaddr *)&ss, (int)len);
+    }
+}
+
+static void listener_close(struct server *srv)
+{
+    if (srv->lev)
+        event_free(srv->lev);
+    srv->lev = NULL;
+    if (srv->lfd >= 0)
+        close(srv->lfd);
+    srv->lfd = -1;
+}
+
+/* The listening socket: reusable address, non-blocking, close-on-exec,
+ * a backlog that holds a burst of clients (the kernel caps it at
+ * net.core.somaxconn). */
+static int listener_open(struct server *srv, const struct net_addr *addr)
+{
+    int fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    srv->lfd = fd;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 || listen(fd, 4096) < 0)
+        return -errno;
+    srv->lev = event_new(srv->base, fd, EV_READ | EV_PERSIST, listen_cb, srv);
+    if (!srv->lev)
+        return -ENOMEM;
+    event_priority_set(srv->lev, NET_PRIO_NEW);
+    if (event_add(srv->lev, NULL) < 0)
+        return -ENOMEM;
+    return 0;
 }
 
 int server_new(struct event_base *base, const char *listen, const struct server_options *opts,
@@ -669,21 +732,15 @@ int server_new(struct event_base *base, const char *listen, const struct server_
     srv->opts = *opts;
     srv->handler = handler;
     srv->ctx = ctx;
-    srv->lev = evconnlistener_new_bind(base, accept_cb, srv,
-                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                           LEV_OPT_CLOSE_ON_EXEC,
-                                       512, (struct sockaddr *)&addr.ss, (int)addr.len);
-    if (!srv->lev) {
-        r = -errno;
-        if (r == 0)
-            r = -EADDRINUSE;
+    srv->lfd = -1;
+    r = listener_open(srv, &addr);
+    if (r < 0) {
         log_error("cannot listen on %s: %s%s", listen, strerror(-r),
                   r == -EADDRINUSE ? " (another process uses the port; pick another with --listen)"
                                    : "");
         goto fail;
     }
-    evconnlistener_set_error_cb(srv->lev, accept_error_cb);
-    r = net_sockname(evconnlistener_get_fd(srv->lev), &srv->addr);
+    r = net_sockname(srv->lfd, &srv->addr);
     if (r < 0)
         goto fail;
     *ret = srv;
@@ -703,8 +760,7 @@ void server_free(struct server *srv)
         c->depth = 0;
         conn_destroy(c);
     }
-    if (srv->lev)
-        evconnlistener_free(srv->lev);
+    listener_close(srv);
     free(srv);
 }
 
@@ -718,10 +774,7 @@ void server_shutdown(struct server *srv)
     srv->shutting_down = true;
     /* Close the listening socket, so new connections are refused rather
      * than left in the backlog. */
-    if (srv->lev) {
-        evconnlistener_free(srv->lev);
-        srv->lev = NULL;
-    }
+    listener_close(srv);
     struct conn *next;
     for (struct conn *c = srv->conns; c; c = next) {
         next = c->next;

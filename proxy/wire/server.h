@@ -53,6 +53,7 @@ struct server_options {
     bool quiet;                /* do not log per-connection protocol errors */
     struct tls_server *tls;    /* borrowed: speak TLS (wire/tls.h), NULL: plain HTTP. The
                                 * handshake and the first head share header_timeout. */
+    unsigned accept_batch;     /* connections accepted per loop pass, 0 = all waiting */
 };
 
 /* Default options: 16 KiB heads, 64 MiB bodies, 60 s idle, head and body

@@ -607,6 +607,7 @@ static void start_tls(struct conn *c)
     c->bev = tb;
     c->tls = true;
     c->handshaking = true;
+    bufferevent_priority_set(tb, NET_PRIO_IO);
     bufferevent_setcb(tb, NULL, write_cb, event_cb, c);
     bufferevent_setwatermark(tb, EV_WRITE, p->o.output_limit / 2, 0);
     struct timeval ct = tv_of(p->o.connect_timeout);
@@ -644,6 +645,7 @@ static void conn_ready(struct conn *c)
         conn_fail(c, UPSTREAM_ERR_REFUSED);
         return;
     }
+    event_priority_set(c->rev, NET_PRIO_IO);
     if (c->req) {
         c->req->ready_time = clock_now();
         set_read_timeout(c, c->req->o.response_timeout);
@@ -682,6 +684,8 @@ static struct conn *conn_open(struct upstream_pool *p)
     c->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!c->parser || !c->bev)
         goto fail;
+    /* A stream's bytes go before new connections and requests (net.h). */
+    bufferevent_priority_set(c->bev, NET_PRIO_IO);
     bufferevent_setcb(c->bev, NULL, write_cb, event_cb, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, p->o.output_limit / 2, 0);
     /* Connecting is writing: its timeout is the write timeout. */
