@@ -504,16 +504,23 @@ char *itest_raw(int port, const char *data, size_t len, size_t *ret_len)
     return out;
 }
 
-int itest_run(char *out, size_t outlen, const char *args)
+/* Runs `tokentap ARGS` in dir (NULL: here), ended after timeout_s. */
+static int run_in(char *out, size_t outlen, const char *dir, unsigned timeout_s, const char *args)
 {
-    char cmd[4096];
-    /* A command that should have failed but serves instead ends after 20 s. */
-    snprintf(cmd, sizeof(cmd), "timeout 20 %s %s 2>&1 </dev/null", getenv("TOKENTAP"), args);
+    char cmd[4800];
+    snprintf(cmd, sizeof(cmd), "%s%s%stimeout %u %s %s 2>&1 </dev/null", dir ? "cd " : "",
+             dir ? dir : "", dir ? " && " : "", timeout_s, getenv("TOKENTAP"), args);
     FILE *f = popen(cmd, "r");
     size_t got = f ? fread(out, 1, outlen - 1, f) : 0;
     out[got] = '\0';
     int st = f ? pclose(f) : -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int itest_run(char *out, size_t outlen, const char *args)
+{
+    /* A command that should have failed but serves instead ends after 20 s. */
+    return run_in(out, outlen, NULL, 20, args);
 }
 
 void itest_resp_free(struct itest_resp *r)
@@ -563,6 +570,15 @@ char *itest_read_file(const char *path, size_t *ret_len)
     fclose(f);
     *ret_len = (size_t)n;
     return s;
+}
+
+cJSON *itest_read_json(const char *path)
+{
+    size_t len;
+    char *text = itest_read_file(path, &len);
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    free(text);
+    return j;
 }
 
 double itest_json_num(const cJSON *j, const char *path)
@@ -682,4 +698,18 @@ int itest_runf(char *out, size_t outlen, const char *fmt, ...)
     vsnprintf(args, sizeof(args), fmt, ap);
     va_end(ap);
     return itest_run(out, outlen, args);
+}
+
+int itest_runf_bench(char *out, size_t outlen, const char *fmt, ...)
+{
+    char args[4000], dir[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    snprintf(dir, sizeof(dir), "%s/..", getenv("FIXTURES") ? getenv("FIXTURES") : "tests/fixtures");
+    int st = run_in(out, outlen, dir, 300, args);
+    if (st != 0)
+        fprintf(stderr, "tokentap %s (exit %d):\n%s\n", args, st, out);
+    return st;
 }

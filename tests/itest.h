@@ -103,6 +103,12 @@ int itest_run(char *out, size_t outlen, const char *args);
 /* itest_run with the arguments fmt makes. */
 int itest_runf(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* itest_runf for the long runs of bench: in tests/ (the fixtures'
+ * scenarios name files beside them), ended after 300 s; the output goes
+ * to stderr too when the exit status is not 0. */
+int itest_runf_bench(char *out, size_t outlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 void itest_resp_free(struct itest_resp *r);
 
 /* Value of a response header (case-insensitive) copied into buf, or NULL. */
@@ -110,6 +116,10 @@ const char *itest_header(const struct itest_resp *r, const char *name, char *buf
 
 /* Reads a whole file (aborts on failure); *ret_len gets its size. */
 char *itest_read_file(const char *path, size_t *ret_len);
+
+/* A JSON file parsed, or NULL when it is not JSON (aborts when it cannot
+ * be read). */
+struct cJSON *itest_read_json(const char *path);
 
 /* The number at a dotted path of objects ("a.b.c"; a plain key is a
  * path of one), or -1 when there is none. */

@@ -26,10 +26,7 @@ static void path_in(char *buf, size_t len, const char *name)
 
 static cJSON *read_json(const char *path)
 {
-    size_t len;
-    char *text = itest_read_file(path, &len);
-    cJSON *j = text ? cJSON_ParseWithLength(text, len) : NULL;
-    free(text);
+    cJSON *j = itest_read_json(path);
     CHECK(j != NULL);
     return j;
 }

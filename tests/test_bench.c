@@ -5,7 +5,6 @@
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,31 +15,6 @@
 #include "itest.h"
 
 static char tmp[64];
-
-static int run(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char *out, size_t outlen, const char *fmt, ...)
-{
-    char args[2048], cmd[2300];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof(args), fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof(cmd), "cd %s/.. && %s %s 2>&1", getenv("FIXTURES"), getenv("TOKENTAP"), args);
-    FILE *f = popen(cmd, "r");
-    size_t got = f ? fread(out, 1, outlen - 1, f) : 0;
-    out[got] = '\0';
-    int st = f ? pclose(f) : -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
-static cJSON *load(const char *path)
-{
-    size_t len;
-    char *text = itest_read_file(path, &len);
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    return j;
-}
 
 static const char *str(const cJSON *j, const char *k)
 {
@@ -61,7 +35,9 @@ static void test_tiny(void)
     snprintf(dir, sizeof(dir), "%s/tiny", tmp);
     /* The side agent's check fails on purpose: exit 1, and the last line
      * says why. */
-    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --out %s -q", dir), 1);
+    CHECK_INT(
+        itest_runf_bench(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --out %s -q", dir),
+        1);
     CHECK(strstr(out, "tokentap bench: 0 requests failed, 4 answer checks failed: exit 1 "
                       "(--allow-failures to exit 0)\n") != NULL);
     /* The seed-style tables on stdout. */
@@ -70,7 +46,7 @@ static void test_tiny(void)
     CHECK(strstr(out, "TTFT degradation") != NULL);
 
     snprintf(path, sizeof(path), "%s/results.json", dir);
-    cJSON *r = load(path);
+    cJSON *r = itest_read_json(path);
     CHECK(r != NULL);
     CHECK_STR(str(r, "format"), "tokentap-bench");
     CHECK_INT(num(r, "version"), 1);
@@ -182,9 +158,17 @@ static void test_compare(void)
     char a[128], b[128];
     snprintf(a, sizeof(a), "%s/a", tmp);
     snprintf(b, sizeof(b), "%s/b", tmp);
-    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --only fast --out %s -q --levels 1", a), 0);
-    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --only slow --out %s -q --levels 1", b), 0);
-    CHECK_INT(run(out, sizeof(out), "compare %s/results.json %s/results.json --md", a, b), 0);
+    CHECK_INT(
+        itest_runf_bench(out, sizeof(out),
+                         "bench fixtures/scenario-tiny.yaml --only fast --out %s -q --levels 1", a),
+        0);
+    CHECK_INT(
+        itest_runf_bench(out, sizeof(out),
+                         "bench fixtures/scenario-tiny.yaml --only slow --out %s -q --levels 1", b),
+        0);
+    CHECK_INT(
+        itest_runf_bench(out, sizeof(out), "compare %s/results.json %s/results.json --md", a, b),
+        0);
     CHECK(strstr(out, "TTFT degradation") != NULL || strstr(out, "Total time") != NULL);
     /* The slow target really is slower: turn time differs significantly. */
     CHECK(strstr(out, "*") != NULL);
@@ -196,14 +180,15 @@ static void test_options(void)
     static char out[1 << 20];
     char dir[128], path[160];
     snprintf(dir, sizeof(dir), "%s/opts", tmp);
-    CHECK_INT(run(out, sizeof(out),
+    CHECK_INT(itest_runf_bench(
+                  out, sizeof(out),
                   "bench fixtures/scenario-tiny.yaml --only fast --levels 2 -n 1 --max-tokens 3 "
                   "--allow-failures --out %s -q",
                   dir),
               0);
     CHECK(strstr(out, " failed (--allow-failures: exit 0)\n") != NULL);
     snprintf(path, sizeof(path), "%s/results.json", dir);
-    cJSON *r = load(path);
+    cJSON *r = itest_read_json(path);
     const cJSON *e;
     int n = 0;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "requests"))
@@ -214,7 +199,7 @@ static void test_options(void)
     }
     CHECK_INT(n, 4);
     cJSON_Delete(r);
-    CHECK_INT(run(out, sizeof(out), "bench --list"), 0);
+    CHECK_INT(itest_runf_bench(out, sizeof(out), "bench --list"), 0);
     CHECK(strstr(out, "config/scenarios/quant-comparison.yaml\n    quant-comparison: 3 agents, 3 levels, 2 targets.") != NULL);
     CHECK(strstr(out, ".responses.yaml") == NULL);
 }
@@ -228,20 +213,27 @@ static void test_bad_scenarios(void)
     fprintf(f, "name: bad\ntargets:\n  t: {sim: {slots: 1}}\nagents:\n  a: {user: hi}\n"
                "levels:\n  - agents: [a, nobody]\n");
     fclose(f);
-    CHECK_INT(run(out, sizeof(out), "bench %s -q", path), 2);
+    CHECK_INT(itest_runf_bench(out, sizeof(out), "bench %s -q", path), 2);
     char want[200];
     snprintf(want, sizeof(want), "%s:7:", path);
     CHECK(strstr(out, want) != NULL);
     CHECK(strstr(out, "nobody") != NULL);
-    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --target fast=http://127.0.0.1:1 -q --out %s/x", tmp), 1);
+    CHECK_INT(
+        itest_runf_bench(
+            out, sizeof(out),
+            "bench fixtures/scenario-tiny.yaml --target fast=http://127.0.0.1:1 -q --out %s/x",
+            tmp),
+        1);
     CHECK(strstr(out, "does not answer") != NULL);
-    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --levels 9 -q"), 2);
+    CHECK_INT(itest_runf_bench(out, sizeof(out), "bench fixtures/scenario-tiny.yaml --levels 9 -q"),
+              2);
     /* An --out that does not fit is an error, not a shorter directory. */
     char longdir[700];
     memset(longdir, 'd', sizeof(longdir) - 1);
     longdir[sizeof(longdir) - 1] = '\0';
-    CHECK_INT(
-        run(out, sizeof(out), "bench fixtures/scenario-tiny.yaml -q --out %s/%s", tmp, longdir), 2);
+    CHECK_INT(itest_runf_bench(out, sizeof(out), "bench fixtures/scenario-tiny.yaml -q --out %s/%s",
+                               tmp, longdir),
+              2);
     CHECK(strstr(out, "--out: at most 511 bytes") != NULL);
 }
 
@@ -274,10 +266,10 @@ static void test_invalid_utf8_answer(void)
         "agents:\n  a: {user: hi}\nlevels:\n  - agents: [a]\n",
         peer.port);
     fclose(f);
-    CHECK_INT(run(out, sizeof(out), "bench %s --out %s -q", path, dir), 0);
+    CHECK_INT(itest_runf_bench(out, sizeof(out), "bench %s --out %s -q", path, dir), 0);
     itest_peer_stop(&peer);
     snprintf(path, sizeof(path), "%s/results.json", dir);
-    cJSON *r = load(path);
+    cJSON *r = itest_read_json(path);
     CHECK(r != NULL);
     const cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "requests"), 0);
     const char *preview = str(e, "content_preview");
@@ -304,11 +296,11 @@ static void test_prompt_too_big(void)
         fprintf(f, "{{vars.big}}");
     fprintf(f, "\"\nlevels:\n  - agents: [a]\n");
     fclose(f);
-    CHECK_INT(run(out, sizeof(out), "bench %s --out %s -q", path, dir), 1);
+    CHECK_INT(itest_runf_bench(out, sizeof(out), "bench %s --out %s -q", path, dir), 1);
     CHECK(strstr(out, "agent a, turn 2: the user prompt expands to more than 8 MiB; stopping") !=
           NULL);
     snprintf(path, sizeof(path), "%s/results.json", dir);
-    cJSON *r = load(path);
+    cJSON *r = itest_read_json(path);
     CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(r, "complete")));
     CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "requests")), 1);
     cJSON_Delete(r);
@@ -338,7 +330,7 @@ static void test_warmup_model_name(void)
             "agents: [a]\n",
             serve.port);
     fclose(f);
-    CHECK_INT(run(out, sizeof(out), "bench %s --out %s -q", path, dir), 0);
+    CHECK_INT(itest_runf_bench(out, sizeof(out), "bench %s --out %s -q", path, dir), 0);
     CHECK_INT(itest_stop(&serve), 0);
     itest_stop(&sim);
     char cmd[400];
@@ -387,7 +379,7 @@ static void test_sigterm(void)
     waitpid(pid, &st, 0);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 130);
     snprintf(path, sizeof(path), "%s/results.json", dir);
-    cJSON *r = load(path);
+    cJSON *r = itest_read_json(path);
     CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(r, "complete")));
     int n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "requests"));
     CHECK(n >= 1 && n < 100);

@@ -6,11 +6,9 @@
  * are a scenario's agents, or runs of an agentic trace), and sweeps. */
 #include <cjson/cJSON.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -22,34 +20,6 @@ static char tmp[64];
 
 /* Runs `tokentap ARGS` in tests/ (the fixtures' scenarios name files
  * beside them) and returns its exit status; out gets stdout and stderr. */
-static int run(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char *out, size_t outlen, const char *fmt, ...)
-{
-    char args[2048], cmd[2400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof(args), fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof(cmd), "cd %s/.. && timeout 300 %s %s 2>&1 </dev/null", getenv("FIXTURES"),
-             getenv("TOKENTAP"), args);
-    FILE *f = popen(cmd, "r");
-    size_t got = f ? fread(out, 1, outlen - 1, f) : 0;
-    out[got] = '\0';
-    int st = f ? pclose(f) : -1;
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fprintf(stderr, "tokentap %s:\n%s\n", args, out);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
-static cJSON *load(const char *path)
-{
-    size_t len;
-    char *text = itest_read_file(path, &len);
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    return j;
-}
-
 static const cJSON *get(const cJSON *j, const char *k)
 {
     return cJSON_GetObjectItemCaseSensitive(j, k);
@@ -100,11 +70,12 @@ static void measure(void)
     const char *args[] = {"sim", "--listen", "127.0.0.1:0", "--slots", "3", "--prefill-tps", "2500",
                           "--decode-tps", "100", "--batch-slowdown", "0.12", NULL};
     itest_spawn(&sim, args);
-    CHECK_INT(run(out, sizeof(out),
-                  "bench fixtures/scenario-predict.yaml --target real=http://127.0.0.1:%d "
-                  "--repetitions 2 --out %s/measured -q",
-                  sim.port, tmp),
-              0);
+    CHECK_INT(
+        itest_runf_bench(out, sizeof(out),
+                         "bench fixtures/scenario-predict.yaml --target real=http://127.0.0.1:%d "
+                         "--repetitions 2 --out %s/measured -q",
+                         sim.port, tmp),
+        0);
     CHECK_INT(itest_stop(&sim), 0);
     measured = true;
 }
@@ -135,7 +106,8 @@ static void test_calibrate(void)
     measure();
     /* Every level of the run: the numbers come back within 5 %. */
     snprintf(path, sizeof(path), "%s/all.yaml", tmp);
-    CHECK_INT(run(out, sizeof(out), "sim --calibrate %s/measured/results.json --out %s", tmp, path),
+    CHECK_INT(itest_runf_bench(out, sizeof(out),
+                               "sim --calibrate %s/measured/results.json --out %s", tmp, path),
               0);
     CHECK(strstr(out, "slots           3         the server's /props (total_slots)") != NULL);
     CHECK(strstr(out, "fit error") != NULL);
@@ -145,7 +117,7 @@ static void test_calibrate(void)
      * so the slots come from the requests that waited for one at levels 4
      * and 5. Without --out the profile goes to stdout. */
     snprintf(path, sizeof(path), "%s/measured/results.json", tmp);
-    cJSON *r = load(path);
+    cJSON *r = itest_read_json(path);
     snprintf(path, sizeof(path), "%s/requests.jsonl", tmp);
     FILE *f = fopen(path, "w");
     const cJSON *e;
@@ -157,22 +129,28 @@ static void test_calibrate(void)
     }
     fclose(f);
     cJSON_Delete(r);
-    CHECK_INT(run(out, sizeof(out), "sim --calibrate %s --out %s/log.yaml", path, tmp), 0);
+    CHECK_INT(itest_runf_bench(out, sizeof(out), "sim --calibrate %s --out %s/log.yaml", path, tmp),
+              0);
     CHECK(strstr(out, "busy while requests waited for a slot") != NULL);
-    CHECK_INT(run(out, sizeof(out), "sim --calibrate %s 2>/dev/null", path), 0);
+    CHECK_INT(itest_runf_bench(out, sizeof(out), "sim --calibrate %s 2>/dev/null", path), 0);
     CHECK(strstr(out, "\nslots: 3\nprefill_tps: ") != NULL);
     CHECK(strstr(out, "calibration:\n  from: [") != NULL);
     snprintf(path, sizeof(path), "%s/log.yaml", tmp);
     check_profile(path, HIDDEN_SLOTS, 0.05);
 
     /* Bad input: one line each, nothing written. */
-    CHECK_INT(run(out, sizeof(out), "sim --calibrate %s/measured/results.json --levels 9", tmp), 2);
+    CHECK_INT(itest_runf_bench(out, sizeof(out),
+                               "sim --calibrate %s/measured/results.json --levels 9", tmp),
+              2);
     CHECK(strstr(out, "has no level '9' (levels: 1, 2, 3, 4, 5)") != NULL);
-    CHECK_INT(run(out, sizeof(out), "sim --calibrate %s/measured/results.json --target q4", tmp), 2);
+    CHECK_INT(itest_runf_bench(out, sizeof(out),
+                               "sim --calibrate %s/measured/results.json --target q4", tmp),
+              2);
     CHECK(strstr(out, "has no target 'q4' (targets: real)") != NULL);
-    CHECK_INT(run(out, sizeof(out), "sim --calibrate fixtures/scenario-predict.yaml"), 2);
+    CHECK_INT(itest_runf_bench(out, sizeof(out), "sim --calibrate fixtures/scenario-predict.yaml"),
+              2);
     CHECK(strstr(out, "scenario-predict.yaml:1: not a request record") != NULL);
-    CHECK_INT(run(out, sizeof(out), "sim --calibrate %s/nothing.json", tmp), 1);
+    CHECK_INT(itest_runf_bench(out, sizeof(out), "sim --calibrate %s/nothing.json", tmp), 1);
     CHECK(strstr(out, "cannot read") != NULL);
 }
 
@@ -182,19 +160,21 @@ static void test_predict(void)
     char path[160];
     measure();
     /* Calibrated on levels 1 and 2 only, it predicts 3 to 5. */
-    CHECK_INT(run(out, sizeof(out),
+    CHECK_INT(itest_runf_bench(
+                  out, sizeof(out),
                   "sim --calibrate %s/measured/results.json --levels 1,2 --out %s/fit12.yaml", tmp,
                   tmp),
               0);
-    CHECK_INT(run(out, sizeof(out),
+    CHECK_INT(itest_runf_bench(
+                  out, sizeof(out),
                   "bench fixtures/scenario-predict.yaml --target real=%s/fit12.yaml --levels 3,4,5 "
                   "--repetitions 2 --out %s/predicted -q",
                   tmp, tmp),
               0);
     snprintf(path, sizeof(path), "%s/measured/results.json", tmp);
-    cJSON *m = load(path);
+    cJSON *m = itest_read_json(path);
     snprintf(path, sizeof(path), "%s/predicted/results.json", tmp);
-    cJSON *p = load(path);
+    cJSON *p = itest_read_json(path);
     const char *levels[] = {"3", "4", "5"};
     for (int i = 0; i < 3; i++) {
         double mt = level_p50(m, levels[i], "ttft_ms"), pt = level_p50(p, levels[i], "ttft_ms");
@@ -211,8 +191,9 @@ static void test_predict(void)
     cJSON_Delete(m);
     cJSON_Delete(p);
     /* compare puts predicted next to measured, per level and metric. */
-    CHECK_INT(run(out, sizeof(out), "compare %s/measured/results.json %s/predicted/results.json",
-                  tmp, tmp),
+    CHECK_INT(itest_runf_bench(out, sizeof(out),
+                               "compare %s/measured/results.json %s/predicted/results.json", tmp,
+                               tmp),
               0);
     CHECK(strstr(out, "### Prediction check: B: real predicts A: real") != NULL);
     CHECK(strstr(out, "| 4 | TTFT p50 |") != NULL);
@@ -230,13 +211,14 @@ static void test_capacity(void)
     static char out[1 << 18];
     char path[160];
     /* 3 slots, a TTFT objective a queued request breaks: 3 agents. */
-    CHECK_INT(run(out, sizeof(out),
-                  "bench fixtures/scenario-capacity.yaml --capacity --out %s/cap3 -q", tmp),
+    CHECK_INT(itest_runf_bench(out, sizeof(out),
+                               "bench fixtures/scenario-capacity.yaml --capacity --out %s/cap3 -q",
+                               tmp),
               0);
     CHECK(strstr(out, "3 slots holds 3 agents, at TTFT p95 < 120 ms, errors < 1 %.") != NULL);
     CHECK(strstr(out, "| 3 slots | 3 agents (95 % CI 3–3) | TTFT p95 < 120 ms: ") != NULL);
     snprintf(path, sizeof(path), "%s/cap3/results.json", tmp);
-    cJSON *r = load(path);
+    cJSON *r = itest_read_json(path);
     const cJSON *c = capacity_of(r);
     CHECK_INT(cJSON_GetNumberValue(get(c, "capacity")), 3);
     CHECK_STR(cJSON_GetStringValue(get(c, "bound")), "found");
@@ -273,39 +255,48 @@ static void test_capacity(void)
     FILE *f = fopen(path, "w");
     fputs("slots: 2\nprefill_tps: 50000\ndecode_tps: 100\nbatch_slowdown: 0.05\n", f);
     fclose(f);
-    CHECK_INT(run(out, sizeof(out),
-                  "bench fixtures/scenario-capacity.yaml --capacity --target three=%s --out %s/cap2 -q",
-                  path, tmp),
-              0);
+    CHECK_INT(
+        itest_runf_bench(
+            out, sizeof(out),
+            "bench fixtures/scenario-capacity.yaml --capacity --target three=%s --out %s/cap2 -q",
+            path, tmp),
+        0);
     snprintf(path, sizeof(path), "%s/cap2/results.json", tmp);
-    r = load(path);
+    r = itest_read_json(path);
     CHECK_INT(cJSON_GetNumberValue(get(capacity_of(r), "capacity")), 2);
     cJSON_Delete(r);
     /* compare puts the two capacities side by side. */
-    CHECK_INT(run(out, sizeof(out), "compare %s/cap3/results.json %s/cap2/results.json", tmp, tmp), 0);
+    CHECK_INT(itest_runf_bench(out, sizeof(out),
+                               "compare %s/cap3/results.json %s/cap2/results.json", tmp, tmp),
+              0);
     CHECK(strstr(out, "A: 3 slots holds 3 agents, B: 3 slots 2, at TTFT p95 < 120 ms, errors < 1 %.") !=
           NULL);
 
     /* A sweep over the slots: each copy of the target has its own search,
      * and the answers follow the slots. */
-    CHECK_INT(run(out, sizeof(out),
-                  "bench fixtures/scenario-capacity.yaml --capacity --sweep slots=2,4 --out %s/sweep -q",
-                  tmp),
-              0);
+    CHECK_INT(
+        itest_runf_bench(
+            out, sizeof(out),
+            "bench fixtures/scenario-capacity.yaml --capacity --sweep slots=2,4 --out %s/sweep -q",
+            tmp),
+        0);
     CHECK(strstr(out, "3 slots (slots=2) holds 2 agents, 3 slots (slots=4) 4, at TTFT p95 < 120 ms") !=
           NULL);
     CHECK(strstr(out, "- Sweep: `slots` over 2, 4") != NULL);
     snprintf(path, sizeof(path), "%s/sweep/results.json", tmp);
-    r = load(path);
+    r = itest_read_json(path);
     CHECK_STR(cJSON_GetStringValue(get(r, "sweep")), "slots");
     CHECK_STR(cJSON_GetStringValue(get(cJSON_GetArrayItem(get(r, "targets"), 1), "sweep_value")), "4");
     cJSON_Delete(r);
 
     /* An objective is needed, and must parse. */
-    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-predict.yaml --capacity --out %s/x -q", tmp),
+    CHECK_INT(itest_runf_bench(out, sizeof(out),
+                               "bench fixtures/scenario-predict.yaml --capacity --out %s/x -q",
+                               tmp),
               2);
     CHECK(strstr(out, "--capacity needs an objective: --slo") != NULL);
-    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-capacity.yaml --capacity --slo 'ttft<1h'"),
+    CHECK_INT(itest_runf_bench(out, sizeof(out),
+                               "bench fixtures/scenario-capacity.yaml --capacity --slo 'ttft<1h'"),
               2);
     CHECK(strstr(out, "--slo: objective 'ttft<1h': the limit of ttft is a time like 2s or 500ms") !=
           NULL);
@@ -325,16 +316,16 @@ static void test_capacity_trace(void)
                           "1",    "--prefill-tps",    "1000000",     "--decode-tps",
                           "5000", "--batch-slowdown", "0.05",        NULL};
     itest_spawn(&sim, args);
-    CHECK_INT(run(out, sizeof(out),
-                  "bench fixtures/scenario-capacity-trace.yaml --capacity --target "
-                  "one=http://127.0.0.1:%d --out %s/trace -q",
-                  sim.port, tmp),
+    CHECK_INT(itest_runf_bench(out, sizeof(out),
+                               "bench fixtures/scenario-capacity-trace.yaml --capacity --target "
+                               "one=http://127.0.0.1:%d --out %s/trace -q",
+                               sim.port, tmp),
               0);
     CHECK_INT(itest_stop(&sim), 0);
     CHECK(strstr(out, "A user is one run of an agentic trace from "
                       "`fixtures/agentic/trace_0277.json`") != NULL);
     snprintf(path, sizeof(path), "%s/trace/results.json", tmp);
-    cJSON *r = load(path);
+    cJSON *r = itest_read_json(path);
     const cJSON *cap = get(r, "capacity"), *c = capacity_of(r), *e;
     CHECK_STR(cJSON_GetStringValue(get(cap, "unit")), "users");
     CHECK_STR(cJSON_GetStringValue(get(get(cap, "user"), "trace")),
@@ -390,20 +381,23 @@ static void test_capacity_trace(void)
     }
     cJSON_Delete(r);
     /* compare shows the answer as it does a level's. */
-    CHECK_INT(
-        run(out, sizeof(out), "compare %s/trace/results.json %s/trace/results.json", tmp, tmp), 0);
+    CHECK_INT(itest_runf_bench(out, sizeof(out),
+                               "compare %s/trace/results.json %s/trace/results.json", tmp, tmp),
+              0);
     snprintf(line, sizeof(line), "A: 1 slot holds %g user%s, B: 1 slot %g, at TTFT p95 < 50 ms",
              found, found == 1 ? "" : "s", found);
     CHECK(strstr(out, line) != NULL);
 
     /* A trace user is no level: --levels and a run without --capacity say
      * so; a trace that is not there is named. */
-    CHECK_INT(run(out, sizeof(out),
-                  "bench fixtures/scenario-capacity-trace.yaml --capacity --levels 1 -q"),
-              2);
+    CHECK_INT(
+        itest_runf_bench(out, sizeof(out),
+                         "bench fixtures/scenario-capacity-trace.yaml --capacity --levels 1 -q"),
+        2);
     CHECK(strstr(out, "--levels: the capacity user of fixtures/scenario-capacity-trace.yaml is a "
                       "trace, not a level") != NULL);
-    CHECK_INT(run(out, sizeof(out), "bench fixtures/scenario-capacity-trace.yaml -q"), 2);
+    CHECK_INT(itest_runf_bench(out, sizeof(out), "bench fixtures/scenario-capacity-trace.yaml -q"),
+              2);
     CHECK(strstr(out, "has no levels: its capacity user is a trace, so it runs with --capacity") !=
           NULL);
     snprintf(path, sizeof(path), "%s/missing.yaml", tmp);
@@ -412,7 +406,7 @@ static void test_capacity_trace(void)
           "  user: {trace: nothing.json}\n",
           f);
     fclose(f);
-    CHECK_INT(run(out, sizeof(out), "bench %s --capacity -q", path), 2);
+    CHECK_INT(itest_runf_bench(out, sizeof(out), "bench %s --capacity -q", path), 2);
     CHECK(strstr(out, "capacity.user.trace: ") != NULL && strstr(out, "nothing.json") != NULL);
 }
 
