@@ -4,6 +4,7 @@
  * what the tiny model never produced: reasoning, tool calls, thinking,
  * progress events, errors, truncation, garbage. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -392,6 +393,66 @@ static void test_bodies(void)
     check_sums(&r);
 }
 
+/* Reading in place (no tree): escaped text longer than the decoder's
+ * buffer arrives whole in pieces, a type longer than any name equals none
+ * of them even where it begins with one, text after the object makes the
+ * event bad (cJSON used to read the first object and ignore the rest),
+ * keys are found past the first 16 members and with escapes, and a
+ * tool_use body's input is counted as compact JSON text. */
+static void test_in_place(void)
+{
+    char text[TEXT_MAX];
+    size_t n = (size_t)snprintf(text, sizeof(text), "data: {\"choices\":[{\"delta\":{\"content\":\"");
+    for (int i = 0; i < 600; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "\\u00e9");
+    snprintf(text + n, sizeof(text) - n, "\"}}]}\n\ndata: [DONE]\n\n");
+    struct run r;
+    run_text(&r, DIALECT_OPENAI_CHAT, text);
+    CHECK_INT(r.tokens, 1);
+    CHECK_INT(r.d.facts.bytes[DIALECT_TOKEN_CONTENT], 1200);
+    CHECK_INT(r.text_len[DIALECT_TOKEN_CONTENT], 1200);
+    CHECK(r.pieces > 1);
+    bool all = true;
+    for (size_t i = 0; i < 1200; i += 2)
+        all &= memcmp(r.text[DIALECT_TOKEN_CONTENT] + i, "\xc3\xa9", 2) == 0;
+    CHECK(all);
+
+    n = (size_t)snprintf(text, sizeof(text), "event: error_ish\ndata: {\"type\":\"error");
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "\xc3\xa9");
+    snprintf(text + n, sizeof(text) - n, "\"}\n\n");
+    run_text(&r, DIALECT_ANTHROPIC, text);
+    CHECK(!r.d.facts.error);
+    CHECK_INT(r.bad, 0);
+
+    run_text(&r, DIALECT_OPENAI_CHAT,
+             "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]} {\"x\":1}\n\n"
+             "data: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n");
+    CHECK_INT(r.bad, 1);
+    CHECK_INT(r.tokens, 1);
+    CHECK_STR(r.text[DIALECT_TOKEN_CONTENT], "b");
+
+    /* Keys past the members a lookup remembers, and keys with escapes. */
+    n = (size_t)snprintf(text, sizeof(text), "data: {");
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "\"k%d\":%d,", i, i);
+    snprintf(text + n, sizeof(text) - n,
+             "\"\\u0063hoices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":"
+             "{\"completion_tokens\":1},\"model\":\"m\\u00e9\"}\n\n");
+    run_text(&r, DIALECT_UNKNOWN, text);
+    CHECK_INT(r.tokens, 1);
+    CHECK_INT(r.d.facts.completion_tokens, 1);
+    CHECK_STR(r.d.facts.model, "m\xc3\xa9");
+
+    memset(&r, 0, sizeof(r));
+    dialect_init(&r.d, DIALECT_ANTHROPIC);
+    const char *anth = "{\"content\":[{\"type\":\"tool_use\",\"input\": {\"q\" : \"a b\\\" c\",\n"
+                       "  \"n\": [1, 2]}}],\"stop_reason\":\"tool_use\"}";
+    CHECK_INT(dialect_body(&r.d, anth, strlen(anth), on_token, &r), 0);
+    CHECK_STR(r.text[DIALECT_TOKEN_TOOL], "{\"q\":\"a b\\\" c\",\"n\":[1,2]}");
+    CHECK_INT(r.d.facts.bytes[DIALECT_TOKEN_TOOL], strlen(r.text[DIALECT_TOKEN_TOOL]));
+}
+
 /* --- hand-written streams --- */
 
 static void test_chat_reasoning_tools(void)
@@ -711,6 +772,7 @@ int main(void)
     test_anthropic_unnamed();
     test_truncated();
     test_bodies();
+    test_in_place();
     test_chat_reasoning_tools();
     test_anthropic_thinking_tools();
     test_errors();

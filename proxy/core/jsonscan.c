@@ -206,11 +206,22 @@ int jsonscan_validate(const char *d, size_t len, unsigned max_depth, struct json
     return 0;
 }
 
+/* Validated text: the closing quote is the first one after an even run
+ * of backslashes. Short strings (keys, names) end within a few bytes;
+ * for longer ones memchr finds quotes a word at a time. */
 static size_t skip_string(const char *d, size_t len, size_t i)
 {
-    for (i++; i < len && d[i] != '"'; i++)
-        if (d[i] == '\\')
-            i++;
+    for (i++; i < len;) {
+        const char *q = memchr(d + i, '"', len - i);
+        if (!q)
+            return len + 1;
+        size_t at = (size_t)(q - d), bs = 0;
+        while (at - bs > i && d[at - bs - 1] == '\\')
+            bs++;
+        if (bs % 2 == 0)
+            return at + 1;
+        i = at + 1;
+    }
     return i + 1;
 }
 

@@ -2,11 +2,33 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
+#include "core/jsonscan.h"
 #include "tap/sse.h"
+
+/* A value inside JSON text that jsonscan_validate() accepted: [p, p + len),
+ * without surrounding whitespace. p == NULL: absent. Reading an event
+ * this way allocates nothing: a token event costs one validation pass and
+ * a few member walks, where a cJSON tree cost some 30 allocations. */
+struct jv {
+    const char *p; /* borrowed: the event's or body's text */
+    size_t len;
+};
+
+/* The members of an object, found in one walk: an event's dozen lookups
+ * in its top object then do not walk the text again. */
+#define MEMO_MEMBERS 16
+#define MEMO_OBJECTS 8
+struct memo {
+    const char *obj; /* borrowed: the object's '{'; NULL: slot unused */
+    unsigned n;
+    struct {
+        struct jv key, val;
+    } m[MEMO_MEMBERS];
+    struct jsonscan_iter rest; /* the members after the first MEMO_MEMBERS */
+};
 
 /* One dialect_event() or dialect_body() call. */
 struct step {
@@ -15,20 +37,173 @@ struct step {
     void *ctx;         /* borrowed */
     bool stream;       /* token events are counted only in streams */
     int n;             /* token events so far */
+    struct memo *memo; /* borrowed: MEMO_OBJECTS slots, reused in turn */
+    unsigned memo_next;
 };
 
+/* --- reading validated JSON --- */
+
+static const struct jv none;
+
+static bool is_obj(struct jv v)
+{
+    return v.p && v.p[0] == '{';
+}
+
+static bool is_arr(struct jv v)
+{
+    return v.p && v.p[0] == '[';
+}
+
+static bool is_str(struct jv v)
+{
+    return v.p && v.p[0] == '"';
+}
+
+static bool is_num(struct jv v)
+{
+    return v.p && (v.p[0] == '-' || (v.p[0] >= '0' && v.p[0] <= '9'));
+}
+
+static bool is_true(struct jv v)
+{
+    return v.p && v.p[0] == 't';
+}
+
+/* A non-empty string: an escape is at least one byte ("\u0000" too). */
+static bool nonempty(struct jv v)
+{
+    return is_str(v) && v.len > 2;
+}
+
+static bool has_escape(struct jv v)
+{
+    return memchr(v.p + 1, '\\', v.len - 2) != NULL;
+}
+
+/* The bytes string v stands for, one at a time. */
+static struct jsonscan_key str_bytes(struct jv v)
+{
+    return (struct jsonscan_key){.p = v.p + 1, .end = v.p + v.len - 1};
+}
+
+static struct jsonscan_key lit_bytes(const char *lit, size_t len)
+{
+    return (struct jsonscan_key){.p = lit, .end = lit + len};
+}
+
+/* True when key k (quoted, escapes in) stands for key[0, klen), which has
+ * no backslash. Escapes only make a key shorter than its text, so only a
+ * key whose text is longer can differ from its raw bytes and still match. */
+static bool key_is(struct jv k, const char *key, size_t klen)
+{
+    const char *raw = k.p + 1;
+    size_t n = k.len - 2;
+    if (n == klen)
+        return memcmp(raw, key, n) == 0;
+    if (n < klen || (raw[0] != '\\' && raw[0] != key[0]))
+        return false;
+    return memchr(raw, '\\', n) && jsonscan_key_eq(str_bytes(k), lit_bytes(key, klen));
+}
+
+/* The memo of object obj, made on first use. */
+static struct memo *memo_of(struct step *s, struct jv obj)
+{
+    for (unsigned i = 0; i < MEMO_OBJECTS; i++)
+        if (s->memo[i].obj == obj.p)
+            return &s->memo[i];
+    struct memo *mo = &s->memo[s->memo_next++ % MEMO_OBJECTS];
+    struct jsonscan_member m;
+    mo->obj = obj.p;
+    mo->n = 0;
+    jsonscan_iter_init(&mo->rest, obj.p, obj.len, 0);
+    while (mo->n < MEMO_MEMBERS && jsonscan_iter_next(&mo->rest, &m)) {
+        mo->m[mo->n].key = (struct jv){obj.p + m.key, m.key_end - m.key};
+        mo->m[mo->n].val = (struct jv){obj.p + m.value, m.value_end - m.value};
+        mo->n++;
+    }
+    return mo;
+}
+
+/* Member key of object obj (the first one, if the object repeats it). */
+static struct jv get(struct step *s, struct jv obj, const char *key)
+{
+    if (!is_obj(obj))
+        return none;
+    size_t klen = strlen(key);
+    struct memo *mo = memo_of(s, obj);
+    for (unsigned i = 0; i < mo->n; i++)
+        if (key_is(mo->m[i].key, key, klen))
+            return mo->m[i].val;
+    struct jsonscan_iter it = mo->rest;
+    struct jsonscan_member m;
+    while (mo->n == MEMO_MEMBERS && jsonscan_iter_next(&it, &m)) {
+        struct jv k = {obj.p + m.key, m.key_end - m.key};
+        if (key_is(k, key, klen))
+            return (struct jv){obj.p + m.value, m.value_end - m.value};
+    }
+    return none;
+}
+
+/* Walks the elements of array arr; nothing when arr is not an array. */
+static void elems_init(struct jsonscan_iter *it, struct jv arr)
+{
+    if (is_arr(arr))
+        jsonscan_iter_init(it, arr.p, arr.len, 0);
+    else
+        *it = (struct jsonscan_iter){0};
+}
+
+static bool elems_next(struct jsonscan_iter *it, struct jv *ret)
+{
+    struct jsonscan_member m;
+    if (!jsonscan_iter_next(it, &m))
+        return false;
+    *ret = (struct jv){it->d + m.value, m.value_end - m.value};
+    return true;
+}
+
+static bool str_eq(struct jv v, const char *lit)
+{
+    if (!is_str(v))
+        return false;
+    size_t n = strlen(lit);
+    if (!has_escape(v))
+        return v.len - 2 == n && memcmp(v.p + 1, lit, n) == 0;
+    return jsonscan_key_eq(str_bytes(v), lit_bytes(lit, n));
+}
+
+/* Decodes string v into dst[cap] (cap >= 1, NUL-terminated). When it does
+ * not fit it is cut, back to a UTF-8 character boundary if whole_chars. */
+static void str_copy(char *dst, size_t cap, struct jv v, bool whole_chars)
+{
+    struct jsonscan_key k = str_bytes(v);
+    size_t n = 0;
+    int c;
+    while ((c = jsonscan_key_next(&k)) >= 0) {
+        if (n + 1 == cap) {
+            /* c is the first byte left out: if it continues a
+             * character, leave out that character's first bytes too. */
+            while (whole_chars && n > 0 && (c & 0xc0) == 0x80)
+                c = (unsigned char)dst[--n];
+            break;
+        }
+        dst[n++] = (char)c;
+    }
+    dst[n] = 0;
+}
+
+/* A JSON number as a double. strtod reads it in place: validated text
+ * ends every number inside an object with a byte no number has. */
+static bool num(struct jv v, double *ret)
+{
+    if (!is_num(v))
+        return false;
+    *ret = strtod(v.p, NULL);
+    return isfinite(*ret);
+}
+
 /* --- small helpers --- */
-
-static const cJSON *get(const cJSON *obj, const char *key)
-{
-    return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
-}
-
-static const char *get_str(const cJSON *obj, const char *key)
-{
-    const cJSON *v = get(obj, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
 
 static bool streq(const char *a, const char *b)
 {
@@ -40,68 +215,62 @@ static bool mem_is(const char *s, size_t len, const char *lit)
     return s && len == strlen(lit) && memcmp(s, lit, len) == 0;
 }
 
-/* Integers arrive as JSON numbers (doubles); beyond 2^53 they are not
- * exact any more, so refuse them rather than store a wrong count. */
-static void read_i64(const cJSON *obj, const char *key, int64_t *field)
+/* Counts are exact in a double only up to 2^53: refuse larger ones rather
+ * than store a wrong count. */
+static void read_i64(struct step *s, struct jv obj, const char *key, int64_t *field)
 {
-    const cJSON *v = get(obj, key);
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > 9007199254740992.0)
-        return;
-    *field = (int64_t)v->valuedouble;
+    double v;
+    if (num(get(s, obj, key), &v) && fabs(v) <= 9007199254740992.0)
+        *field = (int64_t)v;
 }
 
-static void read_ms(const cJSON *obj, const char *key, double *field)
+static void read_ms(struct step *s, struct jv obj, const char *key, double *field)
 {
-    const cJSON *v = get(obj, key);
-    if (cJSON_IsNumber(v) && isfinite(v->valuedouble) && v->valuedouble >= 0)
-        *field = v->valuedouble;
+    double v;
+    if (num(get(s, obj, key), &v) && v >= 0)
+        *field = v;
 }
 
-/* Copies len bytes of src into dst[cap], cut back to a UTF-8 character
- * boundary when it does not fit. */
-static void copy_text(char *dst, size_t cap, const char *src, size_t len)
+static void set_finish(struct dialect *d, struct jv v)
 {
-    if (len >= cap) {
-        len = cap - 1;
-        while (len > 0 && ((unsigned char)src[len] & 0xc0) == 0x80)
-            len--;
-    }
-    memcpy(dst, src, len);
-    dst[len] = 0;
-}
-
-static void set_finish(struct dialect *d, const cJSON *v)
-{
-    if (cJSON_IsString(v) && v->valuestring[0])
-        copy_text(d->facts.finish_reason, sizeof(d->facts.finish_reason), v->valuestring,
-                  strlen(v->valuestring));
+    if (nonempty(v))
+        str_copy(d->facts.finish_reason, sizeof(d->facts.finish_reason), v, true);
 }
 
 /* Marks the response failed; the first message is kept, it names the cause. */
 static void set_error(struct dialect *d, const char *msg, size_t len)
 {
     d->facts.error = true;
-    if (!d->facts.error_message[0])
-        copy_text(d->facts.error_message, sizeof(d->facts.error_message), msg, len);
+    if (d->facts.error_message[0])
+        return;
+    if (len >= sizeof(d->facts.error_message)) {
+        len = sizeof(d->facts.error_message) - 1;
+        while (len > 0 && ((unsigned char)msg[len] & 0xc0) == 0x80)
+            len--;
+    }
+    memcpy(d->facts.error_message, msg, len);
+    d->facts.error_message[len] = 0;
 }
 
 /* An error object's message: {"error": {"message": ..}}, {"error": ".."},
  * or a bare {"message": ..} (Responses `error` events, llama-server's
  * Anthropic `event: error`). */
-static void set_error_json(struct dialect *d, const cJSON *root)
+static void set_error_json(struct step *s, struct jv root)
 {
-    const cJSON *e = get(root, "error");
-    const char *msg = cJSON_IsString(e) ? e->valuestring : get_str(e, "message");
-    if (!msg)
-        msg = get_str(root, "message");
-    if (!msg)
-        msg = get_str(e, "type");
-    if (!msg)
-        msg = "error";
-    set_error(d, msg, strlen(msg));
+    struct jv e = get(s, root, "error");
+    struct jv msg = is_str(e) ? e : get(s, e, "message");
+    if (!is_str(msg))
+        msg = get(s, root, "message");
+    if (!is_str(msg))
+        msg = get(s, e, "type");
+    if (!is_str(msg))
+        set_error(s->d, "error", 5);
+    else if (!s->d->facts.error_message[0])
+        str_copy(s->d->facts.error_message, sizeof(s->d->facts.error_message), msg, true);
+    s->d->facts.error = true;
 }
 
-static void emit_text(struct step *s, enum dialect_token_kind kind, const char *text, size_t len)
+static void count_text(struct step *s, enum dialect_token_kind kind, size_t len)
 {
     struct dialect_facts *f = &s->d->facts;
     f->bytes[kind] += len;
@@ -110,241 +279,282 @@ static void emit_text(struct step *s, enum dialect_token_kind kind, const char *
         s->d->last_kinds |= 1u << kind;
         s->n++;
     }
-    if (s->cb)
-        s->cb(s->ctx, kind, text, len);
+}
+
+/* Passes decoded text to the callback through a small buffer: pieces of
+ * one token may arrive in several calls. */
+struct out {
+    struct step *s;
+    enum dialect_token_kind kind;
+    size_t n, total;
+    char buf[256];
+};
+
+static void out_flush(struct out *o)
+{
+    if (o->n && o->s->cb)
+        o->s->cb(o->s->ctx, o->kind, o->buf, o->n);
+    o->total += o->n;
+    o->n = 0;
+}
+
+static void out_byte(struct out *o, int c)
+{
+    if (o->n == sizeof(o->buf))
+        out_flush(o);
+    o->buf[o->n++] = (char)c;
 }
 
 /* Emits v if it is a non-empty string: empty and null deltas are not
  * tokens. */
-static void emit(struct step *s, enum dialect_token_kind kind, const cJSON *v)
+static void emit(struct step *s, enum dialect_token_kind kind, struct jv v)
 {
-    if (cJSON_IsString(v) && v->valuestring[0])
-        emit_text(s, kind, v->valuestring, strlen(v->valuestring));
+    if (!nonempty(v))
+        return;
+    if (!has_escape(v)) {
+        count_text(s, kind, v.len - 2);
+        if (s->cb)
+            s->cb(s->ctx, kind, v.p + 1, v.len - 2);
+        return;
+    }
+    struct out o = {.s = s, .kind = kind};
+    struct jsonscan_key k = str_bytes(v);
+    int c;
+    while ((c = jsonscan_key_next(&k)) >= 0)
+        out_byte(&o, c);
+    out_flush(&o);
+    count_text(s, kind, o.total);
 }
 
-static bool nonempty(const cJSON *v)
+/* Emits the JSON text of v without the whitespace between tokens, as a
+ * stream would have sent it. */
+static void emit_json(struct step *s, enum dialect_token_kind kind, struct jv v)
 {
-    return cJSON_IsString(v) && v->valuestring[0];
+    struct out o = {.s = s, .kind = kind};
+    bool in_str = false, esc = false;
+    for (size_t i = 0; i < v.len; i++) {
+        char c = v.p[i];
+        if (in_str) {
+            in_str = esc || c != '"';
+            esc = !esc && c == '\\';
+        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            continue;
+        } else {
+            in_str = c == '"';
+        }
+        out_byte(&o, c);
+    }
+    out_flush(&o);
+    count_text(s, kind, o.total);
 }
 
 /* OpenAI and Responses usage: either naming scheme. */
-static void read_usage(struct dialect *d, const cJSON *u)
+static void read_usage(struct step *s, struct jv u)
 {
-    struct dialect_facts *f = &d->facts;
-    if (!cJSON_IsObject(u))
+    struct dialect_facts *f = &s->d->facts;
+    if (!is_obj(u))
         return;
-    read_i64(u, "prompt_tokens", &f->prompt_tokens);
-    read_i64(u, "input_tokens", &f->prompt_tokens);
-    read_i64(u, "completion_tokens", &f->completion_tokens);
-    read_i64(u, "output_tokens", &f->completion_tokens);
-    read_i64(get(u, "prompt_tokens_details"), "cached_tokens", &f->cached_tokens);
-    read_i64(get(u, "input_tokens_details"), "cached_tokens", &f->cached_tokens);
-    read_i64(get(u, "completion_tokens_details"), "reasoning_tokens", &f->reasoning_tokens);
-    read_i64(get(u, "output_tokens_details"), "reasoning_tokens", &f->reasoning_tokens);
+    read_i64(s, u, "prompt_tokens", &f->prompt_tokens);
+    read_i64(s, u, "input_tokens", &f->prompt_tokens);
+    read_i64(s, u, "completion_tokens", &f->completion_tokens);
+    read_i64(s, u, "output_tokens", &f->completion_tokens);
+    read_i64(s, get(s, u, "prompt_tokens_details"), "cached_tokens", &f->cached_tokens);
+    read_i64(s, get(s, u, "input_tokens_details"), "cached_tokens", &f->cached_tokens);
+    read_i64(s, get(s, u, "completion_tokens_details"), "reasoning_tokens", &f->reasoning_tokens);
+    read_i64(s, get(s, u, "output_tokens_details"), "reasoning_tokens", &f->reasoning_tokens);
 }
 
 /* Anthropic counts the prompt in three parts; the sum is what OpenAI calls
  * prompt_tokens. message_start's output_tokens is a placeholder, so output
  * is read only where it is final (with_output). */
-static void read_usage_anthropic(struct dialect *d, const cJSON *u, bool with_output)
+static void read_usage_anthropic(struct step *s, struct jv u, bool with_output)
 {
-    struct dialect_facts *f = &d->facts;
-    if (!cJSON_IsObject(u))
+    struct dialect_facts *f = &s->d->facts;
+    if (!is_obj(u))
         return;
-    read_i64(u, "input_tokens", &d->anth_input);
-    read_i64(u, "cache_read_input_tokens", &d->anth_cache_read);
-    read_i64(u, "cache_creation_input_tokens", &d->anth_cache_create);
-    if (d->anth_input >= 0 || d->anth_cache_read >= 0 || d->anth_cache_create >= 0) {
-        f->prompt_tokens = (d->anth_input > 0 ? d->anth_input : 0) +
-                           (d->anth_cache_read > 0 ? d->anth_cache_read : 0) +
-                           (d->anth_cache_create > 0 ? d->anth_cache_create : 0);
-        f->cached_tokens = d->anth_cache_read >= 0 ? d->anth_cache_read : f->cached_tokens;
+    read_i64(s, u, "input_tokens", &s->d->anth_input);
+    read_i64(s, u, "cache_read_input_tokens", &s->d->anth_cache_read);
+    read_i64(s, u, "cache_creation_input_tokens", &s->d->anth_cache_create);
+    if (s->d->anth_input >= 0 || s->d->anth_cache_read >= 0 || s->d->anth_cache_create >= 0) {
+        f->prompt_tokens = (s->d->anth_input > 0 ? s->d->anth_input : 0) +
+                           (s->d->anth_cache_read > 0 ? s->d->anth_cache_read : 0) +
+                           (s->d->anth_cache_create > 0 ? s->d->anth_cache_create : 0);
+        f->cached_tokens = s->d->anth_cache_read >= 0 ? s->d->anth_cache_read : f->cached_tokens;
     }
     if (with_output)
-        read_i64(u, "output_tokens", &f->completion_tokens);
+        read_i64(s, u, "output_tokens", &f->completion_tokens);
 }
 
-static void read_timings(struct dialect *d, const cJSON *t)
+static void read_timings(struct step *s, struct jv t)
 {
-    struct dialect_facts *f = &d->facts;
-    if (!cJSON_IsObject(t))
+    struct dialect_facts *f = &s->d->facts;
+    if (!is_obj(t))
         return;
-    read_i64(t, "prompt_n", &f->prompt_n);
-    read_i64(t, "predicted_n", &f->predicted_n);
-    read_i64(t, "cache_n", &f->cache_n);
-    read_i64(t, "draft_n", &f->draft_n);
-    read_i64(t, "draft_n_accepted", &f->draft_n_accepted);
-    read_ms(t, "prompt_ms", &f->prompt_ms);
-    read_ms(t, "predicted_ms", &f->predicted_ms);
+    read_i64(s, t, "prompt_n", &f->prompt_n);
+    read_i64(s, t, "predicted_n", &f->predicted_n);
+    read_i64(s, t, "cache_n", &f->cache_n);
+    read_i64(s, t, "draft_n", &f->draft_n);
+    read_i64(s, t, "draft_n_accepted", &f->draft_n_accepted);
+    read_ms(s, t, "prompt_ms", &f->prompt_ms);
+    read_ms(s, t, "predicted_ms", &f->predicted_ms);
 }
 
 /* --- per API --- */
 
 /* OpenAI chat chunks (choices[].delta) and completions chunks
  * (choices[].text); non-streamed bodies carry choices[].message. */
-static void openai(struct step *s, const cJSON *root)
+static void openai(struct step *s, struct jv root)
 {
-    const cJSON *choices = get(root, "choices"), *choice;
-    if (cJSON_IsArray(choices)) {
-        cJSON_ArrayForEach(choice, choices)
-        {
-            const cJSON *delta = get(choice, s->stream ? "delta" : "message");
-            emit(s, DIALECT_TOKEN_CONTENT, get(delta, "content"));
-            /* Some servers name it `reasoning`; a few send both, once. */
-            const cJSON *r = get(delta, "reasoning_content");
-            emit(s, DIALECT_TOKEN_REASONING, nonempty(r) ? r : get(delta, "reasoning"));
-            const cJSON *calls = get(delta, "tool_calls"), *call;
-            if (cJSON_IsArray(calls)) {
-                cJSON_ArrayForEach(call, calls)
-                {
-                    emit(s, DIALECT_TOKEN_TOOL, get(get(call, "function"), "arguments"));
-                }
-            }
-            emit(s, DIALECT_TOKEN_CONTENT, get(choice, "text"));
-            set_finish(s->d, get(choice, "finish_reason"));
-        }
+    struct jsonscan_iter choices, calls;
+    struct jv choice, call;
+    elems_init(&choices, get(s, root, "choices"));
+    while (elems_next(&choices, &choice)) {
+        struct jv delta = get(s, choice, s->stream ? "delta" : "message");
+        emit(s, DIALECT_TOKEN_CONTENT, get(s, delta, "content"));
+        /* Some servers name it `reasoning`; a few send both, once. */
+        struct jv r = get(s, delta, "reasoning_content");
+        emit(s, DIALECT_TOKEN_REASONING, nonempty(r) ? r : get(s, delta, "reasoning"));
+        elems_init(&calls, get(s, delta, "tool_calls"));
+        while (elems_next(&calls, &call))
+            emit(s, DIALECT_TOKEN_TOOL, get(s, get(s, call, "function"), "arguments"));
+        emit(s, DIALECT_TOKEN_CONTENT, get(s, choice, "text"));
+        set_finish(s->d, get(s, choice, "finish_reason"));
     }
-    read_usage(s->d, get(root, "usage"));
-    read_timings(s->d, get(root, "timings"));
+    read_usage(s, get(s, root, "usage"));
+    read_timings(s, get(s, root, "timings"));
 }
 
 /* llama-server /completion: one object per token, stop:true on the last,
  * which carries the counters and an empty content. */
-static void native(struct step *s, const cJSON *root)
+static void native(struct step *s, struct jv root)
 {
     struct dialect_facts *f = &s->d->facts;
-    bool stop = cJSON_IsTrue(get(root, "stop"));
+    bool stop = is_true(get(s, root, "stop"));
     if (!s->stream || !stop)
-        emit(s, DIALECT_TOKEN_CONTENT, get(root, "content"));
-    read_i64(root, "tokens_predicted", &f->tokens_predicted);
-    read_i64(root, "tokens_evaluated", &f->tokens_evaluated);
-    read_timings(s->d, get(root, "timings"));
+        emit(s, DIALECT_TOKEN_CONTENT, get(s, root, "content"));
+    read_i64(s, root, "tokens_predicted", &f->tokens_predicted);
+    read_i64(s, root, "tokens_evaluated", &f->tokens_evaluated);
+    read_timings(s, get(s, root, "timings"));
     if (stop) {
         f->ended = true;
-        set_finish(s->d, get(root, "stop_type"));
+        set_finish(s->d, get(s, root, "stop_type"));
     }
 }
 
-static void anthropic_event(struct step *s, const char *type, const cJSON *root)
+static void anthropic_event(struct step *s, const char *type, struct jv root)
 {
     if (streq(type, "content_block_delta")) {
-        const cJSON *delta = get(root, "delta");
-        const char *dt = get_str(delta, "type");
-        if (streq(dt, "text_delta"))
-            emit(s, DIALECT_TOKEN_CONTENT, get(delta, "text"));
-        else if (streq(dt, "thinking_delta"))
-            emit(s, DIALECT_TOKEN_REASONING, get(delta, "thinking"));
-        else if (streq(dt, "input_json_delta"))
-            emit(s, DIALECT_TOKEN_TOOL, get(delta, "partial_json"));
+        struct jv delta = get(s, root, "delta");
+        struct jv dt = get(s, delta, "type");
+        if (str_eq(dt, "text_delta"))
+            emit(s, DIALECT_TOKEN_CONTENT, get(s, delta, "text"));
+        else if (str_eq(dt, "thinking_delta"))
+            emit(s, DIALECT_TOKEN_REASONING, get(s, delta, "thinking"));
+        else if (str_eq(dt, "input_json_delta"))
+            emit(s, DIALECT_TOKEN_TOOL, get(s, delta, "partial_json"));
         /* signature_delta and unknown deltas carry no output. */
     } else if (streq(type, "message_start")) {
-        read_usage_anthropic(s->d, get(get(root, "message"), "usage"), false);
+        read_usage_anthropic(s, get(s, get(s, root, "message"), "usage"), false);
     } else if (streq(type, "message_delta")) {
-        set_finish(s->d, get(get(root, "delta"), "stop_reason"));
-        read_usage_anthropic(s->d, get(root, "usage"), true);
+        set_finish(s->d, get(s, get(s, root, "delta"), "stop_reason"));
+        read_usage_anthropic(s, get(s, root, "usage"), true);
     } else if (streq(type, "message_stop")) {
         s->d->facts.ended = true;
     }
 }
 
-static void anthropic_body(struct step *s, const cJSON *root)
+static void anthropic_body(struct step *s, struct jv root)
 {
-    const cJSON *blocks = get(root, "content"), *b;
-    if (cJSON_IsArray(blocks)) {
-        cJSON_ArrayForEach(b, blocks)
-        {
-            const char *type = get_str(b, "type");
-            if (streq(type, "text")) {
-                emit(s, DIALECT_TOKEN_CONTENT, get(b, "text"));
-            } else if (streq(type, "thinking")) {
-                emit(s, DIALECT_TOKEN_REASONING, get(b, "thinking"));
-            } else if (streq(type, "tool_use") && get(b, "input")) {
-                /* The arguments arrive as an object here, as JSON text in
-                 * a stream: count the text. */
-                char *text = cJSON_PrintUnformatted(get(b, "input"));
-                if (text && text[0])
-                    emit_text(s, DIALECT_TOKEN_TOOL, text, strlen(text));
-                cJSON_free(text);
-            }
+    struct jsonscan_iter blocks;
+    struct jv b;
+    elems_init(&blocks, get(s, root, "content"));
+    while (elems_next(&blocks, &b)) {
+        struct jv type = get(s, b, "type"), input;
+        if (str_eq(type, "text")) {
+            emit(s, DIALECT_TOKEN_CONTENT, get(s, b, "text"));
+        } else if (str_eq(type, "thinking")) {
+            emit(s, DIALECT_TOKEN_REASONING, get(s, b, "thinking"));
+        } else if (str_eq(type, "tool_use") && (input = get(s, b, "input")).p) {
+            /* The arguments arrive as an object here, as JSON text in a
+             * stream: count the text. */
+            emit_json(s, DIALECT_TOKEN_TOOL, input);
         }
     }
-    set_finish(s->d, get(root, "stop_reason"));
-    read_usage_anthropic(s->d, get(root, "usage"), true);
+    set_finish(s->d, get(s, root, "stop_reason"));
+    read_usage_anthropic(s, get(s, root, "usage"), true);
 }
 
 /* The end of a Responses stream, or a whole non-streamed response. */
-static void responses_final(struct step *s, const cJSON *resp)
+static void responses_final(struct step *s, struct jv resp)
 {
-    set_finish(s->d, get(resp, "status"));
-    read_usage(s->d, get(resp, "usage"));
-    read_timings(s->d, get(resp, "timings"));
-    if (streq(get_str(resp, "status"), "failed") || cJSON_IsObject(get(resp, "error")))
-        set_error_json(s->d, resp);
+    struct jv status = get(s, resp, "status");
+    set_finish(s->d, status);
+    read_usage(s, get(s, resp, "usage"));
+    read_timings(s, get(s, resp, "timings"));
+    if (str_eq(status, "failed") || is_obj(get(s, resp, "error")))
+        set_error_json(s, resp);
 }
 
-static void responses_event(struct step *s, const char *type, const cJSON *root)
+static void responses_event(struct step *s, const char *type, struct jv root)
 {
     if (streq(type, "response.output_text.delta")) {
-        emit(s, DIALECT_TOKEN_CONTENT, get(root, "delta"));
+        emit(s, DIALECT_TOKEN_CONTENT, get(s, root, "delta"));
     } else if (streq(type, "response.reasoning_text.delta") ||
                streq(type, "response.reasoning_summary_text.delta")) {
-        emit(s, DIALECT_TOKEN_REASONING, get(root, "delta"));
+        emit(s, DIALECT_TOKEN_REASONING, get(s, root, "delta"));
     } else if (streq(type, "response.function_call_arguments.delta")) {
-        emit(s, DIALECT_TOKEN_TOOL, get(root, "delta"));
+        emit(s, DIALECT_TOKEN_TOOL, get(s, root, "delta"));
     } else if (streq(type, "response.completed") || streq(type, "response.incomplete") ||
                streq(type, "response.failed")) {
-        responses_final(s, get(root, "response"));
+        responses_final(s, get(s, root, "response"));
         /* llama-server puts timings beside `response`, not in it. */
-        read_timings(s->d, get(root, "timings"));
+        read_timings(s, get(s, root, "timings"));
         s->d->facts.ended = true;
     }
 }
 
-static void emit_parts(struct step *s, enum dialect_token_kind kind, const cJSON *parts,
+static void emit_parts(struct step *s, enum dialect_token_kind kind, struct jv parts,
                        const char *want_type)
 {
-    const cJSON *p;
-    if (!cJSON_IsArray(parts))
-        return;
-    cJSON_ArrayForEach(p, parts)
-    {
-        if (!want_type || streq(get_str(p, "type"), want_type))
-            emit(s, kind, get(p, "text"));
-    }
+    struct jsonscan_iter it;
+    struct jv p;
+    elems_init(&it, parts);
+    while (elems_next(&it, &p))
+        if (!want_type || str_eq(get(s, p, "type"), want_type))
+            emit(s, kind, get(s, p, "text"));
 }
 
-static void responses_body(struct step *s, const cJSON *root)
+static void responses_body(struct step *s, struct jv root)
 {
-    const cJSON *items = get(root, "output"), *it;
-    if (cJSON_IsArray(items)) {
-        cJSON_ArrayForEach(it, items)
-        {
-            const char *type = get_str(it, "type");
-            if (streq(type, "message")) {
-                emit_parts(s, DIALECT_TOKEN_CONTENT, get(it, "content"), "output_text");
-            } else if (streq(type, "reasoning")) {
-                emit_parts(s, DIALECT_TOKEN_REASONING, get(it, "content"), NULL);
-                emit_parts(s, DIALECT_TOKEN_REASONING, get(it, "summary"), NULL);
-            } else if (streq(type, "function_call")) {
-                emit(s, DIALECT_TOKEN_TOOL, get(it, "arguments"));
-            }
+    struct jsonscan_iter items;
+    struct jv it;
+    elems_init(&items, get(s, root, "output"));
+    while (elems_next(&items, &it)) {
+        struct jv type = get(s, it, "type");
+        if (str_eq(type, "message")) {
+            emit_parts(s, DIALECT_TOKEN_CONTENT, get(s, it, "content"), "output_text");
+        } else if (str_eq(type, "reasoning")) {
+            emit_parts(s, DIALECT_TOKEN_REASONING, get(s, it, "content"), NULL);
+            emit_parts(s, DIALECT_TOKEN_REASONING, get(s, it, "summary"), NULL);
+        } else if (str_eq(type, "function_call")) {
+            emit(s, DIALECT_TOKEN_TOOL, get(s, it, "arguments"));
         }
     }
     responses_final(s, root);
 }
 
 /* For DIALECT_UNKNOWN: which API this JSON looks like. */
-static enum dialect_kind sniff(const cJSON *root, const char *type)
+static enum dialect_kind sniff(struct step *s, struct jv root, const char *type)
 {
-    if (get(root, "choices"))
+    if (get(s, root, "choices").p)
         return DIALECT_OPENAI_CHAT; /* handles completions' text too */
-    if (cJSON_IsArray(get(root, "output")) || streq(get_str(root, "object"), "response"))
+    if (is_arr(get(s, root, "output")) || str_eq(get(s, root, "object"), "response"))
         return DIALECT_RESPONSES;
     if (type && strncmp(type, "response.", 9) == 0)
         return DIALECT_RESPONSES;
     if (type)
         return DIALECT_ANTHROPIC;
-    if (get(root, "stop") || cJSON_IsString(get(root, "content")))
+    if (get(s, root, "stop").p || is_str(get(s, root, "content")))
         return DIALECT_LLAMA_COMPLETION;
     return DIALECT_UNKNOWN;
 }
@@ -381,25 +591,25 @@ static bool skip_by_name(const char *name, size_t len)
 
 /* Reads one parsed event or body; type is its "type" (or event name).
  * Returns true if it was an error report. */
-static bool read_object(struct step *s, const cJSON *root, const char *type, bool error_event)
+static bool read_object(struct step *s, struct jv root, const char *type, bool error_event)
 {
-    const cJSON *err = get(root, "error");
-    if (error_event || streq(type, "error") || cJSON_IsObject(err) || cJSON_IsString(err)) {
-        set_error_json(s->d, root);
+    struct jv err = get(s, root, "error");
+    if (error_event || streq(type, "error") || is_obj(err) || is_str(err)) {
+        set_error_json(s, root);
         return true;
     }
     if (!s->d->facts.model[0]) {
         /* OpenAI and native: top level; Anthropic: message_start's message;
          * Responses: the response object. */
-        const char *model = get_str(root, "model");
-        if (!model)
-            model = get_str(get(root, "message"), "model");
-        if (!model)
-            model = get_str(get(root, "response"), "model");
-        if (model)
-            copy_text(s->d->facts.model, sizeof(s->d->facts.model), model, strlen(model));
+        struct jv model = get(s, root, "model");
+        if (!is_str(model))
+            model = get(s, get(s, root, "message"), "model");
+        if (!is_str(model))
+            model = get(s, get(s, root, "response"), "model");
+        if (is_str(model))
+            str_copy(s->d->facts.model, sizeof(s->d->facts.model), model, true);
     }
-    enum dialect_kind kind = s->d->kind != DIALECT_UNKNOWN ? s->d->kind : sniff(root, type);
+    enum dialect_kind kind = s->d->kind != DIALECT_UNKNOWN ? s->d->kind : sniff(s, root, type);
     switch (kind) {
     case DIALECT_OPENAI_CHAT:
     case DIALECT_OPENAI_COMPLETIONS:
@@ -421,8 +631,8 @@ static bool read_object(struct step *s, const cJSON *root, const char *type, boo
             responses_body(s, root);
         break;
     case DIALECT_UNKNOWN:
-        read_usage(s->d, get(root, "usage"));
-        read_timings(s->d, get(root, "timings"));
+        read_usage(s, get(s, root, "usage"));
+        read_timings(s, get(s, root, "timings"));
         break;
     }
     return false;
@@ -532,9 +742,35 @@ void dialect_finish(struct dialect *d)
     d->last_kinds = 0;
 }
 
+/* Validates an event's or a body's text; every one we read is an object. */
+static bool parse_object(const char *text, size_t len, struct jv *ret)
+{
+    struct jsonscan_info info;
+    if (jsonscan_validate(text, len, JSONSCAN_MAX_DEPTH, &info) < 0 || text[info.start] != '{')
+        return false;
+    *ret = (struct jv){text + info.start, info.end - info.start};
+    return true;
+}
+
+/* The object's "type", decoded into buf, or NULL. A long type is cut
+ * byte-exact, so it still starts as it did and is longer than any name
+ * we compare it with. */
+#define TYPE_MAX 64
+static const char *type_of(struct step *s, struct jv root, char buf[TYPE_MAX])
+{
+    struct jv t = get(s, root, "type");
+    if (!is_str(t))
+        return NULL;
+    str_copy(buf, TYPE_MAX, t, false);
+    return buf;
+}
+
 int dialect_event(struct dialect *d, const struct sse_event *ev, dialect_token_cb cb, void *ctx)
 {
-    struct step s = {.d = d, .cb = cb, .ctx = ctx, .stream = true};
+    struct memo memo[MEMO_OBJECTS];
+    struct step s = {.d = d, .cb = cb, .ctx = ctx, .stream = true, .memo = memo};
+    for (unsigned i = 0; i < MEMO_OBJECTS; i++)
+        memo[i].obj = NULL;
     const char *data = ev->data;
     size_t len = ev->data_len;
     bool error_event = mem_is(ev->event, ev->event_len, "error");
@@ -556,11 +792,8 @@ int dialect_event(struct dialect *d, const struct sse_event *ev, dialect_token_c
     if (!error_event && ev->event && skip_by_name(ev->event, ev->event_len))
         return 0;
 
-    /* Every event we read is a JSON object: anything else is not worth a
-     * parse. */
-    cJSON *root = len && *data == '{' ? cJSON_ParseWithLength(data, len) : NULL;
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
+    struct jv root;
+    if (!len || *data != '{' || !parse_object(data, len, &root)) {
         if (error_event) {
             set_error(d, len ? data : "error", len ? len : 5);
             return 0;
@@ -571,8 +804,8 @@ int dialect_event(struct dialect *d, const struct sse_event *ev, dialect_token_c
 
     /* The JSON names its own type in both APIs that name events; the event
      * name stands in only when it does not. */
-    const char *type = get_str(root, "type");
-    char name_buf[64];
+    char name_buf[TYPE_MAX];
+    const char *type = type_of(&s, root, name_buf);
     if (!type && ev->event && ev->event_len < sizeof(name_buf)) {
         memcpy(name_buf, ev->event, ev->event_len);
         name_buf[ev->event_len] = 0;
@@ -580,23 +813,24 @@ int dialect_event(struct dialect *d, const struct sse_event *ev, dialect_token_c
     }
 
     read_object(&s, root, type, error_event);
-    cJSON_Delete(root);
     return s.n;
 }
 
 int dialect_body(struct dialect *d, const char *json, size_t len, dialect_token_cb cb, void *ctx)
 {
-    struct step s = {.d = d, .cb = cb, .ctx = ctx, .stream = false};
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
+    struct memo memo[MEMO_OBJECTS];
+    struct step s = {.d = d, .cb = cb, .ctx = ctx, .stream = false, .memo = memo};
+    for (unsigned i = 0; i < MEMO_OBJECTS; i++)
+        memo[i].obj = NULL;
+    struct jv root;
+    if (!json || !parse_object(json, len, &root))
         return -EINVAL;
-    }
 
+    char name_buf[TYPE_MAX];
+    const char *type = type_of(&s, root, name_buf);
     /* A complete body is a complete response, unless it is an error. */
-    if (!read_object(&s, root, get_str(root, "type"), false))
+    if (!read_object(&s, root, type, false))
         d->facts.ended = true;
-    cJSON_Delete(root);
     return 0;
 }
 

@@ -1,7 +1,7 @@
 /* dialect: turns the SSE events (or the JSON body) of one response into
  * token events and final facts, per API: OpenAI chat and completions,
  * llama-server's native /completion, Anthropic messages, OpenAI Responses.
- * Pure: no I/O; JSON is parsed with cJSON inside dialect.c only.
+ * Pure: no I/O and no allocation; JSON is read in place with core/jsonscan.
  *
  * A token event is an SSE event piece that carries generated output
  * (docs/design.md, "What a token is"): non-empty content, reasoning or
@@ -66,7 +66,8 @@ struct dialect_facts {
 };
 
 /* Receives each piece of generated text, decoded to UTF-8 (len bytes;
- * text is borrowed and valid only during the call). */
+ * text is borrowed and valid only during the call). A piece with escapes
+ * may come in several consecutive calls: append, do not count calls. */
 typedef void (*dialect_token_cb)(void *ctx, enum dialect_token_kind kind, const char *text,
                                  size_t len);
 
