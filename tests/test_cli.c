@@ -433,6 +433,8 @@ static void test_serve_defaults(void)
     CHECK_INT(s.max_header, 64 << 10);
     CHECK_INT(s.max_connections, 4096);
     CHECK_INT(s.upstream_connections, 0);
+    CHECK_INT(s.upstream_min_idle, 0);
+    CHECK_INT(s.ups[0].min_idle, -1);
     CHECK_INT(s.connect_timeout, 5 * USEC_PER_SEC);
     CHECK_INT(s.response_timeout, 600 * USEC_PER_SEC);
     CHECK_INT(s.stream_timeout, 300 * USEC_PER_SEC);
@@ -448,7 +450,7 @@ static void test_serve_defaults(void)
     CHECK_INT(PARSE(serve_settings_parse, &s, &err, "serve", "-l", "127.0.0.1:0", "-u",
                     "http://127.0.0.1:9/v1", "--reject-unknown-models", "--max-body", "1M",
                     "--max-header", "8K", "--max-connections", "10", "--upstream-connections", "3",
-                    "--connect-timeout", "1s", "--response-timeout", "2s", "--stream-timeout", "3s",
+                    "--upstream-min-idle", "2", "--connect-timeout", "1s", "--response-timeout", "2s", "--stream-timeout", "3s",
                     "--idle-timeout", "4s", "--drain-timeout", "500ms", "--log", "r.jsonl",
                     "--log-gaps", "--session-header", "X-A", "--concurrency-buckets", "4",
                     "--record", "rec", "--record-events", "--record-max-file", "1G", "--redact",
@@ -462,6 +464,7 @@ static void test_serve_defaults(void)
     CHECK_INT(s.max_header, 8 << 10);
     CHECK_INT(s.max_connections, 10);
     CHECK_INT(s.upstream_connections, 3);
+    CHECK_INT(s.upstream_min_idle, 2);
     CHECK_INT(s.connect_timeout, USEC_PER_SEC);
     CHECK_INT(s.response_timeout, 2 * USEC_PER_SEC);
     CHECK_INT(s.stream_timeout, 3 * USEC_PER_SEC);
@@ -490,9 +493,9 @@ static void test_serve_file(void)
                                       "upstreams:\n"
                                       "  - {name: a, url: http://127.0.0.1:7080, models: [m1]}\n"
                                       "  - {name: b, url: http://127.0.0.1:7081, default: true,\n"
-                                      "     models: [m2, m3], max_connections: 4}\n"
+                                      "     models: [m2, m3], max_connections: 4, min_idle: 0}\n"
                                       "routing: {unknown_model: reject}\n"
-                                      "limits: {max_body: 2M, upstream_connections: 7}\n"
+                                      "limits: {max_body: 2M, upstream_connections: 7, upstream_min_idle: 3}\n"
                                       "timeouts: {drain: 1s, client_header: 2s, client_body: 3s}\n"
                                       "record: {dir: rec, redact: [x-k]}\n"
                                       "rewrite:\n"
@@ -506,6 +509,9 @@ static void test_serve_file(void)
     CHECK_INT(s.ups[1].n_models, 2);
     CHECK_STR(s.ups[1].models[1], "m3");
     CHECK_INT(s.ups[1].max_connections, 4);
+    CHECK_INT(s.ups[0].min_idle, -1); /* the file's limit, 3 */
+    CHECK_INT(s.ups[1].min_idle, 0);  /* its own: none */
+    CHECK_INT(s.upstream_min_idle, 3);
     CHECK(s.reject_unknown);
     CHECK_INT(s.max_body, 2 << 20);
     CHECK_INT(s.upstream_connections, 7);

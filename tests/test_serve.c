@@ -176,14 +176,26 @@ static void test_not_batched(void)
     itest_stop(&sim);
 }
 
-static long stat_value(int port, const char *key)
+/* A number after key in a JSON answer of path (the first match). */
+static long json_value(int port, const char *path, const char *key)
 {
     struct itest_resp r;
-    itest_request(port, "GET", "/sim/stats", NULL, NULL, 0, &r);
+    itest_request(port, "GET", path, NULL, NULL, 0, &r);
     const char *p = r.body ? strstr(r.body, key) : NULL;
     long v = p ? strtol(p + strlen(key), NULL, 10) : -1;
     itest_resp_free(&r);
     return v;
+}
+
+static long stat_value(int port, const char *key)
+{
+    return json_value(port, "/sim/stats", key);
+}
+
+/* The default upstream's pool counter in serve's /tokentap/health. */
+static long pool_value(int port, const char *key)
+{
+    return json_value(port, "/tokentap/health", key);
 }
 
 static int count(const char *s, const char *needle)
@@ -736,6 +748,65 @@ static void test_drain(void)
     itest_stop(&sim);
 }
 
+
+static void *one_stream(void *arg)
+{
+    int *port = arg;
+    struct itest_resp r;
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"warm\"}],\"stream\":true,\"max_tokens\":20}";
+    itest_request(*port, "POST", "/v1/chat/completions", NULL, body, strlen(body), &r);
+    bool ok = r.status == 200 && r.body && strstr(r.body, "[DONE]");
+    itest_resp_free(&r);
+    return ok ? arg : NULL;
+}
+
+/* Polls the pool until key reads want (3 s at most); returns what it read. */
+static long pool_wait(int port, const char *key, long want)
+{
+    long v = -1;
+    for (int i = 0; i < 60 && (v = pool_value(port, key)) != want; i++)
+        itest_sleep_ms(50);
+    return v;
+}
+
+/* --upstream-min-idle: connections wait open before any request; a burst
+ * of as many streams connects nothing new; a down upstream costs about one
+ * connect per missing connection per second, not a loop. */
+static void test_warm_pool(void)
+{
+    struct itest_proc sim, serve;
+    start_sim(&sim, NULL, NULL);
+    const char *extra[] = {"--upstream-min-idle", "4", NULL};
+    start_serve(&serve, sim.port, extra);
+    CHECK_INT(pool_wait(serve.port, "\"connections_idle\":", 4), 4);
+    CHECK_INT(pool_value(serve.port, "\"connects\":"), 4);
+
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, one_stream, &serve.port);
+    int ok = 0;
+    for (int i = 0; i < 4; i++) {
+        void *res;
+        pthread_join(th[i], &res);
+        ok += res != NULL;
+    }
+    CHECK_INT(ok, 4);
+    CHECK_INT(pool_value(serve.port, "\"connects\":"), 4);
+    CHECK_INT(pool_value(serve.port, "\"reuses\":"), 4);
+    CHECK_INT(pool_wait(serve.port, "\"connections_idle\":", 4), 4);
+    itest_stop(&serve);
+
+    /* The sim gone: tries are paced, and serve still answers. */
+    int port = sim.port;
+    itest_stop(&sim);
+    start_serve(&serve, port, extra);
+    itest_sleep_ms(2500);
+    long tries = pool_value(serve.port, "\"connects\":");
+    CHECK(tries >= 4 && tries <= 16);
+    CHECK_INT(pool_value(serve.port, "\"connections_idle\":"), 0);
+    itest_stop(&serve);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -743,6 +814,7 @@ int main(void)
     ITEST_RUN(test_routes_identical);
     ITEST_RUN(test_not_batched);
     ITEST_RUN(test_keepalive_pool);
+    ITEST_RUN(test_warm_pool);
     ITEST_RUN(test_bodiless_reuse);
     ITEST_RUN(test_client_abort);
     ITEST_RUN(test_upstream_failures);

@@ -135,6 +135,8 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
         struct upstream_pool_options po = cfg->pool;
         if (uc->max_connections)
             po.max_connections = uc->max_connections;
+        if (uc->min_idle >= 0)
+            po.min_idle = (unsigned)uc->min_idle;
         po.tls = uc->tls;
         struct config_err perr;
         r = upstream_pool_new(base, &u->target, &po, &u->pool, &perr);

@@ -31,6 +31,7 @@ struct proxy_upstream_config {
     size_t n_models;
     bool is_default;
     unsigned max_connections;  /* 0 = pool default */
+    int min_idle;              /* connections opened ahead; -1 = pool default */
     struct upstream_tls_options tls; /* https: how its certificate is checked */
 };
 

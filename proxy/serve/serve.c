@@ -294,6 +294,7 @@ static int start_proxy(struct serve_run *run, const struct serve_settings *s)
     /* As many as clients by default: a request waiting in our queue for a
      * connection is a surprise; one waiting in llama-server's is expected. */
     pc.pool.max_connections = s->upstream_connections ? s->upstream_connections : s->max_connections;
+    pc.pool.min_idle = s->upstream_min_idle;
     struct config_err err;
     int r = proxy_new(run->base, &pc, &run->proxy, &err);
     if (r < 0) {

@@ -38,6 +38,7 @@ struct serve_settings {
     uint64_t max_body, max_header;
     unsigned max_connections;
     unsigned upstream_connections; /* 0: as many as max_connections */
+    unsigned upstream_min_idle;    /* connections opened ahead per upstream (0: none) */
     usec_t connect_timeout, response_timeout, stream_timeout, client_idle_timeout, drain_timeout;
     usec_t header_timeout, body_timeout; /* a client's whole head; silence in its body */
     const char *log_path;

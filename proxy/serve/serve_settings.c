@@ -30,6 +30,7 @@ enum {
     OPT_MAX_HEADER,
     OPT_MAX_CONNECTIONS,
     OPT_UPSTREAM_CONNECTIONS,
+    OPT_UPSTREAM_MIN_IDLE,
     OPT_CONNECT_TIMEOUT,
     OPT_RESPONSE_TIMEOUT,
     OPT_STREAM_TIMEOUT,
@@ -68,6 +69,7 @@ static const struct cli_option serve_options[] = {
     {"max-header", 0, "SIZE", "largest request header block; larger gets 431 (default 64K)", OPT_MAX_HEADER},
     {"max-connections", 0, "N", "client connections open at once (default 4096)", OPT_MAX_CONNECTIONS},
     {"upstream-connections", 0, "N", "connections per upstream; more requests wait (default: --max-connections)", OPT_UPSTREAM_CONNECTIONS},
+    {"upstream-min-idle", 0, "N", "connections per upstream opened ahead and kept idle, for bursts (default 0; each holds one of llama-server's HTTP threads)", OPT_UPSTREAM_MIN_IDLE},
     {"connect-timeout", 0, "DURATION", "upstream connect timeout; then 504 (default 5s)", OPT_CONNECT_TIMEOUT},
     {"response-timeout", 0, "DURATION", "wait for the upstream's response head, queueing and prefill included; then 504 (default 10m)", OPT_RESPONSE_TIMEOUT},
     {"stream-timeout", 0, "DURATION", "longest silence inside a streamed response; then the stream is cut (default 5m)", OPT_STREAM_TIMEOUT},
@@ -174,7 +176,7 @@ static int load_upstreams(struct config_doc *doc, const cJSON *ups, struct serve
                           struct config_err *err)
 {
     static const char *const up_keys[] = {"name", "url", "models", "default", "max_connections",
-                                          "ca_file", "insecure", NULL};
+                                          "min_idle", "ca_file", "insecure", NULL};
     int r;
     if (ups && !cJSON_IsArray(ups))
         return config_error(doc, ups, err, "'upstreams' must be a list");
@@ -202,6 +204,10 @@ static int load_upstreams(struct config_doc *doc, const cJSON *ups, struct serve
         if ((r = config_get_u64(doc, u, "max_connections", 1, 65536, &mc, err)) < 0)
             return r;
         pc->max_connections = (unsigned)mc;
+        uint64_t mi = UINT64_MAX;
+        if ((r = config_get_u64(doc, u, "min_idle", 0, 65536, &mi, err)) < 0)
+            return r;
+        pc->min_idle = mi == UINT64_MAX ? -1 : (int)mi;
         struct config_err urlerr;
         struct url_target t;
         if (url_parse(pc->url, &t, &urlerr) < 0)
@@ -368,7 +374,7 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
     static const char *const metrics_keys[] = {"session_header", "concurrency_buckets", "buckets", NULL};
     static const char *const routing_keys[] = {"unknown_model", NULL};
     static const char *const limit_keys[] = {"max_body", "max_header", "max_connections",
-                                             "upstream_connections", NULL};
+                                             "upstream_connections", "upstream_min_idle", NULL};
     static const char *const timeout_keys[] = {"connect",     "response",      "stream",
                                                "client_idle", "client_header", "client_body",
                                                "drain",       NULL};
@@ -413,6 +419,10 @@ static int load_file(struct config_doc *doc, struct serve_settings *s, struct co
         if ((r = config_get_u64(doc, limits, "upstream_connections", 1, 65536, &v, err)) < 0)
             return r;
         s->upstream_connections = (unsigned)v;
+        v = s->upstream_min_idle;
+        if ((r = config_get_u64(doc, limits, "upstream_min_idle", 0, 65536, &v, err)) < 0)
+            return r;
+        s->upstream_min_idle = (unsigned)v;
     }
     const cJSON *log = cJSON_GetObjectItemCaseSensitive(root, "log");
     if (log) {
@@ -522,6 +532,7 @@ static int parse_option(struct cli_parser *p, int id, const char *v, struct serv
     case OPT_MAX_HEADER: return cli_size(p, v, &s->max_header);
     case OPT_MAX_CONNECTIONS: return cli_unsigned(p, v, 1, 1000000, &s->max_connections);
     case OPT_UPSTREAM_CONNECTIONS: return cli_unsigned(p, v, 1, 65536, &s->upstream_connections);
+    case OPT_UPSTREAM_MIN_IDLE: return cli_unsigned(p, v, 0, 65536, &s->upstream_min_idle);
     case OPT_CONNECT_TIMEOUT: return cli_duration(p, v, &s->connect_timeout);
     case OPT_RESPONSE_TIMEOUT: return cli_duration(p, v, &s->response_timeout);
     case OPT_STREAM_TIMEOUT: return cli_duration(p, v, &s->stream_timeout);
@@ -573,7 +584,7 @@ static void settle_upstreams(struct serve_settings *s)
             d = i;
     if (s->n_ups == 0) {
         s->ups[0] = (struct proxy_upstream_config){
-            .name = "default", .url = "http://127.0.0.1:7080", .is_default = true};
+            .name = "default", .url = "http://127.0.0.1:7080", .is_default = true, .min_idle = -1};
         s->n_ups = 1;
     }
     if (s->upstream_url)

@@ -50,6 +50,8 @@ struct conn {
     bool tls;                     /* bev is a TLS bufferevent */
     bool handshaking;             /* TLS handshake in progress */
     bool idle;                    /* connected, no request, alive: in the idle list */
+    bool warming;                 /* opened ahead (min_idle), connecting, no request yet */
+    bool ahead;                   /* opened ahead: its first request may find it stale */
     unsigned served;              /* requests completed on it */
     int depth;                    /* callback nesting, for deferred free */
     bool dead;
@@ -80,7 +82,9 @@ struct upstream_pool {
     struct conn *idle_head;       /* borrowed: the idle ones, last released first */
     struct upstream_req *wait_head, *wait_tail; /* owned: requests without a connection */
     struct tls_client *tls;       /* owned: https targets, NULL for http */
-    unsigned n_conns, n_idle, n_waiting;
+    struct event *warm_ev;        /* owned: tops up min_idle each second; NULL when 0 */
+    usec_t warm_failed;           /* when a connection opened ahead last failed */
+    unsigned n_conns, n_idle, n_waiting, n_warming;
     uint64_t connects, reuses, requests, failures, tls_resumed;
 };
 
@@ -272,6 +276,10 @@ static void conn_destroy(struct conn *c)
         c->next->prev = c->prev;
     p->n_conns--;
     idle_remove(c);
+    if (c->warming) {
+        p->n_warming--;
+        p->warm_failed = clock_now();
+    }
     if (c->tls)
         tls_close_notify(c->bev);
     bufferevent_free(c->bev);
@@ -362,7 +370,8 @@ static void req_complete(struct conn *c, int err, usec_t t)
 static bool try_replay(struct conn *c, int err)
 {
     struct upstream_req *r = c->req;
-    if (err != UPSTREAM_ERR_CLOSED || c->served == 0 || r->any_response_byte || r->retried ||
+    if (err != UPSTREAM_ERR_CLOSED || (c->served == 0 && !c->ahead) || r->any_response_byte ||
+        r->retried ||
         !r->replay)
         return false;
     r->retried = true;
@@ -652,6 +661,17 @@ static void conn_ready(struct conn *c)
     }
     if (c->tls)
         conn_flush(c);
+    if (!c->req) {
+        /* Opened ahead, and nothing took it while it connected. */
+        c->warming = false;
+        c->pool->n_warming--;
+        bufferevent_disable(bev, EV_WRITE);
+        if (c->tls)
+            tls_idle(bev);
+        idle_push(c);
+        set_read_timeout(c, c->pool->o.idle_timeout);
+        dispatch(c->pool);
+    }
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
@@ -712,6 +732,10 @@ static void attach(struct conn *c, struct upstream_req *r)
     struct upstream_pool *p = c->pool;
     c->req = r;
     r->conn = c;
+    if (c->warming) {
+        c->warming = false;
+        p->n_warming--;
+    }
     if (c->idle) {
         idle_remove(c);
         p->reuses++;
@@ -730,6 +754,18 @@ static struct conn *find_idle(struct upstream_pool *p)
     return p->idle_head;
 }
 
+/* A connection opened ahead that is still connecting: a request waits
+ * less on it than on a new one. */
+static struct conn *find_warming(struct upstream_pool *p)
+{
+    if (p->n_warming == 0)
+        return NULL;
+    for (struct conn *c = p->conns; c; c = c->next)
+        if (c->warming && !c->dead)
+            return c;
+    return NULL;
+}
+
 static void dispatch(struct upstream_pool *p)
 {
     while (p->wait_head) {
@@ -737,6 +773,8 @@ static void dispatch(struct upstream_pool *p)
          * one may be just as stale (an idle one gives way if need be). */
         bool retry = p->wait_head->retried;
         struct conn *c = retry ? NULL : find_idle(p);
+        if (!c && !retry)
+            c = find_warming(p);
         bool fresh = false;
         if (retry && p->n_conns >= p->o.max_connections && p->idle_head)
             conn_kill(p->idle_head);
@@ -763,6 +801,38 @@ static void dispatch(struct upstream_pool *p)
 
 /* --- pool --- */
 
+/* Opens connections until min_idle are idle or on their way, within
+ * max_connections. Not while requests wait (dispatch opens theirs), and
+ * not for a second after one failed, so a down upstream costs one try per
+ * connection per second. At most the shortfall per call: a connect that
+ * fails at once must not make it loop. */
+static void warm_up(struct upstream_pool *p)
+{
+    usec_t now = clock_now();
+    if (p->wait_head || (p->warm_failed && now - p->warm_failed < USEC_PER_SEC))
+        return;
+    unsigned have = p->n_idle + p->n_warming;
+    unsigned want = p->o.min_idle > have ? p->o.min_idle - have : 0;
+    for (unsigned i = 0; i < want && p->n_conns < p->o.max_connections; i++) {
+        struct conn *c = conn_open(p);
+        if (!c)
+            return;
+        c->warming = c->ahead = true;
+        p->n_warming++;
+        conn_enter(c);
+        bufferevent_socket_connect(c->bev, (struct sockaddr *)&p->target.addr.ss,
+                                   (int)p->target.addr.len);
+        conn_leave(c);
+    }
+}
+
+static void warm_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    warm_up(arg);
+}
+
 int upstream_pool_new(struct event_base *base, const struct url_target *t,
                       const struct upstream_pool_options *o, struct upstream_pool **ret,
                       struct config_err *err)
@@ -783,6 +853,18 @@ int upstream_pool_new(struct event_base *base, const struct url_target *t,
             return r;
         }
     }
+    if (p->o.min_idle) {
+        /* The first top-up runs as soon as the loop does. */
+        struct timeval second = {1, 0};
+        p->warm_ev = event_new(base, -1, EV_PERSIST, warm_cb, p);
+        if (p->warm_ev)
+            event_priority_set(p->warm_ev, NET_PRIO_LATER); /* fails harmlessly without priorities */
+        if (!p->warm_ev || event_add(p->warm_ev, &second) < 0) {
+            upstream_pool_free(p);
+            return config_err_set(err, "out of memory"), -ENOMEM;
+        }
+        event_active(p->warm_ev, EV_TIMEOUT, 0);
+    }
     *ret = p;
     return 0;
 }
@@ -791,6 +873,8 @@ void upstream_pool_free(struct upstream_pool *p)
 {
     if (!p)
         return;
+    if (p->warm_ev)
+        event_free(p->warm_ev);
     while (p->conns) {
         struct conn *c = p->conns;
         if (c->req) {

@@ -4,7 +4,8 @@
  * each connection with connect / response / stream-idle timeouts. Response
  * bytes are handed on raw (framing intact, for pass-through) and
  * de-chunked (for the stream tap), stamped with the time of the read that
- * delivered them. Used by the proxy and by the load generator alike. */
+ * delivered them, and can keep a minimum of idle connections open ahead
+ * of requests. Used by the proxy and by the load generator alike. */
 #ifndef TOKENTAP_UPSTREAM_H
 #define TOKENTAP_UPSTREAM_H
 
@@ -69,6 +70,10 @@ struct upstream_pool_options {
     usec_t idle_timeout;      /* keep-alive idle; below llama-server's 5 s (default 4 s) */
     size_t max_head_bytes;    /* response head limit (default 64 KiB) */
     size_t output_limit;      /* request bytes queued before "full" (default 256 KiB) */
+    /* Connections opened ahead and kept idle (default 0): a burst of
+     * requests finds them connected (TLS: handshaken). Topped up once a
+     * second; never above max_connections. */
+    unsigned min_idle;
     struct upstream_tls_options tls; /* https targets */
 };
 
