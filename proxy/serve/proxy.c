@@ -82,7 +82,7 @@ struct proxy {
     struct exchange *exchanges;   /* owned list */
     unsigned in_flight;
     struct tapq tapq;             /* response bytes the taps read after the loop pass */
-    struct event *tap_ev;         /* owned: runs when nothing more urgent is ready */
+    struct event *tap_ev;         /* owned: runs after the stream reads of this loop pass */
 };
 
 /* What the taps may hold back at most (a full queue is read at once). */
@@ -111,7 +111,13 @@ int proxy_new(struct event_base *base, const struct proxy_config *cfg, struct pr
     if (tapq_init(&p->tapq, TAPQ_BYTES, TAPQ_PIECES) < 0 ||
         !(p->tap_ev = event_new(base, -1, 0, tap_later_cb, p)))
         goto oom;
-    event_priority_set(p->tap_ev, NET_PRIO_LATER);
+    /* At the streams' own priority: libevent runs an event made active
+     * during a pass after the ones already queued at its priority, so the
+     * taps read once the reads that were ready have gone out, in the same
+     * pass. One priority lower cost another epoll_wait per wake-up (40,000
+     * events from 100 streams: 26,000-28,600 epoll_wait calls against
+     * 13,600-19,300, CPU 1.04-1.12 s against 0.97-1.02 s). */
+    event_priority_set(p->tap_ev, NET_PRIO_IO);
     p->ups = calloc(cfg->n_upstreams ? cfg->n_upstreams : 1, sizeof(*p->ups));
     if (!p->ups)
         goto oom;

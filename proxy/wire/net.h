@@ -43,8 +43,7 @@ struct event_base *net_event_base_new(unsigned flags);
  * urgent first. Each pass of the loop runs only the most urgent ones that
  * are ready, and at most NET_PRIO_BATCH callbacks of the others before it
  * looks for new readiness: bytes of streams in progress go before new
- * connections and requests, and both before work that can wait (reading
- * what went out). Events that set none are NET_PRIO_NEW. Setting one on a
+ * connections and requests, and both before work that can wait. Events that set none are NET_PRIO_NEW. Setting one on a
  * loop without priorities does nothing (it stays at the only one). */
 enum net_prio {
     NET_PRIO_IO = 0,    /* a stream's bytes: upstream reads, writes */
