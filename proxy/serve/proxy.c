@@ -8,7 +8,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <cjson/cJSON.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 
