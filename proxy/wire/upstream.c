@@ -371,8 +371,7 @@ static bool try_replay(struct conn *c, int err)
 {
     struct upstream_req *r = c->req;
     if (err != UPSTREAM_ERR_CLOSED || (c->served == 0 && !c->ahead) || r->any_response_byte ||
-        r->retried ||
-        !r->replay)
+        r->retried || !r->replay)
         return false;
     r->retried = true;
     c->req = NULL;
