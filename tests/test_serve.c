@@ -770,8 +770,8 @@ static long pool_wait(int port, const char *key, long want)
 }
 
 /* --upstream-min-idle: connections wait open before any request; a burst
- * of as many streams connects nothing new; a down upstream costs about one
- * connect per missing connection per second, not a loop. */
+ * of as many streams runs on them; a down upstream costs about one connect
+ * per missing connection per second, not a loop. */
 static void test_warm_pool(void)
 {
     struct itest_proc sim, serve;
@@ -791,9 +791,11 @@ static void test_warm_pool(void)
         ok += res != NULL;
     }
     CHECK_INT(ok, 4);
-    CHECK_INT(pool_value(serve.port, "\"connects\":"), 4);
+    /* Each went on a connection opened ahead (one opened for a request is
+     * no reuse). The top-up may have run during the burst and opened more,
+     * to keep 4 idle besides the busy ones: at least 4 are idle after. */
     CHECK_INT(pool_value(serve.port, "\"reuses\":"), 4);
-    CHECK_INT(pool_wait(serve.port, "\"connections_idle\":", 4), 4);
+    CHECK(pool_value(serve.port, "\"connections_idle\":") >= 4);
     itest_stop(&serve);
 
     /* The sim gone: tries are paced, and serve still answers. */
