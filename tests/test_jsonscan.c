@@ -74,6 +74,46 @@ static void test_members(void)
     CHECK(!jsonscan_iter_next(&it, &m));
 }
 
+/* The members validation notes are the ones the walker finds, for every
+ * shape of top-level value; past cap only the count goes on. */
+static void test_top(void)
+{
+    static const char *const texts[] = {
+        "{ \"a\" : 1 , \"b\":[ 2 , {\"x\":\"}\"} ] ,\"c\":{\"d\":{}} ,\"e\":\"q\\\"\" }",
+        " {\"s\":\"x\",\"t\":true,\"n\":null,\"f\":-1.5e3} ",
+        "{}",
+        "[{\"a\":1},{\"b\":2}]",
+        "\"{\\\"a\\\":1}\"",
+        "{\"1\":1,\"2\":2,\"3\":3,\"4\":[4],\"5\":{\"5\":5}}",
+    };
+    for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
+        const char *t = texts[k];
+        size_t len = strlen(t);
+        struct jsonscan_info info;
+        struct jsonscan_member m[3], w;
+        struct jsonscan_top top = {.members = m, .cap = 3};
+        CHECK_INT(jsonscan_validate_top(t, len, JSONSCAN_MAX_DEPTH, &info, &top), 0);
+        size_t n = 0;
+        if (t[info.start] == '{') {
+            struct jsonscan_iter it;
+            jsonscan_iter_init(&it, t, len, info.start);
+            for (; jsonscan_iter_next(&it, &w); n++) {
+                if (n >= top.cap)
+                    continue;
+                CHECK_INT(m[n].key, w.key);
+                CHECK_INT(m[n].key_end, w.key_end);
+                CHECK_INT(m[n].value, w.value);
+                CHECK_INT(m[n].value_end, w.value_end);
+            }
+        }
+        CHECK_INT(top.n, n);
+    }
+    struct jsonscan_info info;
+    struct jsonscan_member m[4];
+    struct jsonscan_top top = {.members = m, .cap = 4};
+    CHECK(jsonscan_validate_top("{\"a\":1,}", 8, 8, &info, &top) < 0);
+}
+
 /* Compares the key of {<json>:0} with pointer token tok. */
 static bool key_matches(const char *json_key, const char *tok)
 {
@@ -127,6 +167,7 @@ int main(void)
     test_info();
     test_skip();
     test_members();
+    test_top();
     test_keys();
     return check_done("test_jsonscan");
 }

@@ -13,12 +13,27 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-size_t jsonscan_skip_ws(const char *d, size_t len, size_t i)
+/* Inlined here: scanning calls it between every two tokens. */
+static inline size_t skip_ws(const char *d, size_t len, size_t i)
 {
     while (i < len && is_ws(d[i]))
         i++;
     return i;
 }
+
+size_t jsonscan_skip_ws(const char *d, size_t len, size_t i)
+{
+    return skip_ws(d, len, i);
+}
+
+/* Bytes that end a run of plain string bytes: the quote, the backslash
+ * and the control bytes, which JSON does not allow raw. One table load
+ * per byte instead of three compares. */
+static const unsigned char str_stop[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1,
+};
 
 static int hex_digit(char c)
 {
@@ -35,7 +50,12 @@ static int hex_digit(char c)
 static int scan_string(const char *d, size_t len, size_t *pos)
 {
     size_t i = *pos + 1;
-    while (i < len) {
+    for (;;) {
+        /* bytes >= 0x80 pass unchecked: see jsonscan.h */
+        while (i < len && !str_stop[(unsigned char)d[i]])
+            i++;
+        if (i >= len)
+            break;
         unsigned char c = (unsigned char)d[i];
         if (c == '"') {
             *pos = i + 1;
@@ -43,10 +63,6 @@ static int scan_string(const char *d, size_t len, size_t *pos)
         }
         if (c < 0x20)
             return JSONSCAN_ERR_INVALID;
-        if (c != '\\') {
-            i++; /* bytes >= 0x80 pass unchecked: see jsonscan.h */
-            continue;
-        }
         if (i + 1 >= len)
             return JSONSCAN_ERR_INVALID;
         char e = d[i + 1];
@@ -113,26 +129,52 @@ static int scan_literal(const char *d, size_t len, size_t *pos)
     return JSONSCAN_ERR_INVALID;
 }
 
-/* *pos at a member's key; on success, at the start of its value. */
-static int scan_key(const char *d, size_t len, size_t *pos)
+/* *pos at a member's key; on success, at the start of its value, and
+ * *ret_key_end just past the key's closing quote. */
+static int scan_key(const char *d, size_t len, size_t *pos, size_t *ret_key_end)
 {
     if (*pos >= len || d[*pos] != '"')
         return JSONSCAN_ERR_INVALID;
     int r = scan_string(d, len, pos);
     if (r < 0)
         return r;
-    size_t i = jsonscan_skip_ws(d, len, *pos);
+    *ret_key_end = *pos;
+    size_t i = skip_ws(d, len, *pos);
     if (i >= len || d[i] != ':')
         return JSONSCAN_ERR_INVALID;
-    *pos = jsonscan_skip_ws(d, len, i + 1);
+    *pos = skip_ws(d, len, i + 1);
     return 0;
+}
+
+/* Notes a member of the top-level object: its key starts at key. */
+static void top_key(struct jsonscan_top *top, size_t key, size_t key_end, size_t value)
+{
+    if (top->n < top->cap)
+        top->members[top->n] = (struct jsonscan_member){key, key_end, value, 0};
+    top->open = true;
+}
+
+/* The value of the member top_key() noted ends at end. */
+static void top_value_end(struct jsonscan_top *top, size_t end)
+{
+    if (top->n < top->cap)
+        top->members[top->n].value_end = end;
+    top->n++;
+    top->open = false;
 }
 
 int jsonscan_validate(const char *d, size_t len, unsigned max_depth, struct jsonscan_info *ret)
 {
+    return jsonscan_validate_top(d, len, max_depth, ret, NULL);
+}
+
+int jsonscan_validate_top(const char *d, size_t len, unsigned max_depth, struct jsonscan_info *ret,
+                          struct jsonscan_top *top)
+{
     uint64_t is_obj[JSONSCAN_MAX_DEPTH / 64] = {0}; /* one bit per open container */
     unsigned depth = 0, deepest = 0;
     bool after = false; /* false: a value is expected at i; true: one just ended */
+    size_t key, key_end;
     int r;
 
     if (!d && len)
@@ -143,7 +185,7 @@ int jsonscan_validate(const char *d, size_t len, unsigned max_depth, struct json
         return JSONSCAN_ERR_TOO_LARGE;
     if (max_depth > JSONSCAN_MAX_DEPTH)
         max_depth = JSONSCAN_MAX_DEPTH;
-    size_t i = jsonscan_skip_ws(d, len, 0), start = i;
+    size_t i = skip_ws(d, len, 0), start = i;
     for (;;) {
         if (!after) {
             if (i >= len)
@@ -157,15 +199,18 @@ int jsonscan_validate(const char *d, size_t len, unsigned max_depth, struct json
                     c == '{' ? is_obj[depth / 64] | bit : is_obj[depth / 64] & ~bit;
                 depth++;
                 deepest = depth > deepest ? depth : deepest;
-                i = jsonscan_skip_ws(d, len, i + 1);
+                i = skip_ws(d, len, i + 1);
                 if (i < len && d[i] == (c == '{' ? '}' : ']')) {
                     depth--;
                     i++;
                     after = true;
                 } else if (c == '{') {
-                    r = scan_key(d, len, &i);
+                    key = i;
+                    r = scan_key(d, len, &i, &key_end);
                     if (r < 0)
                         return r;
+                    if (top && depth == 1)
+                        top_key(top, key, key_end, i);
                 }
                 continue;
             }
@@ -182,15 +227,20 @@ int jsonscan_validate(const char *d, size_t len, unsigned max_depth, struct json
         }
         if (depth == 0)
             break;
-        i = jsonscan_skip_ws(d, len, i);
+        if (top && depth == 1 && top->open)
+            top_value_end(top, i);
+        i = skip_ws(d, len, i);
         if (i >= len)
             return JSONSCAN_ERR_INVALID;
         bool obj = (is_obj[(depth - 1) / 64] >> ((depth - 1) % 64)) & 1;
         if (d[i] == ',') {
-            i = jsonscan_skip_ws(d, len, i + 1);
-            r = obj ? scan_key(d, len, &i) : 0;
+            i = skip_ws(d, len, i + 1);
+            key = i;
+            r = obj ? scan_key(d, len, &i, &key_end) : 0;
             if (r < 0)
                 return r;
+            if (top && depth == 1 && obj)
+                top_key(top, key, key_end, i);
             after = false;
         } else if (d[i] == (obj ? '}' : ']')) {
             depth--;
@@ -200,7 +250,7 @@ int jsonscan_validate(const char *d, size_t len, unsigned max_depth, struct json
         }
     }
     size_t end = i;
-    if (jsonscan_skip_ws(d, len, i) != len)
+    if (skip_ws(d, len, i) != len)
         return JSONSCAN_ERR_INVALID;
     *ret = (struct jsonscan_info){.start = start, .end = end, .depth = deepest};
     return 0;
@@ -257,17 +307,17 @@ void jsonscan_iter_init(struct jsonscan_iter *it, const char *d, size_t len, siz
 
 bool jsonscan_iter_next(struct jsonscan_iter *it, struct jsonscan_member *m)
 {
-    size_t i = jsonscan_skip_ws(it->d, it->len, it->pos);
+    size_t i = skip_ws(it->d, it->len, it->pos);
     if (i >= it->len || it->d[i] == '}' || it->d[i] == ']')
         return false;
     if (it->started) /* at the comma */
-        i = jsonscan_skip_ws(it->d, it->len, i + 1);
+        i = skip_ws(it->d, it->len, i + 1);
     it->started = true;
     m->key = m->key_end = i;
     if (it->obj) {
         m->key_end = skip_string(it->d, it->len, i);
-        i = jsonscan_skip_ws(it->d, it->len, m->key_end);
-        i = jsonscan_skip_ws(it->d, it->len, i + 1); /* past the colon */
+        i = skip_ws(it->d, it->len, m->key_end);
+        i = skip_ws(it->d, it->len, i + 1); /* past the colon */
     }
     m->value = i;
     m->value_end = jsonscan_skip_value(it->d, it->len, i);

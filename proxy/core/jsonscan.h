@@ -29,17 +29,32 @@ struct jsonscan_info {
  * Returns 0 and fills *ret, or a JSONSCAN_ERR_*. */
 int jsonscan_validate(const char *text, size_t len, unsigned max_depth, struct jsonscan_info *ret);
 
-/* The first index >= i that is not JSON whitespace (or len). */
-size_t jsonscan_skip_ws(const char *d, size_t len, size_t i);
-
-/* Validated text only: i at the start of a value; returns its end. */
-size_t jsonscan_skip_value(const char *d, size_t len, size_t i);
-
 /* A member of an object (key..key_end is the quoted key) or an element of
  * an array (key == key_end == value). Offsets into the scanned text. */
 struct jsonscan_member {
     size_t key, key_end, value, value_end;
 };
+
+/* The members of the top-level object, noted while validating: a reader
+ * of a few top-level fields then need not walk the text a second time. */
+struct jsonscan_top {
+    struct jsonscan_member *members; /* borrowed: cap entries */
+    size_t cap;
+    size_t n;  /* members in the object; only the first cap are noted */
+    bool open; /* internal */
+};
+
+/* jsonscan_validate, noting the top-level object's members in *top (n
+ * stays 0 when the value is no object). top->n must be 0 on entry. On
+ * error *top is partial. */
+int jsonscan_validate_top(const char *text, size_t len, unsigned max_depth, struct jsonscan_info *ret,
+                          struct jsonscan_top *top);
+
+/* The first index >= i that is not JSON whitespace (or len). */
+size_t jsonscan_skip_ws(const char *d, size_t len, size_t i);
+
+/* Validated text only: i at the start of a value; returns its end. */
+size_t jsonscan_skip_value(const char *d, size_t len, size_t i);
 
 /* Walks the members of one object or array of validated text. */
 struct jsonscan_iter {

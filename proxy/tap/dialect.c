@@ -125,12 +125,12 @@ static struct memo *memo_of(struct step *s, struct jv obj)
     return mo;
 }
 
-/* Member key of object obj (the first one, if the object repeats it). */
-static struct jv get(struct step *s, struct jv obj, const char *key)
+/* Member key of object obj (the first one, if the object repeats it).
+ * Through get(): the keys are literals, so strlen folds at compile time. */
+static struct jv get_len(struct step *s, struct jv obj, const char *key, size_t klen)
 {
     if (!is_obj(obj))
         return none;
-    size_t klen = strlen(key);
     struct memo *mo = memo_of(s, obj);
     for (unsigned i = 0; i < mo->n; i++)
         if (key_is(mo->m[i].key, key, klen))
@@ -144,6 +144,8 @@ static struct jv get(struct step *s, struct jv obj, const char *key)
     }
     return none;
 }
+
+#define get(s, obj, key) get_len((s), (obj), (key), strlen(key))
 
 /* Walks the elements of array arr; nothing when arr is not an array. */
 static void elems_init(struct jsonscan_iter *it, struct jv arr)
@@ -742,13 +744,31 @@ void dialect_finish(struct dialect *d)
     d->last_kinds = 0;
 }
 
-/* Validates an event's or a body's text; every one we read is an object. */
-static bool parse_object(const char *text, size_t len, struct jv *ret)
+/* Validates an event's or a body's text; every one we read is an object.
+ * Its members are noted on the way, as the first memo. */
+static bool parse_object(struct step *s, const char *text, size_t len, struct jv *ret)
 {
     struct jsonscan_info info;
-    if (jsonscan_validate(text, len, JSONSCAN_MAX_DEPTH, &info) < 0 || text[info.start] != '{')
+    struct jsonscan_member m[MEMO_MEMBERS];
+    struct jsonscan_top top = {.members = m, .cap = MEMO_MEMBERS};
+    if (jsonscan_validate_top(text, len, JSONSCAN_MAX_DEPTH, &info, &top) < 0 ||
+        text[info.start] != '{')
         return false;
     *ret = (struct jv){text + info.start, info.end - info.start};
+
+    struct memo *mo = &s->memo[s->memo_next++ % MEMO_OBJECTS];
+    mo->obj = ret->p;
+    mo->n = top.n < MEMO_MEMBERS ? (unsigned)top.n : MEMO_MEMBERS;
+    for (unsigned i = 0; i < mo->n; i++) {
+        mo->m[i].key = (struct jv){text + m[i].key, m[i].key_end - m[i].key};
+        mo->m[i].val = (struct jv){text + m[i].value, m[i].value_end - m[i].value};
+    }
+    /* get() walks on from here for members past the first MEMO_MEMBERS. */
+    jsonscan_iter_init(&mo->rest, ret->p, ret->len, 0);
+    if (mo->n == MEMO_MEMBERS) {
+        mo->rest.pos = (size_t)(mo->m[mo->n - 1].val.p + mo->m[mo->n - 1].val.len - ret->p);
+        mo->rest.started = true;
+    }
     return true;
 }
 
@@ -793,7 +813,7 @@ int dialect_event(struct dialect *d, const struct sse_event *ev, dialect_token_c
         return 0;
 
     struct jv root;
-    if (!len || *data != '{' || !parse_object(data, len, &root)) {
+    if (!len || *data != '{' || !parse_object(&s, data, len, &root)) {
         if (error_event) {
             set_error(d, len ? data : "error", len ? len : 5);
             return 0;
@@ -823,7 +843,7 @@ int dialect_body(struct dialect *d, const char *json, size_t len, dialect_token_
     for (unsigned i = 0; i < MEMO_OBJECTS; i++)
         memo[i].obj = NULL;
     struct jv root;
-    if (!json || !parse_object(json, len, &root))
+    if (!json || !parse_object(&s, json, len, &root))
         return -EINVAL;
 
     char name_buf[TYPE_MAX];
