@@ -404,6 +404,35 @@ static void test_valid_event_before_bad_framing(void)
     itest_peer_stop(&peer);
 }
 
+/* --stream-timeout bounds the wait for the next bytes, not the stream:
+ * 30 tokens 50 ms apart (1.5 s) under a 300 ms timeout arrive whole, and
+ * so does a second request on the kept-alive connection. */
+static void test_stream_outlives_timeout(void)
+{
+    const char *sargs[] = {"sim", "--listen", "127.0.0.1:0", "--decode-tps", "20", NULL};
+    struct itest_proc sim, serve;
+    itest_spawn(&sim, sargs);
+    const char *extra[] = {"--stream-timeout", "300ms", "--response-timeout", "300ms", NULL};
+    start_serve(&serve, sim.port, extra);
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":true,"
+                       "\"max_tokens\":30}";
+    for (int i = 0; i < 2; i++) {
+        struct itest_resp r;
+        itest_request(serve.port, "POST", "/v1/chat/completions", NULL, body, strlen(body), &r);
+        CHECK_INT(r.status, 200);
+        CHECK(r.complete);
+        CHECK(r.body && strstr(r.body, "data: [DONE]") != NULL);
+        CHECK(r.body && strstr(r.body, "\"finish_reason\":\"length\"") != NULL);
+        itest_resp_free(&r);
+    }
+    char *log = requests_json(serve.port);
+    CHECK(strstr(log, "stalled") == NULL);
+    CHECK_INT(count(log, strlen(log), "\"outcome\":\"ok\""), 2);
+    free(log);
+    itest_stop(&serve);
+    itest_stop(&sim);
+}
+
 /* A stream cut by --stream-timeout says so (not "waiting for the
  * response"); one cut by the drain timeout at shutdown is not a client
  * abort. */
@@ -569,6 +598,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     ITEST_RUN(test_split_upstream_head);
     ITEST_RUN(test_no_replay_after_timeout);
+    ITEST_RUN(test_stream_outlives_timeout);
     ITEST_RUN(test_header_deadline);
     ITEST_RUN(test_body_deadline);
     ITEST_RUN(test_connection_cap);

@@ -118,15 +118,12 @@ static int scan_number(const char *d, size_t len, size_t *pos)
 
 static int scan_literal(const char *d, size_t len, size_t *pos)
 {
-    static const char *const lits[] = {"true", "false", "null"};
-    for (size_t k = 0; k < 3; k++) {
-        size_t n = strlen(lits[k]);
-        if (len - *pos >= n && memcmp(d + *pos, lits[k], n) == 0) {
-            *pos += n;
-            return 0;
-        }
-    }
-    return JSONSCAN_ERR_INVALID;
+    const char *lit = d[*pos] == 't' ? "true" : d[*pos] == 'f' ? "false" : "null";
+    size_t n = d[*pos] == 'f' ? 5 : 4;
+    if (len - *pos < n || memcmp(d + *pos, lit, n) != 0)
+        return JSONSCAN_ERR_INVALID;
+    *pos += n;
+    return 0;
 }
 
 /* *pos at a member's key; on success, at the start of its value, and

@@ -40,8 +40,10 @@ struct conn {
     struct upstream_pool *pool;   /* borrowed */
     struct bufferevent *bev;      /* owned: connect and write side (TLS: the TLS one) */
     struct event *rev;            /* owned: read readiness, once connected */
+    struct event *timer;          /* owned: checks read_timeout, once connected */
     struct evbuffer *in;          /* owned: bytes read but not consumed yet (paused) */
     usec_t read_timeout;          /* longest wait for the next bytes, 0 none */
+    usec_t last_read;             /* bytes last came, or the wait (re)started */
     struct http_parser *parser;   /* owned */
     struct conn *prev, *next;     /* the pool's list */
     struct conn *idle_prev, *idle_next; /* the pool's idle list, while idle */
@@ -139,16 +141,26 @@ static struct timeval tv_of(usec_t us)
                             .tv_usec = (suseconds_t)(us % USEC_PER_SEC)};
 }
 
-/* Reads when connected, alive and not paused; (re)starts the timeout. */
+/* Reads when connected, alive and not paused; (re)starts the timeout.
+ * The timeout is its own timer, which on expiry looks at when bytes last
+ * came: a timeout on the read event itself would be re-scheduled by
+ * libevent on every read, a heap update per token. */
 static void arm_read(struct conn *c)
 {
     if (!c->rev || c->dead || (c->req && c->req->paused)) {
-        if (c->rev)
+        if (c->rev) {
             event_del(c->rev);
+            event_del(c->timer);
+        }
         return;
     }
+    event_add(c->rev, NULL);
+    c->last_read = clock_now();
     struct timeval tv = tv_of(c->read_timeout);
-    event_add(c->rev, c->read_timeout ? &tv : NULL);
+    if (c->read_timeout)
+        event_add(c->timer, &tv);
+    else
+        event_del(c->timer);
 }
 
 static void set_read_timeout(struct conn *c, usec_t us)
@@ -283,8 +295,10 @@ static void conn_destroy(struct conn *c)
     if (c->tls)
         tls_close_notify(c->bev);
     bufferevent_free(c->bev);
-    if (c->rev)
+    if (c->rev) {
         event_free(c->rev);
+        event_free(c->timer);
+    }
     if (c->in)
         evbuffer_free(c->in);
     http_parser_free(c->parser);
@@ -311,8 +325,10 @@ static void conn_kill(struct conn *c)
     c->dead = true;
     idle_remove(c);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-    if (c->rev)
+    if (c->rev) {
         event_del(c->rev);
+        event_del(c->timer);
+    }
     if (c->depth == 0)
         conn_destroy(c);
 }
@@ -534,14 +550,29 @@ static void tls_read_more(struct conn *c)
         event_active(c->rev, EV_READ, 0);
 }
 
+/* The read timeout's check: no bytes for read_timeout fails the
+ * connection, else it looks again when that much will have passed. */
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+    usec_t quiet = clock_diff(clock_now(), c->last_read);
+    if (quiet < c->read_timeout) {
+        struct timeval tv = tv_of(c->read_timeout - quiet);
+        event_add(c->timer, &tv);
+        return;
+    }
+    conn_enter(c);
+    conn_fail(c, UPSTREAM_ERR_TIMEOUT);
+    conn_leave(c);
+}
+
 static void rev_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
+    (void)what;
     conn_enter(c);
-    if (what & EV_TIMEOUT) {
-        conn_fail(c, UPSTREAM_ERR_TIMEOUT);
-        goto out;
-    }
     conn_read(c);
     for (int round = 0; round < READ_ROUNDS; round++) {
         if (c->dead || (c->in && evbuffer_get_length(c->in)) || (c->req && c->req->paused))
@@ -549,7 +580,8 @@ static void rev_cb(evutil_socket_t fd, short what, void *arg)
         char buf[READ_BUF];
         ssize_t n = c->tls ? tls_read(c->bev, buf, sizeof(buf)) : recv(fd, buf, sizeof(buf), 0);
         if (n > 0) {
-            size_t used = conn_process(c, buf, (size_t)n, clock_now());
+            c->last_read = clock_now();
+            size_t used = conn_process(c, buf, (size_t)n, c->last_read);
             if (!c->dead && used < (size_t)n)
                 conn_keep(c, buf + used, (size_t)n - used);
             /* A short read emptied the socket (TLS: and what it read ahead). */
@@ -565,7 +597,6 @@ static void rev_cb(evutil_socket_t fd, short what, void *arg)
         }
     }
     tls_read_more(c);
-out:
     conn_leave(c);
 }
 
@@ -649,7 +680,11 @@ static void conn_ready(struct conn *c)
     }
     bufferevent_set_timeouts(bev, NULL, NULL);
     c->rev = event_new(c->pool->base, bufferevent_getfd(bev), EV_READ | EV_PERSIST, rev_cb, c);
-    if (!c->rev) {
+    c->timer = c->rev ? event_new(c->pool->base, -1, 0, timer_cb, c) : NULL;
+    if (!c->timer) {
+        if (c->rev)
+            event_free(c->rev);
+        c->rev = NULL;
         conn_fail(c, UPSTREAM_ERR_REFUSED);
         return;
     }
