@@ -38,6 +38,8 @@ struct server_req {
 struct conn {
     struct server *srv;       /* borrowed */
     struct bufferevent *bev;  /* owned */
+    struct evbuffer *out;     /* borrowed: bev's output, looked up once */
+    int fd;                   /* borrowed: bev's socket (plain only), looked up once */
     struct event *head_timer; /* owned: the request head's deadline */
     struct http_parser *parser; /* owned */
     struct conn *prev, *next; /* server's list */
@@ -204,7 +206,7 @@ static void out_queued(struct conn *c)
  * writing itself. */
 static int conn_write(struct conn *c, const void *data, size_t len)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->out;
     if (c->staged) {
         c->staged = false;
         if (len && evbuffer_add(out, data, len) < 0)
@@ -219,9 +221,11 @@ static int conn_write(struct conn *c, const void *data, size_t len)
         if (c->tls) {
             n = tls_write(c->bev, data, len);
         } else {
-            ssize_t k = send(bufferevent_getfd(c->bev), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            ssize_t k = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
             n = k > 0 ? (size_t)k : 0;
         }
+        if (n == len)
+            return 0; /* all on the socket, nothing queued */
         data = (const char *)data + n;
         len -= n;
     }
@@ -240,7 +244,7 @@ static void conn_close_after_flush(struct conn *c)
     bufferevent_disable(c->bev, EV_READ);
     /* Fire the write callback when the output is fully drained. */
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    if (evbuffer_get_length(c->out) == 0)
         conn_kill(c);
 }
 
@@ -248,7 +252,7 @@ static void conn_close_after_flush(struct conn *c)
 
 static void write_error(struct conn *c, int status, const char *type, const char *message)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->out;
     cJSON *root = cJSON_CreateObject();
     cJSON *err = cJSON_AddObjectToObject(root, "error");
     cJSON_AddNumberToObject(err, "code", status);
@@ -628,6 +632,9 @@ static void accept_conn(struct server *srv, evutil_socket_t fd, struct sockaddr 
     }
     if (!c->bev)
         goto fail;
+    /* Each token's write uses both: bufferevent_getfd is an indirect call. */
+    c->out = bufferevent_get_output(c->bev);
+    c->fd = bufferevent_getfd(c->bev);
     c->idle_since = clock_now();
     if (c->tls && c->head_timer) {
         /* The handshake has the head's deadline. */
@@ -856,12 +863,12 @@ int server_req_printf(struct server_req *req, const char *fmt, ...)
         return -EPIPE;
     va_list ap;
     va_start(ap, fmt);
-    int n = evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+    int n = evbuffer_add_vprintf(c->out, fmt, ap);
     va_end(ap);
     if (n < 0)
         return -ENOMEM;
     /* Staged: sent with the next write or flush, in one piece. */
-    if (!c->staged && evbuffer_get_length(bufferevent_get_output(c->bev)) == (size_t)n)
+    if (!c->staged && evbuffer_get_length(c->out) == (size_t)n)
         c->staged = true;
     return 0;
 }
@@ -875,7 +882,7 @@ void server_req_flush(struct server_req *req)
 bool server_req_output_full(struct server_req *req)
 {
     struct conn *c = req->conn;
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) <= c->srv->opts.output_limit)
+    if (evbuffer_get_length(c->out) <= c->srv->opts.output_limit)
         return false;
     req->want_drain = true;
     return true;
@@ -883,7 +890,7 @@ bool server_req_output_full(struct server_req *req)
 
 size_t server_req_output_pending(const struct server_req *req)
 {
-    return evbuffer_get_length(bufferevent_get_output(req->conn->bev));
+    return evbuffer_get_length(req->conn->out);
 }
 
 void server_req_pause_body(struct server_req *req, bool pause)
