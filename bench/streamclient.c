@@ -80,6 +80,7 @@ struct watch {
     int npids;
     uint64_t cpu0, cpu1;                             /* utime+stime, clock ticks */
     uint64_t sched0, sched1;                         /* /proc/PID/schedstat run time, ns */
+    uint64_t runs0, runs1;                           /* /proc/PID/schedstat times run */
     uint64_t rss0, rss1, rss_open_max, rss_open_sum; /* KiB */
     unsigned rss_open_n;
 };
@@ -462,13 +463,18 @@ static uint64_t pid_cpu_ticks(int pid)
     return ut + st;
 }
 
-static uint64_t pid_sched_ns(int pid)
+/* Time on a CPU (ns) and how many times the process was put on one:
+ * an event loop runs once per wake-up, so runs per event says how much
+ * of its CPU goes to waking up. */
+static void pid_sched(int pid, uint64_t *ret_ns, uint64_t *ret_runs)
 {
     char path[64], buf[256];
+    unsigned long long ns = 0, wait = 0, runs = 0;
     snprintf(path, sizeof(path), "/proc/%d/schedstat", pid);
-    if (!read_file(path, buf, sizeof(buf)))
-        return 0;
-    return strtoull(buf, NULL, 10);
+    if (read_file(path, buf, sizeof(buf)))
+        sscanf(buf, "%llu %llu %llu", &ns, &wait, &runs);
+    *ret_ns = ns;
+    *ret_runs = runs;
 }
 
 static uint64_t pid_rss_kib(int pid)
@@ -498,21 +504,28 @@ static uint64_t system_busy_us(void)
     return busy * 1000000ull / (uint64_t)sysconf(_SC_CLK_TCK);
 }
 
-static void watch_sample(struct watch *w, uint64_t *cpu, uint64_t *sched, uint64_t *rss)
+static void watch_sample(struct watch *w, uint64_t *cpu, uint64_t *sched, uint64_t *runs,
+                         uint64_t *rss)
 {
-    uint64_t c = 0, s = 0, r = 0;
+    uint64_t c = 0, s = 0, n = 0, r = 0;
     for (int i = 0; i < w->npids; i++) {
         if (cpu)
             c += pid_cpu_ticks(w->pids[i]);
-        if (sched)
-            s += pid_sched_ns(w->pids[i]);
+        if (sched) {
+            uint64_t ns, k;
+            pid_sched(w->pids[i], &ns, &k);
+            s += ns;
+            n += k;
+        }
         if (rss)
             r += pid_rss_kib(w->pids[i]);
     }
     if (cpu)
         *cpu = c;
-    if (sched)
+    if (sched) {
         *sched = s;
+        *runs = n;
+    }
     if (rss)
         *rss = r;
 }
@@ -899,7 +912,7 @@ int main(int argc, char **argv)
 
     for (unsigned i = 0; i < opt.n_watch; i++) {
         struct watch *w = &opt.watch[i];
-        watch_sample(w, &w->cpu0, &w->sched0, &w->rss0);
+        watch_sample(w, &w->cpu0, &w->sched0, &w->runs0, &w->rss0);
     }
     struct rusage ru0, ru1;
     uint64_t busy0 = system_busy_us();
@@ -932,7 +945,7 @@ int main(int argc, char **argv)
             for (unsigned i = 0; i < opt.n_watch; i++) {
                 struct watch *w = &opt.watch[i];
                 uint64_t rss;
-                watch_sample(w, NULL, NULL, &rss);
+                watch_sample(w, NULL, NULL, NULL, &rss);
                 if (rss > w->rss_open_max)
                     w->rss_open_max = rss;
                 w->rss_open_sum += rss;
@@ -998,7 +1011,7 @@ int main(int argc, char **argv)
     uint64_t busy1 = system_busy_us();
     for (unsigned i = 0; i < opt.n_watch; i++) {
         struct watch *w = &opt.watch[i];
-        watch_sample(w, &w->cpu1, &w->sched1, &w->rss1);
+        watch_sample(w, &w->cpu1, &w->sched1, &w->runs1, &w->rss1);
     }
 
     unsigned ok = 0, failed = 0, short_streams = 0, no_done = 0;
@@ -1040,10 +1053,11 @@ int main(int argc, char **argv)
            (unsigned long long)(busy1 - busy0), sysconf(_SC_NPROCESSORS_ONLN));
     for (unsigned i = 0; i < opt.n_watch; i++) {
         struct watch *w = &opt.watch[i];
-        printf(" %s_cpu_us=%llu %s_sched_us=%llu %s_rss_rest_kib=%llu %s_rss_open_kib=%llu "
-               "%s_rss_open_samples=%u %s_rss_after_kib=%llu",
+        printf(" %s_cpu_us=%llu %s_sched_us=%llu %s_runs=%llu %s_rss_rest_kib=%llu "
+               "%s_rss_open_kib=%llu %s_rss_open_samples=%u %s_rss_after_kib=%llu",
                w->name, (unsigned long long)((w->cpu1 - w->cpu0) * 1000000ull / (uint64_t)tck),
                w->name, (unsigned long long)((w->sched1 - w->sched0) / 1000ull), w->name,
+               (unsigned long long)(w->runs1 - w->runs0), w->name,
                (unsigned long long)w->rss0, w->name, (unsigned long long)w->rss_open_max, w->name,
                w->rss_open_n, w->name, (unsigned long long)w->rss1);
     }
