@@ -4,7 +4,8 @@
  * leak; a successful edit is valid JSON (to jsonedit and, when the inputs
  * are, to cJSON); when cJSON can stand in for the inputs (jsonref.h), the
  * result and error equal the tree algorithms'; a delete only removes
- * bytes. Built with -Dfuzz=true (clang). */
+ * bytes; the members jsonscan notes while validating the document are the
+ * ones its walker finds (index_check.h). Built with -Dfuzz=true (clang). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,8 @@
 #include <cjson/cJSON.h>
 
 #include "core/jsonedit.h"
+#include "core/jsonscan.h"
+#include "index_check.h"
 #include "jsonref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -64,6 +67,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (arg < buf + n)
         arg++; /* past the NUL */
     size_t arg_len = (size_t)(buf + n - arg);
+
+    /* Validating with an index says the same, and the index is right:
+     * with room for every member and with too little (the selector byte
+     * picks how little). */
+    struct jsonscan_info vi, xi;
+    int v = jsonscan_validate(doc, doc_len, JSONSCAN_MAX_DEPTH, &vi);
+    for (size_t cap = 1 + data[0] % 8; cap <= 64; cap += 63) {
+        struct jsonscan_entry entries[64];
+        struct jsonscan_index ix;
+        jsonscan_index_init(&ix, entries, cap);
+        FUZZ_ASSERT(jsonscan_validate_index(doc, doc_len, JSONSCAN_MAX_DEPTH, &xi, &ix) == v);
+        unsigned whole = 0;
+        if (v == 0)
+            FUZZ_ASSERT(index_matches(doc, doc_len, vi.start, &ix, &whole));
+    }
 
     char *out = NULL;
     size_t out_len = 0;

@@ -6,6 +6,7 @@
 
 #include "check.h"
 #include "core/jsonscan.h"
+#include "index_check.h"
 
 static void test_info(void)
 {
@@ -75,8 +76,9 @@ static void test_members(void)
 }
 
 /* The members validation notes are the ones the walker finds, for every
- * shape of top-level value; past cap only the count goes on. */
-static void test_top(void)
+ * object at every depth and shape of text; with the entries full, the
+ * objects after the first one left out are not claimed whole. */
+static void test_index(void)
 {
     static const char *const texts[] = {
         "{ \"a\" : 1 , \"b\":[ 2 , {\"x\":\"}\"} ] ,\"c\":{\"d\":{}} ,\"e\":\"q\\\"\" }",
@@ -85,33 +87,33 @@ static void test_top(void)
         "[{\"a\":1},{\"b\":2}]",
         "\"{\\\"a\\\":1}\"",
         "{\"1\":1,\"2\":2,\"3\":3,\"4\":[4],\"5\":{\"5\":5}}",
+        "{\"choices\":[{\"finish_reason\":null,\"index\":0,\"delta\":{\"content\":\"hi\"}}],"
+        "\"created\":1,\"model\":\"m\",\"timings\":{\"prompt_n\":3,\"predicted_ms\":4.5}}",
+        /* q sits 17 deep, past JSONSCAN_INDEX_DEPTH: only {"x":1} is whole. */
+        "{\"w\":{\"x\":1},\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"g\":{\"h\":{\"i\":{\""
+        "j\":{\"k\":{\"l\":{\"m\":{\"n\":{\"o\":{\"p\":{\"q\":{}}}}}}}}}}}}}}}}},\"z\":1}",
     };
+    static const unsigned whole_big[] = {4, 1, 1, 2, 0, 2, 4, 1};
     for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
         const char *t = texts[k];
         size_t len = strlen(t);
-        struct jsonscan_info info;
-        struct jsonscan_member m[3], w;
-        struct jsonscan_top top = {.members = m, .cap = 3};
-        CHECK_INT(jsonscan_validate_top(t, len, JSONSCAN_MAX_DEPTH, &info, &top), 0);
-        size_t n = 0;
-        if (t[info.start] == '{') {
-            struct jsonscan_iter it;
-            jsonscan_iter_init(&it, t, len, info.start);
-            for (; jsonscan_iter_next(&it, &w); n++) {
-                if (n >= top.cap)
-                    continue;
-                CHECK_INT(m[n].key, w.key);
-                CHECK_INT(m[n].key_end, w.key_end);
-                CHECK_INT(m[n].value, w.value);
-                CHECK_INT(m[n].value_end, w.value_end);
-            }
+        for (size_t cap = 3; cap <= 64; cap += 61) {
+            struct jsonscan_info info;
+            struct jsonscan_entry entries[64];
+            struct jsonscan_index ix;
+            jsonscan_index_init(&ix, entries, cap);
+            CHECK_INT(jsonscan_validate_index(t, len, JSONSCAN_MAX_DEPTH, &info, &ix), 0);
+            unsigned whole = 0;
+            CHECK(index_matches(t, len, info.start, &ix, &whole));
+            if (cap == 64)
+                CHECK_INT(whole, whole_big[k]);
         }
-        CHECK_INT(top.n, n);
     }
     struct jsonscan_info info;
-    struct jsonscan_member m[4];
-    struct jsonscan_top top = {.members = m, .cap = 4};
-    CHECK(jsonscan_validate_top("{\"a\":1,}", 8, 8, &info, &top) < 0);
+    struct jsonscan_entry e[4];
+    struct jsonscan_index ix;
+    jsonscan_index_init(&ix, e, 4);
+    CHECK(jsonscan_validate_index("{\"a\":1,}", 8, 8, &info, &ix) < 0);
 }
 
 /* Compares the key of {<json>:0} with pointer token tok. */
@@ -167,7 +169,7 @@ int main(void)
     test_info();
     test_skip();
     test_members();
-    test_top();
+    test_index();
     test_keys();
     return check_done("test_jsonscan");
 }

@@ -143,30 +143,42 @@ static int scan_key(const char *d, size_t len, size_t *pos, size_t *ret_key_end)
     return 0;
 }
 
-/* Notes a member of the top-level object: its key starts at key. */
-static void top_key(struct jsonscan_top *top, size_t key, size_t key_end, size_t value)
+void jsonscan_index_init(struct jsonscan_index *ix, struct jsonscan_entry *entries, size_t cap)
 {
-    if (top->n < top->cap)
-        top->members[top->n] = (struct jsonscan_member){key, key_end, value, 0};
-    top->open = true;
+    *ix = (struct jsonscan_index){.entries = entries, .cap = cap, .partial = SIZE_MAX};
+    for (size_t d = 0; d <= JSONSCAN_INDEX_DEPTH; d++)
+        ix->open[d] = SIZE_MAX;
 }
 
-/* The value of the member top_key() noted ends at end. */
-static void top_value_end(struct jsonscan_top *top, size_t end)
+/* Notes a member of the object open at depth: its key, and where its value starts. */
+static void index_key(struct jsonscan_index *ix, unsigned depth, size_t key, size_t key_end,
+                      size_t value)
 {
-    if (top->n < top->cap)
-        top->members[top->n].value_end = end;
-    top->n++;
-    top->open = false;
+    if (depth > JSONSCAN_INDEX_DEPTH || ix->n == ix->cap) {
+        if (ix->partial == SIZE_MAX)
+            ix->partial = key;
+        return;
+    }
+    ix->entries[ix->n] = (struct jsonscan_entry){ix->object[depth], {key, key_end, value, 0}};
+    ix->open[depth] = ix->n++;
+}
+
+/* A value inside the container open at depth ended at end. */
+static void index_value_end(struct jsonscan_index *ix, unsigned depth, size_t end)
+{
+    if (depth <= JSONSCAN_INDEX_DEPTH && ix->open[depth] != SIZE_MAX) {
+        ix->entries[ix->open[depth]].m.value_end = end;
+        ix->open[depth] = SIZE_MAX;
+    }
 }
 
 int jsonscan_validate(const char *d, size_t len, unsigned max_depth, struct jsonscan_info *ret)
 {
-    return jsonscan_validate_top(d, len, max_depth, ret, NULL);
+    return jsonscan_validate_index(d, len, max_depth, ret, NULL);
 }
 
-int jsonscan_validate_top(const char *d, size_t len, unsigned max_depth, struct jsonscan_info *ret,
-                          struct jsonscan_top *top)
+int jsonscan_validate_index(const char *d, size_t len, unsigned max_depth, struct jsonscan_info *ret,
+                            struct jsonscan_index *ix)
 {
     uint64_t is_obj[JSONSCAN_MAX_DEPTH / 64] = {0}; /* one bit per open container */
     unsigned depth = 0, deepest = 0;
@@ -196,6 +208,8 @@ int jsonscan_validate_top(const char *d, size_t len, unsigned max_depth, struct 
                     c == '{' ? is_obj[depth / 64] | bit : is_obj[depth / 64] & ~bit;
                 depth++;
                 deepest = depth > deepest ? depth : deepest;
+                if (ix && depth <= JSONSCAN_INDEX_DEPTH)
+                    ix->object[depth] = i;
                 i = skip_ws(d, len, i + 1);
                 if (i < len && d[i] == (c == '{' ? '}' : ']')) {
                     depth--;
@@ -206,8 +220,8 @@ int jsonscan_validate_top(const char *d, size_t len, unsigned max_depth, struct 
                     r = scan_key(d, len, &i, &key_end);
                     if (r < 0)
                         return r;
-                    if (top && depth == 1)
-                        top_key(top, key, key_end, i);
+                    if (ix)
+                        index_key(ix, depth, key, key_end, i);
                 }
                 continue;
             }
@@ -224,8 +238,8 @@ int jsonscan_validate_top(const char *d, size_t len, unsigned max_depth, struct 
         }
         if (depth == 0)
             break;
-        if (top && depth == 1 && top->open)
-            top_value_end(top, i);
+        if (ix)
+            index_value_end(ix, depth, i);
         i = skip_ws(d, len, i);
         if (i >= len)
             return JSONSCAN_ERR_INVALID;
@@ -236,8 +250,8 @@ int jsonscan_validate_top(const char *d, size_t len, unsigned max_depth, struct 
             r = obj ? scan_key(d, len, &i, &key_end) : 0;
             if (r < 0)
                 return r;
-            if (top && depth == 1 && obj)
-                top_key(top, key, key_end, i);
+            if (ix && obj)
+                index_key(ix, depth, key, key_end, i);
             after = false;
         } else if (d[i] == (obj ? '}' : ']')) {
             depth--;

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define JSONSCAN_MAX_DEPTH 512 /* the deepest max_depth jsonscan_validate accepts */
 #define JSONSCAN_MAX_BYTES (256u * 1024 * 1024)
@@ -35,20 +36,43 @@ struct jsonscan_member {
     size_t key, key_end, value, value_end;
 };
 
-/* The members of the top-level object, noted while validating: a reader
- * of a few top-level fields then need not walk the text a second time. */
-struct jsonscan_top {
-    struct jsonscan_member *members; /* borrowed: cap entries */
-    size_t cap;
-    size_t n;  /* members in the object; only the first cap are noted */
-    bool open; /* internal */
+/* A member of an object, noted while validating. */
+struct jsonscan_entry {
+    size_t object; /* offset of the '{' of the object it is a member of */
+    struct jsonscan_member m;
 };
 
-/* jsonscan_validate, noting the top-level object's members in *top (n
- * stays 0 when the value is no object). top->n must be 0 on entry. On
- * error *top is partial. */
-int jsonscan_validate_top(const char *text, size_t len, unsigned max_depth, struct jsonscan_info *ret,
-                          struct jsonscan_top *top);
+#define JSONSCAN_INDEX_DEPTH 16 /* members of objects nested deeper are not noted */
+
+/* The members of the objects in a text, noted while validating it, in the
+ * order of their keys: a reader of a few fields then need not walk the
+ * text again. When a member is left out (cap full, or nested too deep),
+ * partial is its offset, and an object that ends after it may lack
+ * members: jsonscan_index_whole() says which objects are whole. */
+struct jsonscan_index {
+    struct jsonscan_entry *entries; /* borrowed: cap of them */
+    size_t cap;
+    size_t n;       /* entries noted */
+    size_t partial; /* offset of the first member left out; SIZE_MAX: none */
+    /* Internal, per depth: the open object's '{' and the member whose
+     * value is being read (SIZE_MAX: none). */
+    size_t object[JSONSCAN_INDEX_DEPTH + 1];
+    size_t open[JSONSCAN_INDEX_DEPTH + 1];
+};
+
+void jsonscan_index_init(struct jsonscan_index *ix, struct jsonscan_entry *entries, size_t cap);
+
+/* jsonscan_validate, noting the members of every object into *ix (made by
+ * jsonscan_index_init). On error *ix is partial. */
+int jsonscan_validate_index(const char *text, size_t len, unsigned max_depth, struct jsonscan_info *ret,
+                            struct jsonscan_index *ix);
+
+/* True when all members of the object that ends at offset end (just past
+ * its '}') are in *ix. */
+static inline bool jsonscan_index_whole(const struct jsonscan_index *ix, size_t end)
+{
+    return end <= ix->partial;
+}
 
 /* The first index >= i that is not JSON whitespace (or len). */
 size_t jsonscan_skip_ws(const char *d, size_t len, size_t i);

@@ -39,7 +39,13 @@ struct step {
     int n;             /* token events so far */
     struct memo *memo; /* borrowed: MEMO_OBJECTS slots, reused in turn */
     unsigned memo_next;
+    const char *text;             /* borrowed: the event's or body's text */
+    struct jsonscan_index *index; /* borrowed: its objects' members, noted while validating */
 };
+
+/* Members noted per event: an OpenAI chunk has about 20, a final one with
+ * usage and timings about 40. Objects past the index are walked. */
+#define INDEX_ENTRIES 64
 
 /* --- reading validated JSON --- */
 
@@ -106,7 +112,8 @@ static bool key_is(struct jv k, const char *key, size_t klen)
     return memchr(raw, '\\', n) && jsonscan_key_eq(str_bytes(k), lit_bytes(key, klen));
 }
 
-/* The memo of object obj, made on first use. */
+/* The memo of object obj, made on first use: from the members noted
+ * while validating when they are all there, else by walking the text. */
 static struct memo *memo_of(struct step *s, struct jv obj)
 {
     for (unsigned i = 0; i < MEMO_OBJECTS; i++)
@@ -117,6 +124,26 @@ static struct memo *memo_of(struct step *s, struct jv obj)
     mo->obj = obj.p;
     mo->n = 0;
     jsonscan_iter_init(&mo->rest, obj.p, obj.len, 0);
+    size_t open = (size_t)(obj.p - s->text);
+    const struct jsonscan_index *ix = s->index;
+    if (jsonscan_index_whole(ix, open + obj.len)) {
+        /* Entries are in text order: the object's own come after its '{'. */
+        for (size_t e = 0; e < ix->n && mo->n < MEMO_MEMBERS; e++) {
+            const struct jsonscan_entry *en = &ix->entries[e];
+            if (en->object != open)
+                continue;
+            mo->m[mo->n].key = (struct jv){s->text + en->m.key, en->m.key_end - en->m.key};
+            mo->m[mo->n].val = (struct jv){s->text + en->m.value, en->m.value_end - en->m.value};
+            mo->n++;
+        }
+        /* get() walks on from the last one for members past MEMO_MEMBERS. */
+        if (mo->n == MEMO_MEMBERS) {
+            const struct jv *last = &mo->m[mo->n - 1].val;
+            mo->rest.pos = (size_t)(last->p + last->len - obj.p);
+            mo->rest.started = true;
+        }
+        return mo;
+    }
     while (mo->n < MEMO_MEMBERS && jsonscan_iter_next(&mo->rest, &m)) {
         mo->m[mo->n].key = (struct jv){obj.p + m.key, m.key_end - m.key};
         mo->m[mo->n].val = (struct jv){obj.p + m.value, m.value_end - m.value};
@@ -745,30 +772,15 @@ void dialect_finish(struct dialect *d)
 }
 
 /* Validates an event's or a body's text; every one we read is an object.
- * Its members are noted on the way, as the first memo. */
+ * The members of its objects are noted on the way, for memo_of(). */
 static bool parse_object(struct step *s, const char *text, size_t len, struct jv *ret)
 {
     struct jsonscan_info info;
-    struct jsonscan_member m[MEMO_MEMBERS];
-    struct jsonscan_top top = {.members = m, .cap = MEMO_MEMBERS};
-    if (jsonscan_validate_top(text, len, JSONSCAN_MAX_DEPTH, &info, &top) < 0 ||
+    s->text = text;
+    if (jsonscan_validate_index(text, len, JSONSCAN_MAX_DEPTH, &info, s->index) < 0 ||
         text[info.start] != '{')
         return false;
     *ret = (struct jv){text + info.start, info.end - info.start};
-
-    struct memo *mo = &s->memo[s->memo_next++ % MEMO_OBJECTS];
-    mo->obj = ret->p;
-    mo->n = top.n < MEMO_MEMBERS ? (unsigned)top.n : MEMO_MEMBERS;
-    for (unsigned i = 0; i < mo->n; i++) {
-        mo->m[i].key = (struct jv){text + m[i].key, m[i].key_end - m[i].key};
-        mo->m[i].val = (struct jv){text + m[i].value, m[i].value_end - m[i].value};
-    }
-    /* get() walks on from here for members past the first MEMO_MEMBERS. */
-    jsonscan_iter_init(&mo->rest, ret->p, ret->len, 0);
-    if (mo->n == MEMO_MEMBERS) {
-        mo->rest.pos = (size_t)(mo->m[mo->n - 1].val.p + mo->m[mo->n - 1].val.len - ret->p);
-        mo->rest.started = true;
-    }
     return true;
 }
 
@@ -788,7 +800,10 @@ static const char *type_of(struct step *s, struct jv root, char buf[TYPE_MAX])
 int dialect_event(struct dialect *d, const struct sse_event *ev, dialect_token_cb cb, void *ctx)
 {
     struct memo memo[MEMO_OBJECTS];
-    struct step s = {.d = d, .cb = cb, .ctx = ctx, .stream = true, .memo = memo};
+    struct jsonscan_entry entries[INDEX_ENTRIES];
+    struct jsonscan_index index;
+    jsonscan_index_init(&index, entries, INDEX_ENTRIES);
+    struct step s = {.d = d, .cb = cb, .ctx = ctx, .stream = true, .memo = memo, .index = &index};
     for (unsigned i = 0; i < MEMO_OBJECTS; i++)
         memo[i].obj = NULL;
     const char *data = ev->data;
@@ -839,7 +854,10 @@ int dialect_event(struct dialect *d, const struct sse_event *ev, dialect_token_c
 int dialect_body(struct dialect *d, const char *json, size_t len, dialect_token_cb cb, void *ctx)
 {
     struct memo memo[MEMO_OBJECTS];
-    struct step s = {.d = d, .cb = cb, .ctx = ctx, .stream = false, .memo = memo};
+    struct jsonscan_entry entries[INDEX_ENTRIES];
+    struct jsonscan_index index;
+    jsonscan_index_init(&index, entries, INDEX_ENTRIES);
+    struct step s = {.d = d, .cb = cb, .ctx = ctx, .stream = false, .memo = memo, .index = &index};
     for (unsigned i = 0; i < MEMO_OBJECTS; i++)
         memo[i].obj = NULL;
     struct jv root;
