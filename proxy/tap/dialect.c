@@ -30,22 +30,38 @@ struct memo {
     struct jsonscan_iter rest; /* the members after the first MEMO_MEMBERS */
 };
 
-/* One dialect_event() or dialect_body() call. */
+/* Members noted per event: an OpenAI chunk has about 20, a final one with
+ * usage and timings about 40. Objects past the index are walked. */
+#define INDEX_ENTRIES 64
+
+/* One dialect_event() or dialect_body() call; on the stack, made by
+ * step_init (which leaves the arrays unwritten: a few KiB per event). */
 struct step {
     struct dialect *d; /* borrowed */
     dialect_token_cb cb;
     void *ctx;         /* borrowed */
     bool stream;       /* token events are counted only in streams */
     int n;             /* token events so far */
-    struct memo *memo; /* borrowed: MEMO_OBJECTS slots, reused in turn */
+    struct memo memo[MEMO_OBJECTS]; /* reused in turn */
     unsigned memo_next;
-    const char *text;             /* borrowed: the event's or body's text */
-    struct jsonscan_index *index; /* borrowed: its objects' members, noted while validating */
+    const char *text; /* borrowed: the event's or body's text */
+    struct jsonscan_index index; /* its objects' members, noted while validating */
+    struct jsonscan_entry entries[INDEX_ENTRIES];
 };
 
-/* Members noted per event: an OpenAI chunk has about 20, a final one with
- * usage and timings about 40. Objects past the index are walked. */
-#define INDEX_ENTRIES 64
+static void step_init(struct step *s, struct dialect *d, dialect_token_cb cb, void *ctx, bool stream)
+{
+    s->d = d;
+    s->cb = cb;
+    s->ctx = ctx;
+    s->stream = stream;
+    s->n = 0;
+    for (unsigned i = 0; i < MEMO_OBJECTS; i++)
+        s->memo[i].obj = NULL;
+    s->memo_next = 0;
+    s->text = NULL;
+    jsonscan_index_init(&s->index, s->entries, INDEX_ENTRIES);
+}
 
 /* --- reading validated JSON --- */
 
@@ -125,7 +141,7 @@ static struct memo *memo_of(struct step *s, struct jv obj)
     mo->n = 0;
     jsonscan_iter_init(&mo->rest, obj.p, obj.len, 0);
     size_t open = (size_t)(obj.p - s->text);
-    const struct jsonscan_index *ix = s->index;
+    const struct jsonscan_index *ix = &s->index;
     if (jsonscan_index_whole(ix, open + obj.len)) {
         /* Entries are in text order: the object's own come after its '{'. */
         for (size_t e = 0; e < ix->n && mo->n < MEMO_MEMBERS; e++) {
@@ -777,7 +793,7 @@ static bool parse_object(struct step *s, const char *text, size_t len, struct jv
 {
     struct jsonscan_info info;
     s->text = text;
-    if (jsonscan_validate_index(text, len, JSONSCAN_MAX_DEPTH, &info, s->index) < 0 ||
+    if (jsonscan_validate_index(text, len, JSONSCAN_MAX_DEPTH, &info, &s->index) < 0 ||
         text[info.start] != '{')
         return false;
     *ret = (struct jv){text + info.start, info.end - info.start};
@@ -799,13 +815,8 @@ static const char *type_of(struct step *s, struct jv root, char buf[TYPE_MAX])
 
 int dialect_event(struct dialect *d, const struct sse_event *ev, dialect_token_cb cb, void *ctx)
 {
-    struct memo memo[MEMO_OBJECTS];
-    struct jsonscan_entry entries[INDEX_ENTRIES];
-    struct jsonscan_index index;
-    jsonscan_index_init(&index, entries, INDEX_ENTRIES);
-    struct step s = {.d = d, .cb = cb, .ctx = ctx, .stream = true, .memo = memo, .index = &index};
-    for (unsigned i = 0; i < MEMO_OBJECTS; i++)
-        memo[i].obj = NULL;
+    struct step s;
+    step_init(&s, d, cb, ctx, true);
     const char *data = ev->data;
     size_t len = ev->data_len;
     bool error_event = mem_is(ev->event, ev->event_len, "error");
@@ -853,13 +864,8 @@ int dialect_event(struct dialect *d, const struct sse_event *ev, dialect_token_c
 
 int dialect_body(struct dialect *d, const char *json, size_t len, dialect_token_cb cb, void *ctx)
 {
-    struct memo memo[MEMO_OBJECTS];
-    struct jsonscan_entry entries[INDEX_ENTRIES];
-    struct jsonscan_index index;
-    jsonscan_index_init(&index, entries, INDEX_ENTRIES);
-    struct step s = {.d = d, .cb = cb, .ctx = ctx, .stream = false, .memo = memo, .index = &index};
-    for (unsigned i = 0; i < MEMO_OBJECTS; i++)
-        memo[i].obj = NULL;
+    struct step s;
+    step_init(&s, d, cb, ctx, false);
     struct jv root;
     if (!json || !parse_object(&s, json, len, &root))
         return -EINVAL;

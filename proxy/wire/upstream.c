@@ -145,13 +145,18 @@ static struct timeval tv_of(usec_t us)
  * The timeout is its own timer, which on expiry looks at when bytes last
  * came: a timeout on the read event itself would be re-scheduled by
  * libevent on every read, a heap update per token. */
+static void stop_read(struct conn *c)
+{
+    if (c->rev) {
+        event_del(c->rev);
+        event_del(c->timer);
+    }
+}
+
 static void arm_read(struct conn *c)
 {
     if (!c->rev || c->dead || (c->req && c->req->paused)) {
-        if (c->rev) {
-            event_del(c->rev);
-            event_del(c->timer);
-        }
+        stop_read(c);
         return;
     }
     event_add(c->rev, NULL);
@@ -325,10 +330,7 @@ static void conn_kill(struct conn *c)
     c->dead = true;
     idle_remove(c);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-    if (c->rev) {
-        event_del(c->rev);
-        event_del(c->timer);
-    }
+    stop_read(c);
     if (c->depth == 0)
         conn_destroy(c);
 }
