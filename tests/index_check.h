@@ -4,12 +4,21 @@
 #define TOKENTAP_TESTS_INDEX_CHECK_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "core/jsonscan.h"
 
+/* What an entry's word must be: the key's jsonscan_word, 0 if escaped. */
+static uint64_t word_of_key(const char *t, const struct jsonscan_member *m)
+{
+    size_t n = m->key_end - m->key - 2;
+    return memchr(t + m->key + 1, '\\', n) ? 0 : jsonscan_word(t + m->key + 1, n);
+}
+
 /* True when every object at or inside the value at t[at] that the index
- * says is whole has exactly the walker's members, in order; counts those
- * objects into *ret_whole. t must be valid JSON. */
+ * says is whole has exactly the walker's members, in order, with their
+ * keys' words; counts those objects into *ret_whole. t must be valid JSON. */
 static bool index_matches(const char *t, size_t len, size_t at, const struct jsonscan_index *ix,
                           unsigned *ret_whole)
 {
@@ -26,9 +35,9 @@ static bool index_matches(const char *t, size_t len, size_t at, const struct jso
                 e++;
             if (e == ix->n)
                 return false;
-            const struct jsonscan_member *m = &ix->entries[e++].m;
+            const struct jsonscan_member *m = &ix->entries[e].m;
             if (m->key != w.key || m->key_end != w.key_end || m->value != w.value ||
-                m->value_end != w.value_end)
+                m->value_end != w.value_end || ix->entries[e++].word != word_of_key(t, &w))
                 return false;
         }
         if (!index_matches(t, len, w.value, ix, ret_whole))

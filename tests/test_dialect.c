@@ -444,6 +444,18 @@ static void test_in_place(void)
     CHECK_INT(r.d.facts.completion_tokens, 1);
     CHECK_STR(r.d.facts.model, "m\xc3\xa9");
 
+    /* Escaped keys among the members a lookup remembers; look-alikes of
+     * the same length and first bytes; "finish_reason" differing past
+     * the bytes a key's word holds. */
+    run_text(&r, DIALECT_UNKNOWN,
+             "data: {\"choicez\":[],\"\\u0063hoices\":[{\"finish_reasoX\":\"no\",\"d\\u0065lta\":"
+             "{\"contenT\":\"no\",\"c\\u006fntent\":\"yes\"},\"finish_reason\":\"st\\u006fp\"}],"
+             "\"usage\":{\"completion_t\\u006fkens\":7}}\n\n");
+    CHECK_INT(r.tokens, 1);
+    CHECK_STR(r.text[DIALECT_TOKEN_CONTENT], "yes");
+    CHECK_STR(r.d.facts.finish_reason, "stop");
+    CHECK_INT(r.d.facts.completion_tokens, 7);
+
     memset(&r, 0, sizeof(r));
     dialect_init(&r.d, DIALECT_ANTHROPIC);
     const char *anth = "{\"content\":[{\"type\":\"tool_use\",\"input\": {\"q\" : \"a b\\\" c\",\n"

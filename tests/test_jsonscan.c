@@ -92,8 +92,13 @@ static void test_index(void)
         /* q sits 17 deep, past JSONSCAN_INDEX_DEPTH: only {"x":1} is whole. */
         "{\"w\":{\"x\":1},\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"g\":{\"h\":{\"i\":{\""
         "j\":{\"k\":{\"l\":{\"m\":{\"n\":{\"o\":{\"p\":{\"q\":{}}}}}}}}}}}}}}}}},\"z\":1}",
+        /* Keys with escapes (word 0), and of 6, 7, 8 and 18 bytes, some at
+         * the end of the text where a word cannot be read in one load. */
+        "{\"\\u0063hoices\":1,\"objec\\\"\":2,\"abcdef\":3,\"choices\":4,\"choicesX\":5,"
+        "\"system_fingerprint\":6,\"a\":{\"choices\":{\"x\\n\":{\"abcdefg\":7}}}}",
+        "{\"abcdefgh\":{\"q\":{\"r\":1}}}",
     };
-    static const unsigned whole_big[] = {4, 1, 1, 2, 0, 2, 4, 1};
+    static const unsigned whole_big[] = {4, 1, 1, 2, 0, 2, 4, 1, 4, 3};
     for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
         const char *t = texts[k];
         size_t len = strlen(t);

@@ -46,21 +46,45 @@ static int hex_digit(char c)
     return -1;
 }
 
-/* *pos at the opening quote; on success, just past the closing quote. */
+/* The high bit of each of the eight bytes in v (first byte lowest) that
+ * is a quote, a backslash or a control byte (the bytes str_stop marks);
+ * above the first such byte there may be false ones. The zero-byte tests
+ * of "Bit Twiddling Hacks". */
+static inline uint64_t word_stops(uint64_t v)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+    return (((q - ones) & ~q) | ((b - ones) & ~b) | ((v - ones * 0x20) & ~v)) & highs;
+}
+
+/* *pos at the opening quote; on success, just past the closing quote.
+ * Returns 1 when the string has an escape, 0 when not, or an error. */
 static int scan_string(const char *d, size_t len, size_t *pos)
 {
     size_t i = *pos + 1;
+    int escaped = 0;
     for (;;) {
         /* bytes >= 0x80 pass unchecked: see jsonscan.h */
-        while (i < len && !str_stop[(unsigned char)d[i]])
-            i++;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* Eight bytes at a time up to the first byte that stops the
+         * run: keys and values are short, a word or two. */
+        uint64_t v, stops = 0;
+        while (len - i >= 8 && (memcpy(&v, d + i, 8), !(stops = word_stops(v))))
+            i += 8;
+        if (stops)
+            i += (size_t)__builtin_ctzll(stops) / 8;
+        else
+#endif
+            while (i < len && !str_stop[(unsigned char)d[i]])
+                i++;
         if (i >= len)
             break;
         unsigned char c = (unsigned char)d[i];
         if (c == '"') {
             *pos = i + 1;
-            return 0;
+            return escaped;
         }
+        escaped = 1;
         if (c < 0x20)
             return JSONSCAN_ERR_INVALID;
         if (i + 1 >= len)
@@ -127,7 +151,8 @@ static int scan_literal(const char *d, size_t len, size_t *pos)
 }
 
 /* *pos at a member's key; on success, at the start of its value, and
- * *ret_key_end just past the key's closing quote. */
+ * *ret_key_end just past the key's closing quote. Returns what
+ * scan_string() does: 1 when the key has an escape. */
 static int scan_key(const char *d, size_t len, size_t *pos, size_t *ret_key_end)
 {
     if (*pos >= len || d[*pos] != '"')
@@ -140,7 +165,7 @@ static int scan_key(const char *d, size_t len, size_t *pos, size_t *ret_key_end)
     if (i >= len || d[i] != ':')
         return JSONSCAN_ERR_INVALID;
     *pos = skip_ws(d, len, i + 1);
-    return 0;
+    return r;
 }
 
 void jsonscan_index_init(struct jsonscan_index *ix, struct jsonscan_entry *entries, size_t cap)
@@ -150,16 +175,37 @@ void jsonscan_index_init(struct jsonscan_index *ix, struct jsonscan_entry *entri
         ix->open[d] = SIZE_MAX;
 }
 
-/* Notes a member of the object open at depth: its key, and where its value starts. */
-static void index_key(struct jsonscan_index *ix, unsigned depth, size_t key, size_t key_end,
-                      size_t value)
+/* The word of the key at d[key, key_end) (quoted, no escape). */
+static uint64_t key_word(const char *d, size_t len, size_t key, size_t key_end)
+{
+    size_t n = key_end - key - 2;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* One load where the text has eight bytes from the key's first. */
+    if (len - key > 8) {
+        uint64_t v;
+        memcpy(&v, d + key + 1, 8);
+        if (n < JSONSCAN_WORD_BYTES)
+            v &= (1ull << (8 * n)) - 1;
+        return (v << 8) | (n < 255 ? n : 255);
+    }
+#else
+    (void)len;
+#endif
+    return jsonscan_word(d + key + 1, n);
+}
+
+/* Notes a member of the object open at depth: its key, and where its
+ * value starts. escaped: the key has an escape. */
+static void index_key(struct jsonscan_index *ix, unsigned depth, const char *d, size_t len,
+                      size_t key, size_t key_end, bool escaped, size_t value)
 {
     if (depth > JSONSCAN_INDEX_DEPTH || ix->n == ix->cap) {
         if (ix->partial == SIZE_MAX)
             ix->partial = key;
         return;
     }
-    ix->entries[ix->n] = (struct jsonscan_entry){ix->object[depth], {key, key_end, value, 0}};
+    ix->entries[ix->n] = (struct jsonscan_entry){
+        ix->object[depth], {key, key_end, value, 0}, escaped ? 0 : key_word(d, len, key, key_end)};
     ix->open[depth] = ix->n++;
 }
 
@@ -221,7 +267,7 @@ int jsonscan_validate_index(const char *d, size_t len, unsigned max_depth, struc
                     if (r < 0)
                         return r;
                     if (ix)
-                        index_key(ix, depth, key, key_end, i);
+                        index_key(ix, depth, d, len, key, key_end, r == 1, i);
                 }
                 continue;
             }
@@ -251,7 +297,7 @@ int jsonscan_validate_index(const char *d, size_t len, unsigned max_depth, struc
             if (r < 0)
                 return r;
             if (ix && obj)
-                index_key(ix, depth, key, key_end, i);
+                index_key(ix, depth, d, len, key, key_end, r == 1, i);
             after = false;
         } else if (d[i] == (obj ? '}' : ']')) {
             depth--;

@@ -36,10 +36,27 @@ struct jsonscan_member {
     size_t key, key_end, value, value_end;
 };
 
+/* A key's word: its length (up to 255) and first JSONSCAN_WORD_BYTES
+ * bytes in one integer (byte i at bits 8i+8..8i+15), never 0 for a key of
+ * a byte or more. Two keys without escapes are equal when their words are
+ * and so are the bytes past the seventh: a lookup by key is mostly one
+ * compare. Inline, and written out, so a literal's word folds at compile
+ * time. */
+#define JSONSCAN_WORD_BYTES 7
+static inline uint64_t jsonscan_word(const char *key, size_t len)
+{
+#define JSONSCAN_WORD_BYTE(i) (len > (i) ? (uint64_t)(unsigned char)key[i] << (8 * ((i) + 1)) : 0)
+    return (len < 255 ? len : 255) | JSONSCAN_WORD_BYTE(0) | JSONSCAN_WORD_BYTE(1) |
+           JSONSCAN_WORD_BYTE(2) | JSONSCAN_WORD_BYTE(3) | JSONSCAN_WORD_BYTE(4) |
+           JSONSCAN_WORD_BYTE(5) | JSONSCAN_WORD_BYTE(6);
+#undef JSONSCAN_WORD_BYTE
+}
+
 /* A member of an object, noted while validating. */
 struct jsonscan_entry {
     size_t object; /* offset of the '{' of the object it is a member of */
     struct jsonscan_member m;
+    uint64_t word; /* jsonscan_word() of its key; 0: the key has an escape */
 };
 
 #define JSONSCAN_INDEX_DEPTH 16 /* members of objects nested deeper are not noted */

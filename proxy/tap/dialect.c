@@ -18,12 +18,18 @@ struct jv {
 };
 
 /* The members of an object, found in one walk: an event's dozen lookups
- * in its top object then do not walk the text again. */
+ * in its top object then do not walk the text again. Each key is kept as
+ * its word (jsonscan_word), so most key compares are one compare, and the
+ * words' bits in a small filter: most lookups are for members an event
+ * does not have ("usage", "timings", "reasoning_content" in a token
+ * event), and the filter answers those without comparing keys. */
 #define MEMO_MEMBERS 16
 #define MEMO_OBJECTS 8
 struct memo {
-    const char *obj; /* borrowed: the object's '{'; NULL: slot unused */
+    const char *obj; /* borrowed: the object's '{' */
     unsigned n;
+    uint64_t filter; /* key_bit() of every member's word; all ones: an escaped key */
+    uint64_t word[MEMO_MEMBERS]; /* 0: the key has an escape, compare it by meaning */
     struct {
         struct jv key, val;
     } m[MEMO_MEMBERS];
@@ -44,6 +50,7 @@ struct step {
     int n;             /* token events so far */
     struct memo memo[MEMO_OBJECTS]; /* reused in turn */
     unsigned memo_next;
+    struct memo *last; /* borrowed from memo[]: the one get() found last; NULL: none */
     const char *text; /* borrowed: the event's or body's text */
     struct jsonscan_index index; /* its objects' members, noted while validating */
     struct jsonscan_entry entries[INDEX_ENTRIES];
@@ -56,9 +63,8 @@ static void step_init(struct step *s, struct dialect *d, dialect_token_cb cb, vo
     s->ctx = ctx;
     s->stream = stream;
     s->n = 0;
-    for (unsigned i = 0; i < MEMO_OBJECTS; i++)
-        s->memo[i].obj = NULL;
-    s->memo_next = 0;
+    s->memo_next = 0; /* memo[0, memo_next) are in use */
+    s->last = NULL;
     s->text = NULL;
     jsonscan_index_init(&s->index, s->entries, INDEX_ENTRIES);
 }
@@ -114,9 +120,37 @@ static struct jsonscan_key lit_bytes(const char *lit, size_t len)
     return (struct jsonscan_key){.p = lit, .end = lit + len};
 }
 
-/* True when key k (quoted, escapes in) stands for key[0, klen), which has
- * no backslash. Escapes only make a key shorter than its text, so only a
- * key whose text is longer can differ from its raw bytes and still match. */
+static inline uint64_t key_bit(uint64_t word)
+{
+    return 1ull << ((word * 0x9e3779b97f4a7c15ull) >> 58);
+}
+
+/* Notes member i's word (0: its key has an escape) in memo mo. */
+static void memo_word(struct memo *mo, unsigned i, uint64_t word)
+{
+    mo->word[i] = word;
+    mo->filter |= word ? key_bit(word) : ~0ull;
+}
+
+/* The word of key k (quoted, escapes in), for a member not in the index. */
+static uint64_t word_of(struct jv k)
+{
+    const char *raw = k.p + 1;
+    size_t n = k.len - 2;
+    return memchr(raw, '\\', n) ? 0 : jsonscan_word(raw, n);
+}
+
+/* True when member i of mo has key key[0, klen), whose word is kw and
+ * which has no backslash. An escaped key is compared by meaning. */
+static bool memo_key_is(const struct memo *mo, unsigned i, const char *key, size_t klen, uint64_t kw)
+{
+    const size_t w = JSONSCAN_WORD_BYTES;
+    if (mo->word[i] == kw)
+        return klen <= w || memcmp(mo->m[i].key.p + 1 + w, key + w, klen - w) == 0;
+    return mo->word[i] == 0 && jsonscan_key_eq(str_bytes(mo->m[i].key), lit_bytes(key, klen));
+}
+
+/* The same for a key past the memo's members. */
 static bool key_is(struct jv k, const char *key, size_t klen)
 {
     const char *raw = k.p + 1;
@@ -128,29 +162,44 @@ static bool key_is(struct jv k, const char *key, size_t klen)
     return memchr(raw, '\\', n) && jsonscan_key_eq(str_bytes(k), lit_bytes(key, klen));
 }
 
-/* The memo of object obj, made on first use: from the members noted
- * while validating when they are all there, else by walking the text. */
-static struct memo *memo_of(struct step *s, struct jv obj)
+static void memo_add(struct memo *mo, struct jv key, struct jv val, uint64_t word)
 {
-    for (unsigned i = 0; i < MEMO_OBJECTS; i++)
-        if (s->memo[i].obj == obj.p)
-            return &s->memo[i];
+    mo->m[mo->n].key = key;
+    mo->m[mo->n].val = val;
+    memo_word(mo, mo->n, word);
+    mo->n++;
+}
+
+/* Makes the memo of object obj: from the members noted while validating
+ * when they are all there, else by walking the text. Out of line: get()
+ * is called a dozen times per event and mostly finds the memo made. */
+static __attribute__((noinline)) struct memo *memo_make(struct step *s, struct jv obj)
+{
     struct memo *mo = &s->memo[s->memo_next++ % MEMO_OBJECTS];
     struct jsonscan_member m;
     mo->obj = obj.p;
     mo->n = 0;
+    mo->filter = 0;
     jsonscan_iter_init(&mo->rest, obj.p, obj.len, 0);
     size_t open = (size_t)(obj.p - s->text);
     const struct jsonscan_index *ix = &s->index;
     if (jsonscan_index_whole(ix, open + obj.len)) {
-        /* Entries are in text order: the object's own come after its '{'. */
-        for (size_t e = 0; e < ix->n && mo->n < MEMO_MEMBERS; e++) {
+        /* Entries are in the order of their keys: the object's own are
+         * between its '{' and its '}', with those of objects inside it. */
+        size_t lo = 0, hi = ix->n, close = open + obj.len;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (ix->entries[mid].m.key < open)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (size_t e = lo; e < ix->n && ix->entries[e].m.key < close && mo->n < MEMO_MEMBERS; e++) {
             const struct jsonscan_entry *en = &ix->entries[e];
             if (en->object != open)
                 continue;
-            mo->m[mo->n].key = (struct jv){s->text + en->m.key, en->m.key_end - en->m.key};
-            mo->m[mo->n].val = (struct jv){s->text + en->m.value, en->m.value_end - en->m.value};
-            mo->n++;
+            memo_add(mo, (struct jv){s->text + en->m.key, en->m.key_end - en->m.key},
+                     (struct jv){s->text + en->m.value, en->m.value_end - en->m.value}, en->word);
         }
         /* get() walks on from the last one for members past MEMO_MEMBERS. */
         if (mo->n == MEMO_MEMBERS) {
@@ -161,22 +210,36 @@ static struct memo *memo_of(struct step *s, struct jv obj)
         return mo;
     }
     while (mo->n < MEMO_MEMBERS && jsonscan_iter_next(&mo->rest, &m)) {
-        mo->m[mo->n].key = (struct jv){obj.p + m.key, m.key_end - m.key};
-        mo->m[mo->n].val = (struct jv){obj.p + m.value, m.value_end - m.value};
-        mo->n++;
+        struct jv key = {obj.p + m.key, m.key_end - m.key};
+        memo_add(mo, key, (struct jv){obj.p + m.value, m.value_end - m.value}, word_of(key));
     }
     return mo;
 }
 
-/* Member key of object obj (the first one, if the object repeats it).
- * Through get(): the keys are literals, so strlen folds at compile time. */
-static struct jv get_len(struct step *s, struct jv obj, const char *key, size_t klen)
+/* The memo of object obj, made on first use. Lookups come in runs on
+ * one object: the last one found is tried first. */
+static struct memo *memo_of(struct step *s, struct jv obj)
+{
+    if (s->last && s->last->obj == obj.p)
+        return s->last;
+    unsigned used = s->memo_next < MEMO_OBJECTS ? s->memo_next : MEMO_OBJECTS;
+    for (unsigned i = 0; i < used; i++)
+        if (s->memo[i].obj == obj.p)
+            return s->last = &s->memo[i];
+    return s->last = memo_make(s, obj);
+}
+
+/* Member key of object obj (the first one, if the object repeats it);
+ * key has no backslash and kw is its jsonscan_word(). Called through get(). */
+static struct jv get_word(struct step *s, struct jv obj, const char *key, size_t klen, uint64_t kw)
 {
     if (!is_obj(obj))
         return none;
     struct memo *mo = memo_of(s, obj);
+    if (mo->n < MEMO_MEMBERS && !(mo->filter & key_bit(kw)))
+        return none;
     for (unsigned i = 0; i < mo->n; i++)
-        if (key_is(mo->m[i].key, key, klen))
+        if (memo_key_is(mo, i, key, klen, kw))
             return mo->m[i].val;
     struct jsonscan_iter it = mo->rest;
     struct jsonscan_member m;
@@ -188,7 +251,8 @@ static struct jv get_len(struct step *s, struct jv obj, const char *key, size_t 
     return none;
 }
 
-#define get(s, obj, key) get_len((s), (obj), (key), strlen(key))
+/* The keys are mostly literals: strlen and jsonscan_word fold at compile time. */
+#define get(s, obj, key) get_word((s), (obj), (key), strlen(key), jsonscan_word((key), strlen(key)))
 
 /* Walks the elements of array arr; nothing when arr is not an array. */
 static void elems_init(struct jsonscan_iter *it, struct jv arr)
@@ -222,6 +286,11 @@ static bool str_eq(struct jv v, const char *lit)
  * not fit it is cut, back to a UTF-8 character boundary if whole_chars. */
 static void str_copy(char *dst, size_t cap, struct jv v, bool whole_chars)
 {
+    if (v.len - 2 < cap && !has_escape(v)) {
+        memcpy(dst, v.p + 1, v.len - 2);
+        dst[v.len - 2] = 0;
+        return;
+    }
     struct jsonscan_key k = str_bytes(v);
     size_t n = 0;
     int c;
@@ -606,33 +675,38 @@ static enum dialect_kind sniff(struct step *s, struct jv root, const char *type)
 
 /* Named events that carry nothing we read. Skipping them before parsing
  * matters for Responses: its *.done events repeat the whole output. */
-static const char *const skip_names[] = {
-    "ping",
-    "content_block_start",
-    "content_block_stop",
-    "response.created",
-    "response.in_progress",
-    "response.queued",
-    "response.output_item.added",
-    "response.output_item.done",
-    "response.content_part.added",
-    "response.content_part.done",
-    "response.output_text.done",
-    "response.output_text.annotation.added",
-    "response.reasoning_text.done",
-    "response.reasoning_summary_part.added",
-    "response.reasoning_summary_part.done",
-    "response.reasoning_summary_text.done",
-    "response.function_call_arguments.done",
+#define NAME(lit) {lit, sizeof(lit) - 1}
+static const struct {
+    const char *name;
+    size_t len;
+} skip_names[] = {
+    NAME("ping"),
+    NAME("content_block_start"),
+    NAME("content_block_stop"),
+    NAME("response.created"),
+    NAME("response.in_progress"),
+    NAME("response.queued"),
+    NAME("response.output_item.added"),
+    NAME("response.output_item.done"),
+    NAME("response.content_part.added"),
+    NAME("response.content_part.done"),
+    NAME("response.output_text.done"),
+    NAME("response.output_text.annotation.added"),
+    NAME("response.reasoning_text.done"),
+    NAME("response.reasoning_summary_part.added"),
+    NAME("response.reasoning_summary_part.done"),
+    NAME("response.reasoning_summary_text.done"),
+    NAME("response.function_call_arguments.done"),
 };
 
 static bool skip_by_name(const char *name, size_t len)
 {
     for (size_t i = 0; i < sizeof(skip_names) / sizeof(skip_names[0]); i++)
-        if (mem_is(name, len, skip_names[i]))
+        if (len == skip_names[i].len && memcmp(name, skip_names[i].name, len) == 0)
             return true;
     return false;
 }
+#undef NAME
 
 /* Reads one parsed event or body; type is its "type" (or event name).
  * Returns true if it was an error report. */
