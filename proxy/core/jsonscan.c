@@ -170,7 +170,12 @@ static int scan_key(const char *d, size_t len, size_t *pos, size_t *ret_key_end)
 
 void jsonscan_index_init(struct jsonscan_index *ix, struct jsonscan_entry *entries, size_t cap)
 {
-    *ix = (struct jsonscan_index){.entries = entries, .cap = cap, .partial = SIZE_MAX};
+    /* object[] is written as each container opens, before it is read:
+     * left as it is (this runs once per token event). */
+    ix->entries = entries;
+    ix->cap = cap;
+    ix->n = 0;
+    ix->partial = SIZE_MAX;
     for (size_t d = 0; d <= JSONSCAN_INDEX_DEPTH; d++)
         ix->open[d] = SIZE_MAX;
 }
