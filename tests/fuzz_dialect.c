@@ -5,7 +5,9 @@
  * Checks: no crash, leak or hang; an event gives a token count or
  * -EINVAL; the counts returned add up to facts.token_events, the text
  * handed to the callback to facts.bytes; events and bad_events count what
- * was fed; the fact strings stay NUL-terminated. Built with -Dfuzz=true
+ * was fed; the fact strings stay NUL-terminated; a second decoder that
+ * reads every event in full (no repeats, dialect.c) returns the same
+ * counts, the same text and the same facts. Built with -Dfuzz=true
  * (clang). */
 #include <errno.h>
 #include <stdbool.h>
@@ -19,11 +21,15 @@ struct run {
     struct dialect d;
     uint64_t bytes[DIALECT_TOKEN_KINDS];
     uint64_t tokens, events, bad;
+    uint64_t hash[DIALECT_TOKEN_KINDS]; /* FNV-1a of the text per kind */
+    struct run *plain; /* owned: the same input with every event read in full */
 };
 
 static void on_text(void *ctx, enum dialect_token_kind kind, const char *text, size_t len)
 {
     struct run *r = ctx;
+    for (size_t i = 0; i < len; i++)
+        r->hash[kind] = (r->hash[kind] ^ (unsigned char)text[i]) * 0x100000001b3ull;
     FUZZ_ASSERT((unsigned)kind < DIALECT_TOKEN_KINDS);
     FUZZ_ASSERT(text != NULL || len == 0);
     if (len) { /* the whole view must be readable (ASan checks) */
@@ -39,6 +45,10 @@ static int on_event(void *ctx, const struct sse_event *ev)
     struct run *r = ctx;
     int n = dialect_event(&r->d, ev, on_text, r);
     FUZZ_ASSERT(n >= 0 || n == -EINVAL);
+    if (r->plain) {
+        r->plain->d.repeat.valid = false;
+        FUZZ_ASSERT(dialect_event(&r->plain->d, ev, on_text, r->plain) == n);
+    }
     r->events++;
     if (n < 0)
         r->bad++;
@@ -60,8 +70,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *p = (const char *)data + 1;
     size_t len = size - 1;
 
-    struct run r = {0};
+    static struct run r, plain;
+    memset(&r, 0, sizeof(r));
+    memset(&plain, 0, sizeof(plain));
     dialect_init(&r.d, kind);
+    dialect_init(&plain.d, kind);
+    r.plain = body ? NULL : &plain;
     const struct dialect_facts *f = &r.d.facts;
     if (body) {
         int e = dialect_body(&r.d, p, len, on_text, &r);
@@ -81,6 +95,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     for (int k = 0; k < DIALECT_TOKEN_KINDS; k++)
         FUZZ_ASSERT(f->bytes[k] == r.bytes[k]);
+    if (r.plain) {
+        FUZZ_ASSERT(memcmp(f, &plain.d.facts, sizeof(*f)) == 0);
+        FUZZ_ASSERT(memcmp(r.hash, plain.hash, sizeof(r.hash)) == 0);
+    }
     FUZZ_ASSERT(memchr(f->finish_reason, '\0', sizeof(f->finish_reason)) != NULL);
     FUZZ_ASSERT(memchr(f->error_message, '\0', sizeof(f->error_message)) != NULL);
     FUZZ_ASSERT(f->error || f->error_message[0] == '\0');

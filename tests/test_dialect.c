@@ -25,6 +25,7 @@ struct run {
     char text[DIALECT_TOKEN_KINDS][TEXT_MAX];
     size_t text_len[DIALECT_TOKEN_KINDS];
     size_t pieces;
+    bool no_repeats; /* read every event in full (dialect.c, "Repeats") */
 };
 
 static void on_token(void *ctx, enum dialect_token_kind kind, const char *text, size_t len)
@@ -42,6 +43,8 @@ static int on_sse(void *ctx, const struct sse_event *ev)
 {
     struct run *r = ctx;
     r->sse_events++;
+    if (r->no_repeats)
+        r->d.repeat.valid = false;
     int n = dialect_event(&r->d, ev, on_token, r);
     if (n < 0) {
         r->bad++;
@@ -57,10 +60,11 @@ static int on_sse(void *ctx, const struct sse_event *ev)
 }
 
 /* Runs a stream through sse and dialect, fed in pieces of `step` bytes. */
-static void run_stream(struct run *r, enum dialect_kind kind, const char *text, size_t len,
-                       size_t step)
+static void run_stream_as(struct run *r, enum dialect_kind kind, const char *text, size_t len,
+                          size_t step, bool no_repeats)
 {
     memset(r, 0, sizeof(*r));
+    r->no_repeats = no_repeats;
     dialect_init(&r->d, kind);
     struct sse_parser p;
     sse_parser_init(&p, 0);
@@ -72,6 +76,12 @@ static void run_stream(struct run *r, enum dialect_kind kind, const char *text, 
     dialect_finish(&r->d);
     CHECK_INT(r->d.facts.events, r->sse_events);
     CHECK_INT(r->d.facts.bad_events, r->bad);
+}
+
+static void run_stream(struct run *r, enum dialect_kind kind, const char *text, size_t len,
+                       size_t step)
+{
+    run_stream_as(r, kind, text, len, step, false);
 }
 
 static void run_text(struct run *r, enum dialect_kind kind, const char *text)
@@ -777,6 +787,92 @@ static void test_paths(void)
     dialect_finish(&d);
 }
 
+/* A stream read with repeats and read with every event in full gives the
+ * same facts, counts and text; returns how many events were repeats. */
+static int same_with_repeats(enum dialect_kind kind, const char *text, size_t len)
+{
+    static struct run a, b;
+    run_stream_as(&a, kind, text, len, len + 1, false);
+    run_stream_as(&b, kind, text, len, len + 1, true);
+    CHECK(memcmp(&a.d.facts, &b.d.facts, sizeof(a.d.facts)) == 0);
+    CHECK_INT(a.tokens, b.tokens);
+    CHECK_INT(a.token_sse, b.token_sse);
+    CHECK_INT(a.bad, b.bad);
+    CHECK_INT(a.content_first, b.content_first);
+    CHECK_INT(a.pieces, b.pieces);
+    for (int k = 0; k < DIALECT_TOKEN_KINDS; k++)
+        CHECK_STR(a.text[k], b.text[k]);
+    CHECK_INT(b.d.repeat.hits, 0);
+    return (int)a.d.repeat.hits;
+}
+
+static void test_repeats(void)
+{
+    /* The captures: after the first token event, llama-server's token
+     * events repeat the one before but for their text. */
+    for (size_t i = 0; i < sizeof(streams) / sizeof(streams[0]); i++) {
+        size_t len = 0;
+        char *body = capture_body(streams[i].file, &len);
+        CHECK(body != NULL);
+        if (!body)
+            continue;
+        int ready = same_with_repeats(streams[i].kind, body, len);
+        same_with_repeats(DIALECT_UNKNOWN, body, len);
+        fprintf(stderr, "  %s: %d of %d token events read as repeats\n", streams[i].file, ready,
+                streams[i].tokens);
+        if (streams[i].kind == DIALECT_LLAMA_COMPLETION) /* tokens_predicted counts up */
+            CHECK_INT(ready, 0);
+        else /* all but the first */
+            CHECK_INT(ready, streams[i].tokens - 1);
+        free(body);
+    }
+    /* Events that look like a repeat and are not, each after one that is:
+     * an empty string (the reader then takes "reasoning"); another value
+     * in the string's place; more JSON in it; a bad escape; a raw control
+     * byte; another event name (error, ping, none); a finish reason that
+     * changes and changes back. A repeat with an escape in its string. */
+    static const char *const cases[] = {
+        "data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"a\",\"reasoning\":\"R\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"b\",\"reasoning\":\"R\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"\",\"reasoning\":\"R\"}}]}\n\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":17}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"c\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"x\",\"content\":\"y\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"d\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"x\",\"role\":\"y\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"e\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"\\q\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"a\tb\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"f\"}}]}\n\n"
+        "event: error\ndata: {\"choices\":[{\"delta\":{\"content\":\"g\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"caf\\u00e9\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"\\\"\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"h\"},\"finish_reason\":\"stop\"}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"i\"},\"finish_reason\":\"length\"}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"j\"},\"finish_reason\":\"stop\"}]}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+        "\"delta\":{\"type\":\"text_delta\",\"text\":\"a\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+        "\"delta\":{\"type\":\"text_delta\",\"text\":\"b\"}}\n\n"
+        "event: ping\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+        "\"delta\":{\"type\":\"text_delta\",\"text\":\"c\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+        "\"delta\":{\"type\":\"text_delta\",\"text\":\"d\"}}\n\n"
+        "data: {\"type\":\"content_block_delta\",\"index\":0,"
+        "\"delta\":{\"type\":\"text_delta\",\"text\":\"e\"}}\n\n",
+    };
+    static const int expect_ready[] = {1, 2, 1};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (int k = 0; k < 6; k++) {
+            int ready = same_with_repeats((enum dialect_kind)k, cases[i], strlen(cases[i]));
+            if (k == DIALECT_UNKNOWN)
+                CHECK_INT(ready, expect_ready[i]);
+        }
+    }
+}
+
 int main(void)
 {
     test_streams();
@@ -791,5 +887,6 @@ int main(void)
     test_native_progress();
     test_garbage();
     test_paths();
+    test_repeats();
     return check_done("test_dialect");
 }

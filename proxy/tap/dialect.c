@@ -48,6 +48,8 @@ struct step {
     void *ctx;         /* borrowed */
     bool stream;       /* token events are counted only in streams */
     int n;             /* token events so far */
+    struct jv emitted; /* the last text counted, when a string read in place */
+    enum dialect_token_kind emitted_kind;
     struct memo memo[MEMO_OBJECTS]; /* reused in turn */
     unsigned memo_next;
     struct memo *last; /* borrowed from memo[]: the one get() found last; NULL: none */
@@ -425,6 +427,8 @@ static void emit(struct step *s, enum dialect_token_kind kind, struct jv v)
 {
     if (!nonempty(v))
         return;
+    s->emitted = v;
+    s->emitted_kind = kind;
     if (!has_escape(v)) {
         count_text(s, kind, v.len - 2);
         if (s->cb)
@@ -445,6 +449,7 @@ static void emit(struct step *s, enum dialect_token_kind kind, struct jv v)
 static void emit_json(struct step *s, enum dialect_token_kind kind, struct jv v)
 {
     struct out o = {.s = s, .kind = kind};
+    s->emitted = none;
     bool in_str = false, esc = false;
     for (size_t i = 0; i < v.len; i++) {
         char c = v.p[i];
@@ -887,6 +892,73 @@ static const char *type_of(struct step *s, struct jv root, char buf[TYPE_MAX])
     return buf;
 }
 
+/* --- repeats ---
+ *
+ * A stream's token events mostly differ from the one before only in their
+ * token's text: llama-server's chunks repeat their id, model and the rest
+ * byte for byte. When an event read in full counted exactly one piece of
+ * text, a string read in place, its bytes before and after that string
+ * are kept. An event that has the same name and the same bytes around a
+ * valid JSON string is then the same JSON with another string in that
+ * place: validating and reading it in full would find the same members
+ * with the same values and take the same branches, and count that string
+ * instead. Everything else reading an event does to the facts is
+ * idempotent (values are set, not added), so doing it again after the
+ * kept event changes nothing: a repeat only counts its string. The string
+ * must not be empty: an empty "reasoning_content" makes the reader look at
+ * "reasoning" instead. Any event read in full replaces or drops what is
+ * kept, so what is kept is always the last event read in full. */
+
+static bool repeat_name_is(const struct dialect *d, const struct sse_event *ev)
+{
+    if (!ev->event)
+        return !d->repeat.named;
+    return d->repeat.named && ev->event_len == d->repeat.name_len &&
+           memcmp(ev->event, d->repeat.name, ev->event_len) == 0;
+}
+
+/* The string in data[0, len) where the kept event had its token, or none;
+ * never an empty one. */
+static struct jv repeat_string(const struct dialect *d, const struct sse_event *ev, const char *data,
+                               size_t len)
+{
+    size_t head = d->repeat.head, tail = d->repeat.tail;
+    if (!d->repeat.valid || len < head + tail + 3 || !repeat_name_is(d, ev) ||
+        memcmp(data, d->repeat.text, head) != 0 ||
+        memcmp(data + len - tail, d->repeat.text + head, tail) != 0)
+        return none;
+    struct jv str = {data + head, len - head - tail};
+    struct jsonscan_info info;
+    if (str.p[0] != '"' || jsonscan_validate(str.p, str.len, 0, &info) < 0 || info.start != 0 ||
+        info.end != str.len)
+        return none;
+    return str;
+}
+
+/* Keeps event data[0, len) after reading it in full as s, when it did
+ * nothing but count one string read in place; else drops what was kept. */
+static void repeat_keep(struct dialect *d, const struct sse_event *ev, const char *data, size_t len,
+                        const struct step *s)
+{
+    d->repeat.valid = false;
+    if (s->n != 1 || !s->emitted.p)
+        return;
+    size_t head = (size_t)(s->emitted.p - data);
+    size_t tail = len - head - s->emitted.len;
+    if (head + tail > DIALECT_REPEAT_MAX || (ev->event && ev->event_len > DIALECT_REPEAT_NAME))
+        return;
+    memcpy(d->repeat.text, data, head);
+    memcpy(d->repeat.text + head, data + len - tail, tail);
+    d->repeat.head = (uint16_t)head;
+    d->repeat.tail = (uint16_t)tail;
+    d->repeat.kind = (unsigned char)s->emitted_kind;
+    d->repeat.named = ev->event != NULL;
+    d->repeat.name_len = (unsigned char)(ev->event ? ev->event_len : 0);
+    if (ev->event)
+        memcpy(d->repeat.name, ev->event, ev->event_len);
+    d->repeat.valid = true;
+}
+
 int dialect_event(struct dialect *d, const struct sse_event *ev, dialect_token_cb cb, void *ctx)
 {
     struct step s;
@@ -904,6 +976,14 @@ int dialect_event(struct dialect *d, const struct sse_event *ev, dialect_token_c
     while (len && (data[len - 1] == ' ' || data[len - 1] == '\t' || data[len - 1] == '\n' ||
                    data[len - 1] == '\r'))
         len--;
+
+    struct jv str = repeat_string(d, ev, data, len);
+    if (str.p) {
+        d->repeat.hits++;
+        emit(&s, (enum dialect_token_kind)d->repeat.kind, str);
+        return s.n;
+    }
+    d->repeat.valid = false;
 
     if (mem_is(data, len, "[DONE]")) {
         d->facts.ended = true;
@@ -932,7 +1012,8 @@ int dialect_event(struct dialect *d, const struct sse_event *ev, dialect_token_c
         type = name_buf;
     }
 
-    read_object(&s, root, type, error_event);
+    if (!read_object(&s, root, type, error_event))
+        repeat_keep(d, ev, data, len, &s);
     return s.n;
 }
 

@@ -71,12 +71,29 @@ struct dialect_facts {
 typedef void (*dialect_token_cb)(void *ctx, enum dialect_token_kind kind, const char *text,
                                  size_t len);
 
+/* Bytes of an event kept around its token string (dialect.c, "Repeats"):
+ * a llama-server chunk keeps about 220. */
+#define DIALECT_REPEAT_MAX 384
+#define DIALECT_REPEAT_NAME 32
+
 struct dialect {
     enum dialect_kind kind;
     struct dialect_facts facts;
     unsigned last_kinds; /* bit (1u << kind) per token kind in the last dialect_event() */
     /* Private: Anthropic reports the prompt in parts, possibly across events. */
     int64_t anth_input, anth_cache_read, anth_cache_create;
+    /* Private: the last event read in full, when all it did was one token
+     * string: its text before and after that string, and its name. */
+    struct {
+        bool valid;
+        bool named;                   /* it had an event name */
+        unsigned char kind;           /* enum dialect_token_kind of its token */
+        unsigned char name_len;
+        uint16_t head, tail;          /* text[0, head): before the string; text[head, head + tail): after */
+        char name[DIALECT_REPEAT_NAME];
+        char text[DIALECT_REPEAT_MAX];
+        uint64_t hits; /* events read as repeats (tests, bench/tapcost) */
+    } repeat;
 };
 
 /* The API a request path speaks (a ?query is ignored); DIALECT_UNKNOWN for
