@@ -2,7 +2,9 @@
  *
  * Feeds the bodies of real llama-server streams (tests/fixtures/llama-server)
  * through the stream tap (sse + dialect + record, the code serve and replay
- * run on every response byte) and prints the CPU time per token event. Two
+ * run on every response byte) and prints the CPU time per token event and
+ * how many token events the decoder read as repeats of the event before
+ * (tap/dialect.c: the captures repeat all but their token's text). Two
  * ways of arriving: one event per read (a live stream: the server flushes
  * every token) and the whole body in one read (a burst). No I/O and no
  * clock reads in the measured loop besides the tap's own.
@@ -62,15 +64,17 @@ static double cpu_seconds(void)
 
 /* Runs the tap over body until at least want token events were seen;
  * per_event: one tap_body() call per SSE event, else one per body.
- * Returns the token events, and the CPU seconds in *ret_cpu. */
+ * Returns the token events, the CPU seconds in *ret_cpu and the events
+ * the decoder read as repeats of the one before (tap/dialect.c) in
+ * *ret_repeats. */
 static uint64_t run(const struct capture *c, const char *body, size_t len, bool per_event, uint64_t want,
-                    double *ret_cpu)
+                    double *ret_cpu, uint64_t *ret_repeats)
 {
     static const char ctype[] = "Content-Type", sse[] = "text/event-stream";
     static const struct http_header ct = {{ctype, sizeof(ctype) - 1}, {sse, sizeof(sse) - 1}};
     static const struct http_head head = {.kind = HTTP_KIND_RESPONSE, .status = 200,
                                           .content_length = -1, .n_headers = 1, .headers = &ct};
-    uint64_t events = 0;
+    uint64_t events = 0, repeats = 0;
     usec_t now = 1;
     double t0 = cpu_seconds();
     while (events < want) {
@@ -90,6 +94,7 @@ static uint64_t run(const struct capture *c, const char *body, size_t len, bool 
             tap_body(&t, body, len, ++now);
         }
         tap_end(&t, ++now);
+        repeats += t.dialect.repeat.hits;
         tap_finish(&t);
         uint64_t n = rec.token_events;
         record_finish(&rec);
@@ -100,6 +105,7 @@ static uint64_t run(const struct capture *c, const char *body, size_t len, bool 
         events += n;
     }
     *ret_cpu = cpu_seconds() - t0;
+    *ret_repeats = repeats;
     return events;
 }
 
@@ -111,8 +117,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: tapcost [FIXTURES_DIR] [EVENTS]\n");
         return 2;
     }
-    printf("| stream (real llama-server capture) | bytes/event | ns/event, one event per read | ns/event, whole body in one read |\n");
-    printf("|---|---:|---:|---:|\n");
+    printf("| stream (real llama-server capture) | bytes/event | ns/event, one event per read | ns/event, whole body in one read | token events read as repeats |\n");
+    printf("|---|---:|---:|---:|---:|\n");
     for (size_t i = 0; i < sizeof(captures) / sizeof(captures[0]); i++) {
         const struct capture *c = &captures[i];
         char path[512];
@@ -123,13 +129,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "tapcost: cannot read %s: %s\n", path, errno ? strerror(errno) : "no body");
             return 1;
         }
-        double cpu_read, cpu_burst;
-        uint64_t n_read = run(c, body, len, true, want, &cpu_read);
-        uint64_t n_burst = run(c, body, len, false, want, &cpu_burst);
-        double cpu;
-        double bytes_per_event = (double)len / (double)run(c, body, len, false, 1, &cpu);
-        printf("| %s | %.0f | %.0f | %.0f |\n", c->what, bytes_per_event, cpu_read / (double)n_read * 1e9,
-               cpu_burst / (double)n_burst * 1e9);
+        double cpu_read, cpu_burst, cpu;
+        uint64_t rep_read, rep_burst, rep;
+        uint64_t n_read = run(c, body, len, true, want, &cpu_read, &rep_read);
+        uint64_t n_burst = run(c, body, len, false, want, &cpu_burst, &rep_burst);
+        double bytes_per_event = (double)len / (double)run(c, body, len, false, 1, &cpu, &rep);
+        printf("| %s | %.0f | %.0f | %.0f | %.0f %% |\n", c->what, bytes_per_event,
+               cpu_read / (double)n_read * 1e9, cpu_burst / (double)n_burst * 1e9,
+               100.0 * (double)rep_read / (double)n_read);
         free(body);
     }
     return 0;
