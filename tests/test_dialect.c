@@ -11,6 +11,7 @@
 #include "captures.h"
 #include "check.h"
 #include "tap/dialect.h"
+#include "tap/record.h"
 #include "tap/sse.h"
 
 #define TEXT_MAX 4096
@@ -641,7 +642,13 @@ static void test_errors(void)
     snprintf(big + n, sizeof(big) - (size_t)n, "\"}\n\n");
     run_text(&r, DIALECT_OPENAI_CHAT, big);
     CHECK(r.d.facts.error);
-    CHECK_INT(strlen(r.d.facts.error_message), 254);
+    CHECK_INT(strlen(r.d.facts.error_message), DIALECT_ERROR_MAX - 2);
+    /* ...and a record keeps all of it (it cut again at byte 159 before). */
+    struct record rec;
+    record_init(&rec);
+    record_take_facts(&rec, &r.d.facts);
+    CHECK_STR(rec.error, r.d.facts.error_message);
+    record_finish(&rec);
 
     /* Responses: error event and a failed response. */
     run_text(&r, DIALECT_RESPONSES,

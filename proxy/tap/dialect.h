@@ -33,6 +33,10 @@ enum dialect_token_kind {
 };
 #define DIALECT_TOKEN_KINDS 3
 
+/* Room for an error message here and in a record (tap/record.h): cut once,
+ * at a character boundary, and copied whole. */
+#define DIALECT_ERROR_MAX 160
+
 /* What one response said about itself. Counts are -1 and times -1.0 until
  * the server reports them; later reports overwrite earlier ones. */
 struct dialect_facts {
@@ -55,7 +59,7 @@ struct dialect_facts {
     char model[96];   /* the model the server says answered; "" until seen */
     bool ended;  /* the API's own end marker arrived ([DONE], message_stop, ...) */
     bool error;  /* an error event or error object was seen */
-    char error_message[256]; /* the first error's message, truncated */
+    char error_message[DIALECT_ERROR_MAX]; /* the first error's message, cut at a character boundary */
 
     /* Per dialect_token_kind: decoded UTF-8 text bytes, and token events
      * (streams only). */

@@ -117,13 +117,10 @@ void record_take_facts(struct record *r, const struct dialect_facts *f)
         memcpy(r->finish_reason, f->finish_reason, sizeof(r->finish_reason));
     if (f->model[0])
         memcpy(r->response_model, f->model, sizeof(r->response_model));
-    if (f->error && !r->error[0]) {
-        size_t n = strlen(f->error_message);
-        if (n >= sizeof(r->error))
-            n = sizeof(r->error) - 1;
-        memcpy(r->error, f->error_message, n);
-        r->error[n] = '\0';
-    }
+    /* The same size: the dialect cut the message at a character boundary. */
+    _Static_assert(sizeof(r->error) == sizeof(f->error_message), "error sizes");
+    if (f->error && !r->error[0])
+        memcpy(r->error, f->error_message, sizeof(r->error));
 }
 
 usec_t record_ttft(const struct record *r)

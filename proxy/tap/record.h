@@ -89,7 +89,7 @@ struct record {
     enum record_outcome outcome;
     bool client_left;       /* the client went away before the response ended */
     char finish_reason[32];
-    char error[160];
+    char error[DIALECT_ERROR_MAX];
 
     uint32_t *gaps;         /* owned: µs between consecutive token events */
     size_t n_gaps, cap_gaps;
