@@ -36,12 +36,12 @@ struct jsonscan_member {
     size_t key, key_end, value, value_end;
 };
 
-/* A key's word: its length (up to 255) and first JSONSCAN_WORD_BYTES
- * bytes in one integer (byte i at bits 8i+8..8i+15), never 0 for a key of
- * a byte or more. Two keys without escapes are equal when their words are
- * and so are the bytes past the seventh: a lookup by key is mostly one
- * compare. Inline, and written out, so a literal's word folds at compile
- * time. */
+/* A key's word: its length (255 for 255 bytes or more) and first
+ * JSONSCAN_WORD_BYTES bytes in one integer (byte i at bits 8i+8..8i+15),
+ * never 0 for a key of a byte or more. Two keys without escapes are equal
+ * when their words, their lengths and their bytes past the seventh are: a
+ * lookup by key is mostly one compare. Inline, and written out, so a
+ * literal's word folds at compile time. */
 #define JSONSCAN_WORD_BYTES 7
 static inline uint64_t jsonscan_word(const char *key, size_t len)
 {

@@ -148,7 +148,8 @@ static bool memo_key_is(const struct memo *mo, unsigned i, const char *key, size
 {
     const size_t w = JSONSCAN_WORD_BYTES;
     if (mo->word[i] == kw)
-        return klen <= w || memcmp(mo->m[i].key.p + 1 + w, key + w, klen - w) == 0;
+        return klen <= w ||
+               (mo->m[i].key.len - 2 == klen && memcmp(mo->m[i].key.p + 1 + w, key + w, klen - w) == 0);
     return mo->word[i] == 0 && jsonscan_key_eq(str_bytes(mo->m[i].key), lit_bytes(key, klen));
 }
 
