@@ -137,6 +137,16 @@ static bool key_matches(const char *json_key, const char *tok)
 
 static void test_keys(void)
 {
+    /* Words: length and the first seven bytes; never 0 for a key of a
+     * byte or more; keys of 255 bytes or more share the length byte. */
+    static char long_key[300];
+    memset(long_key, 'k', sizeof(long_key));
+    CHECK(jsonscan_word("choices", 7) == jsonscan_word("choices", 7));
+    CHECK(jsonscan_word("choices", 7) != jsonscan_word("choicez", 7));
+    CHECK(jsonscan_word("finish_reason", 13) == jsonscan_word("finish_reasoX", 13));
+    CHECK(jsonscan_word("a", 1) != 0 && jsonscan_word("", 0) == 0);
+    CHECK(jsonscan_word(long_key, 254) != jsonscan_word(long_key, 255));
+    CHECK(jsonscan_word(long_key, 255) == jsonscan_word(long_key, 300));
     CHECK(key_matches("\"abc\"", "abc"));
     CHECK(!key_matches("\"abc\"", "ab"));
     CHECK(!key_matches("\"ab\"", "abc"));
