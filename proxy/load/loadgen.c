@@ -25,8 +25,10 @@ struct lgreq {
     void *ctx;                    /* borrowed */
     struct record rec;
     struct tap tap;
-    struct evbuffer *text[DIALECT_TOKEN_KINDS]; /* owned: output text per kind */
-    struct evbuffer *body;        /* owned: a non-streamed body, for the caller */
+    /* Made on the first byte: most streams have one kind of text and no
+     * body, and an empty evbuffer is 144 bytes of heap. */
+    struct evbuffer *text[DIALECT_TOKEN_KINDS]; /* owned, may be NULL: output text per kind */
+    struct evbuffer *body;        /* owned, may be NULL: a non-streamed body, for the caller */
     /* A piece did not fit: the buffer stops there (no holes from later,
      * smaller pieces). */
     bool text_full[DIALECT_TOKEN_KINDS], body_full;
@@ -127,7 +129,9 @@ unsigned loadgen_in_flight(const struct loadgen *lg)
 
 static const char *text_of(struct evbuffer *b, size_t *len)
 {
-    evbuffer_add(b, "", 1); /* NUL, not counted */
+    *len = 0;
+    if (!b || evbuffer_add(b, "", 1) < 0) /* NUL, not counted */
+        return "";
     *len = evbuffer_get_length(b) - 1;
     return (const char *)evbuffer_pullup(b, -1);
 }
@@ -151,7 +155,7 @@ static void complete(struct lgreq *q, enum record_outcome outcome)
     res.content = text_of(q->text[DIALECT_TOKEN_CONTENT], &res.content_len);
     res.reasoning = text_of(q->text[DIALECT_TOKEN_REASONING], &res.reasoning_len);
     res.tools = text_of(q->text[DIALECT_TOKEN_TOOL], &res.tools_len);
-    if (q->json_body && evbuffer_get_length(q->body))
+    if (q->json_body && q->body && evbuffer_get_length(q->body))
         res.body = text_of(q->body, &res.body_len);
     /* The request is no longer in flight when its owner hears of it: a
      * closed loop sends the next one from this callback. */
@@ -161,14 +165,24 @@ static void complete(struct lgreq *q, enum record_outcome outcome)
     req_free(q);
 }
 
+/* Appends to *b (made on first use) unless that would pass max; a piece
+ * that does not fit sets *full and stops the buffer there. */
+static void keep(struct evbuffer **b, bool *full, size_t max, const char *data, size_t len)
+{
+    if (*full)
+        return;
+    if (!*b && !(*b = evbuffer_new())) {
+        *full = true;
+        return;
+    }
+    if (evbuffer_get_length(*b) + len > max || evbuffer_add(*b, data, len) < 0)
+        *full = true;
+}
+
 static void on_text(void *ctx, enum dialect_token_kind kind, const char *text, size_t len)
 {
     struct lgreq *q = ctx;
-    struct evbuffer *b = q->text[kind];
-    if (q->text_full[kind])
-        return;
-    if (evbuffer_get_length(b) + len > q->lg->o.max_text || evbuffer_add(b, text, len) < 0)
-        q->text_full[kind] = true;
+    keep(&q->text[kind], &q->text_full[kind], q->lg->o.max_text, text, len);
 }
 
 static void on_token(void *ctx, const struct record *r, usec_t t)
@@ -199,11 +213,8 @@ static void up_body(void *ctx, const char *data, size_t len, usec_t t)
 {
     struct lgreq *q = ctx;
     tap_body(&q->tap, data, len, t);
-    if (!q->json_body || q->body_full)
-        return;
-    if (evbuffer_get_length(q->body) + len > TAP_MAX_JSON_BODY ||
-        evbuffer_add(q->body, data, len) < 0)
-        q->body_full = true;
+    if (q->json_body)
+        keep(&q->body, &q->body_full, TAP_MAX_JSON_BODY, data, len);
 }
 
 static void up_done(void *ctx, int err, usec_t t)
@@ -293,11 +304,6 @@ int loadgen_send(struct loadgen *lg, const struct loadgen_req *rq, loadgen_done_
     q->tap.on_token = on_token;
     q->tap.on_text = lg->o.keep_text ? on_text : NULL;
     q->tap.ctx = q;
-    for (int k = 0; k < DIALECT_TOKEN_KINDS; k++)
-        if (!(q->text[k] = evbuffer_new()))
-            goto fail;
-    if (!(q->body = evbuffer_new()))
-        goto fail;
 
     struct upstream_req_options uo = {
         .head_request = strcmp(rq->method, "HEAD") == 0,
