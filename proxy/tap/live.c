@@ -258,10 +258,20 @@ static struct series *series_for(struct live *l, const char *upstream)
     return s;
 }
 
+_Static_assert(1 + LIVE_MAX_UPSTREAMS < 256, "a record notes its series in a byte");
+
+/* r's upstream's series: the one live_begin noted, else looked up by name. */
+static struct series *series_of(struct live *l, const struct record *r)
+{
+    if (r->live_series)
+        return &l->series[r->live_series - 1];
+    return series_for(l, r->upstream);
+}
+
 /* Applies f to the total and to r's upstream. */
 #define EACH_SERIES(l, r, s, body)                                                                 \
     do {                                                                                           \
-        struct series *pair_[2] = {&(l)->series[0], series_for((l), (r)->upstream)};               \
+        struct series *pair_[2] = {&(l)->series[0], series_of((l), (r))};                          \
         for (int k_ = 0; k_ < 2; k_++) {                                                           \
             struct series *s = pair_[k_];                                                          \
             body;                                                                                  \
@@ -367,6 +377,7 @@ void live_begin(struct live *l, struct record *r, const char *group, usec_t now)
     const char *key;
     bool by_session;
     group_of(r, group, &key, &by_session);
+    r->live_series = (uint8_t)(series_for(l, r->upstream) - l->series + 1);
     EACH_SERIES(l, r, s, {
         s->in_flight++;
         s->queued++;

@@ -111,6 +111,16 @@ static struct upstate *upstate(struct metrics *m, const char *name, usec_t now)
     return u;
 }
 
+_Static_assert(MAX_UPSTREAMS < 256, "a record notes an upstream's slot in a byte");
+
+/* r's upstream: the slot metrics_begin noted, else looked up by name. */
+static struct upstate *upstate_of(struct metrics *m, const struct record *r, usec_t now)
+{
+    if (r->metrics_upstream)
+        return &m->ups[r->metrics_upstream - 1];
+    return upstate(m, r->upstream, now);
+}
+
 void metrics_account(struct upstate *u, usec_t now)
 {
     u->area += (double)u->in_flight * (double)clock_diff(now, u->last_change);
@@ -186,6 +196,7 @@ void metrics_begin(struct metrics *m, struct record *r, usec_t now)
     if (!record_is_generation(r))
         return;
     struct upstate *u = upstate(m, r->upstream, now);
+    r->metrics_upstream = (uint8_t)(u - m->ups + 1);
     metrics_account(u, now);
     u->in_flight++;
     u->starts++;
@@ -198,7 +209,7 @@ void metrics_begin(struct metrics *m, struct record *r, usec_t now)
 
 void metrics_token(struct metrics *m, struct record *r, usec_t now)
 {
-    struct upstate *u = upstate(m, r->upstream, now);
+    struct upstate *u = upstate_of(m, r, now);
     if (r->token_events == 1 && r->concurrency_mark) {
         r->concurrency_first_token = u->in_flight;
         r->concurrency = rise_max_since(u, r->concurrency_mark);
@@ -416,7 +427,7 @@ void metrics_end(struct metrics *m, struct record *r, usec_t now)
 {
     m->requests++;
     if (record_is_generation(r)) {
-        struct upstate *u = upstate(m, r->upstream, now);
+        struct upstate *u = upstate_of(m, r, now);
         /* Only what metrics_begin counted leaves the count. */
         if (r->concurrency_mark) {
             if (!r->t_first_token)

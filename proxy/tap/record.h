@@ -84,6 +84,10 @@ struct record {
     unsigned concurrency_first_token; /* ... at the first token (0 without tokens) */
     uint64_t concurrency_mark;        /* metrics' count of starts at t_start */
     uint32_t live_lane;               /* live's lane + 1 (0: none), set by live_begin */
+    /* The upstream's slot + 1 (0: not looked up) in metrics and in live, set
+     * by metrics_begin and live_begin, so that a token event does not look
+     * the upstream up by name. */
+    uint8_t metrics_upstream, live_series;
     char response_model[96];          /* the model the upstream says answered, "" unknown */
 
     enum record_outcome outcome;
