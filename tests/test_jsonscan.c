@@ -179,8 +179,30 @@ static void test_keys(void)
     CHECK_INT(jsonscan_key_next(&k), -1);
 }
 
+/* jsonscan_is_string agrees with jsonscan_validate on strings with nothing
+ * around them, including the cases a repeated token event can bring. */
+static void test_is_string(void)
+{
+    static const char *yes[] = {"\"\"", "\"a\"", "\"tok tok\"", "\"\\n\\u00e9\\\"\"",
+                                "\"\xc3\xa9\"", "\"0123456789abcdef0123\""};
+    static const char *no[] = {"", "\"", "a", "\"a", "\"a\" ", " \"a\"", "\"a\"\"", "\"a\"b",
+                               "\"\\x\"", "\"\\u12\"", "\"\\\"", "\"a\tb\"", "1", "null",
+                               "[\"a\"]", "\"0123456789abcdef0123"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        struct jsonscan_info info;
+        CHECK(jsonscan_is_string(yes[i], strlen(yes[i])));
+        CHECK(jsonscan_validate(yes[i], strlen(yes[i]), 0, &info) == 0 && info.end == strlen(yes[i]));
+    }
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        CHECK(!jsonscan_is_string(no[i], strlen(no[i])));
+    /* Only len bytes count: a valid string cut short is not one. */
+    CHECK(!jsonscan_is_string("\"abc\"", 4));
+    CHECK(jsonscan_is_string("\"ab\"c", 4));
+}
+
 int main(void)
 {
+    test_is_string();
     test_info();
     test_skip();
     test_members();

@@ -223,6 +223,13 @@ static void index_value_end(struct jsonscan_index *ix, unsigned depth, size_t en
     }
 }
 
+bool jsonscan_is_string(const char *d, size_t len)
+{
+    size_t end = 0;
+    return len >= 2 && len <= JSONSCAN_MAX_BYTES && d[0] == '"' && scan_string(d, len, &end) >= 0 &&
+           end == len;
+}
+
 int jsonscan_validate(const char *d, size_t len, unsigned max_depth, struct jsonscan_info *ret)
 {
     return jsonscan_validate_index(d, len, max_depth, ret, NULL);

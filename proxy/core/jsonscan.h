@@ -30,6 +30,11 @@ struct jsonscan_info {
  * Returns 0 and fills *ret, or a JSONSCAN_ERR_*. */
 int jsonscan_validate(const char *text, size_t len, unsigned max_depth, struct jsonscan_info *ret);
 
+/* True when text[0, len) is exactly one JSON string, quotes included and
+ * nothing around them: jsonscan_validate without its set-up, for a reader
+ * that knows where a string must be. */
+bool jsonscan_is_string(const char *text, size_t len);
+
 /* A member of an object (key..key_end is the quoted key) or an element of
  * an array (key == key_end == value). Offsets into the scanned text. */
 struct jsonscan_member {

@@ -67,8 +67,7 @@ static void step_init(struct step *s, struct dialect *d, dialect_token_cb cb, vo
     s->n = 0;
     s->memo_next = 0; /* memo[0, memo_next) are in use */
     s->last = NULL;
-    s->text = NULL;
-    jsonscan_index_init(&s->index, s->entries, INDEX_ENTRIES);
+    s->text = NULL; /* and s->index unset: parse_object() makes it */
 }
 
 /* --- reading validated JSON --- */
@@ -873,6 +872,7 @@ static bool parse_object(struct step *s, const char *text, size_t len, struct jv
 {
     struct jsonscan_info info;
     s->text = text;
+    jsonscan_index_init(&s->index, s->entries, INDEX_ENTRIES);
     if (jsonscan_validate_index(text, len, JSONSCAN_MAX_DEPTH, &info, &s->index) < 0 ||
         text[info.start] != '{')
         return false;
@@ -929,11 +929,7 @@ static struct jv repeat_string(const struct dialect *d, const struct sse_event *
         memcmp(data + len - tail, d->repeat.text + head, tail) != 0)
         return none;
     struct jv str = {data + head, len - head - tail};
-    struct jsonscan_info info;
-    if (str.p[0] != '"' || jsonscan_validate(str.p, str.len, 0, &info) < 0 || info.start != 0 ||
-        info.end != str.len)
-        return none;
-    return str;
+    return jsonscan_is_string(str.p, str.len) ? str : none;
 }
 
 /* Keeps event data[0, len) after reading it in full as s, when it did
