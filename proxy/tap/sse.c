@@ -139,6 +139,11 @@ static int field_line(struct sse_parser *p, const char *base, size_t len)
     if (line[0] == ':')
         return 0; /* a comment inside an event, counted when it started */
 
+    /* data lines are nearly all of them: no search for their colon. */
+    if (len >= 5 && memcmp(line, "data:", 5) == 0) {
+        size_t v = len > 5 && line[5] == ' ' ? 6 : 5;
+        return add_data(p, base, p->line_off + v, len - v);
+    }
     const char *colon = memchr(line, ':', len);
     size_t name_len = colon ? (size_t)(colon - line) : len;
     size_t v = colon ? name_len + 1 : len;
@@ -192,11 +197,16 @@ static int dispatch(struct sse_parser *p, const char *base, sse_event_cb cb, voi
     return cb ? cb(ctx, &ev) : 0;
 }
 
-/* The first CR or LF in [s, end), or NULL. Two memchr passes: CR is rare
- * in practice, so the second one scans only up to the LF. */
-static const char *find_eol(const char *s, const char *end)
+/* The first CR or LF in [s, end) (s < end), or NULL. A blank line is
+ * answered without a call; a feed holding no CR (has_cr false, the usual
+ * case) needs one memchr per line, else a second one scans up to the LF. */
+static const char *find_eol(const char *s, const char *end, bool has_cr)
 {
+    if (*s == '\n')
+        return s;
     const char *lf = memchr(s, '\n', (size_t)(end - s));
+    if (!has_cr)
+        return lf;
     const char *cr = memchr(s, '\r', (size_t)((lf ? lf : end) - s));
     return cr ? cr : lf;
 }
@@ -235,8 +245,10 @@ int sse_feed(struct sse_parser *p, const char *buf, size_t len, sse_event_cb cb,
         }
     }
 
+    /* One look for CR per feed instead of one per line. */
+    bool has_cr = s < end && memchr(s, '\r', (size_t)(end - s)) != NULL;
     while (s < end) {
-        const char *eol = find_eol(s, end);
+        const char *eol = find_eol(s, end, has_cr);
 
         if (!p->in_line) {
             if (eol == s) {
