@@ -186,6 +186,40 @@ static void test_merge(void)
     free(e);
 }
 
+/* hist_record_u32 must leave exactly what one hist_record per value does,
+ * into an empty histogram and into one holding lower and higher values. */
+static void test_record_u32(void)
+{
+    enum { N = 20000 };
+    uint32_t *v = malloc(N * sizeof(*v));
+    struct hist *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+    for (int i = 0; i < N; i++)
+        v[i] = (uint32_t)(rng_next() % (i % 3 ? 2000 : 50000000));
+    v[7] = 0;
+    v[8] = UINT32_MAX; /* above HIST_MAX_VALUE: counted as overflow */
+    v[9] = (uint32_t)HIST_MAX_VALUE;
+
+    hist_record_u32(a, v, 0);
+    CHECK(memcmp(a, b, sizeof(*a)) == 0); /* n = 0 changes nothing */
+    hist_record_u32(a, v, N / 2);
+    for (int i = 0; i < N / 2; i++)
+        hist_record(b, v[i]);
+    CHECK(memcmp(a, b, sizeof(*a)) == 0);
+    CHECK_INT(a->overflow, 1);
+
+    hist_record(a, 1); /* a lower minimum and a higher maximum already there */
+    hist_record(b, 1);
+    hist_record_u32(a, v + N / 2, N / 2);
+    for (int i = N / 2; i < N; i++)
+        hist_record(b, v[i]);
+    CHECK(memcmp(a, b, sizeof(*a)) == 0);
+    CHECK_INT(hist_count(a), N + 1);
+    CHECK_INT(hist_min(a), 0);
+    free(v);
+    free(a);
+    free(b);
+}
+
 static void test_edges(void)
 {
     struct hist *h = calloc(1, sizeof(*h));
@@ -347,6 +381,7 @@ int main(void)
     test_layout();
     test_accuracy();
     test_merge();
+    test_record_u32();
     test_edges();
     test_count_le_and_iter();
     return check_done("test_hist");

@@ -53,6 +53,10 @@ void hist_record(struct hist *h, usec_t v);
 /* Records value v `count` times (count 0 is a no-op). */
 void hist_record_n(struct hist *h, usec_t v, uint64_t count);
 
+/* Records the n values v[0..n) (a request's inter-token gaps): the same as
+ * n calls of hist_record, in one pass. */
+void hist_record_u32(struct hist *h, const uint32_t *v, size_t n);
+
 /* Adds all of src into dst; the result equals recording both streams into one. */
 void hist_merge(struct hist *dst, const struct hist *src);
 

@@ -306,8 +306,7 @@ static void group_add(struct group *g, const struct record *r)
         hist_record(&g->h[H_TTFT], record_ttft(r));
     if (r->t_first_content)
         hist_record(&g->h[H_TTFC], record_ttfc(r));
-    for (size_t i = 0; i < r->n_gaps; i++)
-        hist_record(&g->h[H_ITL], r->gaps[i]);
+    hist_record_u32(&g->h[H_ITL], r->gaps, r->n_gaps);
     if (record_tpot(r))
         hist_record(&g->h[H_TPOT], record_tpot(r));
     hist_record(&g->h[H_E2E], record_e2e(r));
