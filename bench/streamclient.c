@@ -63,6 +63,7 @@ struct conn {
     unsigned size_digits;
     bool trailer_line_empty;
     size_t sent; /* request bytes written */
+    char *req;   /* owned until sent: this stream's request (--phase-grid), else NULL */
     char *head;  /* owned while C_HEAD */
     size_t head_len;
     char prefix[PREFIX_MAX]; /* start of the current SSE line */
@@ -96,6 +97,8 @@ static struct {
     const char *prompt;
     char *request;
     size_t request_len;
+    size_t at_off;   /* --phase-grid: where the request's 20 first-token-time digits are */
+    bool phase_grid;
     struct watch watch[MAX_WATCH];
     unsigned n_watch;
     bool quiet;
@@ -175,6 +178,8 @@ static uint64_t quantile(double q)
 /* Closes the socket (which leaves the epoll set) and the TLS state. */
 static void conn_close(struct conn *c)
 {
+    free(c->req);
+    c->req = NULL;
     if (c->ssl)
         SSL_free(c->ssl);
     c->ssl = NULL;
@@ -595,8 +600,24 @@ static void conn_handshake(struct conn *c, int ep, unsigned idx)
     conn_error(c, idx, err ? ERR_reason_error_string(err) : "TLS handshake failed");
 }
 
-static int conn_start(struct conn *c, int ep, unsigned idx)
+/* start_at: when the stream was due to start (CLOCK_MONOTONIC µs). */
+static int conn_start(struct conn *c, int ep, unsigned idx, uint64_t start_at)
 {
+    if (opt.phase_grid) {
+        /* The sim puts the first token on the grid of decode steps from
+         * start_at, so the stream's ticks keep the phase the client chose
+         * however late its request gets through a proxy. */
+        c->req = malloc(opt.request_len + 1);
+        if (!c->req) {
+            c->fd = -1;
+            conn_error(c, idx, "out of memory");
+            return -1;
+        }
+        memcpy(c->req, opt.request, opt.request_len);
+        char digits[21];
+        snprintf(digits, sizeof(digits), "%020llu", (unsigned long long)start_at);
+        memcpy(c->req + opt.at_off, digits, 20);
+    }
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         c->fd = -1;
@@ -622,15 +643,16 @@ static int conn_start(struct conn *c, int ep, unsigned idx)
 
 static void conn_send(struct conn *c, int ep, unsigned idx)
 {
+    const char *request = c->req ? c->req : opt.request;
     while (c->sent < opt.request_len) {
         ssize_t w;
         if (c->ssl) {
-            int r = SSL_write(c->ssl, opt.request + c->sent, (int)(opt.request_len - c->sent));
+            int r = SSL_write(c->ssl, request + c->sent, (int)(opt.request_len - c->sent));
             w = r > 0 ? r : -1;
             int e = r > 0 ? 0 : SSL_get_error(c->ssl, r);
             errno = e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? EAGAIN : EPIPE;
         } else {
-            w = write(c->fd, opt.request + c->sent, opt.request_len - c->sent);
+            w = write(c->fd, request + c->sent, opt.request_len - c->sent);
         }
         if (w < 0) {
             if (errno == EAGAIN)
@@ -642,6 +664,8 @@ static void conn_send(struct conn *c, int ep, unsigned idx)
         }
         c->sent += (size_t)w;
     }
+    free(c->req);
+    c->req = NULL;
     c->state = C_HEAD;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = idx};
     if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) < 0)
@@ -717,6 +741,9 @@ static void usage(FILE *f)
             "  -n, --streams N          concurrent streams (default 1)\n"
             "  -m, --max-tokens M       max_tokens of each request (default 100)\n"
             "      --ramp-ms MS         spread the stream starts over MS milliseconds (default 0)\n"
+            "      --phase-grid         ask `tokentap sim` (header X-Sim-First-Token-At) to put each\n"
+            "                           stream's tokens on a grid from the time it was due to\n"
+            "                           start, so the ticks do not depend on the path's delays\n"
             "      --timeout S          give up after S seconds (default 120)\n"
             "      --path PATH          request path (default /v1/chat/completions)\n"
             "  -w, --watch NAME=PID[,PID...]  sample CPU (utime+stime) of these processes\n"
@@ -778,6 +805,7 @@ int main(int argc, char **argv)
         {"dump", required_argument, NULL, 'D'},
         {"hist", required_argument, NULL, 'H'},
         {"tls", no_argument, NULL, 'S'},
+        {"phase-grid", no_argument, NULL, 'G'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -841,6 +869,9 @@ int main(int argc, char **argv)
             }
             SSL_CTX_set_verify(opt.tls, SSL_VERIFY_NONE, NULL);
             break;
+        case 'G':
+            opt.phase_grid = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -875,18 +906,25 @@ int main(int argc, char **argv)
         "{\"model\":\"tokentap-sim\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}],"
         "\"stream\":true,\"max_tokens\":%u}",
         opt.prompt, opt.max_tokens);
+    /* --phase-grid: 20 digits that conn_start fills in per stream. */
+    static const char at_header[] = "X-Sim-First-Token-At: ";
     char req[1024];
     int rlen = snprintf(req, sizeof(req),
                         "POST %s HTTP/1.1\r\nHost: %s:%u\r\nUser-Agent: tokentap-streamclient\r\n"
                         "Accept: text/event-stream\r\nContent-Type: application/json\r\n"
-                        "Content-Length: %d\r\n\r\n%s",
-                        opt.path, opt.host, (unsigned)ntohs(opt.addr.sin_port), bl, body);
+                        "%s%s%sContent-Length: %d\r\n\r\n%s",
+                        opt.path, opt.host, (unsigned)ntohs(opt.addr.sin_port),
+                        opt.phase_grid ? at_header : "",
+                        opt.phase_grid ? "00000000000000000000" : "", opt.phase_grid ? "\r\n" : "",
+                        bl, body);
     if (bl < 0 || (size_t)bl >= sizeof(body) || rlen < 0 || (size_t)rlen >= sizeof(req)) {
         fprintf(stderr, "streamclient: request too long\n");
         return 2;
     }
     opt.request = req;
     opt.request_len = (size_t)rlen;
+    if (opt.phase_grid)
+        opt.at_off = (size_t)(strstr(req, at_header) - req) + sizeof(at_header) - 1;
 
     hist_exact = calloc(EXACT_US, sizeof(*hist_exact));
     hist_coarse = calloc(COARSE_MS, sizeof(*hist_coarse));
@@ -934,7 +972,7 @@ int main(int argc, char **argv)
         }
         /* Start the streams whose time has come. */
         while (started < opt.n && (opt.ramp_us == 0 || now >= t0 + opt.ramp_us * started / opt.n)) {
-            if (conn_start(&conns[started], ep, started) < 0)
+            if (conn_start(&conns[started], ep, started, t0 + opt.ramp_us * started / opt.n) < 0)
                 finished++;
             started++;
         }

@@ -2,6 +2,7 @@
  * own blocking client, llama-server captures as the reference. */
 #include <cjson/cJSON.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -622,6 +623,66 @@ static void test_stamp_log(void)
     rmdir(dir);
 }
 
+static unsigned long long mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000ull;
+}
+
+/* The first --stamp value of a streamed body, 0 if none. */
+static unsigned long long first_stamp(const char *body)
+{
+    const char *p = body ? strstr(body, ": t=") : NULL;
+    return p ? strtoull(p + 4, NULL, 10) : 0;
+}
+
+/* X-Sim-First-Token-At: the first token not before T, and on T's grid of
+ * decode steps (50 ms here) when the request comes after T. */
+static void test_first_token_at(void)
+{
+    const char *args[] = {"sim", "--listen", "127.0.0.1:0", "--decode-tps", "20", "--stamp", NULL};
+    struct itest_proc sim;
+    itest_spawn(&sim, args);
+    const char *stream = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true,"
+                         "\"max_tokens\":2}";
+    char hdr[96];
+    struct itest_resp r;
+
+    /* Ahead: the first token waits for T. */
+    unsigned long long t = mono_us() + 300000;
+    snprintf(hdr, sizeof(hdr), "X-Sim-First-Token-At: %llu\r\n", t);
+    itest_request(sim.port, "POST", "/v1/chat/completions", hdr, stream, strlen(stream), &r);
+    CHECK_INT(r.status, 200);
+    CHECK(first_stamp(r.body) >= t);
+    itest_resp_free(&r);
+
+    /* Behind, by 1,030 ms: a first token at arrival would fall ~30 ms into
+     * a step of T's grid, on the grid it falls at its start (plus the
+     * loop's delay, far below 25 ms). */
+    t = mono_us() - 1030000;
+    snprintf(hdr, sizeof(hdr), "X-Sim-First-Token-At: %llu\r\n", t);
+    itest_request(sim.port, "POST", "/v1/chat/completions", hdr, stream, strlen(stream), &r);
+    CHECK_INT(r.status, 200);
+    unsigned long long s0 = first_stamp(r.body);
+    CHECK(s0 > t);
+    if (s0 > t)
+        CHECK((s0 - t) % 50000 < 25000);
+    itest_resp_free(&r);
+
+    /* Not a number, and too far ahead: 400, nothing generated. */
+    itest_request(sim.port, "POST", "/v1/chat/completions", "X-Sim-First-Token-At: 12ab\r\n", stream,
+                  strlen(stream), &r);
+    CHECK_INT(r.status, 400);
+    CHECK(r.body && strstr(r.body, "X-Sim-First-Token-At") != NULL);
+    itest_resp_free(&r);
+    snprintf(hdr, sizeof(hdr), "X-Sim-First-Token-At: %llu\r\n", mono_us() + 61000000ull);
+    itest_request(sim.port, "POST", "/v1/chat/completions", hdr, stream, strlen(stream), &r);
+    CHECK_INT(r.status, 400);
+    itest_resp_free(&r);
+    CHECK_INT(itest_stop(&sim), 0);
+}
+
 /* Thousands of slots, for load-generator benchmarks. */
 static void test_many_slots(void)
 {
@@ -741,5 +802,6 @@ int main(void)
     test_many_slots();
     test_slot_cache();
     test_stamp_log();
+    test_first_token_at();
     return check_done("test_sim");
 }

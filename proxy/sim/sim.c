@@ -363,6 +363,7 @@ static void submit(struct exchange *x)
         .output_len = x->script.text_len,
         .stall_after = x->fault.stall_after >= 0 ? (size_t)x->fault.stall_after : 0,
         .stall_us = x->fault.stall_after >= 0 ? x->fault.stall_us : 0,
+        .first_token_at = x->first_token_at,
         .seed = x->reply.seed,
         .n_predict = x->rq.max_tokens,
         .stream = x->rq.stream,
@@ -564,6 +565,24 @@ static void exchange_free(struct exchange *x)
 }
 
 /* Answers before the body was read; the connection closes after. */
+/* X-Sim-First-Token-At: decimal clock_now() microseconds (CLOCK_MONOTONIC).
+ * A time over 60 s ahead is refused: the request would sit silent. */
+static int parse_first_token_at(const struct http_str *v, usec_t *ret)
+{
+    usec_t t = 0;
+    if (v->len == 0 || v->len > 20)
+        return -EINVAL;
+    for (size_t i = 0; i < v->len; i++) {
+        if (v->p[i] < '0' || v->p[i] > '9' || t > (UINT64_MAX - 9) / 10)
+            return -EINVAL;
+        t = t * 10 + (usec_t)(v->p[i] - '0');
+    }
+    if (t > clock_now() + 60 * USEC_PER_SEC)
+        return -EINVAL;
+    *ret = t;
+    return 0;
+}
+
 static void reject(struct exchange *x, int status, const char *type, const char *message)
 {
     struct server_req *req = x->req;
@@ -606,9 +625,15 @@ static void on_head(void *ctx, struct server_req *req)
     if (fault) {
         char spec[256];
         snprintf(spec, sizeof(spec), "%.*s", (int)fault->len, fault->p);
-        if (sim_fault_parse(spec, &x->fault) < 0)
+        if (sim_fault_parse(spec, &x->fault) < 0) {
             reject(x, 400, "invalid_request_error", "bad X-Sim-Fault header (see tokentap sim --help)");
+            return;
+        }
     }
+    const struct http_str *at = http_head_get(h, "x-sim-first-token-at");
+    if (at && parse_first_token_at(at, &x->first_token_at) < 0)
+        reject(x, 400, "invalid_request_error",
+               "bad X-Sim-First-Token-At header: CLOCK_MONOTONIC microseconds, at most 60 s ahead");
 }
 
 static void on_body(void *ctx, struct server_req *req, const char *data, size_t len)

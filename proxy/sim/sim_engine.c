@@ -216,6 +216,24 @@ static void prefill_unlink(struct sim_engine *e, struct sim_task *t)
     e->prefilling--;
 }
 
+/* When a task whose prefill ended at `ready` sends its first token. A
+ * benchmark's stream asks for a fixed phase (first_token_at): its ticks
+ * then fall where its client meant them to, however long the request took
+ * to get here through a proxy, so every path is measured under the same
+ * tick times. */
+static usec_t first_token_due(const struct sim_engine *e, const struct sim_task *t, usec_t ready)
+{
+    usec_t at = t->p.first_token_at;
+    if (at == 0)
+        return ready;
+    if (ready <= at)
+        return at;
+    usec_t step = (usec_t)llround(1e6 / e->o.decode_tps);
+    if (step == 0)
+        return ready;
+    return at + (ready - at + step - 1) / step * step;
+}
+
 /* The prefills due by now end together; each slot's first token follows
  * from its own timer, at the prefill's end. */
 static void prefill_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -233,6 +251,7 @@ static void prefill_timer_cb(evutil_socket_t fd, short what, void *arg)
             if (t->t.prompt_tokens > e->m.n_tokens_max)
                 e->m.n_tokens_max = t->t.prompt_tokens;
             t->state = TASK_DECODE;
+            t->due = first_token_due(e, t, t->due);
             t->first = t->due;
             arm(e->slots[t->slot].timer, t->due);
         }

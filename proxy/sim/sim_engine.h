@@ -46,6 +46,10 @@ struct sim_task_params {
     size_t output_len;
     size_t stall_after;  /* fault: pause after this many tokens ... */
     usec_t stall_us;     /* ... for this long (0 = none) */
+    /* Benchmarks (0 = none): the first token at this clock_now() time, or,
+     * if the prefill ends later, at the first decode step from it after
+     * that (steps of 1/decode_tps). */
+    usec_t first_token_at;
     /* For /slots: */
     int64_t seed;
     int64_t n_predict;

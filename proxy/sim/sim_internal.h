@@ -80,6 +80,7 @@ struct exchange {
     char *model;               /* owned: model name reported */
     struct sim_task *task;     /* engine handle while queued or running */
     struct sim_fault fault;
+    usec_t first_token_at;     /* X-Sim-First-Token-At (0 = none) */
     struct event *delay;       /* owned: slow-headers timer */
     size_t sent;               /* token events sent */
     bool stream_head_sent;     /* the event stream's head went out (at slot assignment) */
