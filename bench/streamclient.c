@@ -607,7 +607,7 @@ static int conn_start(struct conn *c, int ep, unsigned idx, uint64_t start_at)
         /* The sim puts the first token on the grid of decode steps from
          * start_at, so the stream's ticks keep the phase the client chose
          * however late its request gets through a proxy. */
-        c->req = malloc(opt.request_len + 1);
+        c->req = malloc(opt.request_len);
         if (!c->req) {
             c->fd = -1;
             conn_error(c, idx, "out of memory");

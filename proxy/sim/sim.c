@@ -564,7 +564,6 @@ static void exchange_free(struct exchange *x)
     free(x);
 }
 
-/* Answers before the body was read; the connection closes after. */
 /* X-Sim-First-Token-At: decimal clock_now() microseconds (CLOCK_MONOTONIC).
  * A time over 60 s ahead is refused: the request would sit silent. */
 static int parse_first_token_at(const struct http_str *v, usec_t *ret)
@@ -583,6 +582,7 @@ static int parse_first_token_at(const struct http_str *v, usec_t *ret)
     return 0;
 }
 
+/* Answers before the body was read; the connection closes after. */
 static void reject(struct exchange *x, int status, const char *type, const char *message)
 {
     struct server_req *req = x->req;
