@@ -4,9 +4,11 @@
  * through the stream tap (sse + dialect + record, the code serve and replay
  * run on every response byte) and prints the CPU time per token event and
  * how many token events the decoder read as repeats of the event before
- * (tap/dialect.c: the captures repeat all but their token's text). Two
+ * (tap/dialect.c: the captures repeat all but their token's text). Three
  * ways of arriving: one event per read (a live stream: the server flushes
- * every token) and the whole body in one read (a burst). No I/O and no
+ * every token), the whole body in one read (a burst), and a thousand
+ * streams' events one at a time in turn (their taps' state out of the
+ * nearest caches). No I/O and no
  * clock reads in the measured loop besides the tap's own.
  *
  * Usage: tapcost [FIXTURES_DIR] [EVENTS]   (defaults: tests/fixtures/llama-server, 2000000) */
@@ -109,6 +111,65 @@ static uint64_t run(const struct capture *c, const char *body, size_t len, bool 
     return events;
 }
 
+/* Events split at their blank lines: [off[i], off[i + 1]) is event i. */
+static size_t split_events(const char *body, size_t len, size_t *off, size_t max)
+{
+    size_t n = 0;
+    for (const char *p = body, *end = body + len; p < end && n < max;) {
+        off[n++] = (size_t)(p - body);
+        const char *sep = strstr(p, "\n\n");
+        p = sep ? sep + 2 : end;
+    }
+    off[n] = len;
+    return n;
+}
+
+/* As one event per read, but STREAMS taps at once, fed one event each in
+ * turn (as a proxy reads a thousand streams' tokens): every event finds
+ * its tap's state out of the nearest caches, as serve does at that load. */
+#define STREAMS 1000
+static uint64_t run_many(const struct capture *c, const char *body, size_t len, uint64_t want,
+                         double *ret_cpu)
+{
+    static const char ctype[] = "Content-Type", sse[] = "text/event-stream";
+    static const struct http_header ct = {{ctype, sizeof(ctype) - 1}, {sse, sizeof(sse) - 1}};
+    static const struct http_head head = {.kind = HTTP_KIND_RESPONSE, .status = 200,
+                                          .content_length = -1, .n_headers = 1, .headers = &ct};
+    static size_t off[4097];
+    size_t n_ev = split_events(body, len, off, 4096);
+    struct record *recs = calloc(STREAMS, sizeof(*recs));
+    struct tap *taps = calloc(STREAMS, sizeof(*taps));
+    if (!recs || !taps) {
+        fprintf(stderr, "tapcost: out of memory\n");
+        exit(1);
+    }
+    uint64_t events = 0;
+    usec_t now = 1;
+    double cpu = 0;
+    while (events < want) {
+        for (size_t k = 0; k < STREAMS; k++) {
+            record_init(&recs[k]);
+            tap_init(&taps[k], &recs[k], c->dialect);
+            tap_head(&taps[k], &head, now);
+        }
+        double t0 = cpu_seconds();
+        for (size_t i = 0; i < n_ev; i++)
+            for (size_t k = 0; k < STREAMS; k++)
+                tap_body(&taps[k], body + off[i], off[i + 1] - off[i], ++now);
+        cpu += cpu_seconds() - t0;
+        for (size_t k = 0; k < STREAMS; k++) {
+            tap_end(&taps[k], ++now);
+            tap_finish(&taps[k]);
+            events += recs[k].token_events;
+            record_finish(&recs[k]);
+        }
+    }
+    free(recs);
+    free(taps);
+    *ret_cpu = cpu;
+    return events;
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "tests/fixtures/llama-server";
@@ -117,8 +178,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: tapcost [FIXTURES_DIR] [EVENTS]\n");
         return 2;
     }
-    printf("| stream (real llama-server capture) | bytes/event | ns/event, one event per read | ns/event, whole body in one read | token events read as repeats |\n");
-    printf("|---|---:|---:|---:|---:|\n");
+    printf("| stream (real llama-server capture) | bytes/event | ns/event, one event per read | ns/event, whole body in one read | ns/event, %d streams in turn | token events read as repeats |\n", STREAMS);
+    printf("|---|---:|---:|---:|---:|---:|\n");
     for (size_t i = 0; i < sizeof(captures) / sizeof(captures[0]); i++) {
         const struct capture *c = &captures[i];
         char path[512];
@@ -129,14 +190,15 @@ int main(int argc, char **argv)
             fprintf(stderr, "tapcost: cannot read %s: %s\n", path, errno ? strerror(errno) : "no body");
             return 1;
         }
-        double cpu_read, cpu_burst, cpu;
+        double cpu_read, cpu_burst, cpu_many, cpu;
         uint64_t rep_read, rep_burst, rep;
         uint64_t n_read = run(c, body, len, true, want, &cpu_read, &rep_read);
         uint64_t n_burst = run(c, body, len, false, want, &cpu_burst, &rep_burst);
+        uint64_t n_many = run_many(c, body, len, want, &cpu_many);
         double bytes_per_event = (double)len / (double)run(c, body, len, false, 1, &cpu, &rep);
-        printf("| %s | %.0f | %.0f | %.0f | %.0f %% |\n", c->what, bytes_per_event,
+        printf("| %s | %.0f | %.0f | %.0f | %.0f | %.0f %% |\n", c->what, bytes_per_event,
                cpu_read / (double)n_read * 1e9, cpu_burst / (double)n_burst * 1e9,
-               100.0 * (double)rep_read / (double)n_read);
+               cpu_many / (double)n_many * 1e9, 100.0 * (double)rep_read / (double)n_read);
         free(body);
     }
     return 0;
