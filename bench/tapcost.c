@@ -57,11 +57,32 @@ static char *read_body(const char *path, size_t *ret_len)
     return strndup(body, *ret_len);
 }
 
+/* The head of an event-stream response, as llama-server sends it. */
+static const char ctype[] = "Content-Type", sse[] = "text/event-stream";
+static const struct http_header ct = {{ctype, sizeof(ctype) - 1}, {sse, sizeof(sse) - 1}};
+static const struct http_head head = {.kind = HTTP_KIND_RESPONSE, .status = 200,
+                                      .content_length = -1, .n_headers = 1, .headers = &ct};
+
 static double cpu_seconds(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+#define MAX_EVENTS 4096
+
+/* Events split at their blank lines: [off[i], off[i + 1]) is event i. */
+static size_t split_events(const char *body, size_t len, size_t *off, size_t max)
+{
+    size_t n = 0;
+    for (const char *p = body, *end = body + len; p < end && n < max;) {
+        off[n++] = (size_t)(p - body);
+        const char *sep = strstr(p, "\n\n");
+        p = sep ? sep + 2 : end;
+    }
+    off[n] = len;
+    return n;
 }
 
 /* Runs the tap over body until at least want token events were seen;
@@ -72,10 +93,8 @@ static double cpu_seconds(void)
 static uint64_t run(const struct capture *c, const char *body, size_t len, bool per_event, uint64_t want,
                     double *ret_cpu, uint64_t *ret_repeats)
 {
-    static const char ctype[] = "Content-Type", sse[] = "text/event-stream";
-    static const struct http_header ct = {{ctype, sizeof(ctype) - 1}, {sse, sizeof(sse) - 1}};
-    static const struct http_head head = {.kind = HTTP_KIND_RESPONSE, .status = 200,
-                                          .content_length = -1, .n_headers = 1, .headers = &ct};
+    static size_t off[MAX_EVENTS + 1];
+    size_t n_ev = split_events(body, len, off, MAX_EVENTS);
     uint64_t events = 0, repeats = 0;
     usec_t now = 1;
     double t0 = cpu_seconds();
@@ -86,12 +105,8 @@ static uint64_t run(const struct capture *c, const char *body, size_t len, bool 
         tap_init(&t, &rec, c->dialect);
         tap_head(&t, &head, now);
         if (per_event) {
-            for (const char *p = body, *end = body + len; p < end;) {
-                const char *sep = strstr(p, "\n\n");
-                size_t n = sep ? (size_t)(sep + 2 - p) : (size_t)(end - p);
-                tap_body(&t, p, n, ++now);
-                p += n;
-            }
+            for (size_t i = 0; i < n_ev; i++)
+                tap_body(&t, body + off[i], off[i + 1] - off[i], ++now);
         } else {
             tap_body(&t, body, len, ++now);
         }
@@ -111,19 +126,6 @@ static uint64_t run(const struct capture *c, const char *body, size_t len, bool 
     return events;
 }
 
-/* Events split at their blank lines: [off[i], off[i + 1]) is event i. */
-static size_t split_events(const char *body, size_t len, size_t *off, size_t max)
-{
-    size_t n = 0;
-    for (const char *p = body, *end = body + len; p < end && n < max;) {
-        off[n++] = (size_t)(p - body);
-        const char *sep = strstr(p, "\n\n");
-        p = sep ? sep + 2 : end;
-    }
-    off[n] = len;
-    return n;
-}
-
 /* As one event per read, but STREAMS taps at once, fed one event each in
  * turn (as a proxy reads a thousand streams' tokens): every event finds
  * its tap's state out of the nearest caches, as serve does at that load. */
@@ -131,12 +133,8 @@ static size_t split_events(const char *body, size_t len, size_t *off, size_t max
 static uint64_t run_many(const struct capture *c, const char *body, size_t len, uint64_t want,
                          double *ret_cpu)
 {
-    static const char ctype[] = "Content-Type", sse[] = "text/event-stream";
-    static const struct http_header ct = {{ctype, sizeof(ctype) - 1}, {sse, sizeof(sse) - 1}};
-    static const struct http_head head = {.kind = HTTP_KIND_RESPONSE, .status = 200,
-                                          .content_length = -1, .n_headers = 1, .headers = &ct};
-    static size_t off[4097];
-    size_t n_ev = split_events(body, len, off, 4096);
+    static size_t off[MAX_EVENTS + 1];
+    size_t n_ev = split_events(body, len, off, MAX_EVENTS);
     struct record *recs = calloc(STREAMS, sizeof(*recs));
     struct tap *taps = calloc(STREAMS, sizeof(*taps));
     if (!recs || !taps) {
