@@ -72,7 +72,8 @@ static double cpu_seconds(void)
 
 #define MAX_EVENTS 4096
 
-/* Events split at their blank lines: [off[i], off[i + 1]) is event i. */
+/* Events split at their blank lines: [off[i], off[i + 1]) is event i; past
+ * max events the rest of the body is the last piece (still all fed). */
 static size_t split_events(const char *body, size_t len, size_t *off, size_t max)
 {
     size_t n = 0;
