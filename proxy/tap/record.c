@@ -2,6 +2,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <event2/buffer.h>
 
 #include "core/jsonw.h"
+#include "core/prefetch.h"
 
 void record_init(struct record *r)
 {
@@ -60,6 +62,14 @@ int record_copy(struct record *dst, const struct record *src, bool with_gaps)
     memcpy(dst->gaps, src->gaps, src->n_gaps * sizeof(*dst->gaps));
     dst->n_gaps = dst->cap_gaps = src->n_gaps;
     return 0;
+}
+
+void record_prefetch(const struct record *r)
+{
+    /* The times and counts a token event updates, live's lane. */
+    prefetch_range(&r->t_first_byte,
+                   offsetof(struct record, live_series) + 1 - offsetof(struct record, t_first_byte));
+    prefetch_range(&r->gaps, sizeof(r->gaps) + sizeof(r->n_gaps) + sizeof(r->cap_gaps));
 }
 
 void record_token(struct record *r, usec_t t, const uint64_t pieces[DIALECT_TOKEN_KINDS])

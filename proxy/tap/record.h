@@ -107,6 +107,9 @@ void record_init(struct record *r);
  * cut to their fields. */
 void record_begin(struct record *r, uint64_t id, const char *method, const char *path,
                   size_t path_len, usec_t t_received);
+/* Hints that a token event is about to be recorded in r (tap_prefetch):
+ * nothing changes. */
+void record_prefetch(const struct record *r);
 /* Frees the gap list; r may be reused after record_init. */
 void record_finish(struct record *r);
 

@@ -58,6 +58,12 @@ void tap_head(struct tap *t, const struct http_head *h, usec_t now);
 /* Observes de-chunked body bytes that arrived at now. */
 void tap_body(struct tap *t, const char *data, size_t len, usec_t now);
 
+/* Hints for a caller about to feed many taps in turn (tapq): the lines of
+ * t that tap_body reads for an event, and, once those are in (a few taps
+ * later), the lines of its record. Nothing changes. */
+void tap_prefetch(const struct tap *t);
+void tap_prefetch_record(const struct tap *t);
+
 /* The response ended (complete or not) at now: final facts into the record. */
 void tap_end(struct tap *t, usec_t now);
 

@@ -42,12 +42,22 @@ bool tapq_push(struct tapq *q, struct tap *tap, const char *data, size_t len, us
     return true;
 }
 
+/* How many pieces ahead a tap's lines are asked for; its record's lines
+ * come half as far ahead, once the tap's own (holding the pointer) are in. */
+#define TAPQ_AHEAD 8
+
 void tapq_flush(struct tapq *q)
 {
     /* Tap callbacks (metrics, the dashboard, the recorder) never queue
      * more, so the pieces stay put while they are fed. */
+    for (size_t i = 0; i < TAPQ_AHEAD && i < q->n_pieces; i++)
+        tap_prefetch(q->pieces[i].tap);
     for (size_t i = 0; i < q->n_pieces; i++) {
         const struct tapq_piece *pc = &q->pieces[i];
+        if (i + TAPQ_AHEAD < q->n_pieces)
+            tap_prefetch(q->pieces[i + TAPQ_AHEAD].tap);
+        if (i + TAPQ_AHEAD / 2 < q->n_pieces)
+            tap_prefetch_record(q->pieces[i + TAPQ_AHEAD / 2].tap);
         tap_body(pc->tap, q->bytes + pc->off, pc->len, pc->t);
     }
     q->n_pieces = 0;

@@ -8,6 +8,8 @@
 
 #include <llhttp.h>
 
+#include "core/prefetch.h"
+
 struct span {
     size_t off, len;
 };
@@ -43,6 +45,12 @@ struct http_parser {
     const char *error_reason;
     struct http_head head;
 };
+
+void http_parser_prefetch(const struct http_parser *p)
+{
+    /* The head and its header views are not read again during a body. */
+    prefetch_range(p, offsetof(struct http_parser, head));
+}
 
 static void clear_head(struct http_head *h)
 {

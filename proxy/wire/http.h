@@ -74,6 +74,9 @@ struct http_parser *http_parser_new(enum http_kind kind, const struct http_limit
                                     http_body_cb on_body, void *ctx);
 void http_parser_free(struct http_parser *p);
 
+/* Hints that p is about to be fed (its state's lines): nothing changes. */
+void http_parser_prefetch(const struct http_parser *p);
+
 /* Parses up to len bytes. Stops after the head (HTTP_STEP_HEAD), after
  * the message (HTTP_STEP_DONE) and where the body callback paused
  * (HTTP_STEP_BODY); *ret_consumed says how many bytes were used, the

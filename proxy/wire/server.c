@@ -35,11 +35,23 @@ struct server_req {
     bool want_drain;
 };
 
+/* What a token's write reads (the request, the output, the socket and
+ * the flags) comes first, in the first cache lines: in a burst each
+ * stream's connection is cold. */
 struct conn {
-    struct server *srv;       /* borrowed */
-    struct bufferevent *bev;  /* owned */
+    struct server_req req;    /* the request in progress (valid unless CONN_IDLE) */
     struct evbuffer *out;     /* borrowed: bev's output, looked up once */
     int fd;                   /* borrowed: bev's socket (plain only), looked up once */
+    bool req_active;          /* handler knows about req */
+    bool closing;             /* flush output, then free */
+    bool staged;              /* output holds bytes not yet tried on the socket */
+    bool out_used;            /* output may hold bytes: false only once seen empty */
+    bool tls;                 /* bev is a TLS bufferevent */
+    bool handshaking;         /* its handshake is not done yet */
+    bool dead;                /* free when depth returns to 0 */
+    int depth;                /* nesting of entry points, for deferred free */
+    struct server *srv;       /* borrowed */
+    struct bufferevent *bev;  /* owned */
     struct event *head_timer; /* owned: the request head's deadline */
     struct http_parser *parser; /* owned */
     struct conn *prev, *next; /* server's list */
@@ -47,16 +59,8 @@ struct conn {
     unsigned n_requests;      /* requests started on this connection */
     usec_t idle_since;        /* when it last became idle (accepted or answered) */
     usec_t head_start;        /* first byte of the head being read; 0 when none */
-    char peer[64];
     enum conn_state state;
-    struct server_req req;    /* the request in progress (valid unless CONN_IDLE) */
-    bool req_active;          /* handler knows about req */
-    bool closing;             /* flush output, then free */
-    bool staged;              /* output holds bytes not yet tried on the socket */
-    bool tls;                 /* bev is a TLS bufferevent */
-    bool handshaking;         /* its handshake is not done yet */
-    bool dead;                /* free when depth returns to 0 */
-    int depth;                /* nesting of entry points, for deferred free */
+    char peer[64];
 };
 
 struct server {
@@ -196,6 +200,27 @@ static void out_queued(struct conn *c)
         bufferevent_enable(c->bev, EV_WRITE);
 }
 
+/* Bytes waiting in the output. Only this file adds to it (libevent only
+ * drains it), so a plain connection whose output was last seen empty and
+ * got nothing since has none, without a look at the evbuffer: in a burst
+ * each stream's evbuffer is one more cold cache line per token. A TLS
+ * bufferevent may queue bytes itself (tls.h), so it is always looked at. */
+static size_t out_length(struct conn *c)
+{
+    if (!c->out_used && !c->tls)
+        return 0;
+    size_t n = evbuffer_get_length(c->out);
+    if (n == 0)
+        c->out_used = false;
+    return n;
+}
+
+static int out_add(struct conn *c, const void *data, size_t len)
+{
+    c->out_used = true;
+    return evbuffer_add(c->out, data, len);
+}
+
 /* Writes now what can go now. Queuing would cost a loop pass (every
  * stream of a burst would wait for all the upstream reads) and the
  * epoll_ctl calls of write interest. Staged bytes (a response head built
@@ -206,17 +231,16 @@ static void out_queued(struct conn *c)
  * writing itself. */
 static int conn_write(struct conn *c, const void *data, size_t len)
 {
-    struct evbuffer *out = c->out;
     if (c->staged) {
         c->staged = false;
-        if (len && evbuffer_add(out, data, len) < 0)
+        if (len && out_add(c, data, len) < 0)
             return -ENOMEM;
         if (!c->tls)
             net_write_bufferevent_output(c->bev);
         else if (!(bufferevent_get_enabled(c->bev) & EV_WRITE))
             tls_write_output(c->bev);
         len = 0;
-    } else if (evbuffer_get_length(out) == 0 && len) {
+    } else if (len && out_length(c) == 0) {
         size_t n;
         if (c->tls) {
             n = tls_write(c->bev, data, len);
@@ -229,9 +253,9 @@ static int conn_write(struct conn *c, const void *data, size_t len)
         data = (const char *)data + n;
         len -= n;
     }
-    if (len && evbuffer_add(out, data, len) < 0)
+    if (len && out_add(c, data, len) < 0)
         return -ENOMEM;
-    if (evbuffer_get_length(out))
+    if (out_length(c))
         out_queued(c);
     return 0;
 }
@@ -269,6 +293,7 @@ static void write_error(struct conn *c, int status, const char *type, const char
                         "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                         strlen(b), b);
     free(body);
+    c->out_used = true;
     c->staged = true;
     conn_write(c, NULL, 0);
 }
@@ -865,6 +890,7 @@ int server_req_printf(struct server_req *req, const char *fmt, ...)
     va_start(ap, fmt);
     int n = evbuffer_add_vprintf(c->out, fmt, ap);
     va_end(ap);
+    c->out_used = true;
     if (n < 0)
         return -ENOMEM;
     /* Staged: sent with the next write or flush, in one piece. */
@@ -882,7 +908,7 @@ void server_req_flush(struct server_req *req)
 bool server_req_output_full(struct server_req *req)
 {
     struct conn *c = req->conn;
-    if (evbuffer_get_length(c->out) <= c->srv->opts.output_limit)
+    if (out_length(c) <= c->srv->opts.output_limit)
         return false;
     req->want_drain = true;
     return true;
