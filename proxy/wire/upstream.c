@@ -37,10 +37,9 @@ struct body_view {
  * per token, which at thousands of streams is most of the proxy's work.
  * TLS connections are the same with SSL_read (wire/tls.h): once the socket
  * is connected, a TLS bufferevent takes it over for the handshake and the
- * writing side. */
-/* What a read touches (the request, the parser, the flags, the views)
- * comes first, in the first cache lines: in a burst each stream's
- * connection is cold. */
+ * writing side. What a read touches (the request, the parser, the flags,
+ * the views) comes first, in the first cache lines: in a burst each
+ * stream's connection is cold. */
 struct conn {
     struct upstream_req *req;     /* borrowed: the request in progress, NULL when idle */
     struct http_parser *parser;   /* owned */
